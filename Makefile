@@ -1,0 +1,227 @@
+# coro: one plain Makefile. `make help` lists the targets.
+
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+ABI     := 0
+CC      ?= cc
+WERROR  ?= -Werror
+OPT     ?= -O2
+
+# SWITCH=fast builds the _setjmp/_longjmp switch (see coro.c) into
+# build/fast/, beside the default swapcontext build in build/.
+SWITCH  ?= ucontext
+ifeq ($(SWITCH),fast)
+B          := build/fast
+SWITCH_DEF := -DCORO_SWITCH_FAST
+LIBA       := build/fast/libcoro.a
+LIBSO      := build/fast/libcoro.so
+else ifeq ($(SWITCH),ucontext)
+B          := build
+SWITCH_DEF :=
+LIBA       := libcoro.a
+LIBSO      := libcoro.so
+else
+$(error SWITCH must be ucontext (the default) or fast)
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wundef \
+           -Werror=implicit-function-declaration \
+           -Werror=incompatible-pointer-types -Werror=int-conversion
+CSTD    := -std=c11 -D_GNU_SOURCE
+CFLAGS_LIB := $(CSTD) $(WARN) $(WERROR) $(OPT) -g -fPIC -fvisibility=hidden \
+              $(SWITCH_DEF)
+CFLAGS_APP := $(CSTD) $(WARN) $(WERROR) $(OPT) -g $(SWITCH_DEF)
+LDLIBS  := -lm -lpthread
+
+SRCS    := coro.c sched.c timer.c poll.c executor.c io.c net.c sync.c \
+           debug.c trace.c
+HDRS    := coro.h internal.h
+TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
+           test/test_timer.c test/test_poll.c test/test_executor.c \
+           test/test_io.c test/test_net.c test/test_http.c test/test_sync.c \
+           test/test_demos.c
+BENCHES := handoff spawn sleepers blocking chan timers http_server
+DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
+           e_http_requests f_queue_workers
+SLEEPERS ?= 100000 1000000
+
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=all
+TSAN_FLAGS := -fsanitize=thread
+
+# What the demos and tests need beyond a compiler, each as a check and the
+# Debian package that satisfies it.
+NEEDS := "pkg-config --version:pkg-config" \
+         "pkg-config --exists libcurl:libcurl4-openssl-dev" \
+         "pkg-config --exists check:check" \
+         "curl --version:curl" \
+         "openssl version:openssl"
+
+.PHONY: all check asan tsan valgrind bench bench-peers install uninstall \
+        clean help check-symbols deps demos demo
+
+all: $(LIBA) $(LIBSO)
+
+help:
+	@echo "make            build libcoro.a and libcoro.so"
+	@echo "make demo       build and run the five scenario demos, then a table"
+	@echo "make demos      build the demos without running them"
+	@echo "make check      build and run the Check suites (installs Check if root)"
+	@echo "make asan       run the suites under AddressSanitizer + UBSan"
+	@echo "make tsan       run the suites under ThreadSanitizer"
+	@echo "make valgrind   run the suites under valgrind memcheck"
+	@echo "make bench      build and run the benchmarks (prints figures)"
+	@echo "make bench-peers  both switch builds beside Go and asyncio: one table"
+	@echo "SWITCH=fast     with any target: the _setjmp/_longjmp switch build"
+	@echo "make install PREFIX=/usr/local"
+
+# ---- the library, in three flavours with their own object directories ----
+
+$(B)/%.o: %.c $(HDRS) | $(B)
+	$(CC) $(CFLAGS_LIB) -c $< -o $@
+$(B)/asan/%.o: %.c $(HDRS) | $(B)/asan
+	$(CC) $(CFLAGS_LIB) $(ASAN_FLAGS) -c $< -o $@
+$(B)/tsan/%.o: %.c $(HDRS) | $(B)/tsan
+	$(CC) $(CFLAGS_LIB) $(TSAN_FLAGS) -c $< -o $@
+
+$(B) $(B)/asan $(B)/tsan $(B)/bench build/demo:
+	mkdir -p $@
+
+$(LIBA): $(SRCS:%.c=$(B)/%.o)
+	rm -f $@ && ar rcs $@ $^
+$(LIBSO): $(SRCS:%.c=$(B)/%.o)
+	$(CC) -shared -Wl,-soname,libcoro.so.$(ABI) -o $@ $^ $(LDLIBS)
+$(B)/asan/libcoro.a: $(SRCS:%.c=$(B)/asan/%.o)
+	rm -f $@ && ar rcs $@ $^
+$(B)/tsan/libcoro.a: $(SRCS:%.c=$(B)/tsan/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+# Everything the shared library exports must be ours.
+check-symbols: $(LIBSO)
+	@bad=$$(nm -D --defined-only $(LIBSO) | awk '{print $$3}' | \
+	        grep -v -E '^(coro_|await_)' || true); \
+	if [ -n "$$bad" ]; then echo "exported by mistake: $$bad"; exit 1; fi
+	@echo "check-symbols: ok"
+
+# ---- what the demos and tests need ----
+
+# Installs what is missing with apt-get when run as root; otherwise says
+# what to install.
+deps:
+	@missing=""; for need in $(NEEDS); do \
+	    $${need%%:*} >/dev/null 2>&1 || missing="$$missing $${need##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing$$missing with apt-get"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	            apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	    else \
+	        echo "missing; install with: apt-get install$$missing"; exit 1; \
+	    fi; \
+	fi
+
+# ---- tests (Check) ----
+
+CHECK_FLAGS = $$(pkg-config --cflags check libcurl)
+CHECK_LIBS  = $$(pkg-config --libs check libcurl)
+# The HTTP tests exercise the demo's HTTP code.
+TEST_DEMO_SRCS := demo/http.c demo/curl_reactor.c
+
+# The acceptance tests (test_demos.c) run the demos: every test build
+# needs them built.
+$(B)/run_tests: $(TESTS) $(TEST_DEMO_SRCS) test/helpers.h $(LIBA) | $(B) deps demos
+	$(CC) $(CFLAGS_APP) -I. -Idemo $(CHECK_FLAGS) $(TESTS) $(TEST_DEMO_SRCS) \
+	    $(LIBA) $(CHECK_LIBS) $(LDLIBS) -o $@
+$(B)/asan/run_tests: $(TESTS) $(TEST_DEMO_SRCS) test/helpers.h $(B)/asan/libcoro.a | deps demos
+	$(CC) $(CFLAGS_APP) $(ASAN_FLAGS) -I. -Idemo $(CHECK_FLAGS) $(TESTS) \
+	    $(TEST_DEMO_SRCS) $(B)/asan/libcoro.a $(CHECK_LIBS) $(LDLIBS) -o $@
+$(B)/tsan/run_tests: $(TESTS) $(TEST_DEMO_SRCS) test/helpers.h $(B)/tsan/libcoro.a | deps demos
+	$(CC) $(CFLAGS_APP) $(TSAN_FLAGS) -I. -Idemo $(CHECK_FLAGS) $(TESTS) \
+	    $(TEST_DEMO_SRCS) $(B)/tsan/libcoro.a $(CHECK_LIBS) $(LDLIBS) -o $@
+
+check: $(B)/run_tests check-symbols
+	./$(B)/run_tests
+
+asan: $(B)/asan/run_tests
+	CORO_TEST_SLOW=3 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./$(B)/asan/run_tests
+
+tsan: $(B)/tsan/run_tests
+	TSAN_OPTIONS=halt_on_error=1 CORO_TEST_SLOW=4 ./$(B)/tsan/run_tests
+
+# Memcheck runs the suites in one process (CK_FORK=no), so a leak anywhere
+# is seen; CORO_TEST_SLOW widens the timing margins for its slowdown.
+# valgrind runs one thread at a time; --fair-sched hands the CPU round,
+# or a task spinning on the loop thread can starve a worker for seconds.
+valgrind: $(B)/run_tests
+	@command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind"; exit 1; }
+	CK_FORK=no CORO_TEST_SLOW=20 valgrind --error-exitcode=1 --leak-check=full --fair-sched=yes \
+	    --errors-for-leak-kinds=definite,indirect,possible --quiet \
+	    ./$(B)/run_tests
+
+# ---- demos (demo/): the asyncio tutorials' scenarios, on the default
+# build whatever SWITCH says ----
+
+DEMO_DEPS := demo/common.c demo/common.h libcoro.a
+
+build/demo/%: demo/%.c $(DEMO_DEPS) | build/demo
+	$(CC) $(CFLAGS_APP) -I. -Idemo $< demo/common.c libcoro.a $(LDLIBS) -o $@
+
+E_SRCS := demo/local_server.c demo/http.c demo/curl_reactor.c
+build/demo/e_http_requests: demo/e_http_requests.c $(E_SRCS) \
+        $(E_SRCS:.c=.h) $(DEMO_DEPS) | build/demo deps
+	$(CC) $(CFLAGS_APP) -I. -Idemo $$(pkg-config --cflags libcurl) $< \
+	    $(E_SRCS) demo/common.c libcoro.a \
+	    $$(pkg-config --libs libcurl) $(LDLIBS) -o $@
+
+demos: $(DEMOS:%=build/demo/%)
+
+# The README's first command: all five at scale 1, then one table.
+demo: demos
+	./demo/all
+
+# ---- benchmarks: print figures, never fail on time ----
+
+$(B)/bench/%: bench/%.c bench/bench.h $(LIBA) | $(B)/bench
+	$(CC) $(CFLAGS_APP) -I. $< $(LIBA) $(LDLIBS) -o $@
+
+$(B)/bench/http_server: bench/http_server.c demo/http.c demo/http.h \
+        $(LIBA) | $(B)/bench
+	$(CC) $(CFLAGS_APP) -I. -Idemo $< demo/http.c $(LIBA) $(LDLIBS) -o $@
+
+bench: $(BENCHES:%=$(B)/bench/%)
+	./$(B)/bench/handoff
+	./$(B)/bench/spawn
+	./$(B)/bench/blocking
+	-python3 bench/blocking.py
+	BUILD=$(B)/bench ./bench/chan.sh
+	BUILD=$(B)/bench ./bench/sleepers.sh $(SLEEPERS)
+	BUILD=$(B)/bench ./bench/http.sh
+
+# Both switch builds beside Go and asyncio, in one run, one table.
+bench-peers:
+	$(MAKE) build/bench/handoff build/bench/spawn build/bench/sleepers build/bench/timers
+	$(MAKE) SWITCH=fast build/fast/bench/handoff build/fast/bench/spawn \
+	    build/fast/bench/sleepers build/fast/bench/timers
+	./bench/peers.sh
+
+# ---- install ----
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 coro.h $(DESTDIR)$(PREFIX)/include/coro.h
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/libcoro.a
+	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libcoro.so.$(ABI)
+	ln -sf libcoro.so.$(ABI) $(DESTDIR)$(PREFIX)/lib/libcoro.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' coro.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/coro.h $(DESTDIR)$(PREFIX)/lib/libcoro.a \
+	      $(DESTDIR)$(PREFIX)/lib/libcoro.so $(DESTDIR)$(PREFIX)/lib/libcoro.so.$(ABI) \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc
+
+clean:
+	rm -rf build libcoro.a libcoro.so

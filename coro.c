@@ -1,0 +1,728 @@
+/* coro.c: everything that touches the machine. A task's stack (mmap, guard
+ * page, pool, slabs), its context (makecontext), the switch (swapcontext),
+ * and the hooks that tell valgrind, ASan and TSan about stacks and switches.
+ *
+ * Tasks never migrate between threads. If that ever changes, the switch must
+ * become noinline and every thread-local must be re-read after it: the
+ * compiler may otherwise cache a TLS address across swapcontext (QEMU hit
+ * exactly this).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>) && !defined(CORO_NO_VALGRIND)
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#define CORO__VALGRIND 1
+#endif
+#endif
+#ifdef CORO__ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef CORO__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+/* ----------------------------------------------------------------------
+ * Allocation accounting
+ * ---------------------------------------------------------------------- */
+
+struct coro__alloc_stats coro__alloc_stats;
+
+/* Fails one call in fail_every, spread pseudo-randomly but reproducibly
+ * (a hash of the call count), so a test walks many different failure
+ * points through the same program. */
+int coro__alloc_should_fail(void)
+{
+    unsigned every = atomic_load_explicit(&coro__alloc_stats.fail_every,
+                                          memory_order_relaxed);
+    if (CORO__LIKELY(every == 0))
+        return 0;
+    uint32_t x = atomic_fetch_add(&coro__alloc_stats.counter, 1) + 1;
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x % every == 0;
+}
+
+void *coro__alloc(size_t size)
+{
+    if (coro__alloc_should_fail())
+        return NULL;
+    void *p = malloc(size);
+    if (p)
+        atomic_fetch_add(&coro__alloc_stats.blocks, 1);
+    return p;
+}
+
+void *coro__calloc(size_t n, size_t size)
+{
+    if (coro__alloc_should_fail())
+        return NULL;
+    void *p = calloc(n, size);
+    if (p)
+        atomic_fetch_add(&coro__alloc_stats.blocks, 1);
+    return p;
+}
+
+void *coro__realloc(void *p, size_t old_size, size_t new_size)
+{
+    (void)old_size;
+    if (coro__alloc_should_fail())
+        return NULL;
+    void *q = realloc(p, new_size);
+    if (q && !p)
+        atomic_fetch_add(&coro__alloc_stats.blocks, 1);
+    return q;
+}
+
+void coro__free(void *p, size_t size)
+{
+    (void)size;
+    if (!p)
+        return;
+    free(p);
+    atomic_fetch_sub(&coro__alloc_stats.blocks, 1);
+}
+
+void coro__assert_fail(const char *cond, const char *file, int line)
+{
+    const struct coro_task *t = coro__current();
+    fprintf(stderr, "coro: assertion failed: %s (%s:%d)%s%s\n", cond, file,
+            line, t ? " in task " : "", t ? coro_name(t) : "");
+    abort();
+}
+
+/* ----------------------------------------------------------------------
+ * Context switching
+ *
+ * swapcontext saves and restores the signal mask: one rt_sigprocmask system
+ * call per switch, most of its cost (about 170 ns of a 190 ns handoff
+ * here). It is kept as the default because it is the portable, documented
+ * primitive, and it keeps a signal mask per task.
+ *
+ * The fast switch (CORO_SWITCH_FAST) is QEMU's: makecontext prepares a new
+ * task's stack, setcontext enters it the first time, and from then on a
+ * switch is _setjmp into the leaving context and _longjmp to the other,
+ * which neither save nor restore the signal mask. The sanitizer hooks are
+ * the same for both: they describe stacks, not how we jump between them.
+ * ---------------------------------------------------------------------- */
+
+#ifdef CORO__ASAN
+__thread struct coro__ctx *coro__asan_switching_from;
+#endif
+
+int coro__ctx_template(ucontext_t *tpl)
+{
+    return getcontext(tpl) == 0 ? 0 : ENOMEM;
+}
+
+/* makecontext needs a context that getcontext filled in. Copying one taken
+ * once per loop saves getcontext's signal-mask system call on every spawn.
+ * On x86-64 glibc the copy's pointer to its floating-point state still
+ * points into the template; aim it at the copy's own area. */
+static void ctx_copy(ucontext_t *dst, const ucontext_t *tpl)
+{
+    memcpy(dst, tpl, sizeof *dst);
+#if defined(__x86_64__) && defined(__GLIBC__)
+    dst->uc_mcontext.fpregs = &dst->__fpregs_mem;
+#endif
+}
+
+int coro__ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
+                   size_t len, void (*entry)(void))
+{
+    ctx_copy(c->uc, tpl);
+    c->uc->uc_stack.ss_sp = lo;
+    c->uc->uc_stack.ss_size = len;
+    c->uc->uc_link = NULL;
+    makecontext(c->uc, entry, 0);
+    c->stack_lo = lo;
+    c->stack_len = len;
+    c->made = 1;
+#ifdef CORO_SWITCH_FAST
+    c->started = 0;
+#endif
+#ifdef CORO__ASAN
+    c->asan_fake = NULL;
+#endif
+#ifdef CORO__TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
+    if (!c->tsan_fiber)
+        return ENOMEM;
+#endif
+    return 0;
+}
+
+void coro__ctx_thread(struct coro__ctx *c)
+{
+    c->stack_lo = NULL;
+    c->stack_len = 0;
+#ifdef CORO_SWITCH_FAST
+    c->started = 1; /* it is running: _setjmp fills jb before any use */
+#endif
+#ifdef CORO__ASAN
+    c->asan_fake = NULL;
+#endif
+#ifdef CORO__TSAN
+    c->tsan_fiber = __tsan_get_current_fiber();
+#endif
+}
+
+void coro__ctx_discard(struct coro__ctx *c)
+{
+#ifdef CORO__TSAN
+    if (c->made && c->tsan_fiber)
+        __tsan_destroy_fiber(c->tsan_fiber);
+    c->tsan_fiber = NULL;
+#endif
+    c->made = 0;
+}
+
+/* ----------------------------------------------------------------------
+ * Stacks
+ *
+ * Layout of one stack, low addresses first:
+ *
+ *   [guard page] [stack, growing down ........... | control block]
+ *                ^ lo                              ^ the task
+ *
+ * The control block (struct coro_task) sits at the very top, so the page a
+ * parking task touches last is the one that holds its control block: a task
+ * that parks with a shallow stack costs one page in all.
+ *
+ * Guard pages, three ways, best first:
+ *
+ * 1. MADV_GUARD_INSTALL (Linux 6.13): the guard is a marker in the page
+ *    table, not a mapping of its own. Every stack is guarded, stacks are
+ *    carved from slabs of many stacks (one mapping per slab), and a guard
+ *    costs one madvise call (about 0.6 µs here) and no memory.
+ * 2. mprotect: the guard splits the mapping in two, and Linux caps mappings
+ *    per process at vm.max_map_count (65530 by default), which one guard per
+ *    stack exhausts near 32,000 tasks. So these draw on a budget of a
+ *    quarter of that limit (shared by the process's loops).
+ * 3. None, past that budget: slab stacks whose lowest 16 bytes must stay
+ *    zero (the canary). Checking it only reads the page, which maps the
+ *    kernel's shared zero page: no memory. An overflow is then reported at
+ *    the task's next switch, after the fact.
+ *
+ * Free stacks go to a hot pool per size class (LIFO, so the pages most
+ * recently touched are reused first); past CORO__POOL_MAX they are unmapped,
+ * or returned to their slab, which is unmapped once all its stacks are back.
+ * ---------------------------------------------------------------------- */
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef PIDFD_SELF
+#define PIDFD_SELF (-10000) /* Linux 6.14: process_madvise on oneself */
+#endif
+#define GUARD_BATCH 64      /* guards installed per process_madvise call */
+
+#define CANARY_SIZE 16                /* zero bytes at the bottom (way 3) */
+#define SLAB_BYTES ((size_t)16 << 20) /* aim for slabs of about 16 MiB */
+#define SLAB_MIN_STACKS 16
+
+enum { GUARD_NONE, GUARD_MPROTECT, GUARD_MADVISE, GUARD_INSTALLED };
+
+struct coro__slab {
+    struct coro__slab        *prev; /* the class's list of partial slabs */
+    struct coro__slab        *next;
+    struct coro__stack_class *cls;  /* the class it serves */
+    char                     *map;  /* the mapping */
+    size_t                    stride;  /* guard page + stack size */
+    size_t                    nstacks; /* stacks it holds */
+    size_t                    carved;  /* stacks handed out at least once */
+    size_t                    used;    /* stacks handed out now */
+    size_t                    guarded; /* stacks whose guard was installed
+                                          in a batch when the slab was made */
+    struct coro_task         *free;    /* returned stacks, via ready_next */
+    int                       partial; /* on cls->partial */
+};
+
+atomic_long coro__guard_budget = -1;
+atomic_int coro__guard_install = -1;
+static int have_guard_batch; /* process_madvise takes MADV_GUARD_INSTALL */
+
+static size_t page_size;
+static pthread_once_t stacks_once = PTHREAD_ONCE_INIT;
+
+static long read_max_map_count(void)
+{
+    long v = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1 || v <= 0)
+            v = 65530;
+        fclose(f);
+    }
+    return v;
+}
+
+static int probe_guard_install(void)
+{
+    char *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return 0;
+    int ok = madvise(p, page_size, MADV_GUARD_INSTALL) == 0;
+    struct iovec iov = { p + page_size, page_size };
+    have_guard_batch = ok && syscall(SYS_process_madvise, PIDFD_SELF, &iov, 1,
+                                     MADV_GUARD_INSTALL, 0) ==
+                                 (long)page_size;
+    munmap(p, 2 * page_size);
+    return ok;
+}
+
+static void stacks_init_once(void)
+{
+    int saved = errno;
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    /* Tests may have set these hooks already; keep their values. */
+    long budget = -1;
+    atomic_compare_exchange_strong(&coro__guard_budget, &budget,
+                                   read_max_map_count() / 8);
+    int install = -1;
+    atomic_compare_exchange_strong(&coro__guard_install, &install,
+                                   probe_guard_install());
+    errno = saved;
+}
+
+static size_t tcb_size(void)
+{
+    return (sizeof(struct coro_task) + 63) & ~(size_t)63;
+}
+
+/* The ucontext of an own stack sits just below its control block. */
+static size_t uc_size(void)
+{
+    return (sizeof(ucontext_t) + 63) & ~(size_t)63;
+}
+
+/* Usable stack of t: above the canary, below its ucontext. */
+static char *usable_lo(const struct coro_task *t)
+{
+    return t->stack.lo + CANARY_SIZE;
+}
+
+static size_t usable_len(const struct coro_task *t)
+{
+    return (size_t)((const char *)t->ctx.uc - usable_lo(t));
+}
+
+int coro__stack_size(size_t requested, size_t dflt, size_t *out)
+{
+    pthread_once(&stacks_once, stacks_init_once);
+    if (requested == 0)
+        requested = dflt;
+    if (requested < CORO__STACK_MIN || requested > CORO__STACK_MAX)
+        return EINVAL;
+    *out = (requested + page_size - 1) & ~(page_size - 1);
+    return 0;
+}
+
+static void *map_pages(size_t len)
+{
+    if (coro__alloc_should_fail())
+        return NULL;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    atomic_fetch_add(&coro__alloc_stats.stacks, 1);
+    return p;
+}
+
+static void unmap_pages(void *p, size_t len)
+{
+    munmap(p, len);
+    atomic_fetch_sub(&coro__alloc_stats.stacks, 1);
+}
+
+/* Makes [base, base + page + size) a stack: guard page (installed with
+ * madvise if the kernel can) below, control block on top. NULL if the guard
+ * cannot be installed. */
+static struct coro_task *stack_carve(char *base, size_t size,
+                                     struct coro__slab *slab, int guard)
+{
+    if (guard == GUARD_MADVISE &&
+        madvise(base, page_size, MADV_GUARD_INSTALL) != 0)
+        return NULL;
+    if (guard == GUARD_INSTALLED)
+        guard = GUARD_MADVISE;
+    char *lo = base + page_size;
+    struct coro_task *t = (struct coro_task *)(void *)(lo + size - tcb_size());
+    t->stack.lo = lo;
+    t->stack.size = size;
+    t->stack.slab = slab;
+    t->stack.guard = (unsigned char)guard;
+    t->stack.shared = 0;
+    t->ctx.uc = (ucontext_t *)(void *)((char *)t - uc_size());
+    t->ctx.made = 0;
+#ifdef CORO__VALGRIND
+    t->stack.vg_id = VALGRIND_STACK_REGISTER(usable_lo(t), (char *)t->ctx.uc);
+#else
+    t->stack.vg_id = 0;
+#endif
+    return t;
+}
+
+/* The stack is going away: so is any context parked on it. */
+static void stack_forget(struct coro_task *t)
+{
+    coro__ctx_discard(&t->ctx);
+#ifdef CORO__VALGRIND
+    VALGRIND_STACK_DEREGISTER(t->stack.vg_id);
+#endif
+}
+
+/* A mapping of its own, with an mprotect'ed guard page, if the budget
+ * allows. */
+static struct coro_task *mprotect_get(size_t size)
+{
+    if (atomic_fetch_sub(&coro__guard_budget, 1) <= 0) {
+        atomic_fetch_add(&coro__guard_budget, 1);
+        return NULL;
+    }
+    char *map = map_pages(page_size + size);
+    if (!map)
+        goto out_budget;
+    if (mprotect(map, page_size, PROT_NONE) != 0)
+        goto out_unmap;
+    return stack_carve(map, size, NULL, GUARD_MPROTECT);
+
+out_unmap:
+    unmap_pages(map, page_size + size);
+out_budget:
+    atomic_fetch_add(&coro__guard_budget, 1);
+    return NULL;
+}
+
+/* A mapping of its own for a size no pool class holds: guarded by madvise
+ * where possible, else unguarded with the canary. */
+static struct coro_task *solo_get(size_t size, int guard)
+{
+    char *map = map_pages(page_size + size);
+    if (!map)
+        return NULL;
+    struct coro_task *t = stack_carve(map, size, NULL, guard);
+    if (!t)
+        unmap_pages(map, page_size + size);
+    return t;
+}
+
+static void partial_add(struct coro__slab *s)
+{
+    struct coro__stack_class *c = s->cls;
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    c->partial = s;
+    s->partial = 1;
+}
+
+static void partial_remove(struct coro__slab *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->cls->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->partial = 0;
+}
+
+/* Installs the guards of all of s's stacks, GUARD_BATCH per system call:
+ * about 0.45 µs a stack instead of 0.6 µs for a madvise each. Stops at the
+ * first failure; carving installs whatever is left one by one. */
+static void slab_guard_batch(struct coro__slab *s)
+{
+    struct iovec iov[GUARD_BATCH];
+    while (s->guarded < s->nstacks) {
+        size_t k = s->nstacks - s->guarded;
+        if (k > GUARD_BATCH)
+            k = GUARD_BATCH;
+        for (size_t i = 0; i < k; i++) {
+            iov[i].iov_base = s->map + (s->guarded + i) * s->stride;
+            iov[i].iov_len = page_size;
+        }
+        long done = syscall(SYS_process_madvise, PIDFD_SELF, iov, k,
+                            MADV_GUARD_INSTALL, 0);
+        if (done > 0)
+            s->guarded += (size_t)done / page_size;
+        if (done != (long)(k * page_size))
+            return;
+    }
+}
+
+static struct coro__slab *slab_new(struct coro__stack_class *c, int guard)
+{
+    struct coro__slab *s = coro__calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cls = c;
+    s->stride = page_size + c->size;
+    s->nstacks = SLAB_BYTES / s->stride;
+    if (s->nstacks < SLAB_MIN_STACKS)
+        s->nstacks = SLAB_MIN_STACKS;
+    s->map = map_pages(s->nstacks * s->stride);
+    if (!s->map) {
+        coro__free(s, sizeof *s);
+        return NULL;
+    }
+    /* A transparent huge page would commit 2 MiB for the first touch of a
+     * stack that needs 4 KiB. */
+    madvise(s->map, s->nstacks * s->stride, MADV_NOHUGEPAGE);
+    if (guard == GUARD_MADVISE && have_guard_batch)
+        slab_guard_batch(s);
+    partial_add(s);
+    return s;
+}
+
+static void slab_free(struct coro__slab *s)
+{
+    for (size_t i = 0; i < s->carved; i++)
+        stack_forget((struct coro_task *)(void *)(s->map + (i + 1) * s->stride -
+                                                  tcb_size()));
+    partial_remove(s);
+    unmap_pages(s->map, s->nstacks * s->stride);
+    coro__free(s, sizeof *s);
+}
+
+static struct coro_task *slab_get(struct coro__stack_class *c, int guard)
+{
+    struct coro__slab *s = c->partial;
+    if (!s && !(s = slab_new(c, guard)))
+        return NULL;
+    struct coro_task *t = s->free;
+    if (t) {
+        s->free = t->ready_next;
+    } else {
+        /* A guard installed in the batch needs no madvise of its own. */
+        int carve_guard = guard == GUARD_MADVISE && s->carved < s->guarded
+                              ? GUARD_INSTALLED
+                              : guard;
+        t = stack_carve(s->map + s->carved * s->stride, c->size, s,
+                        carve_guard);
+        if (!t) {
+            if (s->used == 0)
+                slab_free(s);
+            return NULL;
+        }
+        s->carved++;
+    }
+    s->used++;
+    if (!s->free && s->carved == s->nstacks)
+        partial_remove(s);
+    return t;
+}
+
+static void slab_put(struct coro_task *t)
+{
+    struct coro__slab *s = t->stack.slab;
+    t->ready_next = s->free;
+    s->free = t;
+    s->used--;
+    if (!s->partial)
+        partial_add(s);
+    if (s->used == 0)
+        slab_free(s);
+}
+
+/* The pooled class for size, claiming a free slot if none matches yet;
+ * NULL when every class is taken by other sizes. */
+static struct coro__stack_class *class_for(struct coro__stacks *st,
+                                           size_t size, int claim)
+{
+    for (int i = 0; i < CORO__STACK_CLASSES; i++) {
+        struct coro__stack_class *c = &st->classes[i];
+        if (c->size == size)
+            return c;
+        if (c->size == 0) {
+            if (!claim)
+                return NULL;
+            c->size = size;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+struct coro_task *coro__stack_get(struct coro__stacks *st, size_t size)
+{
+    pthread_once(&stacks_once, stacks_init_once);
+    struct coro__stack_class *c = class_for(st, size, 1);
+    struct coro_task *t;
+    if (c && c->pool) {
+        t = c->pool;
+        c->pool = t->ready_next;
+        c->npool--;
+        return t;
+    }
+    int guard = GUARD_NONE;
+    if (atomic_load_explicit(&coro__guard_install, memory_order_relaxed) > 0)
+        guard = GUARD_MADVISE;
+    else if ((t = mprotect_get(size)) != NULL)
+        return t;
+    /* A slab holds at least SLAB_MIN_STACKS stacks: fine for kilobytes,
+     * but sixteen 1 GiB stacks would reserve 16 GiB of address space (and
+     * commit it, under strict overcommit) for one task. */
+    int fits_slab = page_size + size <= SLAB_BYTES / SLAB_MIN_STACKS;
+    return c && fits_slab ? slab_get(c, guard) : solo_get(size, guard);
+}
+
+static void stack_release(struct coro_task *t)
+{
+    if (t->stack.slab) {
+        slab_put(t);
+        return;
+    }
+    /* t lives in the mapping: read what is needed before unmapping it. */
+    int guard = t->stack.guard;
+    stack_forget(t);
+    unmap_pages(t->stack.lo - page_size, page_size + t->stack.size);
+    if (guard == GUARD_MPROTECT)
+        atomic_fetch_add(&coro__guard_budget, 1);
+}
+
+void coro__stack_put(struct coro__stacks *st, struct coro_task *t)
+{
+    coro__stack_check(t);
+#ifdef CORO__ASAN
+    /* Frames that ended without unwinding (a task freed while parked) leave
+     * poisoned redzones behind; the next task must start clean. */
+    ASAN_UNPOISON_MEMORY_REGION(usable_lo(t), usable_len(t));
+#endif
+    struct coro__stack_class *c = class_for(st, t->stack.size, 0);
+    if (c && c->npool < CORO__POOL_MAX) {
+        t->ready_next = c->pool;
+        c->pool = t;
+        c->npool++;
+        return;
+    }
+    stack_release(t);
+}
+
+void coro__stacks_term(struct coro__stacks *st)
+{
+    for (int i = 0; i < CORO__STACK_CLASSES; i++) {
+        struct coro__stack_class *c = &st->classes[i];
+        while (c->pool) {
+            struct coro_task *t = c->pool;
+            c->pool = t->ready_next;
+            stack_release(t);
+        }
+        c->npool = 0;
+        CORO__ASSERT(c->partial == NULL);
+    }
+}
+
+void coro__stack_canary_failed(const struct coro_task *t)
+{
+    static const char zero[CANARY_SIZE];
+    if (memcmp(t->stack.lo, zero, CANARY_SIZE) == 0)
+        return;
+    fprintf(stderr,
+            "coro: stack overflow in task \"%s\" (id %llu, %zu-byte stack): "
+            "the bottom of its stack was overwritten. Give it a larger stack "
+            "(coro_attr.stack_size or CORO_STACK_SIZE).\n",
+            coro_name(t), (unsigned long long)t->id, t->stack.size);
+    abort();
+}
+
+int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
+                    ucontext_t *own)
+{
+    if (own)
+        ctx_copy(own, entry->uc); /* swapcontext will save into it */
+    c->uc = own ? own : entry->uc;
+    c->stack_lo = entry->stack_lo;
+    c->stack_len = entry->stack_len;
+    c->made = 1;
+#ifdef CORO_SWITCH_FAST
+    c->started = 0;
+#endif
+#ifdef CORO__ASAN
+    c->asan_fake = NULL;
+#endif
+#ifdef CORO__TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
+    if (!c->tsan_fiber)
+        return ENOMEM;
+#endif
+    return 0;
+}
+
+char *coro__stack_pointer(void)
+{
+    char *sp;
+#if defined(__x86_64__)
+    __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+    sp = NULL;
+#endif
+    return sp;
+}
+
+/* Under ASan the bytes copied are live frames with redzones among them (or
+ * the bytes they replace): an uninstrumented loop, volatile so that it is
+ * not turned into a memcpy, which ASan intercepts. */
+#ifdef CORO__ASAN
+__attribute__((no_sanitize_address)) static void
+frames_copy(char *to, const char *from, size_t len)
+{
+    volatile char *t = to;
+    const volatile char *f = from;
+    for (size_t i = 0; i < len; i++)
+        t[i] = f[i];
+}
+#else
+static void frames_copy(char *to, const char *from, size_t len)
+{
+    memcpy(to, from, len);
+}
+#endif
+
+void coro__frames_save(char *to, const char *sp, size_t len)
+{
+    frames_copy(to, sp, len);
+}
+
+void coro__frames_restore(char *sp, const char *from, size_t len,
+                          const struct coro_task *host)
+{
+#ifdef CORO__ASAN
+    /* The redzones in the shadow are the last owner's: drop them all. */
+    ASAN_UNPOISON_MEMORY_REGION(usable_lo(host), usable_len(host));
+#else
+    (void)host;
+#endif
+#ifdef CORO__VALGRIND
+    /* Below the last owner's stack pointer memcheck sees dead stack. */
+    VALGRIND_MAKE_MEM_UNDEFINED(sp, len);
+#endif
+    frames_copy(sp, from, len);
+}
+
+int coro__task_ctx_make(struct coro_task *t, const ucontext_t *tpl,
+                        void (*entry)(void))
+{
+    return coro__ctx_make(&t->ctx, tpl, usable_lo(t), usable_len(t), entry);
+}

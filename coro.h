@@ -1,0 +1,696 @@
+/* coro: a stackful coroutine runtime for C, modelled on Python's asyncio.
+ * SPDX-License-Identifier: MIT
+ *
+ * Conventions (read these once; every call below follows them):
+ *
+ * - A call that may suspend the calling coroutine is named await_*; every
+ *   other call is coro_*. Reading a function shows every point where other
+ *   tasks may run.
+ * - int calls return 0 on success or a positive errno value (as pthreads do);
+ *   calls that return a pointer return NULL and set errno. coro never writes
+ *   errno otherwise: errno is per thread, not per coroutine.
+ * - Durations and timeouts are double seconds. A negative timeout means no
+ *   timeout; NaN is EINVAL.
+ * - Calling an await_* outside a coroutine is EPERM.
+ * - Cancellation is sticky: once a task is cancelled (coro_cancel), the
+ *   await_* it is parked in and every later one return ECANCELED without
+ *   doing their operation, unless the task holds a shield (coro_shield). An
+ *   operation that completed before the cancellation arrived returns its
+ *   result; the cancellation is then seen at the next await_*.
+ * - A task's result is a void * that must not point into the task's own
+ *   stack: the stack is reused once the task ends.
+ * - Everything a loop owns belongs to the thread that runs it. Each thread
+ *   may run its own loop; tasks never move between threads.
+ */
+#ifndef CORO_H
+#define CORO_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CORO_VERSION_MAJOR 0
+#define CORO_VERSION_MINOR 1
+#define CORO_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define CORO_API __attribute__((visibility("default")))
+#else
+#define CORO_API
+#endif
+
+/* A task: one coroutine with its own stack. Opaque; the loop owns it. */
+typedef struct coro_task coro_task;
+
+/* A coroutine is a plain function: it takes one pointer and returns one. */
+typedef void *(*coro_fn)(void *arg);
+
+/* ======================================================================
+ * Loop: asyncio.run(main())
+ *
+ * A loop runs on the thread that calls coro_run and lasts until coro_run
+ * returns. It resumes ready tasks in FIFO order (round-robin), wakes sleepers
+ * from a heap of deadlines, and when nothing is ready puts the thread to
+ * sleep in the kernel until the next deadline, so idle tasks cost no CPU.
+ * ====================================================================== */
+
+/* Runs main(arg) as the first task on this thread, until it returns; then
+ * cancels every task still alive, waits for them to end, and frees
+ * everything the loop allocated.
+ *
+ * main runs on a 256 KiB stack, or on the default stack size if that is
+ * larger. coro_self() inside main is a task like any other: it can be joined,
+ * cancelled and named.
+ *
+ * When nothing is ready and nothing can ever wake a task (no timer, no I/O
+ * interest, no blocking call in flight), the program is deadlocked: every
+ * task is cancelled so its clean-up runs, and coro_run returns EDEADLK once
+ * all have ended. If shielded clean-up deadlocks again, the remaining tasks
+ * are freed without running further (their stacks are not unwound).
+ *
+ * While it runs, the thread's timer slack is set to 1 ns (prctl
+ * PR_SET_TIMERSLACK) so that sleeps wake within tens of microseconds of their
+ * deadline; the previous slack is restored on return.
+ *
+ * result: if not NULL, receives main's return value once main has ended
+ *         (NULL if it never ended).
+ * Returns: 0; main's coro_fail error; ECANCELED if main was cancelled;
+ *          EDEADLK; EINVAL (main is NULL, or CORO_STACK_SIZE is malformed);
+ *          ENOMEM; EBUSY (a loop already runs on this thread, e.g. coro_run
+ *          called from inside a task).
+ * Cost: one epoll instance for the loop's lifetime; stacks are pooled per
+ *       loop and unmapped when coro_run returns. */
+CORO_API int coro_run(coro_fn main, void *arg, void **result);
+
+/* ======================================================================
+ * Tasks: asyncio.create_task, Task.cancel, asyncio.shield
+ *
+ * Stacks. Each task runs on its own stack, 64 KiB by default (including a
+ * control block of about 1.2 KiB at its top). The default can be changed for
+ * the process with the environment variable CORO_STACK_SIZE (bytes, or with a
+ * K or M suffix: "128K"), read by each coro_run, and per task with
+ * coro_attr.stack_size. Sizes are rounded up to whole pages; below 16 KiB or
+ * above 1 GiB is EINVAL. Pages are committed only when touched: a task that
+ * parks with a shallow stack costs one 4 KiB page.
+ *
+ * Stacks sit below a guard page, so an overflow faults instead of corrupting
+ * memory, while the process's budget of memory mappings lasts: a guard page
+ * costs two mappings, and Linux allows vm.max_map_count (65530 by default)
+ * per process. coro spends at most a quarter of that limit on guarded
+ * stacks (8,191 stacks at the default); stacks beyond it are carved from large
+ * unguarded slabs and carry a canary that is checked at every switch, so an
+ * overflow there is still reported, after the fact. Raising the limit
+ * (sysctl vm.max_map_count=1048576) keeps more stacks guarded.
+ * ====================================================================== */
+
+/* Options for coro_spawn_attr. All-zero means all defaults. */
+typedef struct coro_attr {
+    size_t      stack_size; /* bytes; 0: the default (see above) */
+    const char *name;       /* copied (at most 31 bytes kept); NULL: the
+                               function's name, from coro_spawn's macro */
+    unsigned    flags;      /* 0, or CORO_SHARED_STACK */
+} coro_attr;
+
+/* Runs the task on its loop's shared stack instead of a stack of its own,
+ * for huge numbers of mostly idle tasks: while the task is parked and
+ * another shared-stack task runs, the part of the stack it used is copied
+ * out to the heap, so a parked task costs its control block (about 600
+ * bytes) plus the bytes its frames use, not a page. A switch between two
+ * shared-stack tasks copies those bytes out and in.
+ *
+ * The catch: while the task is parked its stack is not where it was.
+ * Pointers into a parked task's stack are invalid, so nothing another task,
+ * thread or the kernel may use while it waits can live on its stack: not a
+ * buffer handed to await_chan_recv, await_queue_get or await_read (they
+ * are written while it waits, by whoever completes them), nor an arg
+ * handed to await_blocking or coro_spawn. Use the heap or static memory
+ * for those. The runtime's own records live in the control block.
+ *
+ * The shared stack is as large as the default stack size or 256 KiB,
+ * whichever is larger; stack_size may be 0 or up to that. Offered on
+ * x86-64 and AArch64 (ENOTSUP elsewhere). */
+#define CORO_SHARED_STACK 1u
+
+/* Creates a task that runs fn(arg) on its own stack.
+ *
+ * The new task joins the back of the ready queue; it first runs when the
+ * caller suspends (at its next await_*). arg stays the caller's: it must
+ * outlive the task.
+ *
+ * Ownership: the loop owns the task. The pointer stays valid until the task
+ * is awaited (await_task, await_task_timeout, await_gather), or, for a
+ * detached task, until it ends. A task nobody joins is freed by coro_run.
+ * Returns: the task, or NULL with errno EINVAL (no loop runs on this thread,
+ *          fn is NULL, a bad stack size, unknown attr->flags), ENOTSUP
+ *          (CORO_SHARED_STACK on an architecture without it) or ENOMEM.
+ * Cost: with a pooled stack, a few hundred nanoseconds (getcontext's signal
+ *       mask system call dominates); a fresh guarded stack costs an mmap and
+ *       an mprotect (about 9 µs), a fresh slab stack only its page faults. */
+CORO_API coro_task *coro_spawn(coro_fn fn, void *arg);
+CORO_API coro_task *coro_spawn_attr(const coro_attr *attr, coro_fn fn,
+                                    void *arg);
+
+/* Waits for t to end, stores what it returned in *result (if result is not
+ * NULL) and frees t. asyncio: `result = await task`.
+ *
+ * If the caller is cancelled while waiting (or already was), t is cancelled
+ * too, awaited and freed: nothing the caller waits on is left running
+ * unowned.
+ * Returns: t's coro_fail error if it set one; else ECANCELED if coro_cancel(t)
+ *          was called before t ended (even if t then returned normally), or
+ *          if the caller was cancelled; else 0. EINVAL: t is NULL, belongs to
+ *          another thread's loop, is detached, or another task already awaits
+ *          it (t is then untouched). EDEADLK: t is the caller. EPERM: outside
+ *          a coroutine.
+ * Ownership: t is invalid once this returns anything but EINVAL, EDEADLK or
+ *            EPERM; *result is stored whenever t was freed. */
+CORO_API int await_task(coro_task *t, void **result);
+
+/* As await_task, but waits at most timeout seconds (asyncio.wait_for). On
+ * timeout, cancels t, waits for it to end, frees it and returns ETIMEDOUT.
+ * A timeout of 0 checks once; a negative one waits forever; NaN is EINVAL. */
+CORO_API int await_task_timeout(coro_task *t, double timeout, void **result);
+
+/* No one will join t: it is freed as soon as it ends (at once if it already
+ * has). Does nothing if t is NULL or belongs to another loop. If another
+ * task awaits t, that task decides: await_task and await_gather free it as
+ * always; await_wait frees it when the wait returns if it has ended by then
+ * (its entry in tasks[] must not be used), else it is freed when it ends. A
+ * detached task cannot be awaited. coro_run still cancels detached tasks
+ * when main returns. */
+CORO_API void coro_detach(coro_task *t);
+
+/* Cancels t: the await_* it is parked in returns ECANCELED promptly, and so
+ * does every later one (sticky), unless t holds a shield; t should clean up
+ * and return. A task cancelled before it first runs still runs: its first
+ * await_* returns ECANCELED, so fn always gets to release what arg owns.
+ * Idempotent; cancelling a task that has ended does nothing.
+ * Returns: 0, or EINVAL (t is NULL or a task of another thread's loop).
+ * Cost: O(1), plus O(log n) to take a parked task off the timer heap. */
+CORO_API int coro_cancel(coro_task *t);
+
+/* While the shield is on, the calling task's cancellation is held back: its
+ * await_* calls behave as if it were not cancelled, so clean-up that must
+ * itself wait (flush a socket, take a lock) can. Timeouts still apply. When
+ * the shield goes off, the next await_* returns ECANCELED. Not a counter:
+ * save the previous setting and restore it.
+ * Returns: the previous setting (0 or 1); 0 outside a coroutine, where it
+ *          does nothing. */
+CORO_API int coro_shield(int on);
+
+/* The calling task, or NULL outside a coroutine. */
+CORO_API coro_task *coro_self(void);
+
+/* t's name: coro_attr.name if one was given, else the name of the function
+ * passed to coro_spawn / coro_spawn_attr (through their macros below), else
+ * "task" ("main" for coro_run's task). NULL if t is NULL.
+ * Ownership: the string lives as long as t. */
+CORO_API const char *coro_name(const coro_task *t);
+
+/* Marks the calling task failed with err (a positive errno value) and returns
+ * NULL, so a coroutine can end with `return coro_fail(EIO);`. Whoever awaits
+ * the task gets err. err 0 clears an earlier failure. Outside a coroutine it
+ * does nothing. */
+CORO_API void *coro_fail(int err);
+
+/* coro_spawn and coro_spawn_attr are also macros that record the function's
+ * name and the spawn site for coro_name and diagnostics. Each argument is
+ * evaluated once. Write (coro_spawn)(fn, arg) to call the plain function, or
+ * define CORO_NO_SPAWN_SITE before including coro.h to drop the macros. */
+CORO_API coro_task *coro__spawn_at(const coro_attr *attr, coro_fn fn,
+                                   void *arg, const char *fn_name,
+                                   const char *site);
+#ifndef CORO_NO_SPAWN_SITE
+#define CORO__STR2(x) #x
+#define CORO__STR(x) CORO__STR2(x)
+#define coro_spawn(fn, arg) \
+    coro__spawn_at(NULL, (fn), (arg), #fn, __FILE__ ":" CORO__STR(__LINE__))
+#define coro_spawn_attr(attr, fn, arg) \
+    coro__spawn_at((attr), (fn), (arg), #fn, __FILE__ ":" CORO__STR(__LINE__))
+#endif
+
+/* ======================================================================
+ * Time: asyncio.sleep, loop.time()
+ *
+ * Deadlines live in a 4-ary min-heap: O(log n) to add or remove one, equal
+ * deadlines wake in the order they were set. The loop's kernel wait has
+ * nanosecond resolution (epoll_pwait2, or a timerfd on older kernels), so a
+ * sleep oversleeps by tens of microseconds, not by a rounded millisecond.
+ * ====================================================================== */
+
+/* Monotonic time in seconds (CLOCK_MONOTONIC). Callable anywhere. */
+CORO_API double coro_now(void);
+
+/* Suspends the calling task for `seconds` while other tasks run.
+ * seconds <= 0 acts as await_yield; +infinity sleeps until cancelled (and
+ * counts as "can never wake" for deadlock detection).
+ * Returns: 0; ECANCELED; EINVAL (NaN); EPERM.
+ * Cost: O(log n) in the number of sleepers. */
+CORO_API int await_sleep(double seconds);
+
+/* Moves the calling task to the back of the ready queue and runs the tasks
+ * ahead of it (asyncio.sleep(0)). Returns at once if no other task is ready.
+ * Returns: 0; ECANCELED (the task is, or was while it waited, cancelled);
+ *          EPERM. */
+CORO_API int await_yield(void);
+
+/* ======================================================================
+ * Many tasks: asyncio.gather, asyncio.wait
+ * ====================================================================== */
+
+/* Waits for all n tasks and frees them.
+ *
+ * results[i] and errors[i] follow argument order, whatever the finishing
+ * order (either array may be NULL); errors[i] is what await_task would have
+ * returned for tasks[i]. Unlike asyncio.gather, a failing task does not make
+ * gather return early: every task is awaited, so none is left unowned.
+ * If the caller is cancelled: cancels all n, waits for them, frees them,
+ * returns ECANCELED (results and errors are still filled).
+ * Returns: 0 if all succeeded, else the error of the first task to fail in
+ *          time (a cancelled task counts as failed with ECANCELED);
+ *          ECANCELED; n == 0 returns 0 at once. EINVAL (tasks NULL with
+ *          n > 0, or any task as await_task would reject it, including a task
+ *          listed twice) and EDEADLK (the caller is listed) leave every task
+ *          untouched. EPERM.
+ * Cost: O(n), one wake-up of the caller. */
+CORO_API int await_gather(coro_task **tasks, size_t n, void **results,
+                          int *errors);
+
+/* When await_wait returns, as asyncio.wait's return_when. */
+enum coro_when {
+    CORO_FIRST_COMPLETED, /* any task has ended */
+    CORO_FIRST_EXCEPTION, /* any task has failed (with an error other than
+                             ECANCELED), or all have ended */
+    CORO_ALL_COMPLETED    /* all tasks have ended */
+};
+
+/* Waits until `when` holds or the timeout passes (negative: no timeout).
+ *
+ * Reorders tasks[] so the ended ones come first, in the order they ended;
+ * the others follow in unspecified order. *ndone (if ndone is not NULL)
+ * counts the ended ones. Frees nothing and cancels nothing: join each task
+ * afterwards. Cancelling the caller does not cancel the tasks (as
+ * asyncio.wait).
+ * Returns: 0 when `when` holds or the timeout passed; ECANCELED (tasks[] is
+ *          left as it was, *ndone = 0); n == 0 returns 0 at once with
+ *          *ndone = 0. EINVAL: NaN timeout, a bad `when`, tasks NULL with
+ *          n > 0, or any task as await_task would reject it. EDEADLK: the
+ *          caller is listed. EPERM.
+ * Cost: O(n) plus sorting the ended ones. */
+CORO_API int await_wait(coro_task **tasks, size_t n, enum coro_when when,
+                        double timeout, size_t *ndone);
+
+/* ======================================================================
+ * Blocking calls: loop.run_in_executor(None, fn, arg)
+ *
+ * A plain blocking function (a blocking sleep, a blocking HTTP client,
+ * getaddrinfo, a file read) runs on one of the loop's worker threads while
+ * the calling task is parked and the loop runs other tasks. The pool
+ * belongs to the loop: started on first use, one thread at a time as jobs
+ * need them, and stopped and joined when coro_run returns. At most
+ * `workers` jobs run at once (asyncio's default, min(32, CPUs + 4), or the
+ * environment variable CORO_WORKERS, 1 to 1024, read by each coro_run, or
+ * coro_set_workers); jobs beyond that wait in FIFO order. Worker threads
+ * have every signal blocked.
+ * ====================================================================== */
+
+/* Runs fn(arg) on a worker thread and parks the caller until it returns.
+ *
+ * fn runs on another thread: it must not call coro's API (an await_* there
+ * returns EPERM) nor touch the caller's loop objects, and what it shares with
+ * other tasks needs the usual locking.
+ *
+ * Cancellation: a job still waiting for a worker is dropped (fn never runs)
+ * and ECANCELED returned at once. A job already running cannot be stopped:
+ * the caller stays parked until fn returns (arg, and anything on the
+ * caller's stack that fn uses, stays valid), then gets ECANCELED, with
+ * *result and errno still set from fn so whatever fn allocated can be
+ * released. coro_run's final clean-up likewise waits for running jobs. A
+ * caller already cancelled gets ECANCELED at once and fn does not run.
+ *
+ * result: if not NULL, receives fn's return value, whenever fn ran.
+ * errno:  set to the errno fn left in its thread (fn starts with errno 0),
+ *         whenever fn ran: a blocking call's errno is part of its result.
+ * Returns: 0; ECANCELED; EINVAL (fn is NULL); EPERM; EAGAIN or ENOMEM (no
+ *          worker thread could be started).
+ * Cost: a job travels through one mutex-protected queue each way; the
+ *       caller is woken without a system call when the loop is busy, with
+ *       one eventfd write when the loop sleeps. */
+CORO_API int await_blocking(void *(*fn)(void *), void *arg, void **result);
+
+/* Sets how many blocking jobs this thread's loop runs at once (1 to 1024).
+ * Lowering it lets running jobs finish; raising it starts queued ones.
+ * Returns: 0, or EINVAL (n out of range, or called outside a coroutine). */
+CORO_API int coro_set_workers(unsigned n);
+
+/* ======================================================================
+ * I/O readiness: what asyncio's transports sit on (loop.add_reader)
+ *
+ * A task waits for an fd to become readable or writable on the loop's epoll
+ * instance while other tasks run. At most one task may wait to read and one
+ * to write on an fd at a time. The fd must be non-blocking for the calls
+ * that follow a wait not to block the loop (every fd the socket helpers
+ * below return is).
+ *
+ * Readiness is a hint, as with poll(2): the next read may still say EAGAIN
+ * (another reader got there first, or a TCP segment was dropped); wait
+ * again. Regular files cannot be polled and are always ready.
+ *
+ * Closing an fd that a task waits on with close(2) leaves that task waiting
+ * until its timeout; close it with coro_close to wake the task with EBADF.
+ * ====================================================================== */
+
+/* Parks the calling task until fd is readable (or at end of file, or in
+ * error), or the timeout passes. A timeout of 0 only looks.
+ * Returns: 0; ETIMEDOUT; ECANCELED; EBADF (fd is not open, or was closed
+ *          with coro_close while waiting); EBUSY (another task already
+ *          waits to read fd); EINVAL (NaN timeout); ENOMEM; EPERM.
+ * Cost: one epoll_ctl to arm a one-shot watch; no system call to wake. */
+CORO_API int await_readable(int fd, double timeout);
+
+/* As await_readable, for writability (or an error or hang-up). */
+CORO_API int await_writable(int fd, double timeout);
+
+/* Closes fd, first waking any task waiting on it in this thread's loop
+ * with EBADF. Callable anywhere (outside a loop it is close(2)).
+ * Returns: 0, or close's errno (EBADF, EIO). */
+CORO_API int coro_close(int fd);
+
+/* ======================================================================
+ * Sockets: what asyncio's streams give (open_connection, start_server,
+ * StreamReader.read / readuntil / readexactly, StreamWriter.write + drain)
+ *
+ * Each call that may wait takes a timeout covering the whole call and
+ * returns ECANCELED when the task is cancelled, without doing its
+ * operation if it was cancelled before. Every fd they return is
+ * non-blocking and close-on-exec, and TCP ones have TCP_NODELAY (as in
+ * asyncio); writes use MSG_NOSIGNAL, so a peer that went away is EPIPE,
+ * never a SIGPIPE. Errors from the system calls come back as they are
+ * (ECONNRESET, ECONNREFUSED, EHOSTUNREACH, EMFILE...).
+ * ====================================================================== */
+
+/* Opens a TCP listening socket on a numeric address ("127.0.0.1", "::",
+ * "0.0.0.0") and port (0 picks a free one; see coro_sock_port). backlog <= 0
+ * means SOMAXCONN. SO_REUSEADDR is set. Does not suspend.
+ * Returns: 0 with *fd; EINVAL (not a numeric address, port out of range,
+ *          NULL); EADDRINUSE, EACCES and the like from bind/listen. */
+CORO_API int coro_listen(const char *addr, int port, int backlog, int *fd);
+
+/* The local port a socket is bound to, e.g. after coro_listen(..., 0, ...).
+ * Returns: 0 with *port; EBADF, ENOTSOCK; EINVAL (port NULL). */
+CORO_API int coro_sock_port(int fd, int *port);
+
+/* Accepts a connection on a listening socket.
+ * Returns: 0 with *fd; ETIMEDOUT; ECANCELED; EMFILE and the like from
+ *          accept; EINVAL (fd NULL, NaN); EPERM. */
+CORO_API int await_accept(int listen_fd, double timeout, int *fd);
+
+/* Connects to host:port over TCP. A numeric host is used as it is; a name
+ * is resolved with getaddrinfo on the worker threads (see await_blocking),
+ * so a slow DNS server never stalls the loop; then each address is tried in
+ * turn. The timeout covers the connection attempts; a resolution that has
+ * started runs to its end (getaddrinfo cannot be interrupted), also when
+ * the task is cancelled meanwhile.
+ * Returns: 0 with *fd; ETIMEDOUT; ECANCELED; ECONNREFUSED, ENETUNREACH and
+ *          the like (from the last address tried); ENXIO (no such host);
+ *          EAGAIN (the name server failed for now); EINVAL (host or fd NULL,
+ *          port not in 1..65535, NaN); EPERM. */
+CORO_API int await_dial(const char *host, int port, double timeout, int *fd);
+
+/* Reads what is there, up to cap bytes, waiting until something is.
+ * Returns: 0 with *got > 0; 0 with *got == 0 at end of stream; ETIMEDOUT;
+ *          ECANCELED; ECONNRESET and the like; EINVAL (got NULL, buf NULL
+ *          with cap > 0, NaN); EPERM. */
+CORO_API int await_read(int fd, void *buf, size_t cap, double timeout,
+                        size_t *got);
+
+/* Reads exactly n bytes (asyncio's readexactly).
+ * Returns: 0 with *got == n; EPIPE if the stream ended first, with the
+ *          bytes that came in *got; ETIMEDOUT and ECANCELED, also with
+ *          *got set (those bytes are consumed); the errors of await_read. */
+CORO_API int await_read_full(int fd, void *buf, size_t n, double timeout,
+                             size_t *got);
+
+/* Reads up to and including the first occurrence of delim (a non-empty
+ * string), and not one byte further: what follows stays in the socket for
+ * the next read. On a socket it peeks (MSG_PEEK) and then takes exactly
+ * what it needs, two system calls per chunk; on a pipe it reads a byte at a
+ * time. buf is not NUL-terminated.
+ * Returns: 0 with *got bytes, ending with delim; ENOBUFS if cap bytes came
+ *          without delim (*got == cap, consumed); EPIPE if the stream ended
+ *          first (*got says what came); ETIMEDOUT, ECANCELED (*got set);
+ *          the errors of await_read; EINVAL (empty delim). */
+CORO_API int await_read_until(int fd, void *buf, size_t cap,
+                              const char *delim, double timeout,
+                              size_t *got);
+
+/* Writes all n bytes, waiting whenever the socket buffer is full (write +
+ * drain). On ETIMEDOUT or ECANCELED some of the bytes may have been sent.
+ * Returns: 0; EPIPE, ECONNRESET (the peer went away); ETIMEDOUT;
+ *          ECANCELED; EINVAL (buf NULL with n > 0, NaN); EPERM. */
+CORO_API int await_write_all(int fd, const void *buf, size_t n,
+                             double timeout);
+
+/* ======================================================================
+ * Coordination: Go's channels; asyncio.Queue, Lock, Semaphore, Event,
+ * Condition
+ *
+ * Objects are opaque, made with _new (callable anywhere, before or outside
+ * a loop) and ended with _free. They coordinate the tasks of one loop and
+ * are not thread-safe: while tasks wait on an object it belongs to their
+ * loop, and a call from another thread's loop is EINVAL (coro_event_set
+ * then does nothing).
+ *
+ * Waiters are served in FIFO order with direct hand-off: a released lock,
+ * a permit, an element goes to the first waiter, which cannot be overtaken
+ * by a task that arrives later. A waiter that times out or is cancelled
+ * leaves the object at once, and what it would have received stays for the
+ * next one: a cancelled receiver never loses a message. An operation that
+ * completed before the cancellation arrived returns 0; the cancellation is
+ * seen at the next await_*.
+ *
+ * Every await_* below returns 0, ETIMEDOUT, ECANCELED, EINVAL (NULL object
+ * or element, NaN timeout), EPERM (outside a coroutine) besides the codes
+ * listed; a timeout of 0 only tries. Freeing an object that tasks wait on,
+ * or a held mutex, is EBUSY; _free(NULL) does nothing. A task blocked
+ * forever on one of them, with nothing else that could wake anyone, is a
+ * deadlock: coro_run returns EDEADLK. _new returns NULL with errno ENOMEM
+ * (or EINVAL where stated).
+ * ====================================================================== */
+
+/* Channels: Go's chan of fixed-size elements, copied in and out. capacity
+ * 0 is a rendezvous (a send waits for a receiver), else up to capacity
+ * elements wait in a buffer. EINVAL: elem_size 0, or too large a buffer. */
+typedef struct coro_chan coro_chan;
+CORO_API coro_chan *coro_chan_new(size_t elem_size, size_t capacity);
+
+/* Sends a copy of *elem: straight to a waiting receiver, else into the
+ * buffer, else waits for either.
+ * Returns: EPIPE if the channel is or gets closed (the element is not
+ *          delivered). Cost: O(1) and one memcpy. */
+CORO_API int await_chan_send(coro_chan *c, const void *elem, double timeout);
+
+/* Receives into *elem, waiting until something is sent.
+ * Returns: EPIPE once the channel is closed and its buffer drained. */
+CORO_API int await_chan_recv(coro_chan *c, void *elem, double timeout);
+
+/* As send and receive, but never suspend: EAGAIN instead of waiting.
+ * Callable outside a coroutine. */
+CORO_API int coro_chan_try_send(coro_chan *c, const void *elem);
+CORO_API int coro_chan_try_recv(coro_chan *c, void *elem);
+
+/* Closes c: senders waiting get EPIPE (their elements are not delivered);
+ * receivers drain what is buffered, then get EPIPE.
+ * Returns: 0, or EPIPE if it was closed already. */
+CORO_API int coro_chan_close(coro_chan *c);
+
+/* Frees c (and whatever is still buffered). EBUSY while tasks wait. */
+CORO_API int coro_chan_free(coro_chan *c);
+
+/* One operation of a select. */
+typedef struct coro_chan_op {
+    coro_chan *chan;
+    int        send; /* 1: send *elem; 0: receive into *elem */
+    void      *elem;
+} coro_chan_op;
+
+/* Completes exactly one ready operation among ops and stores its index in
+ * *chosen, waiting until one is ready. When several are, the first in
+ * array order wins: order is priority, deterministic (as libdill's choose;
+ * Go picks at random). A channel may appear in several ops.
+ * Returns: 0; EPIPE for a chosen op on a closed channel; ETIMEDOUT and
+ *          ECANCELED with *chosen unset; EINVAL for n == 0 or chosen NULL;
+ *          ENOMEM (more than 8 ops need an allocation). */
+CORO_API int await_select(coro_chan_op *ops, size_t n, double timeout,
+                          size_t *chosen);
+
+/* Queue: asyncio.Queue of pointers. maxsize 0 is unbounded (asyncio's
+ * meaning; a channel's capacity 0 is Go's rendezvous). */
+typedef struct coro_queue coro_queue;
+CORO_API coro_queue *coro_queue_new(size_t maxsize);
+
+/* Puts item, waiting while the queue is full.
+ * Returns: EPIPE after coro_queue_shutdown; ENOMEM (an unbounded queue
+ *          could not grow). */
+CORO_API int await_queue_put(coro_queue *q, void *item, double timeout);
+
+/* Gets the oldest item, waiting while the queue is empty.
+ * Returns: EPIPE once the queue is shut down and drained. */
+CORO_API int await_queue_get(coro_queue *q, void **item, double timeout);
+
+/* Never suspend: EAGAIN when full / empty; EPIPE as above. */
+CORO_API int coro_queue_try_put(coro_queue *q, void *item);
+CORO_API int coro_queue_try_get(coro_queue *q, void **item);
+
+/* Items queued (not counting putters still waiting). */
+CORO_API size_t coro_queue_size(const coro_queue *q);
+
+/* Marks one item put earlier as processed (asyncio's task_done).
+ * Returns: 0, or EINVAL if called more times than items were put. */
+CORO_API int coro_queue_task_done(coro_queue *q);
+
+/* Waits until every item put so far has been marked done. */
+CORO_API int await_queue_join(coro_queue *q, double timeout);
+
+/* asyncio 3.13's shutdown: puts get EPIPE at once (waiting putters too);
+ * gets drain what is queued, then get EPIPE. Joiners keep waiting for
+ * task_done. */
+CORO_API int coro_queue_shutdown(coro_queue *q);
+
+/* Frees q, dropping queued items. EBUSY while tasks wait. */
+CORO_API int coro_queue_free(coro_queue *q);
+
+/* Mutex: asyncio.Lock. Held by a task (by its id, not its address, which
+ * the pool reuses); a task that ends holding it leaves it held. */
+typedef struct coro_mutex coro_mutex;
+CORO_API coro_mutex *coro_mutex_new(void);
+
+/* Takes m, waiting while another task holds it.
+ * Returns: EDEADLK if the caller already holds it. */
+CORO_API int await_mutex_lock(coro_mutex *m, double timeout);
+
+/* Releases m, to the first waiter if any. EPERM if the caller does not
+ * hold it. */
+CORO_API int coro_mutex_unlock(coro_mutex *m);
+CORO_API int coro_mutex_free(coro_mutex *m); /* EBUSY if held or waited */
+
+/* Semaphore: asyncio.Semaphore, a counter of permits. */
+typedef struct coro_sem coro_sem;
+CORO_API coro_sem *coro_sem_new(unsigned value);
+/* Takes a permit, waiting while there is none (or others wait first). */
+CORO_API int await_sem_acquire(coro_sem *s, double timeout);
+/* Gives a permit back, to the first waiter if any. EOVERFLOW past
+ * UINT_MAX. */
+CORO_API int coro_sem_release(coro_sem *s);
+CORO_API int coro_sem_free(coro_sem *s);
+
+/* Event: asyncio.Event, a flag tasks can wait for. */
+typedef struct coro_event coro_event;
+CORO_API coro_event *coro_event_new(void);
+/* Returns at once if the event is set, else waits until it is. */
+CORO_API int await_event(coro_event *e, double timeout);
+/* Sets it and wakes every waiter; a waiter woken returns 0 even if the
+ * event is cleared again before it runs. */
+CORO_API void coro_event_set(coro_event *e);
+CORO_API void coro_event_clear(coro_event *e);
+CORO_API int coro_event_is_set(const coro_event *e);
+CORO_API int coro_event_free(coro_event *e);
+
+/* Condition: asyncio.Condition, over a coro_mutex. */
+typedef struct coro_cond coro_cond;
+CORO_API coro_cond *coro_cond_new(void);
+
+/* Releases m (which the caller must hold: EPERM otherwise), waits for a
+ * notify, and takes m again before returning, also on ETIMEDOUT and
+ * ECANCELED: taking it back is shielded from cancellation and not bounded
+ * by the timeout, which covers only the wait for a notify. No spurious
+ * wake-ups. EINVAL if other tasks wait on c with another mutex. */
+CORO_API int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout);
+/* Wakes the first n waiters (need not hold the mutex). */
+CORO_API int coro_cond_notify(coro_cond *c, size_t n);
+CORO_API int coro_cond_notify_all(coro_cond *c);
+CORO_API int coro_cond_free(coro_cond *c);
+
+/* ======================================================================
+ * Seeing inside: asyncio's all_tasks() and debug mode, Go's SIGQUIT dump
+ *
+ * Environment variables, read by each coro_run:
+ *   CORO_TRACE=file.json  writes a Chrome trace-event file of every loop of
+ *       the process (open it in Perfetto or chrome://tracing): one track per
+ *       task with its running, ready and parked intervals, each parked one
+ *       named for what it waited on. Each loop is a process in the trace.
+ *       The file is completed when the program exits.
+ *   CORO_DEBUG=1  warns on stderr, naming the task and its spawn site, when
+ *       a task runs more than 100 ms without suspending (it starves the
+ *       others), when a task that failed is freed without anyone having
+ *       joined it, when a task ends holding a coro_mutex, and when tasks
+ *       are still alive as main returns.
+ * Neither costs anything when unset but one test per task event.
+ * ====================================================================== */
+
+/* Writes one line per task of this thread's loop to out: its id, name,
+ * state (ready, running, sleeping and for how long yet, joining task N,
+ * waiting to read fd F, in a blocking call, on a channel, on a mutex held
+ * by task N, ended but not joined ...), for how long it has been in that
+ * state (to a few milliseconds), its spawn site (file:line, from the
+ * coro_spawn macro, else the caller's address), its stack size and
+ * high-water mark. Does nothing outside a loop. coro_run prints it to
+ * stderr by itself when it finds a deadlock, before cancelling the tasks.
+ * Cost: O(tasks), plus a scan of each own stack for its high-water mark. */
+CORO_API void coro_dump(FILE *out);
+
+/* The most bytes of stack t has used: for a task on a stack of its own,
+ * the deepest any task using that stack went since it was mapped (stacks
+ * are pooled: size them for the deepest of their kind); for a shared-stack
+ * task, the most bytes of frames it parked with. 0 if t is NULL.
+ * Cost: a scan of the stack's resident pages. */
+CORO_API size_t coro_stack_high_water(const coro_task *t);
+
+/* With on, a SIGQUIT makes this thread's loop print coro_dump to stderr at
+ * its next turn, as Go does for its goroutines (the signal itself only
+ * writes a byte to a pipe). Installs a SIGQUIT handler for the process,
+ * which, when no loop wants the dump, does what SIGQUIT would have done.
+ * Stays on until coro_run returns or it is called with 0.
+ * Returns: 0; EPERM outside a coroutine; EMFILE and the like (no pipe). */
+CORO_API int coro_dump_on_sigquit(int on);
+
+/* What happened to a task, for coro_set_task_hook. */
+enum coro_task_event_kind {
+    CORO_TASK_SPAWN, /* created: it waits in the ready queue */
+    CORO_TASK_RUN,   /* starts or resumes running */
+    CORO_TASK_PARK,  /* stops to wait; reason says for what */
+    CORO_TASK_READY, /* woken, or it yielded: back in the ready queue */
+    CORO_TASK_END    /* its function returned */
+};
+
+typedef struct coro_task_event {
+    enum coro_task_event_kind kind;
+    double               time;   /* coro_now() when it happened */
+    unsigned long long   task;   /* the task's id: 1, 2, ... per loop */
+    const char          *name;   /* coro_name of the task */
+    const char          *reason; /* for PARK: "sleep", "join", "gather",
+                                    "wait", "read fd", "write fd",
+                                    "blocking call", "channel send",
+                                    "channel receive", "select",
+                                    "queue put", "queue get", "queue join",
+                                    "mutex", "semaphore", "event",
+                                    "condition"; else NULL */
+} coro_task_event;
+
+typedef void (*coro_task_hook_fn)(const coro_task_event *ev, void *arg);
+
+/* Has fn(ev, arg) called at every task event of the loops this thread
+ * starts from now on (NULL: none), on the loop's thread, as it happens:
+ * the material for timelines and custom tools. fn must not call await_*,
+ * spawn, cancel or anything else that changes tasks. The strings live only
+ * for the call. */
+CORO_API void coro_set_task_hook(coro_task_hook_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CORO_H */

@@ -1,0 +1,671 @@
+/* internal.h: what coro's .c files share. Never installed.
+ *
+ * This header is the map of the runtime. A task (struct coro_task) is a
+ * control block at the top of its own stack mapping. The per-thread loop
+ * (struct coro__loop) is the modules' states side by side, reached through
+ * one thread-local pointer in sched.c.
+ *
+ * One mechanism carries every wait: park / wake. A blocking call registers
+ * its wake source (a timer, the awaited tasks, later an fd or a job), then
+ * parks: the task leaves the ready queue and another runs. The source later
+ * wakes the task with a status (0, ETIMEDOUT, ECANCELED, or its own code),
+ * which appends it to the ready queue. Cancellation is a wake with ECANCELED
+ * that first detaches the task from its source.
+ */
+#ifndef CORO_INTERNAL_H
+#define CORO_INTERNAL_H
+
+#ifdef CORO_SWITCH_FAST
+/* glibc's fortified longjmp (__longjmp_chk) aborts on a jump to another
+ * stack, which is what every switch is (QEMU does the same). Every .c
+ * file includes this header first, before any system header. */
+#undef _FORTIFY_SOURCE
+#endif
+
+#include "coro.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ucontext.h>
+
+/* ----------------------------------------------------------------------
+ * Helpers
+ * ---------------------------------------------------------------------- */
+
+#define CORO__CONTAINER_OF(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#define CORO__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CORO__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* A broken invariant is a bug, not an error: report it and abort. Stays on
+ * with NDEBUG (plain assert() is for tests only). */
+#define CORO__ASSERT(cond)                                                 \
+    ((cond) ? (void)0                                                      \
+            : coro__assert_fail(#cond, __FILE__, __LINE__))
+_Noreturn void coro__assert_fail(const char *cond, const char *file,
+                                 int line);
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CORO__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORO__ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define CORO__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CORO__TSAN 1
+#endif
+#endif
+
+/* ----------------------------------------------------------------------
+ * Allocation (coro.c). Every heap allocation and every stack mapping goes
+ * through here, so tests can count what is live and inject failures.
+ * ---------------------------------------------------------------------- */
+
+void *coro__alloc(size_t size);          /* NULL on failure; never sets errno */
+void *coro__calloc(size_t n, size_t size);
+void *coro__realloc(void *p, size_t old_size, size_t new_size);
+void  coro__free(void *p, size_t size);
+
+struct coro__alloc_stats {
+    atomic_long blocks;       /* heap blocks live */
+    atomic_long stacks;       /* stack mappings (guarded stacks, slabs) live */
+    atomic_uint fail_every;   /* test hook: fail one allocation in N (0: off) */
+    atomic_uint counter;      /* allocations seen, for fail_every */
+};
+extern struct coro__alloc_stats coro__alloc_stats;
+int coro__alloc_should_fail(void);
+
+/* ----------------------------------------------------------------------
+ * Context switching (coro.c)
+ * ---------------------------------------------------------------------- */
+
+/* One execution context: a task's, or the loop's own (the thread stack of
+ * the coro_run caller).
+ *
+ * Two ways to switch, chosen at build time. By default swapcontext, which
+ * also saves and restores the signal mask: a system call per switch. With
+ * CORO_SWITCH_FAST (make SWITCH=fast), a task enters its stack the first
+ * time through setcontext on its makecontext'd context, and every later
+ * switch is _setjmp/_longjmp: no system call, and the signal mask is the
+ * thread's, shared by its tasks. */
+struct coro__ctx {
+    ucontext_t *uc;           /* registers saved by swapcontext; with the
+                                 fast switch, only the first entry. Own
+                                 stacks keep it just below their control
+                                 block; fast shared-stack tasks share the
+                                 loop's entry context */
+#ifdef CORO_SWITCH_FAST
+    jmp_buf     jb;           /* registers saved by _setjmp */
+    unsigned char started;    /* jb is valid: entered at least once */
+#endif
+    unsigned char made;       /* a trampoline context lives on this stack:
+                                 made by makecontext, or parked at the end
+                                 of the task before, ready for the next */
+    const void *stack_lo;     /* lowest address of this context's stack */
+    size_t      stack_len;    /* its size; 0 while unknown (the thread's) */
+#ifdef CORO__ASAN
+    void       *asan_fake;    /* ASan's fake stack, saved while switched out */
+#endif
+#ifdef CORO__TSAN
+    void       *tsan_fiber;   /* TSan's fiber for this context */
+#endif
+};
+
+/* Fills tpl with the calling thread's context: what every task context of
+ * a loop is made from. 0 or ENOMEM. */
+int  coro__ctx_template(ucontext_t *tpl);
+/* Prepares c, from tpl, to start entry() on the stack [lo, lo + len).
+ * ENOMEM if TSan cannot create a fiber; 0 otherwise. */
+int  coro__ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
+                    size_t len, void (*entry)(void));
+/* Forgets c's context: it must never be resumed (its task was abandoned
+ * mid-wait, or its stack is going away). */
+void coro__ctx_discard(struct coro__ctx *c);
+/* Records the calling thread's context as c (the loop's context). */
+void coro__ctx_thread(struct coro__ctx *c);
+/* The switch itself is inline, below, so that a handoff compiles to a few
+ * instructions around _setjmp/_longjmp (or swapcontext). */
+
+/* ----------------------------------------------------------------------
+ * The switch. The sanitizer hooks describe stacks to ASan and TSan and
+ * compile to nothing without them.
+ * ---------------------------------------------------------------------- */
+
+#ifdef CORO__ASAN
+#include <sanitizer/common_interface_defs.h>
+/* The context switching away, so that the one resuming can learn the
+ * thread stack's bounds, which only ASan knows (coro.c). */
+extern __thread struct coro__ctx *coro__asan_switching_from;
+#endif
+#ifdef CORO__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+static inline void coro__sanitizer_leave(struct coro__ctx *from,
+                                         struct coro__ctx *to)
+{
+#ifdef CORO__ASAN
+    coro__asan_switching_from = from;
+    __sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo,
+                                   to->stack_len);
+#endif
+#ifdef CORO__TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+    (void)from;
+    (void)to;
+}
+
+/* First thing a context does once resumed or started. */
+static inline void coro__ctx_entered(struct coro__ctx *c)
+{
+#ifdef CORO__ASAN
+    const void *lo;
+    size_t len;
+    __sanitizer_finish_switch_fiber(c->asan_fake, &lo, &len);
+    struct coro__ctx *from = coro__asan_switching_from;
+    if (from && from->stack_len == 0) {
+        from->stack_lo = lo;
+        from->stack_len = len;
+    }
+#endif
+    (void)c;
+}
+
+/* The jump of a switch: saves the current context in from and resumes to;
+ * it "returns" when something jumps back to from. A macro because it must be
+ * written out in the function that suspends: a function that calls _setjmp
+ * is never inlined, and each frame between a task and its jump costs a
+ * mispredicted return when the task resumes (the CPU's return predictor
+ * then holds the other task's calls). */
+#ifdef CORO_SWITCH_FAST
+#define CORO__JUMP(from, to)                                               \
+    do {                                                                   \
+        if (_setjmp((from)->jb) == 0) {                                    \
+            if (CORO__LIKELY((to)->started))                               \
+                _longjmp((to)->jb, 1);                                     \
+            (to)->started = 1; /* first entry: its makecontext'd stack */ \
+            setcontext((to)->uc);                                          \
+            __builtin_trap(); /* setcontext returns only on a bad one */   \
+        }                                                                  \
+    } while (0)
+#else
+#define CORO__JUMP(from, to) swapcontext((from)->uc, (to)->uc)
+#endif
+
+/* Saves the current context in from and resumes to. Returns when something
+ * switches back to from. */
+static inline void coro__ctx_switch(struct coro__ctx *from,
+                                    struct coro__ctx *to)
+{
+    coro__sanitizer_leave(from, to);
+    CORO__JUMP(from, to);
+    coro__ctx_entered(from);
+}
+
+/* ----------------------------------------------------------------------
+ * Stacks (coro.c)
+ * ---------------------------------------------------------------------- */
+
+struct coro__slab;
+
+/* Where a task's stack lives. Survives the task: pooled with its memory. */
+struct coro__stack {
+    char              *lo;          /* lowest usable byte (holds the canary) */
+    size_t             size;        /* mapping size without the guard page:
+                                       usable stack + control block */
+    struct coro__slab *slab;        /* owning slab, or NULL: own mapping */
+    unsigned           vg_id;       /* valgrind's id for the stack */
+    unsigned char      guard;       /* how the page below lo is guarded:
+                                       none (0: the canary is checked),
+                                       mprotect, or MADV_GUARD_INSTALL */
+    unsigned char      shared;      /* runs on the loop's shared stack: the
+                                       control block is on the heap, and lo
+                                       and guard are the shared stack's */
+};
+
+/* A size class of stacks: a hot pool of free stacks and the slabs they are
+ * carved from once the guard budget is spent. */
+struct coro__stack_class {
+    size_t             size;        /* stack size of this class (0: unused) */
+    struct coro_task  *pool;        /* free stacks, LIFO via ready_next */
+    size_t             npool;       /* how many are in pool */
+    struct coro__slab *partial;     /* slabs with stacks to hand out */
+};
+
+#define CORO__STACK_CLASSES 4       /* distinct pooled sizes per loop */
+#define CORO__POOL_MAX 1024         /* free stacks kept hot per class */
+
+struct coro__stacks {
+    struct coro__stack_class classes[CORO__STACK_CLASSES];
+};
+
+/* The smallest and largest stack sizes accepted, and the default. */
+#define CORO__STACK_MIN ((size_t)16 << 10)
+#define CORO__STACK_MAX ((size_t)1 << 30)
+#define CORO__STACK_DEFAULT ((size_t)64 << 10)
+#define CORO__MAIN_STACK ((size_t)256 << 10)
+
+/* Returns a task control block at the top of a stack of `size` bytes (a
+ * page multiple), or NULL (out of memory). Only t->stack is set. */
+struct coro_task *coro__stack_get(struct coro__stacks *s, size_t size);
+/* Returns t's stack to the pool (or unmaps it). */
+void coro__stack_put(struct coro__stacks *s, struct coro_task *t);
+void coro__stacks_term(struct coro__stacks *s);
+/* Rounds and checks a requested size: 0 or EINVAL. */
+int  coro__stack_size(size_t requested, size_t dflt, size_t *out);
+/* For an unguarded stack, checks that its bottom is untouched; on damage
+ * reports the task and aborts. */
+void coro__stack_canary_failed(const struct coro_task *t);
+#define coro__stack_check(t) \
+    ((t)->stack.guard ? (void)0 : coro__stack_canary_failed(t))
+/* Prepares t (fresh from coro__stack_get) to run entry on its stack. */
+int  coro__task_ctx_make(struct coro_task *t, const ucontext_t *tpl,
+                         void (*entry)(void));
+
+/* Shared stacks. A shared-stack task's context starts as a copy of (with
+ * the fast switch: is) the host stack's entry context; own receives the
+ * copy when not NULL. 0 or ENOMEM (TSan). */
+int  coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
+                     ucontext_t *own);
+/* The current stack pointer (x86-64 and AArch64; NULL elsewhere, where
+ * shared stacks are not offered). */
+char *coro__stack_pointer(void);
+/* Copies a parked task's frames [sp, sp + len) out of / back onto the
+ * shared stack, whatever the sanitizers think of the bytes there. */
+void coro__frames_save(char *to, const char *sp, size_t len);
+void coro__frames_restore(char *sp, const char *from, size_t len,
+                          const struct coro_task *host);
+
+/* Test hooks. guard_budget: mprotect-guarded stacks the process may still
+ * create (-1: not yet read from vm.max_map_count). guard_install: whether
+ * MADV_GUARD_INSTALL is used (-1: not yet probed; tests set 0 to take the
+ * fallback paths). */
+extern atomic_long coro__guard_budget;
+extern atomic_int coro__guard_install;
+
+/* ----------------------------------------------------------------------
+ * Timers (timer.c): the clock and a 4-ary min-heap of deadlines. Knows
+ * nothing of tasks beyond the node embedded in them.
+ * ---------------------------------------------------------------------- */
+
+#define CORO__NEVER INT64_MAX       /* a deadline that never comes */
+#define CORO__TIMER_IDLE SIZE_MAX   /* index of a node not in the heap */
+
+struct coro__timer {
+    int64_t  when;                  /* deadline, ns of CLOCK_MONOTONIC */
+    uint64_t seq;                   /* insertion order: breaks ties FIFO */
+    size_t   index;                 /* slot in the heap, or TIMER_IDLE */
+};
+
+/* A heap slot keeps the deadline beside the node, so sifting compares
+ * without touching the nodes (a cache miss each at a million sleepers). */
+struct coro__heap_slot {
+    int64_t             when;
+    struct coro__timer *node;
+};
+
+struct coro__timers {
+    struct coro__heap_slot *heap;   /* 4-ary min-heap on (when, seq) */
+    size_t                  n;      /* nodes in the heap */
+    size_t                  cap;    /* slots allocated */
+    uint64_t                seq;    /* next insertion number */
+};
+
+int64_t coro__clock_ns(void);
+/* Converts a timeout in seconds to an absolute deadline: 0 or EINVAL (NaN).
+ * Negative and unrepresentably far timeouts give CORO__NEVER. */
+int  coro__deadline(double timeout, int64_t *deadline);
+void coro__timers_term(struct coro__timers *tm);
+/* Makes room for n nodes, so that starting a timer never fails: 0/ENOMEM. */
+int  coro__timers_reserve(struct coro__timers *tm, size_t n);
+/* O(log n). The node must be idle. */
+void coro__timer_start(struct coro__timers *tm, struct coro__timer *node,
+                       int64_t when);
+/* O(log n). Does nothing to an idle node. */
+void coro__timer_stop(struct coro__timers *tm, struct coro__timer *node);
+/* Earliest deadline, or CORO__NEVER. O(1). */
+int64_t coro__timer_next(const struct coro__timers *tm);
+/* Removes and returns the earliest node if its deadline is <= now. */
+struct coro__timer *coro__timer_expired(struct coro__timers *tm, int64_t now);
+
+/* ----------------------------------------------------------------------
+ * The kernel wait (poll.c): one epoll instance per loop, waited on with a
+ * nanosecond timeout.
+ * ---------------------------------------------------------------------- */
+
+struct coro__poller {
+    int epfd;                       /* the loop's epoll instance */
+    int tfd;                        /* timerfd, if epoll_pwait2 is missing */
+};
+
+/* Something with an fd in the epoll set; ready() runs on the loop's thread
+ * when the fd has events. */
+struct coro__pollable {
+    void (*ready)(struct coro__pollable *self, uint32_t events);
+};
+
+int  coro__poller_init(struct coro__poller *p);   /* 0, or an errno value */
+void coro__poller_term(struct coro__poller *p);
+/* Adds fd to the epoll set for events, reported to h: 0 or an errno. */
+int  coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
+                      struct coro__pollable *h);
+/* Arms a one-shot watch of fd for events (EPOLLIN, EPOLLOUT...), reported
+ * to coro__io_event: 0, EBADF, EPERM (fd cannot be polled: a regular
+ * file), ENOMEM or ENOSPC. */
+int  coro__poller_watch(struct coro__poller *p, int fd, uint32_t events);
+/* Blocks until the deadline (CORO__NEVER: until an event; a deadline past
+ * already: only looks) or an event, and dispatches the events. */
+void coro__poller_wait(struct coro__poller *p, int64_t deadline);
+
+/* ----------------------------------------------------------------------
+ * Readiness of fds (io.c)
+ * ---------------------------------------------------------------------- */
+
+/* Who waits on one fd. */
+struct coro__fdwait {
+    struct coro_task *reader;       /* parked in await_readable */
+    struct coro_task *writer;       /* parked in await_writable */
+};
+
+struct coro__io {
+    struct coro__fdwait *fds;       /* indexed by fd */
+    size_t               nfds;      /* entries allocated */
+    size_t               waiting;   /* tasks parked on fds */
+    unsigned             ticks;     /* switches since I/O was last polled */
+    unsigned char        poll_due;  /* the loop should look at I/O now */
+};
+
+/* Polled at least every this many switches while tasks wait on fds, so
+ * tasks that keep the ready queue busy cannot starve I/O. */
+#define CORO__IO_POLL_EVERY 64
+
+/* Parks the running task until fd is readable (or, with writable, writable)
+ * or the deadline passes: 0, ETIMEDOUT, ECANCELED, EBADF, EBUSY, ENOMEM. A
+ * deadline already past only looks. The caller checked it runs in a task. */
+int  coro__wait_fd(int fd, int writable, int64_t deadline);
+/* An event on a watched fd: wakes its reader and/or writer. */
+void coro__io_event(struct coro__poller *p, int fd, uint32_t events);
+void coro__io_term(struct coro__io *io);
+/* 1 while epoll_pwait2 works; tests clear it to take the timerfd path. */
+extern atomic_int coro__have_pwait2;
+/* epoll_wait's timeout for a deadline: whole milliseconds rounded up,
+ * 0 if it has passed, -1 for CORO__NEVER, at most INT_MAX. */
+int  coro__ms_timeout(int64_t deadline);
+
+/* ----------------------------------------------------------------------
+ * Worker threads for blocking calls (executor.c). Workers never touch loop
+ * state: only the fields below marked (lock), under the mutex, and the
+ * atomics.
+ * ---------------------------------------------------------------------- */
+
+/* One blocking call; in the `wait` of the task that made it. */
+struct coro__job {
+    void             *(*fn)(void *);
+    void              *arg;
+    void              *result;      /* fn's return value (lock) */
+    int                err;         /* errno as fn left it (lock) */
+    int                state;       /* queued, running, done, cancelled
+                                       (lock) */
+    struct coro_task  *task;        /* the parked caller */
+    struct coro__job  *prev;        /* queue or done list (lock) */
+    struct coro__job  *next;
+};
+
+struct coro__executor {
+    pthread_mutex_t       lock;
+    pthread_cond_t        work;     /* a job was queued, or stop */
+    struct coro__job     *queue_head; /* FIFO of jobs to run (lock) */
+    struct coro__job     *queue_tail;
+    struct coro__job     *done_head;  /* jobs finished, to collect (lock) */
+    struct coro__job     *done_tail;
+    size_t                nqueued;  /* jobs in the queue (lock) */
+    pthread_t            *threads;  /* workers started (lock) */
+    size_t                nthreads;
+    size_t                cap;
+    unsigned              max;      /* jobs allowed to run at once (lock) */
+    unsigned              idle;     /* workers waiting for a job (lock) */
+    unsigned              running;  /* jobs running now (lock) */
+    int                   stop;     /* workers must exit (lock) */
+    int                   initialized; /* lock and cond exist */
+    int                   evfd;     /* eventfd waking the loop, or -1 */
+    struct coro__pollable pollable; /* evfd's entry in the epoll set */
+    atomic_int            pending;  /* done list is not empty */
+    atomic_int            sleeping; /* the loop is blocked in the kernel */
+    size_t                inflight; /* loop only: submitted, not collected */
+};
+
+int  coro__executor_init(struct coro__executor *x);  /* 0 or an errno */
+void coro__executor_term(struct coro__executor *x);  /* joins the workers */
+/* Wakes the tasks whose jobs are done. Loop thread only. */
+void coro__executor_collect(struct coro__executor *x);
+
+/* ----------------------------------------------------------------------
+ * Tasks and the loop (sched.c)
+ * ---------------------------------------------------------------------- */
+
+enum coro__state {
+    CORO__READY,                    /* in the ready queue */
+    CORO__RUNNING,                  /* the loop's current task */
+    CORO__PARKED,                   /* waiting for a wake source */
+    CORO__DONE                      /* returned; waits to be joined/freed */
+};
+
+/* What a parked task waits for, for coro_dump, the trace and the event
+ * hook (debug.c and trace.c name them). */
+enum coro__wait_kind {
+    CORO__W_NONE,
+    CORO__W_SLEEP,
+    CORO__W_JOIN,       /* what: the task joined */
+    CORO__W_GATHER,
+    CORO__W_WAIT,
+    CORO__W_FD_READ,    /* the fd is in wait.io */
+    CORO__W_FD_WRITE,
+    CORO__W_BLOCKING,
+    CORO__W_CHAN_SEND,  /* what: the channel */
+    CORO__W_CHAN_RECV,
+    CORO__W_SELECT,
+    CORO__W_QUEUE_PUT,  /* what: the queue */
+    CORO__W_QUEUE_GET,
+    CORO__W_QUEUE_JOIN,
+    CORO__W_MUTEX,      /* what: the mutex */
+    CORO__W_SEM,
+    CORO__W_EVENT,
+    CORO__W_COND
+};
+
+/* How a parked task is unhooked from its wake source when something else
+ * (a timeout, a cancellation) wakes it: 0 once detached. A source that
+ * cannot let go yet (a blocking call running on a worker, which may use the
+ * task's stack) returns EBUSY: the task stays parked, and the source wakes
+ * it when done, when the hook must then return 0. */
+typedef int (*coro__detach_fn)(struct coro_task *t);
+
+/* What a task awaiting other tasks (await_task, gather, wait) waits for;
+ * in the awaiting task's `wait`. Written by the awaited tasks' exits. */
+struct coro__await {
+    size_t         n;               /* tasks awaited */
+    size_t         pending;         /* of those, not ended yet */
+    enum coro_when when;            /* what wakes the awaiter */
+    int            failed;          /* one ended with an error other than
+                                       ECANCELED (FIRST_EXCEPTION) */
+};
+
+#define CORO__NAME_MAX 32
+
+/* The record of what a parked task waits for. It lives in the task's
+ * control block, never on its stack: wakers read and write it while the
+ * task is parked, and a shared-stack task's stack is not in place then.
+ * A task waits for one thing at a time. */
+union coro__wait {
+    struct coro__await await;       /* join, gather, wait (sched.c) */
+    struct coro__job   job;         /* a blocking call (executor.c) */
+    struct {
+        int fd;
+        int dir;
+    } io;                           /* an fd (io.c) */
+    void *sync[8];                  /* a waiter on an object (sync.c) */
+};
+
+/* A task's control block: sits at the top of the task's stack mapping, so a
+ * parked task with a shallow stack costs a single page. The fields up to
+ * ctx survive the stack's trip through the pool; the rest is reset by each
+ * spawn. */
+struct coro_task {
+    struct coro__stack  stack;      /* its memory (coro.c) */
+    struct coro__ctx    ctx;        /* saved registers (coro.c) */
+    /* ---- reset at spawn from here on ---- */
+    struct coro__loop  *loop;       /* owning loop */
+    struct coro_task   *ready_next; /* ready queue / stack pool link */
+    struct coro_task   *all_prev;   /* loop's list of all tasks */
+    struct coro_task   *all_next;
+    uint64_t            id;         /* 1, 2, ... in spawn order per loop */
+    uint64_t            end_seq;    /* order in which tasks ended */
+    coro_fn             fn;
+    void               *arg;
+    void               *result;     /* fn's return value */
+    int                 error;      /* set by coro_fail */
+    int                 wake_status;/* status passed by the last wake */
+    int                 timeout_status; /* status a timer wake delivers */
+    unsigned char       state;      /* enum coro__state */
+    unsigned char       cancelled;  /* coro_cancel was called (sticky) */
+    unsigned char       shield;     /* coro_shield is on */
+    unsigned char       detached;   /* coro_detach: free when it ends */
+    unsigned char       exited;     /* fn returned: the context is parked
+                                       at the trampoline, reusable */
+    unsigned char       joined;     /* freed by a join or gather */
+    unsigned char       wait_kind;  /* enum coro__wait_kind while parked */
+    const void         *wait_what;  /* the object it waits on, for dumps */
+    int64_t             since;      /* when it last parked or woke: coarse
+                                       clock, for coro_dump */
+    unsigned            mutexes;    /* coro_mutex it holds (sync.c) */
+    size_t              shared_hw;  /* shared stack: most bytes of frames
+                                       it parked with */
+    int64_t             note_at;    /* when observed (trace.c) */
+    unsigned char       note_state; /* what trace.c last saw it do */
+    struct coro__timer  timer;      /* deadline while parked (timer.c) */
+    coro__detach_fn     detach;     /* unhooks from the wake source */
+    void               *waiting_on; /* the source's record of this wait,
+                                       usually in `wait` */
+    union coro__wait    wait;       /* this wait's record */
+    struct coro_task   *waiter;     /* the task awaiting this one, if any */
+    struct coro__await *await;      /* &wait.await while this task awaits
+                                       others */
+    const char         *fn_name;    /* from the spawn macro, or NULL */
+    const char         *site;       /* "file.c:42" from the macro, or NULL */
+    void               *spawn_pc;   /* return address of the spawn call */
+    char                name[CORO__NAME_MAX]; /* coro_attr.name, copied */
+    /* CORO_SHARED_STACK only (sched.c): */
+    char               *saved_sp;   /* stack pointer when it last parked */
+    char               *saved;      /* its frames [saved_sp, top) while
+                                       another task's are on the stack */
+    size_t              saved_len;  /* bytes in saved (0: frames in place,
+                                       or never run) */
+    size_t              saved_cap;  /* bytes allocated for saved */
+};
+
+/* A loop: one per thread that runs coro_run. */
+struct coro__loop {
+    struct coro__ctx    ctx;        /* the coro_run caller's context */
+    ucontext_t          ctx_uc;     /* where ctx saves its registers */
+    ucontext_t          ctx_template; /* task contexts are copies of it */
+    struct coro_task   *shared_host;  /* the stack shared-stack tasks run
+                                         on (a pooled stack), once needed */
+    struct coro_task   *shared_owner; /* whose frames are on it now */
+    struct coro_task   *handoff;    /* a shared-stack task a task asked the
+                                       loop's context to run: its frames
+                                       must be put in place first */
+    struct coro_task   *current;    /* the running task, NULL in ctx */
+    struct coro_task   *ready_head; /* FIFO of ready tasks */
+    struct coro_task   *ready_tail;
+    struct coro_task   *all;        /* every task not yet freed */
+    struct coro_task   *graveyard;  /* detached task that just ended: its
+                                       stack is freed after the switch */
+    struct coro_task   *main;       /* coro_run's task, until freed */
+    size_t              ntasks;     /* tasks allocated (all list) */
+    size_t              nlive;      /* tasks not DONE */
+    uint64_t            next_id;
+    uint64_t            end_seq;
+    size_t              default_stack; /* CORO_STACK_SIZE or the default */
+    int                *errno_at;   /* the loop thread's errno */
+    void               *main_result;
+    int                 main_error;
+    unsigned char       main_done;
+    unsigned char       closing;    /* every task was cancelled: main ended
+                                       or the loop deadlocked */
+    unsigned char       deadlocked; /* coro_run returns EDEADLK */
+    unsigned char       noting;     /* someone observes tasks: the event
+                                       hook, CORO_TRACE or CORO_DEBUG */
+    unsigned char       debug;      /* CORO_DEBUG: warn (debug.c) */
+    unsigned char       tracing;    /* CORO_TRACE: write events (trace.c) */
+    coro_task_hook_fn       hook;       /* coro_set_task_hook's, or NULL */
+    void               *hook_arg;
+    unsigned            trace_pid;  /* this loop's number in the trace */
+    int                 sigquit_fd; /* read end of the SIGQUIT pipe, or -1 */
+    int                 sigquit_wfd;/* its write end, which the handler
+                                       writes */
+    struct coro__pollable sigquit;  /* its entry in the epoll set */
+    struct coro__timers timers;
+    struct coro__stacks stacks;
+    struct coro__poller poller;
+    struct coro__executor executor;
+    struct coro__io     io;
+};
+
+/* The running task of this thread's loop, or NULL. */
+struct coro_task *coro__current(void);
+/* This thread's loop, or NULL. */
+struct coro__loop *coro__loop(void);
+/* What await_task reports for an ended task. */
+int  coro__task_error(const struct coro_task *t);
+
+/* ----------------------------------------------------------------------
+ * Seeing inside (trace.c, debug.c)
+ * ---------------------------------------------------------------------- */
+
+/* What happens to a task, as the observers see it. */
+enum coro__note {
+    CORO__NOTE_SPAWN,   /* created, ready */
+    CORO__NOTE_RUN,     /* starts running */
+    CORO__NOTE_PARK,    /* parks (wait_kind says on what) */
+    CORO__NOTE_READY,   /* woken, or yielded: back in the ready queue */
+    CORO__NOTE_END      /* its function returned */
+};
+
+/* Called at each of those while l->noting, only then: no cost when off. */
+void coro__note(struct coro__loop *l, struct coro_task *t, int note);
+/* Sets up the hook, CORO_TRACE and CORO_DEBUG for a new loop. */
+void coro__observe_init(struct coro__loop *l);
+void coro__observe_term(struct coro__loop *l);
+/* A monotonic clock good to a few milliseconds, for a few nanoseconds. */
+int64_t coro__coarse_ns(void);
+/* What a wait kind is called in dumps and traces ("sleep", "join"...). */
+const char *coro__wait_name(int kind);
+/* CORO_DEBUG's warnings, and the deadlock report (debug.c). */
+void coro__debug_slow(struct coro_task *t, int64_t ran_ns);
+void coro__debug_end(struct coro__loop *l, struct coro_task *t);
+void coro__debug_unjoined(struct coro_task *t);
+void coro__deadlock_report(struct coro__loop *l);
+/* Stops the SIGQUIT dump for a loop that ends. */
+void coro__debug_term(struct coro__loop *l);
+
+/* Parks the running task until a wake; returns the wake status. kind and
+ * what say what it waits for. A deadline other than CORO__NEVER arms a
+ * timer that wakes it with timeout_status. A task already cancelled (and
+ * not shielded) does not park: detach runs and ECANCELED is returned at
+ * once. */
+int  coro__park(struct coro_task *self, int kind, const void *what,
+                int64_t deadline, int timeout_status, coro__detach_fn detach);
+/* Wakes a parked task with status: detaches it from its source, stops its
+ * timer, appends it to the ready queue. Does nothing to a task not parked. */
+void coro__wake(struct coro_task *t, int status);
+
+#endif /* CORO_INTERNAL_H */

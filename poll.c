@@ -1,0 +1,146 @@
+/* poll.c: the loop's kernel wait. One epoll instance per loop; the thread
+ * blocks in it until the earliest deadline when no task is ready.
+ *
+ * epoll_wait takes its timeout in whole milliseconds and rounds up, so a
+ * 1.5 ms sleep would oversleep by about 600 µs. epoll_pwait2 (Linux 5.11)
+ * takes a timespec; where it is missing (ENOSYS: an older kernel, or a
+ * seccomp filter), an absolute-time timerfd in the epoll set carries the
+ * deadline instead and epoll_wait blocks without a timeout.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+/* Cleared, for the whole process, the first time epoll_pwait2 says ENOSYS. */
+atomic_int coro__have_pwait2 = 1;
+
+int coro__poller_init(struct coro__poller *p)
+{
+    p->tfd = -1;
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    return p->epfd < 0 ? errno : 0;
+}
+
+void coro__poller_term(struct coro__poller *p)
+{
+    if (p->tfd >= 0)
+        close(p->tfd);
+    if (p->epfd >= 0)
+        close(p->epfd);
+    p->tfd = p->epfd = -1;
+}
+
+/* An event's data says whose it is: a pollable's address (even), or a
+ * watched fd, tagged (fd << 1 | 1). */
+int coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
+                     struct coro__pollable *h)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = h };
+    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
+}
+
+/* epoll keys a registration by the fd's open file, not its number: an fd
+ * closed and reopened under the same number is a new file, for which MOD
+ * says ENOENT, so it is added afresh; the old registration went away with
+ * the old file. Nothing here needs to know when users close fds. */
+int coro__poller_watch(struct coro__poller *p, int fd, uint32_t events)
+{
+    struct epoll_event ev = { .events = events | EPOLLONESHOT,
+                              .data.u64 = (uint64_t)fd << 1 | 1 };
+    int saved = errno;
+    int err = 0;
+    if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) {
+        err = errno;
+        if (err == ENOENT)
+            err = epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
+    }
+    errno = saved;
+    return err;
+}
+
+int coro__ms_timeout(int64_t deadline)
+{
+    if (deadline == CORO__NEVER)
+        return -1;
+    int64_t left = deadline - coro__clock_ns();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + 999999) / 1000000; /* never wake early */
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Arms (or, for CORO__NEVER, disarms) the fallback timerfd. */
+static int timerfd_arm(struct coro__poller *p, int64_t deadline)
+{
+    if (p->tfd < 0) {
+        p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (p->tfd < 0)
+            return errno;
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+        if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->tfd, &ev) != 0) {
+            int err = errno;
+            close(p->tfd); /* not watched: never arm it */
+            p->tfd = -1;
+            return err;
+        }
+    }
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    if (deadline != CORO__NEVER) {
+        /* A zero it_value would disarm the timer: deadlines are > 0. */
+        its.it_value.tv_sec = deadline / 1000000000;
+        its.it_value.tv_nsec = deadline % 1000000000;
+        if (deadline <= 0)
+            its.it_value.tv_nsec = 1;
+    }
+    return timerfd_settime(p->tfd, TFD_TIMER_ABSTIME, &its, NULL) ? errno : 0;
+}
+
+void coro__poller_wait(struct coro__poller *p, int64_t deadline)
+{
+    struct epoll_event events[256];
+    int n = -1;
+    int saved = errno;
+    if (atomic_load_explicit(&coro__have_pwait2, memory_order_relaxed)) {
+        struct timespec ts, *tsp = NULL;
+        if (deadline != CORO__NEVER) {
+            int64_t left = deadline - coro__clock_ns();
+            if (left < 0)
+                left = 0;
+            ts.tv_sec = left / 1000000000;
+            ts.tv_nsec = left % 1000000000;
+            tsp = &ts;
+        }
+        n = epoll_pwait2(p->epfd, events, 256, tsp, NULL);
+        /* ENOSYS: an older kernel; EPERM: a seccomp profile that does not
+         * know the call. Either way, never again. */
+        if (n < 0 && errno != EINTR)
+            atomic_store(&coro__have_pwait2, 0);
+    }
+    if (!atomic_load_explicit(&coro__have_pwait2, memory_order_relaxed)) {
+        if (timerfd_arm(p, deadline) == 0)
+            n = epoll_wait(p->epfd, events, 256, -1);
+        else /* no precise way left: whole milliseconds beat spinning */
+            n = epoll_wait(p->epfd, events, 256, coro__ms_timeout(deadline));
+    }
+    for (int i = 0; i < n; i++) {
+        uint64_t data = events[i].data.u64;
+        if (data & 1) {
+            coro__io_event(p, (int)(data >> 1), events[i].events);
+        } else if (data) {
+            struct coro__pollable *h = events[i].data.ptr;
+            h->ready(h, events[i].events);
+        } else if (p->tfd >= 0) {
+            uint64_t expirations;
+            ssize_t r = read(p->tfd, &expirations, sizeof expirations);
+            (void)r;
+        }
+    }
+    errno = saved;
+}

@@ -1,0 +1,1022 @@
+/* sched.c: the loop. Thread-local state, the FIFO ready queue, coro_run,
+ * spawn, yield, join, gather, wait, cancel, detach, park/wake and deadlock
+ * detection.
+ *
+ * Switching. A task that stops running (parks, yields, ends) switches
+ * straight to the next ready task rather than back to the loop's context and
+ * out again: a handoff is then one swapcontext, not two. Only when nothing
+ * is ready does it switch to the loop's context (the coro_run caller's
+ * stack), which waits in the kernel. Due timers are fired on every such
+ * switch (one clock read, when any timer is armed), so a pair of tasks
+ * yielding to each other forever cannot starve the sleepers.
+ *
+ * Awaiting tasks. A task has at most one awaiter (t->waiter); the awaiter
+ * keeps a struct coro__await on its stack that the awaited tasks update as
+ * they end, and is woken once when its condition holds. Join, gather and
+ * wait are the same code with different conditions.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+static __thread struct coro__loop *tls_loop;
+
+struct coro_task *coro__current(void)
+{
+    return tls_loop ? tls_loop->current : NULL;
+}
+
+struct coro__loop *coro__loop(void)
+{
+    return tls_loop;
+}
+
+/* ----------------------------------------------------------------------
+ * Queues and lists
+ * ---------------------------------------------------------------------- */
+
+static void ready_push(struct coro__loop *l, struct coro_task *t)
+{
+    t->state = CORO__READY;
+    t->ready_next = NULL;
+    if (l->ready_tail)
+        l->ready_tail->ready_next = t;
+    else
+        l->ready_head = t;
+    l->ready_tail = t;
+}
+
+static struct coro_task *ready_pop(struct coro__loop *l)
+{
+    struct coro_task *t = l->ready_head;
+    if (t) {
+        l->ready_head = t->ready_next;
+        if (!l->ready_head)
+            l->ready_tail = NULL;
+    }
+    return t;
+}
+
+static void all_push(struct coro__loop *l, struct coro_task *t)
+{
+    t->all_prev = NULL;
+    t->all_next = l->all;
+    if (l->all)
+        l->all->all_prev = t;
+    l->all = t;
+    l->ntasks++;
+}
+
+static void all_remove(struct coro__loop *l, struct coro_task *t)
+{
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else
+        l->all = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    l->ntasks--;
+}
+
+/* ----------------------------------------------------------------------
+ * Park, wake, switch
+ * ---------------------------------------------------------------------- */
+
+static int task_cancelled(const struct coro_task *t)
+{
+    return t->cancelled && !t->shield;
+}
+
+/* What await_task reports for an ended task. */
+static int task_error(const struct coro_task *t)
+{
+    if (t->error)
+        return t->error;
+    return t->cancelled ? ECANCELED : 0;
+}
+
+int coro__task_error(const struct coro_task *t)
+{
+    return task_error(t);
+}
+
+void coro__wake(struct coro_task *t, int status)
+{
+    if (t->state != CORO__PARKED)
+        return;
+    if (t->detach) {
+        if (t->detach(t) != 0)
+            return; /* the source keeps it, and wakes it when done */
+        t->detach = NULL;
+    }
+    coro__timer_stop(&t->loop->timers, &t->timer);
+    t->wake_status = status;
+    t->wait_kind = CORO__W_NONE;
+    t->since = coro__coarse_ns();
+    ready_push(t->loop, t);
+    if (CORO__UNLIKELY(t->loop->noting))
+        coro__note(t->loop, t, CORO__NOTE_READY);
+}
+
+static void fire_timers(struct coro__loop *l)
+{
+    int64_t now = coro__clock_ns();
+    struct coro__timer *node;
+    while ((node = coro__timer_expired(&l->timers, now)) != NULL) {
+        struct coro_task *t = CORO__CONTAINER_OF(node, struct coro_task,
+                                                 timer);
+        coro__wake(t, t->timeout_status);
+    }
+}
+
+/* The task to run next, after firing due timers and collecting finished
+ * blocking calls; NULL if none is ready, or if I/O is due a look (which the
+ * loop's context does, on its own stack). */
+static inline __attribute__((always_inline)) struct coro_task *
+next_ready(struct coro__loop *l)
+{
+    if (l->timers.n)
+        fire_timers(l);
+    if (atomic_load_explicit(&l->executor.pending, memory_order_relaxed))
+        coro__executor_collect(&l->executor);
+    if (CORO__UNLIKELY(l->io.waiting) && l->ready_head &&
+        ++l->io.ticks >= CORO__IO_POLL_EVERY) {
+        l->io.ticks = 0;
+        l->io.poll_due = 1;
+        l->current = NULL;
+        return NULL;
+    }
+    struct coro_task *t = ready_pop(l);
+    if (t) {
+        t->state = CORO__RUNNING;
+        if (CORO__UNLIKELY(l->noting))
+            coro__note(l, t, CORO__NOTE_RUN);
+    }
+    l->current = t;
+    return t;
+}
+
+static void task_free(struct coro__loop *l, struct coro_task *t)
+{
+    all_remove(l, t);
+    if (t == l->main)
+        l->main = NULL;
+    if (CORO__UNLIKELY(l->debug) && !t->joined && t->exited)
+        coro__debug_unjoined(t);
+    if (t->stack.shared) {
+        if (l->shared_owner == t)
+            l->shared_owner = NULL;
+        coro__ctx_discard(&t->ctx);
+        coro__free(t->saved, t->saved_cap);
+        coro__free(t, sizeof *t);
+        return;
+    }
+    /* A task abandoned mid-wait (a deadlock) left its context deep in a
+     * park: the next task on this stack must start afresh. */
+    if (!t->exited)
+        coro__ctx_discard(&t->ctx);
+    coro__stack_put(&l->stacks, t);
+}
+
+/* Frees the detached task that ended just before this switch: it could not
+ * free the stack it was running on. */
+static void reap(struct coro__loop *l)
+{
+    struct coro_task *t = l->graveyard;
+    if (CORO__UNLIKELY(t != NULL)) {
+        l->graveyard = NULL;
+        task_free(l, t);
+    }
+}
+
+/* A shared-stack task's frames run from where its stack pointer was when
+ * it parked up to the top. Under ASan, swapcontext is an interceptor with
+ * a frame of its own below that, which the task returns through when it
+ * resumes: keep a margin below. */
+#ifdef CORO__ASAN
+#define FRAME_SLACK 2048
+#else
+#define FRAME_SLACK 0
+#endif
+
+/* Where a task that stops running jumps: the next task, or the loop's
+ * context when none is ready, or when the next runs on the shared stack
+ * and its frames are not in place: the loop's context, on the thread's
+ * own stack, puts them in place (they may go where the current task's
+ * frames are). */
+static struct coro__ctx *target(struct coro__loop *l, struct coro_task *next)
+{
+    if (!next)
+        return &l->ctx;
+    if (CORO__UNLIKELY(next->stack.shared) && l->shared_owner != next) {
+        l->handoff = next;
+        return &l->ctx;
+    }
+    return &next->ctx;
+}
+
+/* Puts next's frames on the shared stack, saving those of the task whose
+ * frames are there now (it is parked: its stack pointer is saved_sp). Runs
+ * in the loop's context. Memory for the saved frames is all a parked
+ * shared-stack task costs beyond its control block; if it cannot be had,
+ * nothing sensible is left to do. */
+static void shared_install(struct coro__loop *l, struct coro_task *next)
+{
+    struct coro__ctx *host = &l->shared_host->ctx;
+    char *top = (char *)host->stack_lo + host->stack_len;
+    struct coro_task *owner = l->shared_owner;
+    if (owner) {
+        if (owner->saved_sp < (char *)host->stack_lo) /* the slack */
+            owner->saved_sp = (char *)host->stack_lo;
+        size_t len = (size_t)(top - owner->saved_sp);
+        if (len > owner->saved_cap) {
+            char *buf = coro__realloc(owner->saved, owner->saved_cap, len);
+            if (!buf) {
+                fprintf(stderr, "coro: out of memory saving the %zu-byte "
+                                "stack of shared-stack task \"%s\"\n",
+                        len, coro_name(owner));
+                abort();
+            }
+            owner->saved = buf;
+            owner->saved_cap = len;
+        }
+        coro__frames_save(owner->saved, owner->saved_sp, len);
+        owner->saved_len = len;
+    }
+    coro__frames_restore(next->saved_sp, next->saved, next->saved_len,
+                         l->shared_host);
+    next->saved_len = 0;
+    l->shared_owner = next;
+}
+
+/* The loop's context runs next, and whoever the tasks hand it next. */
+static void run(struct coro__loop *l, struct coro_task *next)
+{
+    while (next) {
+        if (next->stack.shared && l->shared_owner != next)
+            shared_install(l, next);
+        l->current = next;
+        coro__ctx_switch(&l->ctx, &next->ctx);
+        l->current = NULL;
+        reap(l);
+        next = l->handoff;
+        l->handoff = NULL;
+    }
+}
+
+/* self stops running (it parked or yielded): run the next ready task, or
+ * the loop's context if none is ready. Returns when self is resumed: for a
+ * yield, 0 or ECANCELED; for a park, its wake status. errno is kept per
+ * task, so a task never sees another's.
+ *
+ * The two callers tail-call it, and the jump is written out here: after a
+ * switch, the CPU's return predictor holds the other task's calls, so
+ * every return on the way back to the task mispredicts. This leaves one,
+ * as few as a bare _setjmp/_longjmp ping-pong has (about 5 ns each here). */
+static int suspend(struct coro__loop *l, struct coro_task *self, int yield)
+{
+    struct coro_task *next = next_ready(l);
+    if (next != self) {
+        int saved_errno = *l->errno_at;
+        struct coro__ctx *to = target(l, next);
+        if (self->stack.shared)
+            self->saved_sp = coro__stack_pointer() - FRAME_SLACK;
+        coro__stack_check(self);
+        coro__sanitizer_leave(&self->ctx, to);
+        CORO__JUMP(&self->ctx, to);
+        coro__ctx_entered(&self->ctx);
+        reap(l);
+        *l->errno_at = saved_errno;
+    }
+    if (yield)
+        return task_cancelled(self) ? ECANCELED : 0;
+    return self->wake_status;
+}
+
+int coro__park(struct coro_task *self, int kind, const void *what,
+               int64_t deadline, int timeout_status, coro__detach_fn detach)
+{
+    if (task_cancelled(self)) {
+        if (detach)
+            detach(self);
+        return ECANCELED;
+    }
+    struct coro__loop *l = self->loop;
+    self->detach = detach;
+    self->timeout_status = timeout_status;
+    if (deadline != CORO__NEVER)
+        coro__timer_start(&l->timers, &self->timer, deadline);
+    self->state = CORO__PARKED;
+    self->wait_kind = (unsigned char)kind;
+    self->wait_what = what;
+    self->since = coro__coarse_ns();
+    if (CORO__UNLIKELY(l->noting))
+        coro__note(l, self, CORO__NOTE_PARK);
+    return suspend(l, self, 0);
+}
+
+/* ----------------------------------------------------------------------
+ * Task life
+ * ---------------------------------------------------------------------- */
+
+static void cancel(struct coro_task *t)
+{
+    if (t->state == CORO__DONE)
+        return;
+    t->cancelled = 1;
+    if (t->state == CORO__PARKED && !t->shield)
+        coro__wake(t, ECANCELED);
+}
+
+/* Cancels every task: main has ended, or nothing can ever wake. Tasks
+ * spawned from now on are born cancelled, so clean-up cannot start work
+ * that outlives the loop. */
+static void close_loop(struct coro__loop *l)
+{
+    l->closing = 1;
+    for (struct coro_task *t = l->all; t; t = t->all_next)
+        cancel(t);
+}
+
+static int await_satisfied(const struct coro__await *aw)
+{
+    switch (aw->when) {
+    case CORO_FIRST_COMPLETED:
+        return aw->pending < aw->n;
+    case CORO_FIRST_EXCEPTION:
+        return aw->failed || aw->pending == 0;
+    default:
+        return aw->pending == 0;
+    }
+}
+
+/* t has ended: tell the task awaiting it. */
+static void notify_waiter(struct coro_task *t)
+{
+    struct coro_task *w = t->waiter;
+    struct coro__await *aw = w->await;
+    aw->pending--;
+    int err = task_error(t);
+    if (err && err != ECANCELED)
+        aw->failed = 1;
+    if (await_satisfied(aw))
+        coro__wake(w, 0);
+}
+
+/* t's function returned. Switches away, and returns only when a new task
+ * is given this stack (see trampoline). */
+static void task_exit(struct coro__loop *l, struct coro_task *t,
+                      void *result)
+{
+    t->result = result;
+    t->exited = 1;
+    t->state = CORO__DONE;
+    t->end_seq = ++l->end_seq;
+    t->since = coro__coarse_ns();
+    l->nlive--;
+    if (CORO__UNLIKELY(l->noting)) {
+        coro__note(l, t, CORO__NOTE_END);
+        if (l->debug)
+            coro__debug_end(l, t);
+    }
+    if (t == l->main) {
+        l->main_done = 1;
+        l->main_result = result;
+        l->main_error = task_error(t);
+        close_loop(l);
+    }
+    if (t->waiter)
+        notify_waiter(t);
+    else if (t->detached)
+        l->graveyard = t;
+    coro__stack_check(t);
+    if (t->stack.shared)
+        l->shared_owner = NULL; /* its frames are dead: nothing to save */
+    struct coro_task *next = next_ready(l);
+    coro__ctx_switch(&t->ctx, target(l, next));
+}
+
+/* Every task's first frame. It outlives its task: a task that ends parks
+ * here, and when its pooled stack is given to a new task (t is the same
+ * control block, at the top of the same stack), the loop goes round again.
+ * A reused stack so costs no getcontext/makecontext, and with the fast
+ * switch no setcontext system call (QEMU pools its coroutines this way). */
+static void trampoline(void)
+{
+    struct coro__loop *l = tls_loop;
+    struct coro_task *t = l->current;
+    coro__ctx_entered(&t->ctx);
+    for (;;) {
+        reap(l);
+        void *result = t->fn(t->arg);
+        task_exit(l, t, result);
+        l = tls_loop;
+        t = l->current;
+    }
+}
+
+/* A task on a stack of its own: its control block at the stack's top. */
+static struct coro_task *own_stack_task(struct coro__loop *l, size_t size)
+{
+    struct coro_task *t = coro__stack_get(&l->stacks, size);
+    if (!t)
+        return NULL;
+    memset(&t->loop, 0,
+           sizeof *t - offsetof(struct coro_task, loop));
+    if (!t->ctx.made &&
+        coro__task_ctx_make(t, &l->ctx_template, trampoline) != 0) {
+        coro__stack_put(&l->stacks, t);
+        return NULL;
+    }
+    return t;
+}
+
+/* The stack shared-stack tasks run on: a pooled stack of the shared size,
+ * with the trampoline made on it, once per loop. */
+static struct coro_task *shared_host(struct coro__loop *l)
+{
+    if (l->shared_host)
+        return l->shared_host;
+    size_t size = l->default_stack > CORO__MAIN_STACK ? l->default_stack
+                                                      : CORO__MAIN_STACK;
+    struct coro_task *host = coro__stack_get(&l->stacks, size);
+    if (!host)
+        return NULL;
+    coro__ctx_discard(&host->ctx); /* a pooled context is no entry */
+    if (coro__task_ctx_make(host, &l->ctx_template, trampoline) != 0) {
+        coro__stack_put(&l->stacks, host);
+        return NULL;
+    }
+    return l->shared_host = host;
+}
+
+/* A task on the shared stack: its control block on the heap (with, for
+ * swapcontext, a ucontext of its own after it), its first entry the
+ * host's. */
+static struct coro_task *shared_stack_task(struct coro__loop *l)
+{
+    struct coro_task *host = shared_host(l);
+    if (!host)
+        return NULL;
+    size_t tcb = (sizeof(struct coro_task) + 15) & ~(size_t)15;
+#ifdef CORO_SWITCH_FAST
+    size_t size = tcb;
+#else
+    size_t size = tcb + sizeof(ucontext_t);
+#endif
+    struct coro_task *t = coro__calloc(1, size);
+    if (!t)
+        return NULL;
+#ifdef CORO_SWITCH_FAST
+    ucontext_t *own = NULL;
+#else
+    ucontext_t *own = (ucontext_t *)(void *)((char *)t + tcb);
+#endif
+    t->stack = host->stack;
+    t->stack.shared = 1;
+    if (coro__ctx_share(&t->ctx, &host->ctx, own) != 0) {
+        coro__free(t, size);
+        return NULL;
+    }
+    return t;
+}
+
+static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
+                 void *arg, struct coro_task **out)
+{
+    /* Each task arms at most one timer: reserving a heap slot per task here
+     * means parking never fails for lack of memory. */
+    if (coro__timers_reserve(&l->timers, l->ntasks + 1) != 0)
+        return ENOMEM;
+    struct coro_task *t = shared ? shared_stack_task(l)
+                                 : own_stack_task(l, size);
+    if (!t)
+        return ENOMEM;
+    t->loop = l;
+    t->id = ++l->next_id;
+    t->fn = fn;
+    t->arg = arg;
+    t->timer.index = CORO__TIMER_IDLE;
+    t->cancelled = l->closing;
+    t->since = coro__coarse_ns();
+    all_push(l, t);
+    l->nlive++;
+    ready_push(l, t);
+    if (CORO__UNLIKELY(l->noting))
+        coro__note(l, t, CORO__NOTE_SPAWN);
+    *out = t;
+    return 0;
+}
+
+coro_task *coro__spawn_at(const coro_attr *attr, coro_fn fn, void *arg,
+                          const char *fn_name, const char *site)
+{
+    struct coro__loop *l = tls_loop;
+    size_t size;
+    int err = EINVAL;
+    unsigned flags = attr ? attr->flags : 0;
+    int shared = (flags & CORO_SHARED_STACK) != 0;
+    if (!l || !fn || (flags & ~CORO_SHARED_STACK))
+        goto out_err;
+    err = coro__stack_size(attr ? attr->stack_size : 0, l->default_stack,
+                           &size);
+    if (!err && shared &&
+        size > (l->default_stack > CORO__MAIN_STACK ? l->default_stack
+                                                    : CORO__MAIN_STACK))
+        err = EINVAL; /* deeper than the shared stack */
+    if (!err && shared && !coro__stack_pointer())
+        err = ENOTSUP;
+    if (err)
+        goto out_err;
+    struct coro_task *t;
+    err = spawn(l, size, shared, fn, arg, &t);
+    if (err)
+        goto out_err;
+    t->fn_name = fn_name;
+    t->site = site;
+    t->spawn_pc = __builtin_return_address(0);
+    if (attr && attr->name) {
+        strncpy(t->name, attr->name, sizeof t->name - 1);
+        t->name[sizeof t->name - 1] = '\0';
+    }
+    return t;
+
+out_err:
+    errno = err;
+    return NULL;
+}
+
+coro_task *(coro_spawn)(coro_fn fn, void *arg)
+{
+    return coro__spawn_at(NULL, fn, arg, NULL, NULL);
+}
+
+coro_task *(coro_spawn_attr)(const coro_attr *attr, coro_fn fn, void *arg)
+{
+    return coro__spawn_at(attr, fn, arg, NULL, NULL);
+}
+
+coro_task *coro_self(void)
+{
+    return coro__current();
+}
+
+const char *coro_name(const coro_task *t)
+{
+    if (!t)
+        return NULL;
+    if (t->name[0])
+        return t->name;
+    return t->fn_name ? t->fn_name : "task";
+}
+
+void *coro_fail(int err)
+{
+    struct coro_task *self = coro__current();
+    if (self)
+        self->error = err > 0 ? err : 0;
+    return NULL;
+}
+
+int coro_shield(int on)
+{
+    struct coro_task *self = coro__current();
+    if (!self)
+        return 0;
+    int old = self->shield;
+    self->shield = on != 0;
+    return old;
+}
+
+int coro_cancel(coro_task *t)
+{
+    struct coro__loop *l = tls_loop;
+    if (!t || !l || t->loop != l)
+        return EINVAL;
+    cancel(t);
+    return 0;
+}
+
+void coro_detach(coro_task *t)
+{
+    struct coro__loop *l = tls_loop;
+    if (!t || !l || t->loop != l || t->detached)
+        return;
+    t->detached = 1;
+    /* An awaiter decides: await_task and await_gather free t anyway,
+     * await_wait frees it on return if it has ended by then. */
+    if (t->state == CORO__DONE && !t->waiter)
+        task_free(l, t);
+}
+
+int await_yield(void)
+{
+    struct coro__loop *l = tls_loop;
+    struct coro_task *self = l ? l->current : NULL;
+    if (!self)
+        return EPERM;
+    if (task_cancelled(self))
+        return ECANCELED;
+    ready_push(l, self);
+    if (CORO__UNLIKELY(l->noting))
+        coro__note(l, self, CORO__NOTE_READY);
+    return suspend(l, self, 1);
+}
+
+/* ----------------------------------------------------------------------
+ * Awaiting tasks: join, gather, wait
+ * ---------------------------------------------------------------------- */
+
+static int claim_one(struct coro__loop *l, struct coro_task *self,
+                     struct coro_task *t)
+{
+    if (!t || t->loop != l)
+        return EINVAL;
+    if (t == self)
+        return EDEADLK;
+    if (t->detached || t->waiter)
+        return EINVAL;
+    return 0;
+}
+
+/* Makes self the awaiter of tasks[0..n) until `when` holds; on error
+ * nothing is claimed. A task listed twice is found claimed the second
+ * time. */
+static int claim(struct coro__loop *l, struct coro_task *self,
+                 coro_task **tasks, size_t n, enum coro_when when)
+{
+    struct coro__await *aw = &self->wait.await;
+    size_t i;
+    int err = 0;
+    *aw = (struct coro__await){ .when = when };
+    for (i = 0; i < n; i++) {
+        err = claim_one(l, self, tasks[i]);
+        if (err)
+            break;
+        tasks[i]->waiter = self;
+        if (tasks[i]->state != CORO__DONE)
+            aw->pending++;
+        else if (task_error(tasks[i]) && task_error(tasks[i]) != ECANCELED)
+            aw->failed = 1;
+    }
+    if (err) {
+        while (i--)
+            tasks[i]->waiter = NULL;
+        return err;
+    }
+    aw->n = n;
+    self->await = aw;
+    return 0;
+}
+
+/* Ends a wait that frees nothing: a task detached meanwhile is freed if it
+ * has ended, or will be when it ends. */
+static void unclaim(struct coro__loop *l, struct coro_task *self,
+                    coro_task **tasks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tasks[i]->waiter = NULL;
+        if (tasks[i]->detached && tasks[i]->state == CORO__DONE)
+            task_free(l, tasks[i]);
+    }
+    self->await = NULL;
+}
+
+/* Parks self until its await condition holds: 0, ETIMEDOUT or ECANCELED.
+ * A cancelled caller gets ECANCELED even if the condition already holds
+ * (cancellation is sticky). */
+static int await_claimed(struct coro_task *self, int kind, const void *what,
+                         int64_t deadline)
+{
+    if (task_cancelled(self))
+        return ECANCELED;
+    if (await_satisfied(self->await))
+        return 0;
+    return coro__park(self, kind, what, deadline, ETIMEDOUT, NULL);
+}
+
+/* The structured ending of a join or gather that timed out or was
+ * cancelled: cancel what is still running and wait, shielded, until every
+ * claimed task has ended. */
+static void cancel_and_drain(struct coro_task *self, coro_task **tasks,
+                             size_t n, int kind)
+{
+    struct coro__await *aw = self->await;
+    for (size_t i = 0; i < n; i++)
+        cancel(tasks[i]);
+    aw->when = CORO_ALL_COMPLETED;
+    int shield = self->shield;
+    self->shield = 1;
+    while (aw->pending > 0)
+        coro__park(self, kind, n == 1 ? tasks[0] : NULL, CORO__NEVER, 0,
+                   NULL);
+    self->shield = shield;
+}
+
+static int await_context(struct coro__loop **l, struct coro_task **self)
+{
+    *l = tls_loop;
+    *self = *l ? (*l)->current : NULL;
+    return *self ? 0 : EPERM;
+}
+
+int await_task_timeout(coro_task *t, double timeout, void **result)
+{
+    struct coro__loop *l;
+    struct coro_task *self;
+    int64_t deadline;
+    int err = await_context(&l, &self);
+    if (err)
+        return err;
+    if (coro__deadline(timeout, &deadline) != 0)
+        return EINVAL;
+    err = claim(l, self, &t, 1, CORO_ALL_COMPLETED);
+    if (err)
+        return err;
+    int status = await_claimed(self, CORO__W_JOIN, t, deadline);
+    if (status)
+        cancel_and_drain(self, &t, 1, CORO__W_JOIN);
+    self->await = NULL;
+    if (result)
+        *result = t->result;
+    err = status ? status : task_error(t);
+    t->joined = 1;
+    task_free(l, t);
+    return err;
+}
+
+int await_task(coro_task *t, void **result)
+{
+    return await_task_timeout(t, -1, result);
+}
+
+int await_gather(coro_task **tasks, size_t n, void **results, int *errors)
+{
+    struct coro__loop *l;
+    struct coro_task *self;
+    int err = await_context(&l, &self);
+    if (err || n == 0)
+        return err;
+    if (!tasks)
+        return EINVAL;
+    err = claim(l, self, tasks, n, CORO_ALL_COMPLETED);
+    if (err)
+        return err;
+    int status = await_claimed(self, CORO__W_GATHER, NULL, CORO__NEVER);
+    if (status)
+        cancel_and_drain(self, tasks, n, CORO__W_GATHER);
+    self->await = NULL;
+    /* The first failure in time, not in argument order. */
+    uint64_t first_end = UINT64_MAX;
+    int first_err = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct coro_task *t = tasks[i];
+        int e = task_error(t);
+        if (e && t->end_seq < first_end) {
+            first_end = t->end_seq;
+            first_err = e;
+        }
+        if (results)
+            results[i] = t->result;
+        if (errors)
+            errors[i] = e;
+        t->joined = 1;
+        task_free(l, t);
+    }
+    return status ? status : first_err;
+}
+
+static int by_end_seq(const void *a, const void *b)
+{
+    const struct coro_task *x = *(coro_task *const *)a;
+    const struct coro_task *y = *(coro_task *const *)b;
+    return (x->end_seq > y->end_seq) - (x->end_seq < y->end_seq);
+}
+
+/* Moves the ended tasks to the front, in the order they ended. */
+static size_t order_done_first(coro_task **tasks, size_t n)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (tasks[i]->state == CORO__DONE) {
+            coro_task *t = tasks[i];
+            tasks[i] = tasks[done];
+            tasks[done++] = t;
+        }
+    }
+    qsort(tasks, done, sizeof *tasks, by_end_seq);
+    return done;
+}
+
+int await_wait(coro_task **tasks, size_t n, enum coro_when when,
+               double timeout, size_t *ndone)
+{
+    struct coro__loop *l;
+    struct coro_task *self;
+    int64_t deadline;
+    size_t done = 0;
+    int err = await_context(&l, &self);
+    if (err)
+        return err;
+    if (coro__deadline(timeout, &deadline) != 0 ||
+        (when != CORO_FIRST_COMPLETED && when != CORO_FIRST_EXCEPTION &&
+         when != CORO_ALL_COMPLETED) ||
+        (!tasks && n > 0))
+        return EINVAL;
+    if (n > 0) {
+        err = claim(l, self, tasks, n, when);
+        if (err)
+            return err;
+        err = await_claimed(self, CORO__W_WAIT, NULL, deadline);
+        if (err == ETIMEDOUT)
+            err = 0;
+        if (!err)
+            done = order_done_first(tasks, n);
+        unclaim(l, self, tasks, n);
+    }
+    if (ndone)
+        *ndone = done;
+    return err;
+}
+
+/* ----------------------------------------------------------------------
+ * The loop
+ * ---------------------------------------------------------------------- */
+
+/* Whether anything outside the tasks could still wake one of them. */
+static int can_wake(const struct coro__loop *l)
+{
+    return l->timers.n > 0 || l->executor.inflight > 0 || l->io.waiting > 0;
+}
+
+/* Blocks in the kernel until the next deadline or a completion. The flag
+ * handshake with the workers is explained at the top of executor.c. */
+static void idle_wait(struct coro__loop *l)
+{
+    struct coro__executor *x = &l->executor;
+    int64_t deadline = coro__timer_next(&l->timers);
+    atomic_store(&x->sleeping, 1);
+    if (atomic_load(&x->pending))
+        deadline = 0;
+    coro__poller_wait(&l->poller, deadline);
+    atomic_store(&x->sleeping, 0);
+}
+
+/* The loop deadlocked with every task already cancelled: free what is left
+ * without running it further. Its stacks are not unwound. */
+static void abandon(struct coro__loop *l)
+{
+    for (struct coro_task *t = l->all; t; t = t->all_next) {
+        if (t->state == CORO__PARKED && t->detach) {
+            /* Nothing can be in flight when nothing can wake. */
+            CORO__ASSERT(t->detach(t) == 0);
+            t->detach = NULL;
+        }
+        coro__timer_stop(&l->timers, &t->timer);
+        if (t->state != CORO__DONE) {
+            t->state = CORO__DONE;
+            l->nlive--;
+        }
+    }
+}
+
+static void loop_run(struct coro__loop *l)
+{
+    for (;;) {
+        if (l->io.poll_due) {
+            l->io.poll_due = 0;
+            coro__poller_wait(&l->poller, 0); /* only look */
+        }
+        struct coro_task *next = next_ready(l);
+        if (!next && l->io.poll_due)
+            continue;
+        if (next) {
+            run(l, next);
+            continue;
+        }
+        if (l->nlive == 0)
+            return;
+        if (!can_wake(l)) {
+            if (l->closing) {
+                abandon(l);
+                return;
+            }
+            l->deadlocked = 1;
+            coro__deadlock_report(l);
+            close_loop(l);
+            continue;
+        }
+        idle_wait(l);
+    }
+}
+
+/* CORO_STACK_SIZE: bytes, or a number with a K, M or G suffix. */
+static int env_stack_size(size_t *out)
+{
+    const char *s = getenv("CORO_STACK_SIZE");
+    if (!s || !*s)
+        return coro__stack_size(0, CORO__STACK_DEFAULT, out);
+    size_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > CORO__STACK_MAX)
+            return EINVAL;
+        v = v * 10 + (size_t)(*s - '0');
+    }
+    switch (*s) {
+    case 'k': case 'K': v <<= 10; s++; break;
+    case 'm': case 'M': v <<= 20; s++; break;
+    case 'g': case 'G': v <<= 30; s++; break;
+    default: break;
+    }
+    if (*s || v == 0)
+        return EINVAL;
+    return coro__stack_size(v, 0, out);
+}
+
+static void loop_free(struct coro__loop *l)
+{
+    reap(l);
+    while (l->all)
+        task_free(l, l->all);
+    if (l->shared_host) {
+        coro__ctx_discard(&l->shared_host->ctx);
+        coro__stack_put(&l->stacks, l->shared_host);
+    }
+    coro__observe_term(l);
+    coro__executor_term(&l->executor);
+    coro__io_term(&l->io);
+    coro__stacks_term(&l->stacks);
+    coro__timers_term(&l->timers);
+    coro__poller_term(&l->poller);
+    coro__free(l, sizeof *l);
+}
+
+static int loop_new(struct coro__loop **out)
+{
+    size_t stack;
+    int err = env_stack_size(&stack);
+    if (err)
+        return err;
+    struct coro__loop *l = coro__calloc(1, sizeof *l);
+    if (!l)
+        return ENOMEM;
+    l->default_stack = stack;
+    l->poller.epfd = l->poller.tfd = -1;
+    l->sigquit_fd = l->sigquit_wfd = -1;
+    err = coro__ctx_template(&l->ctx_template);
+    if (!err)
+        err = coro__poller_init(&l->poller);
+    if (!err)
+        err = coro__executor_init(&l->executor);
+    if (!err)
+        coro__observe_init(l);
+    if (err) {
+        loop_free(l);
+        return err;
+    }
+    *out = l;
+    return 0;
+}
+
+int coro_run(coro_fn main, void *arg, void **result)
+{
+    if (!main)
+        return EINVAL;
+    if (tls_loop)
+        return EBUSY;
+    struct coro__loop *l;
+    int err = loop_new(&l);
+    if (err)
+        return err;
+    size_t size = l->default_stack > CORO__MAIN_STACK ? l->default_stack
+                                                      : CORO__MAIN_STACK;
+    struct coro_task *t;
+    err = spawn(l, size, 0, main, arg, &t);
+    if (err) {
+        loop_free(l);
+        return err;
+    }
+    t->fn_name = "main";
+    l->main = t;
+    tls_loop = l;
+    l->errno_at = &errno; /* this thread's, for good: no call per switch */
+    l->ctx.uc = &l->ctx_uc;
+    coro__ctx_thread(&l->ctx);
+    /* Timer slack (50 µs by default) delays every wake-up by up to that
+     * much; with 1 ns, sleeps land within tens of microseconds. */
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    loop_run(l);
+    if (slack > 0)
+        prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
+    err = l->deadlocked ? EDEADLK : l->main_error;
+    if (result)
+        *result = l->main_done ? l->main_result : NULL;
+    tls_loop = NULL;
+    loop_free(l);
+    return err;
+}

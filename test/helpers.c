@@ -1,0 +1,88 @@
+#include "helpers.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "internal.h"
+
+static char trace_buf[8192];
+static size_t trace_len;
+
+void trace(const char *fmt, ...)
+{
+    va_list ap;
+    if (trace_len && trace_len < sizeof trace_buf - 1)
+        trace_buf[trace_len++] = ' ';
+    va_start(ap, fmt);
+    int n = vsnprintf(trace_buf + trace_len, sizeof trace_buf - trace_len,
+                      fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        trace_len += (size_t)n;
+    if (trace_len >= sizeof trace_buf)
+        trace_len = sizeof trace_buf - 1;
+}
+
+const char *trace_get(void)
+{
+    trace_buf[trace_len] = '\0';
+    return trace_buf;
+}
+
+void trace_reset(void)
+{
+    trace_len = 0;
+    trace_buf[0] = '\0';
+}
+
+double test_slow(void)
+{
+    const char *s = getenv("CORO_TEST_SLOW");
+    double v = s ? atof(s) : 1.0;
+    return v >= 1.0 ? v : 1.0;
+}
+
+int test_forking(void)
+{
+    const char *s = getenv("CK_FORK");
+    return !(s && strcmp(s, "no") == 0);
+}
+
+void test_setup(void)
+{
+    trace_reset();
+    atomic_store(&coro__alloc_stats.fail_every, 0);
+}
+
+void test_no_leaks(void)
+{
+    atomic_store(&coro__alloc_stats.fail_every, 0);
+    ck_assert_int_eq(atomic_load(&coro__alloc_stats.blocks), 0);
+    ck_assert_int_eq(atomic_load(&coro__alloc_stats.stacks), 0);
+}
+
+TCase *test_case(const char *name, double timeout)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, test_setup, test_no_leaks);
+    tcase_set_timeout(tc, timeout * test_slow());
+    return tc;
+}
+
+void run_expect(coro_fn fn, void *arg, int want)
+{
+    int err = coro_run(fn, arg, NULL);
+    ck_assert_msg(err == want, "coro_run returned %d (%s), want %d (%s)",
+                  err, strerror(err), want, strerror(want));
+}
+
+double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}

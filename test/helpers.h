@@ -1,0 +1,47 @@
+/* Test helpers shared by the Check suites. */
+#ifndef CORO_TEST_HELPERS_H
+#define CORO_TEST_HELPERS_H
+
+#include <check.h>
+#include <stddef.h>
+
+#include "coro.h"
+
+/* Suites, one per source file. */
+Suite *coro_suite(void);
+Suite *sched_suite(void);
+Suite *timer_suite(void);
+Suite *poll_suite(void);
+Suite *executor_suite(void);
+Suite *io_suite(void);
+Suite *net_suite(void);
+Suite *http_suite(void);
+Suite *sync_suite(void);
+Suite *demos_suite(void);
+
+/* How much slower than native this run is (CORO_TEST_SLOW, default 1):
+ * valgrind and the sanitizers widen every timing margin by it. */
+double test_slow(void);
+
+/* Whether Check runs each test in a child process; tests that expect a
+ * signal are skipped without one. */
+int test_forking(void);
+
+/* An order trace: tasks append short tokens, tests compare the string. */
+void        trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *trace_get(void);
+void        trace_reset(void);
+
+/* Every test ends with nothing allocated by coro: no heap block, no stack
+ * mapping. Added as a checked fixture to every TCase. */
+void test_setup(void);
+void test_no_leaks(void);
+TCase *test_case(const char *name, double timeout);
+
+/* Runs fn under coro_run and asserts it returned want. */
+void run_expect(coro_fn fn, void *arg, int want);
+
+/* CPU time (user + system) of this process, in seconds. */
+double cpu_seconds(void);
+
+#endif

@@ -1,0 +1,1348 @@
+/* The loop and the task calls: ordering, joins, gather, wait, cancel,
+ * shield, detach, deadlocks, errors, threads and scale. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+#define TOKEN(i) ((void *)(uintptr_t)(i))
+
+/* ---------------------------------------------------------------------- */
+/* Ordering                                                               */
+/* ---------------------------------------------------------------------- */
+
+static void *trace_name(void *arg)
+{
+    trace("%s", (const char *)arg);
+    return NULL;
+}
+
+static void *spawn_order_main(void *arg)
+{
+    (void)arg;
+    coro_task *a = coro_spawn(trace_name, "a");
+    coro_task *b = coro_spawn(trace_name, "b");
+    trace("spawned");
+    ck_assert_int_eq(await_task(a, NULL), 0);
+    trace("joined");
+    ck_assert_int_eq(await_task(b, NULL), 0);
+    return NULL;
+}
+
+/* A spawned task first runs when its spawner suspends, and tasks run in
+ * the order they became ready. */
+START_TEST(spawned_task_runs_when_spawner_suspends)
+{
+    run_expect(spawn_order_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "spawned a b joined");
+}
+END_TEST
+
+static void *yielder(void *arg)
+{
+    for (int i = 1; i <= 3; i++) {
+        trace("%s%d", (const char *)arg, i);
+        ck_assert_int_eq(await_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *round_robin_main(void *arg)
+{
+    (void)arg;
+    coro_task *t[3] = { coro_spawn(yielder, "a"), coro_spawn(yielder, "b"),
+                        coro_spawn(yielder, "c") };
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    return NULL;
+}
+
+/* Ready tasks take turns, FIFO:
+ *   a1 b1 c1 | a2 b2 c2 | a3 b3 c3 */
+START_TEST(ready_tasks_take_turns_in_fifo_order)
+{
+    run_expect(round_robin_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "a1 b1 c1 a2 b2 c2 a3 b3 c3");
+}
+END_TEST
+
+static void *lone_yield_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(await_yield(), 0);
+    return TOKEN(7);
+}
+
+START_TEST(yield_with_nothing_else_ready_returns_at_once)
+{
+    void *result = NULL;
+    ck_assert_int_eq(coro_run(lone_yield_main, NULL, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(7));
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* coro_run                                                               */
+/* ---------------------------------------------------------------------- */
+
+static void *fail_main(void *arg)
+{
+    (void)arg;
+    return coro_fail(EIO);
+}
+
+START_TEST(run_returns_main_result_and_error)
+{
+    void *result = TOKEN(1);
+    ck_assert_int_eq(coro_run(lone_yield_main, NULL, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(7));
+    ck_assert_int_eq(coro_run(fail_main, NULL, &result), EIO);
+    ck_assert_ptr_null(result);
+    ck_assert_int_eq(coro_run(lone_yield_main, NULL, NULL), 0);
+}
+END_TEST
+
+static void *nested_run_main(void *arg)
+{
+    *(int *)arg = coro_run(lone_yield_main, NULL, NULL);
+    return NULL;
+}
+
+START_TEST(run_rejects_null_main_and_nesting)
+{
+    int nested = -1;
+    ck_assert_int_eq(coro_run(NULL, NULL, NULL), EINVAL);
+    run_expect(nested_run_main, &nested, 0);
+    ck_assert_int_eq(nested, EBUSY);
+}
+END_TEST
+
+static void *sleep_long_and_record(void *arg)
+{
+    *(int *)arg = await_sleep(60);
+    trace("cleanup");
+    return NULL;
+}
+
+static void *leave_tasks_behind_main(void *arg)
+{
+    int *errs = arg;
+    coro_spawn(sleep_long_and_record, &errs[0]);
+    coro_detach(coro_spawn(sleep_long_and_record, &errs[1]));
+    await_yield();
+    trace("main ends");
+    return NULL;
+}
+
+/* asyncio.run: tasks still alive when main returns are cancelled, their
+ * clean-up runs, and everything is freed. */
+START_TEST(run_cancels_tasks_left_when_main_returns)
+{
+    int errs[2] = { -1, -1 };
+    double t0 = coro_now();
+    run_expect(leave_tasks_behind_main, errs, 0);
+    ck_assert_double_lt(coro_now() - t0, 5.0);
+    ck_assert_int_eq(errs[0], ECANCELED);
+    ck_assert_int_eq(errs[1], ECANCELED);
+    ck_assert_str_eq(trace_get(), "main ends cleanup cleanup");
+}
+END_TEST
+
+static void *main_cancelled_main(void *arg)
+{
+    (void)arg;
+    coro_cancel(coro_self());
+    return TOKEN(3);
+}
+
+START_TEST(run_returns_ecanceled_when_main_was_cancelled)
+{
+    void *result = NULL;
+    ck_assert_int_eq(coro_run(main_cancelled_main, NULL, &result), ECANCELED);
+    ck_assert_ptr_eq(result, TOKEN(3));
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Deadlocks                                                              */
+/* ---------------------------------------------------------------------- */
+
+static void *sleep_forever(void *arg)
+{
+    int err = await_sleep(INFINITY);
+    if (arg)
+        *(int *)arg = err;
+    trace("woke %d", err);
+    return NULL;
+}
+
+static void *join_forever_main(void *arg)
+{
+    int *errs = arg;
+    errs[0] = await_task(coro_spawn(sleep_forever, &errs[1]), NULL);
+    trace("main %d", errs[0]);
+    return NULL;
+}
+
+/* Nothing can ever wake anyone: coro_run cancels everything so clean-up
+ * runs, and returns EDEADLK rather than hanging. */
+START_TEST(deadlock_returns_edeadlk_after_cleanup)
+{
+    int errs[2] = { -1, -1 };
+    run_expect(join_forever_main, errs, EDEADLK);
+    ck_assert_int_eq(errs[0], ECANCELED);
+    ck_assert_int_eq(errs[1], ECANCELED);
+}
+END_TEST
+
+static void *joins_main(void *arg)
+{
+    coro_task *main_task = arg;
+    int err = await_task(main_task, NULL);
+    trace("child %d", err);
+    return NULL;
+}
+
+static void *join_cycle_main(void *arg)
+{
+    (void)arg;
+    coro_task *child = coro_spawn(joins_main, coro_self());
+    int err = await_task(child, NULL);
+    trace("main %d", err);
+    return NULL;
+}
+
+/* main joins a child that joins main: a cycle through main deadlocks.
+ * Cancelled, each side waits (structured) for the other to end, so the
+ * clean-up deadlocks too and both are freed without returning. */
+START_TEST(deadlock_join_cycle_through_main)
+{
+    run_expect(join_cycle_main, NULL, EDEADLK);
+    ck_assert_str_eq(trace_get(), "");
+}
+END_TEST
+
+static void *shielded_forever(void *arg)
+{
+    (void)arg;
+    coro_shield(1);
+    trace("shielded");
+    await_sleep(INFINITY);
+    trace("never");
+    return NULL;
+}
+
+static void *abandon_main(void *arg)
+{
+    (void)arg;
+    coro_spawn(shielded_forever, NULL);
+    await_sleep(INFINITY);
+    return NULL;
+}
+
+/* If shielded clean-up deadlocks again, the rest is freed without running. */
+START_TEST(deadlock_in_shielded_cleanup_frees_the_rest)
+{
+    run_expect(abandon_main, NULL, EDEADLK);
+    ck_assert_str_eq(trace_get(), "shielded");
+}
+END_TEST
+
+static void *shielded_after_main(void *arg)
+{
+    (void)arg;
+    coro_shield(1);
+    await_sleep(INFINITY);
+    return NULL;
+}
+
+static void *leaves_shielded_main(void *arg)
+{
+    (void)arg;
+    coro_spawn(shielded_after_main, NULL);
+    await_yield();
+    return TOKEN(5);
+}
+
+/* main ended fine; a task that then blocks forever in shielded clean-up is
+ * freed, and coro_run still reports main's outcome. */
+START_TEST(cleanup_deadlock_after_main_keeps_main_result)
+{
+    void *result = NULL;
+    ck_assert_int_eq(coro_run(leaves_shielded_main, NULL, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(5));
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Join                                                                   */
+/* ---------------------------------------------------------------------- */
+
+static void *return_arg(void *arg)
+{
+    return arg;
+}
+
+static void *fail_with(void *arg)
+{
+    return coro_fail((int)(uintptr_t)arg);
+}
+
+static void *sleep_then_return(void *arg)
+{
+    await_sleep(0.01);
+    return arg;
+}
+
+static void *join_main(void *arg)
+{
+    (void)arg;
+    void *result = NULL;
+    coro_task *t = coro_spawn(return_arg, TOKEN(42));
+    ck_assert_int_eq(await_task(t, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(42));
+
+    t = coro_spawn(fail_with, TOKEN(EPIPE));
+    ck_assert_int_eq(await_task(t, NULL), EPIPE);
+
+    /* Already ended when joined. */
+    t = coro_spawn(return_arg, TOKEN(9));
+    await_yield();
+    ck_assert_int_eq(await_task(t, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(9));
+
+    /* Suspends until the child ends. */
+    t = coro_spawn(sleep_then_return, TOKEN(11));
+    ck_assert_int_eq(await_task(t, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(11));
+    return NULL;
+}
+
+START_TEST(join_returns_result_and_error)
+{
+    run_expect(join_main, NULL, 0);
+}
+END_TEST
+
+static void *cancel_then_return(void *arg)
+{
+    (void)arg;
+    coro_cancel(coro_self());
+    return TOKEN(1);
+}
+
+static void *join_cancelled_main(void *arg)
+{
+    (void)arg;
+    void *result = NULL;
+    coro_task *t = coro_spawn(cancel_then_return, NULL);
+    ck_assert_int_eq(await_task(t, &result), ECANCELED);
+    ck_assert_ptr_eq(result, TOKEN(1));
+    return NULL;
+}
+
+/* A task cancelled before it ended reports ECANCELED, even if it returned
+ * normally. */
+START_TEST(join_reports_ecanceled_for_cancelled_task)
+{
+    run_expect(join_cancelled_main, NULL, 0);
+}
+END_TEST
+
+static void *second_joiner(void *arg)
+{
+    return TOKEN(await_task(arg, NULL));
+}
+
+static void *join_errors_main(void *arg)
+{
+    (void)arg;
+    void *result = NULL;
+    ck_assert_int_eq(await_task(NULL, NULL), EINVAL);
+    ck_assert_int_eq(await_task(coro_self(), NULL), EDEADLK);
+    ck_assert_int_eq(await_task_timeout(coro_self(), 1, NULL), EDEADLK);
+
+    coro_task *t = coro_spawn(sleep_then_return, TOKEN(4));
+    coro_task *j = coro_spawn(second_joiner, t);
+    await_yield(); /* j now awaits t */
+    ck_assert_int_eq(await_task(t, NULL), EINVAL);
+    ck_assert_int_eq(await_task_timeout(t, NAN, NULL), EINVAL);
+    ck_assert_int_eq(await_task(j, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(0));
+
+    t = coro_spawn(return_arg, NULL);
+    coro_detach(t);
+    ck_assert_int_eq(await_task(t, NULL), EINVAL);
+    await_yield(); /* t ends and is freed */
+    return NULL;
+}
+
+START_TEST(join_rejects_bad_input)
+{
+    run_expect(join_errors_main, NULL, 0);
+    ck_assert_int_eq(await_task(NULL, NULL), EPERM);
+    ck_assert_int_eq(await_task_timeout(NULL, 1, NULL), EPERM);
+}
+END_TEST
+
+static void *record_sleep(void *arg)
+{
+    int err = await_sleep(60);
+    trace("child %d", err);
+    return arg;
+}
+
+static void *join_timeout_main(void *arg)
+{
+    (void)arg;
+    void *result = NULL;
+    double t0 = coro_now();
+    coro_task *t = coro_spawn(record_sleep, TOKEN(1));
+    ck_assert_int_eq(await_task_timeout(t, 0.02, &result), ETIMEDOUT);
+    trace("timeout");
+    ck_assert_ptr_eq(result, TOKEN(1)); /* it returned after the cancel */
+    ck_assert_double_lt(coro_now() - t0, 1.0 * test_slow());
+
+    t = coro_spawn(sleep_then_return, TOKEN(2));
+    ck_assert_int_eq(await_task_timeout(t, 30, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(2));
+
+    t = coro_spawn(return_arg, TOKEN(3));
+    await_yield();
+    ck_assert_int_eq(await_task_timeout(t, 0, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(3));
+
+    t = coro_spawn(record_sleep, NULL);
+    ck_assert_int_eq(await_task_timeout(t, 0, NULL), ETIMEDOUT);
+    return NULL;
+}
+
+/* asyncio.wait_for: on timeout the task is cancelled, awaited and freed. */
+START_TEST(join_timeout_cancels_and_frees_the_task)
+{
+    run_expect(join_timeout_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "child 125 timeout child 125");
+}
+END_TEST
+
+static void *join_child_sleeping(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(record_sleep, NULL);
+    int err = await_task(t, NULL);
+    trace("parent %d", err);
+    return coro_fail(err);
+}
+
+static void *cancel_joiner_main(void *arg)
+{
+    (void)arg;
+    coro_task *parent = coro_spawn(join_child_sleeping, NULL);
+    await_sleep(0.01);
+    coro_cancel(parent);
+    ck_assert_int_eq(await_task(parent, NULL), ECANCELED);
+    return NULL;
+}
+
+/* Structured: cancelling a task that joins cancels what it joins. */
+START_TEST(cancelling_a_joiner_cancels_its_child)
+{
+    run_expect(cancel_joiner_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "child 125 parent 125");
+}
+END_TEST
+
+static void *join_timeout_child(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(record_sleep, NULL);
+    int err = await_task_timeout(t, 30, NULL);
+    trace("parent %d", err);
+    return NULL;
+}
+
+static void *cancel_timed_joiner_main(void *arg)
+{
+    (void)arg;
+    coro_task *parent = coro_spawn(join_timeout_child, NULL);
+    await_sleep(0.01);
+    coro_cancel(parent);
+    ck_assert_int_eq(await_task(parent, NULL), ECANCELED);
+    return NULL;
+}
+
+START_TEST(cancelling_a_timed_joiner_cancels_its_child)
+{
+    run_expect(cancel_timed_joiner_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "child 125 parent 125");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Gather                                                                 */
+/* ---------------------------------------------------------------------- */
+
+struct nap {
+    double   seconds;
+    int      error;  /* coro_fail with this after the nap, if not 0 */
+    unsigned token;
+};
+
+static void *nap(void *arg)
+{
+    struct nap *n = arg;
+    int err = await_sleep(n->seconds);
+    trace("%u", n->token);
+    if (err)
+        return coro_fail(err);
+    if (n->error)
+        return coro_fail(n->error);
+    return TOKEN(n->token);
+}
+
+static void *gather_order_main(void *arg)
+{
+    (void)arg;
+    struct nap naps[4] = { { 0.04, 0, 1 }, { 0.03, 0, 2 }, { 0.02, 0, 3 },
+                           { 0.01, 0, 4 } };
+    coro_task *t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = coro_spawn(nap, &naps[i]);
+    void *results[4];
+    int errors[4] = { -1, -1, -1, -1 };
+    double t0 = coro_now();
+    ck_assert_int_eq(await_gather(t, 4, results, errors), 0);
+    double took = coro_now() - t0;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_ptr_eq(results[i], TOKEN(i + 1));
+        ck_assert_int_eq(errors[i], 0);
+    }
+    /* Concurrent: about the longest nap, not the sum (0.1 s). */
+    ck_assert_double_lt(took, 0.04 + 0.05 * test_slow());
+    return NULL;
+}
+
+/* Results follow argument order whatever the finishing order. */
+START_TEST(gather_results_follow_argument_order)
+{
+    run_expect(gather_order_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "4 3 2 1");
+}
+END_TEST
+
+static void *gather_errors_main(void *arg)
+{
+    (void)arg;
+    struct nap naps[4] = { { 0.03, EIO, 1 }, { 0.01, 0, 2 },
+                           { 0.02, EPIPE, 3 }, { 0.04, 0, 4 } };
+    coro_task *t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = coro_spawn(nap, &naps[i]);
+    void *results[4];
+    int errors[4];
+    /* EPIPE (0.02 s) fails before EIO (0.03 s): first in time wins. */
+    ck_assert_int_eq(await_gather(t, 4, results, NULL), EPIPE);
+
+    for (int i = 0; i < 4; i++)
+        t[i] = coro_spawn(nap, &naps[i]);
+    coro_cancel(t[3]); /* ends first, with ECANCELED */
+    ck_assert_int_eq(await_gather(t, 4, NULL, errors), ECANCELED);
+    ck_assert_int_eq(errors[0], EIO);
+    ck_assert_int_eq(errors[1], 0);
+    ck_assert_int_eq(errors[2], EPIPE);
+    ck_assert_int_eq(errors[3], ECANCELED);
+    ck_assert_int_eq(await_gather(t, 0, NULL, NULL), 0);
+    return NULL;
+}
+
+START_TEST(gather_returns_first_failure_in_time)
+{
+    run_expect(gather_errors_main, NULL, 0);
+}
+END_TEST
+
+static void *gather_bad_input_main(void *arg)
+{
+    (void)arg;
+    struct nap n = { 0.001, 0, 1 };
+    coro_task *t[3] = { coro_spawn(nap, &n), NULL, NULL };
+    ck_assert_int_eq(await_gather(NULL, 2, NULL, NULL), EINVAL);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), EINVAL);
+    t[1] = t[0];
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), EINVAL);
+    t[1] = coro_self();
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), EDEADLK);
+    /* The rejected calls left t[0] untouched: it can still be joined. */
+    void *result = NULL;
+    ck_assert_int_eq(await_task(t[0], &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(1));
+    return NULL;
+}
+
+START_TEST(gather_rejects_bad_input)
+{
+    run_expect(gather_bad_input_main, NULL, 0);
+    ck_assert_int_eq(await_gather(NULL, 0, NULL, NULL), EPERM);
+}
+END_TEST
+
+static void *gather_sleepers(void *arg)
+{
+    (void)arg;
+    coro_task *t[3] = { coro_spawn(record_sleep, NULL),
+                        coro_spawn(record_sleep, NULL),
+                        coro_spawn(record_sleep, NULL) };
+    int errors[3];
+    int err = await_gather(t, 3, NULL, errors);
+    trace("parent %d %d%d%d", err, errors[0], errors[1], errors[2]);
+    return NULL;
+}
+
+static void *cancel_gatherer_main(void *arg)
+{
+    (void)arg;
+    coro_task *parent = coro_spawn(gather_sleepers, NULL);
+    await_sleep(0.01);
+    coro_cancel(parent);
+    ck_assert_int_eq(await_task(parent, NULL), ECANCELED);
+    return NULL;
+}
+
+/* Cancelling a gatherer cancels all it gathers, waits and frees them. */
+START_TEST(cancelling_a_gatherer_cancels_all_children)
+{
+    run_expect(cancel_gatherer_main, NULL, 0);
+    ck_assert_str_eq(trace_get(),
+                     "child 125 child 125 child 125 parent 125 125125125");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Wait                                                                   */
+/* ---------------------------------------------------------------------- */
+
+static void *wait_first_completed_main(void *arg)
+{
+    (void)arg;
+    struct nap naps[3] = { { 0.06, 0, 1 }, { 0.01, 0, 2 }, { 0.03, 0, 3 } };
+    coro_task *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = coro_spawn(nap, &naps[i]);
+    coro_task *orig[3] = { t[0], t[1], t[2] };
+    size_t ndone = 99;
+    ck_assert_int_eq(await_wait(t, 3, CORO_FIRST_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 1);
+    ck_assert_ptr_eq(t[0], orig[1]);
+
+    ck_assert_int_eq(await_wait(t, 3, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 3);
+    /* Completion order: 2 (0.01 s), 3 (0.03 s), 1 (0.06 s). */
+    ck_assert_ptr_eq(t[0], orig[1]);
+    ck_assert_ptr_eq(t[1], orig[2]);
+    ck_assert_ptr_eq(t[2], orig[0]);
+    /* wait freed nothing: each can be joined. */
+    void *results[3];
+    ck_assert_int_eq(await_gather(orig, 3, results, NULL), 0);
+    ck_assert_ptr_eq(results[0], TOKEN(1));
+    return NULL;
+}
+
+START_TEST(wait_first_completed_then_all_in_completion_order)
+{
+    run_expect(wait_first_completed_main, NULL, 0);
+}
+END_TEST
+
+static void *wait_first_exception_main(void *arg)
+{
+    (void)arg;
+    struct nap naps[3] = { { 0.01, 0, 1 }, { 0.02, EIO, 2 },
+                           { 0.5, 0, 3 } };
+    coro_task *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = coro_spawn(nap, &naps[i]);
+    coro_task *orig[3] = { t[0], t[1], t[2] };
+    size_t ndone = 0;
+    double t0 = coro_now();
+    ck_assert_int_eq(await_wait(t, 3, CORO_FIRST_EXCEPTION, -1, &ndone), 0);
+    ck_assert_double_lt(coro_now() - t0, 0.4);
+    ck_assert_uint_eq(ndone, 2);
+    ck_assert_ptr_eq(t[0], orig[0]);
+    ck_assert_ptr_eq(t[1], orig[1]);
+    coro_cancel(orig[2]);
+    int errors[3];
+    ck_assert_int_eq(await_gather(orig, 3, NULL, errors), EIO);
+    ck_assert_int_eq(errors[2], ECANCELED);
+
+    /* A cancelled task is not an exception: FIRST_EXCEPTION waits on. */
+    struct nap more[2] = { { 0.01, 0, 4 }, { 0.03, 0, 5 } };
+    t[0] = coro_spawn(nap, &more[0]);
+    t[1] = coro_spawn(nap, &more[1]);
+    coro_cancel(t[0]);
+    ck_assert_int_eq(await_wait(t, 2, CORO_FIRST_EXCEPTION, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 2);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), ECANCELED);
+    return NULL;
+}
+
+START_TEST(wait_first_exception_ignores_cancellation)
+{
+    run_expect(wait_first_exception_main, NULL, 0);
+}
+END_TEST
+
+static void *wait_timeout_main(void *arg)
+{
+    (void)arg;
+    struct nap n = { 0.2, 0, 1 };
+    coro_task *t = coro_spawn(nap, &n);
+    size_t ndone = 99;
+    double t0 = coro_now();
+    ck_assert_int_eq(await_wait(&t, 1, CORO_ALL_COMPLETED, 0.01, &ndone), 0);
+    ck_assert_uint_eq(ndone, 0);
+    ck_assert_double_lt(coro_now() - t0, 0.15);
+    ck_assert_int_eq(await_wait(NULL, 0, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 0);
+    ck_assert_int_eq(await_wait(&t, 1, 7, -1, &ndone), EINVAL);
+    ck_assert_int_eq(await_wait(&t, 1, CORO_ALL_COMPLETED, NAN, &ndone),
+                     EINVAL);
+    ck_assert_int_eq(await_wait(NULL, 1, CORO_ALL_COMPLETED, 1, &ndone),
+                     EINVAL);
+    coro_task *me = coro_self();
+    ck_assert_int_eq(await_wait(&me, 1, CORO_ALL_COMPLETED, 1, &ndone),
+                     EDEADLK);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+START_TEST(wait_times_out_and_rejects_bad_input)
+{
+    run_expect(wait_timeout_main, NULL, 0);
+    size_t ndone;
+    ck_assert_int_eq(await_wait(NULL, 0, CORO_ALL_COMPLETED, 1, &ndone),
+                     EPERM);
+}
+END_TEST
+
+static void *waiter_of(void *arg)
+{
+    coro_task *t = arg;
+    size_t ndone = 99;
+    int err = await_wait(&t, 1, CORO_ALL_COMPLETED, -1, &ndone);
+    trace("waiter %d %zu", err, ndone);
+    return NULL;
+}
+
+static void *cancel_waiter_main(void *arg)
+{
+    (void)arg;
+    struct nap n = { 0.03, 0, 1 };
+    coro_task *t = coro_spawn(nap, &n);
+    coro_task *w = coro_spawn(waiter_of, t);
+    await_sleep(0.01);
+    coro_cancel(w);
+    ck_assert_int_eq(await_task(w, NULL), ECANCELED);
+    void *result;
+    ck_assert_int_eq(await_task(t, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(1));
+    return NULL;
+}
+
+/* Cancelling the caller of await_wait does not cancel the tasks. */
+START_TEST(cancelling_a_waiter_leaves_tasks_running)
+{
+    run_expect(cancel_waiter_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "waiter 125 0 1");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Cancel and shield                                                      */
+/* ---------------------------------------------------------------------- */
+
+static void *sticky(void *arg)
+{
+    (void)arg;
+    trace("sleep %d", await_sleep(60));
+    trace("again %d", await_sleep(60));
+    trace("yield %d", await_yield());
+    coro_task *t = coro_spawn(return_arg, NULL);
+    trace("join %d", await_task(t, NULL));
+    return NULL;
+}
+
+static void *sticky_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(sticky, NULL);
+    await_yield();
+    double t0 = coro_now();
+    ck_assert_int_eq(coro_cancel(t), 0);
+    ck_assert_int_eq(coro_cancel(t), 0); /* idempotent */
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    ck_assert_double_lt(coro_now() - t0, 1.0);
+    return NULL;
+}
+
+/* Once cancelled, the pending await and every later one return ECANCELED;
+ * a joined child of a cancelled task is cancelled too. */
+START_TEST(cancellation_is_sticky)
+{
+    run_expect(sticky_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "sleep 125 again 125 yield 125 join 125");
+}
+END_TEST
+
+static void *before_start(void *arg)
+{
+    (void)arg;
+    trace("ran");
+    trace("%d", await_yield());
+    return NULL;
+}
+
+static void *cancel_before_start_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(before_start, NULL);
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    return NULL;
+}
+
+/* A task cancelled before it first runs still runs (so it can release what
+ * its argument owns); its first await returns ECANCELED. */
+START_TEST(task_cancelled_before_start_runs_and_sees_ecanceled)
+{
+    run_expect(cancel_before_start_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "ran 125");
+}
+END_TEST
+
+static void *yield_loop(void *arg)
+{
+    int *n = arg;
+    while (await_yield() == 0)
+        (*n)++;
+    return NULL;
+}
+
+static void *cancel_in_yield_main(void *arg)
+{
+    (void)arg;
+    int n = 0;
+    coro_task *t = coro_spawn(yield_loop, &n);
+    for (int i = 0; i < 10; i++)
+        await_yield();
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    ck_assert_int_ge(n, 5);
+    ck_assert_int_le(n, 11);
+    return NULL;
+}
+
+START_TEST(cancel_reaches_a_yielding_task)
+{
+    run_expect(cancel_in_yield_main, NULL, 0);
+}
+END_TEST
+
+static void *cancel_errors_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(return_arg, NULL);
+    await_yield();
+    ck_assert_int_eq(coro_cancel(t), 0); /* ended: no effect */
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(coro_cancel(NULL), EINVAL);
+    return NULL;
+}
+
+START_TEST(cancel_of_ended_task_has_no_effect)
+{
+    run_expect(cancel_errors_main, NULL, 0);
+    ck_assert_int_eq(coro_cancel(NULL), EINVAL);
+}
+END_TEST
+
+static void *shielded_cleanup(void *arg)
+{
+    (void)arg;
+    int err = await_sleep(60);
+    int old = coro_shield(1);
+    /* Clean-up that must wait: sleeps fully despite the cancellation. */
+    int cleanup = await_sleep(0.02);
+    int timed = await_task_timeout(coro_spawn(record_sleep, NULL), 0.01,
+                                   NULL);
+    coro_shield(old);
+    trace("%d %d %d %d %d", err, old, cleanup, timed, await_sleep(60));
+    return NULL;
+}
+
+static void *shield_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(shielded_cleanup, NULL);
+    await_yield();
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    ck_assert_int_eq(coro_shield(1), 0);
+    ck_assert_int_eq(coro_shield(0), 1);
+    return NULL;
+}
+
+/* A shield holds cancellation back so clean-up can wait; timeouts still
+ * apply; once it drops, the next await returns ECANCELED. */
+START_TEST(shield_holds_cancellation_back_for_cleanup)
+{
+    run_expect(shield_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "child 125 125 0 0 110 125");
+    ck_assert_int_eq(coro_shield(1), 0);
+}
+END_TEST
+
+static void *cancel_while_shielded(void *arg)
+{
+    (void)arg;
+    coro_shield(1);
+    int err = await_sleep(0.03);
+    coro_shield(0);
+    trace("%d %d", err, await_yield());
+    return NULL;
+}
+
+static void *cancel_shielded_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(cancel_while_shielded, NULL);
+    await_sleep(0.005);
+    coro_cancel(t);
+    await_task(t, NULL);
+    return NULL;
+}
+
+START_TEST(cancel_arriving_during_shield_is_seen_after_it)
+{
+    run_expect(cancel_shielded_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "0 125");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Detach, names, self, fail, spawn errors                                */
+/* ---------------------------------------------------------------------- */
+
+static void *detach_main(void *arg)
+{
+    (void)arg;
+    struct nap n = { 0.005, 0, 1 };
+    for (int i = 0; i < 100; i++)
+        coro_detach(coro_spawn(nap, &n));
+    coro_task *t = coro_spawn(return_arg, NULL);
+    await_yield();
+    coro_detach(t); /* already ended: freed now */
+    coro_detach(NULL);
+    await_sleep(0.05);
+    /* Every detached task has ended and been freed: only main is left. */
+    ck_assert_uint_eq(coro_self()->loop->ntasks, 1);
+    return NULL;
+}
+
+static void *wait_for(void *arg)
+{
+    coro_task *t = arg;
+    size_t ndone;
+    return (void *)(uintptr_t)await_wait(&t, 1, CORO_ALL_COMPLETED, 5, &ndone);
+}
+
+static void *wait_briefly(void *arg)
+{
+    coro_task *t = arg;
+    size_t ndone;
+    return (void *)(uintptr_t)await_wait(&t, 1, CORO_ALL_COMPLETED, 0.001,
+                                         &ndone);
+}
+
+static void *detach_while_waited_main(void *arg)
+{
+    (void)arg;
+    struct coro__loop *l = coro_self()->loop;
+    struct nap n = { 0.02, 0, 1 };
+    /* Ended by the time the wait returns: freed then. */
+    coro_task *t = coro_spawn(nap, &n);
+    coro_task *w = coro_spawn(wait_for, t);
+    await_yield();
+    coro_detach(t);
+    ck_assert_int_eq(await_task(w, NULL), 0);
+    ck_assert_uint_eq(l->ntasks, 1);
+    /* Still running when the wait returns: freed when it ends. */
+    t = coro_spawn(nap, &n);
+    w = coro_spawn(wait_briefly, t);
+    await_yield();
+    coro_detach(t);
+    ck_assert_int_eq(await_task(w, NULL), 0);
+    ck_assert_uint_eq(l->ntasks, 2);
+    await_sleep(0.05);
+    ck_assert_uint_eq(l->ntasks, 1);
+    return NULL;
+}
+
+/* A task detached while another awaits it with await_wait (which frees
+ * nothing) is still freed, not kept until coro_run returns. */
+START_TEST(detach_during_await_wait_is_honoured)
+{
+    run_expect(detach_while_waited_main, NULL, 0);
+}
+END_TEST
+
+START_TEST(detached_tasks_are_freed_when_they_end)
+{
+    run_expect(detach_main, NULL, 0);
+}
+END_TEST
+
+static void *names_main(void *arg)
+{
+    (void)arg;
+    ck_assert_str_eq(coro_name(coro_self()), "main");
+    coro_task *a = coro_spawn(return_arg, NULL);
+    ck_assert_str_eq(coro_name(a), "return_arg");
+    coro_attr attr = { .name = "a-name-that-is-longer-than-31-bytes-by-far" };
+    coro_task *b = coro_spawn_attr(&attr, return_arg, NULL);
+    ck_assert_str_eq(coro_name(b), "a-name-that-is-longer-than-31-b");
+    coro_task *c = (coro_spawn)(return_arg, NULL);
+    ck_assert_str_eq(coro_name(c), "task");
+    ck_assert_ptr_null(coro_name(NULL));
+    ck_assert_ptr_ne(a, b);
+    coro_task *all[3] = { a, b, c };
+    ck_assert_int_eq(await_gather(all, 3, NULL, NULL), 0);
+    return NULL;
+}
+
+START_TEST(names_come_from_attr_or_function)
+{
+    run_expect(names_main, NULL, 0);
+    ck_assert_ptr_null(coro_self());
+    ck_assert_ptr_null(coro_fail(EIO)); /* no effect outside a task */
+}
+END_TEST
+
+static void *spawn_errors_main(void *arg)
+{
+    (void)arg;
+    errno = 0;
+    ck_assert_ptr_null(coro_spawn(NULL, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    coro_attr attr = { .stack_size = 8192 };
+    errno = 0;
+    ck_assert_ptr_null(coro_spawn_attr(&attr, return_arg, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    attr.stack_size = (size_t)1 << 40;
+    ck_assert_ptr_null(coro_spawn_attr(&attr, return_arg, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    attr = (coro_attr){ .flags = 0x80 };
+    ck_assert_ptr_null(coro_spawn_attr(&attr, return_arg, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    return NULL;
+}
+
+START_TEST(spawn_rejects_bad_input)
+{
+    run_expect(spawn_errors_main, NULL, 0);
+    errno = 0;
+    ck_assert_ptr_null(coro_spawn(return_arg, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+static void *errno_keeper(void *arg)
+{
+    int mine = (int)(uintptr_t)arg;
+    for (int i = 0; i < 5; i++) {
+        errno = mine;
+        await_yield();
+        if (errno != mine)
+            return coro_fail(EFAULT);
+        errno = mine;
+        await_sleep(0.001);
+        if (errno != mine)
+            return coro_fail(EFAULT);
+    }
+    return NULL;
+}
+
+static void *errno_main(void *arg)
+{
+    (void)arg;
+    coro_task *t[3] = { coro_spawn(errno_keeper, TOKEN(EIO)),
+                        coro_spawn(errno_keeper, TOKEN(EPIPE)),
+                        coro_spawn(errno_keeper, TOKEN(ENOENT)) };
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    return NULL;
+}
+
+/* errno is per thread; coro keeps it per task across every switch. */
+START_TEST(errno_is_kept_per_task)
+{
+    run_expect(errno_main, NULL, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Threads and scale                                                      */
+/* ---------------------------------------------------------------------- */
+
+static void *sleep_50ms(void *arg)
+{
+    int err = await_sleep(0.05);
+    return err ? coro_fail(err) : arg;
+}
+
+static void *thread_main(void *arg)
+{
+    coro_task *t[10];
+    for (unsigned i = 0; i < 10; i++)
+        t[i] = coro_spawn(sleep_50ms, NULL);
+    int err = await_gather(t, 10, NULL, NULL);
+    *(int *)arg = err;
+    return NULL;
+}
+
+static void *run_in_thread(void *arg)
+{
+    int *out = arg;
+    out[0] = coro_run(thread_main, &out[1], NULL);
+    return NULL;
+}
+
+/* Loop state is per thread: two loops run at once, each about 50 ms. */
+START_TEST(two_loops_on_two_threads)
+{
+    pthread_t th[2];
+    int out[2][2] = { { -1, -1 }, { -1, -1 } };
+    double t0 = coro_now();
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, run_in_thread, out[i]),
+                         0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(out[i][0], 0);
+        ck_assert_int_eq(out[i][1], 0);
+    }
+    ck_assert_double_lt(coro_now() - t0, 0.05 + 0.5 * test_slow());
+}
+END_TEST
+
+static void *foreign_cancel_main(void *arg)
+{
+    coro_task **slot = arg;
+    await_sleep(0.01);
+    ck_assert_int_eq(coro_cancel(*slot), EINVAL);
+    ck_assert_int_eq(await_task(*slot, NULL), EINVAL);
+    return NULL;
+}
+
+static void *foreign_thread(void *arg)
+{
+    return TOKEN(coro_run(foreign_cancel_main, arg, NULL));
+}
+
+static void *owner_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(record_sleep, NULL);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, foreign_thread, &t), 0);
+    await_sleep(0.05);
+    void *ret;
+    pthread_join(th, &ret);
+    ck_assert_ptr_eq(ret, TOKEN(0));
+    coro_cancel(t);
+    return TOKEN(await_task(t, NULL));
+}
+
+/* A task belongs to its loop: another thread's loop cannot cancel or join
+ * it. */
+START_TEST(tasks_of_another_loop_are_rejected)
+{
+    void *result;
+    ck_assert_int_eq(coro_run(owner_main, NULL, &result), 0);
+    ck_assert_ptr_eq(result, TOKEN(ECANCELED));
+}
+END_TEST
+
+static void *count_sleeper(void *arg)
+{
+    int err = await_sleep(0.2);
+    if (!err)
+        (*(long *)arg)++;
+    return NULL;
+}
+
+static void *many_main(void *arg)
+{
+    long n = *(long *)arg;
+    long woke = 0;
+    coro_task **t = malloc((size_t)n * sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    for (long i = 0; i < n; i++) {
+        t[i] = coro_spawn(count_sleeper, &woke);
+        ck_assert_ptr_nonnull(t[i]);
+    }
+    ck_assert_int_eq(await_gather(t, (size_t)n, NULL, NULL), 0);
+    free(t);
+    ck_assert_int_eq(woke, n);
+    return NULL;
+}
+
+/* 100,000 concurrent tasks: three times what one guard page per stack
+ * allows under the default vm.max_map_count. */
+START_TEST(hundred_thousand_concurrent_tasks)
+{
+#ifdef CORO__TSAN
+    long n = 5000; /* TSan counts each fiber against its 8128 threads */
+#else
+    long n = test_slow() > 1 ? 20000 : 100000;
+#endif
+    double t0 = coro_now();
+    run_expect(many_main, &n, 0);
+    ck_assert_double_lt(coro_now() - t0, 10.0 * test_slow());
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Out of memory                                                          */
+/* ---------------------------------------------------------------------- */
+
+static void *oom_child(void *arg)
+{
+    (void)arg;
+    await_sleep(0.0001);
+    return NULL;
+}
+
+static void *oom_main(void *arg)
+{
+    int *counts = arg;
+    coro_task *t[64];
+    size_t n = 0;
+    for (int i = 0; i < 64; i++) {
+        errno = 0;
+        coro_task *c = coro_spawn(oom_child, NULL);
+        if (c) {
+            t[n++] = c;
+            counts[0]++;
+        } else {
+            ck_assert_int_eq(errno, ENOMEM);
+            counts[1]++;
+        }
+    }
+    ck_assert_int_eq(await_gather(t, n, NULL, NULL), 0);
+    return NULL;
+}
+
+/* With one allocation in ten failing, every call fails cleanly with ENOMEM
+ * and nothing leaks (the fixture checks). */
+START_TEST(allocation_failures_give_enomem_and_leak_nothing)
+{
+    int counts[2] = { 0, 0 };
+    int failed_runs = 0;
+    long budget = atomic_exchange(&coro__guard_budget, 8);
+    int install = atomic_load(&coro__guard_install);
+    for (int round = 0; round < 60; round++) {
+        /* Every stack path: madvise guards, mprotect guards, canary slabs. */
+        atomic_store(&coro__guard_install, round % 2 ? install : 0);
+        atomic_store(&coro__alloc_stats.fail_every, 10);
+        int err = coro_run(oom_main, counts, NULL);
+        atomic_store(&coro__alloc_stats.fail_every, 0);
+        ck_assert_msg(err == 0 || err == ENOMEM, "coro_run: %d", err);
+        failed_runs += err == ENOMEM;
+        ck_assert_int_eq(atomic_load(&coro__alloc_stats.blocks), 0);
+        ck_assert_int_eq(atomic_load(&coro__alloc_stats.stacks), 0);
+    }
+    atomic_store(&coro__guard_budget, budget);
+    atomic_store(&coro__guard_install, install);
+    ck_assert_int_gt(counts[1], 0);
+    ck_assert_int_gt(counts[0], 0);
+    ck_assert_int_gt(failed_runs, 0);
+}
+END_TEST
+
+Suite *sched_suite(void)
+{
+    Suite *s = suite_create("sched");
+    TCase *tc = test_case("order", 10);
+    tcase_add_test(tc, spawned_task_runs_when_spawner_suspends);
+    tcase_add_test(tc, ready_tasks_take_turns_in_fifo_order);
+    tcase_add_test(tc, yield_with_nothing_else_ready_returns_at_once);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("run", 10);
+    tcase_add_test(tc, run_returns_main_result_and_error);
+    tcase_add_test(tc, run_rejects_null_main_and_nesting);
+    tcase_add_test(tc, run_cancels_tasks_left_when_main_returns);
+    tcase_add_test(tc, run_returns_ecanceled_when_main_was_cancelled);
+    tcase_add_test(tc, deadlock_returns_edeadlk_after_cleanup);
+    tcase_add_test(tc, deadlock_join_cycle_through_main);
+    tcase_add_test(tc, deadlock_in_shielded_cleanup_frees_the_rest);
+    tcase_add_test(tc, cleanup_deadlock_after_main_keeps_main_result);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("join", 10);
+    tcase_add_test(tc, join_returns_result_and_error);
+    tcase_add_test(tc, join_reports_ecanceled_for_cancelled_task);
+    tcase_add_test(tc, join_rejects_bad_input);
+    tcase_add_test(tc, join_timeout_cancels_and_frees_the_task);
+    tcase_add_test(tc, cancelling_a_joiner_cancels_its_child);
+    tcase_add_test(tc, cancelling_a_timed_joiner_cancels_its_child);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("gather", 10);
+    tcase_add_test(tc, gather_results_follow_argument_order);
+    tcase_add_test(tc, gather_returns_first_failure_in_time);
+    tcase_add_test(tc, gather_rejects_bad_input);
+    tcase_add_test(tc, cancelling_a_gatherer_cancels_all_children);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("wait", 10);
+    tcase_add_test(tc, wait_first_completed_then_all_in_completion_order);
+    tcase_add_test(tc, wait_first_exception_ignores_cancellation);
+    tcase_add_test(tc, wait_times_out_and_rejects_bad_input);
+    tcase_add_test(tc, cancelling_a_waiter_leaves_tasks_running);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("cancel", 10);
+    tcase_add_test(tc, cancellation_is_sticky);
+    tcase_add_test(tc, task_cancelled_before_start_runs_and_sees_ecanceled);
+    tcase_add_test(tc, cancel_reaches_a_yielding_task);
+    tcase_add_test(tc, cancel_of_ended_task_has_no_effect);
+    tcase_add_test(tc, shield_holds_cancellation_back_for_cleanup);
+    tcase_add_test(tc, cancel_arriving_during_shield_is_seen_after_it);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("tasks", 10);
+    tcase_add_test(tc, detached_tasks_are_freed_when_they_end);
+    tcase_add_test(tc, detach_during_await_wait_is_honoured);
+    tcase_add_test(tc, names_come_from_attr_or_function);
+    tcase_add_test(tc, spawn_rejects_bad_input);
+    tcase_add_test(tc, errno_is_kept_per_task);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("threads", 20);
+    tcase_add_test(tc, two_loops_on_two_threads);
+    tcase_add_test(tc, tasks_of_another_loop_are_rejected);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("scale", 60);
+    tcase_add_test(tc, hundred_thousand_concurrent_tasks);
+    tcase_add_test(tc, allocation_failures_give_enomem_and_leak_nothing);
+    suite_add_tcase(s, tc);
+    return s;
+}
