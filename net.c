@@ -1,0 +1,388 @@
+/* net.c: socket helpers on the reactor, what asyncio's streams give.
+ *
+ * Each helper tries its system call first and waits for readiness only on
+ * EAGAIN, with one deadline for the whole call. Every fd they create is
+ * non-blocking and close-on-exec; TCP sockets get TCP_NODELAY (as asyncio
+ * sets it); sends use MSG_NOSIGNAL, so a peer that went away is EPIPE, not a
+ * SIGPIPE that kills the process.
+ *
+ * There is no buffer object between the socket and the caller, so nothing
+ * may be read past what a call returns: await_read_until peeks (MSG_PEEK),
+ * finds the delimiter, and then consumes exactly through it.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The checks every suspending helper starts with. */
+static int enter(double timeout, int64_t *deadline)
+{
+    struct coro_task *self = coro__current();
+    if (!self)
+        return EPERM;
+    if (coro__deadline(timeout, deadline) != 0)
+        return EINVAL;
+    if (self->cancelled && !self->shield)
+        return ECANCELED;
+    return 0;
+}
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* not TCP:
+                                                                    ignored */
+}
+
+int coro_listen(const char *addr, int port, int backlog, int *fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    if (!addr || !fd || port < 0 || port > 65535)
+        return EINVAL;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        len = sizeof *v6;
+    } else {
+        return EINVAL;
+    }
+    int saved = errno;
+    int s = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                   0);
+    int err = s < 0 ? errno : 0;
+    int one = 1;
+    if (!err && (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+                 bind(s, (struct sockaddr *)&ss, len) ||
+                 listen(s, backlog > 0 ? backlog : SOMAXCONN)))
+        err = errno;
+    if (err && s >= 0)
+        close(s);
+    else if (!err)
+        *fd = s;
+    errno = saved;
+    return err;
+}
+
+int coro_sock_port(int fd, int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (!port)
+        return EINVAL;
+    int saved = errno;
+    int err = getsockname(fd, (struct sockaddr *)&ss, &len) ? errno : 0;
+    errno = saved;
+    if (err)
+        return err;
+    if (ss.ss_family == AF_INET)
+        *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+        *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    else
+        return EAFNOSUPPORT;
+    return 0;
+}
+
+int await_accept(int listen_fd, double timeout, int *fd)
+{
+    int64_t deadline;
+    int err = fd ? enter(timeout, &deadline) : EINVAL;
+    int saved = errno;
+    while (!err) {
+        int s = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (s >= 0) {
+            set_nodelay(s);
+            *fd = s;
+            break;
+        }
+        err = errno;
+        if (err == EINTR || err == ECONNABORTED)
+            err = 0;
+        else if (err == EAGAIN || err == EWOULDBLOCK)
+            err = coro__wait_fd(listen_fd, 0, deadline);
+    }
+    errno = saved;
+    return err;
+}
+
+/* getaddrinfo's failures as errno values. */
+static int gai_errno(int rc, int sys_errno)
+{
+    switch (rc) {
+    case EAI_AGAIN:
+        return EAGAIN;
+    case EAI_MEMORY:
+        return ENOMEM;
+    case EAI_SYSTEM:
+        return sys_errno ? sys_errno : EIO;
+    default:
+        return ENXIO; /* no such host */
+    }
+}
+
+/* A name to resolve on a worker. On the heap: the worker writes it while
+ * the task is parked, when a shared-stack task's stack is not in place. */
+struct resolve {
+    const char      *host;
+    char             service[8];
+    struct addrinfo *result;
+    int              rc;
+    int              sys_errno;
+};
+
+/* Runs on a worker thread: getaddrinfo may block on DNS for seconds. */
+static void *resolve_job(void *arg)
+{
+    struct resolve *r = arg;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV };
+    r->rc = getaddrinfo(r->host, r->service, &hints, &r->result);
+    r->sys_errno = errno;
+    return NULL;
+}
+
+/* Numeric addresses resolve at once; names on the worker threads. */
+static int resolve(struct resolve *r)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+    r->result = NULL;
+    r->rc = getaddrinfo(r->host, r->service, &hints, &r->result);
+    if (r->rc == EAI_NONAME) {
+        int err = await_blocking(resolve_job, r, NULL);
+        if (err) {
+            if (r->result)
+                freeaddrinfo(r->result); /* it ran before the cancel */
+            r->result = NULL;
+            return err;
+        }
+    }
+    return r->rc ? gai_errno(r->rc, r->sys_errno) : 0;
+}
+
+/* Connects one address: non-blocking connect, wait until writable, then
+ * the outcome from SO_ERROR. */
+static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd)
+{
+    int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+                                      SOCK_CLOEXEC,
+                   ai->ai_protocol);
+    if (s < 0)
+        return errno;
+    int err = connect(s, ai->ai_addr, ai->ai_addrlen) ? errno : 0;
+    if (err == EINPROGRESS) {
+        err = coro__wait_fd(s, 1, deadline);
+        socklen_t len = sizeof err;
+        if (!err && getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+    }
+    if (err) {
+        close(s);
+        return err;
+    }
+    set_nodelay(s);
+    *fd = s;
+    return 0;
+}
+
+int await_dial(const char *host, int port, double timeout, int *fd)
+{
+    int64_t deadline;
+    if (!host || !fd || port <= 0 || port > 65535)
+        return coro__current() ? EINVAL : EPERM;
+    int err = enter(timeout, &deadline);
+    if (err)
+        return err;
+    struct resolve *r = coro__calloc(1, sizeof *r);
+    if (!r)
+        return ENOMEM;
+    r->host = host;
+    snprintf(r->service, sizeof r->service, "%d", port);
+    int saved = errno;
+    err = resolve(r);
+    if (!err && !r->result)
+        err = ENXIO;
+    /* Every address in turn, as asyncio does without happy eyeballs; the
+     * last failure is the one reported. A timeout or a cancellation ends
+     * the whole dial. */
+    for (struct addrinfo *ai = err ? NULL : r->result; ai; ai = ai->ai_next) {
+        err = connect_one(ai, deadline, fd);
+        if (!err || err == ETIMEDOUT || err == ECANCELED)
+            break;
+    }
+    if (r->result)
+        freeaddrinfo(r->result);
+    coro__free(r, sizeof *r);
+    errno = saved;
+    return err;
+}
+
+int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
+{
+    int64_t deadline;
+    int err = !got || (!buf && cap) ? EINVAL : enter(timeout, &deadline);
+    int saved = errno;
+    if (got)
+        *got = 0;
+    while (!err) {
+        ssize_t n = read(fd, buf, cap);
+        if (n >= 0) {
+            *got = (size_t)n;
+            break;
+        }
+        err = errno;
+        if (err == EINTR)
+            err = 0;
+        else if (err == EAGAIN || err == EWOULDBLOCK)
+            err = coro__wait_fd(fd, 0, deadline);
+    }
+    errno = saved;
+    return err;
+}
+
+int await_read_full(int fd, void *buf, size_t n, double timeout, size_t *got)
+{
+    int64_t deadline;
+    int err = !got || (!buf && n) ? EINVAL : enter(timeout, &deadline);
+    int saved = errno;
+    size_t have = 0;
+    while (!err && have < n) {
+        ssize_t k = read(fd, (char *)buf + have, n - have);
+        if (k > 0) {
+            have += (size_t)k;
+            continue;
+        }
+        err = k == 0 ? EPIPE : errno;
+        if (err == EINTR)
+            err = 0;
+        else if (err == EAGAIN || err == EWOULDBLOCK)
+            err = coro__wait_fd(fd, 0, deadline);
+    }
+    if (got)
+        *got = have;
+    errno = saved;
+    return err;
+}
+
+/* Where the delimiter ends in buf[0..len), searching from `from`; 0 if it
+ * is not there. */
+static size_t find_delim(const char *buf, size_t len, size_t from,
+                         const char *delim, size_t dlen)
+{
+    for (size_t i = from; i + dlen <= len; i++)
+        if (buf[i] == delim[0] && memcmp(buf + i, delim, dlen) == 0)
+            return i + dlen;
+    return 0;
+}
+
+/* Takes k bytes that a peek showed are there. */
+static int consume(int fd, char *to, size_t k)
+{
+    while (k > 0) {
+        ssize_t n = recv(fd, to, k, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            return n == 0 ? EPIPE : errno;
+        }
+        to += n;
+        k -= (size_t)n;
+    }
+    return 0;
+}
+
+int await_read_until(int fd, void *buf, size_t cap, const char *delim,
+                     double timeout, size_t *got)
+{
+    int64_t deadline;
+    size_t dlen = delim ? strlen(delim) : 0;
+    int err = !got || !buf || dlen == 0 ? EINVAL : enter(timeout, &deadline);
+    int saved = errno;
+    char *b = buf;
+    size_t have = 0;
+    int peek = 1; /* sockets can peek; pipes are read a byte at a time */
+    while (!err) {
+        if (have == cap) {
+            err = ENOBUFS;
+            break;
+        }
+        ssize_t k = peek ? recv(fd, b + have, cap - have, MSG_PEEK)
+                         : read(fd, b + have, 1);
+        if (k == 0) {
+            err = EPIPE; /* the stream ended before the delimiter */
+            break;
+        }
+        if (k < 0) {
+            err = errno;
+            if (err == ENOTSOCK && peek) {
+                peek = 0;
+                err = 0;
+            } else if (err == EINTR) {
+                err = 0;
+            } else if (err == EAGAIN || err == EWOULDBLOCK) {
+                err = coro__wait_fd(fd, 0, deadline);
+            }
+            continue;
+        }
+        size_t from = have >= dlen - 1 ? have - (dlen - 1) : 0;
+        size_t end = find_delim(b, have + (size_t)k, from, delim, dlen);
+        size_t take = end ? end - have : (size_t)k;
+        if (peek)
+            err = consume(fd, b + have, take);
+        have += take;
+        if (!err && end)
+            break;
+    }
+    if (got)
+        *got = have;
+    errno = saved;
+    return err;
+}
+
+int await_write_all(int fd, const void *buf, size_t n, double timeout)
+{
+    int64_t deadline;
+    int err = !buf && n ? EINVAL : enter(timeout, &deadline);
+    int saved = errno;
+    size_t done = 0;
+    int sock = 1; /* pipes and files take write(2) */
+    while (!err && done < n) {
+        const char *p = (const char *)buf + done;
+        ssize_t k = sock ? send(fd, p, n - done, MSG_NOSIGNAL)
+                         : write(fd, p, n - done);
+        if (k >= 0) {
+            done += (size_t)k;
+            continue;
+        }
+        err = errno;
+        if (err == ENOTSOCK && sock) {
+            sock = 0;
+            err = 0;
+        } else if (err == EINTR) {
+            err = 0;
+        } else if (err == EAGAIN || err == EWOULDBLOCK) {
+            err = coro__wait_fd(fd, 1, deadline);
+        }
+    }
+    errno = saved;
+    return err;
+}

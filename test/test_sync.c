@@ -1,0 +1,1018 @@
+/* Coordination: channels and select, queue, mutex, semaphore, event,
+ * condition. Ordering and fairness, capacity, close, timeouts, cancellation
+ * of a waiter at each call, producer/consumer at scale, deadlocks. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+#define TOKEN(i) ((void *)(uintptr_t)(i))
+
+/* ---------------------------------------------------------------------- */
+/* Channels                                                               */
+/* ---------------------------------------------------------------------- */
+
+struct chan_arg {
+    coro_chan *c;
+    int        value;
+    int        err;
+    double     timeout;
+};
+
+static void *sender(void *arg)
+{
+    struct chan_arg *a = arg;
+    trace("send%d", a->value);
+    a->err = await_chan_send(a->c, &a->value, a->timeout);
+    trace("sent%d:%d", a->value, a->err);
+    return NULL;
+}
+
+static void *receiver(void *arg)
+{
+    struct chan_arg *a = arg;
+    a->err = await_chan_recv(a->c, &a->value, a->timeout);
+    trace("got%d:%d", a->value, a->err);
+    return NULL;
+}
+
+static void *rendezvous_main(void *arg)
+{
+    (void)arg;
+    coro_chan *c = coro_chan_new(sizeof(int), 0);
+    struct chan_arg s = { c, 7, -1, -1 }, r = { c, 0, -1, -1 };
+    coro_task *st = coro_spawn(sender, &s);
+    await_sleep(0.01);
+    trace("recv");
+    coro_task *rt = coro_spawn(receiver, &r);
+    coro_task *t[2] = { st, rt };
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    ck_assert_int_eq(r.value, 7);
+    /* Nothing buffered in a rendezvous: trying is EAGAIN both ways. */
+    int v = 1;
+    ck_assert_int_eq(coro_chan_try_send(c, &v), EAGAIN);
+    ck_assert_int_eq(coro_chan_try_recv(c, &v), EAGAIN);
+    ck_assert_int_eq(coro_chan_free(c), 0);
+    return NULL;
+}
+
+/* Capacity 0: the sender waits until a receiver takes the element. */
+START_TEST(rendezvous_send_waits_for_a_receiver)
+{
+    run_expect(rendezvous_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "send7 recv got7:0 sent7:0");
+}
+END_TEST
+
+static void *buffered_main(void *arg)
+{
+    (void)arg;
+    coro_chan *c = coro_chan_new(sizeof(int), 3);
+    for (int i = 1; i <= 3; i++)
+        ck_assert_int_eq(await_chan_send(c, &i, -1), 0); /* no wait */
+    int v = 4;
+    ck_assert_int_eq(coro_chan_try_send(c, &v), EAGAIN);
+    ck_assert_int_eq(await_chan_send(c, &v, 0), ETIMEDOUT);
+    double t0 = coro_now();
+    ck_assert_int_eq(await_chan_send(c, &v, 0.02), ETIMEDOUT);
+    ck_assert_double_ge(coro_now() - t0, 0.02);
+    /* A blocked sender's element follows the buffered ones. */
+    struct chan_arg s = { c, 4, -1, -1 };
+    coro_task *st = coro_spawn(sender, &s);
+    await_yield();
+    for (int i = 1; i <= 4; i++) {
+        ck_assert_int_eq(coro_chan_try_recv(c, &v), 0);
+        ck_assert_int_eq(v, i);
+    }
+    ck_assert_int_eq(await_task(st, NULL), 0);
+    ck_assert_int_eq(s.err, 0);
+    ck_assert_int_eq(coro_chan_try_recv(c, &v), EAGAIN);
+    ck_assert_int_eq(await_chan_recv(c, &v, 0), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_free(c), 0);
+    return NULL;
+}
+
+START_TEST(buffered_channel_holds_capacity_elements)
+{
+    run_expect(buffered_main, NULL, 0);
+}
+END_TEST
+
+static void *fifo_main(void *arg)
+{
+    (void)arg;
+    coro_chan *c = coro_chan_new(sizeof(int), 0);
+    struct chan_arg r[3];
+    coro_task *t[3];
+    for (int i = 0; i < 3; i++) {
+        r[i] = (struct chan_arg){ c, -1, -1, -1 };
+        t[i] = coro_spawn(receiver, &r[i]);
+    }
+    await_yield(); /* all three wait, in order */
+    for (int i = 10; i < 13; i++)
+        ck_assert_int_eq(await_chan_send(c, &i, -1), 0);
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(r[i].value, 10 + i);
+    /* And waiting senders are served in order too. */
+    struct chan_arg s[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = (struct chan_arg){ c, 20 + i, -1, -1 };
+        t[i] = coro_spawn(sender, &s[i]);
+    }
+    await_yield();
+    for (int i = 0; i < 3; i++) {
+        int v;
+        ck_assert_int_eq(await_chan_recv(c, &v, -1), 0);
+        ck_assert_int_eq(v, 20 + i);
+    }
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    coro_chan_free(c);
+    return NULL;
+}
+
+/* Waiting receivers and senders are served first come, first served. */
+START_TEST(channel_waiters_are_served_in_fifo_order)
+{
+    run_expect(fifo_main, NULL, 0);
+}
+END_TEST
+
+static void *close_main(void *arg)
+{
+    (void)arg;
+    coro_chan *c = coro_chan_new(sizeof(int), 2);
+    int v = 1;
+    ck_assert_int_eq(coro_chan_try_send(c, &v), 0);
+    v = 2;
+    ck_assert_int_eq(coro_chan_try_send(c, &v), 0);
+    struct chan_arg s = { c, 3, -1, -1 };
+    coro_task *st = coro_spawn(sender, &s);
+    await_yield(); /* blocked: the buffer is full */
+    ck_assert_int_eq(coro_chan_close(c), 0);
+    ck_assert_int_eq(coro_chan_close(c), EPIPE);
+    ck_assert_int_eq(await_task(st, NULL), 0);
+    ck_assert_int_eq(s.err, EPIPE); /* its element is not delivered */
+    ck_assert_int_eq(await_chan_send(c, &v, -1), EPIPE);
+    ck_assert_int_eq(coro_chan_try_send(c, &v), EPIPE);
+    /* Receivers drain what is buffered, then get EPIPE. */
+    ck_assert_int_eq(await_chan_recv(c, &v, -1), 0);
+    ck_assert_int_eq(v, 1);
+    ck_assert_int_eq(coro_chan_try_recv(c, &v), 0);
+    ck_assert_int_eq(v, 2);
+    ck_assert_int_eq(await_chan_recv(c, &v, -1), EPIPE);
+    ck_assert_int_eq(coro_chan_try_recv(c, &v), EPIPE);
+    coro_chan_free(c);
+    /* A receiver waiting when the channel closes gets EPIPE. */
+    c = coro_chan_new(sizeof(int), 0);
+    struct chan_arg r = { c, -1, -1, -1 };
+    coro_task *rt = coro_spawn(receiver, &r);
+    await_yield();
+    coro_chan_close(c);
+    ck_assert_int_eq(await_task(rt, NULL), 0);
+    ck_assert_int_eq(r.err, EPIPE);
+    coro_chan_free(c);
+    return NULL;
+}
+
+START_TEST(close_drains_then_refuses)
+{
+    run_expect(close_main, NULL, 0);
+}
+END_TEST
+
+static void *cancel_receiver_main(void *arg)
+{
+    (void)arg;
+    coro_chan *c = coro_chan_new(sizeof(int), 0);
+    struct chan_arg r1 = { c, -1, -1, -1 }, r2 = { c, -1, -1, -1 };
+    coro_task *t1 = coro_spawn(receiver, &r1);
+    await_yield();
+    coro_cancel(t1);
+    coro_task *t2 = coro_spawn(receiver, &r2);
+    await_yield();
+    int v = 42;
+    ck_assert_int_eq(await_chan_send(c, &v, 1), 0);
+    ck_assert_int_eq(await_task(t1, NULL), ECANCELED);
+    ck_assert_int_eq(await_task(t2, NULL), 0);
+    ck_assert_int_eq(r1.err, ECANCELED);
+    ck_assert_int_eq(r2.err, 0);
+    ck_assert_int_eq(r2.value, 42); /* not lost with the cancelled one */
+    /* A sender cancelled while waiting: its element never arrives. */
+    struct chan_arg s = { c, 5, -1, -1 };
+    coro_task *st = coro_spawn(sender, &s);
+    await_yield();
+    coro_cancel(st);
+    await_task(st, NULL);
+    ck_assert_int_eq(s.err, ECANCELED);
+    ck_assert_int_eq(coro_chan_try_recv(c, &v), EAGAIN);
+    /* Cancelled before: nothing is sent, even to a waiting receiver. */
+    coro_task *t3 = coro_spawn(receiver, &r1);
+    await_yield();
+    coro_cancel(coro_self());
+    ck_assert_int_eq(await_chan_send(c, &v, 1), ECANCELED);
+    ck_assert_int_eq(await_chan_recv(c, &v, 1), ECANCELED);
+    coro_cancel(t3);
+    coro_shield(1);
+    await_task(t3, NULL);
+    ck_assert_int_eq(coro_chan_free(c), 0);
+    return NULL;
+}
+
+/* A cancelled receiver never loses a message: it stays for the next. */
+START_TEST(cancelled_channel_waiters_leave_cleanly)
+{
+    ck_assert_int_eq(coro_run(cancel_receiver_main, NULL, NULL), ECANCELED);
+}
+END_TEST
+
+static void *select_main(void *arg)
+{
+    (void)arg;
+    coro_chan *a = coro_chan_new(sizeof(int), 1);
+    coro_chan *b = coro_chan_new(sizeof(int), 1);
+    int va = 0, vb = 0, one = 1, two = 2;
+    size_t chosen = 99;
+    coro_chan_op ops[2] = { { a, 0, &va }, { b, 0, &vb } };
+    /* Both ready: the first in array order wins. */
+    coro_chan_try_send(a, &one);
+    coro_chan_try_send(b, &two);
+    ck_assert_int_eq(await_select(ops, 2, -1, &chosen), 0);
+    ck_assert_uint_eq(chosen, 0);
+    ck_assert_int_eq(va, 1);
+    ck_assert_int_eq(await_select(ops, 2, -1, &chosen), 0);
+    ck_assert_uint_eq(chosen, 1);
+    ck_assert_int_eq(vb, 2);
+    /* None ready: waits until one is. */
+    struct chan_arg s = { b, 9, -1, -1 };
+    coro_task *st = coro_spawn(sender, &s);
+    chosen = 99;
+    ck_assert_int_eq(await_select(ops, 2, 5, &chosen), 0);
+    ck_assert_uint_eq(chosen, 1);
+    ck_assert_int_eq(vb, 9);
+    await_task(st, NULL);
+    /* A send op, and a timeout that leaves *chosen alone. */
+    coro_chan_try_send(a, &one); /* a is full now */
+    coro_chan_op full[1] = { { a, 1, &two } };
+    chosen = 99;
+    ck_assert_int_eq(await_select(full, 1, 0.01, &chosen), ETIMEDOUT);
+    ck_assert_uint_eq(chosen, 99);
+    coro_chan_op mixed[2] = { { a, 1, &two }, { b, 1, &two } };
+    ck_assert_int_eq(await_select(mixed, 2, -1, &chosen), 0);
+    ck_assert_uint_eq(chosen, 1);
+    /* A chosen op on a closed channel is EPIPE. */
+    coro_chan *closed = coro_chan_new(sizeof(int), 0);
+    coro_chan_close(closed);
+    coro_chan_op shut[2] = { { closed, 0, &va }, { a, 0, &va } };
+    ck_assert_int_eq(await_select(shut, 2, -1, &chosen), EPIPE);
+    ck_assert_uint_eq(chosen, 0);
+    ck_assert_int_eq(await_select(ops, 0, -1, &chosen), EINVAL);
+    ck_assert_int_eq(await_select(ops, 2, -1, NULL), EINVAL);
+    coro_chan_free(a);
+    coro_chan_free(b);
+    coro_chan_free(closed);
+    return NULL;
+}
+
+START_TEST(select_picks_the_first_ready_op)
+{
+    run_expect(select_main, NULL, 0);
+}
+END_TEST
+
+struct select_arg {
+    coro_chan **chans;
+    size_t      n;
+    int         value;
+    size_t      chosen;
+    int         err;
+};
+
+static void *selector(void *arg)
+{
+    struct select_arg *s = arg;
+    coro_chan_op ops[16];
+    for (size_t i = 0; i < s->n; i++)
+        ops[i] = (coro_chan_op){ s->chans[i], 0, &s->value };
+    s->err = await_select(ops, s->n, 5, &s->chosen);
+    return NULL;
+}
+
+static void *select_many_main(void *arg)
+{
+    (void)arg;
+    enum { N = 12 }; /* more than the 8 kept on the stack */
+    coro_chan *chans[N];
+    for (int i = 0; i < N; i++)
+        chans[i] = coro_chan_new(sizeof(int), 0);
+    struct select_arg s = { chans, N, -1, 99, -1 };
+    coro_task *t = coro_spawn(selector, &s);
+    await_yield();
+    int v = 77;
+    ck_assert_int_eq(await_chan_send(chans[10], &v, 1), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(s.err, 0);
+    ck_assert_uint_eq(s.chosen, 10);
+    ck_assert_int_eq(s.value, 77);
+    /* The select left every other channel: nobody waits on them. */
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(coro_chan_free(chans[i]), 0);
+    /* Cancelled while selecting: it leaves all its channels too. */
+    for (int i = 0; i < N; i++)
+        chans[i] = coro_chan_new(sizeof(int), 0);
+    t = coro_spawn(selector, &s);
+    await_yield();
+    coro_cancel(t);
+    await_task(t, NULL);
+    ck_assert_int_eq(s.err, ECANCELED);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(coro_chan_free(chans[i]), 0);
+    return NULL;
+}
+
+START_TEST(select_over_many_channels_leaves_the_others)
+{
+    run_expect(select_many_main, NULL, 0);
+}
+END_TEST
+
+static void *chan_errors_main(void *arg)
+{
+    (void)arg;
+    int v = 0;
+    ck_assert_int_eq(await_chan_send(NULL, &v, 1), EINVAL);
+    ck_assert_int_eq(await_chan_recv(NULL, &v, 1), EINVAL);
+    coro_chan *c = coro_chan_new(sizeof v, 0);
+    ck_assert_int_eq(await_chan_send(c, NULL, 1), EINVAL);
+    ck_assert_int_eq(await_chan_recv(c, &v, NAN), EINVAL);
+    struct chan_arg r = { c, -1, -1, -1 };
+    coro_task *t = coro_spawn(receiver, &r);
+    await_yield();
+    ck_assert_int_eq(coro_chan_free(c), EBUSY);
+    coro_chan_close(c);
+    await_task(t, NULL);
+    ck_assert_int_eq(coro_chan_free(c), 0);
+    return NULL;
+}
+
+START_TEST(channel_bad_input)
+{
+    errno = 0;
+    ck_assert_ptr_null(coro_chan_new(0, 4));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(coro_chan_new(SIZE_MAX / 2, 4));
+    ck_assert_int_eq(coro_chan_free(NULL), 0);
+    run_expect(chan_errors_main, NULL, 0);
+    /* Outside a coroutine: try_* work, await_* are EPERM. */
+    coro_chan *c = coro_chan_new(sizeof(int), 1);
+    int v = 3;
+    ck_assert_int_eq(coro_chan_try_send(c, &v), 0);
+    ck_assert_int_eq(await_chan_send(c, &v, 1), EPERM);
+    ck_assert_int_eq(await_chan_recv(c, &v, 1), EPERM);
+    ck_assert_int_eq(coro_chan_try_recv(c, &v), 0);
+    ck_assert_int_eq(v, 3);
+    coro_chan_free(c);
+}
+END_TEST
+
+/* Another thread's loop cannot touch a channel this loop's tasks wait on. */
+static coro_chan *shared_chan;
+
+static void *foreign_main(void *arg)
+{
+    (void)arg;
+    int v = 1;
+    ck_assert_int_eq(await_chan_send(shared_chan, &v, 1), EINVAL);
+    ck_assert_int_eq(coro_chan_try_send(shared_chan, &v), EINVAL);
+    ck_assert_int_eq(coro_chan_close(shared_chan), EINVAL);
+    return NULL;
+}
+
+static void *foreign_thread(void *arg)
+{
+    (void)arg;
+    return TOKEN(coro_run(foreign_main, NULL, NULL));
+}
+
+static void *owner_main(void *arg)
+{
+    (void)arg;
+    shared_chan = coro_chan_new(sizeof(int), 0);
+    struct chan_arg r = { shared_chan, -1, -1, -1 };
+    coro_task *t = coro_spawn(receiver, &r);
+    await_yield();
+    pthread_t th;
+    void *ret;
+    pthread_create(&th, NULL, foreign_thread, NULL);
+    /* Blocking this loop while the other thread checks is fine here. */
+    pthread_join(th, &ret);
+    ck_assert_ptr_eq(ret, TOKEN(0));
+    coro_chan_close(shared_chan);
+    await_task(t, NULL);
+    coro_chan_free(shared_chan);
+    return NULL;
+}
+
+START_TEST(objects_belong_to_the_loop_that_waits_on_them)
+{
+    run_expect(owner_main, NULL, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Producer / consumer at scale                                           */
+/* ---------------------------------------------------------------------- */
+
+enum { PAIRS = 5000, PER = 4 };
+#ifdef CORO__TSAN
+static const int pairs = 3000; /* TSan counts fibers against 8128 threads */
+#else
+static const int pairs = PAIRS;
+#endif
+static unsigned char seen[PAIRS * PER];
+static int next_message;
+
+static void *produce(void *arg)
+{
+    coro_chan *c = arg;
+    for (int i = 0; i < PER; i++) {
+        int v = next_message++;
+        if (await_chan_send(c, &v, 10) != 0)
+            return coro_fail(EIO);
+    }
+    return NULL;
+}
+
+static void *consume(void *arg)
+{
+    coro_chan *c = arg;
+    for (int i = 0; i < PER; i++) {
+        int v;
+        if (await_chan_recv(c, &v, 10) != 0 || v < 0 || v >= pairs * PER)
+            return coro_fail(EIO);
+        seen[v]++;
+    }
+    return NULL;
+}
+
+static void *many_main(void *arg)
+{
+    size_t cap = *(size_t *)arg;
+    coro_chan *c = coro_chan_new(sizeof(int), cap);
+    next_message = 0;
+    coro_task **t = malloc(2 * (size_t)pairs * sizeof *t);
+    for (int i = 0; i < pairs; i++) {
+        t[2 * i] = coro_spawn(consume, c);
+        t[2 * i + 1] = coro_spawn(produce, c);
+    }
+    ck_assert_int_eq(await_gather(t, 2 * (size_t)pairs, NULL, NULL), 0);
+    free(t);
+    ck_assert_int_eq(coro_chan_free(c), 0);
+    return NULL;
+}
+
+/* 10,000 tasks through one channel: every message once, none lost. */
+START_TEST(ten_thousand_tasks_lose_and_duplicate_nothing)
+{
+    size_t caps[2] = { 0, 16 };
+    for (int k = 0; k < 2; k++) {
+        memset(seen, 0, sizeof seen);
+        run_expect(many_main, &caps[k], 0);
+        for (int i = 0; i < pairs * PER; i++)
+            ck_assert_msg(seen[i] == 1, "message %d seen %d times", i,
+                          seen[i]);
+    }
+}
+END_TEST
+
+static void *wait_forever_on_chan(void *arg)
+{
+    int v;
+    return TOKEN(await_chan_recv(arg, &v, -1));
+}
+
+static void *deadlock_main(void *arg)
+{
+    coro_chan **c = arg;
+    *c = coro_chan_new(sizeof(int), 0);
+    void *err;
+    await_task(coro_spawn(wait_forever_on_chan, *c), &err);
+    return err;
+}
+
+/* A receive nobody can ever satisfy, and nothing else alive: EDEADLK. */
+START_TEST(blocked_forever_on_a_channel_is_a_deadlock)
+{
+    coro_chan *c = NULL;
+    run_expect(deadlock_main, &c, EDEADLK);
+    ck_assert_int_eq(coro_chan_free(c), 0); /* its waiter left */
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Queue                                                                  */
+/* ---------------------------------------------------------------------- */
+
+struct q_arg {
+    coro_queue *q;
+    void       *item;
+    int         err;
+};
+
+static void *getter(void *arg)
+{
+    struct q_arg *a = arg;
+    a->err = await_queue_get(a->q, &a->item, 5);
+    return NULL;
+}
+
+static void *putter(void *arg)
+{
+    struct q_arg *a = arg;
+    a->err = await_queue_put(a->q, a->item, 5);
+    return NULL;
+}
+
+static void *queue_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new(0); /* unbounded */
+    for (uintptr_t i = 1; i <= 100; i++)
+        ck_assert_int_eq(await_queue_put(q, TOKEN(i), 0), 0);
+    ck_assert_uint_eq(coro_queue_size(q), 100);
+    for (uintptr_t i = 1; i <= 100; i++) {
+        void *item;
+        ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+        ck_assert_ptr_eq(item, TOKEN(i));
+    }
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(q, &item), EAGAIN);
+    ck_assert_int_eq(await_queue_get(q, &item, 0.01), ETIMEDOUT);
+    /* A waiting getter is handed the next item directly. */
+    struct q_arg g = { q, NULL, -1 };
+    coro_task *gt = coro_spawn(getter, &g);
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(5)), 0);
+    ck_assert_int_eq(await_task(gt, NULL), 0);
+    ck_assert_ptr_eq(g.item, TOKEN(5));
+    ck_assert_uint_eq(coro_queue_size(q), 0);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    q = coro_queue_new(2); /* bounded */
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(3)), EAGAIN);
+    struct q_arg p = { q, TOKEN(3), -1 };
+    coro_task *pt = coro_spawn(putter, &p);
+    await_yield();
+    ck_assert_int_eq(p.err, -1); /* waits: full */
+    ck_assert_uint_eq(coro_queue_size(q), 2);
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(await_task(pt, NULL), 0);
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(3));
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+START_TEST(queue_is_fifo_bounded_or_not)
+{
+    run_expect(queue_main, NULL, 0);
+}
+END_TEST
+
+static void *worker(void *arg)
+{
+    coro_queue *q = arg;
+    void *item;
+    while (await_queue_get(q, &item, -1) == 0) {
+        await_sleep(0.001);
+        trace("did%d", (int)(uintptr_t)item);
+        coro_queue_task_done(q);
+    }
+    return NULL;
+}
+
+static void *join_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new(0);
+    ck_assert_int_eq(await_queue_join(q, 0), 0); /* nothing put */
+    ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+    coro_task *w = coro_spawn(worker, q);
+    for (uintptr_t i = 1; i <= 3; i++)
+        coro_queue_try_put(q, TOKEN(i));
+    ck_assert_int_eq(await_queue_join(q, 0.001), ETIMEDOUT);
+    ck_assert_int_eq(await_queue_join(q, 5), 0);
+    trace("joined");
+    /* Shutdown: the worker drains, then its get says EPIPE. */
+    coro_queue_try_put(q, TOKEN(4));
+    ck_assert_int_eq(coro_queue_shutdown(q), 0);
+    ck_assert_int_eq(await_queue_put(q, TOKEN(5), 1), EPIPE);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(5)), EPIPE);
+    ck_assert_int_eq(await_task(w, NULL), 0);
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(q, &item), EPIPE);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* asyncio's task_done / join, and 3.13's shutdown. */
+START_TEST(queue_join_and_shutdown)
+{
+    run_expect(join_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "did1 did2 did3 joined did4");
+}
+END_TEST
+
+static void *queue_cancel_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new(1);
+    struct q_arg g1 = { q, NULL, -1 }, g2 = { q, NULL, -1 };
+    coro_task *t1 = coro_spawn(getter, &g1);
+    await_yield();
+    coro_cancel(t1);
+    coro_task *t2 = coro_spawn(getter, &g2);
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(8)), 0);
+    await_task(t1, NULL);
+    await_task(t2, NULL);
+    ck_assert_int_eq(g1.err, ECANCELED);
+    ck_assert_ptr_eq(g2.item, TOKEN(8));
+    /* Waiting putters and getters get EPIPE at shutdown. */
+    coro_queue_try_put(q, TOKEN(1));
+    struct q_arg p = { q, TOKEN(2), -1 };
+    coro_task *pt = coro_spawn(putter, &p);
+    await_yield();
+    coro_queue_shutdown(q);
+    await_task(pt, NULL);
+    ck_assert_int_eq(p.err, EPIPE);
+    ck_assert_int_eq(coro_queue_free(q), 0); /* drops item 1 */
+    q = coro_queue_new(0);
+    struct q_arg g3 = { q, NULL, -1 };
+    coro_task *t3 = coro_spawn(getter, &g3);
+    await_yield();
+    ck_assert_int_eq(coro_queue_free(q), EBUSY);
+    coro_queue_shutdown(q);
+    await_task(t3, NULL);
+    ck_assert_int_eq(g3.err, EPIPE);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+START_TEST(queue_waiters_cancelled_or_shut_down)
+{
+    run_expect(queue_cancel_main, NULL, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Mutex, semaphore                                                       */
+/* ---------------------------------------------------------------------- */
+
+static coro_mutex *shared_mutex;
+
+static void *critical(void *arg)
+{
+    const char *name = arg;
+    if (await_mutex_lock(shared_mutex, 5) != 0)
+        return coro_fail(EIO);
+    trace("%s+", name);
+    await_sleep(0.005);
+    trace("%s-", name);
+    coro_mutex_unlock(shared_mutex);
+    return NULL;
+}
+
+static void *relocker(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 5), 0);
+    trace("r+");
+    await_sleep(0.005);
+    coro_mutex_unlock(shared_mutex);
+    /* Released to the first waiter: locking again waits behind them. */
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 5), 0);
+    trace("r+");
+    coro_mutex_unlock(shared_mutex);
+    return NULL;
+}
+
+static void *mutex_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    coro_task *t[3] = { coro_spawn(relocker, NULL),
+                        coro_spawn(critical, "a"),
+                        coro_spawn(critical, "b") };
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* One holder at a time, FIFO, and no barging: a released lock goes to
+ * the first waiter even if the releaser asks again at once. */
+START_TEST(mutex_is_exclusive_fifo_without_barging)
+{
+    run_expect(mutex_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "r+ a+ a- b+ b- r+");
+}
+END_TEST
+
+static void *lock_for(void *arg)
+{
+    return TOKEN(await_mutex_lock(shared_mutex, *(double *)arg));
+}
+
+static void *mutex_errors_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), EPERM);
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), EDEADLK);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), EBUSY);
+    double wait = 0.01;
+    void *err;
+    coro_task *t = coro_spawn(lock_for, &wait);
+    ck_assert_int_eq(await_task(t, &err), 0);
+    ck_assert_ptr_eq(err, TOKEN(ETIMEDOUT));
+    /* A waiter cancelled leaves; the next one still gets the lock. */
+    wait = 5;
+    coro_task *c1 = coro_spawn(lock_for, &wait);
+    coro_task *c2 = coro_spawn(lock_for, &wait);
+    await_yield();
+    coro_cancel(c1);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    ck_assert_int_eq(await_task(c1, &err), ECANCELED);
+    ck_assert_ptr_eq(err, TOKEN(ECANCELED));
+    ck_assert_int_eq(await_task(c2, &err), 0);
+    ck_assert_ptr_eq(err, TOKEN(0)); /* c2 ended holding it */
+    /* Ownership is by task id: a task that ends holding it leaves it
+     * held, and a new task on the reused stack does not own it. */
+    wait = 0.01;
+    t = coro_spawn(lock_for, &wait);
+    ck_assert_int_eq(await_task(t, &err), 0);
+    ck_assert_ptr_eq(err, TOKEN(ETIMEDOUT));
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), EPERM);
+    return NULL;
+}
+
+START_TEST(mutex_errors_timeouts_and_cancellation)
+{
+    run_expect(mutex_errors_main, NULL, 0);
+    /* still held by an ended task: it cannot be freed */
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), EBUSY);
+    ck_assert_int_eq(coro_mutex_unlock(NULL), EINVAL);
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), EPERM);
+    /* Nothing can release it now; the leak check needs it gone. */
+    coro__free(shared_mutex, 0);
+}
+END_TEST
+
+static coro_sem *shared_sem;
+
+static void *permit_user(void *arg)
+{
+    const char *name = arg;
+    if (await_sem_acquire(shared_sem, 5) != 0)
+        return coro_fail(EIO);
+    trace("%s+", name);
+    await_sleep(name[0] == 'b' ? 0.04 : 0.01);
+    trace("%s-", name);
+    coro_sem_release(shared_sem);
+    return NULL;
+}
+
+static void *sem_main(void *arg)
+{
+    (void)arg;
+    shared_sem = coro_sem_new(2);
+    coro_task *t[3] = { coro_spawn(permit_user, "a"),
+                        coro_spawn(permit_user, "b"),
+                        coro_spawn(permit_user, "c") };
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    /* Timeouts and cancellation of waiters. */
+    ck_assert_int_eq(await_sem_acquire(shared_sem, 0), 0);
+    ck_assert_int_eq(await_sem_acquire(shared_sem, 0), 0);
+    ck_assert_int_eq(await_sem_acquire(shared_sem, 0.01), ETIMEDOUT);
+    ck_assert_int_eq(coro_sem_release(shared_sem), 0);
+    ck_assert_int_eq(coro_sem_release(shared_sem), 0);
+    ck_assert_int_eq(coro_sem_free(shared_sem), 0);
+    coro_sem *s = coro_sem_new(UINT_MAX);
+    ck_assert_int_eq(coro_sem_release(s), EOVERFLOW);
+    coro_sem_free(s);
+    return NULL;
+}
+
+/* Two permits, three users: two at once, the third takes the first
+ * permit given back (b holds its own longer). */
+START_TEST(semaphore_counts_permits)
+{
+    run_expect(sem_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "a+ b+ a- c+ c- b-");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Event, condition                                                       */
+/* ---------------------------------------------------------------------- */
+
+static coro_event *shared_event;
+
+static void *event_waiter(void *arg)
+{
+    int err = await_event(shared_event, 5);
+    trace("%s%d", (const char *)arg, err);
+    return NULL;
+}
+
+static void *event_main(void *arg)
+{
+    (void)arg;
+    shared_event = coro_event_new();
+    ck_assert_int_eq(coro_event_is_set(shared_event), 0);
+    coro_task *t[2] = { coro_spawn(event_waiter, "a"),
+                        coro_spawn(event_waiter, "b") };
+    await_yield();
+    trace("set");
+    coro_event_set(shared_event);
+    coro_event_clear(shared_event); /* woken waiters still return 0 */
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    ck_assert_int_eq(await_event(shared_event, 0.01), ETIMEDOUT);
+    coro_event_set(shared_event);
+    ck_assert_int_eq(coro_event_is_set(shared_event), 1);
+    ck_assert_int_eq(await_event(shared_event, 0), 0);
+    /* A cancelled waiter leaves. */
+    coro_event_clear(shared_event);
+    coro_task *c = coro_spawn(event_waiter, "c");
+    await_yield();
+    ck_assert_int_eq(coro_event_free(shared_event), EBUSY);
+    coro_cancel(c);
+    await_task(c, NULL);
+    ck_assert_int_eq(coro_event_free(shared_event), 0);
+    return NULL;
+}
+
+START_TEST(event_wakes_every_waiter)
+{
+    run_expect(event_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "set a0 b0 c125");
+}
+END_TEST
+
+static coro_cond *shared_cond;
+static int ready_items;
+
+static void *cond_consumer(void *arg)
+{
+    const char *name = arg;
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 5), 0);
+    while (ready_items == 0) {
+        int err = await_cond_wait(shared_cond, shared_mutex, 5);
+        if (err) {
+            coro_mutex_unlock(shared_mutex);
+            return coro_fail(err);
+        }
+    }
+    ready_items--;
+    trace("%s", name);
+    coro_mutex_unlock(shared_mutex);
+    return NULL;
+}
+
+static void *cond_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    coro_task *t[3] = { coro_spawn(cond_consumer, "a"),
+                        coro_spawn(cond_consumer, "b"),
+                        coro_spawn(cond_consumer, "c") };
+    await_yield();
+    ready_items = 1;
+    ck_assert_int_eq(coro_cond_notify(shared_cond, 1), 0); /* wakes a */
+    await_sleep(0.01);
+    ready_items = 2;
+    ck_assert_int_eq(coro_cond_notify_all(shared_cond), 0);
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+
+    /* Waiting needs the mutex; times out holding it again. */
+    ck_assert_int_eq(await_cond_wait(shared_cond, shared_mutex, 1), EPERM);
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    ck_assert_int_eq(await_cond_wait(shared_cond, shared_mutex, 0.01),
+                     ETIMEDOUT);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0); /* held again */
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* notify(1) wakes one waiter, notify_all the rest, first come first. */
+START_TEST(condition_notify_one_and_all)
+{
+    run_expect(cond_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "a b c");
+}
+END_TEST
+
+static void *cond_cancelled(void *arg)
+{
+    coro_mutex *other = arg;
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 5), 0);
+    int err = await_cond_wait(shared_cond, shared_mutex, 5);
+    /* Cancelled or not, the mutex is held again. */
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    if (other) {
+        ck_assert_int_eq(await_mutex_lock(other, 1), ECANCELED);
+    }
+    return TOKEN(err);
+}
+
+static void *cond_other_mutex(void *arg)
+{
+    coro_mutex *other = arg;
+    ck_assert_int_eq(await_mutex_lock(other, 5), 0);
+    int err = await_cond_wait(shared_cond, other, 1);
+    coro_mutex_unlock(other);
+    return TOKEN(err);
+}
+
+static void *cond_cancel_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    coro_mutex *other = coro_mutex_new();
+    coro_task *t = coro_spawn(cond_cancelled, other);
+    await_yield();
+    /* The condition is in use with shared_mutex: another is EINVAL. */
+    void *err;
+    ck_assert_int_eq(await_task(coro_spawn(cond_other_mutex, other), &err),
+                     0);
+    ck_assert_ptr_eq(err, TOKEN(EINVAL));
+    /* Hold the mutex so the cancelled waiter must wait to retake it. */
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    coro_cancel(t);
+    await_sleep(0.01);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    ck_assert_int_eq(await_task(t, &err), ECANCELED);
+    ck_assert_ptr_eq(err, TOKEN(ECANCELED));
+    coro_cond_free(shared_cond);
+    coro_mutex_free(shared_mutex);
+    coro_mutex_free(other);
+    return NULL;
+}
+
+/* Cancelled while waiting, a task takes the mutex back (shielded) before
+ * it returns ECANCELED. */
+START_TEST(condition_cancellation_retakes_the_mutex)
+{
+    run_expect(cond_cancel_main, NULL, 0);
+}
+END_TEST
+
+Suite *sync_suite(void)
+{
+    Suite *s = suite_create("sync");
+    TCase *tc = test_case("channel", 20);
+    tcase_add_test(tc, rendezvous_send_waits_for_a_receiver);
+    tcase_add_test(tc, buffered_channel_holds_capacity_elements);
+    tcase_add_test(tc, channel_waiters_are_served_in_fifo_order);
+    tcase_add_test(tc, close_drains_then_refuses);
+    tcase_add_test(tc, cancelled_channel_waiters_leave_cleanly);
+    tcase_add_test(tc, select_picks_the_first_ready_op);
+    tcase_add_test(tc, select_over_many_channels_leaves_the_others);
+    tcase_add_test(tc, channel_bad_input);
+    tcase_add_test(tc, objects_belong_to_the_loop_that_waits_on_them);
+    tcase_add_test(tc, ten_thousand_tasks_lose_and_duplicate_nothing);
+    tcase_add_test(tc, blocked_forever_on_a_channel_is_a_deadlock);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("queue", 20);
+    tcase_add_test(tc, queue_is_fifo_bounded_or_not);
+    tcase_add_test(tc, queue_join_and_shutdown);
+    tcase_add_test(tc, queue_waiters_cancelled_or_shut_down);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("locks", 20);
+    tcase_add_test(tc, mutex_is_exclusive_fifo_without_barging);
+    tcase_add_test(tc, mutex_errors_timeouts_and_cancellation);
+    tcase_add_test(tc, semaphore_counts_permits);
+    tcase_add_test(tc, event_wakes_every_waiter);
+    tcase_add_test(tc, condition_notify_one_and_all);
+    tcase_add_test(tc, condition_cancellation_retakes_the_mutex);
+    suite_add_tcase(s, tc);
+    return s;
+}
