@@ -1,0 +1,320 @@
+/* Acceptance tests: run every demo at a small --scale and check the lines
+ * and orders SCENARIOS.md fixes, and that each asynchronous variant takes
+ * about the longest wait while the synchronous one takes their sum. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "helpers.h"
+
+#define SCALE "0.02"
+static const double scale = 0.02;
+
+struct output {
+    char text[65536];
+    int  status; /* exit status, or -1 if it did not exit normally */
+};
+
+/* Runs build/demo/<name> (or $CORO_DEMO_DIR/<name>) with args, capturing
+ * stdout and stderr. */
+static void run_demo(const char *name, const char *args, struct output *out)
+{
+    const char *dir = getenv("CORO_DEMO_DIR");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/%s %s 2>&1", dir ? dir : "build/demo", name,
+             args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_msg(p != NULL, "popen %s", cmd);
+    size_t n = fread(out->text, 1, sizeof out->text - 1, p);
+    out->text[n] = '\0';
+    int st = pclose(p);
+    out->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The measured and expected seconds of a variant's summary line. */
+static void variant_times(const struct output *out, const char *variant,
+                          double *measured, double *expected)
+{
+    char key[64];
+    snprintf(key, sizeof key, "variant %s: ", variant);
+    const char *line = strstr(out->text, key);
+    ck_assert_msg(line != NULL, "no summary line for %s in:\n%s", variant,
+                  out->text);
+    ck_assert_int_eq(sscanf(line + strlen(key), "%lf s (expected %lf s)",
+                            measured, expected),
+                     2);
+}
+
+/* Measured close to expected: never below it (the waits are real), and not
+ * above it by more than a noisy machine explains. */
+static double check_variant(const struct output *out, const char *variant,
+                            double want)
+{
+    double measured, expected;
+    variant_times(out, variant, &measured, &expected);
+    ck_assert_msg(expected > want * 0.999 && expected < want * 1.001,
+                  "%s: expected %.3f, want %.3f", variant, expected, want);
+    ck_assert_msg(measured >= expected * 0.98,
+                  "%s: %.3f s, less than its waits (%.3f s)", variant,
+                  measured, expected);
+    ck_assert_msg(measured < expected * 1.3 + 0.05 * test_slow(),
+                  "%s: %.3f s, expected %.3f s", variant, measured, expected);
+    return measured;
+}
+
+/* Checks that the lines appear in this order (other lines may come in
+ * between), starting from the given text. Returns where the last ended. */
+static const char *expect_in_order(const char *text, const char *const *lines)
+{
+    for (; *lines; lines++) {
+        const char *at = strstr(text, *lines);
+        ck_assert_msg(at != NULL, "missing or out of order: \"%s\" in:\n%s",
+                      *lines, text);
+        text = at + strlen(*lines);
+    }
+    return text;
+}
+
+static const char *section(const struct output *out, const char *variant)
+{
+    char key[64];
+    snprintf(key, sizeof key, "--- %s:", variant);
+    const char *at = strstr(out->text, key);
+    ck_assert_msg(at != NULL, "no section %s", variant);
+    return at;
+}
+
+START_TEST(demo_a_three_tasks)
+{
+    struct output out;
+    run_demo("a_three_tasks", "--scale " SCALE, &out);
+    ck_assert_int_eq(out.status, 0);
+    static const char *const sync[] = {
+        "Done | proceed time of task_1 is 2",
+        "Done | proceed time of task_2 is 4",
+        "Done | proceed time of task_3 is 1",
+        "All process is Done | proceed time is", NULL };
+    expect_in_order(section(&out, "sync"), sync);
+    /* Together, they finish in order of their durations. */
+    static const char *const async[] = {
+        "Done | proceed time of task_3 is 1",
+        "Done | proceed time of task_1 is 2",
+        "Done | proceed time of task_2 is 4",
+        "All process is Done | proceed time is", NULL };
+    expect_in_order(section(&out, "async"), async);
+    double s = check_variant(&out, "sync", 7 * scale);
+    double a = check_variant(&out, "async", 4 * scale);
+    ck_assert_double_lt(a, s);
+}
+END_TEST
+
+START_TEST(demo_a_seed_draws_durations)
+{
+    struct output out;
+    run_demo("a_three_tasks", "--seed 42 --only async --scale " SCALE, &out);
+    ck_assert_int_eq(out.status, 0);
+    ck_assert_ptr_null(strstr(out.text, "--- sync"));
+    /* Whatever was drawn, the async finishing order is by duration. */
+    int t[3], n[3];
+    const char *p = out.text;
+    for (int i = 0; i < 3; i++) {
+        p = strstr(p, "Done | proceed time of task_");
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(sscanf(p, "Done | proceed time of task_%d is %d",
+                                &n[i], &t[i]),
+                         2);
+        ck_assert(t[i] >= 1 && t[i] <= 5);
+        p++;
+    }
+    ck_assert(t[0] <= t[1] && t[1] <= t[2]);
+    int longest = t[2];
+    check_variant(&out, "async", longest * scale);
+}
+END_TEST
+
+START_TEST(demo_b_five_jobs)
+{
+    struct output out;
+    run_demo("b_five_jobs", "--scale " SCALE, &out);
+    ck_assert_int_eq(out.status, 0);
+    static const char *const hello[] = { "hello", "world", NULL };
+    expect_in_order(out.text, hello);
+    static const char *const sync[] = {
+        "Starting job 0", "Finishing job 0", "Starting job 1",
+        "Finishing job 1", "Starting job 2", "Finishing job 2",
+        "Starting job 3", "Finishing job 3", "Starting job 4",
+        "Finishing job 4", NULL };
+    expect_in_order(section(&out, "sync"), sync);
+    /* Every Starting line before any Finishing line. */
+    static const char *const async[] = {
+        "Starting job 0", "Starting job 1", "Starting job 2",
+        "Starting job 3", "Starting job 4", "Finishing job 0", NULL };
+    expect_in_order(section(&out, "async"), async);
+    double s = check_variant(&out, "sync", 5 * scale);
+    double a = check_variant(&out, "async", 1 * scale);
+    ck_assert_double_lt(a, s);
+}
+END_TEST
+
+START_TEST(demo_c_user_lookups)
+{
+    struct output out;
+    run_demo("c_user_lookups", "--scale " SCALE, &out);
+    ck_assert_int_eq(out.status, 0);
+    static const char *const lessons[] = { "5555555555\n", "7777777777\n",
+                                           "Good night!", "Good night!",
+                                           NULL };
+    expect_in_order(out.text, lessons);
+    static const char *const sync[] = {
+        "user 1 of 3", "user 2 of 3", "user 3 of 3", "> all 3 users",
+        "user 1 of 2", "user 2 of 2", "> all 2 users", "user 1 of 1",
+        "> all 1 users", NULL };
+    expect_in_order(section(&out, "sync"), sync);
+    /* Round by round, in argument order. */
+    static const char *const gather[] = {
+        "user 1 of 3", "user 1 of 2", "user 1 of 1",
+        "user 2 of 3", "user 2 of 2", "> all 1 users",
+        "user 3 of 3", "> all 2 users", "> all 3 users", NULL };
+    expect_in_order(section(&out, "gather"), gather);
+    double s = check_variant(&out, "sync", 6 * scale);
+    double w = check_variant(&out, "wait", 3 * scale);
+    double g = check_variant(&out, "gather", 3 * scale);
+    ck_assert_double_lt(w, s);
+    ck_assert_double_lt(g, s);
+}
+END_TEST
+
+START_TEST(demo_d_tasks_gather_blocking)
+{
+    struct output out;
+    run_demo("d_tasks_gather_blocking", "--scale " SCALE, &out);
+    ck_assert_int_eq(out.status, 0);
+    double seq = check_variant(&out, "sequential", 4 * scale);
+    ck_assert_double_lt(check_variant(&out, "tasks", 2 * scale), seq);
+    ck_assert_double_lt(check_variant(&out, "gather", 2 * scale), seq);
+    ck_assert_double_lt(check_variant(&out, "gather-results", 2 * scale),
+                        seq);
+    ck_assert_double_lt(check_variant(&out, "executor", 2 * scale), seq);
+    /* gather-results: five "HH:MM:SS async_sleep" lines between start
+     * and end. The executor's results come back in order 0..4. */
+    const char *p = section(&out, "gather-results");
+    for (int i = 0; i < 5; i++) {
+        p = strstr(p, " async_sleep\n");
+        ck_assert_ptr_nonnull(p);
+        ck_assert(p[-3] == ':' && p[-6] == ':');
+        p++;
+    }
+    p = section(&out, "executor");
+    for (int i = 0; i < 5; i++) {
+        char want[8];
+        snprintf(want, sizeof want, " %d\n", i);
+        p = strstr(p, want);
+        ck_assert_msg(p != NULL, "executor result %d missing or out of order",
+                      i);
+        ck_assert(p[-3] == ':' && p[-6] == ':');
+    }
+}
+END_TEST
+
+START_TEST(demo_e_http_requests)
+{
+    struct output out;
+    run_demo("e_http_requests", "--scale " SCALE, &out);
+    ck_assert_int_eq(out.status, 0);
+    static const char *const variants[] = { "sync", "executor", "native" };
+    for (int v = 0; v < 3; v++) {
+        const char *p = section(&out, variants[v]);
+        for (int i = 0; i < 20; i++) {
+            p = strstr(p, "\n200 : ");
+            ck_assert_msg(p != NULL, "%s: response %d missing in:\n%s",
+                          variants[v], i, out.text);
+            p++;
+        }
+        ck_assert_ptr_nonnull(strstr(p, "\ntotal: "));
+    }
+    double latency = 0.3 * scale;
+    double s = check_variant(&out, "sync", 20 * latency);
+    double e = check_variant(&out, "executor", latency);
+    double n = check_variant(&out, "native", latency);
+    ck_assert_double_lt(e, s);
+    ck_assert_double_lt(n, s);
+}
+END_TEST
+
+START_TEST(demo_f_queue_workers)
+{
+    struct output out;
+    run_demo("f_queue_workers", "--scale " SCALE, &out);
+    ck_assert_int_eq(out.status, 0);
+    static const char *const variants[] = { "sync", "async" };
+    for (int v = 0; v < 2; v++) {
+        const char *p = section(&out, variants[v]);
+        for (int i = 0; i < 20; i++) {
+            p = strstr(p, " has slept for ");
+            ck_assert_msg(p != NULL, "%s: job %d missing", variants[v], i);
+            p++;
+        }
+    }
+    ck_assert_ptr_nonnull(strstr(section(&out, "async"), "worker-2 has"));
+    /* Expected values come from the drawn durations: the sum for one
+     * worker, the FIFO schedule's end for three. */
+    double ms, es, ma, ea;
+    variant_times(&out, "sync", &ms, &es);
+    variant_times(&out, "async", &ma, &ea);
+    check_variant(&out, "sync", es);
+    check_variant(&out, "async", ea);
+    ck_assert_double_lt(ea, es / 2);
+    ck_assert_double_lt(ma, ms);
+}
+END_TEST
+
+/* Every demo: --help describes it (exit 0); a bad flag gets the usage and
+ * exit status 2. */
+START_TEST(demos_answer_help_and_reject_bad_flags)
+{
+    static const char *const demos[] = { "a_three_tasks", "b_five_jobs",
+                                         "c_user_lookups",
+                                         "d_tasks_gather_blocking",
+                                         "e_http_requests",
+                                         "f_queue_workers" };
+    static const char *const bad[] = { "--bogus", "--scale", "--scale abc",
+                                       "--scale -1", "--only nosuch",
+                                       "stray" };
+    struct output out;
+    for (size_t d = 0; d < sizeof demos / sizeof *demos; d++) {
+        run_demo(demos[d], "--help", &out);
+        ck_assert_int_eq(out.status, 0);
+        ck_assert_ptr_nonnull(strstr(out.text, "usage: "));
+        ck_assert_ptr_nonnull(strstr(out.text, "--scale"));
+        for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+            run_demo(demos[d], bad[b], &out);
+            ck_assert_msg(out.status == 2, "%s %s: exit %d", demos[d], bad[b],
+                          out.status);
+            ck_assert_ptr_nonnull(strstr(out.text, "usage: "));
+        }
+    }
+    run_demo("a_three_tasks", "--seed x", &out);
+    ck_assert_int_eq(out.status, 2);
+    run_demo("b_five_jobs", "--seed 1", &out); /* B draws nothing */
+    ck_assert_int_eq(out.status, 2);
+    run_demo("e_http_requests", "--url ftp://x", &out);
+    ck_assert_int_eq(out.status, 2);
+}
+END_TEST
+
+Suite *demos_suite(void)
+{
+    Suite *s = suite_create("demos");
+    TCase *tc = test_case("scenarios", 30);
+    tcase_add_test(tc, demo_a_three_tasks);
+    tcase_add_test(tc, demo_a_seed_draws_durations);
+    tcase_add_test(tc, demo_b_five_jobs);
+    tcase_add_test(tc, demo_c_user_lookups);
+    tcase_add_test(tc, demo_d_tasks_gather_blocking);
+    tcase_add_test(tc, demo_e_http_requests);
+    tcase_add_test(tc, demo_f_queue_workers);
+    tcase_add_test(tc, demos_answer_help_and_reject_bad_flags);
+    suite_add_tcase(s, tc);
+    return s;
+}
