@@ -1,0 +1,367 @@
+/* debug.c: seeing inside a loop. coro_dump and the deadlock report, stack
+ * high-water marks, the dump on SIGQUIT, and CORO_DEBUG's warnings.
+ *
+ * Everything here runs on the loop's thread at a safe point: the SIGQUIT
+ * handler only writes a byte to a pipe that the loop polls like any fd.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static const char *const wait_names[] = {
+    [CORO__W_NONE] = "ready",
+    [CORO__W_SLEEP] = "sleep",
+    [CORO__W_JOIN] = "join",
+    [CORO__W_GATHER] = "gather",
+    [CORO__W_WAIT] = "wait",
+    [CORO__W_FD_READ] = "read fd",
+    [CORO__W_FD_WRITE] = "write fd",
+    [CORO__W_BLOCKING] = "blocking call",
+    [CORO__W_CHAN_SEND] = "channel send",
+    [CORO__W_CHAN_RECV] = "channel receive",
+    [CORO__W_SELECT] = "select",
+    [CORO__W_QUEUE_PUT] = "queue put",
+    [CORO__W_QUEUE_GET] = "queue get",
+    [CORO__W_QUEUE_JOIN] = "queue join",
+    [CORO__W_MUTEX] = "mutex",
+    [CORO__W_SEM] = "semaphore",
+    [CORO__W_EVENT] = "event",
+    [CORO__W_COND] = "condition",
+};
+
+const char *coro__wait_name(int kind)
+{
+    if (kind < 0 || kind >= (int)(sizeof wait_names / sizeof *wait_names))
+        return "?";
+    return wait_names[kind];
+}
+
+/* ----------------------------------------------------------------------
+ * Stack high-water marks
+ * ---------------------------------------------------------------------- */
+
+/* The lowest byte that is not zero in [lo, hi): fresh stack memory is
+ * zero, so that is as deep as any task went. Pages never touched are not
+ * resident (mincore says so) and are skipped unread. */
+static const char *deepest_write(const char *lo, const char *hi)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const char *p = lo;
+    while (p < hi) {
+        const char *page_start =
+            (const char *)((uintptr_t)p & ~(uintptr_t)(page - 1));
+        unsigned char resident = 1;
+        if (mincore((void *)page_start, page, &resident) == 0 &&
+            !(resident & 1)) {
+            p = page_start + page;
+            continue;
+        }
+        const char *end = page_start + page < hi ? page_start + page : hi;
+        for (; p < end; p++)
+            if (*p)
+                return p;
+    }
+    return hi;
+}
+
+size_t coro_stack_high_water(const coro_task *t)
+{
+    if (!t)
+        return 0;
+    if (t->stack.shared) {
+        size_t hw = t->shared_hw;
+        const char *top = (const char *)t->ctx.stack_lo + t->ctx.stack_len;
+        if (t->state == CORO__PARKED && t->saved_sp &&
+            (size_t)(top - t->saved_sp) > hw)
+            hw = (size_t)(top - t->saved_sp);
+        return hw;
+    }
+    const char *lo = t->ctx.stack_lo;
+    const char *hi = lo + t->ctx.stack_len;
+    int saved = errno;
+    size_t hw = (size_t)(hi - deepest_write(lo, hi));
+    errno = saved;
+    return hw;
+}
+
+/* ----------------------------------------------------------------------
+ * coro_dump
+ * ---------------------------------------------------------------------- */
+
+static const char *state_name(const struct coro_task *t)
+{
+    switch (t->state) {
+    case CORO__READY:
+        return "ready";
+    case CORO__RUNNING:
+        return "running";
+    case CORO__DONE:
+        return "ended";
+    default:
+        return "parked";
+    }
+}
+
+/* What t waits on, in words: who waits on whom, for deadlock reports. */
+static void describe(const struct coro_task *t, char *buf, size_t cap)
+{
+    if (t->state == CORO__DONE) {
+        int err = coro__task_error(t);
+        snprintf(buf, cap, "ended, not yet joined%s%s",
+                 err ? ": " : "", err ? strerror(err) : "");
+        return;
+    }
+    if (t->state != CORO__PARKED) {
+        snprintf(buf, cap, "%s", state_name(t));
+        return;
+    }
+    const struct coro_task *other = t->wait_what;
+    switch (t->wait_kind) {
+    case CORO__W_SLEEP:
+        if (t->timer.index != CORO__TIMER_IDLE)
+            snprintf(buf, cap, "sleeping, %.3f s to go",
+                     (double)(t->timer.when - coro__clock_ns()) / 1e9);
+        else
+            snprintf(buf, cap, "sleeping until cancelled");
+        return;
+    case CORO__W_JOIN:
+        snprintf(buf, cap, "joining task #%llu (%s)",
+                 (unsigned long long)other->id, coro_name(other));
+        return;
+    case CORO__W_GATHER:
+    case CORO__W_WAIT:
+        snprintf(buf, cap, "%s %zu tasks, %zu not ended",
+                 t->wait_kind == CORO__W_GATHER ? "gathering" : "waiting on",
+                 t->await ? t->await->n : 0,
+                 t->await ? t->await->pending : 0);
+        return;
+    case CORO__W_FD_READ:
+    case CORO__W_FD_WRITE:
+        snprintf(buf, cap, "waiting to %s fd %d",
+                 t->wait_kind == CORO__W_FD_READ ? "read" : "write",
+                 t->wait.io.fd);
+        return;
+    case CORO__W_BLOCKING:
+        snprintf(buf, cap, "in a blocking call on a worker thread");
+        return;
+    default:
+        snprintf(buf, cap, "on a %s (%p)", coro__wait_name(t->wait_kind),
+                 t->wait_what);
+        return;
+    }
+}
+
+static void dump_task(FILE *out, const struct coro_task *t, int64_t now)
+{
+    char state[96], site[48], size[32], used[32];
+    describe(t, state, sizeof state);
+    if (t->site)
+        snprintf(site, sizeof site, "%s", t->site);
+    else
+        snprintf(site, sizeof site, "%p", t->spawn_pc);
+    size_t hw = coro_stack_high_water(t);
+    size_t stack = t->stack.shared ? t->ctx.stack_len : t->stack.size;
+    snprintf(size, sizeof size, "%zuK%s", stack >> 10,
+             t->stack.shared ? " shared" : "");
+    if (hw < 10 << 10)
+        snprintf(used, sizeof used, "%.1fK", (double)hw / 1024);
+    else
+        snprintf(used, sizeof used, "%zuK", hw >> 10);
+    fprintf(out, "  #%-5llu %-18.18s %s%s%s, for %.2f s; from %s; stack %s, "
+                 "used %s\n",
+            (unsigned long long)t->id, coro_name(t), state,
+            t->cancelled ? " [cancelled]" : "", t->shield ? " [shielded]" : "",
+            (double)(now - t->since) / 1e9, site, size, used);
+}
+
+void coro_dump(FILE *out)
+{
+    struct coro__loop *l = coro__loop();
+    if (!l || !out)
+        return;
+    int saved = errno;
+    int64_t now = coro__coarse_ns();
+    fprintf(out, "coro: %zu task%s in this thread's loop:\n", l->ntasks,
+            l->ntasks == 1 ? "" : "s");
+    /* The list is newest first: print in spawn order. */
+    const struct coro_task *last = l->all;
+    while (last && last->all_next)
+        last = last->all_next;
+    for (const struct coro_task *t = last; t; t = t->all_prev)
+        dump_task(out, t, now);
+    fflush(out);
+    errno = saved;
+}
+
+void coro__deadlock_report(struct coro__loop *l)
+{
+    (void)l;
+    fprintf(stderr, "coro: deadlock: no task can ever wake (no timer, no fd, "
+                    "no blocking call). Cancelling them all; coro_run will "
+                    "return EDEADLK.\n");
+    coro_dump(stderr);
+}
+
+/* ----------------------------------------------------------------------
+ * The dump on SIGQUIT
+ * ---------------------------------------------------------------------- */
+
+#define SIGQUIT_LOOPS 64
+
+/* Write ends of the pipes of the loops that want a dump. */
+static atomic_int sigquit_pipes[SIGQUIT_LOOPS] = { 0 };
+static atomic_int sigquit_installed;
+
+/* Async-signal-safe: writes a byte to each registered pipe. */
+static void on_sigquit(int signo)
+{
+    int saved = errno, any = 0;
+    for (int i = 0; i < SIGQUIT_LOOPS; i++) {
+        int fd = atomic_load(&sigquit_pipes[i]) - 1;
+        if (fd >= 0) {
+            ssize_t n = write(fd, "q", 1);
+            (void)n;
+            any = 1;
+        }
+    }
+    if (!any) { /* nobody wants it: what SIGQUIT does by default */
+        signal(signo, SIG_DFL);
+        raise(signo);
+    }
+    errno = saved;
+}
+
+static void sigquit_ready(struct coro__pollable *self, uint32_t events)
+{
+    struct coro__loop *l = CORO__CONTAINER_OF(self, struct coro__loop,
+                                              sigquit);
+    char buf[64];
+    (void)events;
+    while (read(l->sigquit_fd, buf, sizeof buf) > 0)
+        ;
+    fprintf(stderr, "coro: SIGQUIT\n");
+    coro_dump(stderr);
+}
+
+static void sigquit_off(struct coro__loop *l)
+{
+    if (l->sigquit_fd < 0)
+        return;
+    for (int i = 0; i < SIGQUIT_LOOPS; i++) {
+        int mine = l->sigquit_wfd + 1;
+        if (atomic_compare_exchange_strong(&sigquit_pipes[i], &mine, 0))
+            break;
+    }
+    epoll_ctl(l->poller.epfd, EPOLL_CTL_DEL, l->sigquit_fd, NULL);
+    close(l->sigquit_wfd);
+    close(l->sigquit_fd);
+    l->sigquit_fd = l->sigquit_wfd = -1;
+}
+
+int coro_dump_on_sigquit(int on)
+{
+    struct coro__loop *l = coro__loop();
+    if (!l || !l->current)
+        return EPERM;
+    if (!on || l->sigquit_fd >= 0) {
+        if (!on)
+            sigquit_off(l);
+        return 0;
+    }
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
+        return errno;
+    l->sigquit.ready = sigquit_ready;
+    int err = coro__poller_add(&l->poller, p[0], EPOLLIN, &l->sigquit);
+    int slot = -1;
+    for (int i = 0; !err && i < SIGQUIT_LOOPS && slot < 0; i++) {
+        int empty = 0;
+        if (atomic_compare_exchange_strong(&sigquit_pipes[i], &empty,
+                                           p[1] + 1))
+            slot = i;
+    }
+    if (!err && slot < 0)
+        err = EAGAIN; /* SIGQUIT_LOOPS loops already listen */
+    if (err) {
+        close(p[0]);
+        close(p[1]);
+        return err;
+    }
+    l->sigquit_fd = p[0];
+    l->sigquit_wfd = p[1];
+    if (!atomic_exchange(&sigquit_installed, 1)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigquit;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGQUIT, &sa, NULL);
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------------
+ * CORO_DEBUG's warnings
+ * ---------------------------------------------------------------------- */
+
+static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
+{
+    if (t->site)
+        return t->site;
+    snprintf(buf, cap, "%p", t->spawn_pc);
+    return buf;
+}
+
+void coro__debug_slow(struct coro_task *t, int64_t ran_ns)
+{
+    char site[32];
+    fprintf(stderr, "coro: warning: task #%llu \"%s\" (%s) ran %.0f ms "
+                    "without suspending; the others waited\n",
+            (unsigned long long)t->id, coro_name(t),
+            site_of(t, site, sizeof site), (double)ran_ns / 1e6);
+}
+
+void coro__debug_end(struct coro__loop *l, struct coro_task *t)
+{
+    char site[32];
+    if (t->mutexes)
+        fprintf(stderr, "coro: warning: task #%llu \"%s\" (%s) ended "
+                        "holding %u mutex%s; nobody can unlock them\n",
+                (unsigned long long)t->id, coro_name(t),
+                site_of(t, site, sizeof site), t->mutexes,
+                t->mutexes == 1 ? "" : "es");
+    if (t != l->main || l->nlive == 0)
+        return;
+    fprintf(stderr, "coro: warning: main returned with %zu task%s still "
+                    "alive; cancelling:\n",
+            l->nlive, l->nlive == 1 ? "" : "s");
+    for (struct coro_task *o = l->all; o; o = o->all_next)
+        if (o->state != CORO__DONE)
+            fprintf(stderr, "coro: warning:   task #%llu \"%s\" (%s)\n",
+                    (unsigned long long)o->id, coro_name(o),
+                    site_of(o, site, sizeof site));
+}
+
+void coro__debug_unjoined(struct coro_task *t)
+{
+    int err = coro__task_error(t);
+    char site[32];
+    if (!err || err == ECANCELED)
+        return;
+    fprintf(stderr, "coro: warning: task #%llu \"%s\" (%s) failed (%s) and "
+                    "nobody joined it\n",
+            (unsigned long long)t->id, coro_name(t),
+            site_of(t, site, sizeof site), strerror(err));
+}
+
+void coro__debug_term(struct coro__loop *l)
+{
+    sigquit_off(l);
+}

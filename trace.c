@@ -1,0 +1,211 @@
+/* trace.c: observing tasks. The scheduler calls coro__note at each task
+ * event while someone observes (l->noting); this file passes the event to
+ * coro_set_task_hook's function, writes it to CORO_TRACE's file, and times
+ * running intervals for CORO_DEBUG's slow-task warning.
+ *
+ * The trace is Chrome's trace-event format, JSON array flavour: one file
+ * per process, one "process" per loop, one "thread" (track) per task, and
+ * for each interval a complete event ("ph": "X") named for what the task
+ * was doing: running, ready, or what it waited on.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOW_NS (100 * 1000000LL) /* asyncio's slow-callback threshold */
+
+/* A task's state as the observers last saw it (t->note_state). */
+enum { SEEN_NONE, SEEN_READY, SEEN_RUNNING, SEEN_PARKED /* + wait kind */ };
+
+static __thread coro_task_hook_fn tls_hook;
+static __thread void *tls_hook_arg;
+
+void coro_set_task_hook(coro_task_hook_fn fn, void *arg)
+{
+    tls_hook = fn;
+    tls_hook_arg = arg;
+}
+
+/* The trace file, shared by the process's loops. */
+static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
+static FILE *trace_file;
+static int trace_failed;
+static int trace_events;   /* written so far: commas go between them */
+static int64_t trace_epoch;
+static unsigned trace_loops;
+
+static void trace_close(void)
+{
+    pthread_mutex_lock(&trace_lock);
+    if (trace_file) {
+        fputs("\n]\n", trace_file);
+        fclose(trace_file);
+        trace_file = NULL;
+    }
+    pthread_mutex_unlock(&trace_lock);
+}
+
+/* Opens CORO_TRACE's file on first use. Lock held. */
+static int trace_open(const char *path)
+{
+    if (trace_file)
+        return 1;
+    if (trace_failed)
+        return 0;
+    trace_file = fopen(path, "we");
+    if (!trace_file) {
+        trace_failed = 1;
+        fprintf(stderr, "coro: CORO_TRACE: cannot write %s; not tracing\n",
+                path);
+        return 0;
+    }
+    fputs("[\n", trace_file);
+    trace_epoch = coro__clock_ns();
+    atexit(trace_close);
+    return 1;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* Starts an event: the comma between events, then the common fields. Lock
+ * held. */
+static FILE *trace_event(const char *ph, unsigned pid)
+{
+    FILE *f = trace_file;
+    fputs(trace_events++ ? ",\n" : "", f);
+    fprintf(f, "{\"ph\":\"%s\",\"pid\":%u", ph, pid);
+    return f;
+}
+
+static void trace_interval(struct coro__loop *l, struct coro_task *t,
+                           int64_t now)
+{
+    const char *what = t->note_state == SEEN_READY     ? "ready"
+                       : t->note_state == SEEN_RUNNING ? "running"
+                          : coro__wait_name(t->note_state - SEEN_PARKED);
+    pthread_mutex_lock(&trace_lock);
+    if (trace_file) {
+        FILE *f = trace_event("X", l->trace_pid);
+        fprintf(f, ",\"tid\":%llu,\"ts\":%.3f,\"dur\":%.3f,\"cat\":\"%s\","
+                   "\"name\":",
+                (unsigned long long)t->id,
+                (double)(t->note_at - trace_epoch) / 1e3,
+                (double)(now - t->note_at) / 1e3,
+                t->note_state >= SEEN_PARKED ? "parked" : what);
+        json_string(f, what);
+        fputc('}', f);
+    }
+    pthread_mutex_unlock(&trace_lock);
+}
+
+static void trace_name(struct coro__loop *l, struct coro_task *t)
+{
+    char name[64];
+    snprintf(name, sizeof name, "#%llu %s%s%s", (unsigned long long)t->id,
+             coro_name(t), t->site ? " " : "", t->site ? t->site : "");
+    pthread_mutex_lock(&trace_lock);
+    if (trace_file) {
+        FILE *f = trace_event("M", l->trace_pid);
+        fprintf(f, ",\"tid\":%llu,\"name\":\"thread_name\",\"args\":"
+                   "{\"name\":",
+                (unsigned long long)t->id);
+        json_string(f, name);
+        fputs("}}", f);
+    }
+    pthread_mutex_unlock(&trace_lock);
+}
+
+void coro__observe_init(struct coro__loop *l)
+{
+    l->hook = tls_hook;
+    l->hook_arg = tls_hook_arg;
+    const char *debug = getenv("CORO_DEBUG");
+    l->debug = debug && *debug && strcmp(debug, "0") != 0;
+    const char *path = getenv("CORO_TRACE");
+    if (path && *path) {
+        pthread_mutex_lock(&trace_lock);
+        if (trace_open(path)) {
+            l->tracing = 1;
+            l->trace_pid = ++trace_loops;
+            FILE *f = trace_event("M", l->trace_pid);
+            fprintf(f, ",\"name\":\"process_name\",\"args\":{\"name\":"
+                       "\"coro loop %u\"}}",
+                    l->trace_pid);
+        }
+        pthread_mutex_unlock(&trace_lock);
+    }
+    l->noting = l->hook || l->debug || l->tracing;
+}
+
+void coro__observe_term(struct coro__loop *l)
+{
+    coro__debug_term(l);
+    if (l->tracing) {
+        pthread_mutex_lock(&trace_lock);
+        if (trace_file)
+            fflush(trace_file);
+        pthread_mutex_unlock(&trace_lock);
+    }
+}
+
+void coro__note(struct coro__loop *l, struct coro_task *t, int note)
+{
+    int64_t now = coro__clock_ns();
+    if (l->debug && t->note_state == SEEN_RUNNING && note != CORO__NOTE_RUN &&
+        now - t->note_at > SLOW_NS)
+        coro__debug_slow(t, now - t->note_at);
+    if (l->tracing) {
+        if (note == CORO__NOTE_SPAWN)
+            trace_name(l, t);
+        else if (t->note_state != SEEN_NONE)
+            trace_interval(l, t, now);
+    }
+    if (l->hook) {
+        static const enum coro_task_event_kind kinds[] = {
+            [CORO__NOTE_SPAWN] = CORO_TASK_SPAWN,
+            [CORO__NOTE_RUN] = CORO_TASK_RUN,
+            [CORO__NOTE_PARK] = CORO_TASK_PARK,
+            [CORO__NOTE_READY] = CORO_TASK_READY,
+            [CORO__NOTE_END] = CORO_TASK_END,
+        };
+        coro_task_event ev = {
+            .kind = kinds[note],
+            .time = (double)now / 1e9,
+            .task = t->id,
+            .name = coro_name(t),
+            .reason = note == CORO__NOTE_PARK ? coro__wait_name(t->wait_kind)
+                                              : NULL,
+        };
+        l->hook(&ev, l->hook_arg);
+    }
+    t->note_at = now;
+    switch (note) {
+    case CORO__NOTE_RUN:
+        t->note_state = SEEN_RUNNING;
+        break;
+    case CORO__NOTE_PARK:
+        t->note_state = (unsigned char)(SEEN_PARKED + t->wait_kind);
+        break;
+    case CORO__NOTE_END:
+        t->note_state = SEEN_NONE;
+        break;
+    default:
+        t->note_state = SEEN_READY;
+        break;
+    }
+}
