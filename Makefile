@@ -40,7 +40,7 @@ HDRS    := coro.h internal.h
 TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_timer.c test/test_poll.c test/test_executor.c \
            test/test_io.c test/test_net.c test/test_http.c test/test_sync.c \
-           test/test_demos.c
+           test/test_debug.c test/test_trace.c test/test_demos.c
 BENCHES := handoff spawn sleepers blocking chan timers http_server
 DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
            e_http_requests f_queue_workers
@@ -127,7 +127,7 @@ deps:
 CHECK_FLAGS = $$(pkg-config --cflags check libcurl)
 CHECK_LIBS  = $$(pkg-config --libs check libcurl)
 # The HTTP tests exercise the demo's HTTP code.
-TEST_DEMO_SRCS := demo/http.c demo/curl_reactor.c
+TEST_DEMO_SRCS := demo/http.c demo/curl_reactor.c demo/timeline.c
 
 # The acceptance tests (test_demos.c) run the demos: every test build
 # needs them built.
@@ -164,16 +164,18 @@ valgrind: $(B)/run_tests
 # ---- demos (demo/): the asyncio tutorials' scenarios, on the default
 # build whatever SWITCH says ----
 
-DEMO_DEPS := demo/common.c demo/common.h libcoro.a
+DEMO_DEPS := demo/common.c demo/common.h demo/timeline.c demo/timeline.h \
+             libcoro.a
 
 build/demo/%: demo/%.c $(DEMO_DEPS) | build/demo
-	$(CC) $(CFLAGS_APP) -I. -Idemo $< demo/common.c libcoro.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS_APP) -I. -Idemo $< demo/common.c demo/timeline.c libcoro.a \
+	    $(LDLIBS) -o $@
 
 E_SRCS := demo/local_server.c demo/http.c demo/curl_reactor.c
 build/demo/e_http_requests: demo/e_http_requests.c $(E_SRCS) \
         $(E_SRCS:.c=.h) $(DEMO_DEPS) | build/demo deps
 	$(CC) $(CFLAGS_APP) -I. -Idemo $$(pkg-config --cflags libcurl) $< \
-	    $(E_SRCS) demo/common.c libcoro.a \
+	    $(E_SRCS) demo/common.c demo/timeline.c libcoro.a \
 	    $$(pkg-config --libs libcurl) $(LDLIBS) -o $@
 
 demos: $(DEMOS:%=build/demo/%)

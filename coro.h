@@ -622,7 +622,9 @@ CORO_API int coro_cond_free(coro_cond *c);
  *       the process (open it in Perfetto or chrome://tracing): one track per
  *       task with its running, ready and parked intervals, each parked one
  *       named for what it waited on. Each loop is a process in the trace.
- *       The file is completed when the program exits.
+ *       Whenever no loop runs, the file is a whole JSON array; a later
+ *       coro_run in the same process goes on writing it, and a new path
+ *       starts a new file.
  *   CORO_DEBUG=1  warns on stderr, naming the task and its spawn site, when
  *       a task runs more than 100 ms without suspending (it starves the
  *       others), when a task that failed is freed without anyone having

@@ -12,7 +12,6 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 static const char *const wait_names[] = {
@@ -47,30 +46,6 @@ const char *coro__wait_name(int kind)
  * Stack high-water marks
  * ---------------------------------------------------------------------- */
 
-/* The lowest byte that is not zero in [lo, hi): fresh stack memory is
- * zero, so that is as deep as any task went. Pages never touched are not
- * resident (mincore says so) and are skipped unread. */
-static const char *deepest_write(const char *lo, const char *hi)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    const char *p = lo;
-    while (p < hi) {
-        const char *page_start =
-            (const char *)((uintptr_t)p & ~(uintptr_t)(page - 1));
-        unsigned char resident = 1;
-        if (mincore((void *)page_start, page, &resident) == 0 &&
-            !(resident & 1)) {
-            p = page_start + page;
-            continue;
-        }
-        const char *end = page_start + page < hi ? page_start + page : hi;
-        for (; p < end; p++)
-            if (*p)
-                return p;
-    }
-    return hi;
-}
-
 size_t coro_stack_high_water(const coro_task *t)
 {
     if (!t)
@@ -86,7 +61,7 @@ size_t coro_stack_high_water(const coro_task *t)
     const char *lo = t->ctx.stack_lo;
     const char *hi = lo + t->ctx.stack_len;
     int saved = errno;
-    size_t hw = (size_t)(hi - deepest_write(lo, hi));
+    size_t hw = (size_t)(hi - coro__stack_deepest(lo, hi));
     errno = saved;
     return hw;
 }
@@ -137,10 +112,10 @@ static void describe(const struct coro_task *t, char *buf, size_t cap)
         return;
     case CORO__W_GATHER:
     case CORO__W_WAIT:
-        snprintf(buf, cap, "%s %zu tasks, %zu not ended",
+        size_t n = t->await ? t->await->n : 0;
+        snprintf(buf, cap, "%s %zu task%s, %zu not ended",
                  t->wait_kind == CORO__W_GATHER ? "gathering" : "waiting on",
-                 t->await ? t->await->n : 0,
-                 t->await ? t->await->pending : 0);
+                 n, n == 1 ? "" : "s", t->await ? t->await->pending : 0);
         return;
     case CORO__W_FD_READ:
     case CORO__W_FD_WRITE:
@@ -151,6 +126,16 @@ static void describe(const struct coro_task *t, char *buf, size_t cap)
     case CORO__W_BLOCKING:
         snprintf(buf, cap, "in a blocking call on a worker thread");
         return;
+    case CORO__W_MUTEX: {
+        unsigned long long holder = coro__mutex_holder(t->wait_what, t->loop);
+        if (holder)
+            snprintf(buf, cap, "on a mutex (%p) held by task #%llu",
+                     t->wait_what, holder);
+        else
+            snprintf(buf, cap, "on a mutex (%p) held in another loop",
+                     t->wait_what);
+        return;
+    }
     default:
         snprintf(buf, cap, "on a %s (%p)", coro__wait_name(t->wait_kind),
                  t->wait_what);

@@ -647,6 +647,12 @@ void coro__observe_init(struct coro__loop *l);
 void coro__observe_term(struct coro__loop *l);
 /* A monotonic clock good to a few milliseconds, for a few nanoseconds. */
 int64_t coro__coarse_ns(void);
+/* The id of the task of loop l holding m, or 0 (free, or held in another
+ * loop): for coro_dump (sync.c). */
+unsigned long long coro__mutex_holder(const coro_mutex *m,
+                                      const struct coro__loop *l);
+/* The deepest byte ever written in the stack memory [lo, hi) (coro.c). */
+const char *coro__stack_deepest(const char *lo, const char *hi);
 /* What a wait kind is called in dumps and traces ("sleep", "join"...). */
 const char *coro__wait_name(int kind);
 /* CORO_DEBUG's warnings, and the deadlock report (debug.c). */

@@ -246,6 +246,8 @@ static void shared_install(struct coro__loop *l, struct coro_task *next)
         }
         coro__frames_save(owner->saved, owner->saved_sp, len);
         owner->saved_len = len;
+        if (len > owner->shared_hw)
+            owner->shared_hw = len;
     }
     coro__frames_restore(next->saved_sp, next->saved, next->saved_len,
                          l->shared_host);
@@ -506,9 +508,7 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
     all_push(l, t);
     l->nlive++;
     ready_push(l, t);
-    if (CORO__UNLIKELY(l->noting))
-        coro__note(l, t, CORO__NOTE_SPAWN);
-    *out = t;
+    *out = t; /* the caller names it, then notes CORO__NOTE_SPAWN */
     return 0;
 }
 
@@ -543,6 +543,8 @@ coro_task *coro__spawn_at(const coro_attr *attr, coro_fn fn, void *arg,
         strncpy(t->name, attr->name, sizeof t->name - 1);
         t->name[sizeof t->name - 1] = '\0';
     }
+    if (CORO__UNLIKELY(l->noting))
+        coro__note(l, t, CORO__NOTE_SPAWN);
     return t;
 
 out_err:
@@ -1001,7 +1003,10 @@ int coro_run(coro_fn main, void *arg, void **result)
         return err;
     }
     t->fn_name = "main";
+    t->spawn_pc = __builtin_return_address(0);
     l->main = t;
+    if (l->noting)
+        coro__note(l, t, CORO__NOTE_SPAWN);
     tls_loop = l;
     l->errno_at = &errno; /* this thread's, for good: no call per switch */
     l->ctx.uc = &l->ctx_uc;

@@ -579,6 +579,12 @@ struct coro_mutex {
     struct coro__loop *loop;
 };
 
+unsigned long long coro__mutex_holder(const coro_mutex *m,
+                                      const struct coro__loop *l)
+{
+    return m->owner_loop == l ? (unsigned long long)m->owner : 0;
+}
+
 coro_mutex *coro_mutex_new(void)
 {
     coro_mutex *m = coro__calloc(1, sizeof *m);

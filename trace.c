@@ -28,43 +28,80 @@ void coro_set_task_hook(coro_task_hook_fn fn, void *arg)
     tls_hook_arg = arg;
 }
 
-/* The trace file, shared by the process's loops. */
+/* The trace file, shared by the process's loops. While no loop traces it
+ * stays a complete JSON array, "]" included; the next loop that traces
+ * writes over the "]" and goes on, so a program that runs coro_run several
+ * times gets them all in one file. A new CORO_TRACE path starts a new
+ * file. */
 static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *trace_file;
+static char *trace_path;    /* its name, or the name that failed */
 static int trace_failed;
-static int trace_events;   /* written so far: commas go between them */
+static int trace_events;    /* written so far: commas go between them */
 static int64_t trace_epoch;
-static unsigned trace_loops;
+static unsigned trace_loops;  /* loops that ever traced: their pids */
+static unsigned trace_active; /* loops tracing now */
+static long trace_end;        /* where the closing "]" starts */
 
-static void trace_close(void)
+static void trace_forget(void)
+{
+    if (trace_file)
+        fclose(trace_file);
+    trace_file = NULL;
+    free(trace_path);
+    trace_path = NULL;
+    trace_failed = 0;
+    trace_events = 0;
+    trace_loops = 0;
+}
+
+static void trace_at_exit(void)
 {
     pthread_mutex_lock(&trace_lock);
-    if (trace_file) {
-        fputs("\n]\n", trace_file);
-        fclose(trace_file);
-        trace_file = NULL;
-    }
+    if (trace_active == 0) /* else a loop still runs: leave it be */
+        trace_forget();
     pthread_mutex_unlock(&trace_lock);
 }
 
-/* Opens CORO_TRACE's file on first use. Lock held. */
+/* Opens path, or goes on with it, for a loop that starts. Lock held. */
 static int trace_open(const char *path)
 {
-    if (trace_file)
+    static int registered;
+    if (trace_path && strcmp(trace_path, path) != 0 && trace_active == 0)
+        trace_forget();
+    if (trace_file) {
+        if (trace_active == 0 && fseek(trace_file, trace_end, SEEK_SET) != 0)
+            return 0;
         return 1;
+    }
     if (trace_failed)
         return 0;
-    trace_file = fopen(path, "we");
-    if (!trace_file) {
+    trace_path = strdup(path);
+    trace_file = fopen(path, "w+e");
+    if (!trace_file || !trace_path) {
         trace_failed = 1;
+        if (trace_file)
+            fclose(trace_file);
+        trace_file = NULL;
         fprintf(stderr, "coro: CORO_TRACE: cannot write %s; not tracing\n",
                 path);
         return 0;
     }
     fputs("[\n", trace_file);
     trace_epoch = coro__clock_ns();
-    atexit(trace_close);
+    if (!registered)
+        registered = atexit(trace_at_exit) == 0;
     return 1;
+}
+
+/* A loop stops tracing: the file is made whole until another starts. */
+static void trace_pause(void)
+{
+    if (--trace_active > 0 || !trace_file)
+        return;
+    trace_end = ftell(trace_file);
+    fputs("\n]\n", trace_file);
+    fflush(trace_file);
 }
 
 static void json_string(FILE *f, const char *s)
@@ -140,6 +177,7 @@ void coro__observe_init(struct coro__loop *l)
     if (path && *path) {
         pthread_mutex_lock(&trace_lock);
         if (trace_open(path)) {
+            trace_active++;
             l->tracing = 1;
             l->trace_pid = ++trace_loops;
             FILE *f = trace_event("M", l->trace_pid);
@@ -157,9 +195,9 @@ void coro__observe_term(struct coro__loop *l)
     coro__debug_term(l);
     if (l->tracing) {
         pthread_mutex_lock(&trace_lock);
-        if (trace_file)
-            fflush(trace_file);
+        trace_pause();
         pthread_mutex_unlock(&trace_lock);
+        l->tracing = 0;
     }
 }
 

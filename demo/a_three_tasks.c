@@ -34,6 +34,7 @@ struct example {
 /* def example_task(n, t): time.sleep(t); print(...) */
 static void example_task_sync(const struct example *e)
 {
+    timeline_row("task_%d", e->n);
     demo_block_sleep(e->t * opts.scale);
     printf("Done | proceed time of task_%d is %d\n", e->n, e->t);
 }

@@ -38,6 +38,7 @@ static void *hello_world(void *arg)
 static void job_sync(int n)
 {
     printf("Starting job %d\n", n);
+    timeline_row("job %d", n);
     demo_block_sleep(1.0 * opts.scale);
     printf("Finishing job %d\n", n);
 }

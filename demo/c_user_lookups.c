@@ -66,6 +66,7 @@ static void *lessons_main(void *arg)
 /* def find_users_sync(n): for i in 1..n: print(...); time.sleep(1) */
 static void find_users_sync(int n)
 {
+    timeline_row("find_users(%d)", n);
     for (int i = 1; i <= n; i++) {
         printf("looking up user %d of %d ...\n", i, n);
         demo_block_sleep(1.0 * opts.scale);

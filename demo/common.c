@@ -7,9 +7,13 @@
 #include <string.h>
 #include <time.h>
 
+static int timeline_wanted; /* --timeline */
+
 static void usage(FILE *out, const struct demo_info *info)
 {
-    fprintf(out, "usage: %s [--scale F] [--only VARIANT]%s%s [--help]\n\n%s\n",
+    fprintf(out,
+            "usage: %s [--scale F] [--only VARIANT] [--timeline]%s%s "
+            "[--help]\n\n%s\n",
             info->name, info->flags & DEMO_SEED ? " [--seed N]" : "",
             info->flags & DEMO_HTTP ? " [--latency S] [--url URL]" : "",
             info->about);
@@ -20,7 +24,9 @@ static void usage(FILE *out, const struct demo_info *info)
             "\n\nOptions:\n"
             "  --scale F       multiply every wait by F (default 1; 0.01 runs\n"
             "                  the demo in well under a second)\n"
-            "  --only VARIANT  run just one variant\n");
+            "  --only VARIANT  run just one variant\n"
+            "  --timeline      after each variant, draw when each of its tasks\n"
+            "                  ran and waited, one row per task\n");
     if (info->flags & DEMO_SEED)
         fprintf(out, "  --seed N        draw the random durations from seed N\n"
                      "                  (default: the tutorial's durations)\n");
@@ -75,6 +81,10 @@ void demo_parse(int argc, char **argv, const struct demo_info *info,
             usage(stdout, info);
             exit(0);
         }
+        if (strcmp(flag, "--timeline") == 0) {
+            opts->timeline = 1;
+            continue;
+        }
         int takes_value = strcmp(flag, "--scale") == 0 ||
                           strcmp(flag, "--only") == 0 ||
                           ((info->flags & DEMO_SEED) &&
@@ -108,6 +118,7 @@ void demo_parse(int argc, char **argv, const struct demo_info *info,
             opts->url = value;
         }
     }
+    timeline_wanted = opts->timeline;
     /* Lines appear as they happen, also through a pipe. */
     setvbuf(stdout, NULL, _IOLBF, 0);
 }
@@ -126,11 +137,13 @@ double demo_now(void)
 
 void demo_block_sleep(double seconds)
 {
+    double start = demo_now();
     struct timespec ts;
     ts.tv_sec = (time_t)seconds;
     ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+    timeline_blocked(start, demo_now());
 }
 
 const char *demo_clock(char *buf)
@@ -145,10 +158,13 @@ const char *demo_clock(char *buf)
 void demo_heading(const char *variant, const char *what)
 {
     printf("\n--- %s: %s\n", variant, what);
+    if (timeline_wanted)
+        timeline_start();
 }
 
 void demo_summary(const char *variant, double measured, double expected)
 {
     printf("variant %s: %.3f s (expected %.3f s)\n", variant, measured,
            expected);
+    timeline_finish(stdout, variant);
 }

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "timeline.h"
+
 /* Which optional flags a demo takes besides --scale, --only and --help. */
 enum {
     DEMO_SEED = 1, /* --seed N: it draws random numbers */
@@ -27,6 +29,7 @@ struct demo_opts {
     unsigned long seed;
     double        latency;  /* --latency: the local server's delay */
     const char   *url;      /* --url: another server, or NULL */
+    int           timeline; /* --timeline: draw each variant's tasks */
 };
 
 /* Parses argv. --help prints the usage and exits 0; a bad flag or value
@@ -41,17 +44,20 @@ int demo_want(const struct demo_opts *opts, const char *variant);
 double demo_now(void);
 
 /* Really blocks the thread for the given seconds (nanosleep): the
- * synchronous variants use it, as the tutorials' time.sleep. */
+ * synchronous variants use it, as the tutorials' time.sleep. With
+ * --timeline it is drawn on the row timeline_row last named. */
 void demo_block_sleep(double seconds);
 
 /* Wall-clock time of day as "HH:MM:SS" in buf (at least 9 bytes). */
 const char *demo_clock(char *buf);
 
-/* Prints a variant's heading before it runs. */
+/* Prints a variant's heading before it runs; with --timeline, starts
+ * recording it. */
 void demo_heading(const char *variant, const char *what);
 
 /* The summary line every variant ends with:
- *   variant <name>: <seconds> s (expected <seconds> s) */
+ *   variant <name>: <seconds> s (expected <seconds> s)
+ * With --timeline, the variant's timeline follows it. */
 void demo_summary(const char *variant, double measured, double expected);
 
 #endif

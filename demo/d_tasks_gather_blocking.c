@@ -107,12 +107,13 @@ static void *tasks_main(void *arg)
 
 /* Five of fn gathered; the strings they return, if any, printed in
  * argument order. */
-static int gather_five(coro_fn fn)
+static int gather_five(coro_fn fn, const char *name)
 {
     coro_task *t[5];
     void *results[5];
+    const coro_attr named = { .name = name };
     for (int i = 0; i < 5; i++)
-        t[i] = coro_spawn(fn, (void *)(intptr_t)i);
+        t[i] = coro_spawn_attr(&named, fn, (void *)(intptr_t)i);
     int err = await_gather(t, 5, results, NULL);
     for (int i = 0; i < 5; i++) {
         if (results[i])
@@ -129,9 +130,9 @@ static void *gather_main(void *arg)
     int err = kind == 2 ? coro_set_workers(5) : 0; /* five workers */
     if (err)
         return coro_fail(err);
-    err = gather_five(kind == 0   ? async_sleep
-                          : kind == 1 ? async_sleep_result
-                                      : call_sync_sleep);
+    err = kind == 0   ? gather_five(async_sleep, "async_sleep")
+          : kind == 1 ? gather_five(async_sleep_result, "async_sleep_result")
+                      : gather_five(call_sync_sleep, "call_sync_sleep");
     time_log("end");
     return err ? coro_fail(err) : NULL;
 }

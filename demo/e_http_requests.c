@@ -250,7 +250,10 @@ static int run(const char *url)
         demo_heading("sync", "twenty requests one after another");
         double t0 = demo_now();
         for (int i = 0; i < REQUESTS; i++) {
+            double start = demo_now();
+            timeline_row("request %d", i + 1);
             get_response(&calls[i]);
+            timeline_blocked(start, demo_now());
             print_response(&calls[i].response);
             failed |= calls[i].response.status == 0;
         }

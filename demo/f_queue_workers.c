@@ -114,6 +114,7 @@ int main(int argc, char **argv)
         demo_heading("sync", "one worker, blocking sleeps");
         double t0 = demo_now();
         for (int i = 0; i < JOBS; i++) {
+            timeline_row("job %d", i + 1);
             demo_block_sleep(jobs[i] * opts.scale);
             printf("worker has slept for %.2f seconds\n", jobs[i]);
         }

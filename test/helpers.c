@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -85,4 +86,34 @@ double cpu_seconds(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static int stderr_saved = -1;
+static FILE *stderr_file;
+
+void stderr_capture(void)
+{
+    fflush(stderr);
+    stderr_file = tmpfile();
+    ck_assert_ptr_nonnull(stderr_file);
+    stderr_saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(stderr_saved, 0);
+    ck_assert_int_ge(dup2(fileno(stderr_file), STDERR_FILENO), 0);
+}
+
+char *stderr_captured(void)
+{
+    fflush(stderr);
+    dup2(stderr_saved, STDERR_FILENO);
+    close(stderr_saved);
+    stderr_saved = -1;
+    off_t n = lseek(fileno(stderr_file), 0, SEEK_END);
+    ck_assert_int_ge(n, 0);
+    char *text = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(text);
+    ssize_t got = pread(fileno(stderr_file), text, (size_t)n, 0);
+    text[got > 0 ? got : 0] = '\0';
+    fclose(stderr_file);
+    stderr_file = NULL;
+    return text;
 }

@@ -18,6 +18,8 @@ Suite *net_suite(void);
 Suite *http_suite(void);
 Suite *sync_suite(void);
 Suite *demos_suite(void);
+Suite *debug_suite(void);
+Suite *trace_suite(void);
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */
@@ -40,6 +42,12 @@ TCase *test_case(const char *name, double timeout);
 
 /* Runs fn under coro_run and asserts it returned want. */
 void run_expect(coro_fn fn, void *arg, int want);
+
+/* Sends what the process writes to stderr (fd 2) to a temporary file
+ * until stderr_captured, which restores it and returns what was written
+ * (malloc'd: free it). */
+void  stderr_capture(void);
+char *stderr_captured(void);
 
 /* CPU time (user + system) of this process, in seconds. */
 double cpu_seconds(void);

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "helpers.h"
+#include "timeline.h"
 
 #define SCALE "0.02"
 static const double scale = 0.02;
@@ -269,6 +270,125 @@ START_TEST(demo_f_queue_workers)
 }
 END_TEST
 
+/* ---- --timeline ---- */
+
+/* The cells of the row labelled label (60 characters between the bars),
+ * searched from text on. */
+static const char *row_cells(const char *text, const char *label)
+{
+    char key[32];
+    snprintf(key, sizeof key, "\n%-18s|", label);
+    const char *at = strstr(text, key);
+    ck_assert_msg(at != NULL, "no row %s in:\n%s", label, text);
+    const char *cells = at + strlen(key);
+    const char *end = strchr(cells, '\n');
+    ck_assert_msg(end && end - cells == 61 && end[-1] == '|',
+                  "row %s is not 80 columns:\n%s", label, text);
+    return cells;
+}
+
+/* The first and last cell of a row that are not blank. */
+static void row_extent(const char *cells, int *first, int *last)
+{
+    *first = -1;
+    *last = -1;
+    for (int c = 0; c < 60; c++)
+        if (cells[c] != ' ') {
+            if (*first < 0)
+                *first = c;
+            *last = c;
+        }
+}
+
+static void *nap(void *arg)
+{
+    int err = await_sleep(*(double *)arg);
+    return err ? coro_fail(err) : NULL;
+}
+
+static void *two_naps_main(void *arg)
+{
+    double *naps = arg;
+    const coro_attr a = { .name = "short_nap" }, b = { .name = "long_nap" };
+    coro_task *t[] = { coro_spawn_attr(&a, nap, &naps[0]),
+                       coro_spawn_attr(&b, nap, &naps[1]) };
+    int err = await_gather(t, 2, NULL, NULL);
+    return err ? coro_fail(err) : NULL;
+}
+
+START_TEST(timeline_draws_a_two_task_program)
+{
+    double naps[2] = { 0.05 * test_slow(), 0.1 * test_slow() };
+    timeline_start();
+    run_expect(two_naps_main, naps, 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    timeline_finish(f, "two naps");
+    timeline_finish(f, "again"); /* nothing recorded: draws nothing */
+    fclose(f);
+
+    ck_assert_msg(strncmp(text, "\ntimeline of two naps, ", 23) == 0, "%s",
+                  text);
+    ck_assert_ptr_null(strstr(text, "again"));
+    int first, last;
+    const char *main_row = row_cells(text, "#1 main");
+    row_extent(main_row, &first, &last);
+    ck_assert_msg(first == 0 && last == 59, "%s", text);
+    ck_assert(main_row[0] == '#' && main_row[59] == '#');
+    ck_assert_ptr_nonnull(memchr(main_row, '~', 60));
+
+    const char *short_row = row_cells(text, "#2 short_nap");
+    row_extent(short_row, &first, &last);
+    ck_assert_msg(short_row[0] == '#' && short_row[1] == '~', "%s", text);
+    /* Half of the run, with room for a noisy machine. */
+    ck_assert_msg(last >= 18 && last <= 45, "short nap ends at %d:\n%s",
+                  last, text);
+    const char *long_row = row_cells(text, "#3 long_nap");
+    row_extent(long_row, &first, &last);
+    ck_assert_msg(first == 0 && last >= 55, "%s", text);
+    ck_assert_ptr_null(memchr(long_row, '=', 60)); /* nothing blocked */
+    ck_assert_ptr_nonnull(strstr(text, "\n                   0.000 "));
+    free(text);
+}
+END_TEST
+
+START_TEST(demos_draw_the_staircase_and_the_overlap)
+{
+    struct output out;
+    run_demo("a_three_tasks", "--timeline --scale " SCALE, &out);
+    ck_assert_int_eq(out.status, 0);
+    const char *sync = strstr(out.text, "timeline of sync, ");
+    ck_assert_msg(sync != NULL, "%s", out.text);
+    /* One after another: each starts where the one before ended. */
+    int first[3], last[3];
+    for (int i = 0; i < 3; i++) {
+        char label[16];
+        snprintf(label, sizeof label, "task_%d", i + 1);
+        const char *cells = row_cells(sync, label);
+        row_extent(cells, &first[i], &last[i]);
+        ck_assert_msg(cells[first[i]] == '=', "%s", out.text);
+    }
+    ck_assert_msg(first[0] == 0 && last[2] == 59 &&
+                      first[1] >= last[0] - 1 && first[1] <= last[0] + 1 &&
+                      first[2] >= last[1] - 1 && first[2] <= last[1] + 1,
+                  "not a staircase:\n%s", sync);
+    /* Together: all three start at once, and the longest ends last. */
+    const char *async = strstr(out.text, "timeline of async, ");
+    ck_assert_msg(async != NULL, "%s", out.text);
+    for (int i = 0; i < 3; i++) {
+        char label[32];
+        snprintf(label, sizeof label, "#%d example_task", i + 2);
+        const char *cells = row_cells(async, label);
+        row_extent(cells, &first[i], &last[i]);
+        ck_assert_msg(first[i] == 0 && cells[1] == '~', "%s", async);
+    }
+    ck_assert_msg(last[1] >= 55 && last[2] < last[0] && last[0] < last[1],
+                  "%s", async);
+}
+END_TEST
+
 /* Every demo: --help describes it (exit 0); a bad flag gets the usage and
  * exit status 2. */
 START_TEST(demos_answer_help_and_reject_bad_flags)
@@ -287,6 +407,7 @@ START_TEST(demos_answer_help_and_reject_bad_flags)
         ck_assert_int_eq(out.status, 0);
         ck_assert_ptr_nonnull(strstr(out.text, "usage: "));
         ck_assert_ptr_nonnull(strstr(out.text, "--scale"));
+        ck_assert_ptr_nonnull(strstr(out.text, "--timeline"));
         for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
             run_demo(demos[d], bad[b], &out);
             ck_assert_msg(out.status == 2, "%s %s: exit %d", demos[d], bad[b],
@@ -315,6 +436,8 @@ Suite *demos_suite(void)
     tcase_add_test(tc, demo_e_http_requests);
     tcase_add_test(tc, demo_f_queue_workers);
     tcase_add_test(tc, demos_answer_help_and_reject_bad_flags);
+    tcase_add_test(tc, timeline_draws_a_two_task_program);
+    tcase_add_test(tc, demos_draw_the_staircase_and_the_overlap);
     suite_add_tcase(s, tc);
     return s;
 }
