@@ -613,6 +613,8 @@ struct coro__loop {
     int                 sigquit_wfd;/* its write end, which the handler
                                        writes */
     struct coro__pollable sigquit;  /* its entry in the epoll set */
+    void               *alt_stack;  /* the signal stack coro gave the
+                                       thread, or NULL (overflow.c) */
     struct coro__timers timers;
     struct coro__stacks stacks;
     struct coro__poller poller;
@@ -645,6 +647,11 @@ void coro__note(struct coro__loop *l, struct coro_task *t, int note);
 /* Sets up the hook, CORO_TRACE and CORO_DEBUG for a new loop. */
 void coro__observe_init(struct coro__loop *l);
 void coro__observe_term(struct coro__loop *l);
+
+/* The alternate signal stack of the loop's thread and the handler that
+ * names a task overflowing its stack (overflow.c): 0 or an errno value. */
+int  coro__overflow_init(struct coro__loop *l);
+void coro__overflow_term(struct coro__loop *l);
 /* A monotonic clock good to a few milliseconds, for a few nanoseconds. */
 int64_t coro__coarse_ns(void);
 /* The id of the task of loop l holding m, or 0 (free, or held in another

@@ -949,6 +949,7 @@ static void loop_free(struct coro__loop *l)
         coro__stack_put(&l->stacks, l->shared_host);
     }
     coro__observe_term(l);
+    coro__overflow_term(l);
     coro__executor_term(&l->executor);
     coro__io_term(&l->io);
     coro__stacks_term(&l->stacks);
@@ -974,6 +975,8 @@ static int loop_new(struct coro__loop **out)
         err = coro__poller_init(&l->poller);
     if (!err)
         err = coro__executor_init(&l->executor);
+    if (!err)
+        err = coro__overflow_init(l);
     if (!err)
         coro__observe_init(l);
     if (err) {

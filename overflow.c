@@ -1,0 +1,209 @@
+/* overflow.c: a task that runs off its stack is named, not just killed.
+ *
+ * A task's stack sits above a guard page (coro.c), so an overflow faults.
+ * The fault arrives as SIGSEGV (or SIGBUS) on a stack that has no room
+ * left, so each loop's thread gets an alternate signal stack for the
+ * handler to run on. The handler checks whether the fault lies in the guard
+ * page of the task running on this thread; if so it prints one line naming
+ * the task and aborts, and otherwise passes the signal on to whatever
+ * handled it before: the user's handler, or the default action.
+ *
+ * All of it is async-signal-safe: no stdio, no allocation.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#define ALT_STACK_SIZE (64 << 10)
+/* How far below a stack a fault still counts as running off it: a frame
+ * larger than the guard page jumps over it. */
+#define BIG_FRAME (64 << 10)
+
+static struct sigaction old_segv, old_bus;
+static atomic_int installed;
+static size_t page;
+
+/* ---- formatting without stdio ---- */
+
+struct line {
+    char  *p, *end;
+};
+
+static void put(struct line *l, const char *s)
+{
+    while (*s && l->p < l->end)
+        *l->p++ = *s++;
+}
+
+static void put_u(struct line *l, unsigned long long v)
+{
+    char digits[24];
+    int n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < (int)sizeof digits);
+    while (n > 0 && l->p < l->end)
+        *l->p++ = digits[--n];
+}
+
+static void put_hex(struct line *l, uintptr_t v)
+{
+    put(l, "0x");
+    int shift = (int)(sizeof v * 8) - 4;
+    while (shift > 0 && !((v >> shift) & 0xf))
+        shift -= 4;
+    for (; shift >= 0 && l->p < l->end; shift -= 4)
+        *l->p++ = "0123456789abcdef"[(v >> shift) & 0xf];
+}
+
+static void report(const struct coro_task *t)
+{
+    char buf[512];
+    struct line l = { buf, buf + sizeof buf - 1 };
+    size_t size = t->stack.shared ? t->ctx.stack_len : t->stack.size;
+    put(&l, "coro: task #");
+    put_u(&l, t->id);
+    put(&l, " \"");
+    put(&l, coro_name(t));
+    put(&l, "\" (");
+    if (t->site)
+        put(&l, t->site);
+    else
+        put_hex(&l, (uintptr_t)t->spawn_pc);
+    put(&l, ") overflowed its ");
+    put_u(&l, size >> 10);
+    put(&l, t->stack.shared ? " KiB shared stack" : " KiB stack");
+    put(&l, "; give it more with coro_attr.stack_size or CORO_STACK_SIZE"
+            " (coro_stack_high_water tells what it uses)\n");
+    *l.p = '\0';
+    for (const char *p = buf; p < l.p;) {
+        ssize_t n = write(STDERR_FILENO, p, (size_t)(l.p - p));
+        if (n <= 0)
+            break;
+        p += n;
+    }
+}
+
+/* ---- the handler ---- */
+
+static uintptr_t stack_pointer(const void *ucontext)
+{
+    const ucontext_t *uc = ucontext;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.sp;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
+/* The task of this thread that ran off its stack, or NULL. */
+static const struct coro_task *overflowed(const siginfo_t *si,
+                                          const void *ucontext)
+{
+    struct coro__loop *l = coro__loop();
+    const struct coro_task *t = l ? l->current : NULL;
+    if (!t || !t->stack.guard)
+        return NULL;
+    uintptr_t lo = (uintptr_t)t->stack.lo;
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    if (addr < lo && addr >= lo - page)
+        return t; /* in the guard page */
+    /* A big frame may have skipped the guard: then the stack pointer is
+     * below the stack too. */
+    uintptr_t sp = stack_pointer(ucontext);
+    if (addr < lo && addr >= lo - BIG_FRAME && sp && sp < lo + page &&
+        sp >= lo - BIG_FRAME)
+        return t;
+    return NULL;
+}
+
+static void pass_on(int signo, siginfo_t *si, void *ucontext)
+{
+    const struct sigaction *old = signo == SIGBUS ? &old_bus : &old_segv;
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        old->sa_sigaction(signo, si, ucontext);
+    } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN &&
+               !(old->sa_flags & SA_SIGINFO)) {
+        old->sa_handler(signo);
+    } else {
+        /* The default: put it back; the faulting instruction runs again
+         * and the kernel does what it would have done. A fault cannot be
+         * ignored, so SIG_IGN means the default too. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(signo, &dfl, NULL);
+    }
+}
+
+static void on_fault(int signo, siginfo_t *si, void *ucontext)
+{
+    int saved = errno;
+    const struct coro_task *t = overflowed(si, ucontext);
+    if (t) {
+        report(t);
+        abort();
+    }
+    pass_on(signo, si, ucontext);
+    errno = saved;
+}
+
+static void install(void)
+{
+    page = (size_t)sysconf(_SC_PAGESIZE);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+}
+
+/* ---- per loop: the alternate stack ---- */
+
+int coro__overflow_init(struct coro__loop *l)
+{
+    l->alt_stack = NULL;
+    stack_t cur;
+    /* A thread that has an alternate stack (its own, or a sanitizer's)
+     * keeps it. */
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        goto handler;
+    void *mem = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return ENOMEM;
+    stack_t alt = { .ss_sp = mem, .ss_size = ALT_STACK_SIZE, .ss_flags = 0 };
+    if (sigaltstack(&alt, NULL) != 0) {
+        int err = errno;
+        munmap(mem, ALT_STACK_SIZE);
+        return err;
+    }
+    l->alt_stack = mem;
+handler:
+    if (!atomic_exchange(&installed, 1))
+        install();
+    return 0;
+}
+
+void coro__overflow_term(struct coro__loop *l)
+{
+    if (!l->alt_stack)
+        return;
+    stack_t off = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+    sigaltstack(&off, NULL);
+    munmap(l->alt_stack, ALT_STACK_SIZE);
+    l->alt_stack = NULL;
+}
