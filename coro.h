@@ -96,10 +96,18 @@ CORO_API int coro_run(coro_fn main, void *arg, void **result);
  * above 1 GiB is EINVAL. Pages are committed only when touched: a task that
  * parks with a shallow stack costs one 4 KiB page.
  *
- * Stacks sit below a guard page, so an overflow faults instead of corrupting
- * memory, while the process's budget of memory mappings lasts: a guard page
- * costs two mappings, and Linux allows vm.max_map_count (65530 by default)
- * per process. coro spends at most a quarter of that limit on guarded
+ * Stacks sit above a guard page, so an overflow faults instead of corrupting
+ * memory, and coro names the task on stderr before it aborts:
+ *   coro: task #7 "parse" (app.c:42) overflowed its 64 KiB stack; give it
+ *   more with coro_attr.stack_size or CORO_STACK_SIZE (...)
+ * For that, coro_run gives its thread an alternate signal stack (unless it
+ * has one) and installs a SIGSEGV and SIGBUS handler once per process; a
+ * fault that is not an overflow goes on to the handler installed before it,
+ * or to the default action. A handler installed after coro's replaces it.
+ * On Linux 6.13 and later every stack is guarded: its guard is a
+ * MADV_GUARD_INSTALL marker, which costs no mapping. On older kernels a
+ * guard page costs two mappings, and Linux allows vm.max_map_count (65530
+ * by default) per process. coro spends at most a quarter of that limit on guarded
  * stacks (8,191 stacks at the default); stacks beyond it are carved from large
  * unguarded slabs and carry a canary that is checked at every switch, so an
  * overflow there is still reported, after the fact. Raising the limit
