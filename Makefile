@@ -150,7 +150,7 @@ asan: $(B)/asan/run_tests
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./$(B)/asan/run_tests
 
 tsan: $(B)/tsan/run_tests
-	TSAN_OPTIONS=halt_on_error=1 CORO_TEST_SLOW=4 ./$(B)/tsan/run_tests
+	TSAN_OPTIONS=halt_on_error=1:die_after_fork=0 CORO_TEST_SLOW=4 ./$(B)/tsan/run_tests
 
 # Memcheck runs the suites in one process (CK_FORK=no), so a leak anywhere
 # is seen; CORO_TEST_SLOW widens the timing margins for its slowdown.

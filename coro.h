@@ -71,6 +71,16 @@ typedef void *(*coro_fn)(void *arg);
  * all have ended. If shielded clean-up deadlocks again, the remaining tasks
  * are freed without running further (their stacks are not unwound).
  *
+ * fork(): a child forked where no loop runs on the forking thread (before
+ * or after coro_run, or on one thread while loops run on others) may call
+ * coro_run and gets a fresh loop: nothing of its parent's epoll set,
+ * timers or worker threads. A child forked from inside a task is still in
+ * its parent's loop, on a copy whose epoll set it shares with the parent
+ * and whose worker threads are gone: there coro_run returns EBUSY, and the
+ * child must not await anything; it should exec or _exit, as POSIX asks of
+ * any child of a threaded process. A child never writes to its parent's
+ * CORO_TRACE file nor prints its parent's SIGQUIT dumps.
+ *
  * While it runs, the thread's timer slack is set to 1 ns (prctl
  * PR_SET_TIMERSLACK) so that sleeps wake within tens of microseconds of their
  * deadline; the previous slack is restored on return.

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -223,6 +224,14 @@ static void on_sigquit(int signo)
     errno = saved;
 }
 
+/* A forked child runs none of its parent's loops: a SIGQUIT to it must not
+ * write to their pipes. */
+static void sigquit_after_fork_child(void)
+{
+    for (int i = 0; i < SIGQUIT_LOOPS; i++)
+        atomic_store(&sigquit_pipes[i], 0);
+}
+
 static void sigquit_ready(struct coro__pollable *self, uint32_t events)
 {
     struct coro__loop *l = CORO__CONTAINER_OF(self, struct coro__loop,
@@ -282,6 +291,7 @@ int coro_dump_on_sigquit(int on)
     l->sigquit_fd = p[0];
     l->sigquit_wfd = p[1];
     if (!atomic_exchange(&sigquit_installed, 1)) {
+        pthread_atfork(NULL, NULL, sigquit_after_fork_child);
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_sigquit;

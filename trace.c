@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SLOW_NS (100 * 1000000LL) /* asyncio's slow-callback threshold */
 
@@ -61,6 +62,39 @@ static void trace_at_exit(void)
     if (trace_active == 0) /* else a loop still runs: leave it be */
         trace_forget();
     pthread_mutex_unlock(&trace_lock);
+}
+
+/* fork(): the lock must not be held by a thread the child will not have,
+ * and the child must not write to its parent's trace: it closes its copy
+ * (what a parent's thread left unwritten in the buffer is dropped with the
+ * descriptor) and does not trace to that path, which would truncate the
+ * parent's file. */
+static void trace_before_fork(void)
+{
+    pthread_mutex_lock(&trace_lock);
+}
+
+static void trace_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&trace_lock);
+}
+
+static void trace_after_fork_child(void)
+{
+    pthread_mutex_init(&trace_lock, NULL);
+    if (trace_file) {
+        close(fileno(trace_file));
+        fclose(trace_file);
+        trace_file = NULL;
+        trace_failed = 1; /* silently: this path is the parent's */
+    }
+    trace_active = 0;
+}
+
+static void trace_fork_handlers(void)
+{
+    pthread_atfork(trace_before_fork, trace_after_fork_parent,
+                   trace_after_fork_child);
 }
 
 /* Opens path, or goes on with it, for a loop that starts. Lock held. */
@@ -169,6 +203,8 @@ static void trace_name(struct coro__loop *l, struct coro_task *t)
 
 void coro__observe_init(struct coro__loop *l)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, trace_fork_handlers);
     l->hook = tls_hook;
     l->hook_arg = tls_hook_arg;
     const char *debug = getenv("CORO_DEBUG");

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -1275,6 +1277,127 @@ START_TEST(allocation_failures_give_enomem_and_leak_nothing)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* fork()                                                                 */
+/* ---------------------------------------------------------------------- */
+
+static void *echo_after_a_while(void *arg)
+{
+    usleep(1000);
+    return arg;
+}
+
+static void *write_a_byte(void *arg)
+{
+    int fd = *(int *)arg;
+    int err = await_sleep(0.002);
+    if (!err && write(fd, "x", 1) != 1)
+        err = errno;
+    return err ? coro_fail(err) : NULL;
+}
+
+/* A bit of everything a loop owns: timers, worker threads, the epoll set.
+ * Returns 0 if it all worked. */
+static void *all_kinds_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    if (pipe(p) != 0)
+        return coro_fail(errno);
+    void *echoed = NULL;
+    coro_task *t[2] = { coro_spawn(write_a_byte, &p[1]),
+                        coro_spawn(write_a_byte, &p[1]) };
+    int err = await_blocking(echo_after_a_while, TOKEN(7), &echoed);
+    if (!err && echoed != TOKEN(7))
+        err = EPROTO;
+    if (!err)
+        err = await_readable(p[0], 5);
+    int gathered = await_gather(t, 2, NULL, NULL);
+    close(p[0]);
+    close(p[1]);
+    err = err ? err : gathered;
+    return err ? coro_fail(err) : NULL;
+}
+
+/* Forks; the child runs fn under coro_run and exits with its result. */
+static int status_of_child_loop(coro_fn fn)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(coro_run(fn, NULL, NULL));
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+START_TEST(fork_child_runs_a_fresh_loop_after_the_parents)
+{
+    run_expect(all_kinds_main, NULL, 0); /* workers started and stopped */
+    int status = status_of_child_loop(all_kinds_main);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x", status);
+    run_expect(all_kinds_main, NULL, 0); /* and the parent goes on */
+}
+END_TEST
+
+static void *run_a_while(void *arg)
+{
+    (void)arg;
+    int err = coro_run(all_kinds_main, NULL, NULL);
+    if (!err)
+        err = coro_run(all_kinds_main, NULL, NULL);
+    return (void *)(intptr_t)err;
+}
+
+START_TEST(fork_while_another_thread_runs_a_loop)
+{
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_a_while, NULL), 0);
+    usleep(1000);
+    int status = status_of_child_loop(all_kinds_main);
+    void *err;
+    ck_assert_int_eq(pthread_join(th, &err), 0);
+    ck_assert_int_eq((int)(intptr_t)err, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x", status);
+}
+END_TEST
+
+static void *waitpid_blocking(void *arg)
+{
+    int status = -1;
+    pid_t pid = (pid_t)(intptr_t)arg;
+    if (waitpid(pid, &status, 0) != pid)
+        return (void *)(intptr_t)-1;
+    return (void *)(intptr_t)status;
+}
+
+static void *forking_task_main(void *arg)
+{
+    (void)arg;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child's thread is still inside its parent's loop. */
+        int err = coro_run(all_kinds_main, NULL, NULL);
+        _exit(err == EBUSY ? 0 : 1);
+    }
+    ck_assert_int_ge(pid, 0);
+    void *status = NULL;
+    ck_assert_int_eq(await_blocking(waitpid_blocking,
+                                    (void *)(intptr_t)pid, &status), 0);
+    ck_assert_int_eq((int)(intptr_t)status, 0); /* exited 0 */
+    return all_kinds_main(NULL); /* the parent's loop is unharmed */
+}
+
+START_TEST(fork_inside_a_task_leaves_the_parent_loop_whole)
+{
+    run_expect(forking_task_main, NULL, 0);
+}
+END_TEST
+
 Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -1338,6 +1461,12 @@ Suite *sched_suite(void)
     tc = test_case("threads", 20);
     tcase_add_test(tc, two_loops_on_two_threads);
     tcase_add_test(tc, tasks_of_another_loop_are_rejected);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("fork", 20);
+    tcase_add_test(tc, fork_child_runs_a_fresh_loop_after_the_parents);
+    tcase_add_test(tc, fork_while_another_thread_runs_a_loop);
+    tcase_add_test(tc, fork_inside_a_task_leaves_the_parent_loop_whole);
     suite_add_tcase(s, tc);
 
     tc = test_case("scale", 60);

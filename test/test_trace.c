@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -272,6 +273,40 @@ START_TEST(trace_file_holds_each_task_interval)
 }
 END_TEST
 
+START_TEST(forked_child_leaves_the_parents_trace_alone)
+{
+    char path[] = "/tmp/coro-trace-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    chan = coro_chan_new(sizeof(int), 0);
+    ck_assert_ptr_nonnull(chan);
+    setenv("CORO_TRACE", path, 1);
+    run_expect(traced_main, NULL, 0);
+    char *before = strdup(slurp(path));
+    ck_assert_ptr_nonnull(before);
+
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(coro_run(traced_main, NULL, NULL));
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_str_eq(slurp(path), before);
+
+    run_expect(traced_main, NULL, 0); /* the parent goes on with it */
+    const char *text = slurp(path);
+    ck_assert_msg(json_valid(text), "%s", text);
+    ck_assert_uint_eq(count(text, "\"name\":\"process_name\""), 2);
+    unsetenv("CORO_TRACE");
+    free(before);
+    ck_assert_int_eq(coro_chan_free(chan), 0);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(trace_to_an_unwritable_path_warns_and_runs)
 {
     chan = coro_chan_new(sizeof(int), 0);
@@ -298,6 +333,7 @@ Suite *trace_suite(void)
     tcase_add_test(tc, json_checker_rejects_broken_json);
     tcase_add_test(tc, trace_file_holds_each_task_interval);
     tcase_add_test(tc, trace_to_an_unwritable_path_warns_and_runs);
+    tcase_add_test(tc, forked_child_leaves_the_parents_trace_alone);
     suite_add_tcase(s, tc);
     return s;
 }
