@@ -259,8 +259,8 @@ static void *overflow_main(void *arg)
 }
 
 /* A guarded stack's overflow faults on the guard page instead of
- * corrupting memory, whichever way the guard was made. ASan catches the
- * fault itself and aborts. */
+ * corrupting memory, whichever way the guard was made, and the fault
+ * handler (overflow.c) reports it and aborts. */
 START_TEST(overflow_of_a_guarded_stack_faults)
 {
     coro_run(overflow_main, NULL, NULL);
@@ -552,28 +552,17 @@ Suite *coro_suite(void)
     tcase_add_test(tc, parked_shared_stack_task_costs_under_a_page);
     suite_add_tcase(s, tc);
 
-    /* These end in a signal: they need Check's child processes. TSan
-     * intercepts a fault and exits on its own terms. */
+    /* These end in a signal: they need Check's child processes. */
     if (test_forking()) {
-        tc = tcase_create("overflow");
+        tc = tcase_create("guards");
         tcase_set_timeout(tc, 30 * test_slow());
         tcase_add_test_raise_signal(tc,
                                     overwritten_canary_aborts_at_the_next_switch,
                                     SIGABRT);
-#ifndef CORO__TSAN
-#ifdef CORO__ASAN
-        int fault = SIGABRT;
-#else
-        int fault = SIGSEGV;
-#endif
         tcase_add_test_raise_signal(tc, overflow_of_a_guarded_stack_faults,
-                                    fault);
+                                    SIGABRT);
         tcase_add_test_raise_signal(
-            tc, overflow_of_an_mprotect_guarded_stack_faults, fault);
-#else
-        (void)overflow_of_a_guarded_stack_faults;
-        (void)overflow_of_an_mprotect_guarded_stack_faults;
-#endif
+            tc, overflow_of_an_mprotect_guarded_stack_faults, SIGABRT);
         suite_add_tcase(s, tc);
     }
     return s;
