@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -115,5 +116,30 @@ char *stderr_captured(void)
     text[got > 0 ? got : 0] = '\0';
     fclose(stderr_file);
     stderr_file = NULL;
+    return text;
+}
+
+char *run_in_child(int (*body)(void *), void *arg, int *status)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        _exit(body(arg));
+    }
+    close(p[1]);
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    ssize_t n;
+    while (len < cap - 1 && (n = read(p[0], text + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    text[len] = '\0';
+    close(p[0]);
+    ck_assert_int_eq(waitpid(pid, status, 0), pid);
     return text;
 }

@@ -50,6 +50,12 @@ void run_expect(coro_fn fn, void *arg, int want);
 void  stderr_capture(void);
 char *stderr_captured(void);
 
+/* Runs body(arg) in a child process with its stderr sent to a pipe; the
+ * child exits with what body returns. Returns what the child wrote to
+ * stderr (malloc'd: free it) and its wait status in *status. For programs
+ * that crash or leave things behind on purpose. */
+char *run_in_child(int (*body)(void *), void *arg, int *status);
+
 /* CPU time (user + system) of this process, in seconds. */
 double cpu_seconds(void);
 

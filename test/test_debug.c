@@ -320,37 +320,23 @@ START_TEST(sigquit_prints_the_dump_when_asked)
 }
 END_TEST
 
-/* Runs fn under coro_run in a child process, with CORO_DEBUG set if debug
- * and its stderr captured: the programs here leave a mutex locked on
- * purpose. Returns what it wrote (malloc'd) and its wait status. */
-static char *run_in_child(coro_fn fn, int debug, int *status)
+/* The child's program: warnings_main with CORO_DEBUG set or not. The
+ * programs here leave a mutex locked on purpose, hence the child. */
+static coro_fn debug_fn;
+
+static int debug_run(void *debug)
 {
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(p[1], STDERR_FILENO);
-        close(p[0]);
-        if (debug)
-            setenv("CORO_DEBUG", "1", 1);
-        else
-            unsetenv("CORO_DEBUG");
-        int err = coro_run(fn, NULL, NULL);
-        _exit(err);
-    }
-    close(p[1]);
-    size_t cap = 1 << 16, len = 0;
-    char *text = malloc(cap);
-    ck_assert_ptr_nonnull(text);
-    ssize_t n;
-    while ((n = read(p[0], text + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    text[len] = '\0';
-    close(p[0]);
-    ck_assert_int_eq(waitpid(pid, status, 0), pid);
-    return text;
+    if (debug)
+        setenv("CORO_DEBUG", "1", 1);
+    else
+        unsetenv("CORO_DEBUG");
+    return coro_run(debug_fn, NULL, NULL);
+}
+
+static char *run_debug_child(coro_fn fn, int debug, int *status)
+{
+    debug_fn = fn;
+    return run_in_child(debug_run, debug ? "on" : NULL, status);
 }
 
 static void *holder(void *arg)
@@ -384,7 +370,7 @@ static void *warnings_main(void *arg)
 START_TEST(debug_mode_warns_naming_task_and_site)
 {
     int status;
-    char *text = run_in_child(warnings_main, 1, &status);
+    char *text = run_debug_child(warnings_main, 1, &status);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", text);
     const char *want[] = {
         "task #4 \"hog\" (test/test_debug.c:",
@@ -406,7 +392,7 @@ END_TEST
 START_TEST(debug_mode_is_off_by_default)
 {
     int status;
-    char *text = run_in_child(warnings_main, 0, &status);
+    char *text = run_debug_child(warnings_main, 0, &status);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", text);
     ck_assert_msg(strstr(text, "warning") == NULL, "%s", text);
     free(text);

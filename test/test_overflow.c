@@ -82,39 +82,27 @@ static void users_handler(int signo)
     _exit(42);
 }
 
+static void (*child_handler)(int);
+
+static int crash_run(void *arg)
+{
+    (void)arg;
+    if (child_handler)
+        signal(SIGSEGV, child_handler);
+    signal(SIGABRT, SIG_DFL);
+    return coro_run(child_main, NULL, NULL) == 0 ? 0 : 3;
+}
+
 /* Runs fn as a task (named name; on the shared stack if shared) under
  * coro_run in a child; returns its stderr (malloc'd) and wait status. */
 static char *crash_in_child(coro_fn fn, const char *name, int shared,
                             void (*handler)(int), int *status)
 {
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(p[1], STDERR_FILENO);
-        close(p[0]);
-        if (handler)
-            signal(SIGSEGV, handler);
-        signal(SIGABRT, SIG_DFL);
-        child_fn = fn;
-        child_name = name;
-        shared_flag = shared;
-        int err = coro_run(child_main, NULL, NULL);
-        _exit(err == 0 ? 0 : 3);
-    }
-    close(p[1]);
-    size_t cap = 1 << 14, len = 0;
-    char *text = malloc(cap);
-    ck_assert_ptr_nonnull(text);
-    ssize_t n;
-    while ((n = read(p[0], text + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    text[len] = '\0';
-    close(p[0]);
-    ck_assert_int_eq(waitpid(pid, status, 0), pid);
-    return text;
+    child_fn = fn;
+    child_name = name;
+    shared_flag = shared;
+    child_handler = handler;
+    return run_in_child(crash_run, NULL, status);
 }
 
 static void expect_named_abort(const char *text, int status, const char *what)

@@ -221,15 +221,21 @@ static void *traced_main(void *arg)
     return err || joined ? coro_fail(err ? err : joined) : NULL;
 }
 
-START_TEST(trace_file_holds_each_task_interval)
+/* Makes path (a mkstemp template) a new file, and CORO_TRACE name it. */
+static void trace_to_a_new_file(char *path)
 {
-    char path[] = "/tmp/coro-trace-XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     close(fd);
     chan = coro_chan_new(sizeof(int), 0);
     ck_assert_ptr_nonnull(chan);
     setenv("CORO_TRACE", path, 1);
+}
+
+START_TEST(trace_file_holds_each_task_interval)
+{
+    char path[] = "/tmp/coro-trace-XXXXXX";
+    trace_to_a_new_file(path);
     run_expect(traced_main, NULL, 0);
 
     const char *text = slurp(path);
@@ -276,12 +282,7 @@ END_TEST
 START_TEST(forked_child_leaves_the_parents_trace_alone)
 {
     char path[] = "/tmp/coro-trace-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    chan = coro_chan_new(sizeof(int), 0);
-    ck_assert_ptr_nonnull(chan);
-    setenv("CORO_TRACE", path, 1);
+    trace_to_a_new_file(path);
     run_expect(traced_main, NULL, 0);
     char *before = strdup(slurp(path));
     ck_assert_ptr_nonnull(before);
