@@ -1465,7 +1465,13 @@ Suite *sched_suite(void)
 
     tc = test_case("fork", 20);
     tcase_add_test(tc, fork_child_runs_a_fresh_loop_after_the_parents);
+#ifndef __SANITIZE_THREAD__
+    /* TSan's own bookkeeping fails in the child of a threaded parent that
+     * starts threads ("dup thread with used id"): a TSan limit. */
     tcase_add_test(tc, fork_while_another_thread_runs_a_loop);
+#else
+    (void)fork_while_another_thread_runs_a_loop;
+#endif
     tcase_add_test(tc, fork_inside_a_task_leaves_the_parent_loop_whole);
     suite_add_tcase(s, tc);
 
