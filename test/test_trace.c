@@ -221,6 +221,15 @@ static void *traced_main(void *arg)
     return err || joined ? coro_fail(err ? err : joined) : NULL;
 }
 
+/* FNV-1a of text: enough to tell a file changed. */
+static unsigned long long text_hash(const char *text)
+{
+    unsigned long long h = 1469598103934665603ull;
+    for (; *text; text++)
+        h = (h ^ (unsigned char)*text) * 1099511628211ull;
+    return h;
+}
+
 /* Makes path (a mkstemp template) a new file, and CORO_TRACE name it. */
 static void trace_to_a_new_file(char *path)
 {
@@ -284,8 +293,9 @@ START_TEST(forked_child_leaves_the_parents_trace_alone)
     char path[] = "/tmp/coro-trace-XXXXXX";
     trace_to_a_new_file(path);
     run_expect(traced_main, NULL, 0);
-    char *before = strdup(slurp(path));
-    ck_assert_ptr_nonnull(before);
+    /* Nothing on the heap across the fork: under valgrind the child's own
+     * leak check would count it. */
+    unsigned long long before = text_hash(slurp(path));
 
     fflush(NULL);
     pid_t pid = fork();
@@ -295,14 +305,13 @@ START_TEST(forked_child_leaves_the_parents_trace_alone)
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    ck_assert_str_eq(slurp(path), before);
+    ck_assert_uint_eq(text_hash(slurp(path)), before);
 
     run_expect(traced_main, NULL, 0); /* the parent goes on with it */
     const char *text = slurp(path);
     ck_assert_msg(json_valid(text), "%s", text);
     ck_assert_uint_eq(count(text, "\"name\":\"process_name\""), 2);
     unsetenv("CORO_TRACE");
-    free(before);
     ck_assert_int_eq(coro_chan_free(chan), 0);
     unlink(path);
 }
