@@ -655,9 +655,11 @@ CORO_API int coro_cond_free(coro_cond *c);
  * state (ready, running, sleeping and for how long yet, joining task N,
  * waiting to read fd F, in a blocking call, on a channel, on a mutex held
  * by task N, ended but not joined ...), for how long it has been in that
- * state (to a few milliseconds), its spawn site (file:line, from the
- * coro_spawn macro, else the caller's address), its stack size and
- * high-water mark. Does nothing outside a loop. coro_run prints it to
+ * state, its spawn site (file:line, from the coro_spawn macro, else the
+ * caller's address), its stack size and high-water mark. The time in a
+ * state is good to a few milliseconds: so that parking reads no clock,
+ * the loop reads one as it sleeps, fires timers, or every 64 switches, so
+ * a task that ran long without suspending can add its run to the figure. Does nothing outside a loop. coro_run prints it to
  * stderr by itself when it finds a deadlock, before cancelling the tasks.
  * Cost: O(tasks), plus a scan of each own stack for its high-water mark. */
 CORO_API void coro_dump(FILE *out);

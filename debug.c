@@ -173,7 +173,7 @@ void coro_dump(FILE *out)
     if (!l || !out)
         return;
     int saved = errno;
-    int64_t now = coro__coarse_ns();
+    int64_t now = coro__clock_ns();
     fprintf(out, "coro: %zu task%s in this thread's loop:\n", l->ntasks,
             l->ntasks == 1 ? "" : "s");
     /* The list is newest first: print in spawn order. */

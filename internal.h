@@ -387,6 +387,7 @@ struct coro__io {
 /* Polled at least every this many switches while tasks wait on fds, so
  * tasks that keep the ready queue busy cannot starve I/O. */
 #define CORO__IO_POLL_EVERY 64
+#define CORO__CLOCK_EVERY 64
 
 /* Parks the running task until fd is readable (or, with writable, writable)
  * or the deadline passes: 0, ETIMEDOUT, ECANCELED, EBADF, EBUSY, ENOMEM. A
@@ -613,6 +614,11 @@ struct coro__loop {
     int                 sigquit_wfd;/* its write end, which the handler
                                        writes */
     struct coro__pollable sigquit;  /* its entry in the epoll set */
+    int64_t             seen_ns;    /* a recent time, for t->since: read
+                                       when the loop sleeps or fires timers,
+                                       else every CORO__CLOCK_EVERY switches,
+                                       so parking reads no clock */
+    unsigned            clock_ticks;/* switches since seen_ns was read */
     void               *alt_stack;  /* the signal stack coro gave the
                                        thread, or NULL (overflow.c) */
     struct coro__timers timers;

@@ -116,7 +116,7 @@ void coro__wake(struct coro_task *t, int status)
     coro__timer_stop(&t->loop->timers, &t->timer);
     t->wake_status = status;
     t->wait_kind = CORO__W_NONE;
-    t->since = coro__coarse_ns();
+    t->since = t->loop->seen_ns;
     ready_push(t->loop, t);
     if (CORO__UNLIKELY(t->loop->noting))
         coro__note(t->loop, t, CORO__NOTE_READY);
@@ -125,6 +125,7 @@ void coro__wake(struct coro_task *t, int status)
 static void fire_timers(struct coro__loop *l)
 {
     int64_t now = coro__clock_ns();
+    l->seen_ns = now;
     struct coro__timer *node;
     while ((node = coro__timer_expired(&l->timers, now)) != NULL) {
         struct coro_task *t = CORO__CONTAINER_OF(node, struct coro_task,
@@ -149,6 +150,10 @@ next_ready(struct coro__loop *l)
         l->io.poll_due = 1;
         l->current = NULL;
         return NULL;
+    }
+    if (CORO__UNLIKELY(++l->clock_ticks >= CORO__CLOCK_EVERY)) {
+        l->clock_ticks = 0;
+        l->seen_ns = coro__coarse_ns();
     }
     struct coro_task *t = ready_pop(l);
     if (t) {
@@ -315,7 +320,7 @@ int coro__park(struct coro_task *self, int kind, const void *what,
     self->state = CORO__PARKED;
     self->wait_kind = (unsigned char)kind;
     self->wait_what = what;
-    self->since = coro__coarse_ns();
+    self->since = l->seen_ns;
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_PARK);
     return suspend(l, self, 0);
@@ -378,7 +383,7 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
     t->exited = 1;
     t->state = CORO__DONE;
     t->end_seq = ++l->end_seq;
-    t->since = coro__coarse_ns();
+    t->since = l->seen_ns;
     l->nlive--;
     if (CORO__UNLIKELY(l->noting)) {
         coro__note(l, t, CORO__NOTE_END);
@@ -504,7 +509,7 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
     t->arg = arg;
     t->timer.index = CORO__TIMER_IDLE;
     t->cancelled = l->closing;
-    t->since = coro__coarse_ns();
+    t->since = l->seen_ns;
     all_push(l, t);
     l->nlive++;
     ready_push(l, t);
@@ -866,6 +871,7 @@ static void idle_wait(struct coro__loop *l)
         deadline = 0;
     coro__poller_wait(&l->poller, deadline);
     atomic_store(&x->sleeping, 0);
+    l->seen_ns = coro__coarse_ns();
 }
 
 /* The loop deadlocked with every task already cancelled: free what is left
@@ -892,6 +898,7 @@ static void loop_run(struct coro__loop *l)
         if (l->io.poll_due) {
             l->io.poll_due = 0;
             coro__poller_wait(&l->poller, 0); /* only look */
+            l->seen_ns = coro__coarse_ns();
         }
         struct coro_task *next = next_ready(l);
         if (!next && l->io.poll_due)
@@ -970,6 +977,7 @@ static int loop_new(struct coro__loop **out)
     l->default_stack = stack;
     l->poller.epfd = l->poller.tfd = -1;
     l->sigquit_fd = l->sigquit_wfd = -1;
+    l->seen_ns = coro__coarse_ns();
     err = coro__ctx_template(&l->ctx_template);
     if (!err)
         err = coro__poller_init(&l->poller);
