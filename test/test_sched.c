@@ -1,6 +1,7 @@
 /* The loop and the task calls: ordering, joins, gather, wait, cancel,
  * shield, detach, deadlocks, errors, threads and scale. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -1277,6 +1278,88 @@ START_TEST(allocation_failures_give_enomem_and_leak_nothing)
 }
 END_TEST
 
+/* Every call that allocates, under allocation failure: each either works
+ * or says ENOMEM, and the run frees all it took. seen[0] counts calls that
+ * worked, seen[1] those that said ENOMEM. */
+#define OOM_OUTCOME(seen, err, also)                                         \
+    do {                                                                     \
+        int e_ = (err);                                                      \
+        ck_assert_msg(e_ == 0 || e_ == ENOMEM || e_ == (also), "%s: %s",     \
+                      #err, strerror(e_));                                   \
+        (seen)[e_ == ENOMEM]++;                                              \
+    } while (0)
+#define OOM_MADE(seen, p)                                                    \
+    do {                                                                     \
+        if (p) {                                                             \
+            (seen)[0]++;                                                     \
+        } else {                                                             \
+            ck_assert_int_eq(errno, ENOMEM);                                 \
+            (seen)[1]++;                                                     \
+        }                                                                    \
+    } while (0)
+
+static void *same(void *arg)
+{
+    return arg;
+}
+
+static void *oom_calls_main(void *arg)
+{
+    int *seen = arg;
+    coro_chan *c = coro_chan_new(sizeof(int), 8);
+    coro_queue *q = coro_queue_new(8);
+    coro_mutex *m = coro_mutex_new();
+    coro_sem *s = coro_sem_new(1);
+    coro_event *e = coro_event_new();
+    coro_cond *cv = coro_cond_new();
+    OOM_MADE(seen, c);
+    OOM_MADE(seen, q);
+    OOM_MADE(seen, m);
+    OOM_MADE(seen, s);
+    OOM_MADE(seen, e);
+    OOM_MADE(seen, cv);
+    void *r = NULL;
+    OOM_OUTCOME(seen, coro_set_workers(3), 0);
+    OOM_OUTCOME(seen, await_blocking(same, TOKEN(5), &r), 0);
+    /* A high fd number makes the loop grow its table of fds. */
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    int high = fcntl(p[0], F_DUPFD_CLOEXEC, 700);
+    ck_assert_int_ge(high, 700);
+    OOM_OUTCOME(seen, await_readable(high, 0.001), ETIMEDOUT);
+    coro_attr shared = { .flags = CORO_SHARED_STACK };
+    coro_task *t = coro_spawn_attr(&shared, oom_child, NULL);
+    OOM_MADE(seen, t);
+    if (t)
+        OOM_OUTCOME(seen, await_task(t, NULL), 0);
+    close(high);
+    close(p[0]);
+    close(p[1]);
+    coro_chan_free(c);
+    coro_queue_free(q);
+    coro_mutex_free(m);
+    coro_sem_free(s);
+    coro_event_free(e);
+    coro_cond_free(cv);
+    return NULL;
+}
+
+START_TEST(every_allocating_call_says_enomem_and_leaks_nothing)
+{
+    int seen[2] = { 0, 0 };
+    for (int round = 0; round < 200; round++) {
+        atomic_store(&coro__alloc_stats.fail_every, 2 + round % 5);
+        int err = coro_run(oom_calls_main, seen, NULL);
+        atomic_store(&coro__alloc_stats.fail_every, 0);
+        ck_assert_msg(err == 0 || err == ENOMEM, "coro_run: %d", err);
+        ck_assert_int_eq(atomic_load(&coro__alloc_stats.blocks), 0);
+        ck_assert_int_eq(atomic_load(&coro__alloc_stats.stacks), 0);
+    }
+    ck_assert_int_gt(seen[0], 0);
+    ck_assert_int_gt(seen[1], 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* fork()                                                                 */
 /* ---------------------------------------------------------------------- */
@@ -1478,6 +1561,7 @@ Suite *sched_suite(void)
     tc = test_case("scale", 60);
     tcase_add_test(tc, hundred_thousand_concurrent_tasks);
     tcase_add_test(tc, allocation_failures_give_enomem_and_leak_nothing);
+    tcase_add_test(tc, every_allocating_call_says_enomem_and_leaks_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
