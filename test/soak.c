@@ -5,11 +5,12 @@
  * blocking calls on the worker threads, a channel between a producer and a
  * consumer, a shared mutex, bytes through a pipe, a socketpair or a TCP
  * connection (fds opened and closed each time), nested spawns with gather
- * and wait, deliberate failures, and now and then a second loop of its own
- * on another thread. Tasks run on stacks of five sizes (so one size has no
- * pool class and is mapped and unmapped each time) or on the shared stack.
- * The wave then cancels some at random, detaches some, and joins the rest
- * with await_gather, await_wait, await_task_timeout and await_task.
+ * and wait, and deliberate failures, on stacks of five sizes (so one size
+ * has no pool class and is mapped and unmapped each time) or on the shared
+ * stack. It cancels some of its tasks at random, detaches some, and joins
+ * the rest with await_gather, await_wait, await_task_timeout and
+ * await_task. Beside the waves, one second loop after another runs the
+ * same waves on a thread of its own.
  *
  * Between waves, every --sample seconds, it prints the resident set (from
  * /proc/self/statm), the open fds (entries of /proc/self/fd) and the tasks
@@ -57,6 +58,7 @@ static atomic_ullong cancels;       /* coro_cancel calls by the waves */
 static atomic_ullong join_timeouts; /* await_task_timeout that expired */
 static atomic_ullong second_loops;  /* coro_runs on other threads, ended */
 static atomic_ullong waves_done;    /* waves of every loop */
+static atomic_ullong tcp_conns;     /* TCP connections made */
 
 /* xorshift64*, one state per thread: each loop draws its own numbers. */
 static __thread uint64_t rng_state;
@@ -116,14 +118,11 @@ static void *give_up(const char *what, int err)
 
 struct loop {
     double      deadline;   /* coro_now() at which no new wave starts */
-    int         main;       /* the process's first loop (may start others) */
     int         wave_size;  /* tasks spawned per wave */
     atomic_int *stop;       /* a second loop: set when asked to end early */
     coro_mutex *mutex;      /* taken by the mutex kind */
     long        counter;    /* what mutex holders increment */
-    int         thread_busy; /* a second loop is running */
-    double      next_thread; /* when to start the next one */
-    int         tcp_this_wave; /* one TCP connection per wave at most */
+    double      next_tcp;   /* no TCP connection before then */
 };
 
 static __thread struct loop *loop_here;
@@ -139,8 +138,6 @@ enum kind {
     K_CHAN,   /* a producer and a consumer on a fresh channel */
     K_IO,     /* bytes through a fresh pipe, socketpair or TCP connection */
     K_NEST,   /* spawns children, gathers or waits for them */
-    K_THREAD, /* runs a second loop on another thread */
-    K_COUNT
 };
 
 /* Kinds that hold no fd and no other task: safe to detach, and what
@@ -358,14 +355,16 @@ static int io_read(struct io_job *j)
     return 0;
 }
 
-/* Opens rfd and wfd: a pipe, a socketpair, or (at most once a wave) a TCP
- * connection over loopback through a listener of its own. */
+/* Opens rfd and wfd: a pipe, a socketpair, or a TCP connection over
+ * loopback through a listener of its own. At most a hundred TCP
+ * connections a second per loop: each leaves a socket in TIME_WAIT for a
+ * minute, and ephemeral ports run out near 28,000. */
 static int io_open(struct io_job *j)
 {
     struct loop *L = loop_here;
     int fds[2];
     unsigned how = rnd(3);
-    if (how == 2 && L->tcp_this_wave)
+    if (how == 2 && coro_now() < L->next_tcp)
         how = rnd(2);
     if (how == 0) {
         if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -382,7 +381,7 @@ static int io_open(struct io_job *j)
         j->wfd = fds[1];
         return 0;
     }
-    L->tcp_this_wave = 1;
+    L->next_tcp = coro_now() + 0.01;
     int lfd, port;
     int err = coro_listen("127.0.0.1", 0, 1, &lfd);
     if (err)
@@ -398,6 +397,8 @@ static int io_open(struct io_job *j)
         }
     }
     coro_close(lfd);
+    if (!err)
+        atomic_fetch_add_explicit(&tcp_conns, 1, memory_order_relaxed);
     return err;
 }
 
@@ -514,7 +515,7 @@ static void *task_nest(void *arg)
     return ended(arg);
 }
 
-/* ---- K_THREAD: a second loop on a thread of its own ---- */
+/* ---- a second loop on a thread of its own, beside the waves ---- */
 
 struct thread_job {
     pthread_t  tid;
@@ -524,7 +525,7 @@ struct thread_job {
     int        rc;      /* its coro_run's return */
 };
 
-static void run_waves(struct loop *L);
+static void *run_waves(void *arg);
 
 static void *second_main(void *arg)
 {
@@ -564,7 +565,6 @@ static void *join_thread(void *arg)
 
 static void *task_thread(void *arg)
 {
-    struct loop *L = loop_here;
     struct thread_job *tj = calloc(1, sizeof *tj);
     if (!tj) {
         bad("calloc", ENOMEM);
@@ -578,7 +578,6 @@ static void *task_thread(void *arg)
         free(tj);
         return ended(coro_fail(EIO));
     }
-    L->thread_busy = 1;
     /* Cancellation ends the second loop early; the join itself is shielded,
      * because a thread must be joined whatever happens. */
     int serr = await_sleep(tj->seconds / 2);
@@ -588,9 +587,9 @@ static void *task_thread(void *arg)
     void *jres = NULL;
     err = await_blocking(join_thread, tj, &jres);
     coro_shield(old);
-    L->thread_busy = 0;
     if (err || jres)
-        bad("joining the second loop's thread", err ? err : (int)(intptr_t)jres);
+        bad("joining the second loop's thread",
+            err ? err : (int)(intptr_t)jres);
     else if (tj->rc)
         bad("coro_run on the second thread", tj->rc);
     else
@@ -598,6 +597,27 @@ static void *task_thread(void *arg)
     free(tj);
     if (serr)
         return give_up("await_sleep", serr);
+    return ended(arg);
+}
+
+/* Starts one second loop after another until the main loop's deadline,
+ * while the waves go on; cuts a quarter of them short with a timeout. */
+static void *thread_driver(void *arg)
+{
+    const struct loop *L = arg;
+    while (coro_now() < L->deadline) {
+        coro_task *t = spawn_any(task_thread, NULL, "second loop");
+        if (!t)
+            return ended(coro_fail(EIO));
+        int err = rnd(4) == 0 ? await_task_timeout(t, rnd_seconds(0.3), NULL)
+                              : await_task(t, NULL);
+        if (err == ETIMEDOUT)
+            atomic_fetch_add_explicit(&join_timeouts, 1, memory_order_relaxed);
+        check_join("joining a second loop's task", err);
+        err = await_sleep(rnd_seconds(0.5));
+        if (err)
+            return give_up("await_sleep", err);
+    }
     return ended(arg);
 }
 
@@ -610,7 +630,6 @@ static coro_fn kind_fn(enum kind k)
     case K_CHAN:   return task_chan;
     case K_IO:     return task_io;
     case K_NEST:   return task_nest;
-    case K_THREAD: return task_thread;
     default:       return simple_fn(k);
     }
 }
@@ -632,8 +651,7 @@ static coro_task *spawn_any(coro_fn fn, void *arg, const char *name)
     return t;
 }
 
-/* The main loop's mix, in parts per hundred; second loops start no loops
- * of their own. */
+/* The mix of a wave, in parts per hundred. */
 static enum kind pick_kind(void)
 {
     static const struct { enum kind k; unsigned weight; } mix[] = {
@@ -709,19 +727,11 @@ static void wave(struct loop *L)
     coro_task *tasks[WAVE_MAX];
     enum kind kinds[WAVE_MAX];
     size_t n = 0;
-    L->tcp_this_wave = 0;
 
     if (rnd(16) == 0) {
         int err = coro_set_workers(2 + rnd(7));
         if (err)
             bad("coro_set_workers", err);
-    }
-    if (L->main && !L->thread_busy && coro_now() >= L->next_thread) {
-        L->next_thread = coro_now() + 1.0 + rnd_seconds(2.0);
-        kinds[n] = K_THREAD;
-        tasks[n] = spawn_any(task_thread, NULL, "second loop");
-        if (tasks[n])
-            n++;
     }
     while (n < (size_t)L->wave_size) {
         kinds[n] = pick_kind();
@@ -847,18 +857,20 @@ static void take_sample(struct soak *s)
 
 /* ---- the loops ---- */
 
-static void run_waves(struct loop *L)
+/* Runs waves, one after another, until the deadline or a stop. */
+static void *run_waves(void *arg)
 {
+    struct loop *L = arg;
     while (coro_now() < L->deadline &&
            !(L->stop && atomic_load(L->stop)))
         wave(L);
+    return NULL;
 }
 
 static void *soak_main(void *arg)
 {
     struct soak *s = arg;
     struct loop L = {
-        .main = 1,
         .wave_size = 96,
         .mutex = coro_mutex_new(),
     };
@@ -868,9 +880,31 @@ static void *soak_main(void *arg)
     s->start = coro_now();
     double end = s->start + s->seconds;
     double next = s->start + s->every;
+    /* Three runners of waves (this task and two more), so that one wave's
+     * slowest task does not leave the loop idle; they run on stacks of
+     * their own (a wave keeps its task lists on its stack while it
+     * waits). */
+    const coro_attr runner = { .name = "waves" };
+    coro_task *runners[2];
     while (coro_now() < end) {
         L.deadline = next < end ? next : end;
+        coro_task *driver = spawn_any(thread_driver, &L, "thread driver");
+        size_t nrun = 0;
+        for (int i = 0; i < 2; i++) {
+            runners[nrun] = coro_spawn_attr(&runner, run_waves, &L);
+            if (runners[nrun])
+                nrun++;
+            else
+                bad("coro_spawn_attr", errno);
+        }
         run_waves(&L);
+        check_join("joining the waves", await_gather(runners, nrun, NULL,
+                                                     NULL));
+        /* A second loop still running is asked to stop if it takes more
+         * than a moment: the thread is joined before the sample. */
+        if (driver)
+            check_join("joining the thread driver",
+                       await_task_timeout(driver, 0.2, NULL));
         take_sample(s);
         next += s->every;
     }
@@ -1032,11 +1066,13 @@ int main(int argc, char **argv)
     }
 
     printf("soak: %llu waves, %llu cancels, %llu join timeouts, %llu second "
-           "loops, %.1f MiB through fds; detectable leak %.2f bytes/task\n",
+           "loops, %llu TCP connections, %.1f MiB through fds; detectable "
+           "leak %.2f bytes/task\n",
            (unsigned long long)atomic_load(&waves_done),
            (unsigned long long)atomic_load(&cancels),
            (unsigned long long)atomic_load(&join_timeouts),
            (unsigned long long)atomic_load(&second_loops),
+           (unsigned long long)atomic_load(&tcp_conns),
            (double)atomic_load(&io_bytes) / (1 << 20),
            tasks ? (double)tol * 1024 / (double)tasks : 0.0);
     printf("soak: %.1f s, %llu tasks (%.0f/s); rss KiB: before %ld, baseline "
