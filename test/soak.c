@@ -826,7 +826,6 @@ struct soak {
     struct sample last;      /* the latest */
     int           have_base;
     long          peak_kib;  /* the largest resident set sampled */
-    int           nsamples;
 };
 
 static void take_sample(struct soak *s)
@@ -852,7 +851,6 @@ static void take_sample(struct soak *s)
     fflush(stdout);
     s->prev = now;
     s->last = now;
-    s->nsamples++;
 }
 
 /* ---- the loops ---- */
@@ -1020,6 +1018,11 @@ int main(int argc, char **argv)
 
     long rss_before = rss_kib();
     int fds_before = fd_count();
+    if (rss_before < 0 || fds_before < 0) {
+        fprintf(stderr, "soak: cannot read /proc/self/statm or "
+                        "/proc/self/fd: %s\n", strerror(errno));
+        return 1;
+    }
     printf("soak: %.0f s, a sample every %.1f s, seed %llu; before the loop: "
            "rss %ld KiB, fds %d\n",
            s.seconds, s.every, (unsigned long long)s.seed, rss_before,
