@@ -74,6 +74,7 @@ help:
 	@echo "make valgrind   run the suites under valgrind memcheck"
 	@echo "make bench      build and run the benchmarks (prints figures)"
 	@echo "make bench-peers  both switch builds beside Go and asyncio: one table"
+	@echo "make soak       churn for SOAK_SECONDS (300); RSS and fds must come back"
 	@echo "SWITCH=fast     with any target: the _setjmp/_longjmp switch build"
 	@echo "make install PREFIX=/usr/local"
 
