@@ -112,12 +112,13 @@ static void describe(const struct coro_task *t, char *buf, size_t cap)
                  (unsigned long long)other->id, coro_name(other));
         return;
     case CORO__W_GATHER:
-    case CORO__W_WAIT:
+    case CORO__W_WAIT: {
         size_t n = t->await ? t->await->n : 0;
         snprintf(buf, cap, "%s %zu task%s, %zu not ended",
                  t->wait_kind == CORO__W_GATHER ? "gathering" : "waiting on",
                  n, n == 1 ? "" : "s", t->await ? t->await->pending : 0);
         return;
+    }
     case CORO__W_FD_READ:
     case CORO__W_FD_WRITE:
         snprintf(buf, cap, "waiting to %s fd %d",
