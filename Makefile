@@ -60,7 +60,8 @@ NEEDS := "pkg-config --version:pkg-config" \
          "openssl version:openssl"
 
 .PHONY: all check asan tsan valgrind bench bench-peers install uninstall \
-        clean help check-symbols deps demos demo soak soak-asan
+        clean help check-symbols deps demos demo soak soak-asan \
+        fuzz fuzz-build fuzz-deps
 
 all: $(LIBA) $(LIBSO)
 
@@ -232,6 +233,50 @@ soak-asan: $(B)/asan/soak
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ./$(B)/asan/soak --seconds $(SOAK_SECONDS) $(SOAK_FLAGS)
+
+# ---- fuzzing (fuzz/): a libFuzzer target, built with clang into
+# $(B)/fuzz/ whatever CC says. `make fuzz` runs it for FUZZ_SECONDS on
+# fuzz/corpus, keeping what it finds new in $(B)/fuzz/corpus and any crash
+# in $(B)/fuzz/crash-*; `make fuzz-build` only builds. ----
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BIN     := $(B)/fuzz/fuzz_program
+FUZZ_CFLAGS  := $(CSTD) $(WARN) $(WERROR) -O1 -g $(SWITCH_DEF) \
+                -fsanitize=address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=all
+
+# The library gets libFuzzer's coverage instrumentation (fuzzer-no-link);
+# the target links libFuzzer's main.
+$(B)/fuzz/%.o: %.c $(HDRS) | fuzz-deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BIN): fuzz/fuzz_program.c $(SRCS:%.c=$(B)/fuzz/%.o) $(HDRS) | fuzz-deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -I. fuzz/fuzz_program.c \
+	    $(SRCS:%.c=$(B)/fuzz/%.o) $(LDLIBS) -o $@
+
+# clang, and libFuzzer with the sanitizer runtimes (Debian splits them into
+# libclang-rt-14-dev): a probe that links a do-nothing target.
+fuzz-deps:
+	@mkdir -p $(B)/fuzz
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "fuzz: $(FUZZ_CC) is \
+	    missing; install with: apt-get install clang libclang-rt-14-dev"; exit 1; }
+	@printf 'int LLVMFuzzerTestOneInput(const char *d, long n)\n%s\n' \
+	    '{ (void)d; (void)n; return 0; }' > $(B)/fuzz/probe.c
+	@$(FUZZ_CC) -fsanitize=fuzzer,address,undefined $(B)/fuzz/probe.c \
+	    -o $(B)/fuzz/probe >/dev/null 2>&1 || { echo "fuzz: $(FUZZ_CC) \
+	    cannot link libFuzzer; install with: apt-get install libclang-rt-14-dev"; \
+	    exit 1; }
+	@rm -f $(B)/fuzz/probe.c $(B)/fuzz/probe
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	mkdir -p $(B)/fuzz/corpus
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./$(FUZZ_BIN) \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=1024 \
+	    -print_final_stats=1 -artifact_prefix=$(B)/fuzz/ \
+	    $(B)/fuzz/corpus fuzz/corpus
 
 # ---- install ----
 
