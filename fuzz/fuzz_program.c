@@ -575,6 +575,10 @@ static void *task_main(void *arg)
 {
     struct rec *r = arg;
     CHECK(r->starts == 0, "task %d started again", r->idx);
+    /* The ready queue is FIFO and a new task joins its back: tasks start
+     * in the order they were spawned. */
+    CHECK(r->idx == 0 || r->run->recs[r->idx - 1].starts, "task %d started "
+          "before task %d", r->idx, r->idx - 1);
     r->starts = 1;
     if (r->idx == 0)
         r->t = coro_self();
@@ -644,6 +648,8 @@ static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
     CHECK(!want, "coro_spawn took a bad attr (kind %u, variant %u)", kind,
           MODE_ERR(mode) % 3);
     CHECK(e == 0, "coro_spawn wrote errno %d", e);
+    CHECK(c->starts == 0, "task %d ran before its spawner suspended",
+          c->idx);
     errno = r->errno_mark;
     c->t = t;
     run->n++;
@@ -673,9 +679,10 @@ static void op_sleep(struct rec *r, struct cursor *c, int yield)
     r->blk = B_NONE;
     sync_reports(r->run);
     note(r, "%s(%g) -> %d", yield ? "yield" : "sleep", d, err);
-    CHECK(cancel_ok(r, cx0, err, yield || d <= 0), "task %d: %s(%g) returned %d (cancelled "
-          "%d then %d, shield %d)", r->idx, yield ? "await_yield" :
-          "await_sleep", d, err, cx0, r->cx, r->shield);
+    CHECK(cancel_ok(r, cx0, err, yield || d <= 0), "task %d: %s(%g) "
+          "returned %d (cancelled %d then %d, shield %d)", r->idx,
+          yield ? "await_yield" : "await_sleep", d, err, cx0, r->cx,
+          r->shield);
     CHECK(err != 0 || took >= d - 1e-6, "task %d: await_sleep(%g) returned "
           "after %g s", r->idx, d, took);
     if (err == ECANCELED)
@@ -738,9 +745,10 @@ static void op_join(struct rec *r, struct cursor *c, int timed)
     if (ended && (r->shield || cx0 == NO))
         ok = ended_with(t, err); /* nothing to wait for */
     if (!r->shield && cx0 == YES) {
-        /* A caller cancelled before the join gets ECANCELED (sched.c's
-         * await_claimed), although coro.h lists t's coro_fail error
-         * first: both are taken (see the report of this fuzzer). */
+        /* A caller cancelled before the join: coro.h's Returns line puts
+         * t's coro_fail error first, sched.c (await_claimed) returns
+         * ECANCELED whatever t did. Both are taken until that is
+         * settled. */
         ok = err == ECANCELED || (t->error && err == t->error);
     }
     CHECK(ok, "task %d: %s of task %d returned %d (task's error %d/%d, "
@@ -752,7 +760,7 @@ static void op_join(struct rec *r, struct cursor *c, int timed)
     end_wait(r, 1);
 }
 
-/* n tasks for a gather or wait; 0 if there are none to pick. */
+/* 1 to MAX_SET tasks for a gather or wait, a task possibly twice. */
 static int pick_set(struct rec *r, struct cursor *c, int *idx,
                     coro_task **ts)
 {
@@ -917,7 +925,7 @@ static void run_program(struct run *run);
 static void *never(void *arg)
 {
     (void)arg;
-    CHECK(0, "a function coro must not run ran");
+    CHECK(0, "coro ran a function it must not run");
     return NULL;
 }
 
