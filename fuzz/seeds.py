@@ -3,6 +3,9 @@
 in the format fuzz_program.c decodes (see the table at its top).
 
     python3 fuzz/seeds.py          # rewrites fuzz/corpus/seed-*
+
+The corpus's found-* files come from fuzzing runs instead: the few inputs
+that added the most coverage to the seeds.
 """
 import os
 
