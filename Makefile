@@ -257,16 +257,18 @@ $(FUZZ_BIN): fuzz/fuzz_program.c $(SRCS:%.c=$(B)/fuzz/%.o) $(HDRS) | fuzz-deps
 
 # clang, and libFuzzer with the sanitizer runtimes (Debian splits them into
 # libclang-rt-14-dev): a probe that links a do-nothing target.
+FUZZ_NEEDS := apt-get install clang libclang-rt-14-dev
 fuzz-deps:
 	@mkdir -p $(B)/fuzz
-	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "fuzz: $(FUZZ_CC) is \
-	    missing; install with: apt-get install clang libclang-rt-14-dev"; exit 1; }
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+	    echo "fuzz: $(FUZZ_CC) is missing; install with: $(FUZZ_NEEDS)"; \
+	    exit 1; }
 	@printf 'int LLVMFuzzerTestOneInput(const char *d, long n)\n%s\n' \
 	    '{ (void)d; (void)n; return 0; }' > $(B)/fuzz/probe.c
 	@$(FUZZ_CC) -fsanitize=fuzzer,address,undefined $(B)/fuzz/probe.c \
-	    -o $(B)/fuzz/probe >/dev/null 2>&1 || { echo "fuzz: $(FUZZ_CC) \
-	    cannot link libFuzzer; install with: apt-get install libclang-rt-14-dev"; \
-	    exit 1; }
+	    -o $(B)/fuzz/probe >/dev/null 2>&1 || { \
+	    echo "fuzz: $(FUZZ_CC) cannot link libFuzzer and the sanitizers;"; \
+	    echo "install with: $(FUZZ_NEEDS)"; exit 1; }
 	@rm -f $(B)/fuzz/probe.c $(B)/fuzz/probe
 
 fuzz-build: $(FUZZ_BIN)
