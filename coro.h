@@ -147,6 +147,10 @@ typedef struct coro_attr {
  * handed to await_blocking or coro_spawn. Use the heap or static memory
  * for those. The runtime's own records live in the control block.
  *
+ * The copy grows as a task's frames do. If the memory for it cannot be
+ * had when a switch needs it, there is no error to return to anyone: coro
+ * prints "coro: out of memory saving the N-byte stack of ..." and aborts.
+ *
  * The shared stack is as large as the default stack size or 256 KiB,
  * whichever is larger; stack_size may be 0 or up to that. Offered on
  * x86-64 and AArch64 (ENOTSUP elsewhere). */
@@ -177,9 +181,11 @@ CORO_API coro_task *coro_spawn_attr(const coro_attr *attr, coro_fn fn,
  * If the caller is cancelled while waiting (or already was), t is cancelled
  * too, awaited and freed: nothing the caller waits on is left running
  * unowned.
- * Returns: t's coro_fail error if it set one; else ECANCELED if coro_cancel(t)
- *          was called before t ended (even if t then returned normally), or
- *          if the caller was cancelled; else 0. EINVAL: t is NULL, belongs to
+ * Returns: ECANCELED if the caller was cancelled, before or while waiting
+ *          (its own cancellation comes first, as in asyncio; t was then
+ *          cancelled, awaited and freed); else t's coro_fail error if it set
+ *          one; else ECANCELED if coro_cancel(t) was called before t ended
+ *          (even if t then returned normally); else 0. EINVAL: t is NULL, belongs to
  *          another thread's loop, is detached, or another task already awaits
  *          it (t is then untouched). EDEADLK: t is the caller. EPERM: outside
  *          a coroutine.
@@ -347,7 +353,10 @@ CORO_API int await_wait(coro_task **tasks, size_t n, enum coro_when when,
  * caller's stack that fn uses, stays valid), then gets ECANCELED, with
  * *result and errno still set from fn so whatever fn allocated can be
  * released. coro_run's final clean-up likewise waits for running jobs. A
- * caller already cancelled gets ECANCELED at once and fn does not run.
+ * caller already cancelled gets ECANCELED at once and fn does not run. A
+ * cancellation that arrives after fn returned but before the caller runs
+ * again gives ECANCELED too (as asyncio raises CancelledError there), with
+ * *result and errno set.
  *
  * result: if not NULL, receives fn's return value, whenever fn ran.
  * errno:  set to the errno fn left in its thread (fn starts with errno 0),

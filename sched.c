@@ -997,6 +997,8 @@ static int loop_new(struct coro__loop **out)
 
 int coro_run(coro_fn main, void *arg, void **result)
 {
+    if (result)
+        *result = NULL;
     if (!main)
         return EINVAL;
     if (tls_loop)

@@ -120,7 +120,9 @@ static void *nested_run_main(void *arg)
 START_TEST(run_rejects_null_main_and_nesting)
 {
     int nested = -1;
-    ck_assert_int_eq(coro_run(NULL, NULL, NULL), EINVAL);
+    void *result = TOKEN(1);
+    ck_assert_int_eq(coro_run(NULL, NULL, &result), EINVAL);
+    ck_assert_ptr_null(result); /* stored even when main never ran */
     run_expect(nested_run_main, &nested, 0);
     ck_assert_int_eq(nested, EBUSY);
 }
@@ -296,6 +298,25 @@ static void *fail_with(void *arg)
 {
     return coro_fail((int)(uintptr_t)arg);
 }
+
+/* The caller's own cancellation comes before the task's error. */
+static void *cancelled_joiner_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(fail_with, TOKEN(EIO));
+    ck_assert_int_eq(await_yield(), 0); /* t fails with EIO */
+    coro_cancel(coro_self());
+    void *result = TOKEN(1);
+    ck_assert_int_eq(await_task(t, &result), ECANCELED);
+    ck_assert_ptr_null(result);
+    return NULL;
+}
+
+START_TEST(join_by_a_cancelled_caller_is_ecanceled_first)
+{
+    run_expect(cancelled_joiner_main, NULL, ECANCELED);
+}
+END_TEST
 
 static void *sleep_then_return(void *arg)
 {
@@ -1493,6 +1514,7 @@ Suite *sched_suite(void)
     tc = test_case("run", 10);
     tcase_add_test(tc, run_returns_main_result_and_error);
     tcase_add_test(tc, run_rejects_null_main_and_nesting);
+    tcase_add_test(tc, join_by_a_cancelled_caller_is_ecanceled_first);
     tcase_add_test(tc, run_cancels_tasks_left_when_main_returns);
     tcase_add_test(tc, run_returns_ecanceled_when_main_was_cancelled);
     tcase_add_test(tc, deadlock_returns_edeadlk_after_cleanup);
