@@ -1570,9 +1570,12 @@ Suite *sched_suite(void)
 
     tc = test_case("fork", 20);
     tcase_add_test(tc, fork_child_runs_a_fresh_loop_after_the_parents);
-#ifndef __SANITIZE_THREAD__
-    /* TSan's own bookkeeping fails in the child of a threaded parent that
-     * starts threads ("dup thread with used id"): a TSan limit. */
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+    /* The sanitizers' runtimes are not fork-safe beside other threads:
+     * TSan's bookkeeping fails in the child ("dup thread with used id"),
+     * and ASan's allocator can be forked with a lock another thread held,
+     * so the child's worker waits on it forever (seen in gdb, 1 run in
+     * 30). The plain and valgrind runs cover it. */
     tcase_add_test(tc, fork_while_another_thread_runs_a_loop);
 #else
     (void)fork_while_another_thread_runs_a_loop;
