@@ -127,6 +127,28 @@ static int enter(double timeout, int64_t *deadline, struct coro_task **self)
 }
 
 /* Objects belong to a loop while tasks wait on them. */
+/* A zeroed object of size bytes, or NULL with errno ENOMEM: what every
+ * _new returns. */
+static void *object_new(size_t size)
+{
+    void *obj = coro__calloc(1, size);
+    if (!obj)
+        errno = ENOMEM;
+    return obj;
+}
+
+/* Frees an object of size bytes unless busy (tasks wait on it, or it is
+ * held): 0 or EBUSY. _free(NULL) does nothing. */
+static int object_free(void *obj, size_t size, int busy)
+{
+    if (!obj)
+        return 0;
+    if (busy)
+        return EBUSY;
+    coro__free(obj, size);
+    return 0;
+}
+
 static int same_loop(struct coro__loop *owner, int waited_on)
 {
     struct coro_task *self = coro__current();
@@ -401,10 +423,8 @@ struct coro_queue {
 
 coro_queue *coro_queue_new(size_t maxsize)
 {
-    coro_queue *q = coro__calloc(1, sizeof *q);
-    if (!q)
-        errno = ENOMEM;
-    else
+    coro_queue *q = object_new(sizeof *q);
+    if (q)
         q->maxsize = maxsize;
     return q;
 }
@@ -587,10 +607,7 @@ unsigned long long coro__mutex_holder(const coro_mutex *m,
 
 coro_mutex *coro_mutex_new(void)
 {
-    coro_mutex *m = coro__calloc(1, sizeof *m);
-    if (!m)
-        errno = ENOMEM;
-    return m;
+    return object_new(sizeof(coro_mutex));
 }
 
 static int holds(const coro_mutex *m, const struct coro_task *t)
@@ -642,12 +659,7 @@ int coro_mutex_unlock(coro_mutex *m)
 
 int coro_mutex_free(coro_mutex *m)
 {
-    if (!m)
-        return 0;
-    if (m->owner || m->waiters.head)
-        return EBUSY;
-    coro__free(m, sizeof *m);
-    return 0;
+    return object_free(m, sizeof *m, m && (m->owner || m->waiters.head));
 }
 
 /* ----------------------------------------------------------------------
@@ -662,10 +674,8 @@ struct coro_sem {
 
 coro_sem *coro_sem_new(unsigned value)
 {
-    coro_sem *s = coro__calloc(1, sizeof *s);
-    if (!s)
-        errno = ENOMEM;
-    else
+    coro_sem *s = object_new(sizeof *s);
+    if (s)
         s->value = value;
     return s;
 }
@@ -703,12 +713,7 @@ int coro_sem_release(coro_sem *s)
 
 int coro_sem_free(coro_sem *s)
 {
-    if (!s)
-        return 0;
-    if (s->waiters.head)
-        return EBUSY;
-    coro__free(s, sizeof *s);
-    return 0;
+    return object_free(s, sizeof *s, s && s->waiters.head);
 }
 
 /* ----------------------------------------------------------------------
@@ -723,10 +728,7 @@ struct coro_event {
 
 coro_event *coro_event_new(void)
 {
-    coro_event *e = coro__calloc(1, sizeof *e);
-    if (!e)
-        errno = ENOMEM;
-    return e;
+    return object_new(sizeof(coro_event));
 }
 
 int await_event(coro_event *e, double timeout)
@@ -765,12 +767,7 @@ int coro_event_is_set(const coro_event *e)
 
 int coro_event_free(coro_event *e)
 {
-    if (!e)
-        return 0;
-    if (e->waiters.head)
-        return EBUSY;
-    coro__free(e, sizeof *e);
-    return 0;
+    return object_free(e, sizeof *e, e && e->waiters.head);
 }
 
 /* ----------------------------------------------------------------------
@@ -785,10 +782,7 @@ struct coro_cond {
 
 coro_cond *coro_cond_new(void)
 {
-    coro_cond *c = coro__calloc(1, sizeof *c);
-    if (!c)
-        errno = ENOMEM;
-    return c;
+    return object_new(sizeof(coro_cond));
 }
 
 int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout)
@@ -835,10 +829,5 @@ int coro_cond_notify_all(coro_cond *c)
 
 int coro_cond_free(coro_cond *c)
 {
-    if (!c)
-        return 0;
-    if (c->waiters.head)
-        return EBUSY;
-    coro__free(c, sizeof *c);
-    return 0;
+    return object_free(c, sizeof *c, c && c->waiters.head);
 }
