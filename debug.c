@@ -145,14 +145,19 @@ static void describe(const struct coro_task *t, char *buf, size_t cap)
     }
 }
 
+/* Where t was spawned: "file.c:42" from the macro, else an address. */
+static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
+{
+    if (t->site)
+        return t->site;
+    snprintf(buf, cap, "%p", t->spawn_pc);
+    return buf;
+}
+
 static void dump_task(FILE *out, const struct coro_task *t, int64_t now)
 {
-    char state[96], site[48], size[32], used[32];
+    char state[96], site[32], size[32], used[32];
     describe(t, state, sizeof state);
-    if (t->site)
-        snprintf(site, sizeof site, "%s", t->site);
-    else
-        snprintf(site, sizeof site, "%p", t->spawn_pc);
     size_t hw = coro_stack_high_water(t);
     size_t stack = t->stack.shared ? t->ctx.stack_len : t->stack.size;
     snprintf(size, sizeof size, "%zuK%s", stack >> 10,
@@ -165,7 +170,8 @@ static void dump_task(FILE *out, const struct coro_task *t, int64_t now)
                  "used %s\n",
             (unsigned long long)t->id, coro_name(t), state,
             t->cancelled ? " [cancelled]" : "", t->shield ? " [shielded]" : "",
-            (double)(now - t->since) / 1e9, site, size, used);
+            (double)(now - t->since) / 1e9, site_of(t, site, sizeof site), size,
+            used);
 }
 
 void coro_dump(FILE *out)
@@ -306,14 +312,6 @@ int coro_dump_on_sigquit(int on)
 /* ----------------------------------------------------------------------
  * CORO_DEBUG's warnings
  * ---------------------------------------------------------------------- */
-
-static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
-{
-    if (t->site)
-        return t->site;
-    snprintf(buf, cap, "%p", t->spawn_pc);
-    return buf;
-}
 
 void coro__debug_slow(struct coro_task *t, int64_t ran_ns)
 {
