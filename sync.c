@@ -44,11 +44,13 @@ struct waiter {
     size_t               index;  /* its op in the select */
 };
 
-/* A select's waiters: the task waits on all of them at once. */
+/* A select's waiters: the task waits on all of them at once. On the heap:
+ * other tasks complete them while the selecting task is parked, when a
+ * shared-stack task's stack is not in place. */
 struct select_group {
-    struct waiter *waiters;
-    size_t         n;
-    size_t         chosen;       /* the op that completed */
+    size_t        n;
+    size_t        chosen;        /* the op that completed */
+    struct waiter waiters[];
 };
 
 static void list_append(struct list *l, struct waiter *w)
@@ -379,27 +381,29 @@ int await_select(coro_chan_op *ops, size_t n, double timeout, size_t *chosen)
         return err;
     if (deadline != CORO__NEVER && deadline <= coro__clock_ns())
         return ETIMEDOUT;
-    struct waiter few[8];
-    struct select_group g = { n <= 8 ? few : coro__calloc(n, sizeof *few),
-                              n, 0 };
-    if (!g.waiters)
+    size_t size = sizeof(struct select_group) + n * sizeof(struct waiter);
+    struct select_group *g = n <= SIZE_MAX / 2 / sizeof(struct waiter)
+                                 ? coro__alloc(size)
+                                 : NULL;
+    if (!g)
         return ENOMEM;
+    g->n = n;
+    g->chosen = 0;
     for (size_t i = 0; i < n; i++) {
         coro_chan *c = ops[i].chan;
-        g.waiters[i] = (struct waiter){ .task = self, .elem = ops[i].elem,
-                                        .group = &g, .index = i };
+        g->waiters[i] = (struct waiter){ .task = self, .elem = ops[i].elem,
+                                         .group = g, .index = i };
         list_append(ops[i].send ? &c->senders : &c->receivers,
-                    &g.waiters[i]);
+                    &g->waiters[i]);
         chan_claim(c, self);
     }
-    self->waiting_on = &g.waiters[0]; /* its group leads to the rest */
+    self->waiting_on = &g->waiters[0]; /* its group leads to the rest */
     int status = coro__park(self, CORO__W_SELECT, NULL, deadline, ETIMEDOUT,
                             waiter_detach);
     self->waiting_on = NULL;
     if (status == 0 || status == EPIPE)
-        *chosen = g.chosen;
-    if (g.waiters != few)
-        coro__free(g.waiters, n * sizeof *few);
+        *chosen = g->chosen;
+    coro__free(g, size);
     return status;
 }
 

@@ -307,7 +307,7 @@ static void *selector(void *arg)
 static void *select_many_main(void *arg)
 {
     (void)arg;
-    enum { N = 12 }; /* more than the 8 kept on the stack */
+    enum { N = 12 };
     coro_chan *chans[N];
     for (int i = 0; i < N; i++)
         chans[i] = coro_chan_new(sizeof(int), 0);
@@ -339,6 +339,70 @@ static void *select_many_main(void *arg)
 START_TEST(select_over_many_channels_leaves_the_others)
 {
     run_expect(select_many_main, NULL, 0);
+}
+END_TEST
+
+/* The issue's reproduction: a select parked on the shared stack while
+ * another shared-stack task writes all over that stack. The select's
+ * records must not be there. */
+static coro_chan *shared_a, *shared_b;
+static int shared_va, shared_vb;
+static coro_chan_op shared_ops[2];
+static size_t shared_chosen;
+static int shared_err;
+
+static void *shared_selector(void *arg)
+{
+    (void)arg;
+    shared_ops[0] = (coro_chan_op){ shared_a, 0, &shared_va };
+    shared_ops[1] = (coro_chan_op){ shared_b, 0, &shared_vb };
+    shared_err = await_select(shared_ops, 2, -1, &shared_chosen);
+    return NULL;
+}
+
+static void *shared_scribbler(void *arg)
+{
+    (void)arg;
+    volatile char big[8192];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = 0x41;
+    await_yield();
+    return (void *)(uintptr_t)big[100];
+}
+
+static void *shared_sender(void *arg)
+{
+    (void)arg;
+    static int v = 7;
+    await_sleep(0.01);
+    return (void *)(uintptr_t)await_chan_send(shared_a, &v, -1);
+}
+
+static void *select_shared_main(void *arg)
+{
+    (void)arg;
+    shared_a = coro_chan_new(sizeof(int), 0);
+    shared_b = coro_chan_new(sizeof(int), 0);
+    shared_err = -1;
+    coro_attr sh = { .flags = CORO_SHARED_STACK };
+    coro_task *t[3] = { coro_spawn_attr(&sh, shared_selector, NULL),
+                        coro_spawn_attr(&sh, shared_scribbler, NULL),
+                        coro_spawn(shared_sender, NULL) };
+    void *res[3];
+    ck_assert_int_eq(await_gather(t, 3, res, NULL), 0);
+    ck_assert_int_eq(shared_err, 0);
+    ck_assert_uint_eq(shared_chosen, 0);
+    ck_assert_int_eq(shared_va, 7);
+    ck_assert_ptr_eq(res[1], (void *)0x41);
+    ck_assert_ptr_null(res[2]);
+    ck_assert_int_eq(coro_chan_free(shared_a), 0);
+    ck_assert_int_eq(coro_chan_free(shared_b), 0);
+    return NULL;
+}
+
+START_TEST(select_parked_on_the_shared_stack_survives_other_tasks)
+{
+    run_expect(select_shared_main, NULL, 0);
 }
 END_TEST
 
@@ -994,6 +1058,7 @@ Suite *sync_suite(void)
     tcase_add_test(tc, cancelled_channel_waiters_leave_cleanly);
     tcase_add_test(tc, select_picks_the_first_ready_op);
     tcase_add_test(tc, select_over_many_channels_leaves_the_others);
+    tcase_add_test(tc, select_parked_on_the_shared_stack_survives_other_tasks);
     tcase_add_test(tc, channel_bad_input);
     tcase_add_test(tc, objects_belong_to_the_loop_that_waits_on_them);
     tcase_add_test(tc, ten_thousand_tasks_lose_and_duplicate_nothing);
