@@ -1,13 +1,14 @@
 /* coro.c: everything that touches the machine. A task's stack (mmap, guard
- * page, pool, slabs), its context (makecontext), the switch (swapcontext),
- * and the hooks that tell valgrind, ASan and TSan about stacks and switches.
+ * page, pool, slabs), its context (makecontext), the frames of shared-stack
+ * tasks copied out and in, and the hooks that tell valgrind, ASan and TSan
+ * about stacks and switches (the switch itself is inline, in switch.h).
  *
  * Tasks never migrate between threads. If that ever changes, the switch must
  * become noinline and every thread-local must be re-read after it: the
  * compiler may otherwise cache a TLS address across swapcontext (QEMU hit
  * exactly this).
  */
-#include "internal.h"
+#include "switch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -101,8 +102,12 @@ void coro__free(void *p, size_t size)
 void coro__assert_fail(const char *cond, const char *file, int line)
 {
     const struct coro_task *t = coro__current();
-    fprintf(stderr, "coro: assertion failed: %s (%s:%d)%s%s\n", cond, file,
-            line, t ? " in task " : "", t ? coro_name(t) : "");
+    if (t)
+        fprintf(stderr, "coro: assertion failed: %s (%s:%d) in task #%llu\n",
+                cond, file, line, (unsigned long long)t->id);
+    else
+        fprintf(stderr, "coro: assertion failed: %s (%s:%d)\n", cond, file,
+                line);
     abort();
 }
 
@@ -142,8 +147,10 @@ static void ctx_copy(ucontext_t *dst, const ucontext_t *tpl)
 #endif
 }
 
-int coro__ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
-                   size_t len, void (*entry)(void))
+/* Prepares c, from tpl, to start entry() on the stack [lo, lo + len).
+ * ENOMEM if TSan cannot create a fiber; 0 otherwise. */
+static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
+                    size_t len, void (*entry)(void))
 {
     ctx_copy(c->uc, tpl);
     c->uc->uc_stack.ss_sp = lo;
@@ -239,8 +246,7 @@ void coro__ctx_discard(struct coro__ctx *c)
 enum { GUARD_NONE, GUARD_MPROTECT, GUARD_MADVISE, GUARD_INSTALLED };
 
 struct coro__slab {
-    struct coro__slab        *prev; /* the class's list of partial slabs */
-    struct coro__slab        *next;
+    struct coro__link         link; /* in the class's list of partial slabs */
     struct coro__stack_class *cls;  /* the class it serves */
     char                     *map;  /* the mapping */
     size_t                    stride;  /* guard page + stack size */
@@ -427,23 +433,13 @@ static struct coro_task *solo_get(size_t size, int guard)
 
 static void partial_add(struct coro__slab *s)
 {
-    struct coro__stack_class *c = s->cls;
-    s->prev = NULL;
-    s->next = c->partial;
-    if (c->partial)
-        c->partial->prev = s;
-    c->partial = s;
+    coro__list_append(&s->cls->partial, &s->link);
     s->partial = 1;
 }
 
 static void partial_remove(struct coro__slab *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        s->cls->partial = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    coro__list_remove(&s->cls->partial, &s->link);
     s->partial = 0;
 }
 
@@ -506,8 +502,10 @@ static void slab_free(struct coro__slab *s)
 
 static struct coro_task *slab_get(struct coro__stack_class *c, int guard)
 {
-    struct coro__slab *s = c->partial;
-    if (!s && !(s = slab_new(c, guard)))
+    struct coro__slab *s =
+        c->partial.head ? CORO__ENTRY(c->partial.head, struct coro__slab, link)
+                        : slab_new(c, guard);
+    if (!s)
         return NULL;
     struct coro_task *t = s->free;
     if (t) {
@@ -602,7 +600,6 @@ static void stack_release(struct coro_task *t)
 
 void coro__stack_put(struct coro__stacks *st, struct coro_task *t)
 {
-    coro__stack_check(t);
 #ifdef CORO__ASAN
     /* Frames that ended without unwinding (a task freed while parked) leave
      * poisoned redzones behind; the next task must start clean. */
@@ -628,21 +625,14 @@ void coro__stacks_term(struct coro__stacks *st)
             stack_release(t);
         }
         c->npool = 0;
-        CORO__ASSERT(c->partial == NULL);
+        CORO__ASSERT(c->partial.head == NULL);
     }
 }
 
-void coro__stack_canary_failed(const struct coro_task *t)
+int coro__stack_canary_intact(const struct coro__stack *s)
 {
     static const char zero[CANARY_SIZE];
-    if (memcmp(t->stack.lo, zero, CANARY_SIZE) == 0)
-        return;
-    fprintf(stderr,
-            "coro: stack overflow in task \"%s\" (id %llu, %zu-byte stack): "
-            "the bottom of its stack was overwritten. Give it a larger stack "
-            "(coro_attr.stack_size or CORO_STACK_SIZE).\n",
-            coro_name(t), (unsigned long long)t->id, t->stack.size);
-    abort();
+    return memcmp(s->lo, zero, CANARY_SIZE) == 0;
 }
 
 int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
@@ -700,13 +690,10 @@ static void frames_copy(char *to, const char *from, size_t len)
 }
 #endif
 
-void coro__frames_save(char *to, const char *sp, size_t len)
-{
-    frames_copy(to, sp, len);
-}
-
-void coro__frames_restore(char *sp, const char *from, size_t len,
-                          const struct coro_task *host)
+/* Copies a parked task's frames [sp, sp + len) back onto the shared
+ * stack, whatever the sanitizers think of the bytes there. */
+static void frames_restore(char *sp, const char *from, size_t len,
+                           const struct coro_task *host)
 {
 #ifdef CORO__ASAN
     /* The redzones in the shadow are the last owner's: drop them all. */
@@ -721,10 +708,46 @@ void coro__frames_restore(char *sp, const char *from, size_t len,
     frames_copy(sp, from, len);
 }
 
+/* Copies owner's frames, from its saved stack pointer to the top of the
+ * shared stack, out to the heap. Memory for them is all a parked
+ * shared-stack task costs beyond its control block; if it cannot be had,
+ * nothing sensible is left to do. */
+static void frames_save(const struct coro_task *host, struct coro_task *owner)
+{
+    char *top = usable_lo(host) + usable_len(host);
+    if (owner->saved_sp < usable_lo(host)) /* the slack */
+        owner->saved_sp = usable_lo(host);
+    size_t len = (size_t)(top - owner->saved_sp);
+    if (len > owner->saved_cap) {
+        char *buf = coro__realloc(owner->saved, owner->saved_cap, len);
+        if (!buf) {
+            fprintf(stderr, "coro: out of memory saving the %zu-byte stack "
+                            "of shared-stack task #%llu\n",
+                    len, (unsigned long long)owner->id);
+            abort();
+        }
+        owner->saved = buf;
+        owner->saved_cap = len;
+    }
+    frames_copy(owner->saved, owner->saved_sp, len);
+    owner->saved_len = len;
+    if (len > owner->shared_hw)
+        owner->shared_hw = len;
+}
+
+void coro__shared_install(struct coro_task *host, struct coro_task *owner,
+                          struct coro_task *next)
+{
+    if (owner)
+        frames_save(host, owner);
+    frames_restore(next->saved_sp, next->saved, next->saved_len, host);
+    next->saved_len = 0;
+}
+
 int coro__task_ctx_make(struct coro_task *t, const ucontext_t *tpl,
                         void (*entry)(void))
 {
-    return coro__ctx_make(&t->ctx, tpl, usable_lo(t), usable_len(t), entry);
+    return ctx_make(&t->ctx, tpl, usable_lo(t), usable_len(t), entry);
 }
 
 /* The lowest byte that is not zero in [lo, hi): fresh stack memory is

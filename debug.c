@@ -138,10 +138,12 @@ static void describe(const struct coro_task *t, char *buf, size_t cap)
                      t->wait_what);
         return;
     }
-    default:
-        snprintf(buf, cap, "on a %s (%p)", coro__wait_name(t->wait_kind),
-                 t->wait_what);
+    default: {
+        const char *name = coro__wait_name(t->wait_kind);
+        snprintf(buf, cap, "on %s %s (%p)",
+                 strchr("aeiou", name[0]) ? "an" : "a", name, t->wait_what);
         return;
+    }
     }
 }
 
@@ -183,12 +185,8 @@ void coro_dump(FILE *out)
     int64_t now = coro__clock_ns();
     fprintf(out, "coro: %zu task%s in this thread's loop:\n", l->ntasks,
             l->ntasks == 1 ? "" : "s");
-    /* The list is newest first: print in spawn order. */
-    const struct coro_task *last = l->all;
-    while (last && last->all_next)
-        last = last->all_next;
-    for (const struct coro_task *t = last; t; t = t->all_prev)
-        dump_task(out, t, now);
+    for (const struct coro__link *n = l->all.head; n; n = n->next)
+        dump_task(out, CORO__TASK_OF(n), now);
     fflush(out);
     errno = saved;
 }
@@ -336,11 +334,13 @@ void coro__debug_end(struct coro__loop *l, struct coro_task *t)
     fprintf(stderr, "coro: warning: main returned with %zu task%s still "
                     "alive; cancelling:\n",
             l->nlive, l->nlive == 1 ? "" : "s");
-    for (struct coro_task *o = l->all; o; o = o->all_next)
+    for (struct coro__link *n = l->all.head; n; n = n->next) {
+        const struct coro_task *o = CORO__TASK_OF(n);
         if (o->state != CORO__DONE)
             fprintf(stderr, "coro: warning:   task #%llu \"%s\" (%s)\n",
                     (unsigned long long)o->id, coro_name(o),
                     site_of(o, site, sizeof site));
+    }
 }
 
 void coro__debug_unjoined(struct coro_task *t)

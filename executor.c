@@ -4,17 +4,14 @@
  * The rule that keeps this simple: worker threads never touch loop state.
  * They share with the loop only struct coro__executor's queues and flags,
  * under its mutex, and the jobs they run. A job lives in the control block
- * of the task that submitted it; the task stays parked until the job is
- * collected, even when cancelled, so that memory is valid while a worker
- * uses it.
+ * of the task that submitted it. A cancellation takes a job that has not
+ * started off the queue; one that runs cannot be stopped, so the task,
+ * woken with ECANCELED, parks again, shielded, until the job is collected:
+ * the job's memory and whatever fn uses on the task's stack stay valid
+ * while a worker uses them.
  *
- * Completions go on a done list. The loop looks at an atomic `pending` flag
- * on every switch (one load) and collects there; only when the loop is
- * asleep in the kernel does a worker write the eventfd that wakes it. The
- * two sides publish "I am about to sleep" and "there is work" with
- * sequentially consistent atomics and then read the other's flag, so at
- * least one of them sees the other: the loop never sleeps through a
- * completion, and a busy loop costs workers no system call.
+ * Completions go on a done list and are posted to the loop (CORO__POST_JOBS,
+ * see poll.c), which collects them on its own thread at its next switch.
  */
 #include "internal.h"
 
@@ -23,38 +20,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
 
 #define WORKERS_MAX 1024 /* coro_set_workers and CORO_WORKERS accept 1..this */
-
-static void queue_append(struct coro__job **head, struct coro__job **tail,
-                         struct coro__job *job)
-{
-    job->next = NULL;
-    job->prev = *tail;
-    if (*tail)
-        (*tail)->next = job;
-    else
-        *head = job;
-    *tail = job;
-}
-
-static void queue_remove(struct coro__job **head, struct coro__job **tail,
-                         struct coro__job *job)
-{
-    if (job->prev)
-        job->prev->next = job->next;
-    else
-        *head = job->next;
-    if (job->next)
-        job->next->prev = job->prev;
-    else
-        *tail = job->prev;
-}
 
 /* asyncio's default: min(32, CPUs + 4), counting the CPUs this process may
  * run on. */
@@ -73,21 +43,15 @@ static unsigned default_workers(void)
 
 static int env_workers(unsigned *out)
 {
-    const char *s = getenv("CORO_WORKERS");
-    if (!s || !*s) {
+    size_t v;
+    int err = coro__env_size("CORO_WORKERS", 1, WORKERS_MAX, &v);
+    if (err == ENOENT) {
         *out = default_workers();
         return 0;
     }
-    unsigned v = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        v = v * 10 + (unsigned)(*s - '0');
-        if (v > WORKERS_MAX)
-            return EINVAL;
-    }
-    if (*s || v == 0)
-        return EINVAL;
-    *out = v;
-    return 0;
+    if (!err)
+        *out = (unsigned)v;
+    return err;
 }
 
 static void *worker_main(void *arg)
@@ -95,15 +59,16 @@ static void *worker_main(void *arg)
     struct coro__executor *x = arg;
     pthread_mutex_lock(&x->lock);
     for (;;) {
-        while (!x->stop && (!x->queue_head || x->running >= x->max)) {
+        while (!x->stop && (!x->queue.head || x->running >= x->max)) {
             x->idle++;
             pthread_cond_wait(&x->work, &x->lock);
             x->idle--;
         }
         if (x->stop)
             break;
-        struct coro__job *job = x->queue_head;
-        queue_remove(&x->queue_head, &x->queue_tail, job);
+        struct coro__job *job = CORO__ENTRY(x->queue.head, struct coro__job,
+                                            link);
+        coro__list_remove(&x->queue, &job->link);
         x->nqueued--;
         job->state = JOB_RUNNING;
         x->running++;
@@ -118,13 +83,8 @@ static void *worker_main(void *arg)
         job->err = err;
         job->state = JOB_DONE;
         x->running--;
-        queue_append(&x->done_head, &x->done_tail, job);
-        atomic_store(&x->pending, 1);
-        if (atomic_load(&x->sleeping)) {
-            uint64_t one = 1;
-            ssize_t r = write(x->evfd, &one, sizeof one);
-            (void)r; /* EAGAIN: the counter is already non-zero */
-        }
+        coro__list_append(&x->done, &job->link);
+        coro__poller_post(x->poller, CORO__POST_JOBS);
     }
     pthread_mutex_unlock(&x->lock);
     return NULL;
@@ -169,42 +129,30 @@ static int workers_grow(struct coro__executor *x)
     return 0;
 }
 
-static struct coro__loop *executor_loop(struct coro__executor *x)
+/* The loop's hook for CORO__POST_JOBS: wakes the tasks whose jobs are
+ * done. */
+static void collect(struct coro__poller *p)
 {
-    return CORO__CONTAINER_OF(x, struct coro__loop, executor);
-}
-
-void coro__executor_collect(struct coro__executor *x)
-{
+    struct coro__executor *x =
+        &CORO__CONTAINER_OF(p, struct coro__loop, poller)->executor;
     pthread_mutex_lock(&x->lock);
-    struct coro__job *job = x->done_head;
-    x->done_head = x->done_tail = NULL;
-    atomic_store(&x->pending, 0);
+    struct coro__link *n = x->done.head;
+    x->done = (struct coro__list){ NULL, NULL };
     pthread_mutex_unlock(&x->lock);
-    while (job) {
-        struct coro__job *next = job->next;
+    while (n) {
+        struct coro__job *job = CORO__ENTRY(n, struct coro__job, link);
+        n = n->next;
         x->inflight--;
+        job->collected = 1;
         coro__wake(job->task, 0);
-        job = next;
     }
 }
 
-static void evfd_ready(struct coro__pollable *self, uint32_t events)
-{
-    struct coro__executor *x =
-        CORO__CONTAINER_OF(self, struct coro__executor, pollable);
-    uint64_t count;
-    ssize_t r = read(x->evfd, &count, sizeof count);
-    (void)r;
-    (void)events;
-    coro__executor_collect(x);
-}
-
-int coro__executor_init(struct coro__executor *x)
+int coro__executor_init(struct coro__executor *x, struct coro__poller *p)
 {
     memset(x, 0, sizeof *x);
-    x->evfd = -1;
-    x->pollable.ready = evfd_ready;
+    x->poller = p;
+    p->on_post[CORO__POST_JOBS] = collect;
     int err = env_workers(&x->max);
     if (err)
         return err;
@@ -230,44 +178,24 @@ void coro__executor_term(struct coro__executor *x)
     for (size_t i = 0; i < x->nthreads; i++)
         pthread_join(x->threads[i], NULL);
     coro__free(x->threads, x->cap * sizeof *x->threads);
-    if (x->evfd >= 0)
-        close(x->evfd);
     pthread_cond_destroy(&x->work);
     pthread_mutex_destroy(&x->lock);
     x->initialized = 0;
 }
 
-/* The wake-up fd, made and added to the loop's epoll set on first use. */
-static int evfd_open(struct coro__executor *x)
-{
-    if (x->evfd >= 0)
-        return 0;
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    int err = coro__poller_add(&executor_loop(x)->poller, fd, EPOLLIN,
-                               &x->pollable);
-    if (err) {
-        close(fd);
-        return err;
-    }
-    x->evfd = fd;
-    return 0;
-}
-
 static int submit(struct coro__executor *x, struct coro__job *job)
 {
-    int err = evfd_open(x);
+    int err = coro__poller_wakeup_open(x->poller);
     if (err)
         return err;
     pthread_mutex_lock(&x->lock);
-    queue_append(&x->queue_head, &x->queue_tail, job);
+    coro__list_append(&x->queue, &job->link);
     x->nqueued++;
     err = workers_grow(x);
     if (err && x->nthreads == 0) {
         /* No worker at all: fail now rather than queue forever. With some,
          * the job waits its turn. */
-        queue_remove(&x->queue_head, &x->queue_tail, job);
+        coro__list_remove(&x->queue, &job->link);
         x->nqueued--;
         pthread_mutex_unlock(&x->lock);
         return err == EAGAIN ? EAGAIN : ENOMEM;
@@ -279,50 +207,54 @@ static int submit(struct coro__executor *x, struct coro__job *job)
     return 0;
 }
 
-/* A queued job leaves the queue and never runs; a running one holds its
- * task until it returns. */
-static int job_detach(struct coro_task *t)
+/* A cancellation or a deadlock: a queued job leaves the queue and never
+ * runs; a running one is left to finish (await_blocking waits for it). */
+static void job_detach(struct coro_task *t)
 {
     struct coro__job *job = t->waiting_on;
     struct coro__executor *x = &t->loop->executor;
-    int err = 0;
     pthread_mutex_lock(&x->lock);
     if (job->state == JOB_QUEUED) {
-        queue_remove(&x->queue_head, &x->queue_tail, job);
+        coro__list_remove(&x->queue, &job->link);
         x->nqueued--;
-        job->state = JOB_CANCELLED;
+        job->dropped = 1;
         x->inflight--;
-    } else if (job->state == JOB_RUNNING) {
-        err = EBUSY;
     }
     pthread_mutex_unlock(&x->lock);
-    return err;
 }
 
 int await_blocking(void *(*fn)(void *), void *arg, void **result)
 {
-    struct coro_task *self = coro__current();
-    if (!self)
-        return EPERM;
-    if (!fn)
-        return EINVAL;
-    if (self->cancelled && !self->shield)
-        return ECANCELED;
-    struct coro__job *job = &self->wait.job;
-    *job = (struct coro__job){ .fn = fn, .arg = arg, .task = self };
-    int err = submit(&self->loop->executor, job);
+    struct coro_task *self;
+    int err = coro__enter(-1, &self, NULL);
     if (err)
         return err;
-    self->waiting_on = job;
-    int status = coro__park(self, CORO__W_BLOCKING, NULL, CORO__NEVER, 0,
-                            job_detach);
-    self->waiting_on = NULL;
-    if (job->state == JOB_CANCELLED)
+    if (!fn)
+        return EINVAL;
+    struct coro__job *job = &self->wait.job;
+    *job = (struct coro__job){ .fn = fn, .arg = arg, .task = self };
+    err = submit(&self->loop->executor, job);
+    if (err)
+        return err;
+    struct coro__park wait = {
+        .kind = CORO__W_BLOCKING,
+        .wakers = CORO__BY_WORKER,
+        .deadline = CORO__NEVER,
+        .detach = job_detach,
+        .record = job,
+        .record_size = sizeof *job,
+    };
+    int status = coro__park(self, &wait);
+    if (job->dropped)
         return status;
+    /* Woken early (cancelled) while fn runs: wait for it, uninterrupted. */
+    wait.detach = NULL;
+    while (!job->collected)
+        coro__park_shielded(self, &wait);
     if (result)
         *result = job->result;
     errno = job->err;
-    return self->cancelled && !self->shield ? ECANCELED : 0;
+    return status;
 }
 
 int coro_set_workers(unsigned n)

@@ -1,26 +1,27 @@
 /* internal.h: what coro's .c files share. Never installed.
  *
  * This header is the map of the runtime. A task (struct coro_task) is a
- * control block at the top of its own stack mapping. The per-thread loop
- * (struct coro__loop) is the modules' states side by side, reached through
- * one thread-local pointer in sched.c.
+ * control block at the top of its own stack mapping, or on the heap for a
+ * task on the loop's shared stack. The per-thread loop (struct coro__loop)
+ * is the modules' states side by side, reached through one thread-local
+ * pointer in sched.c.
  *
- * One mechanism carries every wait: park / wake. A blocking call registers
- * its wake source (a timer, the awaited tasks, later an fd or a job), then
- * parks: the task leaves the ready queue and another runs. The source later
- * wakes the task with a status (0, ETIMEDOUT, ECANCELED, or its own code),
- * which appends it to the ready queue. Cancellation is a wake with ECANCELED
- * that first detaches the task from its source.
+ * The files in layers, each calling only those below it (and the lower
+ * three nothing above them but park, wake and the current task):
+ *
+ *   coro.c timer.c poll.c env.c       the machine, the heap of deadlines,
+ *                                     the kernel wait, the environment
+ *   sched.c                           the loop, park and wake, tasks
+ *   io.c executor.c sync.c            wake sources: fds, worker threads,
+ *                                     the coordination objects
+ *   net.c                             the socket helpers, on io.c
+ *   debug.c trace.c overflow.c        seeing inside
+ *
+ * The context switch itself is in switch.h, which only the two files that
+ * switch (coro.c, sched.c) include.
  */
 #ifndef CORO_INTERNAL_H
 #define CORO_INTERNAL_H
-
-#ifdef CORO_SWITCH_FAST
-/* glibc's fortified longjmp (__longjmp_chk) aborts on a jump to another
- * stack, which is what every switch is (QEMU does the same). Every .c
- * file includes this header first, before any system header. */
-#undef _FORTIFY_SOURCE
-#endif
 
 #include "coro.h"
 
@@ -64,6 +65,171 @@ _Noreturn void coro__assert_fail(const char *cond, const char *file,
 #endif
 #endif
 
+/* Checks that cost a few instructions on hot paths and catch whole classes
+ * of bug: on unless NDEBUG, and always under the sanitizers. */
+#if !defined(NDEBUG) || defined(CORO__ASAN) || defined(CORO__TSAN)
+#define CORO__CHECKED 1
+#endif
+
+/* ----------------------------------------------------------------------
+ * The intrusive list: a doubly linked FIFO whose links live in the
+ * elements (tasks, waiters, jobs, slabs), so nothing is allocated to
+ * queue anything. Every operation is O(1). The ready queue is not one of
+ * these: it is singly linked, the hottest path of all, and only ever
+ * pushed at the back and popped at the front.
+ * ---------------------------------------------------------------------- */
+
+struct coro__link {
+    struct coro__link *prev;
+    struct coro__link *next;
+};
+
+struct coro__list {
+    struct coro__link *head;
+    struct coro__link *tail;
+};
+
+#define CORO__ENTRY(link, type, member) CORO__CONTAINER_OF(link, type, member)
+
+static inline void coro__list_append(struct coro__list *l,
+                                     struct coro__link *n)
+{
+    n->next = NULL;
+    n->prev = l->tail;
+    if (l->tail)
+        l->tail->next = n;
+    else
+        l->head = n;
+    l->tail = n;
+}
+
+static inline void coro__list_remove(struct coro__list *l,
+                                     struct coro__link *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        l->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        l->tail = n->prev;
+    n->prev = n->next = NULL;
+}
+
+/* ----------------------------------------------------------------------
+ * Park and wake (sched.c): the one way a task waits.
+ *
+ * Every await_* reads the same way:
+ *
+ *   1. coro__enter: may the caller wait at all? EPERM outside a coroutine,
+ *      EINVAL for a NaN timeout, ECANCELED for a cancelled task that holds
+ *      no shield. Nothing else in an await_* looks at cancellation.
+ *   2. Try the operation; if it completes, return.
+ *   3. Register with the wake source: put a record of the wait where the
+ *      source finds it (a waiter on an object's list, an fd's slot, a job
+ *      on the executor's queue).
+ *   4. coro__park, handing it the record, how to take it back (detach),
+ *      the deadline and what kind of source may wake the task.
+ *   5. Return what the wake said: 0, the source's own code, ETIMEDOUT
+ *      (the deadline; park arms the timer) or ECANCELED (coro_cancel).
+ *
+ * The rules park enforces, so that no await_* has to:
+ *
+ * - A record that a source or another task writes while the task is parked
+ *   never lives on the task's stack: a shared-stack task's frames are
+ *   copied away while it is parked, and an own stack may be freed with a
+ *   deadlocked task. Records live in the control block (union coro__wait)
+ *   or on the heap; in checked builds park aborts on a record within the
+ *   parking task's stack.
+ * - A deadline is park's: it arms a timer, and one that has already passed
+ *   fires at the first switch, before any other task runs or any I/O is
+ *   looked at: the wait is given up (detached) and timeout_status returned,
+ *   after a yield.
+ * - A cancelled task (unshielded) never parks: detach runs, ECANCELED is
+ *   returned at once.
+ * - Deadlock detection counts, at park, the parked tasks that something
+ *   outside the loop's tasks can wake: a timer, the kernel (an fd) or a
+ *   worker thread. When nothing is ready and that count is zero, nothing
+ *   ever will be.
+ * - A wake detaches the task from its source (detach runs, and always
+ *   succeeds), stops its timer, and queues it with the status.
+ * ---------------------------------------------------------------------- */
+
+struct coro_task;
+struct coro__loop;
+
+/* What a parked task waits for, for coro_dump, the trace and the event
+ * hook (debug.c and trace.c name them). */
+enum coro__wait_kind {
+    CORO__W_NONE,
+    CORO__W_SLEEP,
+    CORO__W_JOIN,       /* what: the task joined */
+    CORO__W_GATHER,
+    CORO__W_WAIT,
+    CORO__W_FD_READ,    /* the fd is in wait.io */
+    CORO__W_FD_WRITE,
+    CORO__W_BLOCKING,
+    CORO__W_CHAN_SEND,  /* what: the channel */
+    CORO__W_CHAN_RECV,
+    CORO__W_SELECT,
+    CORO__W_QUEUE_PUT,  /* what: the queue */
+    CORO__W_QUEUE_GET,
+    CORO__W_QUEUE_JOIN,
+    CORO__W_MUTEX,      /* what: the mutex */
+    CORO__W_SEM,
+    CORO__W_EVENT,
+    CORO__W_COND
+};
+
+/* Who besides the loop's own tasks may wake a parked task (a timer counts
+ * too: park adds CORO__BY_TIMER for a deadline). */
+enum {
+    CORO__BY_TIMER = 1,             /* its deadline */
+    CORO__BY_KERNEL = 2,            /* an fd event: the reactor must look */
+    CORO__BY_WORKER = 4             /* a worker thread's completion */
+};
+
+/* Takes a parked task's record back from its source, when something other
+ * than the source wakes it (a timeout, a cancellation, coro_close). Runs
+ * on the loop's thread, before the task is queued. */
+typedef void (*coro__detach_fn)(struct coro_task *t);
+
+/* A wait, as the await_* describes it to park. Read before park switches
+ * away: it may live on the caller's stack. */
+struct coro__park {
+    unsigned char   kind;           /* enum coro__wait_kind */
+    unsigned char   wakers;         /* CORO__BY_KERNEL, CORO__BY_WORKER */
+    int             timeout_status; /* what the deadline delivers:
+                                       ETIMEDOUT, or 0 for a sleep */
+    int64_t         deadline;       /* CORO__NEVER, or when to give up */
+    const void     *what;           /* the object waited on, for dumps */
+    coro__detach_fn detach;         /* NULL: nothing to take back */
+    void           *record;         /* what the source writes, for detach
+                                       (t->waiting_on) and the stack check */
+    size_t          record_size;
+};
+
+/* The entry check of every await_*: 0 with *self and *deadline set (when
+ * deadline is not NULL), or EPERM, EINVAL (NaN timeout), ECANCELED. */
+int  coro__enter(double timeout, struct coro_task **self, int64_t *deadline);
+/* Parks self as p describes until a wake; returns the wake status (see
+ * above). */
+int  coro__park(struct coro_task *self, const struct coro__park *p);
+/* As coro__park, with cancellation held back for the wait: for waits that
+ * must end only with their source (clean-up that drains, a job running
+ * on a worker). */
+int  coro__park_shielded(struct coro_task *self, const struct coro__park *p);
+/* Wakes a parked task with status: detaches it from its source, stops its
+ * timer, appends it to the ready queue. Does nothing to a task not parked. */
+void coro__wake(struct coro_task *t, int status);
+/* The running task of this thread's loop, or NULL. */
+struct coro_task *coro__current(void);
+/* This thread's loop, or NULL. */
+struct coro__loop *coro__loop(void);
+/* What await_task reports for an ended task. */
+int  coro__task_error(const struct coro_task *t);
+
 /* ----------------------------------------------------------------------
  * Allocation (coro.c). Every heap allocation and every stack mapping goes
  * through here, so tests can count what is live and inject failures.
@@ -84,7 +250,17 @@ extern struct coro__alloc_stats coro__alloc_stats;
 int coro__alloc_should_fail(void);
 
 /* ----------------------------------------------------------------------
- * Context switching (coro.c)
+ * The environment (env.c)
+ * ---------------------------------------------------------------------- */
+
+/* Reads the environment variable name as a count or a size: digits with
+ * an optional K, M or G suffix (powers of 1024), within [min, max].
+ * 0 with *out; ENOENT if it is unset or empty; EINVAL if malformed or out
+ * of range. */
+int coro__env_size(const char *name, size_t min, size_t max, size_t *out);
+
+/* ----------------------------------------------------------------------
+ * Contexts and stacks (coro.c). The switch is in switch.h.
  * ---------------------------------------------------------------------- */
 
 /* One execution context: a task's, or the loop's own (the thread stack of
@@ -122,98 +298,11 @@ struct coro__ctx {
 /* Fills tpl with the calling thread's context: what every task context of
  * a loop is made from. 0 or ENOMEM. */
 int  coro__ctx_template(ucontext_t *tpl);
-/* Prepares c, from tpl, to start entry() on the stack [lo, lo + len).
- * ENOMEM if TSan cannot create a fiber; 0 otherwise. */
-int  coro__ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
-                    size_t len, void (*entry)(void));
 /* Forgets c's context: it must never be resumed (its task was abandoned
  * mid-wait, or its stack is going away). */
 void coro__ctx_discard(struct coro__ctx *c);
 /* Records the calling thread's context as c (the loop's context). */
 void coro__ctx_thread(struct coro__ctx *c);
-/* The switch itself is inline, below, so that a handoff compiles to a few
- * instructions around _setjmp/_longjmp (or swapcontext). */
-
-/* ----------------------------------------------------------------------
- * The switch. The sanitizer hooks describe stacks to ASan and TSan and
- * compile to nothing without them.
- * ---------------------------------------------------------------------- */
-
-#ifdef CORO__ASAN
-#include <sanitizer/common_interface_defs.h>
-/* The context switching away, so that the one resuming can learn the
- * thread stack's bounds, which only ASan knows (coro.c). */
-extern __thread struct coro__ctx *coro__asan_switching_from;
-#endif
-#ifdef CORO__TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
-
-static inline void coro__sanitizer_leave(struct coro__ctx *from,
-                                         struct coro__ctx *to)
-{
-#ifdef CORO__ASAN
-    coro__asan_switching_from = from;
-    __sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo,
-                                   to->stack_len);
-#endif
-#ifdef CORO__TSAN
-    __tsan_switch_to_fiber(to->tsan_fiber, 0);
-#endif
-    (void)from;
-    (void)to;
-}
-
-/* First thing a context does once resumed or started. */
-static inline void coro__ctx_entered(struct coro__ctx *c)
-{
-#ifdef CORO__ASAN
-    const void *lo;
-    size_t len;
-    __sanitizer_finish_switch_fiber(c->asan_fake, &lo, &len);
-    struct coro__ctx *from = coro__asan_switching_from;
-    if (from && from->stack_len == 0) {
-        from->stack_lo = lo;
-        from->stack_len = len;
-    }
-#endif
-    (void)c;
-}
-
-/* The jump of a switch: saves the current context in from and resumes to;
- * it "returns" when something jumps back to from. A macro because it must be
- * written out in the function that suspends: a function that calls _setjmp
- * is never inlined, and each frame between a task and its jump costs a
- * mispredicted return when the task resumes (the CPU's return predictor
- * then holds the other task's calls). */
-#ifdef CORO_SWITCH_FAST
-#define CORO__JUMP(from, to)                                               \
-    do {                                                                   \
-        if (_setjmp((from)->jb) == 0) {                                    \
-            if (CORO__LIKELY((to)->started))                               \
-                _longjmp((to)->jb, 1);                                     \
-            (to)->started = 1; /* first entry: its makecontext'd stack */ \
-            setcontext((to)->uc);                                          \
-            __builtin_trap(); /* setcontext returns only on a bad one */   \
-        }                                                                  \
-    } while (0)
-#else
-#define CORO__JUMP(from, to) swapcontext((from)->uc, (to)->uc)
-#endif
-
-/* Saves the current context in from and resumes to. Returns when something
- * switches back to from. */
-static inline void coro__ctx_switch(struct coro__ctx *from,
-                                    struct coro__ctx *to)
-{
-    coro__sanitizer_leave(from, to);
-    CORO__JUMP(from, to);
-    coro__ctx_entered(from);
-}
-
-/* ----------------------------------------------------------------------
- * Stacks (coro.c)
- * ---------------------------------------------------------------------- */
 
 struct coro__slab;
 
@@ -233,12 +322,12 @@ struct coro__stack {
 };
 
 /* A size class of stacks: a hot pool of free stacks and the slabs they are
- * carved from once the guard budget is spent. */
+ * carved from. */
 struct coro__stack_class {
     size_t             size;        /* stack size of this class (0: unused) */
     struct coro_task  *pool;        /* free stacks, LIFO via ready_next */
     size_t             npool;       /* how many are in pool */
-    struct coro__slab *partial;     /* slabs with stacks to hand out */
+    struct coro__list  partial;     /* slabs with stacks to hand out */
 };
 
 #define CORO__STACK_CLASSES 4       /* distinct pooled sizes per loop */
@@ -262,12 +351,10 @@ void coro__stack_put(struct coro__stacks *s, struct coro_task *t);
 void coro__stacks_term(struct coro__stacks *s);
 /* Rounds and checks a requested size: 0 or EINVAL. */
 int  coro__stack_size(size_t requested, size_t dflt, size_t *out);
-/* For an unguarded stack, checks that its bottom is untouched; on damage
- * reports the task and aborts. */
-void coro__stack_canary_failed(const struct coro_task *t);
-#define coro__stack_check(t) \
-    ((t)->stack.guard ? (void)0 : coro__stack_canary_failed(t))
-/* Prepares t (fresh from coro__stack_get) to run entry on its stack. */
+/* For an unguarded stack, whether its bottom (the canary) is untouched. */
+int  coro__stack_canary_intact(const struct coro__stack *s);
+/* Prepares t (fresh from coro__stack_get) to run entry on its stack. 0, or
+ * ENOMEM if TSan cannot create a fiber. */
 int  coro__task_ctx_make(struct coro_task *t, const ucontext_t *tpl,
                          void (*entry)(void));
 
@@ -279,11 +366,11 @@ int  coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
 /* The current stack pointer (x86-64 and AArch64; NULL elsewhere, where
  * shared stacks are not offered). */
 char *coro__stack_pointer(void);
-/* Copies a parked task's frames [sp, sp + len) out of / back onto the
- * shared stack, whatever the sanitizers think of the bytes there. */
-void coro__frames_save(char *to, const char *sp, size_t len);
-void coro__frames_restore(char *sp, const char *from, size_t len,
-                          const struct coro_task *host);
+/* Puts next's frames on the host stack, first copying out those of owner
+ * (parked, or NULL if the stack holds nothing to keep). Runs on the loop's
+ * own stack. Aborts if the copy cannot be allocated (coro.h says so). */
+void coro__shared_install(struct coro_task *host, struct coro_task *owner,
+                          struct coro_task *next);
 
 /* Test hooks. guard_budget: mprotect-guarded stacks the process may still
  * create (-1: not yet read from vm.max_map_count). guard_install: whether
@@ -292,9 +379,12 @@ void coro__frames_restore(char *sp, const char *from, size_t len,
 extern atomic_long coro__guard_budget;
 extern atomic_int coro__guard_install;
 
+/* The deepest byte ever written in the stack memory [lo, hi). */
+const char *coro__stack_deepest(const char *lo, const char *hi);
+
 /* ----------------------------------------------------------------------
  * Timers (timer.c): the clock and a 4-ary min-heap of deadlines. Knows
- * nothing of tasks beyond the node embedded in them.
+ * deadlines, not tasks: a node is all it is given.
  * ---------------------------------------------------------------------- */
 
 #define CORO__NEVER INT64_MAX       /* a deadline that never comes */
@@ -321,6 +411,8 @@ struct coro__timers {
 };
 
 int64_t coro__clock_ns(void);
+/* A monotonic clock good to a few milliseconds, for a few nanoseconds. */
+int64_t coro__coarse_ns(void);
 /* Converts a timeout in seconds to an absolute deadline: 0 or EINVAL (NaN).
  * Negative and unrepresentably far timeouts give CORO__NEVER. */
 int  coro__deadline(double timeout, int64_t *deadline);
@@ -339,18 +431,36 @@ struct coro__timer *coro__timer_expired(struct coro__timers *tm, int64_t now);
 
 /* ----------------------------------------------------------------------
  * The kernel wait (poll.c): one epoll instance per loop, waited on with a
- * nanosecond timeout.
+ * nanosecond timeout, and the way other threads wake the loop.
  * ---------------------------------------------------------------------- */
 
-struct coro__poller {
-    int epfd;                       /* the loop's epoll instance */
-    int tfd;                        /* timerfd, if epoll_pwait2 is missing */
+/* What other threads post to a loop: each kind is a bit, with a hook the
+ * loop runs for it on its own thread. */
+enum {
+    CORO__POST_JOBS,                /* blocking calls finished (executor.c) */
+    CORO__POST_KINDS
 };
+
+struct coro__poller;
 
 /* Something with an fd in the epoll set; ready() runs on the loop's thread
  * when the fd has events. */
 struct coro__pollable {
     void (*ready)(struct coro__pollable *self, uint32_t events);
+};
+
+struct coro__poller {
+    int epfd;                       /* the loop's epoll instance */
+    int tfd;                        /* timerfd, if epoll_pwait2 is missing */
+    int evfd;                       /* eventfd other threads wake the loop
+                                       with, or -1 until one is needed */
+    atomic_uint posted;             /* CORO__POST_* bits not yet run */
+    atomic_int  sleeping;           /* the loop is in (or about to enter)
+                                       the kernel wait */
+    /* An event on a watched fd (set by io.c). */
+    void (*fd_event)(struct coro__poller *p, int fd, uint32_t events);
+    /* What to run for each kind of post (set by its module). */
+    void (*on_post[CORO__POST_KINDS])(struct coro__poller *p);
 };
 
 int  coro__poller_init(struct coro__poller *p);   /* 0, or an errno value */
@@ -359,12 +469,30 @@ void coro__poller_term(struct coro__poller *p);
 int  coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
                       struct coro__pollable *h);
 /* Arms a one-shot watch of fd for events (EPOLLIN, EPOLLOUT...), reported
- * to coro__io_event: 0, EBADF, EPERM (fd cannot be polled: a regular
- * file), ENOMEM or ENOSPC. */
+ * to p->fd_event: 0, EBADF, EPERM (fd cannot be polled: a regular file),
+ * ENOMEM or ENOSPC. */
 int  coro__poller_watch(struct coro__poller *p, int fd, uint32_t events);
 /* Blocks until the deadline (CORO__NEVER: until an event; a deadline past
- * already: only looks) or an event, and dispatches the events. */
+ * already: only looks), an event or a post, and dispatches the events. */
 void coro__poller_wait(struct coro__poller *p, int64_t deadline);
+/* Makes the eventfd posts need when the loop sleeps (once; loop thread).
+ * 0 or an errno value. */
+int  coro__poller_wakeup_open(struct coro__poller *p);
+/* From any thread: leaves a post of this kind, waking the loop if it
+ * sleeps in the kernel. */
+void coro__poller_post(struct coro__poller *p, unsigned kind);
+/* Runs the hooks of the kinds posted (loop thread). */
+void coro__poller_collect(struct coro__poller *p);
+/* Whether anything was posted: one relaxed load, for every switch. */
+static inline int coro__poller_posted(struct coro__poller *p)
+{
+    return atomic_load_explicit(&p->posted, memory_order_relaxed) != 0;
+}
+/* 1 while epoll_pwait2 works; tests clear it to take the timerfd path. */
+extern atomic_int coro__have_pwait2;
+/* epoll_wait's timeout for a deadline: whole milliseconds rounded up,
+ * 0 if it has passed, -1 for CORO__NEVER, at most INT_MAX. */
+int  coro__ms_timeout(int64_t deadline);
 
 /* ----------------------------------------------------------------------
  * Readiness of fds (io.c)
@@ -379,33 +507,27 @@ struct coro__fdwait {
 struct coro__io {
     struct coro__fdwait *fds;       /* indexed by fd */
     size_t               nfds;      /* entries allocated */
-    size_t               waiting;   /* tasks parked on fds */
-    unsigned             ticks;     /* switches since I/O was last polled */
-    unsigned char        poll_due;  /* the loop should look at I/O now */
 };
 
-/* Polled at least every this many switches while tasks wait on fds, so
- * tasks that keep the ready queue busy cannot starve I/O. */
-#define CORO__IO_POLL_EVERY 64
-#define CORO__CLOCK_EVERY 64
+/* A parked task's record of its fd wait (in its control block). */
+struct coro__fd_record {
+    int fd;
+    int writable;
+};
 
-/* Parks the running task until fd is readable (or, with writable, writable)
- * or the deadline passes: 0, ETIMEDOUT, ECANCELED, EBADF, EBUSY, ENOMEM. A
- * deadline already past only looks. The caller checked it runs in a task. */
-int  coro__wait_fd(int fd, int writable, int64_t deadline);
-/* An event on a watched fd: wakes its reader and/or writer. */
-void coro__io_event(struct coro__poller *p, int fd, uint32_t events);
+void coro__io_init(struct coro__loop *l);
 void coro__io_term(struct coro__io *io);
-/* 1 while epoll_pwait2 works; tests clear it to take the timerfd path. */
-extern atomic_int coro__have_pwait2;
-/* epoll_wait's timeout for a deadline: whole milliseconds rounded up,
- * 0 if it has passed, -1 for CORO__NEVER, at most INT_MAX. */
-int  coro__ms_timeout(int64_t deadline);
+/* Parks self until fd is readable (or, with writable, writable) or the
+ * deadline passes: 0, ETIMEDOUT, ECANCELED, EBADF, EBUSY, ENOMEM. The fd is
+ * checked before any memory is spent on it. A regular file is ready at
+ * once (0). */
+int  coro__wait_fd(struct coro_task *self, int fd, int writable,
+                   int64_t deadline);
 
 /* ----------------------------------------------------------------------
  * Worker threads for blocking calls (executor.c). Workers never touch loop
  * state: only the fields below marked (lock), under the mutex, and the
- * atomics.
+ * loop's poller post.
  * ---------------------------------------------------------------------- */
 
 /* One blocking call; in the `wait` of the task that made it. */
@@ -414,20 +536,20 @@ struct coro__job {
     void              *arg;
     void              *result;      /* fn's return value (lock) */
     int                err;         /* errno as fn left it (lock) */
-    int                state;       /* queued, running, done, cancelled
-                                       (lock) */
+    unsigned char      state;       /* queued, running, done (lock) */
+    unsigned char      dropped;     /* loop only: taken off the queue by a
+                                       cancellation; fn never ran */
+    unsigned char      collected;   /* loop only: its completion was
+                                       collected; result and err are set */
     struct coro_task  *task;        /* the parked caller */
-    struct coro__job  *prev;        /* queue or done list (lock) */
-    struct coro__job  *next;
+    struct coro__link  link;        /* queue or done list (lock) */
 };
 
 struct coro__executor {
     pthread_mutex_t       lock;
     pthread_cond_t        work;     /* a job was queued, or stop */
-    struct coro__job     *queue_head; /* FIFO of jobs to run (lock) */
-    struct coro__job     *queue_tail;
-    struct coro__job     *done_head;  /* jobs finished, to collect (lock) */
-    struct coro__job     *done_tail;
+    struct coro__list     queue;    /* jobs to run, FIFO (lock) */
+    struct coro__list     done;     /* jobs finished, to collect (lock) */
     size_t                nqueued;  /* jobs in the queue (lock) */
     pthread_t            *threads;  /* workers started (lock) */
     size_t                nthreads;
@@ -437,17 +559,12 @@ struct coro__executor {
     unsigned              running;  /* jobs running now (lock) */
     int                   stop;     /* workers must exit (lock) */
     int                   initialized; /* lock and cond exist */
-    int                   evfd;     /* eventfd waking the loop, or -1 */
-    struct coro__pollable pollable; /* evfd's entry in the epoll set */
-    atomic_int            pending;  /* done list is not empty */
-    atomic_int            sleeping; /* the loop is blocked in the kernel */
+    struct coro__poller  *poller;   /* where completions are posted */
     size_t                inflight; /* loop only: submitted, not collected */
 };
 
-int  coro__executor_init(struct coro__executor *x);  /* 0 or an errno */
+int  coro__executor_init(struct coro__executor *x, struct coro__poller *p);
 void coro__executor_term(struct coro__executor *x);  /* joins the workers */
-/* Wakes the tasks whose jobs are done. Loop thread only. */
-void coro__executor_collect(struct coro__executor *x);
 
 /* ----------------------------------------------------------------------
  * Tasks and the loop (sched.c)
@@ -459,36 +576,6 @@ enum coro__state {
     CORO__PARKED,                   /* waiting for a wake source */
     CORO__DONE                      /* returned; waits to be joined/freed */
 };
-
-/* What a parked task waits for, for coro_dump, the trace and the event
- * hook (debug.c and trace.c name them). */
-enum coro__wait_kind {
-    CORO__W_NONE,
-    CORO__W_SLEEP,
-    CORO__W_JOIN,       /* what: the task joined */
-    CORO__W_GATHER,
-    CORO__W_WAIT,
-    CORO__W_FD_READ,    /* the fd is in wait.io */
-    CORO__W_FD_WRITE,
-    CORO__W_BLOCKING,
-    CORO__W_CHAN_SEND,  /* what: the channel */
-    CORO__W_CHAN_RECV,
-    CORO__W_SELECT,
-    CORO__W_QUEUE_PUT,  /* what: the queue */
-    CORO__W_QUEUE_GET,
-    CORO__W_QUEUE_JOIN,
-    CORO__W_MUTEX,      /* what: the mutex */
-    CORO__W_SEM,
-    CORO__W_EVENT,
-    CORO__W_COND
-};
-
-/* How a parked task is unhooked from its wake source when something else
- * (a timeout, a cancellation) wakes it: 0 once detached. A source that
- * cannot let go yet (a blocking call running on a worker, which may use the
- * task's stack) returns EBUSY: the task stays parked, and the source wakes
- * it when done, when the hook must then return 0. */
-typedef int (*coro__detach_fn)(struct coro_task *t);
 
 /* What a task awaiting other tasks (await_task, gather, wait) waits for;
  * in the awaiting task's `wait`. Written by the awaited tasks' exits. */
@@ -503,17 +590,14 @@ struct coro__await {
 #define CORO__NAME_MAX 32
 
 /* The record of what a parked task waits for. It lives in the task's
- * control block, never on its stack: wakers read and write it while the
- * task is parked, and a shared-stack task's stack is not in place then.
- * A task waits for one thing at a time. */
+ * control block, never on its stack (see park). A task waits for one thing
+ * at a time; a select, which waits on several lists, keeps its records on
+ * the heap. */
 union coro__wait {
-    struct coro__await await;       /* join, gather, wait (sched.c) */
-    struct coro__job   job;         /* a blocking call (executor.c) */
-    struct {
-        int fd;
-        int dir;
-    } io;                           /* an fd (io.c) */
-    void *sync[8];                  /* a waiter on an object (sync.c) */
+    struct coro__await     await;   /* join, gather, wait (sched.c) */
+    struct coro__job       job;     /* a blocking call (executor.c) */
+    struct coro__fd_record io;      /* an fd (io.c) */
+    void                  *sync[8]; /* a waiter on an object (sync.c) */
 };
 
 /* A task's control block: sits at the top of the task's stack mapping, so a
@@ -526,8 +610,7 @@ struct coro_task {
     /* ---- reset at spawn from here on ---- */
     struct coro__loop  *loop;       /* owning loop */
     struct coro_task   *ready_next; /* ready queue / stack pool link */
-    struct coro_task   *all_prev;   /* loop's list of all tasks */
-    struct coro_task   *all_next;
+    struct coro__link   all_link;   /* loop's list of all tasks */
     uint64_t            id;         /* 1, 2, ... in spawn order per loop */
     uint64_t            end_seq;    /* order in which tasks ended */
     coro_fn             fn;
@@ -544,6 +627,8 @@ struct coro_task {
                                        at the trampoline, reusable */
     unsigned char       joined;     /* freed by a join or gather */
     unsigned char       wait_kind;  /* enum coro__wait_kind while parked */
+    unsigned char       wakers;     /* CORO__BY_* of the present wait, as
+                                       counted in the loop (sched.c) */
     const void         *wait_what;  /* the object it waits on, for dumps */
     int64_t             since;      /* when it last parked or woke: coarse
                                        clock, for coro_dump */
@@ -564,7 +649,7 @@ struct coro_task {
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */
     char                name[CORO__NAME_MAX]; /* coro_attr.name, copied */
-    /* CORO_SHARED_STACK only (sched.c): */
+    /* CORO_SHARED_STACK only (coro.c and sched.c): */
     char               *saved_sp;   /* stack pointer when it last parked */
     char               *saved;      /* its frames [saved_sp, top) while
                                        another task's are on the stack */
@@ -572,6 +657,11 @@ struct coro_task {
                                        or never run) */
     size_t              saved_cap;  /* bytes allocated for saved */
 };
+
+/* Every this many switches the loop reads the coarse clock (so parking
+ * reads none) and, while tasks wait on fds and others keep the ready queue
+ * busy, looks at I/O (so they cannot starve it). */
+#define CORO__TICK_EVERY 64
 
 /* A loop: one per thread that runs coro_run. */
 struct coro__loop {
@@ -587,12 +677,18 @@ struct coro__loop {
     struct coro_task   *current;    /* the running task, NULL in ctx */
     struct coro_task   *ready_head; /* FIFO of ready tasks */
     struct coro_task   *ready_tail;
-    struct coro_task   *all;        /* every task not yet freed */
+    struct coro__list   all;        /* every task not yet freed, in spawn
+                                       order */
     struct coro_task   *graveyard;  /* detached task that just ended: its
                                        stack is freed after the switch */
     struct coro_task   *main;       /* coro_run's task, until freed */
     size_t              ntasks;     /* tasks allocated (all list) */
     size_t              nlive;      /* tasks not DONE */
+    size_t              waits_outside; /* parked tasks a timer, the kernel
+                                       or a worker may wake */
+    size_t              waits_kernel;  /* of those, the kernel (fds) */
+    uint64_t            run_id;     /* this coro_run's number in the
+                                       process: never reused */
     uint64_t            next_id;
     uint64_t            end_seq;
     size_t              default_stack; /* CORO_STACK_SIZE or the default */
@@ -603,11 +699,14 @@ struct coro__loop {
     unsigned char       closing;    /* every task was cancelled: main ended
                                        or the loop deadlocked */
     unsigned char       deadlocked; /* coro_run returns EDEADLK */
+    unsigned char       poll_due;   /* the loop's context should look at
+                                       I/O now */
     unsigned char       noting;     /* someone observes tasks: the event
                                        hook, CORO_TRACE or CORO_DEBUG */
     unsigned char       debug;      /* CORO_DEBUG: warn (debug.c) */
     unsigned char       tracing;    /* CORO_TRACE: write events (trace.c) */
-    coro_task_hook_fn       hook;       /* coro_set_task_hook's, or NULL */
+    unsigned            ticks;      /* switches since the last tick */
+    coro_task_hook_fn   hook;       /* coro_set_task_hook's, or NULL */
     void               *hook_arg;
     unsigned            trace_pid;  /* this loop's number in the trace */
     int                 sigquit_fd; /* read end of the SIGQUIT pipe, or -1 */
@@ -615,10 +714,8 @@ struct coro__loop {
                                        writes */
     struct coro__pollable sigquit;  /* its entry in the epoll set */
     int64_t             seen_ns;    /* a recent time, for t->since: read
-                                       when the loop sleeps or fires timers,
-                                       else every CORO__CLOCK_EVERY switches,
-                                       so parking reads no clock */
-    unsigned            clock_ticks;/* switches since seen_ns was read */
+                                       when the loop sleeps, fires timers
+                                       or ticks, so parking reads no clock */
     void               *alt_stack;  /* the signal stack coro gave the
                                        thread, or NULL (overflow.c) */
     struct coro__timers timers;
@@ -628,15 +725,10 @@ struct coro__loop {
     struct coro__io     io;
 };
 
-/* The running task of this thread's loop, or NULL. */
-struct coro_task *coro__current(void);
-/* This thread's loop, or NULL. */
-struct coro__loop *coro__loop(void);
-/* What await_task reports for an ended task. */
-int  coro__task_error(const struct coro_task *t);
+#define CORO__TASK_OF(link) CORO__ENTRY(link, struct coro_task, all_link)
 
 /* ----------------------------------------------------------------------
- * Seeing inside (trace.c, debug.c)
+ * Seeing inside (trace.c, debug.c, overflow.c)
  * ---------------------------------------------------------------------- */
 
 /* What happens to a task, as the observers see it. */
@@ -658,14 +750,19 @@ void coro__observe_term(struct coro__loop *l);
  * names a task overflowing its stack (overflow.c): 0 or an errno value. */
 int  coro__overflow_init(struct coro__loop *l);
 void coro__overflow_term(struct coro__loop *l);
-/* A monotonic clock good to a few milliseconds, for a few nanoseconds. */
-int64_t coro__coarse_ns(void);
+/* An unguarded stack's canary was found overwritten: reports t and
+ * aborts. */
+_Noreturn void coro__overflow_canary(const struct coro_task *t);
+/* Checks t's canary if its stack has no guard page. */
+#define coro__stack_check(t)                                               \
+    ((t)->stack.guard || coro__stack_canary_intact(&(t)->stack)            \
+         ? (void)0                                                         \
+         : coro__overflow_canary(t))
+
 /* The id of the task of loop l holding m, or 0 (free, or held in another
- * loop): for coro_dump (sync.c). */
+ * run): for coro_dump (sync.c). */
 unsigned long long coro__mutex_holder(const coro_mutex *m,
                                       const struct coro__loop *l);
-/* The deepest byte ever written in the stack memory [lo, hi) (coro.c). */
-const char *coro__stack_deepest(const char *lo, const char *hi);
 /* What a wait kind is called in dumps and traces ("sleep", "join"...). */
 const char *coro__wait_name(int kind);
 /* CORO_DEBUG's warnings, and the deadlock report (debug.c). */
@@ -675,16 +772,5 @@ void coro__debug_unjoined(struct coro_task *t);
 void coro__deadlock_report(struct coro__loop *l);
 /* Stops the SIGQUIT dump for a loop that ends. */
 void coro__debug_term(struct coro__loop *l);
-
-/* Parks the running task until a wake; returns the wake status. kind and
- * what say what it waits for. A deadline other than CORO__NEVER arms a
- * timer that wakes it with timeout_status. A task already cancelled (and
- * not shielded) does not park: detach runs and ECANCELED is returned at
- * once. */
-int  coro__park(struct coro_task *self, int kind, const void *what,
-                int64_t deadline, int timeout_status, coro__detach_fn detach);
-/* Wakes a parked task with status: detaches it from its source, stops its
- * timer, appends it to the ready queue. Does nothing to a task not parked. */
-void coro__wake(struct coro_task *t, int status);
 
 #endif /* CORO_INTERNAL_H */

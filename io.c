@@ -9,16 +9,17 @@
  * user may close an fd and open another under the same number at any time
  * (see coro__poller_watch). The socket helpers in net.c try their system
  * call first and wait only on EAGAIN, so a busy connection rarely waits.
+ *
+ * The watch is armed before the table grows, so an fd that is not open
+ * costs nothing (EBADF from epoll_ctl); the table then holds 16 bytes for
+ * every fd number up to the highest one waited on.
  */
 #include "internal.h"
 
 #include <errno.h>
-#include <math.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-
-enum { WAIT_READ, WAIT_WRITE };
 
 static struct coro__loop *io_loop(struct coro__poller *p)
 {
@@ -50,19 +51,20 @@ void coro__io_term(struct coro__io *io)
     io->nfds = 0;
 }
 
-/* Arms the watch for whatever fd's waiters want. */
-static int arm(struct coro__loop *l, int fd)
+/* The events the waiters on fd want, with those of a new waiter. */
+static uint32_t wanted(const struct coro__io *io, int fd, int writable)
 {
-    struct coro__fdwait *w = &l->io.fds[fd];
-    uint32_t events = 0;
-    if (w->reader)
-        events |= EPOLLIN | EPOLLRDHUP;
-    if (w->writer)
-        events |= EPOLLOUT;
-    return events ? coro__poller_watch(&l->poller, fd, events) : 0;
+    uint32_t events = writable ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
+    if ((size_t)fd < io->nfds) {
+        if (io->fds[fd].reader)
+            events |= EPOLLIN | EPOLLRDHUP;
+        if (io->fds[fd].writer)
+            events |= EPOLLOUT;
+    }
+    return events;
 }
 
-void coro__io_event(struct coro__poller *p, int fd, uint32_t events)
+static void io_event(struct coro__poller *p, int fd, uint32_t events)
 {
     struct coro__loop *l = io_loop(p);
     if ((size_t)fd >= l->io.nfds)
@@ -75,26 +77,63 @@ void coro__io_event(struct coro__poller *p, int fd, uint32_t events)
     if (w->writer && (events & (EPOLLOUT | any)))
         coro__wake(w->writer, 0);
     /* The one-shot watch is spent; whoever still waits needs it again. */
-    if (w->reader || w->writer)
-        arm(l, fd);
+    if (w->reader || w->writer) {
+        uint32_t again = (w->reader ? EPOLLIN | EPOLLRDHUP : 0) |
+                         (w->writer ? EPOLLOUT : 0);
+        coro__poller_watch(p, fd, again);
+    }
 }
 
-static int io_detach(struct coro_task *t)
+void coro__io_init(struct coro__loop *l)
 {
-    struct coro__fdwait *w = &t->loop->io.fds[t->wait.io.fd];
-    if (t->wait.io.dir == WAIT_READ)
-        w->reader = NULL;
-    else
+    l->poller.fd_event = io_event;
+}
+
+static void io_detach(struct coro_task *t)
+{
+    struct coro__fd_record *r = t->waiting_on;
+    struct coro__fdwait *w = &t->loop->io.fds[r->fd];
+    if (r->writable)
         w->writer = NULL;
-    t->loop->io.waiting--;
-    return 0;
+    else
+        w->reader = NULL;
 }
 
-/* A deadline already past only looks: poll(2) answers without a round
- * through the loop, where the timer would fire before epoll could report. */
-static int ready_now(int fd, int dir)
+int coro__wait_fd(struct coro_task *self, int fd, int writable,
+                  int64_t deadline)
 {
-    struct pollfd pfd = { fd, dir == WAIT_READ ? POLLIN : POLLOUT, 0 };
+    struct coro__io *io = &self->loop->io;
+    if (fd < 0)
+        return EBADF;
+    if ((size_t)fd < io->nfds &&
+        (writable ? io->fds[fd].writer : io->fds[fd].reader))
+        return EBUSY;
+    int err = coro__poller_watch(&self->loop->poller, fd,
+                                 wanted(io, fd, writable));
+    if (err) /* epoll cannot watch regular files: they are always ready */
+        return err == EPERM ? 0 : err;
+    if (table_fit(io, fd) != 0)
+        return ENOMEM; /* the watch fires for nobody: harmless */
+    struct coro__fdwait *w = &io->fds[fd];
+    *(writable ? &w->writer : &w->reader) = self;
+    struct coro__fd_record *r = &self->wait.io;
+    *r = (struct coro__fd_record){ fd, writable };
+    return coro__park(self, &(struct coro__park){
+        .kind = writable ? CORO__W_FD_WRITE : CORO__W_FD_READ,
+        .wakers = CORO__BY_KERNEL,
+        .timeout_status = ETIMEDOUT,
+        .deadline = deadline,
+        .detach = io_detach,
+        .record = r,
+        .record_size = sizeof *r,
+    });
+}
+
+/* A timeout of 0 only looks: poll(2) answers at once, where a parked wait
+ * would be given up by its deadline before epoll was asked. */
+static int look(int fd, int writable)
+{
+    struct pollfd pfd = { fd, writable ? POLLOUT : POLLIN, 0 };
     int saved = errno;
     int n = poll(&pfd, 1, 0);
     errno = saved;
@@ -103,45 +142,18 @@ static int ready_now(int fd, int dir)
     return n > 0 ? 0 : ETIMEDOUT;
 }
 
-int coro__wait_fd(int fd, int writable, int64_t deadline)
-{
-    struct coro_task *self = coro__current();
-    int dir = writable ? WAIT_WRITE : WAIT_READ;
-    if (fd < 0)
-        return EBADF;
-    if (self->cancelled && !self->shield)
-        return ECANCELED;
-    if (deadline != CORO__NEVER && deadline <= coro__clock_ns())
-        return ready_now(fd, dir);
-    struct coro__loop *l = self->loop;
-    if (table_fit(&l->io, fd) != 0)
-        return ENOMEM;
-    struct coro__fdwait *w = &l->io.fds[fd];
-    struct coro_task **slot = dir == WAIT_READ ? &w->reader : &w->writer;
-    if (*slot)
-        return EBUSY;
-    *slot = self;
-    int err = arm(l, fd);
-    if (err) {
-        *slot = NULL;
-        /* epoll cannot watch regular files: they are always ready. */
-        return err == EPERM ? 0 : err;
-    }
-    l->io.waiting++;
-    self->wait.io.fd = fd;
-    self->wait.io.dir = dir;
-    return coro__park(self, dir == WAIT_READ ? CORO__W_FD_READ : CORO__W_FD_WRITE,
-                      NULL, deadline, ETIMEDOUT, io_detach);
-}
-
 static int await_fd(int fd, int writable, double timeout)
 {
+    struct coro_task *self;
     int64_t deadline;
-    if (!coro__current())
-        return EPERM;
-    if (coro__deadline(timeout, &deadline) != 0)
-        return EINVAL;
-    return coro__wait_fd(fd, writable, deadline);
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err)
+        return err;
+    if (fd < 0)
+        return EBADF;
+    if (timeout == 0)
+        return look(fd, writable);
+    return coro__wait_fd(self, fd, writable, deadline);
 }
 
 int await_readable(int fd, double timeout)
@@ -158,8 +170,7 @@ int coro_close(int fd)
 {
     if (fd < 0)
         return EBADF;
-    struct coro_task *self = coro__current();
-    struct coro__loop *l = self ? self->loop : NULL;
+    struct coro__loop *l = coro__loop();
     if (l && (size_t)fd < l->io.nfds) {
         struct coro__fdwait *w = &l->io.fds[fd];
         if (w->reader)

@@ -23,17 +23,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The checks every suspending helper starts with. */
+/* The entry check every suspending helper starts with. */
 static int enter(double timeout, int64_t *deadline)
 {
-    struct coro_task *self = coro__current();
-    if (!self)
-        return EPERM;
-    if (coro__deadline(timeout, deadline) != 0)
-        return EINVAL;
-    if (self->cancelled && !self->shield)
-        return ECANCELED;
-    return 0;
+    struct coro_task *self;
+    return coro__enter(timeout, &self, deadline);
+}
+
+/* Parks the calling task until fd is ready in the direction wanted. */
+static int wait_fd(int fd, int writable, int64_t deadline)
+{
+    return coro__wait_fd(coro__current(), fd, writable, deadline);
 }
 
 static void set_nodelay(int fd)
@@ -116,7 +116,7 @@ int await_accept(int listen_fd, double timeout, int *fd)
         if (err == EINTR || err == ECONNABORTED)
             err = 0;
         else if (err == EAGAIN || err == EWOULDBLOCK)
-            err = coro__wait_fd(listen_fd, 0, deadline);
+            err = wait_fd(listen_fd, 0, deadline);
     }
     errno = saved;
     return err;
@@ -190,7 +190,7 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd)
         return errno;
     int err = connect(s, ai->ai_addr, ai->ai_addrlen) ? errno : 0;
     if (err == EINPROGRESS) {
-        err = coro__wait_fd(s, 1, deadline);
+        err = wait_fd(s, 1, deadline);
         socklen_t len = sizeof err;
         if (!err && getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
@@ -253,7 +253,7 @@ int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
         if (err == EINTR)
             err = 0;
         else if (err == EAGAIN || err == EWOULDBLOCK)
-            err = coro__wait_fd(fd, 0, deadline);
+            err = wait_fd(fd, 0, deadline);
     }
     errno = saved;
     return err;
@@ -275,7 +275,7 @@ int await_read_full(int fd, void *buf, size_t n, double timeout, size_t *got)
         if (err == EINTR)
             err = 0;
         else if (err == EAGAIN || err == EWOULDBLOCK)
-            err = coro__wait_fd(fd, 0, deadline);
+            err = wait_fd(fd, 0, deadline);
     }
     if (got)
         *got = have;
@@ -339,7 +339,7 @@ int await_read_until(int fd, void *buf, size_t cap, const char *delim,
             } else if (err == EINTR) {
                 err = 0;
             } else if (err == EAGAIN || err == EWOULDBLOCK) {
-                err = coro__wait_fd(fd, 0, deadline);
+                err = wait_fd(fd, 0, deadline);
             }
             continue;
         }
@@ -380,7 +380,7 @@ int await_write_all(int fd, const void *buf, size_t n, double timeout)
         } else if (err == EINTR) {
             err = 0;
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
-            err = coro__wait_fd(fd, 1, deadline);
+            err = wait_fd(fd, 1, deadline);
         }
     }
     errno = saved;

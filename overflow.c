@@ -8,13 +8,16 @@
  * the task and aborts, and otherwise passes the signal on to whatever
  * handled it before: the user's handler, or the default action.
  *
- * All of it is async-signal-safe: no stdio, no allocation.
+ * The handler is async-signal-safe: no stdio, no allocation. A stack
+ * without a guard page (past the guard budget, see coro.c) is checked by
+ * its canary at every switch instead, and reported here too.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -89,6 +92,18 @@ static void report(const struct coro_task *t)
             break;
         p += n;
     }
+}
+
+/* The canary of a stack without a guard page (coro.c), found overwritten
+ * at a switch: not in a signal handler, so stdio is fine. */
+void coro__overflow_canary(const struct coro_task *t)
+{
+    fprintf(stderr,
+            "coro: stack overflow in task \"%s\" (id %llu, %zu-byte stack): "
+            "the bottom of its stack was overwritten. Give it a larger stack "
+            "(coro_attr.stack_size or CORO_STACK_SIZE).\n",
+            coro_name(t), (unsigned long long)t->id, t->stack.size);
+    abort();
 }
 
 /* ---- the handler ---- */

@@ -1,11 +1,22 @@
 /* poll.c: the loop's kernel wait. One epoll instance per loop; the thread
- * blocks in it until the earliest deadline when no task is ready.
+ * blocks in it until the earliest deadline when no task is ready. Events on
+ * watched fds go to the fd_event callback (io.c sets it), others to their
+ * pollable's ready().
  *
  * epoll_wait takes its timeout in whole milliseconds and rounds up, so a
  * 1.5 ms sleep would oversleep by about 600 µs. epoll_pwait2 (Linux 5.11)
  * takes a timespec; where it is missing (ENOSYS: an older kernel, or a
  * seccomp filter), an absolute-time timerfd in the epoll set carries the
  * deadline instead and epoll_wait blocks without a timeout.
+ *
+ * Posts: other threads (the executor's workers) hand the loop news by
+ * setting a bit in `posted`. The loop looks at it on every switch (one
+ * load) and runs each kind's hook there; only when the loop is asleep in
+ * the kernel does a poster write the eventfd that wakes it. The two sides
+ * publish "I am about to sleep" and "there is news" with sequentially
+ * consistent atomics and then read the other's flag, so at least one of
+ * them sees the other: the loop never sleeps through a post, and a busy
+ * loop costs posters no system call.
  */
 #include "internal.h"
 
@@ -14,15 +25,22 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 /* Cleared, for the whole process, the first time epoll_pwait2 says ENOSYS. */
 atomic_int coro__have_pwait2 = 1;
 
+/* An event's data says whose it is: a watched fd, tagged (fd << 1 | 1); the
+ * timerfd (0) or the wakeup eventfd (2); or a pollable's address (even). */
+enum { DATA_TIMERFD = 0, DATA_WAKEUP = 2 };
+
 int coro__poller_init(struct coro__poller *p)
 {
-    p->tfd = -1;
+    p->tfd = p->evfd = -1;
+    atomic_init(&p->posted, 0);
+    atomic_init(&p->sleeping, 0);
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     return p->epfd < 0 ? errno : 0;
 }
@@ -31,13 +49,50 @@ void coro__poller_term(struct coro__poller *p)
 {
     if (p->tfd >= 0)
         close(p->tfd);
+    if (p->evfd >= 0)
+        close(p->evfd);
     if (p->epfd >= 0)
         close(p->epfd);
-    p->tfd = p->epfd = -1;
+    p->tfd = p->evfd = p->epfd = -1;
 }
 
-/* An event's data says whose it is: a pollable's address (even), or a
- * watched fd, tagged (fd << 1 | 1). */
+int coro__poller_wakeup_open(struct coro__poller *p)
+{
+    if (p->evfd >= 0)
+        return 0;
+    int saved = errno;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = DATA_WAKEUP };
+    int err = fd < 0 ? errno
+              : epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 ? errno
+                                                               : 0;
+    if (err && fd >= 0)
+        close(fd);
+    else if (!err)
+        p->evfd = fd;
+    errno = saved;
+    return err;
+}
+
+void coro__poller_post(struct coro__poller *p, unsigned kind)
+{
+    atomic_fetch_or(&p->posted, 1u << kind);
+    if (atomic_load(&p->sleeping)) {
+        int saved = errno;
+        uint64_t one = 1;
+        ssize_t r = write(p->evfd, &one, sizeof one);
+        (void)r; /* EAGAIN: the counter is already non-zero */
+        errno = saved;
+    }
+}
+
+void coro__poller_collect(struct coro__poller *p)
+{
+    unsigned kinds = atomic_exchange(&p->posted, 0);
+    for (unsigned k = 0; k < CORO__POST_KINDS; k++)
+        if (kinds & (1u << k))
+            p->on_post[k](p);
+}
 int coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
                      struct coro__pollable *h)
 {
@@ -82,7 +137,8 @@ static int timerfd_arm(struct coro__poller *p, int64_t deadline)
         p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         if (p->tfd < 0)
             return errno;
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+        struct epoll_event ev = { .events = EPOLLIN,
+                                  .data.u64 = DATA_TIMERFD };
         if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->tfd, &ev) != 0) {
             int err = errno;
             close(p->tfd); /* not watched: never arm it */
@@ -107,6 +163,9 @@ void coro__poller_wait(struct coro__poller *p, int64_t deadline)
     struct epoll_event events[256];
     int n = -1;
     int saved = errno;
+    atomic_store(&p->sleeping, 1);
+    if (atomic_load(&p->posted))
+        deadline = 0; /* news came: only look */
     if (atomic_load_explicit(&coro__have_pwait2, memory_order_relaxed)) {
         struct timespec ts, *tsp = NULL;
         if (deadline != CORO__NEVER) {
@@ -129,17 +188,21 @@ void coro__poller_wait(struct coro__poller *p, int64_t deadline)
         else /* no precise way left: whole milliseconds beat spinning */
             n = epoll_wait(p->epfd, events, 256, coro__ms_timeout(deadline));
     }
+    atomic_store(&p->sleeping, 0);
     for (int i = 0; i < n; i++) {
         uint64_t data = events[i].data.u64;
         if (data & 1) {
-            coro__io_event(p, (int)(data >> 1), events[i].events);
-        } else if (data) {
+            p->fd_event(p, (int)(data >> 1), events[i].events);
+        } else if (data == DATA_TIMERFD || data == DATA_WAKEUP) {
+            /* Only drained: the deadline's timers and the posts are the
+             * scheduler's to look at. */
+            uint64_t count;
+            int fd = data == DATA_WAKEUP ? p->evfd : p->tfd;
+            ssize_t r = fd >= 0 ? read(fd, &count, sizeof count) : 0;
+            (void)r;
+        } else {
             struct coro__pollable *h = events[i].data.ptr;
             h->ready(h, events[i].events);
-        } else if (p->tfd >= 0) {
-            uint64_t expirations;
-            ssize_t r = read(p->tfd, &expirations, sizeof expirations);
-            (void)r;
         }
     }
     errno = saved;

@@ -1,6 +1,6 @@
-/* sched.c: the loop. Thread-local state, the FIFO ready queue, coro_run,
- * spawn, yield, join, gather, wait, cancel, detach, park/wake and deadlock
- * detection.
+/* sched.c: the loop. Thread-local state, the FIFO ready queue, park and
+ * wake, coro_run, spawn, yield, sleep, join, gather, wait, cancel, detach,
+ * and deadlock detection.
  *
  * Switching. A task that stops running (parks, yields, ends) switches
  * straight to the next ready task rather than back to the loop's context and
@@ -10,12 +10,18 @@
  * switch (one clock read, when any timer is armed), so a pair of tasks
  * yielding to each other forever cannot starve the sleepers.
  *
+ * Park. Every wait in the runtime goes through coro__park, which owns the
+ * rules that make a wait safe (see internal.h): the cancellation check, the
+ * deadline, where the wait's record may live, and the count of parked
+ * tasks that something outside the tasks can wake, which is all deadlock
+ * detection needs.
+ *
  * Awaiting tasks. A task has at most one awaiter (t->waiter); the awaiter
- * keeps a struct coro__await on its stack that the awaited tasks update as
- * they end, and is woken once when its condition holds. Join, gather and
- * wait are the same code with different conditions.
+ * keeps a struct coro__await in its control block that the awaited tasks
+ * update as they end, and is woken once when its condition holds. Join,
+ * gather and wait are the same code with different conditions.
  */
-#include "internal.h"
+#include "switch.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +42,7 @@ struct coro__loop *coro__loop(void)
 }
 
 /* ----------------------------------------------------------------------
- * Queues and lists
+ * The ready queue
  * ---------------------------------------------------------------------- */
 
 static void ready_push(struct coro__loop *l, struct coro_task *t)
@@ -61,27 +67,6 @@ static struct coro_task *ready_pop(struct coro__loop *l)
     return t;
 }
 
-static void all_push(struct coro__loop *l, struct coro_task *t)
-{
-    t->all_prev = NULL;
-    t->all_next = l->all;
-    if (l->all)
-        l->all->all_prev = t;
-    l->all = t;
-    l->ntasks++;
-}
-
-static void all_remove(struct coro__loop *l, struct coro_task *t)
-{
-    if (t->all_prev)
-        t->all_prev->all_next = t->all_next;
-    else
-        l->all = t->all_next;
-    if (t->all_next)
-        t->all_next->all_prev = t->all_prev;
-    l->ntasks--;
-}
-
 /* ----------------------------------------------------------------------
  * Park, wake, switch
  * ---------------------------------------------------------------------- */
@@ -104,22 +89,64 @@ int coro__task_error(const struct coro_task *t)
     return task_error(t);
 }
 
+int coro__enter(double timeout, struct coro_task **self, int64_t *deadline)
+{
+    struct coro_task *t = tls_loop ? tls_loop->current : NULL;
+    if (!t)
+        return EPERM;
+    *self = t;
+    if (deadline && coro__deadline(timeout, deadline) != 0)
+        return EINVAL;
+    return task_cancelled(t) ? ECANCELED : 0;
+}
+
+/* The wake sources outside the tasks that a parked task counts on, in the
+ * loop's tallies: deadlock detection and I/O fairness read only these. */
+static void wakers_count(struct coro__loop *l, struct coro_task *t,
+                         unsigned wakers)
+{
+    t->wakers = (unsigned char)wakers;
+    if (wakers) {
+        l->waits_outside++;
+        if (wakers & CORO__BY_KERNEL)
+            l->waits_kernel++;
+    }
+}
+
+static void wakers_forget(struct coro__loop *l, struct coro_task *t)
+{
+    if (t->wakers) {
+        l->waits_outside--;
+        if (t->wakers & CORO__BY_KERNEL)
+            l->waits_kernel--;
+        t->wakers = 0;
+    }
+}
+
+/* Takes a parked task off its source and its timer. */
+static void unpark(struct coro__loop *l, struct coro_task *t)
+{
+    if (t->detach) {
+        t->detach(t);
+        t->detach = NULL;
+    }
+    t->waiting_on = NULL;
+    coro__timer_stop(&l->timers, &t->timer);
+    wakers_forget(l, t);
+}
+
 void coro__wake(struct coro_task *t, int status)
 {
     if (t->state != CORO__PARKED)
         return;
-    if (t->detach) {
-        if (t->detach(t) != 0)
-            return; /* the source keeps it, and wakes it when done */
-        t->detach = NULL;
-    }
-    coro__timer_stop(&t->loop->timers, &t->timer);
+    struct coro__loop *l = t->loop;
+    unpark(l, t);
     t->wake_status = status;
     t->wait_kind = CORO__W_NONE;
-    t->since = t->loop->seen_ns;
-    ready_push(t->loop, t);
-    if (CORO__UNLIKELY(t->loop->noting))
-        coro__note(t->loop, t, CORO__NOTE_READY);
+    t->since = l->seen_ns;
+    ready_push(l, t);
+    if (CORO__UNLIKELY(l->noting))
+        coro__note(l, t, CORO__NOTE_READY);
 }
 
 static void fire_timers(struct coro__loop *l)
@@ -134,26 +161,32 @@ static void fire_timers(struct coro__loop *l)
     }
 }
 
-/* The task to run next, after firing due timers and collecting finished
- * blocking calls; NULL if none is ready, or if I/O is due a look (which the
- * loop's context does, on its own stack). */
+/* Every CORO__TICK_EVERY switches: a clock for t->since, and, while tasks
+ * wait on fds and others keep the ready queue busy, a look at I/O, which
+ * the loop's context does on its own stack. 1 if that look is due. */
+static int tick(struct coro__loop *l)
+{
+    l->ticks = 0;
+    l->seen_ns = coro__coarse_ns();
+    if (l->waits_kernel && l->ready_head) {
+        l->poll_due = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The task to run next, after firing due timers and collecting what other
+ * threads posted; NULL if none is ready, or if I/O is due a look. */
 static inline __attribute__((always_inline)) struct coro_task *
 next_ready(struct coro__loop *l)
 {
     if (l->timers.n)
         fire_timers(l);
-    if (atomic_load_explicit(&l->executor.pending, memory_order_relaxed))
-        coro__executor_collect(&l->executor);
-    if (CORO__UNLIKELY(l->io.waiting) && l->ready_head &&
-        ++l->io.ticks >= CORO__IO_POLL_EVERY) {
-        l->io.ticks = 0;
-        l->io.poll_due = 1;
+    if (CORO__UNLIKELY(coro__poller_posted(&l->poller)))
+        coro__poller_collect(&l->poller);
+    if (CORO__UNLIKELY(++l->ticks >= CORO__TICK_EVERY) && tick(l)) {
         l->current = NULL;
         return NULL;
-    }
-    if (CORO__UNLIKELY(++l->clock_ticks >= CORO__CLOCK_EVERY)) {
-        l->clock_ticks = 0;
-        l->seen_ns = coro__coarse_ns();
     }
     struct coro_task *t = ready_pop(l);
     if (t) {
@@ -167,7 +200,8 @@ next_ready(struct coro__loop *l)
 
 static void task_free(struct coro__loop *l, struct coro_task *t)
 {
-    all_remove(l, t);
+    coro__list_remove(&l->all, &t->all_link);
+    l->ntasks--;
     if (t == l->main)
         l->main = NULL;
     if (CORO__UNLIKELY(l->debug) && !t->joined && t->exited)
@@ -180,6 +214,7 @@ static void task_free(struct coro__loop *l, struct coro_task *t)
         coro__free(t, sizeof *t);
         return;
     }
+    coro__stack_check(t);
     /* A task abandoned mid-wait (a deadlock) left its context deep in a
      * park: the next task on this stack must start afresh. */
     if (!t->exited)
@@ -198,16 +233,6 @@ static void reap(struct coro__loop *l)
     }
 }
 
-/* A shared-stack task's frames run from where its stack pointer was when
- * it parked up to the top. Under ASan, swapcontext is an interceptor with
- * a frame of its own below that, which the task returns through when it
- * resumes: keep a margin below. */
-#ifdef CORO__ASAN
-#define FRAME_SLACK 2048
-#else
-#define FRAME_SLACK 0
-#endif
-
 /* Where a task that stops running jumps: the next task, or the loop's
  * context when none is ready, or when the next runs on the shared stack
  * and its frames are not in place: the loop's context, on the thread's
@@ -224,48 +249,14 @@ static struct coro__ctx *target(struct coro__loop *l, struct coro_task *next)
     return &next->ctx;
 }
 
-/* Puts next's frames on the shared stack, saving those of the task whose
- * frames are there now (it is parked: its stack pointer is saved_sp). Runs
- * in the loop's context. Memory for the saved frames is all a parked
- * shared-stack task costs beyond its control block; if it cannot be had,
- * nothing sensible is left to do. */
-static void shared_install(struct coro__loop *l, struct coro_task *next)
-{
-    struct coro__ctx *host = &l->shared_host->ctx;
-    char *top = (char *)host->stack_lo + host->stack_len;
-    struct coro_task *owner = l->shared_owner;
-    if (owner) {
-        if (owner->saved_sp < (char *)host->stack_lo) /* the slack */
-            owner->saved_sp = (char *)host->stack_lo;
-        size_t len = (size_t)(top - owner->saved_sp);
-        if (len > owner->saved_cap) {
-            char *buf = coro__realloc(owner->saved, owner->saved_cap, len);
-            if (!buf) {
-                fprintf(stderr, "coro: out of memory saving the %zu-byte "
-                                "stack of shared-stack task \"%s\"\n",
-                        len, coro_name(owner));
-                abort();
-            }
-            owner->saved = buf;
-            owner->saved_cap = len;
-        }
-        coro__frames_save(owner->saved, owner->saved_sp, len);
-        owner->saved_len = len;
-        if (len > owner->shared_hw)
-            owner->shared_hw = len;
-    }
-    coro__frames_restore(next->saved_sp, next->saved, next->saved_len,
-                         l->shared_host);
-    next->saved_len = 0;
-    l->shared_owner = next;
-}
-
 /* The loop's context runs next, and whoever the tasks hand it next. */
 static void run(struct coro__loop *l, struct coro_task *next)
 {
     while (next) {
-        if (next->stack.shared && l->shared_owner != next)
-            shared_install(l, next);
+        if (next->stack.shared && l->shared_owner != next) {
+            coro__shared_install(l->shared_host, l->shared_owner, next);
+            l->shared_owner = next;
+        }
         l->current = next;
         coro__ctx_switch(&l->ctx, &next->ctx);
         l->current = NULL;
@@ -290,8 +281,7 @@ static int suspend(struct coro__loop *l, struct coro_task *self, int yield)
     if (next != self) {
         int saved_errno = *l->errno_at;
         struct coro__ctx *to = target(l, next);
-        if (self->stack.shared)
-            self->saved_sp = coro__stack_pointer() - FRAME_SLACK;
+        coro__frames_mark(self);
         coro__stack_check(self);
         coro__sanitizer_leave(&self->ctx, to);
         CORO__JUMP(&self->ctx, to);
@@ -304,26 +294,55 @@ static int suspend(struct coro__loop *l, struct coro_task *self, int yield)
     return self->wake_status;
 }
 
-int coro__park(struct coro_task *self, int kind, const void *what,
-               int64_t deadline, int timeout_status, coro__detach_fn detach)
+#ifdef CORO__CHECKED
+/* A record that wakers write while self is parked must not lie within
+ * self's stack (see internal.h): a shared-stack task's frames are not in
+ * place while it is parked. Checked for every task, since an own-stack
+ * task that would pass is the same code run another way. */
+static void check_record(const struct coro_task *self, const void *record,
+                         size_t size)
 {
+    const char *lo = self->ctx.stack_lo, *hi = lo + self->ctx.stack_len;
+    const char *r = record;
+    CORO__ASSERT(!record || r + size <= lo || r >= hi);
+}
+#else
+#define check_record(self, record, size) ((void)0)
+#endif
+
+int coro__park(struct coro_task *self, const struct coro__park *p)
+{
+    check_record(self, p->record, p->record_size);
+    self->waiting_on = p->record;
+    self->detach = p->detach;
     if (task_cancelled(self)) {
-        if (detach)
-            detach(self);
+        unpark(self->loop, self);
         return ECANCELED;
     }
     struct coro__loop *l = self->loop;
-    self->detach = detach;
-    self->timeout_status = timeout_status;
-    if (deadline != CORO__NEVER)
-        coro__timer_start(&l->timers, &self->timer, deadline);
+    unsigned wakers = p->wakers;
+    self->timeout_status = p->timeout_status;
+    if (p->deadline != CORO__NEVER) {
+        coro__timer_start(&l->timers, &self->timer, p->deadline);
+        wakers |= CORO__BY_TIMER;
+    }
+    wakers_count(l, self, wakers);
     self->state = CORO__PARKED;
-    self->wait_kind = (unsigned char)kind;
-    self->wait_what = what;
+    self->wait_kind = p->kind;
+    self->wait_what = p->what;
     self->since = l->seen_ns;
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_PARK);
     return suspend(l, self, 0);
+}
+
+int coro__park_shielded(struct coro_task *self, const struct coro__park *p)
+{
+    unsigned char shield = self->shield;
+    self->shield = 1;
+    int status = coro__park(self, p);
+    self->shield = shield;
+    return status;
 }
 
 /* ----------------------------------------------------------------------
@@ -345,8 +364,8 @@ static void cancel(struct coro_task *t)
 static void close_loop(struct coro__loop *l)
 {
     l->closing = 1;
-    for (struct coro_task *t = l->all; t; t = t->all_next)
-        cancel(t);
+    for (struct coro__link *n = l->all.head; n; n = n->next)
+        cancel(CORO__TASK_OF(n));
 }
 
 static int await_satisfied(const struct coro__await *aw)
@@ -390,16 +409,18 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
         if (l->debug)
             coro__debug_end(l, t);
     }
+    /* A task joining main is told before the others are cancelled: its
+     * join completed before the cancellation came. */
+    if (t->waiter)
+        notify_waiter(t);
+    else if (t->detached)
+        l->graveyard = t;
     if (t == l->main) {
         l->main_done = 1;
         l->main_result = result;
         l->main_error = task_error(t);
         close_loop(l);
     }
-    if (t->waiter)
-        notify_waiter(t);
-    else if (t->detached)
-        l->graveyard = t;
     coro__stack_check(t);
     if (t->stack.shared)
         l->shared_owner = NULL; /* its frames are dead: nothing to save */
@@ -510,7 +531,8 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
     t->timer.index = CORO__TIMER_IDLE;
     t->cancelled = l->closing;
     t->since = l->seen_ns;
-    all_push(l, t);
+    coro__list_append(&l->all, &t->all_link);
+    l->ntasks++;
     l->nlive++;
     ready_push(l, t);
     *out = t; /* the caller names it, then notes CORO__NOTE_SPAWN */
@@ -622,16 +644,32 @@ void coro_detach(coro_task *t)
 
 int await_yield(void)
 {
-    struct coro__loop *l = tls_loop;
-    struct coro_task *self = l ? l->current : NULL;
-    if (!self)
-        return EPERM;
-    if (task_cancelled(self))
-        return ECANCELED;
+    struct coro_task *self;
+    int err = coro__enter(-1, &self, NULL);
+    if (err)
+        return err;
+    struct coro__loop *l = self->loop;
     ready_push(l, self);
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_READY);
     return suspend(l, self, 1);
+}
+
+/* A sleep is a wait with nothing but a deadline, whose wake is its
+ * success. */
+int await_sleep(double seconds)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(seconds, &self, &deadline);
+    if (err)
+        return err;
+    if (seconds <= 0)
+        return await_yield();
+    return coro__park(self, &(struct coro__park){
+        .kind = CORO__W_SLEEP,
+        .deadline = deadline,
+    });
 }
 
 /* ----------------------------------------------------------------------
@@ -694,16 +732,23 @@ static void unclaim(struct coro__loop *l, struct coro_task *self,
 }
 
 /* Parks self until its await condition holds: 0, ETIMEDOUT or ECANCELED.
- * A cancelled caller gets ECANCELED even if the condition already holds
- * (cancellation is sticky). */
-static int await_claimed(struct coro_task *self, int kind, const void *what,
-                         int64_t deadline)
+ * entry is coro__enter's verdict: a cancelled caller gets ECANCELED even
+ * if the condition already holds (cancellation is sticky). */
+static int await_claimed(struct coro_task *self, int entry, int kind,
+                         const void *what, int64_t deadline)
 {
-    if (task_cancelled(self))
-        return ECANCELED;
+    if (entry)
+        return entry;
     if (await_satisfied(self->await))
         return 0;
-    return coro__park(self, kind, what, deadline, ETIMEDOUT, NULL);
+    return coro__park(self, &(struct coro__park){
+        .kind = (unsigned char)kind,
+        .timeout_status = ETIMEDOUT,
+        .deadline = deadline,
+        .what = what,
+        .record = self->await,
+        .record_size = sizeof *self->await,
+    });
 }
 
 /* The structured ending of a join or gather that timed out or was
@@ -716,37 +761,37 @@ static void cancel_and_drain(struct coro_task *self, coro_task **tasks,
     for (size_t i = 0; i < n; i++)
         cancel(tasks[i]);
     aw->when = CORO_ALL_COMPLETED;
-    int shield = self->shield;
-    self->shield = 1;
+    struct coro__park drain = {
+        .kind = (unsigned char)kind,
+        .deadline = CORO__NEVER,
+        .what = n == 1 ? tasks[0] : NULL,
+        .record = aw,
+        .record_size = sizeof *aw,
+    };
     while (aw->pending > 0)
-        coro__park(self, kind, n == 1 ? tasks[0] : NULL, CORO__NEVER, 0,
-                   NULL);
-    self->shield = shield;
-}
-
-static int await_context(struct coro__loop **l, struct coro_task **self)
-{
-    *l = tls_loop;
-    *self = *l ? (*l)->current : NULL;
-    return *self ? 0 : EPERM;
+        coro__park_shielded(self, &drain);
 }
 
 int await_task_timeout(coro_task *t, double timeout, void **result)
 {
-    struct coro__loop *l;
     struct coro_task *self;
     int64_t deadline;
-    int err = await_context(&l, &self);
+    int entry = coro__enter(timeout, &self, &deadline);
+    if (entry && entry != ECANCELED)
+        return entry;
+    struct coro__loop *l = self->loop;
+    int err = claim(l, self, &t, 1, CORO_ALL_COMPLETED);
     if (err)
         return err;
-    if (coro__deadline(timeout, &deadline) != 0)
-        return EINVAL;
-    err = claim(l, self, &t, 1, CORO_ALL_COMPLETED);
-    if (err)
-        return err;
-    int status = await_claimed(self, CORO__W_JOIN, t, deadline);
-    if (status)
+    int status = await_claimed(self, entry, CORO__W_JOIN, t, deadline);
+    if (status) {
         cancel_and_drain(self, &t, 1, CORO__W_JOIN);
+        /* asyncio.wait_for: the caller's own cancellation comes first,
+         * also one that came while t was cleaning up after the timeout. */
+        if (status == ETIMEDOUT &&
+            coro__enter(-1, &self, NULL) == ECANCELED)
+            status = ECANCELED;
+    }
     self->await = NULL;
     if (result)
         *result = t->result;
@@ -763,17 +808,18 @@ int await_task(coro_task *t, void **result)
 
 int await_gather(coro_task **tasks, size_t n, void **results, int *errors)
 {
-    struct coro__loop *l;
     struct coro_task *self;
-    int err = await_context(&l, &self);
-    if (err || n == 0)
-        return err;
+    int entry = coro__enter(-1, &self, NULL);
+    if (entry == EPERM || n == 0)
+        return entry;
     if (!tasks)
         return EINVAL;
-    err = claim(l, self, tasks, n, CORO_ALL_COMPLETED);
+    struct coro__loop *l = self->loop;
+    int err = claim(l, self, tasks, n, CORO_ALL_COMPLETED);
     if (err)
         return err;
-    int status = await_claimed(self, CORO__W_GATHER, NULL, CORO__NEVER);
+    int status = await_claimed(self, entry, CORO__W_GATHER, NULL,
+                               CORO__NEVER);
     if (status)
         cancel_and_drain(self, tasks, n, CORO__W_GATHER);
     self->await = NULL;
@@ -822,23 +868,22 @@ static size_t order_done_first(coro_task **tasks, size_t n)
 int await_wait(coro_task **tasks, size_t n, enum coro_when when,
                double timeout, size_t *ndone)
 {
-    struct coro__loop *l;
     struct coro_task *self;
     int64_t deadline;
     size_t done = 0;
-    int err = await_context(&l, &self);
-    if (err)
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err == EPERM || err == EINVAL)
         return err;
-    if (coro__deadline(timeout, &deadline) != 0 ||
-        (when != CORO_FIRST_COMPLETED && when != CORO_FIRST_EXCEPTION &&
+    if ((when != CORO_FIRST_COMPLETED && when != CORO_FIRST_EXCEPTION &&
          when != CORO_ALL_COMPLETED) ||
         (!tasks && n > 0))
         return EINVAL;
     if (n > 0) {
-        err = claim(l, self, tasks, n, when);
-        if (err)
-            return err;
-        err = await_claimed(self, CORO__W_WAIT, NULL, deadline);
+        struct coro__loop *l = self->loop;
+        int claimed = claim(l, self, tasks, n, when);
+        if (claimed)
+            return claimed;
+        err = await_claimed(self, err, CORO__W_WAIT, NULL, deadline);
         if (err == ETIMEDOUT)
             err = 0;
         if (!err)
@@ -854,23 +899,10 @@ int await_wait(coro_task **tasks, size_t n, enum coro_when when,
  * The loop
  * ---------------------------------------------------------------------- */
 
-/* Whether anything outside the tasks could still wake one of them. */
-static int can_wake(const struct coro__loop *l)
-{
-    return l->timers.n > 0 || l->executor.inflight > 0 || l->io.waiting > 0;
-}
-
-/* Blocks in the kernel until the next deadline or a completion. The flag
- * handshake with the workers is explained at the top of executor.c. */
+/* Blocks in the kernel until the next deadline, an fd event or a post. */
 static void idle_wait(struct coro__loop *l)
 {
-    struct coro__executor *x = &l->executor;
-    int64_t deadline = coro__timer_next(&l->timers);
-    atomic_store(&x->sleeping, 1);
-    if (atomic_load(&x->pending))
-        deadline = 0;
-    coro__poller_wait(&l->poller, deadline);
-    atomic_store(&x->sleeping, 0);
+    coro__poller_wait(&l->poller, coro__timer_next(&l->timers));
     l->seen_ns = coro__coarse_ns();
 }
 
@@ -878,13 +910,10 @@ static void idle_wait(struct coro__loop *l)
  * without running it further. Its stacks are not unwound. */
 static void abandon(struct coro__loop *l)
 {
-    for (struct coro_task *t = l->all; t; t = t->all_next) {
-        if (t->state == CORO__PARKED && t->detach) {
-            /* Nothing can be in flight when nothing can wake. */
-            CORO__ASSERT(t->detach(t) == 0);
-            t->detach = NULL;
-        }
-        coro__timer_stop(&l->timers, &t->timer);
+    for (struct coro__link *n = l->all.head; n; n = n->next) {
+        struct coro_task *t = CORO__TASK_OF(n);
+        if (t->state == CORO__PARKED)
+            unpark(l, t);
         if (t->state != CORO__DONE) {
             t->state = CORO__DONE;
             l->nlive--;
@@ -895,13 +924,13 @@ static void abandon(struct coro__loop *l)
 static void loop_run(struct coro__loop *l)
 {
     for (;;) {
-        if (l->io.poll_due) {
-            l->io.poll_due = 0;
+        if (l->poll_due) {
+            l->poll_due = 0;
             coro__poller_wait(&l->poller, 0); /* only look */
             l->seen_ns = coro__coarse_ns();
         }
         struct coro_task *next = next_ready(l);
-        if (!next && l->io.poll_due)
+        if (!next && l->poll_due)
             continue;
         if (next) {
             run(l, next);
@@ -909,7 +938,9 @@ static void loop_run(struct coro__loop *l)
         }
         if (l->nlive == 0)
             return;
-        if (!can_wake(l)) {
+        /* Nothing is ready; only a source outside the tasks (a timer, an
+         * fd, a worker) could make something ready again. */
+        if (l->waits_outside == 0) {
             if (l->closing) {
                 abandon(l);
                 return;
@@ -926,31 +957,21 @@ static void loop_run(struct coro__loop *l)
 /* CORO_STACK_SIZE: bytes, or a number with a K, M or G suffix. */
 static int env_stack_size(size_t *out)
 {
-    const char *s = getenv("CORO_STACK_SIZE");
-    if (!s || !*s)
+    size_t v;
+    int err = coro__env_size("CORO_STACK_SIZE", 1, CORO__STACK_MAX, &v);
+    if (err == ENOENT)
         return coro__stack_size(0, CORO__STACK_DEFAULT, out);
-    size_t v = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        if (v > CORO__STACK_MAX)
-            return EINVAL;
-        v = v * 10 + (size_t)(*s - '0');
-    }
-    switch (*s) {
-    case 'k': case 'K': v <<= 10; s++; break;
-    case 'm': case 'M': v <<= 20; s++; break;
-    case 'g': case 'G': v <<= 30; s++; break;
-    default: break;
-    }
-    if (*s || v == 0)
-        return EINVAL;
-    return coro__stack_size(v, 0, out);
+    return err ? err : coro__stack_size(v, 0, out);
 }
+
+/* coro_runs started in this process: each loop's run_id. */
+static atomic_ullong runs;
 
 static void loop_free(struct coro__loop *l)
 {
     reap(l);
-    while (l->all)
-        task_free(l, l->all);
+    while (l->all.head)
+        task_free(l, CORO__TASK_OF(l->all.head));
     if (l->shared_host) {
         coro__ctx_discard(&l->shared_host->ctx);
         coro__stack_put(&l->stacks, l->shared_host);
@@ -975,14 +996,16 @@ static int loop_new(struct coro__loop **out)
     if (!l)
         return ENOMEM;
     l->default_stack = stack;
-    l->poller.epfd = l->poller.tfd = -1;
+    l->run_id = atomic_fetch_add(&runs, 1) + 1;
+    l->poller.epfd = l->poller.tfd = l->poller.evfd = -1;
     l->sigquit_fd = l->sigquit_wfd = -1;
     l->seen_ns = coro__coarse_ns();
+    coro__io_init(l);
     err = coro__ctx_template(&l->ctx_template);
     if (!err)
         err = coro__poller_init(&l->poller);
     if (!err)
-        err = coro__executor_init(&l->executor);
+        err = coro__executor_init(&l->executor, &l->poller);
     if (!err)
         err = coro__overflow_init(l);
     if (!err)

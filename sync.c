@@ -1,19 +1,23 @@
-/* sync.c: coordination between tasks of one loop. Channels (with select),
- * a queue of pointers, mutex, semaphore, event, condition.
+/* sync.c: coordination between the tasks of a thread. Channels (with
+ * select), a queue of pointers, mutex, semaphore, event, condition.
  *
  * Every object is a wake source like any other: a task that must wait puts
- * a waiter (on its own stack) on the object's FIFO list and parks; whoever
- * makes progress possible completes the first waiter directly, handing it
- * the element, the lock or the permit, and wakes it. Nobody barges in: a
- * released lock belongs to the first waiter before it even runs. A waiter
- * woken by a timeout or a cancellation leaves the list in its detach hook,
- * so what it would have received stays for the next one.
+ * a waiter (a record in its control block) on the object's FIFO list and
+ * parks; whoever makes progress possible completes the first waiter
+ * directly, handing it the element, the lock or the permit, and wakes it.
+ * Nobody barges in: a released lock belongs to the first waiter before it
+ * even runs. A waiter woken by a timeout or a cancellation leaves the list
+ * in its detach hook, so what it would have received stays for the next
+ * one.
  *
- * A select puts one waiter per operation on as many lists; the first to be
- * completed takes the task, and its detach hook takes the others off.
+ * A select puts one waiter per operation on as many lists, all in one heap
+ * block; the first to be completed takes the task, and its detach hook
+ * takes the others off.
  *
- * Objects are not thread-safe: while tasks wait on one, it belongs to their
- * loop, and calls from another thread's loop are EINVAL.
+ * Objects are not thread-safe. Each belongs to the thread of the first
+ * loop that uses it, for good: `owner` is set once, atomically, so another
+ * thread can see that the object is not its own without reading anything
+ * the owner's tasks write, and gets EINVAL.
  */
 #include "internal.h"
 
@@ -23,80 +27,135 @@
 #include <string.h>
 
 /* ----------------------------------------------------------------------
+ * Ownership
+ * ---------------------------------------------------------------------- */
+
+/* What every object starts with. */
+struct object {
+    atomic_ullong owner;    /* the token of its thread; 0 until a loop's
+                               task first uses it */
+};
+
+/* Threads that used an object, numbered from 1: never reused, unlike
+ * thread ids and loop addresses. */
+static atomic_ullong tokens;
+static __thread unsigned long long tls_token;
+
+static unsigned long long thread_token(void)
+{
+    if (!tls_token)
+        tls_token = atomic_fetch_add(&tokens, 1) + 1;
+    return tls_token;
+}
+
+/* Whether the calling thread may use o: it is the owner's, or nobody's
+ * yet. A call from a loop's task makes it the thread's; a call from
+ * outside any loop (filling a channel before coro_run) leaves it free. */
+static int owned(struct object *o)
+{
+    unsigned long long mine = thread_token();
+    unsigned long long owner =
+        atomic_load_explicit(&o->owner, memory_order_acquire);
+    if (owner == mine)
+        return 1;
+    if (owner != 0)
+        return 0;
+    if (!coro__current())
+        return 1;
+    return atomic_compare_exchange_strong(&o->owner, &owner, mine) ||
+           owner == mine;
+}
+
+/* As owned, for calls that only read: they never take an object. */
+static int visible(const struct object *o)
+{
+    unsigned long long owner =
+        atomic_load_explicit(&o->owner, memory_order_acquire);
+    return owner == 0 || owner == thread_token();
+}
+
+/* A zeroed object of size bytes, or NULL with errno ENOMEM: what every
+ * _new returns. */
+static void *object_new(size_t size)
+{
+    void *obj = coro__calloc(1, size);
+    if (!obj)
+        errno = ENOMEM;
+    return obj;
+}
+
+/* What every _free does: nothing for NULL; EBUSY if busy (tasks wait on
+ * obj, or it is held); else frees what obj owns (extra, extra_size bytes)
+ * and obj itself. */
+static int object_free(void *obj, size_t size, int busy, void *extra,
+                       size_t extra_size)
+{
+    if (!obj)
+        return 0;
+    if (busy)
+        return EBUSY;
+    coro__free(extra, extra_size);
+    coro__free(obj, size);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------
  * Waiters and wait lists
  * ---------------------------------------------------------------------- */
 
-struct list {
-    struct waiter *head;
-    struct waiter *tail;
-};
-
 struct select_group;
 
-/* One task waiting on one list; lives on the waiting task's stack. */
+/* One task waiting on one list: in the task's control block, or in its
+ * select's heap block. */
 struct waiter {
-    struct waiter       *prev;
-    struct waiter       *next;
-    struct list         *list;   /* the list it is on, NULL once off */
+    struct coro__link    link;
+    struct coro__list   *list;   /* the list it is on, NULL once off */
     struct coro_task    *task;
     void                *elem;   /* what it sends, or where it receives */
     struct select_group *group;  /* its select, or NULL */
     size_t               index;  /* its op in the select */
 };
 
-/* A select's waiters: the task waits on all of them at once. On the heap:
- * other tasks complete them while the selecting task is parked, when a
- * shared-stack task's stack is not in place. */
+/* A select's waiters: the task waits on all of them at once. */
 struct select_group {
     size_t        n;
     size_t        chosen;        /* the op that completed */
     struct waiter waiters[];
 };
 
-static void list_append(struct list *l, struct waiter *w)
+static struct waiter *first(const struct coro__list *l)
 {
-    w->list = l;
-    w->next = NULL;
-    w->prev = l->tail;
-    if (l->tail)
-        l->tail->next = w;
-    else
-        l->head = w;
-    l->tail = w;
+    return l->head ? CORO__ENTRY(l->head, struct waiter, link) : NULL;
 }
 
-static void list_remove(struct waiter *w)
+static void waiter_append(struct coro__list *l, struct waiter *w)
 {
-    struct list *l = w->list;
-    if (!l)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        l->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        l->tail = w->prev;
-    w->list = NULL;
+    w->list = l;
+    coro__list_append(l, &w->link);
+}
+
+static void waiter_remove(struct waiter *w)
+{
+    if (w->list) {
+        coro__list_remove(w->list, &w->link);
+        w->list = NULL;
+    }
 }
 
 /* Takes w off its list and, for a select, its siblings off theirs. */
 static void waiter_unlink(struct waiter *w)
 {
     if (!w->group) {
-        list_remove(w);
+        waiter_remove(w);
         return;
     }
     for (size_t i = 0; i < w->group->n; i++)
-        list_remove(&w->group->waiters[i]);
+        waiter_remove(&w->group->waiters[i]);
 }
 
-static int waiter_detach(struct coro_task *t)
+static void waiter_detach(struct coro_task *t)
 {
-    struct waiter *w = t->waiting_on;
-    waiter_unlink(w);
-    return 0;
+    waiter_unlink(t->waiting_on);
 }
 
 /* w's operation is done (or refused with EPIPE): take it off every list
@@ -109,52 +168,10 @@ static void complete(struct waiter *w, int status)
     coro__wake(w->task, status);
 }
 
-static void complete_all(struct list *l, int status)
+static void complete_all(struct coro__list *l, int status)
 {
     while (l->head)
-        complete(l->head, status);
-}
-
-/* The checks every await_* here starts with. */
-static int enter(double timeout, int64_t *deadline, struct coro_task **self)
-{
-    *self = coro__current();
-    if (!*self)
-        return EPERM;
-    if (coro__deadline(timeout, deadline) != 0)
-        return EINVAL;
-    if ((*self)->cancelled && !(*self)->shield)
-        return ECANCELED;
-    return 0;
-}
-
-/* Objects belong to a loop while tasks wait on them. */
-/* A zeroed object of size bytes, or NULL with errno ENOMEM: what every
- * _new returns. */
-static void *object_new(size_t size)
-{
-    void *obj = coro__calloc(1, size);
-    if (!obj)
-        errno = ENOMEM;
-    return obj;
-}
-
-/* Frees an object of size bytes unless busy (tasks wait on it, or it is
- * held): 0 or EBUSY. _free(NULL) does nothing. */
-static int object_free(void *obj, size_t size, int busy)
-{
-    if (!obj)
-        return 0;
-    if (busy)
-        return EBUSY;
-    coro__free(obj, size);
-    return 0;
-}
-
-static int same_loop(struct coro__loop *owner, int waited_on)
-{
-    struct coro_task *self = coro__current();
-    return !waited_on || (self && self->loop == owner);
+        complete(first(l), status);
 }
 
 /* A task's waiter lives in its control block (see union coro__wait). */
@@ -165,51 +182,58 @@ static struct waiter *task_waiter(struct coro_task *t)
     return (struct waiter *)(void *)t->wait.sync;
 }
 
-/* Parks self on list l until completed or woken otherwise. A deadline
- * already past (a timeout of 0) only looked: ETIMEDOUT. */
+/* Parks self on list l until completed or woken otherwise. */
 static int wait_on(struct coro_task *self, int kind, const void *what,
-                   struct list *l, void *elem, int64_t deadline)
+                   struct coro__list *l, void *elem, int64_t deadline)
 {
-    if (deadline != CORO__NEVER && deadline <= coro__clock_ns())
-        return ETIMEDOUT;
     struct waiter *w = task_waiter(self);
     *w = (struct waiter){ .task = self, .elem = elem };
-    list_append(l, w);
-    self->waiting_on = w;
-    int status = coro__park(self, kind, what, deadline, ETIMEDOUT,
-                            waiter_detach);
-    self->waiting_on = NULL;
-    return status;
+    waiter_append(l, w);
+    return coro__park(self, &(struct coro__park){
+        .kind = (unsigned char)kind,
+        .timeout_status = ETIMEDOUT,
+        .deadline = deadline,
+        .what = what,
+        .detach = waiter_detach,
+        .record = w,
+        .record_size = sizeof *w,
+    });
 }
 
 /* ----------------------------------------------------------------------
  * Channels
  * ---------------------------------------------------------------------- */
 
+/* The largest element and buffer a channel takes: elements are copied in
+ * and out, and anything larger is better sent as a pointer. The limits
+ * also keep absurd sizes an EINVAL rather than an allocation attempt. */
+#define CHAN_ELEM_MAX ((size_t)1 << 20)
+#define CHAN_BUF_MAX ((size_t)1 << 30)
+
 struct coro_chan {
+    struct object      obj;
     size_t             elem_size;
     size_t             cap;      /* buffered elements it holds at most */
     size_t             head;     /* oldest buffered element */
     size_t             count;    /* buffered elements */
     int                closed;
-    struct list        senders;  /* waiting with an element to send */
-    struct list        receivers;/* waiting for an element */
-    struct coro__loop *loop;     /* the waiters' loop, while any wait */
+    struct coro__list  senders;  /* waiting with an element to send */
+    struct coro__list  receivers;/* waiting for an element */
     char              *buf;      /* cap * elem_size bytes */
 };
 
 coro_chan *coro_chan_new(size_t elem_size, size_t capacity)
 {
-    if (elem_size == 0 || (capacity && elem_size > SIZE_MAX / capacity)) {
+    if (elem_size == 0 || elem_size > CHAN_ELEM_MAX ||
+        capacity > CHAN_BUF_MAX / elem_size) {
         errno = EINVAL;
         return NULL;
     }
-    coro_chan *c = coro__calloc(1, sizeof *c);
-    if (c && capacity && !(c->buf = coro__alloc(capacity * elem_size))) {
-        coro__free(c, sizeof *c);
-        c = NULL;
-    }
-    if (!c) {
+    coro_chan *c = object_new(sizeof *c);
+    if (!c)
+        return NULL;
+    if (capacity && !(c->buf = coro__alloc(capacity * elem_size))) {
+        object_free(c, sizeof *c, 0, NULL, 0);
         errno = ENOMEM;
         return NULL;
     }
@@ -233,8 +257,8 @@ static int chan_send_now(coro_chan *c, const void *elem)
 {
     if (c->closed)
         return EPIPE;
-    if (c->receivers.head) { /* the buffer is empty: hand it over */
-        struct waiter *r = c->receivers.head;
+    struct waiter *r = first(&c->receivers);
+    if (r) { /* the buffer is empty: hand it over */
         memcpy(r->elem, elem, c->elem_size);
         complete(r, 0);
         return 0;
@@ -252,7 +276,7 @@ static int chan_send_now(coro_chan *c, const void *elem)
  * element over directly. */
 static int chan_recv_now(coro_chan *c, void *elem)
 {
-    struct waiter *s = c->senders.head;
+    struct waiter *s = first(&c->senders);
     if (c->count > 0) {
         memcpy(elem, slot(c, 0), c->elem_size);
         c->head = (c->head + 1) % c->cap;
@@ -272,21 +296,16 @@ static int chan_recv_now(coro_chan *c, void *elem)
     return c->closed ? EPIPE : EAGAIN;
 }
 
-static void chan_claim(coro_chan *c, struct coro_task *self)
-{
-    c->loop = self->loop;
-}
-
 int coro_chan_try_send(coro_chan *c, const void *elem)
 {
-    if (!c || !elem || !same_loop(c->loop, chan_waited_on(c)))
+    if (!c || !elem || !owned(&c->obj))
         return EINVAL;
     return chan_send_now(c, elem);
 }
 
 int coro_chan_try_recv(coro_chan *c, void *elem)
 {
-    if (!c || !elem || !same_loop(c->loop, chan_waited_on(c)))
+    if (!c || !elem || !owned(&c->obj))
         return EINVAL;
     return chan_recv_now(c, elem);
 }
@@ -295,37 +314,37 @@ int await_chan_send(coro_chan *c, const void *elem, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!c || !elem || !same_loop(c->loop, chan_waited_on(c)))
+    if (!c || !elem || !owned(&c->obj))
         return EINVAL;
     err = chan_send_now(c, elem);
     if (err != EAGAIN)
         return err;
-    chan_claim(c, self);
-    return wait_on(self, CORO__W_CHAN_SEND, c, &c->senders, (void *)elem, deadline);
+    return wait_on(self, CORO__W_CHAN_SEND, c, &c->senders, (void *)elem,
+                   deadline);
 }
 
 int await_chan_recv(coro_chan *c, void *elem, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!c || !elem || !same_loop(c->loop, chan_waited_on(c)))
+    if (!c || !elem || !owned(&c->obj))
         return EINVAL;
     err = chan_recv_now(c, elem);
     if (err != EAGAIN)
         return err;
-    chan_claim(c, self);
-    return wait_on(self, CORO__W_CHAN_RECV, c, &c->receivers, elem, deadline);
+    return wait_on(self, CORO__W_CHAN_RECV, c, &c->receivers, elem,
+                   deadline);
 }
 
 int coro_chan_close(coro_chan *c)
 {
-    if (!c || !same_loop(c->loop, chan_waited_on(c)))
+    if (!c || !owned(&c->obj))
         return EINVAL;
     if (c->closed)
         return EPIPE;
@@ -339,13 +358,8 @@ int coro_chan_close(coro_chan *c)
 
 int coro_chan_free(coro_chan *c)
 {
-    if (!c)
-        return 0;
-    if (chan_waited_on(c))
-        return EBUSY;
-    coro__free(c->buf, c->cap * c->elem_size);
-    coro__free(c, sizeof *c);
-    return 0;
+    return object_free(c, sizeof *c, c && chan_waited_on(c), c ? c->buf : 0,
+                       c ? c->cap * c->elem_size : 0);
 }
 
 /* The first op that can complete now, in array order (order is priority):
@@ -363,28 +377,14 @@ static int select_now(coro_chan_op *ops, size_t n, size_t *chosen)
     return EAGAIN;
 }
 
-int await_select(coro_chan_op *ops, size_t n, double timeout, size_t *chosen)
+/* Parks self on every op's list at once; the records go on the heap. */
+static int select_wait(struct coro_task *self, coro_chan_op *ops, size_t n,
+                       int64_t deadline, size_t *chosen)
 {
-    struct coro_task *self;
-    int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
-    if (err)
-        return err;
-    if (!ops || n == 0 || !chosen)
-        return EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!ops[i].chan || !ops[i].elem ||
-            !same_loop(ops[i].chan->loop, chan_waited_on(ops[i].chan)))
-            return EINVAL;
-    err = select_now(ops, n, chosen);
-    if (err != EAGAIN)
-        return err;
-    if (deadline != CORO__NEVER && deadline <= coro__clock_ns())
-        return ETIMEDOUT;
+    if (n > (SIZE_MAX - sizeof(struct select_group)) / sizeof(struct waiter))
+        return ENOMEM;
     size_t size = sizeof(struct select_group) + n * sizeof(struct waiter);
-    struct select_group *g = n <= SIZE_MAX / 2 / sizeof(struct waiter)
-                                 ? coro__alloc(size)
-                                 : NULL;
+    struct select_group *g = coro__alloc(size);
     if (!g)
         return ENOMEM;
     g->n = n;
@@ -393,18 +393,39 @@ int await_select(coro_chan_op *ops, size_t n, double timeout, size_t *chosen)
         coro_chan *c = ops[i].chan;
         g->waiters[i] = (struct waiter){ .task = self, .elem = ops[i].elem,
                                          .group = g, .index = i };
-        list_append(ops[i].send ? &c->senders : &c->receivers,
-                    &g->waiters[i]);
-        chan_claim(c, self);
+        waiter_append(ops[i].send ? &c->senders : &c->receivers,
+                      &g->waiters[i]);
     }
-    self->waiting_on = &g->waiters[0]; /* its group leads to the rest */
-    int status = coro__park(self, CORO__W_SELECT, NULL, deadline, ETIMEDOUT,
-                            waiter_detach);
-    self->waiting_on = NULL;
+    int status = coro__park(self, &(struct coro__park){
+        .kind = CORO__W_SELECT,
+        .timeout_status = ETIMEDOUT,
+        .deadline = deadline,
+        .detach = waiter_detach,
+        .record = &g->waiters[0], /* its group leads to the rest */
+        .record_size = size - sizeof *g,
+    });
     if (status == 0 || status == EPIPE)
         *chosen = g->chosen;
     coro__free(g, size);
     return status;
+}
+
+int await_select(coro_chan_op *ops, size_t n, double timeout, size_t *chosen)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err)
+        return err;
+    if (!ops || n == 0 || !chosen)
+        return EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!ops[i].chan || !ops[i].elem || !owned(&ops[i].chan->obj))
+            return EINVAL;
+    err = select_now(ops, n, chosen);
+    if (err != EAGAIN)
+        return err;
+    return select_wait(self, ops, n, deadline, chosen);
 }
 
 /* ----------------------------------------------------------------------
@@ -412,6 +433,7 @@ int await_select(coro_chan_op *ops, size_t n, double timeout, size_t *chosen)
  * ---------------------------------------------------------------------- */
 
 struct coro_queue {
+    struct object      obj;
     size_t             maxsize;    /* 0: unbounded */
     void             **items;      /* ring of cap items */
     size_t             cap;
@@ -419,10 +441,9 @@ struct coro_queue {
     size_t             count;
     size_t             unfinished; /* put and not yet task_done */
     int                shutdown;
-    struct list        getters;    /* waiting for an item */
-    struct list        putters;    /* waiting for room, with their item */
-    struct list        joiners;    /* waiting for unfinished to reach 0 */
-    struct coro__loop *loop;
+    struct coro__list  getters;    /* waiting for an item */
+    struct coro__list  putters;    /* waiting for room, with their item */
+    struct coro__list  joiners;    /* waiting for unfinished to reach 0 */
 };
 
 coro_queue *coro_queue_new(size_t maxsize)
@@ -440,6 +461,8 @@ static int queue_waited_on(const coro_queue *q)
 
 static int queue_grow(coro_queue *q)
 {
+    if (q->cap > SIZE_MAX / 2 / sizeof *q->items)
+        return ENOMEM;
     size_t cap = q->cap ? 2 * q->cap : 16;
     void **items = coro__alloc(cap * sizeof *items);
     if (!items)
@@ -466,10 +489,11 @@ static int queue_put_now(coro_queue *q, void *item)
 {
     if (q->shutdown)
         return EPIPE;
-    if (q->getters.head) { /* empty: hand it over */
+    struct waiter *g = first(&q->getters);
+    if (g) { /* empty: hand it over */
         q->unfinished++;
-        *(void **)q->getters.head->elem = item;
-        complete(q->getters.head, 0);
+        *(void **)g->elem = item;
+        complete(g, 0);
         return 0;
     }
     if (q->maxsize && q->count >= q->maxsize)
@@ -487,7 +511,7 @@ static int queue_get_now(coro_queue *q, void **item)
     *item = q->items[q->head];
     q->head = (q->head + 1) % q->cap;
     q->count--;
-    struct waiter *p = q->putters.head;
+    struct waiter *p = first(&q->putters);
     if (p) { /* room for the first putter's item */
         queue_push(q, p->elem); /* cannot fail: a slot was just freed */
         q->unfinished++;
@@ -498,14 +522,14 @@ static int queue_get_now(coro_queue *q, void **item)
 
 int coro_queue_try_put(coro_queue *q, void *item)
 {
-    if (!q || !same_loop(q->loop, queue_waited_on(q)))
+    if (!q || !owned(&q->obj))
         return EINVAL;
     return queue_put_now(q, item);
 }
 
 int coro_queue_try_get(coro_queue *q, void **item)
 {
-    if (!q || !item || !same_loop(q->loop, queue_waited_on(q)))
+    if (!q || !item || !owned(&q->obj))
         return EINVAL;
     return queue_get_now(q, item);
 }
@@ -514,15 +538,14 @@ int await_queue_put(coro_queue *q, void *item, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!q || !same_loop(q->loop, queue_waited_on(q)))
+    if (!q || !owned(&q->obj))
         return EINVAL;
     err = queue_put_now(q, item);
     if (err != EAGAIN)
         return err;
-    q->loop = self->loop;
     return wait_on(self, CORO__W_QUEUE_PUT, q, &q->putters, item, deadline);
 }
 
@@ -530,26 +553,25 @@ int await_queue_get(coro_queue *q, void **item, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!q || !item || !same_loop(q->loop, queue_waited_on(q)))
+    if (!q || !item || !owned(&q->obj))
         return EINVAL;
     err = queue_get_now(q, item);
     if (err != EAGAIN)
         return err;
-    q->loop = self->loop;
     return wait_on(self, CORO__W_QUEUE_GET, q, &q->getters, item, deadline);
 }
 
 size_t coro_queue_size(const coro_queue *q)
 {
-    return q ? q->count : 0;
+    return q && visible(&q->obj) ? q->count : 0;
 }
 
 int coro_queue_task_done(coro_queue *q)
 {
-    if (!q || q->unfinished == 0 || !same_loop(q->loop, queue_waited_on(q)))
+    if (!q || !owned(&q->obj) || q->unfinished == 0)
         return EINVAL;
     if (--q->unfinished == 0)
         complete_all(&q->joiners, 0);
@@ -560,20 +582,19 @@ int await_queue_join(coro_queue *q, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!q || !same_loop(q->loop, queue_waited_on(q)))
+    if (!q || !owned(&q->obj))
         return EINVAL;
     if (q->unfinished == 0)
         return 0;
-    q->loop = self->loop;
     return wait_on(self, CORO__W_QUEUE_JOIN, q, &q->joiners, NULL, deadline);
 }
 
 int coro_queue_shutdown(coro_queue *q)
 {
-    if (!q || !same_loop(q->loop, queue_waited_on(q)))
+    if (!q || !owned(&q->obj))
         return EINVAL;
     q->shutdown = 1;
     complete_all(&q->putters, EPIPE);
@@ -583,30 +604,30 @@ int coro_queue_shutdown(coro_queue *q)
 
 int coro_queue_free(coro_queue *q)
 {
-    if (!q)
-        return 0;
-    if (queue_waited_on(q))
-        return EBUSY;
-    coro__free(q->items, q->cap * sizeof *q->items);
-    coro__free(q, sizeof *q);
-    return 0;
+    return object_free(q, sizeof *q, q && queue_waited_on(q),
+                       q ? q->items : NULL,
+                       q ? q->cap * sizeof *q->items : 0);
 }
 
 /* ----------------------------------------------------------------------
  * Mutex
  * ---------------------------------------------------------------------- */
 
+/* The holder is named by its loop's run (coro_run's number in the process,
+ * never reused) and its task id: ids restart at 1 in every run, and a
+ * later loop may sit at the same address, so neither alone would keep a
+ * task of a later run from passing for the holder. */
 struct coro_mutex {
-    struct coro__loop *owner_loop; /* the holder's loop */
-    uint64_t           owner;      /* the holder's task id; 0: free */
-    struct list        waiters;
-    struct coro__loop *loop;
+    struct object      obj;
+    uint64_t           holder_run; /* the holder's loop's run_id */
+    uint64_t           holder;     /* the holder's task id; 0: free */
+    struct coro__list  waiters;
 };
 
 unsigned long long coro__mutex_holder(const coro_mutex *m,
                                       const struct coro__loop *l)
 {
-    return m->owner_loop == l ? (unsigned long long)m->owner : 0;
+    return m->holder_run == l->run_id ? (unsigned long long)m->holder : 0;
 }
 
 coro_mutex *coro_mutex_new(void)
@@ -616,27 +637,46 @@ coro_mutex *coro_mutex_new(void)
 
 static int holds(const coro_mutex *m, const struct coro_task *t)
 {
-    return t && m->owner == t->id && m->owner_loop == t->loop;
+    return t && m->holder == t->id && m->holder_run == t->loop->run_id;
+}
+
+static void take(coro_mutex *m, struct coro_task *t)
+{
+    m->holder = t->id;
+    m->holder_run = t->loop->run_id;
+    t->mutexes++;
+}
+
+/* Whether m's holder is still alive: a task of this thread's running loop
+ * that has not ended. A mutex whose holder ended can be freed. */
+static int holder_alive(const coro_mutex *m)
+{
+    const struct coro__loop *l = coro__loop();
+    if (!m->holder || !l || m->holder_run != l->run_id)
+        return 0;
+    for (const struct coro__link *n = l->all.head; n; n = n->next) {
+        const struct coro_task *t = CORO__TASK_OF(n);
+        if (t->id == m->holder)
+            return t->state != CORO__DONE;
+    }
+    return 0;
 }
 
 int await_mutex_lock(coro_mutex *m, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!m || !same_loop(m->loop, m->waiters.head != NULL))
+    if (!m || !owned(&m->obj))
         return EINVAL;
     if (holds(m, self))
         return EDEADLK;
-    if (m->owner == 0) {
-        m->owner = self->id;
-        m->owner_loop = self->loop;
-        self->mutexes++;
+    if (m->holder == 0) {
+        take(m, self);
         return 0;
     }
-    m->loop = self->loop;
     /* unlock makes the first waiter the holder before waking it */
     return wait_on(self, CORO__W_MUTEX, m, &m->waiters, NULL, deadline);
 }
@@ -644,26 +684,26 @@ int await_mutex_lock(coro_mutex *m, double timeout)
 int coro_mutex_unlock(coro_mutex *m)
 {
     struct coro_task *self = coro__current();
-    if (!m)
+    if (!m || !owned(&m->obj))
         return EINVAL;
     if (!holds(m, self))
         return EPERM;
     self->mutexes--;
-    struct waiter *w = m->waiters.head;
+    struct waiter *w = first(&m->waiters);
     if (w) {
-        m->owner = w->task->id;
-        w->task->mutexes++;
+        take(m, w->task);
         complete(w, 0);
     } else {
-        m->owner = 0;
-        m->owner_loop = NULL;
+        m->holder = 0;
+        m->holder_run = 0;
     }
     return 0;
 }
 
 int coro_mutex_free(coro_mutex *m)
 {
-    return object_free(m, sizeof *m, m && (m->owner || m->waiters.head));
+    return object_free(m, sizeof *m,
+                       m && (m->waiters.head || holder_alive(m)), NULL, 0);
 }
 
 /* ----------------------------------------------------------------------
@@ -671,9 +711,9 @@ int coro_mutex_free(coro_mutex *m)
  * ---------------------------------------------------------------------- */
 
 struct coro_sem {
+    struct object      obj;
     unsigned           value;
-    struct list        waiters;
-    struct coro__loop *loop;
+    struct coro__list  waiters;
 };
 
 coro_sem *coro_sem_new(unsigned value)
@@ -688,25 +728,24 @@ int await_sem_acquire(coro_sem *s, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!s || !same_loop(s->loop, s->waiters.head != NULL))
+    if (!s || !owned(&s->obj))
         return EINVAL;
     if (s->value > 0 && !s->waiters.head) {
         s->value--;
         return 0;
     }
-    s->loop = self->loop;
     return wait_on(self, CORO__W_SEM, s, &s->waiters, NULL, deadline);
 }
 
 int coro_sem_release(coro_sem *s)
 {
-    if (!s || !same_loop(s->loop, s->waiters.head != NULL))
+    if (!s || !owned(&s->obj))
         return EINVAL;
     if (s->waiters.head) { /* the permit goes straight to the first */
-        complete(s->waiters.head, 0);
+        complete(first(&s->waiters), 0);
         return 0;
     }
     if (s->value == UINT_MAX)
@@ -717,7 +756,7 @@ int coro_sem_release(coro_sem *s)
 
 int coro_sem_free(coro_sem *s)
 {
-    return object_free(s, sizeof *s, s && s->waiters.head);
+    return object_free(s, sizeof *s, s && s->waiters.head, NULL, 0);
 }
 
 /* ----------------------------------------------------------------------
@@ -725,9 +764,9 @@ int coro_sem_free(coro_sem *s)
  * ---------------------------------------------------------------------- */
 
 struct coro_event {
+    struct object      obj;
     int                set;
-    struct list        waiters;
-    struct coro__loop *loop;
+    struct coro__list  waiters;
 };
 
 coro_event *coro_event_new(void)
@@ -739,20 +778,19 @@ int await_event(coro_event *e, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!e || !same_loop(e->loop, e->waiters.head != NULL))
+    if (!e || !owned(&e->obj))
         return EINVAL;
     if (e->set)
         return 0;
-    e->loop = self->loop;
     return wait_on(self, CORO__W_EVENT, e, &e->waiters, NULL, deadline);
 }
 
 void coro_event_set(coro_event *e)
 {
-    if (!e || !same_loop(e->loop, e->waiters.head != NULL))
+    if (!e || !owned(&e->obj))
         return;
     e->set = 1;
     complete_all(&e->waiters, 0);
@@ -760,18 +798,18 @@ void coro_event_set(coro_event *e)
 
 void coro_event_clear(coro_event *e)
 {
-    if (e)
+    if (e && owned(&e->obj))
         e->set = 0;
 }
 
 int coro_event_is_set(const coro_event *e)
 {
-    return e && e->set;
+    return e && visible(&e->obj) && e->set;
 }
 
 int coro_event_free(coro_event *e)
 {
-    return object_free(e, sizeof *e, e && e->waiters.head);
+    return object_free(e, sizeof *e, e && e->waiters.head, NULL, 0);
 }
 
 /* ----------------------------------------------------------------------
@@ -779,9 +817,9 @@ int coro_event_free(coro_event *e)
  * ---------------------------------------------------------------------- */
 
 struct coro_cond {
+    struct object      obj;
     coro_mutex        *mutex;   /* the waiters' mutex, while any wait */
-    struct list        waiters;
-    struct coro__loop *loop;
+    struct coro__list  waiters;
 };
 
 coro_cond *coro_cond_new(void)
@@ -793,36 +831,34 @@ int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = enter(timeout, &deadline, &self);
+    int err = coro__enter(timeout, &self, &deadline);
     if (err)
         return err;
-    if (!c || !m || !same_loop(c->loop, c->waiters.head != NULL) ||
+    if (!c || !m || !owned(&c->obj) || !owned(&m->obj) ||
         (c->waiters.head && c->mutex != m))
         return EINVAL;
     if (!holds(m, self))
         return EPERM;
     c->mutex = m;
-    c->loop = self->loop;
     coro_mutex_unlock(m);
     int status = wait_on(self, CORO__W_COND, c, &c->waiters, NULL, deadline);
     if (!c->waiters.head)
         c->mutex = NULL;
     /* Held again on every return: shielded and without a timeout, which
      * covers only the wait for a notify. */
-    int shield = self->shield;
-    self->shield = 1;
+    int shield = coro_shield(1);
     int relocked = await_mutex_lock(m, -1);
-    self->shield = (unsigned char)shield;
+    coro_shield(shield);
     CORO__ASSERT(relocked == 0); /* we let go of it: not EDEADLK */
     return status;
 }
 
 int coro_cond_notify(coro_cond *c, size_t n)
 {
-    if (!c || !same_loop(c->loop, c->waiters.head != NULL))
+    if (!c || !owned(&c->obj))
         return EINVAL;
     while (n-- > 0 && c->waiters.head)
-        complete(c->waiters.head, 0);
+        complete(first(&c->waiters), 0);
     return 0;
 }
 
@@ -833,5 +869,5 @@ int coro_cond_notify_all(coro_cond *c)
 
 int coro_cond_free(coro_cond *c)
 {
-    return object_free(c, sizeof *c, c && c->waiters.head);
+    return object_free(c, sizeof *c, c && c->waiters.head, NULL, 0);
 }

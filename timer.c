@@ -1,4 +1,5 @@
-/* timer.c: the clock, a 4-ary min-heap of deadlines, and await_sleep.
+/* timer.c: the clock and a 4-ary min-heap of deadlines. It knows deadlines,
+ * not tasks: await_sleep, like every wait, is park's (sched.c).
  *
  * Why 4-ary: at a million sleepers a sift touches a cache line per level;
  * a 4-ary heap has half the levels of a binary one, and its four children
@@ -171,19 +172,4 @@ struct coro__timer *coro__timer_expired(struct coro__timers *tm, int64_t now)
     struct coro__timer *node = tm->heap[0].node;
     coro__timer_stop(tm, node);
     return node;
-}
-
-int await_sleep(double seconds)
-{
-    struct coro_task *self = coro__current();
-    if (!self)
-        return EPERM;
-    if (isnan(seconds))
-        return EINVAL;
-    if (seconds <= 0)
-        return await_yield();
-    int64_t deadline;
-    coro__deadline(seconds, &deadline);
-    /* A timer wake is the sleep's success. */
-    return coro__park(self, CORO__W_SLEEP, NULL, deadline, 0, NULL);
 }

@@ -1,0 +1,40 @@
+/* env.c: coro's numeric environment variables (CORO_STACK_SIZE,
+ * CORO_WORKERS), read by one parser so that each accepts the same forms
+ * and refuses the same mistakes.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+int coro__env_size(const char *name, size_t min, size_t max, size_t *out)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return ENOENT;
+    size_t v = 0;
+    const char *digits = s;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        size_t d = (size_t)(*s - '0');
+        if (v > (SIZE_MAX - d) / 10)
+            return EINVAL;
+        v = v * 10 + d;
+    }
+    if (s == digits)
+        return EINVAL;
+    unsigned shift = 0;
+    switch (*s) {
+    case 'k': case 'K': shift = 10; s++; break;
+    case 'm': case 'M': shift = 20; s++; break;
+    case 'g': case 'G': shift = 30; s++; break;
+    default: break;
+    }
+    if (*s || v > (SIZE_MAX >> shift))
+        return EINVAL;
+    v <<= shift;
+    if (v < min || v > max)
+        return EINVAL;
+    *out = v;
+    return 0;
+}

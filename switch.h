@@ -1,0 +1,109 @@
+/* switch.h: the context switch, for the two files that switch (coro.c,
+ * sched.c). Include it first, before any system header.
+ *
+ * The switch is inline so that a handoff compiles to a few instructions
+ * around _setjmp/_longjmp (or swapcontext); the sanitizer hooks describe
+ * stacks to ASan and TSan and compile to nothing without them.
+ */
+#ifndef CORO_SWITCH_H
+#define CORO_SWITCH_H
+
+#ifdef CORO_SWITCH_FAST
+/* glibc's fortified longjmp (__longjmp_chk) aborts on a jump to another
+ * stack, which is what every switch is (QEMU does the same). It must be
+ * undefined before the first system header of the file. */
+#undef _FORTIFY_SOURCE
+#endif
+
+#include "internal.h"
+
+#ifdef CORO__ASAN
+#include <sanitizer/common_interface_defs.h>
+/* The context switching away, so that the one resuming can learn the
+ * thread stack's bounds, which only ASan knows (coro.c). */
+extern __thread struct coro__ctx *coro__asan_switching_from;
+#endif
+#ifdef CORO__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+static inline void coro__sanitizer_leave(struct coro__ctx *from,
+                                         struct coro__ctx *to)
+{
+#ifdef CORO__ASAN
+    coro__asan_switching_from = from;
+    __sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo,
+                                   to->stack_len);
+#endif
+#ifdef CORO__TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+    (void)from;
+    (void)to;
+}
+
+/* First thing a context does once resumed or started. */
+static inline void coro__ctx_entered(struct coro__ctx *c)
+{
+#ifdef CORO__ASAN
+    const void *lo;
+    size_t len;
+    __sanitizer_finish_switch_fiber(c->asan_fake, &lo, &len);
+    struct coro__ctx *from = coro__asan_switching_from;
+    if (from && from->stack_len == 0) {
+        from->stack_lo = lo;
+        from->stack_len = len;
+    }
+#endif
+    (void)c;
+}
+
+/* The jump of a switch: saves the current context in from and resumes to;
+ * it "returns" when something jumps back to from. A macro because it must be
+ * written out in the function that suspends: a function that calls _setjmp
+ * is never inlined, and each frame between a task and its jump costs a
+ * mispredicted return when the task resumes (the CPU's return predictor
+ * then holds the other task's calls). */
+#ifdef CORO_SWITCH_FAST
+#define CORO__JUMP(from, to)                                               \
+    do {                                                                   \
+        if (_setjmp((from)->jb) == 0) {                                    \
+            if (CORO__LIKELY((to)->started))                               \
+                _longjmp((to)->jb, 1);                                     \
+            (to)->started = 1; /* first entry: its makecontext'd stack */ \
+            setcontext((to)->uc);                                          \
+            __builtin_trap(); /* setcontext returns only on a bad one */   \
+        }                                                                  \
+    } while (0)
+#else
+#define CORO__JUMP(from, to) swapcontext((from)->uc, (to)->uc)
+#endif
+
+/* Saves the current context in from and resumes to. Returns when something
+ * switches back to from. */
+static inline void coro__ctx_switch(struct coro__ctx *from,
+                                    struct coro__ctx *to)
+{
+    coro__sanitizer_leave(from, to);
+    CORO__JUMP(from, to);
+    coro__ctx_entered(from);
+}
+
+/* A shared-stack task's frames run from where its stack pointer is when it
+ * parks up to the top. Under ASan, swapcontext is an interceptor with a
+ * frame of its own below that, which the task returns through when it
+ * resumes: keep a margin below. */
+#ifdef CORO__ASAN
+#define CORO__FRAME_SLACK 2048
+#else
+#define CORO__FRAME_SLACK 0
+#endif
+
+/* Notes where a shared-stack task's frames start, as it stops running. */
+static inline void coro__frames_mark(struct coro_task *t)
+{
+    if (t->stack.shared)
+        t->saved_sp = coro__stack_pointer() - CORO__FRAME_SLACK;
+}
+
+#endif /* CORO_SWITCH_H */
