@@ -7,8 +7,10 @@
  *   other call is coro_*. Reading a function shows every point where other
  *   tasks may run.
  * - int calls return 0 on success or a positive errno value (as pthreads do);
- *   calls that return a pointer return NULL and set errno. coro never writes
- *   errno otherwise: errno is per thread, not per coroutine.
+ *   calls that return a pointer return NULL and set errno. Besides those,
+ *   only await_blocking writes errno (to the errno its function left, part
+ *   of a blocking call's result). errno is kept per task across switches,
+ *   so one task never sees another's.
  * - Durations and timeouts are double seconds. A negative timeout means no
  *   timeout; NaN is EINVAL.
  * - Calling an await_* outside a coroutine is EPERM.
@@ -414,9 +416,20 @@ CORO_API int coro_close(int fd);
  * returns ECANCELED when the task is cancelled, without doing its
  * operation if it was cancelled before. Every fd they return is
  * non-blocking and close-on-exec, and TCP ones have TCP_NODELAY (as in
- * asyncio); writes use MSG_NOSIGNAL, so a peer that went away is EPIPE,
- * never a SIGPIPE. Errors from the system calls come back as they are
+ * asyncio). Errors from the system calls come back as they are
  * (ECONNRESET, ECONNREFUSED, EHOSTUNREACH, EMFILE...).
+ *
+ * The read and write helpers also take fds coro did not make: sockets,
+ * pipes, FIFOs, ttys. They never block the thread, whatever the fd's
+ * O_NONBLOCK says, and never change its flags (asyncio sets the fds it is
+ * given non-blocking; coro does not need to): a socket is read and written
+ * with MSG_DONTWAIT; a blocking pipe or tty only as far as the reactor
+ * says it is ready (a read takes what is there, a write at most PIPE_BUF
+ * bytes at a time). A blocking fd shared with another process that drains
+ * it between the reactor's word and the call could still block; don't share
+ * blocking fds. A peer or reader that went away is EPIPE, never a SIGPIPE:
+ * sockets are written with MSG_NOSIGNAL, other fds with SIGPIPE held back
+ * for the call (a few system calls more per write).
  * ====================================================================== */
 
 /* Opens a TCP listening socket on a numeric address ("127.0.0.1", "::",
@@ -463,13 +476,17 @@ CORO_API int await_read_full(int fd, void *buf, size_t n, double timeout,
 
 /* Reads up to and including the first occurrence of delim (a non-empty
  * string), and not one byte further: what follows stays in the socket for
- * the next read. On a socket it peeks (MSG_PEEK) and then takes exactly
- * what it needs, two system calls per chunk; on a pipe it reads a byte at a
- * time. buf is not NUL-terminated.
+ * the next read. On a stream socket it peeks (MSG_PEEK) and then takes
+ * exactly what it needs, two system calls per chunk; on a pipe it reads a
+ * byte at a time. A datagram or seqpacket socket is refused (EPROTOTYPE),
+ * untouched: a peek there would lose what its message holds past the
+ * delimiter. buf is not NUL-terminated.
  * Returns: 0 with *got bytes, ending with delim; ENOBUFS if cap bytes came
  *          without delim (*got == cap, consumed); EPIPE if the stream ended
  *          first (*got says what came); ETIMEDOUT, ECANCELED (*got set);
- *          the errors of await_read; EINVAL (empty delim). */
+ *          EPROTOTYPE (not a stream); the errors of await_read; EINVAL
+ *          (empty delim).
+ * Cost: one getsockopt per call, to learn the socket's type. */
 CORO_API int await_read_until(int fd, void *buf, size_t cap,
                               const char *delim, double timeout,
                               size_t *got);

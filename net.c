@@ -9,6 +9,10 @@
  * There is no buffer object between the socket and the caller, so nothing
  * may be read past what a call returns: await_read_until peeks (MSG_PEEK),
  * finds the delimiter, and then consumes exactly through it.
+ *
+ * The helpers never block the thread, whatever fd they are given: see
+ * struct stream below. Pipes are written with SIGPIPE held back, so a
+ * reader that went away is EPIPE for them too.
  */
 #include "internal.h"
 
@@ -18,9 +22,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The entry check every suspending helper starts with. */
@@ -105,18 +113,29 @@ int await_accept(int listen_fd, double timeout, int *fd)
     int64_t deadline;
     int err = fd ? enter(timeout, &deadline) : EINVAL;
     int saved = errno;
+    /* A blocking listening socket is accepted from only once the reactor
+     * says a connection waits (there is no MSG_DONTWAIT for accept). */
+    int flags = err ? 0 : fcntl(listen_fd, F_GETFL);
+    if (flags < 0)
+        err = errno;
+    int ready = flags & O_NONBLOCK;
     while (!err) {
-        int s = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int s = ready ? accept4(listen_fd, NULL, NULL,
+                                SOCK_NONBLOCK | SOCK_CLOEXEC)
+                      : (errno = EAGAIN, -1);
         if (s >= 0) {
             set_nodelay(s);
             *fd = s;
             break;
         }
         err = errno;
-        if (err == EINTR || err == ECONNABORTED)
+        ready = flags & O_NONBLOCK;
+        if (err == EINTR || err == ECONNABORTED) {
             err = 0;
-        else if (err == EAGAIN || err == EWOULDBLOCK)
+        } else if (err == EAGAIN || err == EWOULDBLOCK) {
             err = wait_fd(listen_fd, 0, deadline);
+            ready = 1;
+        }
     }
     errno = saved;
     return err;
@@ -236,24 +255,169 @@ int await_dial(const char *host, int port, double timeout, int *fd)
     return err;
 }
 
+/* ----------------------------------------------------------------------
+ * Reads and writes that never block the thread, whatever fd they are given
+ * ---------------------------------------------------------------------- */
+
+/* What a helper knows of the fd it reads or writes. A socket takes
+ * MSG_DONTWAIT on each call, whatever its O_NONBLOCK says. Any other fd
+ * (a pipe, a FIFO, a tty) that is non-blocking is read and written as it
+ * is; a blocking one only as far as the reactor said it is ready, so that
+ * no call can sleep in the kernel: a read takes what FIONREAD says is
+ * there, a write at most PIPE_BUF bytes, which a pipe that is writable
+ * always has room for. The fd's flags are never changed. */
+enum { FD_UNKNOWN, FD_SOCKET, FD_NONBLOCKING, FD_BLOCKING };
+
+struct stream {
+    int fd;
+    int kind;
+    int ready;      /* FD_BLOCKING: the reactor said it is ready */
+};
+
+/* Learns what a non-socket fd is: 0, or fcntl's errno (EBADF). */
+static int stream_probe(struct stream *s)
+{
+    int flags = fcntl(s->fd, F_GETFL);
+    if (flags < 0)
+        return errno;
+    s->kind = flags & O_NONBLOCK ? FD_NONBLOCKING : FD_BLOCKING;
+    return 0;
+}
+
+/* The bytes a blocking fd holds now, or -1 with errno EAGAIN when it must
+ * be waited for. */
+static ssize_t blocking_avail(struct stream *s, size_t cap)
+{
+    int avail = 0;
+    if (ioctl(s->fd, FIONREAD, &avail) != 0)
+        avail = -1; /* it cannot tell: only readiness can */
+    if (avail == 0 && !s->ready) {
+        errno = EAGAIN;
+        return -1;
+    }
+    s->ready = 0;
+    if (avail > 0 && (size_t)avail < cap)
+        return avail;
+    return (ssize_t)cap; /* after readiness: data, or the end of file */
+}
+
+/* One read of at most cap bytes (peek: leave them in a socket): what
+ * read(2) returns, with EAGAIN meaning "wait until readable". */
+static ssize_t stream_read(struct stream *s, void *buf, size_t cap, int peek)
+{
+    if (s->kind == FD_UNKNOWN || s->kind == FD_SOCKET) {
+        ssize_t n = recv(s->fd, buf, cap, MSG_DONTWAIT | (peek ? MSG_PEEK : 0));
+        if (n >= 0 || errno != ENOTSOCK) {
+            s->kind = FD_SOCKET;
+            return n;
+        }
+        int err = stream_probe(s);
+        if (err) {
+            errno = err;
+            return -1;
+        }
+    }
+    if (s->kind == FD_BLOCKING) {
+        ssize_t k = blocking_avail(s, cap);
+        if (k < 0)
+            return -1;
+        cap = (size_t)k;
+    }
+    return read(s->fd, buf, cap);
+}
+
+/* write(2) on a pipe whose reader has gone raises SIGPIPE, which
+ * MSG_NOSIGNAL prevents for sockets only: block it for the call and, if
+ * this write raised it (EPIPE, and it was not pending before), take it
+ * back before unblocking. */
+static ssize_t write_nosignal(int fd, const void *p, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t k = write(fd, p, n);
+    int err = errno;
+    if (k < 0 && err == EPIPE && !was_pending) {
+        const struct timespec now = { 0, 0 };
+        while (sigtimedwait(&pipe_set, NULL, &now) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return k;
+}
+
+/* One write of at most n bytes: what write(2) returns, with EAGAIN meaning
+ * "wait until writable". */
+static ssize_t stream_write(struct stream *s, const void *p, size_t n)
+{
+    if (s->kind == FD_UNKNOWN || s->kind == FD_SOCKET) {
+        ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k >= 0 || errno != ENOTSOCK) {
+            s->kind = FD_SOCKET;
+            return k;
+        }
+        int err = stream_probe(s);
+        if (err) {
+            errno = err;
+            return -1;
+        }
+    }
+    if (s->kind == FD_BLOCKING) {
+        if (!s->ready) {
+            errno = EAGAIN;
+            return -1;
+        }
+        s->ready = 0;
+        if (n > PIPE_BUF)
+            n = PIPE_BUF;
+    }
+    return write_nosignal(s->fd, p, n);
+}
+
+/* After EAGAIN: waits until fd is ready in the direction wanted. */
+static int stream_wait(struct stream *s, int writable, int64_t deadline)
+{
+    int err = wait_fd(s->fd, writable, deadline);
+    if (!err)
+        s->ready = 1;
+    return err;
+}
+
+/* What to do after a failed call: 0 to try again (EINTR, or EAGAIN once
+ * the fd is ready), or the error to return. */
+static int stream_retry(struct stream *s, int err, int writable,
+                        int64_t deadline)
+{
+    if (err == EINTR)
+        return 0;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        return stream_wait(s, writable, deadline);
+    return err;
+}
+
+/* ----------------------------------------------------------------------
+ * The helpers
+ * ---------------------------------------------------------------------- */
+
 int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
 {
     int64_t deadline;
     int err = !got || (!buf && cap) ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
+    struct stream s = { fd, FD_UNKNOWN, 0 };
     if (got)
         *got = 0;
     while (!err) {
-        ssize_t n = read(fd, buf, cap);
+        ssize_t n = stream_read(&s, buf, cap, 0);
         if (n >= 0) {
             *got = (size_t)n;
             break;
         }
-        err = errno;
-        if (err == EINTR)
-            err = 0;
-        else if (err == EAGAIN || err == EWOULDBLOCK)
-            err = wait_fd(fd, 0, deadline);
+        err = stream_retry(&s, errno, 0, deadline);
     }
     errno = saved;
     return err;
@@ -264,18 +428,14 @@ int await_read_full(int fd, void *buf, size_t n, double timeout, size_t *got)
     int64_t deadline;
     int err = !got || (!buf && n) ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
+    struct stream s = { fd, FD_UNKNOWN, 0 };
     size_t have = 0;
     while (!err && have < n) {
-        ssize_t k = read(fd, (char *)buf + have, n - have);
-        if (k > 0) {
+        ssize_t k = stream_read(&s, (char *)buf + have, n - have, 0);
+        if (k > 0)
             have += (size_t)k;
-            continue;
-        }
-        err = k == 0 ? EPIPE : errno;
-        if (err == EINTR)
-            err = 0;
-        else if (err == EAGAIN || err == EWOULDBLOCK)
-            err = wait_fd(fd, 0, deadline);
+        else
+            err = k == 0 ? EPIPE : stream_retry(&s, errno, 0, deadline);
     }
     if (got)
         *got = have;
@@ -298,7 +458,7 @@ static size_t find_delim(const char *buf, size_t len, size_t from,
 static int consume(int fd, char *to, size_t k)
 {
     while (k > 0) {
-        ssize_t n = recv(fd, to, k, 0);
+        ssize_t n = recv(fd, to, k, MSG_DONTWAIT);
         if (n <= 0) {
             if (n < 0 && errno == EINTR)
                 continue;
@@ -310,6 +470,22 @@ static int consume(int fd, char *to, size_t k)
     return 0;
 }
 
+/* Whether await_read_until can serve fd: a stream socket (peeked), or a
+ * non-socket (read a byte at a time). A datagram or seqpacket socket
+ * would lose what a peeked message holds past the delimiter: refused with
+ * EPROTOTYPE. 0 with *peek set, or an errno value. */
+static int until_kind(int fd, int *peek)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+        *peek = 0;
+        return errno == ENOTSOCK ? 0 : errno;
+    }
+    *peek = 1;
+    return type == SOCK_STREAM ? 0 : EPROTOTYPE;
+}
+
 int await_read_until(int fd, void *buf, size_t cap, const char *delim,
                      double timeout, size_t *got)
 {
@@ -319,28 +495,22 @@ int await_read_until(int fd, void *buf, size_t cap, const char *delim,
     int saved = errno;
     char *b = buf;
     size_t have = 0;
-    int peek = 1; /* sockets can peek; pipes are read a byte at a time */
+    int peek = 0;
+    struct stream s = { fd, FD_UNKNOWN, 0 };
+    if (!err)
+        err = until_kind(fd, &peek);
     while (!err) {
         if (have == cap) {
             err = ENOBUFS;
             break;
         }
-        ssize_t k = peek ? recv(fd, b + have, cap - have, MSG_PEEK)
-                         : read(fd, b + have, 1);
+        ssize_t k = stream_read(&s, b + have, peek ? cap - have : 1, peek);
         if (k == 0) {
             err = EPIPE; /* the stream ended before the delimiter */
             break;
         }
         if (k < 0) {
-            err = errno;
-            if (err == ENOTSOCK && peek) {
-                peek = 0;
-                err = 0;
-            } else if (err == EINTR) {
-                err = 0;
-            } else if (err == EAGAIN || err == EWOULDBLOCK) {
-                err = wait_fd(fd, 0, deadline);
-            }
+            err = stream_retry(&s, errno, 0, deadline);
             continue;
         }
         size_t from = have >= dlen - 1 ? have - (dlen - 1) : 0;
@@ -363,25 +533,14 @@ int await_write_all(int fd, const void *buf, size_t n, double timeout)
     int64_t deadline;
     int err = !buf && n ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
+    struct stream s = { fd, FD_UNKNOWN, 0 };
     size_t done = 0;
-    int sock = 1; /* pipes and files take write(2) */
     while (!err && done < n) {
-        const char *p = (const char *)buf + done;
-        ssize_t k = sock ? send(fd, p, n - done, MSG_NOSIGNAL)
-                         : write(fd, p, n - done);
-        if (k >= 0) {
+        ssize_t k = stream_write(&s, (const char *)buf + done, n - done);
+        if (k >= 0)
             done += (size_t)k;
-            continue;
-        }
-        err = errno;
-        if (err == ENOTSOCK && sock) {
-            sock = 0;
-            err = 0;
-        } else if (err == EINTR) {
-            err = 0;
-        } else if (err == EAGAIN || err == EWOULDBLOCK) {
-            err = wait_fd(fd, 1, deadline);
-        }
+        else
+            err = stream_retry(&s, errno, 1, deadline);
     }
     errno = saved;
     return err;

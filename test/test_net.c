@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -536,6 +539,193 @@ START_TEST(helpers_outside_a_coroutine_are_eperm)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* Fds the caller made: blocking ones never block the loop                */
+/* ---------------------------------------------------------------------- */
+
+struct pipe_io {
+    int         fd;
+    char       *buf;
+    size_t      n;
+    double      delay;
+    int         err;
+    size_t      got;
+};
+
+static void *write_later(void *arg)
+{
+    struct pipe_io *w = arg;
+    await_sleep(w->delay);
+    w->err = await_write_all(w->fd, w->buf, w->n, 5);
+    return NULL;
+}
+
+static void *read_all_of(void *arg)
+{
+    struct pipe_io *r = arg;
+    r->err = await_read_full(r->fd, r->buf, r->n, 5, &r->got);
+    return NULL;
+}
+
+static int ticks;
+
+static void *ticker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 5; i++) {
+        await_sleep(0.005);
+        ticks++;
+    }
+    return NULL;
+}
+
+static void *blocking_pipe_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0); /* both ends blocking */
+    /* A read waits on the reactor, and the other tasks run meanwhile. */
+    static char msg[] = "hello";
+    struct pipe_io w = { p[1], msg, 5, 0.05, -1, 0 };
+    coro_task *wt = coro_spawn(write_later, &w);
+    coro_task *tt = coro_spawn(ticker, NULL);
+    char buf[16];
+    size_t got = 0;
+    ck_assert_int_eq(await_read(p[0], buf, sizeof buf, 1, &got), 0);
+    ck_assert_uint_eq(got, 5);
+    ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+    ck_assert_int_eq(ticks, 5);
+    ck_assert_int_eq(await_task(wt, NULL), 0);
+    ck_assert_int_eq(w.err, 0);
+    ck_assert_int_eq(await_task(tt, NULL), 0);
+    /* Its own timeout fires: nothing is written. */
+    ck_assert_int_eq(await_read(p[0], buf, sizeof buf, 0.02, &got),
+                     ETIMEDOUT);
+    /* More than the pipe holds, through both blocking ends at once. */
+    enum { BIG = 300 << 10 };
+    static char out[BIG], in[BIG];
+    for (size_t i = 0; i < BIG; i++)
+        out[i] = (char)(i * 7);
+    struct pipe_io r = { p[0], in, BIG, 0, -1, 0 };
+    coro_task *rt = coro_spawn(read_all_of, &r);
+    ck_assert_int_eq(await_write_all(p[1], out, BIG, 5), 0);
+    ck_assert_int_eq(await_task(rt, NULL), 0);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_uint_eq(r.got, BIG);
+    ck_assert_int_eq(memcmp(in, out, BIG), 0);
+    /* Lines from a blocking pipe, and what follows stays. */
+    ck_assert_int_eq(write(p[1], "ab\ncd", 5), 5);
+    ck_assert_int_eq(await_read_until(p[0], buf, sizeof buf, "\n", 1, &got),
+                     0);
+    ck_assert_uint_eq(got, 3);
+    ck_assert_int_eq(await_read(p[0], buf, sizeof buf, 1, &got), 0);
+    ck_assert_uint_eq(got, 2);
+    /* The flags are the caller's: still blocking. */
+    ck_assert_int_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
+    ck_assert_int_eq(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+START_TEST(blocking_pipes_never_block_the_loop)
+{
+    ticks = 0;
+    run_expect(blocking_pipe_main, NULL, 0);
+}
+END_TEST
+
+static void *dial_later(void *arg)
+{
+    int port = (int)(intptr_t)arg;
+    await_sleep(0.02);
+    int fd = dial(port);
+    close(fd);
+    return NULL;
+}
+
+static void *blocking_listener_main(void *arg)
+{
+    (void)arg;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0); /* blocking */
+    ck_assert_int_ge(lfd, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lfd, 8), 0);
+    int port;
+    ck_assert_int_eq(coro_sock_port(lfd, &port), 0);
+    coro_task *d = coro_spawn(dial_later, (void *)(intptr_t)port);
+    coro_task *tt = coro_spawn(ticker, NULL);
+    int fd = -1;
+    ck_assert_int_eq(await_accept(lfd, 5, &fd), 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_ge(ticks, 2); /* the ticker ran while accept waited */
+    close(fd);
+    ck_assert_int_eq(await_accept(lfd, 0.02, &fd), ETIMEDOUT);
+    ck_assert_int_eq(await_task(d, NULL), 0);
+    ck_assert_int_eq(await_task(tt, NULL), 0);
+    close(lfd);
+    return NULL;
+}
+
+START_TEST(a_blocking_listener_never_blocks_the_loop)
+{
+    ticks = 0;
+    run_expect(blocking_listener_main, NULL, 0);
+}
+END_TEST
+
+static void *gone_reader_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_NONBLOCK), 0);
+    close(p[0]);
+    ck_assert_int_eq(await_write_all(p[1], "x", 1, 1), EPIPE);
+    close(p[1]);
+    ck_assert_int_eq(pipe(p), 0);
+    close(p[0]);
+    ck_assert_int_eq(await_write_all(p[1], "x", 1, 1), EPIPE);
+    close(p[1]);
+    return NULL;
+}
+
+START_TEST(write_all_to_a_pipe_without_reader_is_epipe_not_sigpipe)
+{
+    /* SIGPIPE's default action would end this process. */
+    run_expect(gone_reader_main, NULL, 0);
+    sigset_t pending;
+    sigpending(&pending);
+    ck_assert(!sigismember(&pending, SIGPIPE));
+}
+END_TEST
+
+static void *datagram_until_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv),
+                     0);
+    ck_assert_int_eq(send(sv[0], "one\ntwo", 7, 0), 7);
+    char buf[16];
+    size_t got = 99;
+    ck_assert_int_eq(await_read_until(sv[1], buf, sizeof buf, "\n", 1, &got),
+                     EPROTOTYPE);
+    ck_assert_uint_eq(got, 0);
+    /* Nothing was taken: the whole datagram is still there. */
+    ck_assert_int_eq(recv(sv[1], buf, sizeof buf, 0), 7);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+START_TEST(read_until_refuses_datagram_sockets)
+{
+    run_expect(datagram_until_main, NULL, 0);
+}
+END_TEST
+
 Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
@@ -552,6 +742,10 @@ Suite *net_suite(void)
     tcase_add_test(tc, cancellation_in_dial);
     tcase_add_test(tc, write_all_waits_for_room);
     tcase_add_test(tc, helpers_outside_a_coroutine_are_eperm);
+    tcase_add_test(tc, blocking_pipes_never_block_the_loop);
+    tcase_add_test(tc, a_blocking_listener_never_blocks_the_loop);
+    tcase_add_test(tc, write_all_to_a_pipe_without_reader_is_epipe_not_sigpipe);
+    tcase_add_test(tc, read_until_refuses_datagram_sockets);
     suite_add_tcase(s, tc);
     return s;
 }
