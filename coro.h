@@ -65,7 +65,10 @@ typedef void *(*coro_fn)(void *arg);
  *
  * main runs on a 256 KiB stack, or on the default stack size if that is
  * larger. coro_self() inside main is a task like any other: it can be joined,
- * cancelled and named.
+ * cancelled and named. A task joining main gets main's result: main ended
+ * before the loop cancelled the rest, so the join completed first (the
+ * general rule of the conventions above; asyncio would raise
+ * CancelledError there), and the cancellation is seen at the next await_*.
  *
  * When nothing is ready and nothing can ever wake a task (no timer, no I/O
  * interest, no blocking call in flight), the program is deadlocked: every
@@ -147,7 +150,8 @@ typedef struct coro_attr {
  * buffer handed to await_chan_recv, await_queue_get or await_read (they
  * are written while it waits, by whoever completes them), nor an arg
  * handed to await_blocking or coro_spawn. Use the heap or static memory
- * for those. The runtime's own records live in the control block.
+ * for those. The runtime's own records of a wait live in the control
+ * block, or on the heap (a select's), never on a task's stack.
  *
  * The copy grows as a task's frames do. If the memory for it cannot be
  * had when a switch needs it, there is no error to return to anyone: coro
@@ -297,7 +301,8 @@ CORO_API int await_yield(void);
  * returns ECANCELED (results and errors are still filled).
  * Returns: 0 if all succeeded, else the error of the first task to fail in
  *          time (a cancelled task counts as failed with ECANCELED);
- *          ECANCELED; n == 0 returns 0 at once. EINVAL (tasks NULL with
+ *          ECANCELED; n == 0 returns 0 at once (ECANCELED to a caller
+ *          already cancelled: cancellation is sticky). EINVAL (tasks NULL with
  *          n > 0, or any task as await_task would reject it, including a task
  *          listed twice) and EDEADLK (the caller is listed) leave every task
  *          untouched. EPERM.
@@ -321,7 +326,8 @@ enum coro_when {
  * afterwards. Cancelling the caller does not cancel the tasks (as
  * asyncio.wait).
  * Returns: 0 when `when` holds or the timeout passed; ECANCELED (tasks[] is
- *          left as it was, *ndone = 0); n == 0 returns 0 at once with
+ *          left as it was, *ndone = 0); n == 0 returns at once (ECANCELED to a
+ *          caller already cancelled, else 0) with
  *          *ndone = 0. EINVAL: NaN timeout, a bad `when`, tasks NULL with
  *          n > 0, or any task as await_task would reject it. EDEADLK: the
  *          caller is listed. EPERM.
@@ -356,9 +362,9 @@ CORO_API int await_wait(coro_task **tasks, size_t n, enum coro_when when,
  * *result and errno still set from fn so whatever fn allocated can be
  * released. coro_run's final clean-up likewise waits for running jobs. A
  * caller already cancelled gets ECANCELED at once and fn does not run. A
- * cancellation that arrives after fn returned but before the caller runs
- * again gives ECANCELED too (as asyncio raises CancelledError there), with
- * *result and errno set.
+ * job that returned before the cancellation came returns its result (0),
+ * as every operation that completed first does; the cancellation is seen
+ * at the next await_*.
  *
  * result: if not NULL, receives fn's return value, whenever fn ran.
  * errno:  set to the errno fn left in its thread (fn starts with errno 0),
@@ -397,7 +403,10 @@ CORO_API int coro_set_workers(unsigned n);
  * Returns: 0; ETIMEDOUT; ECANCELED; EBADF (fd is not open, or was closed
  *          with coro_close while waiting); EBUSY (another task already
  *          waits to read fd); EINVAL (NaN timeout); ENOMEM; EPERM.
- * Cost: one epoll_ctl to arm a one-shot watch; no system call to wake. */
+ * Cost: one epoll_ctl to arm a one-shot watch (which also tells a closed
+ *       fd, before anything is spent on it); no system call to wake. The
+ *       loop keeps 16 bytes for every fd number up to the highest one
+ *       waited on. */
 CORO_API int await_readable(int fd, double timeout);
 
 /* As await_readable, for writability (or an error or hang-up). */
@@ -503,10 +512,17 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
  * Condition
  *
  * Objects are opaque, made with _new (callable anywhere, before or outside
- * a loop) and ended with _free. They coordinate the tasks of one loop and
- * are not thread-safe: while tasks wait on an object it belongs to their
- * loop, and a call from another thread's loop is EINVAL (coro_event_set
- * then does nothing).
+ * a loop) and ended with _free. They coordinate the tasks of one thread and
+ * are not thread-safe. An object belongs to the thread of the first loop
+ * whose task uses it, for good (as asyncio binds its objects to the first
+ * loop that uses them): the tasks of that thread's later loops may use it
+ * too, and any call from another thread, with or without a loop, is EINVAL
+ * (coro_event_set and coro_event_clear then do nothing, coro_queue_size and
+ * coro_event_is_set return 0). That is decided without touching the
+ * object's state, so a careless call from another thread is refused, not
+ * a data race. Before any loop has used it, any thread may (to fill a
+ * channel before coro_run, say). Any thread may free an object that no
+ * loop is using any more.
  *
  * Waiters are served in FIFO order with direct hand-off: a released lock,
  * a permit, an element goes to the first waiter, which cannot be overtaken
@@ -518,8 +534,10 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
  *
  * Every await_* below returns 0, ETIMEDOUT, ECANCELED, EINVAL (NULL object
  * or element, NaN timeout), EPERM (outside a coroutine) besides the codes
- * listed; a timeout of 0 only tries. Freeing an object that tasks wait on,
- * or a held mutex, is EBUSY; _free(NULL) does nothing. A task blocked
+ * listed. A timeout of 0 only tries: if the operation cannot complete at
+ * once, the other ready tasks run once and ETIMEDOUT is returned. Freeing
+ * an object that tasks wait on, or a mutex that a live task holds, is
+ * EBUSY; _free(NULL) does nothing. A task blocked
  * forever on one of them, with nothing else that could wake anyone, is a
  * deadlock: coro_run returns EDEADLK. _new returns NULL with errno ENOMEM
  * (or EINVAL where stated).
@@ -527,7 +545,9 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
 
 /* Channels: Go's chan of fixed-size elements, copied in and out. capacity
  * 0 is a rendezvous (a send waits for a receiver), else up to capacity
- * elements wait in a buffer. EINVAL: elem_size 0, or too large a buffer. */
+ * elements wait in a buffer. EINVAL: elem_size 0 or above 1 MiB (send a
+ * pointer instead), or a buffer (elem_size x capacity) above 1 GiB: such
+ * sizes are refused, never tried. */
 typedef struct coro_chan coro_chan;
 CORO_API coro_chan *coro_chan_new(size_t elem_size, size_t capacity);
 
@@ -592,7 +612,8 @@ CORO_API int await_queue_get(coro_queue *q, void **item, double timeout);
 CORO_API int coro_queue_try_put(coro_queue *q, void *item);
 CORO_API int coro_queue_try_get(coro_queue *q, void **item);
 
-/* Items queued (not counting putters still waiting). */
+/* Items queued (not counting putters still waiting); 0 for NULL or another
+ * thread's queue. */
 CORO_API size_t coro_queue_size(const coro_queue *q);
 
 /* Marks one item put earlier as processed (asyncio's task_done).
@@ -610,8 +631,11 @@ CORO_API int coro_queue_shutdown(coro_queue *q);
 /* Frees q, dropping queued items. EBUSY while tasks wait. */
 CORO_API int coro_queue_free(coro_queue *q);
 
-/* Mutex: asyncio.Lock. Held by a task (by its id, not its address, which
- * the pool reuses); a task that ends holding it leaves it held. */
+/* Mutex: asyncio.Lock. Held by one task of one run: the holder is named by
+ * its task id and its coro_run (not by addresses, which the pool and the
+ * allocator reuse), so no other task, of this run or a later one, can
+ * unlock or inherit it. A task that ends holding it leaves it held: nobody
+ * can unlock it again, but it can be freed. */
 typedef struct coro_mutex coro_mutex;
 CORO_API coro_mutex *coro_mutex_new(void);
 
@@ -622,7 +646,8 @@ CORO_API int await_mutex_lock(coro_mutex *m, double timeout);
 /* Releases m, to the first waiter if any. EPERM if the caller does not
  * hold it. */
 CORO_API int coro_mutex_unlock(coro_mutex *m);
-CORO_API int coro_mutex_free(coro_mutex *m); /* EBUSY if held or waited */
+/* EBUSY while tasks wait on m or a live task holds it. */
+CORO_API int coro_mutex_free(coro_mutex *m);
 
 /* Semaphore: asyncio.Semaphore, a counter of permits. */
 typedef struct coro_sem coro_sem;

@@ -1,6 +1,7 @@
 /* Readiness of fds: await_readable, await_writable, coro_close. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -164,6 +165,15 @@ static void *bad_fd_main(void *arg)
     ck_assert_int_eq(await_writable(p[1], 1), EBADF);
     ck_assert_int_eq(await_readable(p[0], 0), EBADF);
     ck_assert_int_eq(coro_close(-1), EBADF);
+    /* Numbers far past any open fd are EBADF at once, and cost nothing:
+     * the table of waiters does not grow for them. */
+    long blocks = atomic_load(&coro__alloc_stats.blocks);
+    double t0 = coro_now();
+    ck_assert_int_eq(await_readable(INT_MAX, 0.5), EBADF);
+    ck_assert_int_eq(await_writable(1 << 22, 0.5), EBADF);
+    ck_assert_int_eq(await_readable(1 << 22, 0.5), EBADF);
+    ck_assert_double_lt(coro_now() - t0, 0.25);
+    ck_assert_int_eq(atomic_load(&coro__alloc_stats.blocks), blocks);
     /* A regular file cannot be polled: always ready. */
     int f = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(f, 0);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -507,6 +508,155 @@ START_TEST(cancelling_a_timed_joiner_cancels_its_child)
     ck_assert_str_eq(trace_get(), "child 125 parent 125");
 }
 END_TEST
+
+/* A child whose clean-up after a cancellation takes a while, shielded. */
+static void *slow_to_clean_up(void *arg)
+{
+    (void)arg;
+    int err = await_sleep(10);
+    int shield = coro_shield(1);
+    await_sleep(0.05);
+    coro_shield(shield);
+    trace("cleaned");
+    return coro_fail(err);
+}
+
+static void *wait_for_then_cancelled(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(slow_to_clean_up, NULL);
+    int err = await_task_timeout(t, 0.01, NULL);
+    trace("wait_for %d", err);
+    return coro_fail(err);
+}
+
+static void *wait_for_self_cancel_main(void *arg)
+{
+    (void)arg;
+    coro_task *w = coro_spawn(wait_for_then_cancelled, NULL);
+    await_sleep(0.03); /* after the timeout, during the clean-up */
+    coro_cancel(w);
+    ck_assert_int_eq(await_task(w, NULL), ECANCELED);
+    return NULL;
+}
+
+/* CPython's test_wait_for_self_cancellation: the caller's own
+ * cancellation, arriving while the timed-out task cleans up, comes
+ * first. */
+START_TEST(wait_for_cancelled_during_the_timeout_clean_up_is_ecanceled)
+{
+    run_expect(wait_for_self_cancel_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "cleaned wait_for 125");
+}
+END_TEST
+
+static void *empty_sets_when_cancelled_main(void *arg)
+{
+    (void)arg;
+    coro_cancel(coro_self());
+    size_t ndone = 99;
+    ck_assert_int_eq(await_gather(NULL, 0, NULL, NULL), ECANCELED);
+    ck_assert_int_eq(await_wait(NULL, 0, CORO_ALL_COMPLETED, -1, &ndone),
+                     ECANCELED);
+    ck_assert_uint_eq(ndone, 0);
+    coro_shield(1);
+    ck_assert_int_eq(await_gather(NULL, 0, NULL, NULL), 0);
+    ck_assert_int_eq(await_wait(NULL, 0, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 0);
+    return NULL;
+}
+
+/* Sticky cancellation holds for empty gathers and waits too. */
+START_TEST(empty_gather_and_wait_see_the_callers_cancellation)
+{
+    run_expect(empty_sets_when_cancelled_main, NULL, ECANCELED);
+}
+END_TEST
+
+static coro_task *main_task;
+
+static void *main_joiner(void *arg)
+{
+    (void)arg;
+    void *res = NULL;
+    int err = await_task(main_task, &res);
+    trace("joined %d %s", err, (const char *)res);
+    int later = await_sleep(0.01);
+    trace("then %d", later);
+    return NULL;
+}
+
+static void *joined_main(void *arg)
+{
+    (void)arg;
+    main_task = coro_self();
+    coro_spawn(main_joiner, NULL);
+    await_yield();
+    return "main's";
+}
+
+/* main ended before the loop cancelled its joiner: the join returns main's
+ * result, and the cancellation is seen at the next await. */
+START_TEST(a_task_joining_main_gets_its_result)
+{
+    void *res = NULL;
+    ck_assert_int_eq(coro_run(joined_main, NULL, &res), 0);
+    ck_assert_str_eq(res, "main's");
+    ck_assert_str_eq(trace_get(), "joined 0 main's then 125");
+}
+END_TEST
+
+#ifdef CORO__CHECKED
+/* A wait whose record lies on the waiting task's stack: what park refuses
+ * in checked builds, on an own stack as on the shared one. */
+static void *park_on_a_stack_record(void *arg)
+{
+    (void)arg;
+    int record = 0;
+    struct coro_task *self = coro__current();
+    coro__park(self, &(struct coro__park){
+        .kind = CORO__W_SLEEP,
+        .deadline = coro__clock_ns() + 1000000,
+        .record = &record,
+        .record_size = sizeof record,
+    });
+    return NULL;
+}
+
+static int park_on_stack_run(void *arg)
+{
+    signal(SIGABRT, SIG_DFL);
+    coro_attr attr = { .flags = arg ? CORO_SHARED_STACK : 0 };
+    coro_task *t = coro_spawn_attr(&attr, park_on_a_stack_record, NULL);
+    return t ? await_task(t, NULL) : 1;
+}
+
+static void *park_stack_record_main(void *arg)
+{
+    return TOKEN(park_on_stack_run(arg));
+}
+
+static int park_stack_record_child(void *arg)
+{
+    return coro_run(park_stack_record_main, arg, NULL);
+}
+
+START_TEST(park_refuses_a_record_on_the_waiting_tasks_stack)
+{
+    for (int shared = 0; shared < 2; shared++) {
+        int status;
+        char *text = run_in_child(park_stack_record_child,
+                                  shared ? TOKEN(1) : NULL, &status);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                      "shared %d, status %#x:\n%s", shared, status, text);
+        ck_assert_msg(strstr(text, "coro: assertion failed:") &&
+                          strstr(text, "in task #2"),
+                      "%s", text);
+        free(text);
+    }
+}
+END_TEST
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Gather                                                                 */
@@ -1530,6 +1680,13 @@ Suite *sched_suite(void)
     tcase_add_test(tc, join_timeout_cancels_and_frees_the_task);
     tcase_add_test(tc, cancelling_a_joiner_cancels_its_child);
     tcase_add_test(tc, cancelling_a_timed_joiner_cancels_its_child);
+    tcase_add_test(tc,
+                   wait_for_cancelled_during_the_timeout_clean_up_is_ecanceled);
+    tcase_add_test(tc, empty_gather_and_wait_see_the_callers_cancellation);
+    tcase_add_test(tc, a_task_joining_main_gets_its_result);
+#ifdef CORO__CHECKED
+    tcase_add_test(tc, park_refuses_a_record_on_the_waiting_tasks_stack);
+#endif
     suite_add_tcase(s, tc);
 
     tc = test_case("gather", 10);

@@ -5,9 +5,12 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -430,7 +433,18 @@ START_TEST(channel_bad_input)
     errno = 0;
     ck_assert_ptr_null(coro_chan_new(0, 4));
     ck_assert_int_eq(errno, EINVAL);
-    ck_assert_ptr_null(coro_chan_new(SIZE_MAX / 2, 4));
+    /* Too large a buffer or element is refused, never tried. */
+    const size_t bad[][2] = { { SIZE_MAX / 2, 4 }, { SIZE_MAX, 1 },
+                              { 1, SIZE_MAX }, { (1 << 20) + 1, 0 },
+                              { 8, (1 << 27) + 1 } };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        errno = 0;
+        ck_assert_ptr_null(coro_chan_new(bad[i][0], bad[i][1]));
+        ck_assert_int_eq(errno, EINVAL);
+    }
+    coro_chan *big = coro_chan_new(1 << 20, 0);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_int_eq(coro_chan_free(big), 0);
     ck_assert_int_eq(coro_chan_free(NULL), 0);
     run_expect(chan_errors_main, NULL, 0);
     /* Outside a coroutine: try_* work, await_* are EPERM. */
@@ -445,47 +459,100 @@ START_TEST(channel_bad_input)
 }
 END_TEST
 
-/* Another thread's loop cannot touch a channel this loop's tasks wait on. */
+/* An object belongs to the thread of the first loop that uses it: another
+ * thread's loop, or a thread without one, gets EINVAL, decided without
+ * reading anything the owner's tasks write (ThreadSanitizer watches this
+ * test: the owner's receiver keeps joining and leaving the wait list while
+ * the other thread knocks). */
 static coro_chan *shared_chan;
+static atomic_int owner_claimed, knocks_done;
+
+static void *keep_waiting(void *arg)
+{
+    (void)arg;
+    int v;
+    while (!atomic_load(&knocks_done))
+        ck_assert_int_eq(await_chan_recv(shared_chan, &v, 0.001), ETIMEDOUT);
+    return NULL;
+}
+
+static void *owner_main(void *arg)
+{
+    (void)arg;
+    int v;
+    ck_assert_int_eq(coro_chan_try_recv(shared_chan, &v), EAGAIN);
+    atomic_store(&owner_claimed, 1);
+    return await_task(coro_spawn(keep_waiting, NULL), NULL) ? TOKEN(1)
+                                                            : NULL;
+}
+
+static void *owner_thread(void *arg)
+{
+    (void)arg;
+    return TOKEN(coro_run(owner_main, NULL, NULL));
+}
 
 static void *foreign_main(void *arg)
 {
     (void)arg;
     int v = 1;
-    ck_assert_int_eq(await_chan_send(shared_chan, &v, 1), EINVAL);
-    ck_assert_int_eq(coro_chan_try_send(shared_chan, &v), EINVAL);
-    ck_assert_int_eq(coro_chan_close(shared_chan), EINVAL);
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(coro_chan_try_send(shared_chan, &v), EINVAL);
+        ck_assert_int_eq(await_chan_send(shared_chan, &v, 1), EINVAL);
+        ck_assert_int_eq(coro_chan_close(shared_chan), EINVAL);
+        await_yield();
+    }
     return NULL;
 }
 
 static void *foreign_thread(void *arg)
 {
     (void)arg;
-    return TOKEN(coro_run(foreign_main, NULL, NULL));
+    while (!atomic_load(&owner_claimed))
+        sched_yield();
+    int err = coro_run(foreign_main, NULL, NULL);
+    /* A thread without a loop is refused as well. */
+    int v = 2;
+    ck_assert_int_eq(coro_chan_try_send(shared_chan, &v), EINVAL);
+    atomic_store(&knocks_done, 1);
+    return TOKEN(err);
 }
 
-static void *owner_main(void *arg)
+static void *reuse_main(void *arg)
 {
-    (void)arg;
-    shared_chan = coro_chan_new(sizeof(int), 0);
-    struct chan_arg r = { shared_chan, -1, -1, -1 };
-    coro_task *t = coro_spawn(receiver, &r);
-    await_yield();
-    pthread_t th;
-    void *ret;
-    pthread_create(&th, NULL, foreign_thread, NULL);
-    /* Blocking this loop while the other thread checks is fine here. */
-    pthread_join(th, &ret);
-    ck_assert_ptr_eq(ret, TOKEN(0));
-    coro_chan_close(shared_chan);
-    await_task(t, NULL);
-    coro_chan_free(shared_chan);
-    return NULL;
+    int *v = arg;
+    return TOKEN(coro_chan_try_recv(shared_chan, v));
 }
 
-START_TEST(objects_belong_to_the_loop_that_waits_on_them)
+START_TEST(objects_belong_to_the_thread_of_the_first_loop_using_them)
 {
-    run_expect(owner_main, NULL, 0);
+    /* Made before any loop, and used from outside one: nobody's yet. */
+    shared_chan = coro_chan_new(sizeof(int), 1);
+    atomic_store(&owner_claimed, 0);
+    atomic_store(&knocks_done, 0);
+    pthread_t a, b;
+    void *ra, *rb;
+    pthread_create(&a, NULL, owner_thread, NULL);
+    pthread_create(&b, NULL, foreign_thread, NULL);
+    pthread_join(b, &rb);
+    pthread_join(a, &ra);
+    ck_assert_ptr_eq(ra, TOKEN(0));
+    ck_assert_ptr_eq(rb, TOKEN(0));
+    /* This thread is not the owner either; it may still free it. */
+    int v = 3;
+    ck_assert_int_eq(coro_chan_try_send(shared_chan, &v), EINVAL);
+    ck_assert_int_eq(coro_chan_free(shared_chan), 0);
+    /* The owning thread's later loops use it as its first did. */
+    shared_chan = coro_chan_new(sizeof(int), 1);
+    v = 4;
+    ck_assert_int_eq(coro_run(reuse_main, &v, NULL), 0); /* claims it */
+    ck_assert_int_eq(coro_chan_try_send(shared_chan, &v), 0);
+    void *res;
+    v = 0;
+    ck_assert_int_eq(coro_run(reuse_main, &v, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_int_eq(v, 4);
+    ck_assert_int_eq(coro_chan_free(shared_chan), 0);
 }
 END_TEST
 
@@ -845,6 +912,53 @@ START_TEST(mutex_errors_timeouts_and_cancellation)
 }
 END_TEST
 
+/* Ownership names one task of one run: a task of a later coro_run, with
+ * the same id and perhaps the same loop address, is not the holder. */
+static void *lock_and_end(void *arg)
+{
+    (void)arg;
+    return TOKEN(await_mutex_lock(shared_mutex, 1)); /* ends holding it */
+}
+
+static void *first_run(void *arg)
+{
+    (void)arg;
+    void *res;
+    ck_assert_int_eq(await_task(coro_spawn(lock_and_end, NULL), &res), 0);
+    return res;
+}
+
+/* Task #2 of a later run, as the holder was in the first. */
+static void *try_as_the_same_id(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), EPERM);
+    return TOKEN(await_mutex_lock(shared_mutex, 0.02));
+}
+
+static void *later_run(void *arg)
+{
+    (void)arg;
+    void *res;
+    ck_assert_int_eq(await_task(coro_spawn(try_as_the_same_id, NULL), &res),
+                     0);
+    ck_assert_ptr_eq(res, TOKEN(ETIMEDOUT));
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), EPERM);
+    /* Its holder is gone with its run: it can be freed. */
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+START_TEST(a_mutex_is_never_inherited_by_a_later_run)
+{
+    shared_mutex = coro_mutex_new();
+    void *res;
+    ck_assert_int_eq(coro_run(first_run, NULL, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_int_eq(coro_run(later_run, NULL, NULL), 0);
+}
+END_TEST
+
 static coro_sem *shared_sem;
 
 static void *permit_user(void *arg)
@@ -1060,7 +1174,7 @@ Suite *sync_suite(void)
     tcase_add_test(tc, select_over_many_channels_leaves_the_others);
     tcase_add_test(tc, select_parked_on_the_shared_stack_survives_other_tasks);
     tcase_add_test(tc, channel_bad_input);
-    tcase_add_test(tc, objects_belong_to_the_loop_that_waits_on_them);
+    tcase_add_test(tc, objects_belong_to_the_thread_of_the_first_loop_using_them);
     tcase_add_test(tc, ten_thousand_tasks_lose_and_duplicate_nothing);
     tcase_add_test(tc, blocked_forever_on_a_channel_is_a_deadlock);
     suite_add_tcase(s, tc);
@@ -1074,6 +1188,7 @@ Suite *sync_suite(void)
     tc = test_case("locks", 20);
     tcase_add_test(tc, mutex_is_exclusive_fifo_without_barging);
     tcase_add_test(tc, mutex_errors_timeouts_and_cancellation);
+    tcase_add_test(tc, a_mutex_is_never_inherited_by_a_later_run);
     tcase_add_test(tc, semaphore_counts_permits);
     tcase_add_test(tc, event_wakes_every_waiter);
     tcase_add_test(tc, condition_notify_one_and_all);
