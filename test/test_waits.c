@@ -18,7 +18,11 @@
  * and await_yield take no timeout (await_task_timeout covers a join's),
  * await_sleep has no event but its end, and await_yield's event is only
  * that the tasks ahead of it ran. await_task_timeout has a fourth: its
- * caller cancelled while the task it timed out on still cleans up. */
+ * caller cancelled while the task it timed out on still cleans up.
+ *
+ * Last, a task cancelled before it runs calls each await_* with the
+ * operation ready to complete: each must return ECANCELED and do
+ * nothing. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -99,7 +103,7 @@ static struct {
     int          errors[2];
     int          kid_err[2], kid_cleaned[2];
     void        *result;
-    int          fd[2], listener, port, peer, accepted, dialed;
+    int          fd[2], pair[2], listener, port, peer, accepted, dialed;
     int          probes[16];
     int          nprobes;
     char         buf[64];
@@ -1208,7 +1212,8 @@ enum { NROWS = sizeof rows / sizeof *rows };
 static void fx_reset(void)
 {
     memset(&fx, 0, sizeof fx);
-    fx.fd[0] = fx.fd[1] = fx.listener = fx.peer = -1;
+    fx.fd[0] = fx.fd[1] = fx.pair[0] = fx.pair[1] = -1;
+    fx.listener = fx.peer = -1;
     fx.accepted = fx.dialed = -1;
     atomic_store(&fx.job_started, 0);
     atomic_store(&fx.job_release, 0);
@@ -1217,8 +1222,8 @@ static void fx_reset(void)
 /* Closes and frees what the row made; no one may be waiting on it. */
 static void fx_release(void)
 {
-    int fds[] = { fx.fd[0], fx.fd[1], fx.listener, fx.peer, fx.accepted,
-                  fx.dialed };
+    int fds[] = { fx.fd[0], fx.fd[1], fx.pair[0], fx.pair[1], fx.listener,
+                  fx.peer, fx.accepted, fx.dialed };
     for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
         if (fds[i] >= 0)
             EXPECT_EQ(close(fds[i]), 0);
@@ -1315,6 +1320,160 @@ static void *drive(void *arg)
     return NULL;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Already cancelled: every call returns ECANCELED and does nothing       */
+/* ---------------------------------------------------------------------- */
+
+#define EXPECT_CANCELED(call) EXPECT_ERR(call, ECANCELED)
+
+static void *ended(void *arg)
+{
+    (void)arg;
+    return TOKEN(7);
+}
+
+static void *must_not_run(void *arg)
+{
+    atomic_store(&fx.job_started, 1);
+    return arg;
+}
+
+/* Runs cancelled before its first instruction, with every operation ready
+ * to complete at once: each await_* must return ECANCELED without doing
+ * it, which the non-suspending calls after each one look at. */
+static void *cancelled_caller(void *arg)
+{
+    (void)arg;
+    EXPECT_CANCELED(await_yield());
+    EXPECT_CANCELED(await_sleep(0));
+    EXPECT_CANCELED(await_sleep(t_short()));
+
+    /* A joined task is cancelled, awaited and freed all the same. */
+    fx.kids[0] = spawn_helper(ended, NULL);
+    EXPECT_CANCELED(await_task(fx.kids[0], &fx.result));
+    EXPECT(fx.result == TOKEN(7));
+    fx.kids[0] = spawn_helper(ended, NULL);
+    EXPECT_CANCELED(await_task_timeout(fx.kids[0], t_long(), &fx.result));
+    fx.kids[0] = spawn_helper(ended, NULL);
+    EXPECT_CANCELED(await_gather(fx.kids, 1, fx.results, fx.errors));
+    EXPECT_CANCELED(await_blocking(must_not_run, &fx, &fx.result));
+    EXPECT(!atomic_load(&fx.job_started));
+
+    /* A pipe with a byte in it; a socket pair with room and a line. */
+    EXPECT_CANCELED(await_readable(fx.fd[0], t_long()));
+    EXPECT_CANCELED(await_read(fx.fd[0], fx.buf, 1, t_long(), &fx.got));
+    EXPECT_CANCELED(await_read_full(fx.fd[0], fx.buf, 1, t_long(),
+                                    &fx.got));
+    EXPECT_CANCELED(await_read_until(fx.fd[0], fx.buf, sizeof fx.buf, "x",
+                                     t_long(), &fx.got));
+    EXPECT(strcmp(leftover(fx.fd[0]), "x") == 0);
+    EXPECT_CANCELED(await_writable(fx.pair[0], t_long()));
+    EXPECT_CANCELED(await_write_all(fx.pair[0], "y", 1, t_long()));
+    EXPECT_CANCELED(await_read_until(fx.pair[1], fx.buf, sizeof fx.buf, "\n",
+                                     t_long(), &fx.got));
+    EXPECT(strcmp(leftover(fx.pair[1]), "line\n") == 0); /* and no "y" */
+
+    /* A listener with a connection waiting, which stays there; a dial
+     * that adds none. */
+    EXPECT_CANCELED(await_accept(fx.listener, t_long(), &fx.accepted));
+    EXPECT_CANCELED(await_dial("127.0.0.1", fx.port, t_long(), &fx.dialed));
+    fx.accepted = accept(fx.listener, NULL, NULL);
+    EXPECT(fx.accepted >= 0);
+    EXPECT(accept(fx.listener, NULL, NULL) < 0 && errno == EAGAIN);
+
+    /* A channel with room and one element; a select ready both ways. */
+    fx.elem_in = -1;
+    EXPECT_CANCELED(await_chan_recv(fx.chan, &fx.elem_in, t_long()));
+    EXPECT_CANCELED(await_chan_send(fx.chan2, &fx.elem_out, t_long()));
+    fx.chosen = 99;
+    EXPECT_CANCELED(await_select(fx.ops, 2, t_long(), &fx.chosen));
+    EXPECT_EQ(fx.chosen, 99);
+    EXPECT_EQ(fx.elem_in, -1);
+    expect_holds(fx.chan, 5);
+    expect_empty(fx.chan2);
+
+    /* A queue with an item and room for one more, nothing unfinished
+     * once the item is marked done. */
+    fx.item = TOKEN(99);
+    EXPECT_CANCELED(await_queue_get(fx.queue, &fx.item, t_long()));
+    EXPECT_CANCELED(await_queue_put(fx.queue, TOKEN(2), t_long()));
+    EXPECT(fx.item == TOKEN(99));
+    EXPECT_EQ(coro_queue_size(fx.queue), 1);
+    expect_queued(TOKEN(1));
+    EXPECT_ERR(coro_queue_task_done(fx.queue), 0);
+    EXPECT_CANCELED(await_queue_join(fx.queue, t_long()));
+
+    /* A free mutex, a permit, a set event. */
+    EXPECT_CANCELED(await_mutex_lock(fx.mutex, t_long()));
+    EXPECT_ERR(coro_mutex_unlock(fx.mutex), EPERM); /* not taken */
+    EXPECT_CANCELED(await_sem_acquire(fx.sem, t_long()));
+    EXPECT_CANCELED(await_event(fx.event, t_long()));
+
+    /* Holding the mutex, taken under a shield: the condition wait returns
+     * with it held. */
+    int was = coro_shield(1);
+    EXPECT_ERR(await_mutex_lock(fx.mutex, 0), 0);
+    coro_shield(was);
+    EXPECT_CANCELED(await_cond_wait(fx.cond, fx.mutex, t_long()));
+    EXPECT_ERR(coro_mutex_unlock(fx.mutex), 0);
+
+    /* With nothing to wait for, still ECANCELED (last: a fix in flight). */
+    EXPECT_CANCELED(await_gather(fx.kids, 0, NULL, NULL));
+    fx.ndone = 99;
+    EXPECT_CANCELED(await_wait(fx.kids, 0, CORO_ALL_COMPLETED, -1,
+                               &fx.ndone));
+    EXPECT_EQ(fx.ndone, 0);
+    return NULL;
+}
+
+/* Makes every operation ready, then runs cancelled_caller cancelled. */
+static void *drive_cancelled(void *arg)
+{
+    (void)arg;
+    pipe_setup();
+    put_bytes(fx.fd[1], "x");
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                         0, fx.pair),
+              0);
+    put_bytes(fx.pair[0], "line\n");
+    listen_setup(0);
+    EXPECT_ERR(await_dial("127.0.0.1", fx.port, t_long(), &fx.peer), 0);
+    select_setup(WAKE_EVENT);
+    EXPECT_ERR(coro_chan_try_send(fx.chan, &(int){ 5 }), 0);
+    fx.queue = coro_queue_new(2);
+    EXPECT(fx.queue != NULL);
+    EXPECT_ERR(coro_queue_try_put(fx.queue, TOKEN(1)), 0);
+    fx.mutex = coro_mutex_new();
+    fx.sem = coro_sem_new(1);
+    fx.event = coro_event_new();
+    fx.cond = coro_cond_new();
+    EXPECT(fx.mutex && fx.sem && fx.event && fx.cond);
+    coro_event_set(fx.event);
+
+    coro_task *t = spawn_helper(cancelled_caller, NULL);
+    EXPECT_ERR(coro_cancel(t), 0);
+    EXPECT_ERR(await_task(t, NULL), ECANCELED);
+    EXPECT_ERR(await_sem_acquire(fx.sem, 0), 0); /* the permit stayed */
+    EXPECT_ERR(await_mutex_lock(fx.mutex, 0), 0);
+    EXPECT_ERR(coro_mutex_unlock(fx.mutex), 0);
+    fx_release();
+    return NULL;
+}
+
+/* _i: 0 for a caller on its own stack, 1 for one on the shared stack. */
+START_TEST(already_cancelled)
+{
+    memset(&run, 0, sizeof run);
+    run.shared = _i;
+    snprintf(where, sizeof where, "already cancelled, %s stack",
+             run.shared ? "shared" : "own");
+    fx_reset();
+    int err = coro_run(drive_cancelled, NULL, NULL);
+    ck_assert_msg(err == 0, "%s: coro_run returned %d (%s)", where, err,
+                  strerror(err));
+}
+END_TEST
+
 /* _i numbers the combination: (row * 2 + shared) * NWAKES + wake. */
 START_TEST(one_combination)
 {
@@ -1348,5 +1507,8 @@ Suite *waits_suite(void)
                 }
         suite_add_tcase(s, tc);
     }
+    TCase *tc = test_case("already_cancelled", 30);
+    tcase_add_loop_test(tc, already_cancelled, 0, 2);
+    suite_add_tcase(s, tc);
     return s;
 }
