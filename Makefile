@@ -282,6 +282,16 @@ fuzz: $(FUZZ_BIN)
 
 # ---- install ----
 
+# The dynamic linker finds a new library only once its cache is rebuilt:
+# ldconfig, when installing for real (no DESTDIR) as root. Otherwise say
+# what is left to do.
+LDCONFIG = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && \
+               PATH="$$PATH:/sbin:/usr/sbin" command -v ldconfig >/dev/null; \
+           then PATH="$$PATH:/sbin:/usr/sbin" ldconfig; \
+           elif [ -z "$(DESTDIR)" ]; then \
+               echo "run ldconfig as root (or set LD_LIBRARY_PATH=$(PREFIX)/lib)"; \
+           fi
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 coro.h $(DESTDIR)$(PREFIX)/include/coro.h
@@ -290,11 +300,13 @@ install: all
 	ln -sf libcoro.so.$(ABI) $(DESTDIR)$(PREFIX)/lib/libcoro.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' coro.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc
+	@$(LDCONFIG)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/coro.h $(DESTDIR)$(PREFIX)/lib/libcoro.a \
 	      $(DESTDIR)$(PREFIX)/lib/libcoro.so $(DESTDIR)$(PREFIX)/lib/libcoro.so.$(ABI) \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc
+	@$(LDCONFIG)
 
 clean:
 	rm -rf build libcoro.a libcoro.so
