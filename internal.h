@@ -25,6 +25,7 @@
 
 #include "coro.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -211,8 +212,10 @@ struct coro__park {
 };
 
 /* The entry check of every await_*: 0 with *self and *deadline set (when
- * deadline is not NULL), or EPERM, EINVAL (NaN timeout), ECANCELED. */
-int  coro__enter(double timeout, struct coro_task **self, int64_t *deadline);
+ * deadline is not NULL), or EPERM, EINVAL (NaN timeout), ECANCELED. Inline
+ * (below, after the task): it runs on every await. */
+static inline int coro__enter(double timeout, struct coro_task **self,
+                              int64_t *deadline);
 /* Parks self as p describes until a wake; returns the wake status (see
  * above). */
 int  coro__park(struct coro_task *self, const struct coro__park *p);
@@ -726,6 +729,26 @@ struct coro__loop {
 };
 
 #define CORO__TASK_OF(link) CORO__ENTRY(link, struct coro_task, all_link)
+
+/* This thread's loop (sched.c); coro__loop() outside the hot paths. */
+extern __thread struct coro__loop *coro__tls_loop;
+
+static inline int coro__enter(double timeout, struct coro_task **self,
+                              int64_t *deadline)
+{
+    struct coro__loop *l = coro__tls_loop;
+    struct coro_task *t = l ? l->current : NULL;
+    if (CORO__UNLIKELY(!t))
+        return EPERM;
+    *self = t;
+    if (deadline) {
+        if (timeout < 0)
+            *deadline = CORO__NEVER;
+        else if (coro__deadline(timeout, deadline) != 0)
+            return EINVAL;
+    }
+    return CORO__UNLIKELY(t->cancelled) && !t->shield ? ECANCELED : 0;
+}
 
 /* ----------------------------------------------------------------------
  * Seeing inside (trace.c, debug.c, overflow.c)

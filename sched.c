@@ -29,16 +29,16 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-static __thread struct coro__loop *tls_loop;
+__thread struct coro__loop *coro__tls_loop;
 
 struct coro_task *coro__current(void)
 {
-    return tls_loop ? tls_loop->current : NULL;
+    return coro__tls_loop ? coro__tls_loop->current : NULL;
 }
 
 struct coro__loop *coro__loop(void)
 {
-    return tls_loop;
+    return coro__tls_loop;
 }
 
 /* ----------------------------------------------------------------------
@@ -87,17 +87,6 @@ static int task_error(const struct coro_task *t)
 int coro__task_error(const struct coro_task *t)
 {
     return task_error(t);
-}
-
-int coro__enter(double timeout, struct coro_task **self, int64_t *deadline)
-{
-    struct coro_task *t = tls_loop ? tls_loop->current : NULL;
-    if (!t)
-        return EPERM;
-    *self = t;
-    if (deadline && coro__deadline(timeout, deadline) != 0)
-        return EINVAL;
-    return task_cancelled(t) ? ECANCELED : 0;
 }
 
 /* The wake sources outside the tasks that a parked task counts on, in the
@@ -435,14 +424,14 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
  * switch no setcontext system call (QEMU pools its coroutines this way). */
 static void trampoline(void)
 {
-    struct coro__loop *l = tls_loop;
+    struct coro__loop *l = coro__tls_loop;
     struct coro_task *t = l->current;
     coro__ctx_entered(&t->ctx);
     for (;;) {
         reap(l);
         void *result = t->fn(t->arg);
         task_exit(l, t, result);
-        l = tls_loop;
+        l = coro__tls_loop;
         t = l->current;
     }
 }
@@ -542,7 +531,7 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
 coro_task *coro__spawn_at(const coro_attr *attr, coro_fn fn, void *arg,
                           const char *fn_name, const char *site)
 {
-    struct coro__loop *l = tls_loop;
+    struct coro__loop *l = coro__tls_loop;
     size_t size;
     int err = EINVAL;
     unsigned flags = attr ? attr->flags : 0;
@@ -623,7 +612,7 @@ int coro_shield(int on)
 
 int coro_cancel(coro_task *t)
 {
-    struct coro__loop *l = tls_loop;
+    struct coro__loop *l = coro__tls_loop;
     if (!t || !l || t->loop != l)
         return EINVAL;
     cancel(t);
@@ -632,7 +621,7 @@ int coro_cancel(coro_task *t)
 
 void coro_detach(coro_task *t)
 {
-    struct coro__loop *l = tls_loop;
+    struct coro__loop *l = coro__tls_loop;
     if (!t || !l || t->loop != l || t->detached)
         return;
     t->detached = 1;
@@ -1024,7 +1013,7 @@ int coro_run(coro_fn main, void *arg, void **result)
         *result = NULL;
     if (!main)
         return EINVAL;
-    if (tls_loop)
+    if (coro__tls_loop)
         return EBUSY;
     struct coro__loop *l;
     int err = loop_new(&l);
@@ -1043,7 +1032,7 @@ int coro_run(coro_fn main, void *arg, void **result)
     l->main = t;
     if (l->noting)
         coro__note(l, t, CORO__NOTE_SPAWN);
-    tls_loop = l;
+    coro__tls_loop = l;
     l->errno_at = &errno; /* this thread's, for good: no call per switch */
     l->ctx.uc = &l->ctx_uc;
     coro__ctx_thread(&l->ctx);
@@ -1057,7 +1046,7 @@ int coro_run(coro_fn main, void *arg, void **result)
     err = l->deadlocked ? EDEADLK : l->main_error;
     if (result)
         *result = l->main_done ? l->main_result : NULL;
-    tls_loop = NULL;
+    coro__tls_loop = NULL;
     loop_free(l);
     return err;
 }

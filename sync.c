@@ -48,14 +48,10 @@ static unsigned long long thread_token(void)
     return tls_token;
 }
 
-/* Whether the calling thread may use o: it is the owner's, or nobody's
- * yet. A call from a loop's task makes it the thread's; a call from
- * outside any loop (filling a channel before coro_run) leaves it free. */
-static int owned(struct object *o)
+/* The slow path of owned: o is nobody's yet, or another thread's. */
+static int claim(struct object *o, unsigned long long owner)
 {
     unsigned long long mine = thread_token();
-    unsigned long long owner =
-        atomic_load_explicit(&o->owner, memory_order_acquire);
     if (owner == mine)
         return 1;
     if (owner != 0)
@@ -66,11 +62,25 @@ static int owned(struct object *o)
            owner == mine;
 }
 
+/* Whether the calling thread may use o: it is the owner's, or nobody's
+ * yet. A call from a loop's task makes it the thread's; a call from
+ * outside any loop (filling a channel before coro_run) leaves it free.
+ * The load need not be ordered: a thread that finds its own token wrote
+ * it, and one that finds another's reads nothing else. */
+static inline int owned(struct object *o)
+{
+    unsigned long long owner =
+        atomic_load_explicit(&o->owner, memory_order_relaxed);
+    if (CORO__LIKELY(owner != 0 && owner == tls_token))
+        return 1;
+    return claim(o, owner);
+}
+
 /* As owned, for calls that only read: they never take an object. */
 static int visible(const struct object *o)
 {
     unsigned long long owner =
-        atomic_load_explicit(&o->owner, memory_order_acquire);
+        atomic_load_explicit(&o->owner, memory_order_relaxed);
     return owner == 0 || owner == thread_token();
 }
 
