@@ -76,6 +76,15 @@ static void *locker(void *arg)
     return err ? coro_fail(err) : NULL;
 }
 
+static coro_event *event;
+
+static void *event_waiter(void *arg)
+{
+    (void)arg;
+    int err = await_event(event, -1);
+    return err ? coro_fail(err) : NULL;
+}
+
 static void *quitter(void *arg)
 {
     (void)arg;
@@ -134,6 +143,7 @@ static void *dump_main(void *arg)
         coro_spawn(failer, NULL),
         NULL,
     };
+    coro_task *ew = coro_spawn(event_waiter, NULL);
     ck_assert_int_eq(await_sleep(0.02), 0); /* all of them get going */
     t[10] = coro_spawn(quitter, NULL);      /* and one that has not */
     for (size_t i = 0; i < 11; i++)
@@ -153,6 +163,8 @@ static void *dump_main(void *arg)
     coro_cancel(sleepy);
     coro_cancel(napper);
     await_gather(t, 11, NULL, NULL);
+    coro_event_set(event);
+    ck_assert_int_eq(await_task(ew, NULL), 0);
     return NULL;
 }
 
@@ -162,13 +174,15 @@ START_TEST(dump_names_each_state)
     ck_assert_int_eq(pipe(block_pipe), 0);
     chan = coro_chan_new(sizeof(int), 0);
     mutex = coro_mutex_new();
+    event = coro_event_new();
     ck_assert_ptr_nonnull(chan);
     ck_assert_ptr_nonnull(mutex);
+    ck_assert_ptr_nonnull(event);
     char *dump = NULL;
     run_expect(dump_main, &dump, 0);
     ck_assert_ptr_nonnull(dump);
 
-    ck_assert_msg(strncmp(dump, "coro: 12 tasks in this thread's loop:\n",
+    ck_assert_msg(strncmp(dump, "coro: 13 tasks in this thread's loop:\n",
                           38) == 0, "%s", dump);
     char want[64];
     expect_line(dump, "main", "running");
@@ -181,6 +195,7 @@ START_TEST(dump_names_each_state)
     expect_line(dump, "reader", want);
     expect_line(dump, "blocker", "in a blocking call on a worker thread");
     expect_line(dump, "receiver", "on a channel receive");
+    expect_line(dump, "event_waiter", "on an event (");
     expect_line(dump, "locker", "held by task #1");
     expect_line(dump, "quitter", "ended, not yet joined, for");
     expect_line(dump, "failer", "ended, not yet joined: Input/output error");
@@ -189,12 +204,13 @@ START_TEST(dump_names_each_state)
     /* In spawn order: the last one spawned has not run yet. */
     const char *last = strrchr(dump, '#');
     ck_assert_ptr_nonnull(last);
-    ck_assert_msg(strncmp(last, "#12 ", 4) == 0 && strstr(last, " ready"),
+    ck_assert_msg(strncmp(last, "#13 ", 4) == 0 && strstr(last, " ready"),
                   "%s", dump);
 
     free(dump);
     ck_assert_int_eq(coro_chan_free(chan), 0);
     ck_assert_int_eq(coro_mutex_free(mutex), 0);
+    ck_assert_int_eq(coro_event_free(event), 0);
     for (int i = 0; i < 2; i++) {
         close(wake_pipe[i]);
         close(block_pipe[i]);
