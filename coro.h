@@ -122,11 +122,11 @@ CORO_API int coro_run(coro_fn main, void *arg, void **result);
  * On Linux 6.13 and later every stack is guarded: its guard is a
  * MADV_GUARD_INSTALL marker, which costs no mapping. On older kernels a
  * guard page costs two mappings, and Linux allows vm.max_map_count (65530
- * by default) per process. coro spends at most a quarter of that limit on guarded
- * stacks (8,191 stacks at the default); stacks beyond it are carved from large
- * unguarded slabs and carry a canary that is checked at every switch, so an
- * overflow there is still reported, after the fact. Raising the limit
- * (sysctl vm.max_map_count=1048576) keeps more stacks guarded.
+ * by default) per process. coro spends at most a quarter of that limit on
+ * guarded stacks (8,191 stacks at the default); stacks beyond it are carved
+ * from large unguarded slabs and carry a canary that is checked at every
+ * switch, so an overflow there is still reported, after the fact. Raising
+ * the limit (sysctl vm.max_map_count=1048576) keeps more stacks guarded.
  * ====================================================================== */
 
 /* Options for coro_spawn_attr. All-zero means all defaults. */
@@ -191,10 +191,10 @@ CORO_API coro_task *coro_spawn_attr(const coro_attr *attr, coro_fn fn,
  *          (its own cancellation comes first, as in asyncio; t was then
  *          cancelled, awaited and freed); else t's coro_fail error if it set
  *          one; else ECANCELED if coro_cancel(t) was called before t ended
- *          (even if t then returned normally); else 0. EINVAL: t is NULL, belongs to
- *          another thread's loop, is detached, or another task already awaits
- *          it (t is then untouched). EDEADLK: t is the caller. EPERM: outside
- *          a coroutine.
+ *          (even if t then returned normally); else 0. EINVAL: t is NULL,
+ *          belongs to another thread's loop, is detached, or another task
+ *          already awaits it (t is then untouched). EDEADLK: t is the
+ *          caller. EPERM: outside a coroutine.
  * Ownership: t is invalid once this returns anything but EINVAL, EDEADLK or
  *            EPERM; *result is stored whenever t was freed. */
 CORO_API int await_task(coro_task *t, void **result);
@@ -713,8 +713,9 @@ CORO_API int coro_cond_free(coro_cond *c);
  * caller's address), its stack size and high-water mark. The time in a
  * state is good to a few milliseconds: so that parking reads no clock,
  * the loop reads one as it sleeps, fires timers, or every 64 switches, so
- * a task that ran long without suspending can add its run to the figure. Does nothing outside a loop. coro_run prints it to
- * stderr by itself when it finds a deadlock, before cancelling the tasks.
+ * a task that ran long without suspending can add its run to the figure.
+ * Does nothing outside a loop. coro_run prints it to stderr by itself when
+ * it finds a deadlock, before cancelling the tasks.
  * Cost: O(tasks), plus a scan of each own stack for its high-water mark. */
 CORO_API void coro_dump(FILE *out);
 

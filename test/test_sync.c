@@ -524,7 +524,7 @@ static void *reuse_main(void *arg)
     return TOKEN(coro_chan_try_recv(shared_chan, v));
 }
 
-START_TEST(objects_belong_to_the_thread_of_the_first_loop_using_them)
+START_TEST(objects_belong_to_the_first_loops_thread)
 {
     /* Made before any loop, and used from outside one: nobody's yet. */
     shared_chan = coro_chan_new(sizeof(int), 1);
@@ -1174,7 +1174,7 @@ Suite *sync_suite(void)
     tcase_add_test(tc, select_over_many_channels_leaves_the_others);
     tcase_add_test(tc, select_parked_on_the_shared_stack_survives_other_tasks);
     tcase_add_test(tc, channel_bad_input);
-    tcase_add_test(tc, objects_belong_to_the_thread_of_the_first_loop_using_them);
+    tcase_add_test(tc, objects_belong_to_the_first_loops_thread);
     tcase_add_test(tc, ten_thousand_tasks_lose_and_duplicate_nothing);
     tcase_add_test(tc, blocked_forever_on_a_channel_is_a_deadlock);
     suite_add_tcase(s, tc);
