@@ -119,8 +119,8 @@ static void unpark(struct coro__loop *l, struct coro_task *t)
         t->detach(t);
         t->detach = NULL;
     }
-    t->waiting_on = NULL;
-    coro__timer_stop(&l->timers, &t->timer);
+    if (t->wakers & CORO__BY_TIMER)
+        coro__timer_stop(&l->timers, &t->timer);
     wakers_forget(l, t);
 }
 
