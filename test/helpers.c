@@ -81,6 +81,15 @@ void run_expect(coro_fn fn, void *arg, int want)
                   err, strerror(err), want, strerror(want));
 }
 
+__attribute__((noinline)) void frame_fill(void *frame, int byte,
+                                           size_t size)
+{
+    memset(frame, byte, size);
+    /* As far as the compiler knows, this reads and writes all memory
+     * through frame. */
+    __asm__ volatile("" : : "r"(frame) : "memory");
+}
+
 double cpu_seconds(void)
 {
     struct rusage ru;

@@ -56,6 +56,12 @@ char *stderr_captured(void);
  * that crash or leave things behind on purpose. */
 char *run_in_child(int (*body)(void *), void *arg, int *status);
 
+/* Writes byte over the first size bytes of frame, out of the compiler's
+ * sight: an array whose address is handed here exists in full on the stack
+ * and holds what was written, whatever the optimiser would drop otherwise.
+ * For tests that need deep frames. */
+void frame_fill(void *frame, int byte, size_t size);
+
 /* CPU time (user + system) of this process, in seconds. */
 double cpu_seconds(void);
 

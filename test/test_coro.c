@@ -13,15 +13,15 @@
 #include "helpers.h"
 #include "internal.h"
 
-/* Touches about `bytes` of stack through recursion, so the frames are real
- * and cannot be optimised away. */
+/* Touches about `bytes` of stack through recursion. frame_fill keeps each
+ * frame whole, and reading it after the call keeps it alive meanwhile. */
 static __attribute__((noinline)) size_t burn_stack(size_t bytes)
 {
-    volatile char frame[1024];
-    memset((char *)frame, (int)bytes, sizeof frame);
+    char frame[1024];
+    frame_fill(frame, (int)bytes, sizeof frame);
     if (bytes <= sizeof frame)
-        return frame[7];
-    return burn_stack(bytes - sizeof frame) + frame[3];
+        return (size_t)frame[7];
+    return burn_stack(bytes - sizeof frame) + (size_t)frame[3];
 }
 
 static void *use_stack(void *arg)
@@ -236,8 +236,8 @@ END_TEST
 /* Recurses until limit, which the caller sets far beyond any stack. */
 static __attribute__((noinline)) int recurse_deep(int depth, int limit)
 {
-    volatile char frame[512];
-    frame[0] = (char)depth;
+    char frame[512];
+    frame_fill(frame, depth, sizeof frame);
     if (depth >= limit)
         return frame[0];
     return recurse_deep(depth + 1, limit) + frame[0];
@@ -362,8 +362,8 @@ END_TEST
  * wrote: n (n + 1) / 2 if every frame came back intact. */
 static __attribute__((noinline)) int nested(int n)
 {
-    volatile char frame[200];
-    memset((char *)frame, n, sizeof frame);
+    char frame[200];
+    frame_fill(frame, n, sizeof frame);
     if (n == 0) {
         await_yield();
         return frame[5];

@@ -221,8 +221,8 @@ END_TEST
 /* Parks with about 24 KiB of its stack in use. */
 static __attribute__((noinline)) int deep_park(void)
 {
-    volatile char frame[24 << 10];
-    memset((char *)frame, 1, sizeof frame);
+    char frame[24 << 10];
+    frame_fill(frame, 1, sizeof frame);
     int err = await_sleep(30);
     return err + frame[100];
 }
@@ -230,8 +230,7 @@ static __attribute__((noinline)) int deep_park(void)
 static void *deep(void *arg)
 {
     (void)arg;
-    deep_park();
-    return NULL;
+    return (void *)(intptr_t)deep_park();
 }
 
 static void *high_water_main(void *arg)
