@@ -92,6 +92,7 @@ help:
 	@echo "make bench-peers  both switch builds beside Go and asyncio: one table"
 	@echo "make soak       churn for SOAK_SECONDS (300); RSS and fds must come back"
 	@echo "SWITCH=fast     with any target: the _setjmp/_longjmp switch build"
+	@echo "CC=clang        with any target: built with clang, in build/clang/"
 	@echo "make install PREFIX=/usr/local"
 
 # ---- the library, in three flavours with their own object directories ----
