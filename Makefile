@@ -232,11 +232,11 @@ bench: $(BENCHES:%=$(B)/bench/%)
 	BUILD=$(B)/bench ./bench/http.sh
 
 # Both switch builds beside Go and asyncio, in one run, one table.
+PEERS := handoff spawn sleepers timers
 bench-peers:
-	$(MAKE) build/bench/handoff build/bench/spawn build/bench/sleepers build/bench/timers
-	$(MAKE) SWITCH=fast build/fast/bench/handoff build/fast/bench/spawn \
-	    build/fast/bench/sleepers build/fast/bench/timers
-	./bench/peers.sh
+	$(MAKE) SWITCH=ucontext $(PEERS:%=$(TOP)/bench/%)
+	$(MAKE) SWITCH=fast $(PEERS:%=$(TOP)/fast/bench/%)
+	SLOW=$(TOP)/bench FAST=$(TOP)/fast/bench ./bench/peers.sh
 
 # ---- soak (test/soak.c): minutes of churn, then the resident set and the
 # fd count must be back at their baseline. Not part of check or CI.
