@@ -7,19 +7,34 @@ CC      ?= cc
 WERROR  ?= -Werror
 OPT     ?= -O2
 
+# The default compiler (cc) builds into build/ and libcoro.a here; any other
+# (CC=clang) into build/<its name>/, so that one compiler's objects never
+# pass for the other's.
+CC_NAME  := $(notdir $(firstword $(CC)))
+ifeq ($(CC_NAME),cc)
+TOP      := build
+UC_LIBA  := libcoro.a
+UC_LIBSO := libcoro.so
+else
+TOP      := build/$(CC_NAME)
+UC_LIBA  := $(TOP)/libcoro.a
+UC_LIBSO := $(TOP)/libcoro.so
+endif
+DEMO_DIR := $(TOP)/demo
+
 # SWITCH=fast builds the _setjmp/_longjmp switch (see coro.c) into
-# build/fast/, beside the default swapcontext build in build/.
+# $(TOP)/fast/, beside the default swapcontext build in $(TOP)/.
 SWITCH  ?= ucontext
 ifeq ($(SWITCH),fast)
-B          := build/fast
+B          := $(TOP)/fast
 SWITCH_DEF := -DCORO_SWITCH_FAST
-LIBA       := build/fast/libcoro.a
-LIBSO      := build/fast/libcoro.so
+LIBA       := $(TOP)/fast/libcoro.a
+LIBSO      := $(TOP)/fast/libcoro.so
 else ifeq ($(SWITCH),ucontext)
-B          := build
+B          := $(TOP)
 SWITCH_DEF :=
-LIBA       := libcoro.a
-LIBSO      := libcoro.so
+LIBA       := $(UC_LIBA)
+LIBSO      := $(UC_LIBSO)
 else
 $(error SWITCH must be ucontext (the default) or fast)
 endif
@@ -77,6 +92,7 @@ help:
 	@echo "make bench-peers  both switch builds beside Go and asyncio: one table"
 	@echo "make soak       churn for SOAK_SECONDS (300); RSS and fds must come back"
 	@echo "SWITCH=fast     with any target: the _setjmp/_longjmp switch build"
+	@echo "CC=clang        with any target: built with clang, in build/clang/"
 	@echo "make install PREFIX=/usr/local"
 
 # ---- the library, in three flavours with their own object directories ----
@@ -88,7 +104,7 @@ $(B)/asan/%.o: %.c $(HDRS) | $(B)/asan
 $(B)/tsan/%.o: %.c $(HDRS) | $(B)/tsan
 	$(CC) $(CFLAGS_LIB) $(TSAN_FLAGS) -c $< -o $@
 
-$(B) $(B)/asan $(B)/tsan $(B)/bench build/demo:
+$(sort $(TOP) $(B) $(B)/asan $(B)/tsan $(B)/bench $(DEMO_DIR)):
 	mkdir -p $@
 
 $(LIBA): $(SRCS:%.c=$(B)/%.o)
@@ -99,6 +115,14 @@ $(B)/asan/libcoro.a: $(SRCS:%.c=$(B)/asan/%.o)
 	rm -f $@ && ar rcs $@ $^
 $(B)/tsan/libcoro.a: $(SRCS:%.c=$(B)/tsan/%.o)
 	rm -f $@ && ar rcs $@ $^
+
+# The demos link the swapcontext build whatever SWITCH says.
+ifeq ($(SWITCH),fast)
+$(TOP)/%.o: %.c $(HDRS) | $(TOP)
+	$(CC) $(filter-out $(SWITCH_DEF),$(CFLAGS_LIB)) -c $< -o $@
+$(UC_LIBA): $(SRCS:%.c=$(TOP)/%.o)
+	rm -f $@ && ar rcs $@ $^
+endif
 
 # Everything the shared library exports must be ours.
 check-symbols: $(LIBSO)
@@ -133,15 +157,17 @@ CHECK_LIBS  = $$(pkg-config --libs check libcurl)
 TEST_DEMO_SRCS := demo/http.c demo/curl_reactor.c demo/timeline.c
 
 # The acceptance tests (test_demos.c) run the demos: every test build
-# needs them built.
+# needs them built, and is told where they are.
+TEST_FLAGS = $(CFLAGS_APP) -I. -Idemo -DCORO_TEST_DEMO_DIR='"$(DEMO_DIR)"' \
+             $(CHECK_FLAGS)
 $(B)/run_tests: $(TESTS) $(TEST_DEMO_SRCS) test/helpers.h $(LIBA) | $(B) deps demos
-	$(CC) $(CFLAGS_APP) -I. -Idemo $(CHECK_FLAGS) $(TESTS) $(TEST_DEMO_SRCS) \
+	$(CC) $(TEST_FLAGS) $(TESTS) $(TEST_DEMO_SRCS) \
 	    $(LIBA) $(CHECK_LIBS) $(LDLIBS) -o $@
 $(B)/asan/run_tests: $(TESTS) $(TEST_DEMO_SRCS) test/helpers.h $(B)/asan/libcoro.a | deps demos
-	$(CC) $(CFLAGS_APP) $(ASAN_FLAGS) -I. -Idemo $(CHECK_FLAGS) $(TESTS) \
+	$(CC) $(TEST_FLAGS) $(ASAN_FLAGS) $(TESTS) \
 	    $(TEST_DEMO_SRCS) $(B)/asan/libcoro.a $(CHECK_LIBS) $(LDLIBS) -o $@
 $(B)/tsan/run_tests: $(TESTS) $(TEST_DEMO_SRCS) test/helpers.h $(B)/tsan/libcoro.a | deps demos
-	$(CC) $(CFLAGS_APP) $(TSAN_FLAGS) -I. -Idemo $(CHECK_FLAGS) $(TESTS) \
+	$(CC) $(TEST_FLAGS) $(TSAN_FLAGS) $(TESTS) \
 	    $(TEST_DEMO_SRCS) $(B)/tsan/libcoro.a $(CHECK_LIBS) $(LDLIBS) -o $@
 
 check: $(B)/run_tests check-symbols
@@ -165,27 +191,27 @@ valgrind: $(B)/run_tests
 	    ./$(B)/run_tests
 
 # ---- demos (demo/): the asyncio tutorials' scenarios, on the default
-# build whatever SWITCH says ----
+# build whatever SWITCH says, in $(DEMO_DIR) ----
 
 DEMO_DEPS := demo/common.c demo/common.h demo/timeline.c demo/timeline.h \
-             libcoro.a
+             $(UC_LIBA)
 
-build/demo/%: demo/%.c $(DEMO_DEPS) | build/demo
-	$(CC) $(CFLAGS_APP) -I. -Idemo $< demo/common.c demo/timeline.c libcoro.a \
-	    $(LDLIBS) -o $@
+$(DEMO_DIR)/%: demo/%.c $(DEMO_DEPS) | $(DEMO_DIR)
+	$(CC) $(CFLAGS_APP) -I. -Idemo $< demo/common.c demo/timeline.c \
+	    $(UC_LIBA) $(LDLIBS) -o $@
 
 E_SRCS := demo/local_server.c demo/http.c demo/curl_reactor.c
-build/demo/e_http_requests: demo/e_http_requests.c $(E_SRCS) \
-        $(E_SRCS:.c=.h) $(DEMO_DEPS) | build/demo deps
+$(DEMO_DIR)/e_http_requests: demo/e_http_requests.c $(E_SRCS) \
+        $(E_SRCS:.c=.h) $(DEMO_DEPS) | $(DEMO_DIR) deps
 	$(CC) $(CFLAGS_APP) -I. -Idemo $$(pkg-config --cflags libcurl) $< \
-	    $(E_SRCS) demo/common.c demo/timeline.c libcoro.a \
+	    $(E_SRCS) demo/common.c demo/timeline.c $(UC_LIBA) \
 	    $$(pkg-config --libs libcurl) $(LDLIBS) -o $@
 
-demos: $(DEMOS:%=build/demo/%)
+demos: $(DEMOS:%=$(DEMO_DIR)/%)
 
 # The README's first command: all five at scale 1, then one table.
 demo: demos
-	./demo/all
+	DEMO_DIR=$(DEMO_DIR) ./demo/all
 
 # ---- benchmarks: print figures, never fail on time ----
 
@@ -206,11 +232,11 @@ bench: $(BENCHES:%=$(B)/bench/%)
 	BUILD=$(B)/bench ./bench/http.sh
 
 # Both switch builds beside Go and asyncio, in one run, one table.
+PEERS := handoff spawn sleepers timers
 bench-peers:
-	$(MAKE) build/bench/handoff build/bench/spawn build/bench/sleepers build/bench/timers
-	$(MAKE) SWITCH=fast build/fast/bench/handoff build/fast/bench/spawn \
-	    build/fast/bench/sleepers build/fast/bench/timers
-	./bench/peers.sh
+	$(MAKE) SWITCH=ucontext $(PEERS:%=$(TOP)/bench/%)
+	$(MAKE) SWITCH=fast $(PEERS:%=$(TOP)/fast/bench/%)
+	SLOW=$(TOP)/bench FAST=$(TOP)/fast/bench ./bench/peers.sh
 
 # ---- soak (test/soak.c): minutes of churn, then the resident set and the
 # fd count must be back at their baseline. Not part of check or CI.

@@ -7,8 +7,8 @@
 # N=100000 makes the sleepers run smaller (default 1000000).
 set -u
 here=$(dirname "$0")
-slow=build/bench
-fast=build/fast/bench
+slow=${SLOW:-build/bench}
+fast=${FAST:-build/fast/bench}
 n=${N:-1000000}
 
 num() { sed -n "s/.*$1 \([0-9.]*\).*/\1/p" | head -1; }

@@ -10,6 +10,9 @@
 
 #include "internal.h"
 
+static int stderr_saved = -1;
+static FILE *stderr_file;
+
 static char trace_buf[8192];
 static size_t trace_len;
 
@@ -61,15 +64,57 @@ void test_setup(void)
 
 void test_no_leaks(void)
 {
+    /* Without a fork per test, a capture a failed assertion left behind
+     * would swallow what every later test writes. */
+    if (stderr_file) {
+        char *text = stderr_captured();
+        fputs(text, stderr);
+        free(text);
+    }
     atomic_store(&coro__alloc_stats.fail_every, 0);
     ck_assert_int_eq(atomic_load(&coro__alloc_stats.blocks), 0);
     ck_assert_int_eq(atomic_load(&coro__alloc_stats.stacks), 0);
 }
 
+#ifdef CORO__ASAN
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+static void *spawn_one(void *arg)
+{
+    (void)arg;
+    int err = await_task(coro_spawn(nothing, NULL), NULL);
+    return err ? coro_fail(err) : NULL;
+}
+
+/* ASan warns, at a process's first swapcontext, that it does not fully
+ * support it: with a process per test, in every test. Run in the runner's
+ * own process before it forks for the first test, a switch has it warn
+ * there once, into a capture. */
+static void asan_warn_once(void)
+{
+    static const char warning[] =
+        "ASan doesn't fully support makecontext/swapcontext";
+    static int done;
+    if (done++)
+        return;
+    char *text = run_reporting(spawn_one, NULL, 0);
+    const char *nl = strchr(text, '\n');
+    ck_assert_msg(!*text || (strstr(text, warning) && nl && !nl[1]),
+                  "more than the warning:\n%s", text);
+    free(text);
+}
+#endif
+
 TCase *test_case(const char *name, double timeout)
 {
     TCase *tc = tcase_create(name);
     tcase_add_checked_fixture(tc, test_setup, test_no_leaks);
+#ifdef CORO__ASAN
+    tcase_add_unchecked_fixture(tc, asan_warn_once, NULL);
+#endif
     tcase_set_timeout(tc, timeout * test_slow());
     return tc;
 }
@@ -81,6 +126,15 @@ void run_expect(coro_fn fn, void *arg, int want)
                   err, strerror(err), want, strerror(want));
 }
 
+__attribute__((noinline)) void frame_fill(void *frame, int byte,
+                                           size_t size)
+{
+    memset(frame, byte, size);
+    /* As far as the compiler knows, this reads and writes all memory
+     * through frame. */
+    __asm__ volatile("" : : "r"(frame) : "memory");
+}
+
 double cpu_seconds(void)
 {
     struct rusage ru;
@@ -89,11 +143,9 @@ double cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-static int stderr_saved = -1;
-static FILE *stderr_file;
-
 void stderr_capture(void)
 {
+    ck_assert_ptr_null(stderr_file);
     fflush(stderr);
     stderr_file = tmpfile();
     ck_assert_ptr_nonnull(stderr_file);
@@ -117,6 +169,80 @@ char *stderr_captured(void)
     fclose(stderr_file);
     stderr_file = NULL;
     return text;
+}
+
+char *run_reporting(coro_fn fn, void *arg, int want)
+{
+    stderr_capture();
+    int err = coro_run(fn, arg, NULL);
+    char *text = stderr_captured();
+    ck_assert_msg(err == want, "coro_run returned %d (%s), want %d (%s); "
+                  "it wrote:\n%s", err, strerror(err), want, strerror(want),
+                  text);
+    return text;
+}
+
+/* Whether line (len bytes) holds each string of the list, in order. */
+static int line_holds(const char *line, size_t len, va_list ap)
+{
+    char buf[1024];
+    if (len >= sizeof buf)
+        len = sizeof buf - 1;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    const char *at = buf;
+    for (const char *want; (want = va_arg(ap, const char *)) != NULL;) {
+        at = strstr(at, want);
+        if (!at)
+            return 0;
+        at += strlen(want);
+    }
+    return 1;
+}
+
+void expect_report_line(const char *text, ...)
+{
+    va_list ap;
+    va_start(ap, text);
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        va_list each;
+        va_copy(each, ap);
+        int found = line_holds(line, len, each);
+        va_end(each);
+        if (found) {
+            va_end(ap);
+            return;
+        }
+        line += len + (end != NULL);
+    }
+    char wanted[512] = "";
+    size_t n = 0;
+    for (const char *want; (want = va_arg(ap, const char *)) != NULL;) {
+        int k = snprintf(wanted + n, sizeof wanted - n, "\"%s\" ", want);
+        if (k < 0 || (size_t)k >= sizeof wanted - n)
+            break;
+        n += (size_t)k;
+    }
+    va_end(ap);
+    ck_abort_msg("no line holds %sin:\n%s", wanted, text);
+}
+
+void expect_deadlock_report(const char *text, int tasks)
+{
+    static const char said[] = "coro: deadlock: no task can ever wake";
+    ck_assert_msg(strncmp(text, said, sizeof said - 1) == 0, "%s", text);
+    char head[64];
+    snprintf(head, sizeof head, "\ncoro: %d task%s in this thread's loop:\n",
+             tasks, tasks == 1 ? "" : "s");
+    ck_assert_msg(strstr(text, head) != NULL, "no \"%s\" in:\n%s", head + 1,
+                  text);
+    int lines = 0;
+    for (const char *p = text; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    ck_assert_msg(lines == tasks + 2, "%d lines, want %d:\n%s", lines,
+                  tasks + 2, text);
 }
 
 char *run_in_child(int (*body)(void *), void *arg, int *status)

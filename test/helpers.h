@@ -47,15 +47,37 @@ void run_expect(coro_fn fn, void *arg, int want);
 
 /* Sends what the process writes to stderr (fd 2) to a temporary file
  * until stderr_captured, which restores it and returns what was written
- * (malloc'd: free it). */
+ * (malloc'd: free it). Assert on the text after stderr_captured; if an
+ * assertion fails in between, the test's teardown (test_case) restores
+ * stderr and shows what was captured. */
 void  stderr_capture(void);
 char *stderr_captured(void);
+
+/* Runs fn under coro_run with stderr captured, asserts it returned want,
+ * and returns what it wrote to stderr (malloc'd: free it): for programs
+ * that report on purpose, such as a deadlock. */
+char *run_reporting(coro_fn fn, void *arg, int want);
+
+/* Asserts that a line of text holds each string of the NULL-terminated
+ * list, in that order. */
+void expect_report_line(const char *text, ...) __attribute__((sentinel));
+
+/* Asserts that text is coro_run's deadlock report and nothing else: the
+ * line saying so, then a dump of tasks lines, one per task (check those
+ * with expect_report_line). */
+void expect_deadlock_report(const char *text, int tasks);
 
 /* Runs body(arg) in a child process with its stderr sent to a pipe; the
  * child exits with what body returns. Returns what the child wrote to
  * stderr (malloc'd: free it) and its wait status in *status. For programs
  * that crash or leave things behind on purpose. */
 char *run_in_child(int (*body)(void *), void *arg, int *status);
+
+/* Writes byte over the first size bytes of frame, out of the compiler's
+ * sight: an array whose address is handed here exists in full on the stack
+ * and holds what was written, whatever the optimiser would drop otherwise.
+ * For tests that need deep frames. */
+void frame_fill(void *frame, int byte, size_t size);
 
 /* CPU time (user + system) of this process, in seconds. */
 double cpu_seconds(void);

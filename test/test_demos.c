@@ -17,14 +17,19 @@ struct output {
     int  status; /* exit status, or -1 if it did not exit normally */
 };
 
-/* Runs build/demo/<name> (or $CORO_DEMO_DIR/<name>) with args, capturing
- * stdout and stderr. */
+/* Where the Makefile built the demos with this compiler. */
+#ifndef CORO_TEST_DEMO_DIR
+#define CORO_TEST_DEMO_DIR "build/demo"
+#endif
+
+/* Runs CORO_TEST_DEMO_DIR/<name> (or $CORO_DEMO_DIR/<name>) with args,
+ * capturing stdout and stderr. */
 static void run_demo(const char *name, const char *args, struct output *out)
 {
     const char *dir = getenv("CORO_DEMO_DIR");
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s/%s %s 2>&1", dir ? dir : "build/demo", name,
-             args);
+    snprintf(cmd, sizeof cmd, "%s/%s %s 2>&1", dir ? dir : CORO_TEST_DEMO_DIR,
+             name, args);
     FILE *p = popen(cmd, "r");
     ck_assert_msg(p != NULL, "popen %s", cmd);
     size_t n = fread(out->text, 1, sizeof out->text - 1, p);

@@ -17,8 +17,8 @@ static volatile int dive_limit = 1 << 30;
 
 static __attribute__((noinline)) int dive(int depth)
 {
-    volatile char frame[512];
-    frame[0] = (char)depth;
+    char frame[512];
+    frame_fill(frame, depth, sizeof frame);
     if (depth >= dive_limit)
         return 0;
     return dive(depth + 1) + frame[0];
@@ -30,19 +30,20 @@ static void *diver(void *arg)
     return (void *)(intptr_t)dive(0);
 }
 
-/* Touches memory far below its stack at once, past the guard page. */
+/* Touches memory far below its stack at once, past the guard page: only
+ * the frame's lowest byte, or the call's return address below it. */
 static __attribute__((noinline)) int leap(void)
 {
-    volatile char frame[48 << 10];
-    frame[0] = 1;
+    char frame[48 << 10];
+    frame_fill(frame, 1, 1);
     return frame[0];
 }
 
 static void *leaper(void *arg)
 {
     (void)arg;
-    volatile char fill[30 << 10]; /* most of a 32 KiB stack */
-    fill[0] = 1;
+    char fill[30 << 10]; /* most of a 32 KiB stack */
+    frame_fill(fill, 1, sizeof fill);
     return (void *)(intptr_t)(leap() + fill[0]);
 }
 

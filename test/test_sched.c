@@ -201,9 +201,16 @@ static void *join_forever_main(void *arg)
 START_TEST(deadlock_returns_edeadlk_after_cleanup)
 {
     int errs[2] = { -1, -1 };
-    run_expect(join_forever_main, errs, EDEADLK);
+    char *report = run_reporting(join_forever_main, errs, EDEADLK);
     ck_assert_int_eq(errs[0], ECANCELED);
     ck_assert_int_eq(errs[1], ECANCELED);
+    expect_deadlock_report(report, 2);
+    expect_report_line(report, "#1 ", " main ",
+                       "joining task #2 (sleep_forever)", NULL);
+    expect_report_line(report, "#2 ", " sleep_forever ",
+                       "sleeping until cancelled", "test/test_sched.c:",
+                       NULL);
+    free(report);
 }
 END_TEST
 
@@ -229,8 +236,14 @@ static void *join_cycle_main(void *arg)
  * clean-up deadlocks too and both are freed without returning. */
 START_TEST(deadlock_join_cycle_through_main)
 {
-    run_expect(join_cycle_main, NULL, EDEADLK);
+    char *report = run_reporting(join_cycle_main, NULL, EDEADLK);
     ck_assert_str_eq(trace_get(), "");
+    expect_deadlock_report(report, 2);
+    expect_report_line(report, "#1 ", " main ", "joining task #2 (joins_main)",
+                       NULL);
+    expect_report_line(report, "#2 ", " joins_main ",
+                       "joining task #1 (main)", "test/test_sched.c:", NULL);
+    free(report);
 }
 END_TEST
 
@@ -255,8 +268,15 @@ static void *abandon_main(void *arg)
 /* If shielded clean-up deadlocks again, the rest is freed without running. */
 START_TEST(deadlock_in_shielded_cleanup_frees_the_rest)
 {
-    run_expect(abandon_main, NULL, EDEADLK);
+    char *report = run_reporting(abandon_main, NULL, EDEADLK);
     ck_assert_str_eq(trace_get(), "shielded");
+    /* Reported once, when it first deadlocked, not again in clean-up. */
+    expect_deadlock_report(report, 2);
+    expect_report_line(report, "#1 ", " main ", "sleeping until cancelled",
+                       NULL);
+    expect_report_line(report, "#2 ", " shielded_forever ",
+                       "sleeping until cancelled [shielded]", NULL);
+    free(report);
 }
 END_TEST
 

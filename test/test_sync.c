@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -641,8 +642,16 @@ static void *deadlock_main(void *arg)
 START_TEST(blocked_forever_on_a_channel_is_a_deadlock)
 {
     coro_chan *c = NULL;
-    run_expect(deadlock_main, &c, EDEADLK);
+    char *report = run_reporting(deadlock_main, &c, EDEADLK);
+    char chan_at[32];
+    snprintf(chan_at, sizeof chan_at, "(%p)", (void *)c);
     ck_assert_int_eq(coro_chan_free(c), 0); /* its waiter left */
+    expect_deadlock_report(report, 2);
+    expect_report_line(report, "#1 ", " main ",
+                       "joining task #2 (wait_forever_on_chan)", NULL);
+    expect_report_line(report, "#2 ", " wait_forever", "on a channel receive",
+                       chan_at, NULL);
+    free(report);
 }
 END_TEST
 

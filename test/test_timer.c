@@ -323,8 +323,12 @@ static void *sleep_inf_main(void *arg)
 START_TEST(infinite_sleep_alone_is_a_deadlock)
 {
     int err = -1;
-    run_expect(sleep_inf_main, &err, EDEADLK);
+    char *report = run_reporting(sleep_inf_main, &err, EDEADLK);
     ck_assert_int_eq(err, ECANCELED);
+    expect_deadlock_report(report, 1);
+    expect_report_line(report, "#1 ", " main ", "sleeping until cancelled",
+                       NULL);
+    free(report);
 }
 END_TEST
 
