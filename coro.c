@@ -99,6 +99,15 @@ void coro__free(void *p, size_t size)
     atomic_fetch_sub(&coro__alloc_stats.blocks, 1);
 }
 
+int coro__under_valgrind(void)
+{
+#ifdef CORO__VALGRIND
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    return 0;
+#endif
+}
+
 void coro__assert_fail(const char *cond, const char *file, int line)
 {
     const struct coro_task *t = coro__current();
@@ -286,9 +295,11 @@ static int probe_guard_install(void)
         return 0;
     int ok = madvise(p, page_size, MADV_GUARD_INSTALL) == 0;
     struct iovec iov = { p + page_size, page_size };
-    have_guard_batch = ok && syscall(SYS_process_madvise, PIDFD_SELF, &iov, 1,
-                                     MADV_GUARD_INSTALL, 0) ==
-                                 (long)page_size;
+    /* valgrind 3.19 does not know process_madvise: it would refuse it,
+     * with a warning on stderr, so it is not asked. */
+    have_guard_batch = ok && !coro__under_valgrind() &&
+                       syscall(SYS_process_madvise, PIDFD_SELF, &iov, 1,
+                               MADV_GUARD_INSTALL, 0) == (long)page_size;
     munmap(p, 2 * page_size);
     return ok;
 }

@@ -251,6 +251,10 @@ struct coro__alloc_stats {
 };
 extern struct coro__alloc_stats coro__alloc_stats;
 int coro__alloc_should_fail(void);
+/* Whether the process runs under valgrind, which refuses the system calls
+ * it does not know (epoll_pwait2 and process_madvise, in 3.19) with a
+ * warning: those are then not tried. */
+int coro__under_valgrind(void);
 
 /* ----------------------------------------------------------------------
  * The environment (env.c)

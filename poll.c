@@ -38,6 +38,8 @@ enum { DATA_TIMERFD = 0, DATA_WAKEUP = 2 };
 
 int coro__poller_init(struct coro__poller *p)
 {
+    if (coro__under_valgrind())
+        atomic_store(&coro__have_pwait2, 0);
     p->tfd = p->evfd = -1;
     atomic_init(&p->posted, 0);
     atomic_init(&p->sleeping, 0);
