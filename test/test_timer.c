@@ -220,19 +220,31 @@ START_TEST(cancelled_sleepers_leave_the_heap)
 }
 END_TEST
 
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of 41 sleeps of 1.2 ms, as a ratio to 1.2 ms: a machine
+ * busy with other work stretches a few sleeps, not the middle one. */
 static void *precision_main(void *arg)
 {
-    int n = 40;
-    double want = 0.0012;
-    double t0 = coro_now();
-    for (int i = 0; i < n; i++)
+    enum { N = 41 };
+    double want = 0.0012, took[N];
+    for (int i = 0; i < N; i++) {
+        double t0 = coro_now();
         ck_assert_int_eq(await_sleep(want), 0);
-    *(double *)arg = (coro_now() - t0) / (n * want);
+        took[i] = (coro_now() - t0) / want;
+    }
+    qsort(took, N, sizeof *took, by_value);
+    *(double *)arg = took[N / 2];
     return NULL;
 }
 
 /* Sub-millisecond precision: a 1.2 ms sleep rounded to whole milliseconds
- * would take 2 ms (ratio 1.67); ours oversleeps by tens of microseconds. */
+ * would take 2 ms (every sleep's ratio at least 1.67); ours oversleeps by
+ * tens of microseconds. */
 START_TEST(sleeps_are_precise_below_a_millisecond)
 {
     double ratio = 0;
@@ -240,7 +252,8 @@ START_TEST(sleeps_are_precise_below_a_millisecond)
         return; /* meaningless under valgrind or a sanitizer */
     run_expect(precision_main, &ratio, 0);
     ck_assert_double_ge(ratio, 1.0);
-    ck_assert_msg(ratio < 1.35, "sleeps took %.2fx their duration", ratio);
+    ck_assert_msg(ratio < 1.45, "the median sleep took %.2fx its duration",
+                  ratio);
 }
 END_TEST
 
@@ -253,7 +266,8 @@ START_TEST(timerfd_fallback_keeps_precision)
     run_expect(precision_main, &ratio, 0);
     atomic_store(&coro__have_pwait2, 1);
     ck_assert_double_ge(ratio, 1.0);
-    ck_assert_msg(ratio < 1.35, "sleeps took %.2fx their duration", ratio);
+    ck_assert_msg(ratio < 1.45, "the median sleep took %.2fx its duration",
+                  ratio);
 }
 END_TEST
 
