@@ -649,6 +649,10 @@ struct coro_task {
     void               *waiting_on; /* the source's record of this wait,
                                        usually in `wait` */
     union coro__wait    wait;       /* this wait's record */
+    void               *wait_block; /* a record on the heap (a select's),
+                                       freed with the task if it is
+                                       abandoned in the wait (a deadlock) */
+    size_t              wait_block_size;
     struct coro_task   *waiter;     /* the task awaiting this one, if any */
     struct coro__await *await;      /* &wait.await while this task awaits
                                        others */

@@ -189,6 +189,7 @@ next_ready(struct coro__loop *l)
 
 static void task_free(struct coro__loop *l, struct coro_task *t)
 {
+    coro__free(t->wait_block, t->wait_block_size); /* abandoned in it */
     coro__list_remove(&l->all, &t->all_link);
     l->ntasks--;
     if (t == l->main)

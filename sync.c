@@ -406,6 +406,8 @@ static int select_wait(struct coro_task *self, coro_chan_op *ops, size_t n,
         waiter_append(ops[i].send ? &c->senders : &c->receivers,
                       &g->waiters[i]);
     }
+    self->wait_block = g;
+    self->wait_block_size = size;
     int status = coro__park(self, &(struct coro__park){
         .kind = CORO__W_SELECT,
         .timeout_status = ETIMEDOUT,
@@ -416,6 +418,7 @@ static int select_wait(struct coro_task *self, coro_chan_op *ops, size_t n,
     });
     if (status == 0 || status == EPIPE)
         *chosen = g->chosen;
+    self->wait_block = NULL;
     coro__free(g, size);
     return status;
 }

@@ -410,6 +410,43 @@ START_TEST(select_parked_on_the_shared_stack_survives_other_tasks)
 }
 END_TEST
 
+/* A select abandoned where it waits (shielded, when main returns, with
+ * nothing left that could wake it) leaves nothing allocated: the fuzzer's
+ * select-abandoned-leak. */
+static coro_chan *abandoned[10];
+
+static void *shielded_selector(void *arg)
+{
+    (void)arg;
+    static int v;
+    static coro_chan_op ops[10];
+    for (int i = 0; i < 10; i++)
+        ops[i] = (coro_chan_op){ abandoned[i], 0, &v };
+    coro_shield(1);
+    size_t chosen;
+    await_select(ops, 10, -1, &chosen); /* never returns */
+    return NULL;
+}
+
+static void *abandon_select_main(void *arg)
+{
+    (void)arg;
+    coro_spawn(shielded_selector, NULL);
+    await_yield();
+    return NULL;
+}
+
+START_TEST(a_select_abandoned_in_a_deadlock_leaks_nothing)
+{
+    for (int i = 0; i < 10; i++)
+        abandoned[i] = coro_chan_new(sizeof(int), 0);
+    run_expect(abandon_select_main, NULL, 0);
+    /* Its waiters were taken off the channels with it. */
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(coro_chan_free(abandoned[i]), 0);
+}
+END_TEST
+
 static void *chan_errors_main(void *arg)
 {
     (void)arg;
@@ -1182,6 +1219,7 @@ Suite *sync_suite(void)
     tcase_add_test(tc, select_picks_the_first_ready_op);
     tcase_add_test(tc, select_over_many_channels_leaves_the_others);
     tcase_add_test(tc, select_parked_on_the_shared_stack_survives_other_tasks);
+    tcase_add_test(tc, a_select_abandoned_in_a_deadlock_leaks_nothing);
     tcase_add_test(tc, channel_bad_input);
     tcase_add_test(tc, objects_belong_to_the_first_loops_thread);
     tcase_add_test(tc, ten_thousand_tasks_lose_and_duplicate_nothing);
