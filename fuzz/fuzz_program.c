@@ -1,5 +1,6 @@
-/* fuzz_program.c: a libFuzzer target that runs random programs of task
- * operations on coro and checks, after every step, what coro.h promises.
+/* fuzz_program.c: a libFuzzer target that runs random programs of
+ * operations on coro (tasks, channels and selects, queues) and checks,
+ * after every step, what coro.h promises.
  *
  * An input is a program. Its first byte is a header (how main ends, and
  * whether allocations fail); the rest are operations, one byte each
@@ -9,7 +10,7 @@
  * first) that a blocking call runs with coro_run on a worker thread. So
  * programs nest as the bytes do, and a mutation changes one task at a time.
  *
- *   byte % 16  operation     operands
+ *   byte % 32  operation     operands
  *   0, 15      SPAWN         len, mode; then len bytes: the task's program
  *   1          SLEEP         d: a yield, or 0.1 to 2 ms
  *   2          YIELD
@@ -26,6 +27,15 @@
  *   12         FAIL          e: coro_fail in the middle of the task
  *   13         MISUSE        what: a call coro.h says must fail
  *   14         LOOK          who: coro_name, coro_stack_high_water, coro_dump
+ *   16         SEND          how (channel, timeout or a try)
+ *   17         RECV          how (channel, timeout or a try)
+ *   18         CLOSE         channel (coro_chan_close)
+ *   19         SELECT        how (n, timeout), n x (channel, send or receive)
+ *   20         PUT           how (queue, timeout or a try)
+ *   21         GET           how (queue, timeout or a try)
+ *   22         QUEUE         how (queue; task_done, join with a timeout,
+ *                            shutdown or size)
+ *   23 to 31               none yet
  *
  * "who" picks, modulo their number, one of the run's tasks whose handle is
  * still valid: main and the caller included, ended ones included. A SPAWN's
@@ -36,6 +46,12 @@
  * allocation failures. Missing operand bytes read as 0. Sleeps, timeouts
  * and blocking durations come out of a budget of 10 ms per run, so an input
  * takes a few tens of ms at most.
+ *
+ * Each run (the input's, and each nested one) makes its own objects before
+ * coro_run: three channels (rendezvous; 1 buffered; 3 buffered, of 24-byte
+ * elements) and two queues (maxsize 2; unbounded). Everything handed to a
+ * call that may wait lives in memory this file owns, never on the task's
+ * stack (a shared-stack task's stack is not in place while it waits).
  *
  * The model. Each task's life is recorded in a struct rec, in memory this
  * file owns, never coro's: started, ended, freed, detached, shielded,
@@ -48,18 +64,38 @@
  * seen exactly: coro_run prints its report before cancelling every task,
  * and this file reads coro's stderr (see the filter below).
  *
+ * The objects' model follows every call on them in progress (a struct
+ * call: W_WAIT, certainly parked; W_DONE, completed with an outcome the
+ * model knows; W_MAYBE, either) and what became of every element sent.
+ * Waiters are FIFO and the ready queue too, so while no call on an object
+ * is W_MAYBE (it is settled) each call's outcome, and which waiter an
+ * operation completes, is predicted exactly. A waiter whose timeout may
+ * have fired or whose task may have been cancelled unseen becomes W_MAYBE,
+ * and so do the waiters an operation may or may not have completed; their
+ * outcomes are bounded instead (the MAYBE idea again).
+ *
  * Checked at every step of every task: it is not freed, it runs on its own
  * loop's thread as coro_self(), its errno is its own; every task the model
  * holds a handle to still has its name (and LOOK: coro_dump lists exactly
  * those tasks). At every call's return: the result or error the model
  * allows; a joined task has ended and its result is what its function
- * returned. After coro_run: every spawned task started once and ended at
- * most once, and one that never ended was left blocked, in a join, gather
- * or wait, on a task that never ended either (a deadlock: coro_run frees
- * such tasks without running them further); coro_run returned main's
- * outcome, or EDEADLK exactly when it reported a deadlock; and (for the
- * input's own run) coro's allocation counters are back to zero. Any
- * violation aborts, and libFuzzer reports the input.
+ * returned. For channels and queues: each element received was sent, by a
+ * send that did not fail, once, whole, and later in its channel's order
+ * than any received before the receive began (FIFO); a receive that failed
+ * wrote nothing, a select completed one op, EPIPE comes after a close or
+ * shutdown and once drained; task_done is EINVAL past the items put, join
+ * waits for the last.
+ *
+ * After coro_run: every spawned task started once and ended at most once,
+ * and one that never ended was left blocked (a join, gather or wait on a
+ * task that never ended either, or a shielded wait on an object) when
+ * every task was cancelled: coro_run frees such tasks without running them
+ * further; coro_run returned main's outcome, or EDEADLK exactly when it
+ * reported a deadlock. The buffers are read out: what is left is exactly
+ * what was sent and not received, in order, so that nothing was lost or
+ * doubled. Every object is freed; and (for the input's own run) coro's
+ * allocation counters are back to zero. Any violation aborts, and
+ * libFuzzer reports the input.
  *
  * Run one input: build/fuzz/fuzz_program FILE. CORO_FUZZ_TRACE=1 prints
  * each task's operations and what they returned; CORO_FUZZ_VERBOSE=1 lets
@@ -68,6 +104,7 @@
 #include "internal.h" /* coro.h, and coro__alloc_stats for the leak check */
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -85,17 +122,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_DEPTH 2         /* runs nested in blocking calls, deep */
 #define MAX_NESTED 3        /* nested runs per input */
 #define TIME_BUDGET 0.010   /* s of sleeps, timeouts, blocking per run */
+#define NCHAN 3             /* channels per run: rendezvous, 1, 3 buffered */
+#define NQUEUE 2            /* queues per run: maxsize 2, unbounded */
+#define NBOX (NCHAN + NQUEUE)
+#define MAX_ELEMS 384       /* elements and items per run; sends beyond are
+                               skipped */
+#define MAX_OPS 10          /* per select; beyond 8, coro allocates */
+#define ELEM_MAX 24         /* bytes per channel element */
+#define EPS 1e-6            /* s: slack for comparing clock readings */
 
 /* Whether a task is cancelled, as far as the model knows. */
 enum tri { NO, MAYBE, YES };
 
-/* The call a task is inside, while other tasks run. */
-enum blk { B_NONE, B_SLEEP, B_BLOCKING, B_JOIN, B_GATHER, B_WAIT };
+/* The call a task is inside, while other tasks run: a wait on a
+ * coordination object (B_SYNC) comes before the joins, which B_JOIN and
+ * above stand for. */
+enum blk { B_NONE, B_SLEEP, B_BLOCKING, B_SYNC, B_JOIN, B_GATHER, B_WAIT };
 
 enum op {
     OP_SPAWN, OP_SLEEP, OP_YIELD, OP_CANCEL, OP_JOIN, OP_JOIN_TIMEOUT,
     OP_GATHER, OP_WAIT, OP_DETACH, OP_BLOCKING, OP_NESTED, OP_SHIELD,
-    OP_FAIL, OP_MISUSE, OP_LOOK, OP_SPAWN2, NOPS
+    OP_FAIL, OP_MISUSE, OP_LOOK, OP_SPAWN2,
+    OP_SEND, OP_RECV, OP_CLOSE, OP_SELECT, OP_PUT, OP_GET, OP_QUEUE,
+    OP_LOCK, OP_UNLOCK, OP_SEM, OP_EVENT, OP_COND, OP_WRITE, OP_READ,
+    OP_FD, OP_SYNC_MISUSE, NOPS
 };
 
 /* Bits of a SPAWN's mode byte, and of a program's header byte. */
@@ -121,6 +171,49 @@ struct job {
     int            fail;       /* NESTED: failures are injected */
     coro_task     *outer;      /* NESTED: the caller, of another loop */
     atomic_int     ran;        /* times fn ran */
+};
+
+/* Where a call on a coordination object stands, as far as the model
+ * knows: certainly still waiting, completed with a known outcome, or
+ * either (a timeout may have fired, a cancellation may have come, or an
+ * operation may have completed it). */
+enum wst { W_WAIT, W_DONE, W_MAYBE };
+
+/* The calls that may wait on an object: on a box (a channel or a queue:
+ * send, receive, select, put, get), and a queue's join. */
+enum ck { C_BOX, C_QJOIN };
+
+/* How a call on a box is made. */
+enum boxcall { K_TRY, K_PLAIN, K_SELECT };
+
+/* One operation of a box call. */
+struct boxop {
+    int            box;
+    int            send;
+    int            elem;       /* send: the element it offers */
+    unsigned long  seen;       /* receive: the box's highest seq received
+                                  before the call */
+};
+
+/* A task's call on a coordination object. */
+struct call {
+    enum ck        k;
+    int            obj;        /* C_QJOIN: the box */
+    enum wst       st;
+    int            outcome;    /* W_DONE: what the call returns */
+    int            alt;        /* W_DONE, W_WAIT: another outcome allowed
+                                  (an injected ENOMEM), or 0 */
+    unsigned       chosen;     /* W_DONE, C_BOX: the ops it may report */
+    int            got;        /* W_DONE receive: the element handed over */
+    enum boxcall   how;        /* C_BOX */
+    unsigned long  arrival;    /* order of calls: waiters are FIFO */
+    double         t0, to;     /* when it was called; its timeout */
+    unsigned long  mark;       /* C_QJOIN: the queue's emptyings before
+                                  the call */
+    int            ready;      /* C_QJOIN: maybe nothing unfinished at the
+                                  call */
+    int            nops;       /* C_BOX */
+    struct boxop   ops[MAX_OPS];
 };
 
 /* One task, as the model sees it. */
@@ -151,6 +244,58 @@ struct rec {
     int            waiter;     /* the task inside a join, gather or wait
                                   on this one, or -1 */
     struct job     job;        /* its blocking call's argument */
+    struct call    call;       /* B_SYNC: the call it is in */
+    /* What its calls hand to coro: memory this file owns, never the
+     * task's stack, which a shared-stack task does not keep in place
+     * while it waits. */
+    coro_chan_op   cops[MAX_OPS];
+    unsigned char  ebuf[MAX_OPS][ELEM_MAX];
+    size_t         chosen;
+    void          *item;
+};
+
+/* What happened to an element sent on a channel or an item put on a
+ * queue. */
+enum est {
+    E_OFFERED,                 /* its send is in progress */
+    E_FAILED,                  /* its send returned an error */
+    E_BUF,                     /* certainly in the box's buffer */
+    E_SENT,                    /* its send returned 0: in the buffer or
+                                  handed over, the model is not sure */
+    E_TAKEN,                   /* handed to a receiver still in its call */
+    E_RECEIVED,                /* a receive returned it */
+    E_DRAINED                  /* left in the buffer, read after the run */
+};
+
+struct elem {
+    int            box;
+    enum est       st;
+    int            sender;
+    int            taker;      /* E_TAKEN: the task it went to */
+    unsigned long  seq;        /* its place in the box's order of offers */
+};
+
+/* A channel or a queue: a box of elements, first in, first out. */
+struct box {
+    coro_chan     *c;          /* a channel, or */
+    coro_queue    *q;          /* a queue */
+    size_t         size;       /* bytes per element */
+    size_t         cap;        /* elements buffered at most; SIZE_MAX: no
+                                  bound */
+    int            closed;     /* closed or shut down */
+    unsigned long  seqs;       /* elements offered so far */
+    unsigned long  seen;       /* the highest seq received so far */
+    int            done;       /* queue: task_done calls that returned 0 */
+    unsigned long  zeros;      /* queue: task_done calls that may have
+                                  left nothing unfinished */
+};
+
+/* A run's coordination objects, and the model of them. */
+struct objs {
+    struct box     box[NBOX];  /* channels, then queues */
+    unsigned long  arrivals;
+    int            nelems;
+    struct elem    elems[MAX_ELEMS];
 };
 
 /* One coro_run: the input's own, or one nested in a blocking call. */
@@ -170,6 +315,7 @@ struct run {
     unsigned long  end_seq;    /* tasks ended so far */
     double         budget;     /* seconds left for sleeps, timeouts and
                                   blocking calls */
+    struct objs    objs;
 };
 
 /* A cursor over a task's program. */
@@ -342,12 +488,15 @@ static const char *expected_name(const struct rec *r)
  * join or gather, unshielded, that is cancelled wakes and cancels what it
  * waits on (structured joins): those may end cancelled. An ended task is
  * past cancelling. */
+static void sync_cancel(struct rec *r, enum tri level);
+
 static void mark_cancel(struct run *run, int i, enum tri level)
 {
     struct rec *r = &run->recs[i];
     if (r->ends || r->cx >= level)
         return;
     r->cx = level;
+    sync_cancel(r, level);
     if ((r->blk == B_JOIN || r->blk == B_GATHER) && !r->shield)
         for (int k = 0; k < r->nt; k++)
             mark_cancel(run, r->targets[k], MAYBE);
@@ -362,9 +511,12 @@ static void sync_reports(struct run *run)
     run->reports = tls_reports;
     run->deadlocked = 1;
     run->closing = YES;
-    for (int i = 0; i < run->n; i++)
-        if (!run->recs[i].ends)
+    for (int i = 0; i < run->n; i++) {
+        if (!run->recs[i].ends) {
             run->recs[i].cx = YES;
+            sync_cancel(&run->recs[i], YES);
+        }
+    }
 }
 
 static int ended_with(const struct rec *t, int err)
@@ -942,6 +1094,10 @@ static void check_outside(void)
     CHECK(coro_fail(EIO) == NULL, "coro_fail outside a loop");
     CHECK(coro_cancel(NULL) == EINVAL, "coro_cancel outside a loop");
     CHECK(coro_set_workers(2) == EINVAL, "coro_set_workers outside a loop");
+    CHECK(await_chan_recv(NULL, NULL, 0) == EPERM &&
+              await_select(NULL, 0, 0, NULL) == EPERM &&
+              await_queue_join(NULL, 0) == EPERM,
+          "an await_* on an object outside a loop");
     errno = 0;
     CHECK((coro_spawn)(never, NULL) == NULL && errno == EINVAL,
           "coro_spawn outside a loop");
@@ -1214,6 +1370,960 @@ static void op_look(struct rec *r, struct cursor *c)
         check_dump(r);
 }
 
+/* ----------------------------------------------------------------------
+ * Coordination objects: what the model of them shares
+ *
+ * A call on an object completes at once, or parks its task on one of the
+ * object's FIFO lists of waiters until another task's operation completes
+ * it, its timeout fires, or it is cancelled. The model keeps every call in
+ * progress (struct call) and what happened to every element (struct
+ * elem). From those it knows an object's state exactly whenever no call
+ * on it is W_MAYBE: the object is "settled", and each call's outcome, and
+ * which waiter an operation completes (the first), are predicted exactly.
+ * A waiting call becomes W_MAYBE once its timeout may have fired, or when
+ * its task may have been cancelled unseen (by a join's timeout); an
+ * operation that may or may not complete a waiter makes that waiter
+ * W_MAYBE. Such calls have their outcomes bounded instead, and what holds
+ * whatever the timing is checked all the same: no element lost, doubled
+ * or overtaken, one holder per mutex, no more permits taken than given.
+ * ---------------------------------------------------------------------- */
+
+static const double sync_timeouts[] = { -1, 0, 2e-4, 1e-3, 2e-3 };
+
+/* A timeout for a call on an object: none, 0, or out of the budget. */
+static double sync_timeout(struct run *run, unsigned b)
+{
+    return charge(run, sync_timeouts[b % 5]);
+}
+
+/* Whether a waiting call's timeout may have fired by now: its deadline is
+ * t0 + to or later, and coro fires it only once the clock has passed it,
+ * at a switch. */
+static int expired(const struct call *k, double now)
+{
+    return k->to > 0 && now >= k->t0 + k->to - EPS;
+}
+
+/* Before an operation: waiting calls whose timeout may have fired, or
+ * whose task may have been cancelled, may have left their lists. Until
+ * the operation's task switches, no timer fires. */
+static void refresh(struct run *run)
+{
+    double now = coro_now();
+    for (int i = 0; i < run->n; i++) {
+        struct rec *r = &run->recs[i];
+        if (r->blk != B_SYNC || r->call.st != W_WAIT)
+            continue;
+        if (expired(&r->call, now) || (!r->shield && r->cx != NO))
+            r->call.st = W_MAYBE;
+    }
+}
+
+static void complete(struct call *k, int outcome, unsigned chosen)
+{
+    k->st = W_DONE;
+    k->outcome = outcome;
+    k->alt = 0;
+    k->chosen = chosen;
+}
+
+/* r is cancelled (YES) or may be (MAYBE): the wait it is parked in ends
+ * with ECANCELED, unless r is shielded or the wait already ended. */
+static void sync_cancel(struct rec *r, enum tri level)
+{
+    struct call *k = &r->call;
+    if (r->blk != B_SYNC || r->shield || k->st != W_WAIT)
+        return;
+    if (level == YES && !expired(k, coro_now()))
+        complete(k, ECANCELED, 0);
+    else
+        k->st = W_MAYBE;
+}
+
+/* Whether a call that has not started waiting returns ECANCELED at once:
+ * its task is cancelled and unshielded. */
+static enum tri entry_cancel(const struct rec *r)
+{
+    return r->shield ? NO : r->cx;
+}
+
+/* The lists a call may wait on. */
+enum lst { L_SEND, L_RECV, L_QJOIN };
+
+/* Whether r's call is, or may be, on list l of object obj; *op is its
+ * first op there (a select has one waiter per op, appended in op order,
+ * and a channel may appear in several ops). */
+static int listed(const struct rec *r, enum lst l, int obj, int *op)
+{
+    const struct call *k = &r->call;
+    *op = 0;
+    if (r->blk != B_SYNC || k->st == W_DONE)
+        return 0;
+    switch (l) {
+    case L_SEND:
+    case L_RECV:
+        for (int i = 0; k->k == C_BOX && i < k->nops; i++) {
+            if (k->ops[i].box == obj && k->ops[i].send == (l == L_SEND)) {
+                *op = i;
+                return 1;
+            }
+        }
+        return 0;
+    default:
+        return k->k == C_QJOIN && k->obj == obj;
+    }
+}
+
+/* The tasks on list l of obj in the order they came, and their ops. */
+static int list_of(const struct run *run, enum lst l, int obj, int *who,
+                   int *ops)
+{
+    int n = 0;
+    for (int i = 0; i < run->n; i++) {
+        int op;
+        if (!listed(&run->recs[i], l, obj, &op))
+            continue;
+        unsigned long at = run->recs[i].call.arrival;
+        int a = n++;
+        for (; a > 0 && run->recs[who[a - 1]].call.arrival > at; a--) {
+            who[a] = who[a - 1];
+            ops[a] = ops[a - 1];
+        }
+        who[a] = i;
+        ops[a] = op;
+    }
+    return n;
+}
+
+/* An operation completes up to n waiters of list l, first come first.
+ * Those the model is sure of go to who[] and ops[], for the caller to
+ * complete, and are counted in the result; those it may or may not
+ * complete become W_MAYBE. The model is unsure from the start with unsure
+ * set (the operation itself may not happen), else from the first W_MAYBE
+ * waiter on, which may or may not be there to take its turn. */
+static int serve(struct run *run, enum lst l, int obj, int n, int unsure,
+                 int *who, int *ops)
+{
+    int all[MAX_TASKS], allops[MAX_TASKS];
+    int m = list_of(run, l, obj, all, allops);
+    int sure = 0;
+    for (int a = 0; a < m && n > 0; a++) {
+        struct call *k = &run->recs[all[a]].call;
+        if (k->st == W_MAYBE) {
+            unsure = 1;
+            continue;
+        }
+        n--;
+        if (unsure) {
+            k->st = W_MAYBE;
+            continue;
+        }
+        who[sure] = all[a];
+        ops[sure] = allops[a];
+        sure++;
+    }
+    return sure;
+}
+
+/* The one waiter an operation completes, if the model is sure which:
+ * its task, or -1. */
+static int first_waiter(struct run *run, enum lst l, int obj, int unsure,
+                        int *op)
+{
+    int who;
+    return serve(run, l, obj, 1, unsure, &who, op) ? who : -1;
+}
+
+/* An operation completes every waiter of list l: those certainly there
+ * complete with outcome, the W_MAYBE ones may too. */
+static void serve_all(struct run *run, enum lst l, int obj, int outcome)
+{
+    for (int i = 0; i < run->n; i++) {
+        int op;
+        struct call *k = &run->recs[i].call;
+        if (listed(&run->recs[i], l, obj, &op) && k->st == W_WAIT)
+            complete(k, outcome, 1u << op);
+    }
+}
+
+/* An operation may or may not complete the waiters of list l. */
+static void unsure_all(struct run *run, enum lst l, int obj)
+{
+    for (int i = 0; i < run->n; i++) {
+        int op;
+        if (listed(&run->recs[i], l, obj, &op))
+            run->recs[i].call.st = W_MAYBE;
+    }
+}
+
+/* Starts r's call: its place in the FIFO order, its start and timeout.
+ * Its outcome is decided by the caller, and the call is only entered in
+ * the lists (B_SYNC) once it is, so that it does not meet itself. */
+static struct call *call_begin(struct rec *r, enum ck kind, int obj,
+                               double to)
+{
+    struct call *k = &r->call;
+    refresh(r->run);
+    k->k = kind;
+    k->obj = obj;
+    k->st = W_MAYBE;
+    k->outcome = k->alt = 0;
+    k->chosen = 0;
+    k->got = -1;
+    k->how = K_PLAIN;
+    k->arrival = ++r->run->objs.arrivals;
+    k->t0 = coro_now();
+    k->to = to;
+    k->mark = 0;
+    k->ready = 0;
+    k->nops = 0;
+    return k;
+}
+
+/* Outcomes any waiting call may have that the model did not see come:
+ * its timeout (0 only looks), or a cancellation. */
+static int unseen_ok(const struct rec *r, int err, double took)
+{
+    const struct call *k = &r->call;
+    if (err == ETIMEDOUT)
+        return k->to == 0 || (k->to > 0 && took >= k->to - EPS);
+    if (err == ECANCELED)
+        return !r->shield && r->cx != NO;
+    return 0;
+}
+
+/* A call's outcome, against the model: exactly the one predicted
+ * (W_DONE), a timeout after its time (W_WAIT: nothing else could have
+ * woken it unseen), or for W_MAYBE 0 if maybe0 says it is plausible,
+ * extra, or what unseen_ok allows. */
+static int call_ok(const struct rec *r, int err, double took, int maybe0,
+                   int extra)
+{
+    const struct call *k = &r->call;
+    if (k->alt && err == k->alt)
+        return 1;
+    switch (k->st) {
+    case W_DONE:
+        return err == k->outcome;
+    case W_WAIT:
+        return err == ETIMEDOUT && k->to > 0 && took >= k->to - EPS;
+    default:
+        return (err == 0 && maybe0) || (extra && err == extra) ||
+               unseen_ok(r, err, took);
+    }
+}
+
+/* The call returned: the task leaves the lists. */
+static void call_end(struct rec *r, int err)
+{
+    r->blk = B_NONE;
+    if (err == ECANCELED)
+        r->cx = YES;
+}
+
+/* ----------------------------------------------------------------------
+ * Channels and queues: boxes of elements
+ *
+ * Every element sent or put is new: its id says which (elems[]), and a
+ * 24-byte channel's elements repeat it, so a torn copy shows. An element
+ * is received at most once, only if its send did not fail, and in the
+ * order of offers on its box (seq): a receive returns a later element
+ * than any received before it began. After the run the buffers are read
+ * out: each element whose send returned 0 was received or is found
+ * there, exactly once, and in order. What a failed receive was handed
+ * must be untouched.
+ * ---------------------------------------------------------------------- */
+
+#define ELEM_MAGIC 0xc0de5eedu
+#define ELEM_MIX 0x9e3779b97f4a7c15u
+#define FRESH 0xa5 /* the bytes of a receive buffer before the call */
+
+static const struct { size_t size, cap; } chan_kinds[NCHAN] = {
+    { 8, 0 }, { 8, 1 }, { ELEM_MAX, 3 }
+};
+static const size_t queue_sizes[NQUEUE] = { 2, 0 };
+
+static uint64_t elem_id(int e)
+{
+    return (uint64_t)ELEM_MAGIC << 32 | (uint64_t)(e + 1);
+}
+
+/* A new element for box b from task sender, -1 when the run has had its
+ * fill. Its seq is its place among the box's offers. */
+static int elem_new(struct run *run, int b, int sender)
+{
+    struct objs *o = &run->objs;
+    if (o->nelems == MAX_ELEMS)
+        return -1;
+    o->elems[o->nelems] = (struct elem){ b, E_OFFERED, sender, -1,
+                                         ++o->box[b].seqs };
+    return o->nelems++;
+}
+
+static void elem_write(unsigned char *buf, size_t size, int e)
+{
+    uint64_t id = elem_id(e);
+    uint64_t w[3] = { id, ~id, id * ELEM_MIX };
+    memcpy(buf, w, size);
+}
+
+/* The element with this id, which box b gave. */
+static int elem_check(const struct run *run, uint64_t id, int b)
+{
+    int e = (int)(uint32_t)id - 1;
+    CHECK(id >> 32 == ELEM_MAGIC && e >= 0 && e < run->objs.nelems &&
+              run->objs.elems[e].box == b,
+          "box %d gave %#llx, no element of its own", b,
+          (unsigned long long)id);
+    return e;
+}
+
+static int elem_read(const struct run *run, const unsigned char *buf, int b)
+{
+    size_t size = run->objs.box[b].size;
+    uint64_t w[3] = { 0, 0, 0 };
+    memcpy(w, buf, size);
+    int e = elem_check(run, w[0], b);
+    CHECK(size < sizeof w || (w[1] == ~w[0] && w[2] == w[0] * ELEM_MIX),
+          "box %d gave element %d torn", b, e);
+    return e;
+}
+
+static int fresh(const unsigned char *buf)
+{
+    for (size_t i = 0; i < ELEM_MAX; i++)
+        if (buf[i] != FRESH)
+            return 0;
+    return 1;
+}
+
+/* The oldest element buffered in box b, or -1, and how many there are.
+ * Exact when b is settled: then an element whose send returned 0 and
+ * that no receive was handed is in the buffer. */
+static int buffered(const struct run *run, int b, size_t *count)
+{
+    const struct objs *o = &run->objs;
+    int head = -1;
+    *count = 0;
+    for (int e = 0; e < o->nelems; e++) {
+        const struct elem *el = &o->elems[e];
+        if (el->box != b || (el->st != E_BUF && el->st != E_SENT))
+            continue;
+        (*count)++;
+        if (head < 0 || el->seq < o->elems[head].seq)
+            head = e;
+    }
+    return head;
+}
+
+/* No call on box b is W_MAYBE: the model knows its buffer and waiters. */
+static int box_settled(const struct run *run, int b)
+{
+    for (int i = 0; i < run->n; i++) {
+        const struct rec *r = &run->recs[i];
+        int op;
+        if (r->blk == B_SYNC && r->call.st == W_MAYBE &&
+            (listed(r, L_SEND, b, &op) || listed(r, L_RECV, b, &op)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Element e goes to receiver w, waiting in its op: w's call completes. */
+static void hand(struct run *run, int w, int op, int e)
+{
+    struct call *k = &run->recs[w].call;
+    complete(k, 0, 1u << op);
+    k->got = e;
+    run->objs.elems[e].st = E_TAKEN;
+    run->objs.elems[e].taker = w;
+}
+
+/* Sender w, waiting in its op, completes: returns its element. */
+static int take_from(struct run *run, int w, int op)
+{
+    struct call *k = &run->recs[w].call;
+    complete(k, 0, 1u << op);
+    return k->ops[op].elem;
+}
+
+/* Op i of r's call on a settled box sends now if it can (coro.h: to the
+ * first waiting receiver, else into the buffer). Returns whether it did,
+ * and then its outcome is r's. */
+static int send_now(struct rec *r, int i)
+{
+    struct run *run = r->run;
+    struct boxop *op = &r->call.ops[i];
+    struct box *b = &run->objs.box[op->box];
+    size_t n;
+    int wop;
+    buffered(run, op->box, &n);
+    if (b->closed) {
+        complete(&r->call, EPIPE, 1u << i);
+        return 1;
+    }
+    int w = first_waiter(run, L_RECV, op->box, 0, &wop);
+    if (w >= 0) {
+        CHECK(n == 0, "box %d: receivers wait beside %zu elements", op->box,
+              n);
+        hand(run, w, wop, op->elem);
+        complete(&r->call, 0, 1u << i);
+        return 1;
+    }
+    if (n == b->cap)
+        return 0;
+    run->objs.elems[op->elem].st = E_BUF;
+    complete(&r->call, 0, 1u << i);
+    if (b->q && run->fail)
+        r->call.alt = ENOMEM; /* the queue's ring may fail to grow */
+    return 1;
+}
+
+/* Op i receives now if it can: the oldest buffered element, whose place
+ * the first waiting sender's element takes; without a buffered one, that
+ * sender's element directly. */
+static int recv_now(struct rec *r, int i)
+{
+    struct run *run = r->run;
+    struct boxop *op = &r->call.ops[i];
+    struct box *b = &run->objs.box[op->box];
+    size_t n;
+    int wop;
+    int e = buffered(run, op->box, &n);
+    int w = first_waiter(run, L_SEND, op->box, 0, &wop);
+    CHECK(w < 0 || n == b->cap, "box %d: senders wait beside room for "
+          "%zu more", op->box, b->cap - n);
+    if (e >= 0 && w >= 0)
+        run->objs.elems[take_from(run, w, wop)].st = E_BUF;
+    else if (w >= 0)
+        e = take_from(run, w, wop);
+    if (e < 0 && !b->closed)
+        return 0;
+    if (e < 0) {
+        complete(&r->call, EPIPE, 1u << i);
+        return 1;
+    }
+    complete(&r->call, 0, 1u << i);
+    r->call.got = e;
+    run->objs.elems[e].st = E_TAKEN;
+    run->objs.elems[e].taker = r->idx;
+    return 1;
+}
+
+/* A call on settled boxes: the first op, in array order, that can
+ * complete does; else a try says EAGAIN, a timeout of 0 ETIMEDOUT, and
+ * the rest wait. */
+static void box_exact(struct rec *r)
+{
+    struct call *k = &r->call;
+    for (int i = 0; i < k->nops; i++)
+        if (k->ops[i].send ? send_now(r, i) : recv_now(r, i))
+            return;
+    if (k->how == K_TRY) {
+        complete(k, EAGAIN, 0);
+    } else if (k->to == 0) {
+        complete(k, ETIMEDOUT, 0);
+    } else {
+        k->st = W_WAIT;
+        if (k->nops > 8 && r->run->fail)
+            k->alt = ENOMEM; /* waiters for more than 8 ops are allocated */
+    }
+}
+
+/* A call the model cannot predict: each op may complete the first waiter
+ * on the other side, or not. */
+static void box_unsure(struct rec *r)
+{
+    struct call *k = &r->call;
+    int op;
+    for (int i = 0; i < k->nops; i++)
+        first_waiter(r->run, k->ops[i].send ? L_RECV : L_SEND,
+                     k->ops[i].box, 1, &op);
+    k->st = W_MAYBE;
+}
+
+static void box_predict(struct rec *r)
+{
+    struct call *k = &r->call;
+    enum tri cx = k->how == K_TRY ? NO : entry_cancel(r);
+    int settled = cx == NO;
+    for (int i = 0; i < k->nops; i++) {
+        k->ops[i].seen = r->run->objs.box[k->ops[i].box].seen;
+        settled &= box_settled(r->run, k->ops[i].box);
+    }
+    if (cx == YES)
+        complete(k, ECANCELED, 0);
+    else if (settled)
+        box_exact(r);
+    else
+        box_unsure(r);
+}
+
+/* Makes the call the model predicted. */
+static int box_invoke(struct rec *r)
+{
+    struct call *k = &r->call;
+    struct box *b = &r->run->objs.box[k->ops[0].box];
+    int send = k->ops[0].send;
+    void *item = (void *)(uintptr_t)elem_id(k->ops[0].elem);
+    r->blk = B_SYNC;
+    if (k->how == K_SELECT)
+        return await_select(r->cops, (size_t)k->nops, k->to, &r->chosen);
+    if (b->q && k->how == K_TRY)
+        return send ? coro_queue_try_put(b->q, item)
+                    : coro_queue_try_get(b->q, &r->item);
+    if (b->q)
+        return send ? await_queue_put(b->q, item, k->to)
+                    : await_queue_get(b->q, &r->item, k->to);
+    if (k->how == K_TRY)
+        return send ? coro_chan_try_send(b->c, r->ebuf[0])
+                    : coro_chan_try_recv(b->c, r->ebuf[0]);
+    return send ? await_chan_send(b->c, r->ebuf[0], k->to)
+                : await_chan_recv(b->c, r->ebuf[0], k->to);
+}
+
+/* Whether a box call's outcome is one the model allows. */
+static int box_ok(const struct rec *r, int err, size_t chosen, double took)
+{
+    const struct call *k = &r->call;
+    int picked = err == 0 || err == EPIPE;
+    if (picked && chosen >= (size_t)k->nops)
+        return 0;
+    if (k->st != W_MAYBE)
+        return call_ok(r, err, took, 0, 0) &&
+               (!picked || (k->chosen >> chosen & 1));
+    const struct box *b = &r->run->objs.box[k->ops[picked ? chosen : 0].box];
+    switch (err) {
+    case 0:
+        return 1;
+    case EPIPE:
+        return b->closed;
+    case EAGAIN:
+        return k->how == K_TRY;
+    case ENOMEM:
+        return r->run->fail && (k->nops > 8 || (b->q && k->ops[0].send));
+    default:
+        return k->how != K_TRY && unseen_ok(r, err, took);
+    }
+}
+
+/* After the call: a send's element was delivered, or must not be. */
+static void box_sent(struct rec *r, int i, int err, int delivered)
+{
+    struct elem *e = &r->run->objs.elems[r->call.ops[i].elem];
+    if (delivered) {
+        if (e->st == E_OFFERED)
+            e->st = E_SENT;
+        return;
+    }
+    CHECK(e->st == E_OFFERED || (e->st == E_BUF && err == ENOMEM),
+          "task %d: a send that returned %d delivered element %d (state "
+          "%d)", r->idx, err, r->call.ops[i].elem, (int)e->st);
+    e->st = E_FAILED;
+}
+
+/* After the call: op i received an element, which must be one whose send
+ * has not failed, not received before, and later in its box's order than
+ * any received before the call began. */
+static void box_received(struct rec *r, int i)
+{
+    struct run *run = r->run;
+    struct boxop *op = &r->call.ops[i];
+    struct box *b = &run->objs.box[op->box];
+    int e = b->q ? elem_check(run, (uintptr_t)r->item, op->box)
+                 : elem_read(run, r->ebuf[i], op->box);
+    struct elem *el = &run->objs.elems[e];
+    CHECK(r->call.st != W_DONE || r->call.got == e, "task %d received "
+          "element %d from box %d, which handed it element %d", r->idx, e,
+          op->box, r->call.got);
+    CHECK(el->st != E_RECEIVED && el->st != E_DRAINED &&
+              el->st != E_FAILED &&
+              (el->st != E_TAKEN || el->taker == r->idx),
+          "task %d received element %d from box %d in state %d (taker %d)",
+          r->idx, e, op->box, (int)el->st, el->taker);
+    if (el->st == E_OFFERED) {
+        const struct rec *s = &run->recs[el->sender];
+        CHECK(s->blk == B_SYNC && s->call.st == W_MAYBE, "task %d received "
+              "element %d, which task %d still waits to send", r->idx, e,
+              el->sender);
+    }
+    CHECK(el->seq > op->seen, "box %d is not FIFO: task %d received its "
+          "offer %lu after offer %lu", op->box, r->idx, el->seq, op->seen);
+    el->st = E_RECEIVED;
+    if (el->seq > b->seen)
+        b->seen = el->seq;
+}
+
+static void box_end(struct rec *r, int err)
+{
+    struct run *run = r->run;
+    struct call *k = &r->call;
+    double took = coro_now() - k->t0;
+    size_t chosen = k->how == K_SELECT ? r->chosen : 0;
+    int picked = err == 0 || err == EPIPE;
+    sync_reports(run);
+    note(r, "box call (how %d, %d ops on %d..., timeout %g, state %d/%d) "
+         "-> %d, op %zu", (int)k->how, k->nops, k->ops[0].box, k->to,
+         (int)k->st, k->outcome, err, chosen);
+    CHECK(box_ok(r, err, chosen, took), "task %d: a box call (how %d, "
+          "state %d, predicted %d/%d, ops %#x) returned %d, op %zu, after "
+          "%g s (timeout %g, cancelled %d, shield %d)", r->idx, (int)k->how,
+          (int)k->st, k->outcome, k->alt, k->chosen, err, chosen, took,
+          k->to, r->cx, r->shield);
+    CHECK(picked || k->how != K_SELECT || r->chosen == SIZE_MAX,
+          "task %d: await_select returned %d and set *chosen", r->idx, err);
+    call_end(r, err);
+    for (int i = 0; i < k->nops; i++) {
+        int mine = err == 0 && (size_t)i == chosen;
+        struct box *b = &run->objs.box[k->ops[i].box];
+        if (k->ops[i].send)
+            box_sent(r, i, err, mine);
+        else if (mine)
+            box_received(r, i);
+        else
+            CHECK(b->q ? r->item == UNTOUCHED : fresh(r->ebuf[i]),
+                  "task %d: a receive that returned %d wrote its element",
+                  r->idx, err);
+    }
+    size_t left;
+    int b = k->ops[picked ? chosen : 0].box;
+    buffered(run, b, &left);
+    CHECK(err != EPIPE || k->ops[chosen].send || left == 0 ||
+              !box_settled(run, b),
+          "task %d: a receive returned EPIPE with %zu elements buffered",
+          r->idx, left);
+}
+
+/* A call with one op on box b: mode 0 to 4 waits with a timeout, 5 to 7
+ * only tries. */
+static void box_one(struct rec *r, int b, int send, unsigned mode)
+{
+    struct run *run = r->run;
+    struct box *x = &run->objs.box[b];
+    int e = -1;
+    if ((!x->c && !x->q) || (send && (e = elem_new(run, b, r->idx)) < 0))
+        return;
+    double to = mode >= 5 ? 0 : sync_timeout(run, mode);
+    struct call *k = call_begin(r, C_BOX, b, to);
+    k->how = mode >= 5 ? K_TRY : K_PLAIN;
+    k->nops = 1;
+    k->ops[0] = (struct boxop){ b, send, e, 0 };
+    memset(r->ebuf[0], FRESH, ELEM_MAX);
+    r->item = UNTOUCHED;
+    if (send && x->c)
+        elem_write(r->ebuf[0], x->size, e);
+    box_predict(r);
+    box_end(r, box_invoke(r));
+}
+
+/* SEND and RECV: a channel, and a timeout or a try. */
+static void op_chan(struct rec *r, struct cursor *c, int send)
+{
+    unsigned how = next(c);
+    box_one(r, (int)(how & 3) % NCHAN, send, (how >> 2) & 7);
+}
+
+/* PUT and GET: a queue, and a timeout or a try. */
+static void op_queue_io(struct rec *r, struct cursor *c, int send)
+{
+    unsigned how = next(c);
+    box_one(r, NCHAN + (int)(how & 1), send, (how >> 1) & 7);
+}
+
+/* SELECT: n ops on the channels, each a send or a receive. */
+static void op_select(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    struct objs *o = &run->objs;
+    unsigned how = next(c);
+    int n = 1 + (int)(how & 15) % MAX_OPS;
+    unsigned char spec[MAX_OPS];
+    int sends = 0;
+    int have = 1;
+    for (int i = 0; i < n; i++) {
+        spec[i] = (unsigned char)next(c);
+        sends += spec[i] >> 2 & 1;
+        have &= o->box[(spec[i] & 3) % NCHAN].c != NULL;
+    }
+    if (!have || o->nelems + sends > MAX_ELEMS)
+        return;
+    struct call *k = call_begin(r, C_BOX, 0, sync_timeout(run, how >> 4));
+    k->how = K_SELECT;
+    k->nops = n;
+    for (int i = 0; i < n; i++) {
+        int b = (spec[i] & 3) % NCHAN;
+        int send = spec[i] >> 2 & 1;
+        int e = send ? elem_new(run, b, r->idx) : -1;
+        k->ops[i] = (struct boxop){ b, send, e, 0 };
+        r->cops[i] = (coro_chan_op){ o->box[b].c, send, r->ebuf[i] };
+        memset(r->ebuf[i], FRESH, ELEM_MAX);
+        if (send)
+            elem_write(r->ebuf[i], o->box[b].size, e);
+    }
+    r->chosen = SIZE_MAX;
+    box_predict(r);
+    box_end(r, box_invoke(r));
+}
+
+/* Box b is closed or shut down: each call certainly waiting on it
+ * completes with EPIPE, reporting any of its ops on b (which one coro.h
+ * leaves open). */
+static void box_shut(struct run *run, int b)
+{
+    for (int i = 0; i < run->n; i++) {
+        struct rec *w = &run->recs[i];
+        struct call *k = &w->call;
+        unsigned mask = 0;
+        if (w->blk != B_SYNC || k->k != C_BOX || k->st != W_WAIT)
+            continue;
+        for (int a = 0; a < k->nops; a++)
+            mask |= (unsigned)(k->ops[a].box == b) << a;
+        if (mask)
+            complete(k, EPIPE, mask);
+    }
+}
+
+/* CLOSE: a channel; a second close is EPIPE. */
+static void op_close(struct rec *r, struct cursor *c)
+{
+    int b = (int)(next(c) & 3) % NCHAN;
+    struct box *x = &r->run->objs.box[b];
+    if (!x->c)
+        return;
+    refresh(r->run);
+    int err = coro_chan_close(x->c);
+    note(r, "close channel %d -> %d", b, err);
+    CHECK(err == (x->closed ? EPIPE : 0), "task %d: coro_chan_close "
+          "returned %d (closed %d)", r->idx, err, x->closed);
+    if (!x->closed) {
+        x->closed = 1;
+        box_shut(r->run, b);
+    }
+}
+
+/* Elements of queue b certainly put, which count as unfinished until a
+ * task_done; *maybe: how many more may have been (their put is
+ * W_MAYBE). */
+static int queue_put(const struct run *run, int b, int *maybe)
+{
+    int sure = 0;
+    *maybe = 0;
+    for (int e = 0; e < run->objs.nelems; e++) {
+        const struct elem *el = &run->objs.elems[e];
+        if (el->box != b || el->st == E_FAILED)
+            continue;
+        if (el->st != E_OFFERED)
+            sure++;
+        else if (run->recs[el->sender].call.st == W_MAYBE)
+            (*maybe)++;
+    }
+    return sure;
+}
+
+static void queue_task_done(struct rec *r, int b)
+{
+    struct run *run = r->run;
+    struct box *x = &run->objs.box[b];
+    int maybe;
+    refresh(run);
+    int put = queue_put(run, b, &maybe);
+    int err = coro_queue_task_done(x->q);
+    note(r, "task_done on queue %d (%d done of %d+%d) -> %d", b, x->done,
+         put, maybe, err);
+    CHECK(err == 0 ? x->done < put + maybe : err == EINVAL && x->done >= put,
+          "task %d: coro_queue_task_done returned %d with %d done of %d "
+          "(+%d) put", r->idx, err, x->done, put, maybe);
+    if (err || ++x->done < put)
+        return;
+    x->zeros++;
+    if (maybe == 0)
+        serve_all(run, L_QJOIN, b, 0);
+    else
+        unsure_all(run, L_QJOIN, b);
+}
+
+static void queue_join(struct rec *r, int b, double to)
+{
+    struct run *run = r->run;
+    struct box *x = &run->objs.box[b];
+    int maybe;
+    struct call *k = call_begin(r, C_QJOIN, b, to);
+    int put = queue_put(run, b, &maybe);
+    enum tri cx = entry_cancel(r);
+    k->mark = x->zeros;
+    k->ready = x->done >= put;
+    if (cx == YES)
+        complete(k, ECANCELED, 0);
+    else if (cx == MAYBE || maybe)
+        k->st = W_MAYBE;
+    else if (k->ready)
+        complete(k, 0, 0);
+    else if (to == 0)
+        complete(k, ETIMEDOUT, 0);
+    else
+        k->st = W_WAIT;
+    r->blk = B_SYNC;
+    int err = await_queue_join(x->q, to);
+    double took = coro_now() - k->t0;
+    sync_reports(run);
+    note(r, "join queue %d (timeout %g, state %d) -> %d", b, to, (int)k->st,
+         err);
+    CHECK(call_ok(r, err, took, k->ready || x->zeros > k->mark, 0),
+          "task %d: await_queue_join returned %d (state %d/%d, %d done, "
+          "%g s of %g)", r->idx, err, (int)k->st, k->outcome, x->done, took,
+          to);
+    call_end(r, err);
+}
+
+/* QUEUE: task_done, join, shutdown or size, on a queue. */
+static void op_queue(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    unsigned how = next(c);
+    int b = NCHAN + (int)(how & 1);
+    struct box *x = &run->objs.box[b];
+    size_t n, left;
+    if (!x->q)
+        return;
+    switch ((how >> 1) & 3) {
+    case 0:
+        queue_task_done(r, b);
+        break;
+    case 1:
+        queue_join(r, b, sync_timeout(run, how >> 3));
+        break;
+    case 2:
+        refresh(run);
+        note(r, "shutdown queue %d", b);
+        CHECK(coro_queue_shutdown(x->q) == 0, "coro_queue_shutdown failed");
+        x->closed = 1;
+        box_shut(run, b);
+        break;
+    default:
+        refresh(run);
+        n = coro_queue_size(x->q);
+        buffered(run, b, &left);
+        note(r, "size of queue %d -> %zu", b, n);
+        CHECK(box_settled(run, b) ? n == left : n <= x->cap,
+              "task %d: queue %d has size %zu, the model %zu", r->idx, b, n,
+              left);
+        break;
+    }
+}
+
+/* ----------------------------------------------------------------------
+ * A run's objects: made before coro_run, read out and freed after it
+ * ---------------------------------------------------------------------- */
+
+static void *made(struct run *run, void *obj, const char *what)
+{
+    CHECK(obj || (run->fail && errno == ENOMEM), "%s failed: %d", what,
+          errno);
+    return obj;
+}
+
+static void objs_open(struct run *run)
+{
+    struct objs *o = &run->objs;
+    int saved = errno;
+    for (int b = 0; b < NBOX; b++) {
+        struct box *x = &o->box[b];
+        if (b < NCHAN) {
+            x->size = chan_kinds[b].size;
+            x->cap = chan_kinds[b].cap;
+            x->c = made(run, coro_chan_new(x->size, x->cap), "coro_chan_new");
+        } else {
+            x->size = sizeof(void *);
+            x->cap = queue_sizes[b - NCHAN] ? queue_sizes[b - NCHAN]
+                                            : SIZE_MAX;
+            x->q = made(run, coro_queue_new(queue_sizes[b - NCHAN]),
+                        "coro_queue_new");
+        }
+    }
+    errno = saved;
+}
+
+/* After the run: box b's buffer holds exactly the elements whose send
+ * returned 0 and that no receive returned, oldest first. */
+static void box_drain(struct run *run, int b)
+{
+    struct box *x = &run->objs.box[b];
+    unsigned char buf[ELEM_MAX];
+    void *item;
+    for (;;) {
+        int err = x->q ? coro_queue_try_get(x->q, &item)
+                       : coro_chan_try_recv(x->c, buf);
+        if (err) {
+            CHECK(err == (x->closed ? EPIPE : EAGAIN), "box %d: reading "
+                  "out after the run: %d", b, err);
+            return;
+        }
+        int e = x->q ? elem_check(run, (uintptr_t)item, b)
+                     : elem_read(run, buf, b);
+        struct elem *el = &run->objs.elems[e];
+        CHECK(el->st == E_SENT || el->st == E_BUF, "box %d held element %d "
+              "(state %d) after the run", b, e, (int)el->st);
+        CHECK(el->seq > x->seen, "box %d is not FIFO: offer %lu left after "
+              "offer %lu was received", b, el->seq, x->seen);
+        x->seen = el->seq;
+        el->st = E_DRAINED;
+    }
+}
+
+/* Nothing lost: every element's send failed, or it was received or left
+ * in its box, or its send never returned (a deadlock left it). */
+static void elems_check(const struct run *run)
+{
+    for (int e = 0; e < run->objs.nelems; e++) {
+        const struct elem *el = &run->objs.elems[e];
+        CHECK(el->st == E_FAILED || el->st == E_RECEIVED ||
+                  el->st == E_DRAINED ||
+                  (el->st == E_OFFERED && !run->recs[el->sender].ends),
+              "element %d of box %d was lost (state %d)", e, el->box,
+              (int)el->st);
+    }
+}
+
+static void objs_close(struct run *run)
+{
+    struct objs *o = &run->objs;
+    for (int b = 0; b < NBOX; b++) {
+        struct box *x = &o->box[b];
+        if (!x->c && !x->q)
+            continue;
+        box_drain(run, b);
+        CHECK((x->q ? coro_queue_free(x->q) : coro_chan_free(x->c)) == 0,
+              "box %d could not be freed after the run", b);
+    }
+    elems_check(run);
+}
+
+/* The operations on objects. */
+static void exec_sync(struct rec *r, struct cursor *c, unsigned op)
+{
+    switch (op) {
+    case OP_SEND:
+    case OP_RECV:
+        op_chan(r, c, op == OP_SEND);
+        break;
+    case OP_CLOSE:
+        op_close(r, c);
+        break;
+    case OP_SELECT:
+        op_select(r, c);
+        break;
+    case OP_PUT:
+    case OP_GET:
+        op_queue_io(r, c, op == OP_PUT);
+        break;
+    case OP_QUEUE:
+        op_queue(r, c);
+        break;
+    default:
+        break; /* 23 to 31: none yet */
+    }
+}
+
 static void exec(struct rec *r)
 {
     struct cursor c = { r->ops, r->nops, 0 };
@@ -1221,7 +2331,8 @@ static void exec(struct rec *r)
         c.pc = 1; /* main's program starts after the header */
     while (c.pc < c.n) {
         step(r);
-        switch (c.b[c.pc++] % NOPS) {
+        unsigned op = c.b[c.pc++] % NOPS;
+        switch (op) {
         case OP_SPAWN:
         case OP_SPAWN2:
             op_spawn(r, &c);
@@ -1265,8 +2376,11 @@ static void exec(struct rec *r)
         case OP_MISUSE:
             op_misuse(r, &c);
             break;
-        default:
+        case OP_LOOK:
             op_look(r, &c);
+            break;
+        default:
+            exec_sync(r, &c, op);
             break;
         }
     }
@@ -1276,6 +2390,30 @@ static void exec(struct rec *r)
 /* ----------------------------------------------------------------------
  * Runs
  * ---------------------------------------------------------------------- */
+
+/* A task that never ended was left blocked in a deadlock: coro_run frees
+ * such tasks without running them further. That is a join, gather or wait
+ * on a task that never ended either; or a wait on an object, with no
+ * timeout, that the cancellation of every task (main ended, or a deadlock)
+ * could not end: a shielded one. */
+static void check_unended(const struct run *run, const struct rec *r)
+{
+    if (r->blk == B_SYNC) {
+        const struct call *k = &r->call;
+        int held = r->shield && k->to < 0 && k->st != W_DONE;
+        CHECK(run->closing == YES && held, "task %d never left a wait on an "
+              "object (call %d, state %d, shield %d, deadlock %d)", r->idx,
+              (int)k->k, (int)k->st, r->shield, run->deadlocked);
+        return;
+    }
+    int stuck = 0;
+    for (int k = 0; k < r->nt; k++)
+        stuck |= !run->recs[r->targets[k]].ends;
+    CHECK(r->blk >= B_JOIN && stuck, "task %d never ended (inside call "
+          "%d)", r->idx, (int)r->blk);
+    CHECK(r->blk != B_WAIT || (!r->timed && !wait_done(r)),
+          "task %d never left a wait that could end", r->idx);
+}
 
 /* After coro_run: every task's life, and coro_run's own outcome. */
 static void check_run(struct run *run, int err, void *res)
@@ -1291,18 +2429,8 @@ static void check_run(struct run *run, int err, void *res)
     for (int i = 0; i < run->n; i++) {
         const struct rec *r = &run->recs[i];
         CHECK(r->starts == 1, "task %d never ran", i);
-        if (r->ends)
-            continue;
-        /* Left blocked in a deadlock: coro_run frees such tasks without
-         * running them further. Only a join, gather or wait on a task
-         * that never ended can be that. */
-        int stuck = 0;
-        for (int k = 0; k < r->nt; k++)
-            stuck |= !run->recs[r->targets[k]].ends;
-        CHECK(r->blk >= B_JOIN && stuck, "task %d never ended (inside call "
-              "%d)", i, (int)r->blk);
-        CHECK(r->blk != B_WAIT || (!r->timed && !wait_done(r)),
-              "task %d never left a wait that could end", i);
+        if (!r->ends)
+            check_unended(run, r);
     }
     if (!m->ends) {
         CHECK(err == EDEADLK && run->deadlocked, "main never ended but "
@@ -1336,12 +2464,14 @@ static void run_program(struct run *run)
     run->budget = TIME_BUDGET;
     tls_run = run;
     run->reports = tls_reports;
+    objs_open(run);
     void *res = UNTOUCHED;
     int err = coro_run(task_main, m, &res);
     sync_reports(run);
     note(m, "coro_run -> %d, result %p (deadlock reported %d)", err, res,
          run->deadlocked);
     check_run(run, err, res);
+    objs_close(run);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
