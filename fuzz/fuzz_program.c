@@ -1,6 +1,7 @@
 /* fuzz_program.c: a libFuzzer target that runs random programs of
- * operations on coro (tasks, channels and selects, queues) and checks,
- * after every step, what coro.h promises.
+ * operations on coro (tasks, channels and selects, queues, mutexes, a
+ * semaphore, an event, a condition) and checks, after every step, what
+ * coro.h promises.
  *
  * An input is a program. Its first byte is a header (how main ends, and
  * whether allocations fail); the rest are operations, one byte each
@@ -35,7 +36,13 @@
  *   21         GET           how (queue, timeout or a try)
  *   22         QUEUE         how (queue; task_done, join with a timeout,
  *                            shutdown or size)
- *   23 to 31               none yet
+ *   23         LOCK          how (mutex, timeout)
+ *   24         UNLOCK        mutex
+ *   25         SEM           how (release, or acquire with a timeout)
+ *   26         EVENT         how (wait with a timeout, set or clear)
+ *   27         COND          how (wait with a mutex and a timeout, notify 0
+ *                            to 2, notify_all)
+ *   28 to 31               none yet
  *
  * "who" picks, modulo their number, one of the run's tasks whose handle is
  * still valid: main and the caller included, ended ones included. A SPAWN's
@@ -49,9 +56,10 @@
  *
  * Each run (the input's, and each nested one) makes its own objects before
  * coro_run: three channels (rendezvous; 1 buffered; 3 buffered, of 24-byte
- * elements) and two queues (maxsize 2; unbounded). Everything handed to a
- * call that may wait lives in memory this file owns, never on the task's
- * stack (a shared-stack task's stack is not in place while it waits).
+ * elements), two queues (maxsize 2; unbounded), two mutexes, a semaphore
+ * of one permit, an event, a condition. Everything handed to a call that
+ * may wait lives in memory this file owns, never on the task's stack (a
+ * shared-stack task's stack is not in place while it waits).
  *
  * The model. Each task's life is recorded in a struct rec, in memory this
  * file owns, never coro's: started, ended, freed, detached, shielded,
@@ -84,7 +92,11 @@
  * than any received before the receive began (FIFO); a receive that failed
  * wrote nothing, a select completed one op, EPIPE comes after a close or
  * shutdown and once drained; task_done is EINVAL past the items put, join
- * waits for the last.
+ * waits for the last. For mutexes: one holder (a lock or condition wait
+ * that returns 0 while another task holds it breaks it), EDEADLK for the
+ * holder, EPERM for anyone else, a condition wait returns holding its
+ * mutex, EINVAL beside waiters with another. The semaphore: never more
+ * permits taken than given. The event: is_set, and waiters woken by a set.
  *
  * After coro_run: every spawned task started once and ended at most once,
  * and one that never ended was left blocked (a join, gather or wait on a
@@ -93,9 +105,9 @@
  * further; coro_run returned main's outcome, or EDEADLK exactly when it
  * reported a deadlock. The buffers are read out: what is left is exactly
  * what was sent and not received, in order, so that nothing was lost or
- * doubled. Every object is freed; and (for the input's own run) coro's
- * allocation counters are back to zero. Any violation aborts, and
- * libFuzzer reports the input.
+ * doubled. Every object is freed (EBUSY for a mutex left held); and (for
+ * the input's own run) coro's allocation counters are back to zero. Any
+ * violation aborts, and libFuzzer reports the input.
  *
  * Run one input: build/fuzz/fuzz_program FILE. CORO_FUZZ_TRACE=1 prints
  * each task's operations and what they returned; CORO_FUZZ_VERBOSE=1 lets
@@ -125,10 +137,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NCHAN 3             /* channels per run: rendezvous, 1, 3 buffered */
 #define NQUEUE 2            /* queues per run: maxsize 2, unbounded */
 #define NBOX (NCHAN + NQUEUE)
+#define NMUTEX 2
 #define MAX_ELEMS 384       /* elements and items per run; sends beyond are
                                skipped */
 #define MAX_OPS 10          /* per select; beyond 8, coro allocates */
 #define ELEM_MAX 24         /* bytes per channel element */
+#define SEM_INIT 1          /* the semaphore's permits at first */
 #define EPS 1e-6            /* s: slack for comparing clock readings */
 
 /* Whether a task is cancelled, as far as the model knows. */
@@ -180,8 +194,8 @@ struct job {
 enum wst { W_WAIT, W_DONE, W_MAYBE };
 
 /* The calls that may wait on an object: on a box (a channel or a queue:
- * send, receive, select, put, get), and a queue's join. */
-enum ck { C_BOX, C_QJOIN };
+ * send, receive, select, put, get), and the rest. */
+enum ck { C_BOX, C_QJOIN, C_LOCK, C_SEM, C_EVENT, C_COND };
 
 /* How a call on a box is made. */
 enum boxcall { K_TRY, K_PLAIN, K_SELECT };
@@ -198,7 +212,8 @@ struct boxop {
 /* A task's call on a coordination object. */
 struct call {
     enum ck        k;
-    int            obj;        /* C_QJOIN: the box */
+    int            obj;        /* C_QJOIN: the box; C_LOCK, C_COND: the
+                                  mutex */
     enum wst       st;
     int            outcome;    /* W_DONE: what the call returns */
     int            alt;        /* W_DONE, W_WAIT: another outcome allowed
@@ -208,10 +223,10 @@ struct call {
     enum boxcall   how;        /* C_BOX */
     unsigned long  arrival;    /* order of calls: waiters are FIFO */
     double         t0, to;     /* when it was called; its timeout */
-    unsigned long  mark;       /* C_QJOIN: the queue's emptyings before
-                                  the call */
-    int            ready;      /* C_QJOIN: maybe nothing unfinished at the
-                                  call */
+    unsigned long  mark;       /* event sets, cond notifies or queue
+                                  emptyings before the call */
+    int            ready;      /* C_EVENT: set at the call; C_QJOIN: maybe
+                                  nothing unfinished at the call */
     int            nops;       /* C_BOX */
     struct boxop   ops[MAX_OPS];
 };
@@ -293,6 +308,16 @@ struct box {
 /* A run's coordination objects, and the model of them. */
 struct objs {
     struct box     box[NBOX];  /* channels, then queues */
+    coro_mutex    *mutex[NMUTEX];
+    int            holder[NMUTEX]; /* the task known to hold it, or -1 */
+    coro_sem      *sem;
+    int            released;   /* coro_sem_release calls that returned 0 */
+    int            acquired;   /* await_sem_acquire calls that did */
+    coro_event    *event;
+    int            set;
+    unsigned long  sets;
+    coro_cond     *cond;
+    unsigned long  notifies;
     unsigned long  arrivals;
     int            nelems;
     struct elem    elems[MAX_ELEMS];
@@ -1096,7 +1121,9 @@ static void check_outside(void)
     CHECK(coro_set_workers(2) == EINVAL, "coro_set_workers outside a loop");
     CHECK(await_chan_recv(NULL, NULL, 0) == EPERM &&
               await_select(NULL, 0, 0, NULL) == EPERM &&
-              await_queue_join(NULL, 0) == EPERM,
+              await_queue_join(NULL, 0) == EPERM &&
+              await_mutex_lock(NULL, 0) == EPERM &&
+              await_cond_wait(NULL, NULL, 0) == EPERM,
           "an await_* on an object outside a loop");
     errno = 0;
     CHECK((coro_spawn)(never, NULL) == NULL && errno == EINVAL,
@@ -1349,9 +1376,11 @@ static void check_dump(struct rec *r)
         CHECK(t->cx == MAYBE || cancelled == (t->cx == YES),
               "task %d: coro_dump shows task %d %scancelled", r->idx,
               t->idx, cancelled ? "" : "not ");
-        /* A join or gather draining its tasks shields itself. */
-        CHECK(shielded == t->shield ||
-                  (shielded && (t->blk == B_JOIN || t->blk == B_GATHER)),
+        /* A join or gather draining its tasks shields itself, and so
+         * does a condition wait taking its mutex back. */
+        int self_shielded = t->blk == B_JOIN || t->blk == B_GATHER ||
+                            (t->blk == B_SYNC && t->call.k == C_COND);
+        CHECK(shielded == t->shield || (shielded && self_shielded),
               "task %d: coro_dump shows task %d %sshielded", r->idx, t->idx,
               shielded ? "" : "not ");
         line = end;
@@ -1448,7 +1477,7 @@ static enum tri entry_cancel(const struct rec *r)
 }
 
 /* The lists a call may wait on. */
-enum lst { L_SEND, L_RECV, L_QJOIN };
+enum lst { L_SEND, L_RECV, L_QJOIN, L_LOCK, L_SEM, L_EVENT, L_COND };
 
 /* Whether r's call is, or may be, on list l of object obj; *op is its
  * first op there (a select has one waiter per op, appended in op order,
@@ -1469,8 +1498,16 @@ static int listed(const struct rec *r, enum lst l, int obj, int *op)
             }
         }
         return 0;
-    default:
+    case L_QJOIN:
         return k->k == C_QJOIN && k->obj == obj;
+    case L_LOCK:
+        return k->k == C_LOCK && k->obj == obj;
+    case L_SEM:
+        return k->k == C_SEM;
+    case L_EVENT:
+        return k->k == C_EVENT;
+    default:
+        return k->k == C_COND;
     }
 }
 
@@ -1493,6 +1530,18 @@ static int list_of(const struct run *run, enum lst l, int obj, int *who,
         ops[a] = op;
     }
     return n;
+}
+
+/* Whether a call certainly waits on list l of obj. */
+static int waited(const struct run *run, enum lst l, int obj)
+{
+    for (int i = 0; i < run->n; i++) {
+        int op;
+        if (listed(&run->recs[i], l, obj, &op) &&
+            run->recs[i].call.st == W_WAIT)
+            return 1;
+    }
+    return 0;
 }
 
 /* An operation completes up to n waiters of list l, first come first.
@@ -2212,6 +2261,397 @@ static void op_queue(struct rec *r, struct cursor *c)
 }
 
 /* ----------------------------------------------------------------------
+ * Mutexes, the semaphore, the event, the condition
+ *
+ * A task knows whether it holds a mutex: it took it (a lock or a
+ * condition wait returned) and has not unlocked it. So a relock is
+ * EDEADLK and an unlock by anyone else EPERM, exactly, and a lock that
+ * returns 0 while another task holds the mutex breaks mutual exclusion.
+ * A released mutex, a released permit, a notify go to the first waiter.
+ * A condition wait takes its mutex back at a moment the model does not
+ * see: until it returns, its mutex is not settled.
+ * ---------------------------------------------------------------------- */
+
+/* Condition waits on mutex m past their wait for a notify (or that may
+ * be), taking m back. */
+static int relocking(const struct run *run, int m)
+{
+    for (int i = 0; i < run->n; i++) {
+        const struct rec *r = &run->recs[i];
+        if (r->blk == B_SYNC && r->call.k == C_COND && r->call.obj == m &&
+            r->call.st != W_WAIT)
+            return 1;
+    }
+    return 0;
+}
+
+static int mutex_settled(const struct run *run, int m)
+{
+    for (int i = 0; i < run->n; i++) {
+        int op;
+        if (listed(&run->recs[i], L_LOCK, m, &op) &&
+            run->recs[i].call.st == W_MAYBE)
+            return 0;
+    }
+    return !relocking(run, m);
+}
+
+/* Whether settled mutex m is held: by the task that took it, or handed
+ * to a waiter that has not run yet. */
+static int mutex_held(const struct run *run, int m)
+{
+    if (run->objs.holder[m] >= 0)
+        return 1;
+    for (int i = 0; i < run->n; i++) {
+        const struct rec *r = &run->recs[i];
+        if (r->blk == B_SYNC && r->call.k == C_LOCK && r->call.obj == m &&
+            r->call.st == W_DONE && r->call.outcome == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* m was released: it goes to its first waiter, if any. A relocking
+ * condition waiter may be that first waiter. */
+static void mutex_pass(struct run *run, int m, int unsure)
+{
+    int op;
+    int w = first_waiter(run, L_LOCK, m, unsure || relocking(run, m), &op);
+    if (w >= 0)
+        complete(&run->recs[w].call, 0, 0);
+}
+
+/* r holds m now: nobody else may. */
+static void mutex_take(struct rec *r, int m)
+{
+    int *holder = &r->run->objs.holder[m];
+    CHECK(*holder < 0, "task %d took mutex %d, which task %d holds", r->idx,
+          m, *holder);
+    *holder = r->idx;
+}
+
+/* LOCK: a mutex, with a timeout. */
+static void op_lock(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    unsigned how = next(c);
+    int m = (int)(how & 1);
+    double to = sync_timeout(run, how >> 1);
+    if (!run->objs.mutex[m])
+        return;
+    struct call *k = call_begin(r, C_LOCK, m, to);
+    enum tri cx = entry_cancel(r);
+    if (cx == YES) {
+        complete(k, ECANCELED, 0);
+    } else if (run->objs.holder[m] == r->idx) {
+        complete(k, EDEADLK, 0);
+        k->alt = cx == MAYBE ? ECANCELED : 0;
+    } else if (cx == MAYBE || !mutex_settled(run, m)) {
+        k->st = W_MAYBE;
+    } else if (!mutex_held(run, m)) {
+        CHECK(!waited(run, L_LOCK, m), "mutex %d is free with waiters", m);
+        complete(k, 0, 0);
+    } else if (to == 0) {
+        complete(k, ETIMEDOUT, 0);
+    } else {
+        k->st = W_WAIT;
+    }
+    r->blk = B_SYNC;
+    int err = await_mutex_lock(run->objs.mutex[m], to);
+    double took = coro_now() - k->t0;
+    sync_reports(run);
+    note(r, "lock mutex %d (timeout %g, state %d/%d) -> %d", m, to,
+         (int)k->st, k->outcome, err);
+    CHECK(call_ok(r, err, took, 1, 0), "task %d: await_mutex_lock returned "
+          "%d (state %d, predicted %d, %g s of %g, cancelled %d, shield %d)",
+          r->idx, err, (int)k->st, k->outcome, took, to, r->cx, r->shield);
+    call_end(r, err);
+    if (err == 0)
+        mutex_take(r, m);
+}
+
+/* UNLOCK: a mutex; EPERM unless the caller holds it. */
+static void op_unlock(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    int m = (int)(next(c) & 1);
+    if (!run->objs.mutex[m])
+        return;
+    refresh(run);
+    int mine = run->objs.holder[m] == r->idx;
+    int err = coro_mutex_unlock(run->objs.mutex[m]);
+    note(r, "unlock mutex %d (held by %d) -> %d", m, run->objs.holder[m],
+         err);
+    CHECK(err == (mine ? 0 : EPERM), "task %d: coro_mutex_unlock returned "
+          "%d; task %d holds mutex %d", r->idx, err, run->objs.holder[m], m);
+    if (!mine)
+        return;
+    run->objs.holder[m] = -1;
+    mutex_pass(run, m, 0);
+}
+
+static int sem_settled(const struct run *run)
+{
+    for (int i = 0; i < run->n; i++) {
+        int op;
+        if (listed(&run->recs[i], L_SEM, 0, &op) &&
+            run->recs[i].call.st == W_MAYBE)
+            return 0;
+    }
+    return 1;
+}
+
+/* The settled semaphore's permits: every release gave one, to the value
+ * or to a waiter; every acquire, returned or handed one, took one. */
+static int sem_value(const struct run *run)
+{
+    int v = SEM_INIT + run->objs.released - run->objs.acquired;
+    for (int i = 0; i < run->n; i++) {
+        const struct rec *r = &run->recs[i];
+        if (r->blk == B_SYNC && r->call.k == C_SEM && r->call.st == W_DONE &&
+            r->call.outcome == 0)
+            v--;
+    }
+    return v;
+}
+
+static void sem_acquire(struct rec *r, double to)
+{
+    struct run *run = r->run;
+    struct objs *o = &run->objs;
+    struct call *k = call_begin(r, C_SEM, 0, to);
+    enum tri cx = entry_cancel(r);
+    int v = sem_value(run);
+    if (cx == YES) {
+        complete(k, ECANCELED, 0);
+    } else if (cx == MAYBE || !sem_settled(run)) {
+        k->st = W_MAYBE;
+    } else {
+        CHECK(v >= 0 && (v == 0 || !waited(run, L_SEM, 0)), "the semaphore "
+              "has %d permits and waiters %d", v, waited(run, L_SEM, 0));
+        if (v > 0)
+            complete(k, 0, 0);
+        else if (to == 0)
+            complete(k, ETIMEDOUT, 0);
+        else
+            k->st = W_WAIT;
+    }
+    r->blk = B_SYNC;
+    int err = await_sem_acquire(o->sem, to);
+    double took = coro_now() - k->t0;
+    sync_reports(run);
+    note(r, "acquire (timeout %g, %d permits, state %d) -> %d", to, v,
+         (int)k->st, err);
+    CHECK(call_ok(r, err, took, 1, 0), "task %d: await_sem_acquire returned "
+          "%d (state %d, predicted %d, %g s of %g)", r->idx, err, (int)k->st,
+          k->outcome, took, to);
+    call_end(r, err);
+    if (err == 0)
+        o->acquired++;
+    CHECK(o->acquired <= SEM_INIT + o->released, "%d permits taken, %d "
+          "given", o->acquired, SEM_INIT + o->released);
+}
+
+/* SEM: release, or acquire with a timeout. */
+static void op_sem(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    unsigned how = next(c);
+    int op;
+    if (!run->objs.sem)
+        return;
+    if (!(how & 1)) {
+        sem_acquire(r, sync_timeout(run, how >> 1));
+        return;
+    }
+    refresh(run);
+    int err = coro_sem_release(run->objs.sem);
+    note(r, "release -> %d", err);
+    CHECK(err == 0, "task %d: coro_sem_release returned %d", r->idx, err);
+    run->objs.released++;
+    int w = first_waiter(run, L_SEM, 0, 0, &op);
+    if (w >= 0)
+        complete(&run->recs[w].call, 0, 0);
+}
+
+static void event_wait(struct rec *r, double to)
+{
+    struct run *run = r->run;
+    struct objs *o = &run->objs;
+    struct call *k = call_begin(r, C_EVENT, 0, to);
+    enum tri cx = entry_cancel(r);
+    k->mark = o->sets;
+    k->ready = o->set;
+    if (cx == YES)
+        complete(k, ECANCELED, 0);
+    else if (cx == MAYBE)
+        k->st = W_MAYBE;
+    else if (o->set)
+        complete(k, 0, 0);
+    else if (to == 0)
+        complete(k, ETIMEDOUT, 0);
+    else
+        k->st = W_WAIT;
+    r->blk = B_SYNC;
+    int err = await_event(o->event, to);
+    double took = coro_now() - k->t0;
+    sync_reports(run);
+    note(r, "wait for the event (timeout %g, state %d) -> %d", to,
+         (int)k->st, err);
+    CHECK(call_ok(r, err, took, k->ready || o->sets > k->mark, 0),
+          "task %d: await_event returned %d (state %d, predicted %d, set %d, "
+          "%g s of %g)", r->idx, err, (int)k->st, k->outcome, o->set, took,
+          to);
+    call_end(r, err);
+}
+
+/* EVENT: wait with a timeout, set or clear. */
+static void op_event(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    struct objs *o = &run->objs;
+    unsigned how = next(c);
+    if (!o->event)
+        return;
+    switch (how & 3) {
+    case 0:
+    case 1:
+        event_wait(r, sync_timeout(run, how >> 2));
+        break;
+    case 2:
+        refresh(run);
+        note(r, "set the event");
+        coro_event_set(o->event);
+        o->set = 1;
+        o->sets++;
+        serve_all(run, L_EVENT, 0, 0);
+        break;
+    default:
+        note(r, "clear the event");
+        coro_event_clear(o->event);
+        o->set = 0;
+        break;
+    }
+    CHECK(coro_event_is_set(o->event) == o->set, "coro_event_is_set says "
+          "%d", !o->set);
+}
+
+/* Whether tasks wait on the condition with another mutex than m: 2 if
+ * certainly, 1 if maybe, else 0. */
+static int cond_others(const struct run *run, int m)
+{
+    int found = 0;
+    for (int i = 0; i < run->n; i++) {
+        const struct rec *r = &run->recs[i];
+        int op;
+        if (listed(r, L_COND, 0, &op) && r->call.obj != m)
+            found = r->call.st == W_WAIT ? 2 : found ? found : 1;
+    }
+    return found;
+}
+
+/* Predicts a condition wait with mutex m. EINVAL if tasks wait with the
+ * other mutex, EPERM unless the caller holds m; else m is released (to
+ * its first waiter) and the caller waits for a notify. */
+static void cond_predict(struct rec *r, int m, int others, int mine)
+{
+    struct call *k = &r->call;
+    enum tri cx = entry_cancel(r);
+    int sure = cx == NO && others != 1;
+    if (cx == YES) {
+        complete(k, ECANCELED, 0);
+    } else if (others == 2) {
+        complete(k, EINVAL, 0);
+        k->alt = cx == MAYBE ? ECANCELED : 0;
+    } else if (!mine) {
+        if (sure)
+            complete(k, EPERM, 0);
+    } else {
+        r->run->objs.holder[m] = -1;
+        mutex_pass(r->run, m, !sure);
+        if (!sure)
+            k->st = W_MAYBE;
+        else if (k->to == 0)
+            complete(k, ETIMEDOUT, 0);
+        else
+            k->st = W_WAIT;
+    }
+}
+
+static void cond_wait(struct rec *r, int m, double to)
+{
+    struct run *run = r->run;
+    struct objs *o = &run->objs;
+    if (!o->mutex[m])
+        return;
+    struct call *k = call_begin(r, C_COND, m, to);
+    int others = cond_others(run, m);
+    int mine = o->holder[m] == r->idx;
+    k->mark = o->notifies;
+    cond_predict(r, m, others, mine);
+    r->blk = B_SYNC;
+    int err = await_cond_wait(o->cond, o->mutex[m], to);
+    double took = coro_now() - k->t0;
+    sync_reports(run);
+    note(r, "wait on the condition with mutex %d (timeout %g, held %d, "
+         "state %d/%d) -> %d", m, to, mine, (int)k->st, k->outcome, err);
+    int ok = call_ok(r, err, took, o->notifies > k->mark, others ? EINVAL : 0);
+    if (k->st == W_MAYBE && !mine)
+        ok = err == EPERM || (others && err == EINVAL) ||
+             (err == ECANCELED && !r->shield && r->cx != NO);
+    CHECK(ok, "task %d: await_cond_wait returned %d (state %d, predicted %d, "
+          "mutex %d held %d, others %d, %g s of %g)", r->idx, err,
+          (int)k->st, k->outcome, m, mine, others, took, to);
+    call_end(r, err);
+    /* Held again on every return, or never let go (the model did not
+     * let go of it when the call was sure to be refused). */
+    if (mine && o->holder[m] != r->idx)
+        mutex_take(r, m);
+}
+
+static void cond_notify(struct rec *r, size_t n)
+{
+    struct run *run = r->run;
+    int who[2], ops[2];
+    refresh(run);
+    int err = n == SIZE_MAX ? coro_cond_notify_all(run->objs.cond)
+                            : coro_cond_notify(run->objs.cond, n);
+    note(r, "notify %zu -> %d", n, err);
+    CHECK(err == 0, "task %d: coro_cond_notify returned %d", r->idx, err);
+    if (n == 0)
+        return;
+    run->objs.notifies++;
+    if (n == SIZE_MAX) {
+        serve_all(run, L_COND, 0, 0);
+        return;
+    }
+    int sure = serve(run, L_COND, 0, (int)n, 0, who, ops);
+    for (int a = 0; a < sure; a++)
+        complete(&run->recs[who[a]].call, 0, 0);
+}
+
+/* COND: wait with either mutex and a timeout, notify 0 to 2, or all. */
+static void op_cond(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    unsigned how = next(c);
+    if (!run->objs.cond)
+        return;
+    switch (how & 3) {
+    case 0:
+    case 1:
+        cond_wait(r, (int)(how >> 2) & 1, sync_timeout(run, how >> 3));
+        break;
+    case 2:
+        cond_notify(r, (how >> 2) % 3);
+        break;
+    default:
+        cond_notify(r, SIZE_MAX);
+        break;
+    }
+}
+
+/* ----------------------------------------------------------------------
  * A run's objects: made before coro_run, read out and freed after it
  * ---------------------------------------------------------------------- */
 
@@ -2240,6 +2680,13 @@ static void objs_open(struct run *run)
                         "coro_queue_new");
         }
     }
+    for (int m = 0; m < NMUTEX; m++) {
+        o->holder[m] = -1;
+        o->mutex[m] = made(run, coro_mutex_new(), "coro_mutex_new");
+    }
+    o->sem = made(run, coro_sem_new(SEM_INIT), "coro_sem_new");
+    o->event = made(run, coro_event_new(), "coro_event_new");
+    o->cond = made(run, coro_cond_new(), "coro_cond_new");
     errno = saved;
 }
 
@@ -2284,6 +2731,21 @@ static void elems_check(const struct run *run)
     }
 }
 
+/* A mutex left held (by a task that ended or was abandoned holding it)
+ * cannot be freed: EBUSY, as coro.h says. Its memory, one block of
+ * coro's allocator, is given back behind coro's back, so that the leak
+ * check still covers the rest. */
+static void mutex_free(struct run *run, int m)
+{
+    coro_mutex *mx = run->objs.mutex[m];
+    int held = run->objs.holder[m] >= 0;
+    int err = coro_mutex_free(mx);
+    CHECK(err == (held ? EBUSY : 0), "coro_mutex_free of mutex %d (held by "
+          "%d) after the run: %d", m, run->objs.holder[m], err);
+    if (err)
+        coro__free(mx, 0);
+}
+
 static void objs_close(struct run *run)
 {
     struct objs *o = &run->objs;
@@ -2296,6 +2758,11 @@ static void objs_close(struct run *run)
               "box %d could not be freed after the run", b);
     }
     elems_check(run);
+    for (int m = 0; m < NMUTEX; m++)
+        mutex_free(run, m);
+    CHECK(coro_sem_free(o->sem) == 0 && coro_event_free(o->event) == 0 &&
+              coro_cond_free(o->cond) == 0,
+          "the semaphore, event or condition could not be freed");
 }
 
 /* The operations on objects. */
@@ -2319,8 +2786,23 @@ static void exec_sync(struct rec *r, struct cursor *c, unsigned op)
     case OP_QUEUE:
         op_queue(r, c);
         break;
+    case OP_LOCK:
+        op_lock(r, c);
+        break;
+    case OP_UNLOCK:
+        op_unlock(r, c);
+        break;
+    case OP_SEM:
+        op_sem(r, c);
+        break;
+    case OP_EVENT:
+        op_event(r, c);
+        break;
+    case OP_COND:
+        op_cond(r, c);
+        break;
     default:
-        break; /* 23 to 31: none yet */
+        break; /* 28 to 31: none yet */
     }
 }
 
@@ -2395,12 +2877,14 @@ static void exec(struct rec *r)
  * such tasks without running them further. That is a join, gather or wait
  * on a task that never ended either; or a wait on an object, with no
  * timeout, that the cancellation of every task (main ended, or a deadlock)
- * could not end: a shielded one. */
+ * could not end: a shielded one, or a condition wait taking its mutex back
+ * (which coro shields). */
 static void check_unended(const struct run *run, const struct rec *r)
 {
     if (r->blk == B_SYNC) {
         const struct call *k = &r->call;
-        int held = r->shield && k->to < 0 && k->st != W_DONE;
+        int held = k->k == C_COND ||
+                   (r->shield && k->to < 0 && k->st != W_DONE);
         CHECK(run->closing == YES && held, "task %d never left a wait on an "
               "object (call %d, state %d, shield %d, deadlock %d)", r->idx,
               (int)k->k, (int)k->st, r->shield, run->deadlocked);
