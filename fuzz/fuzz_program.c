@@ -1,7 +1,7 @@
 /* fuzz_program.c: a libFuzzer target that runs random programs of
  * operations on coro (tasks, channels and selects, queues, mutexes, a
- * semaphore, an event, a condition) and checks, after every step, what
- * coro.h promises.
+ * semaphore, an event, a condition, fds) and checks, after every step,
+ * what coro.h promises.
  *
  * An input is a program. Its first byte is a header (how main ends, and
  * whether allocations fail); the rest are operations, one byte each
@@ -42,7 +42,12 @@
  *   26         EVENT         how (wait with a timeout, set or clear)
  *   27         COND          how (wait with a mutex and a timeout, notify 0
  *                            to 2, notify_all)
- *   28 to 31               none yet
+ *   28         WRITE         how (stream, size, timeout): await_write_all
+ *   29         READ          how (stream, size, timeout): await_read or
+ *                            await_read_full
+ *   30         FD            how (stream; await_readable or await_writable
+ *                            with a timeout, or coro_close of an end)
+ *   31         SYNC_MISUSE   what: a call on an object or fd that must fail
  *
  * "who" picks, modulo their number, one of the run's tasks whose handle is
  * still valid: main and the caller included, ended ones included. A SPAWN's
@@ -52,14 +57,16 @@
  * the same for main, and its two top bits, in the input's own run, turn on
  * allocation failures. Missing operand bytes read as 0. Sleeps, timeouts
  * and blocking durations come out of a budget of 10 ms per run, so an input
- * takes a few tens of ms at most.
+ * takes a few tens of ms at most; waits on fds always have a timeout.
  *
  * Each run (the input's, and each nested one) makes its own objects before
  * coro_run: three channels (rendezvous; 1 buffered; 3 buffered, of 24-byte
  * elements), two queues (maxsize 2; unbounded), two mutexes, a semaphore
- * of one permit, an event, a condition. Everything handed to a call that
- * may wait lives in memory this file owns, never on the task's stack (a
- * shared-stack task's stack is not in place while it waits).
+ * of one permit, an event, a condition; and two one-way byte streams, a
+ * pipe and a socketpair, non-blocking, with small buffers, on fd numbers
+ * reserved for the run. Everything handed to a call that may wait lives
+ * in memory this file owns, never on the task's stack (a shared-stack
+ * task's stack is not in place while it waits).
  *
  * The model. Each task's life is recorded in a struct rec, in memory this
  * file owns, never coro's: started, ended, freed, detached, shielded,
@@ -97,17 +104,21 @@
  * holder, EPERM for anyone else, a condition wait returns holding its
  * mutex, EINVAL beside waiters with another. The semaphore: never more
  * permits taken than given. The event: is_set, and waiters woken by a set.
+ * Streams: each read returns the next bytes written, in order; a write
+ * that returned 0 wrote them all; readable means something to read; a
+ * coro_close wakes waiters, and later calls say EBADF. Misused calls fail
+ * as coro.h says; freeing what is waited on is EBUSY.
  *
  * After coro_run: every spawned task started once and ended at most once,
  * and one that never ended was left blocked (a join, gather or wait on a
  * task that never ended either, or a shielded wait on an object) when
  * every task was cancelled: coro_run frees such tasks without running them
  * further; coro_run returned main's outcome, or EDEADLK exactly when it
- * reported a deadlock. The buffers are read out: what is left is exactly
- * what was sent and not received, in order, so that nothing was lost or
- * doubled. Every object is freed (EBUSY for a mutex left held); and (for
- * the input's own run) coro's allocation counters are back to zero. Any
- * violation aborts, and libFuzzer reports the input.
+ * reported a deadlock. The buffers and streams are read out: what is left
+ * is exactly what was sent or written and not received, in order, so that
+ * nothing was lost or doubled. Every object is freed (EBUSY for a mutex
+ * left held); and (for the input's own run) coro's allocation counters are
+ * back to zero. Any violation aborts, and libFuzzer reports the input.
  *
  * Run one input: build/fuzz/fuzz_program FILE. CORO_FUZZ_TRACE=1 prints
  * each task's operations and what they returned; CORO_FUZZ_VERBOSE=1 lets
@@ -116,14 +127,19 @@
 #include "internal.h" /* coro.h, and coro__alloc_stats for the leak check */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -138,20 +154,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NQUEUE 2            /* queues per run: maxsize 2, unbounded */
 #define NBOX (NCHAN + NQUEUE)
 #define NMUTEX 2
+#define NSTREAM 2           /* byte streams per run: a pipe, a socketpair */
 #define MAX_ELEMS 384       /* elements and items per run; sends beyond are
                                skipped */
 #define MAX_OPS 10          /* per select; beyond 8, coro allocates */
 #define ELEM_MAX 24         /* bytes per channel element */
+#define MAX_IO 20000        /* bytes per write or read */
+#define PATTERN 65521       /* the period of the bytes the streams carry */
 #define SEM_INIT 1          /* the semaphore's permits at first */
+#define FD_BASE 600         /* fd numbers reserved for the streams: */
+#define FD_SLOTS 8          /* four per run, for this many runs at once */
 #define EPS 1e-6            /* s: slack for comparing clock readings */
 
 /* Whether a task is cancelled, as far as the model knows. */
 enum tri { NO, MAYBE, YES };
 
 /* The call a task is inside, while other tasks run: a wait on a
- * coordination object (B_SYNC) comes before the joins, which B_JOIN and
- * above stand for. */
-enum blk { B_NONE, B_SLEEP, B_BLOCKING, B_SYNC, B_JOIN, B_GATHER, B_WAIT };
+ * coordination object (B_SYNC) or on an fd (B_FD) comes before the joins,
+ * which B_JOIN and above stand for. */
+enum blk {
+    B_NONE, B_SLEEP, B_BLOCKING, B_SYNC, B_FD, B_JOIN, B_GATHER, B_WAIT
+};
 
 enum op {
     OP_SPAWN, OP_SLEEP, OP_YIELD, OP_CANCEL, OP_JOIN, OP_JOIN_TIMEOUT,
@@ -260,6 +283,9 @@ struct rec {
                                   on this one, or -1 */
     struct job     job;        /* its blocking call's argument */
     struct call    call;       /* B_SYNC: the call it is in */
+    unsigned       fdmark;     /* B_FD: calls begun on its fd's end
+                                  before it */
+    int            fdbusy;     /* B_FD: calls on that end as it began */
     /* What its calls hand to coro: memory this file owns, never the
      * task's stack, which a shared-stack task does not keep in place
      * while it waits. */
@@ -305,7 +331,31 @@ struct box {
                                   left nothing unfinished */
 };
 
-/* A run's coordination objects, and the model of them. */
+/* A byte stream: a pipe or a socketpair, one way, on fd numbers reserved
+ * for this run so that a closed one is never another thread's. Byte i
+ * carries pattern[(i + salt) % PATTERN]. */
+struct stream {
+    int            fd[2];      /* its read end and its write end */
+    int            open[2];
+    int            sock;
+    size_t         salt;
+    unsigned long  w, r;       /* bytes written, bytes read */
+    unsigned long  hi;         /* !wexact: bytes written at most */
+    int            wexact;     /* w is known: a write that failed wrote
+                                  some bytes, counted when no read is in
+                                  progress */
+    int            writer;     /* the task in await_write_all, or -1 */
+    size_t         wlen;       /* how much it writes */
+    int            reader;     /* the task in await_read(_full), or -1 */
+    int            busy[2];    /* tasks in calls on each end */
+    unsigned       calls[2];   /* calls begun on each end */
+    int            lost;       /* its read end was closed: bytes are no
+                                  longer counted */
+    size_t         got;
+    unsigned char  buf[MAX_IO];
+};
+
+/* A run's coordination objects and streams, and the model of them. */
 struct objs {
     struct box     box[NBOX];  /* channels, then queues */
     coro_mutex    *mutex[NMUTEX];
@@ -318,6 +368,8 @@ struct objs {
     unsigned long  sets;
     coro_cond     *cond;
     unsigned long  notifies;
+    int            slot;       /* the fd numbers reserved, or -1 */
+    struct stream  stream[NSTREAM];
     unsigned long  arrivals;
     int            nelems;
     struct elem    elems[MAX_ELEMS];
@@ -437,10 +489,16 @@ static ssize_t stderr_write(void *cookie, const char *buf, size_t n)
     return (ssize_t)n;
 }
 
+static void streams_init(void);
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    /* A write to a pipe whose read end a program closed is EPIPE, not a
+     * signal that ends the fuzzer. */
+    signal(SIGPIPE, SIG_IGN);
+    streams_init();
     const char *v = getenv("CORO_FUZZ_VERBOSE");
     verbose = v && *v && strcmp(v, "0") != 0;
     v = getenv("CORO_FUZZ_TRACE");
@@ -1110,6 +1168,7 @@ static void *never(void *arg)
 static void check_outside(void)
 {
     int saved = errno;
+    size_t got;
     CHECK(coro_self() == NULL, "a task outside a loop");
     CHECK(await_yield() == EPERM, "await_yield outside a loop");
     CHECK(await_sleep(0.001) == EPERM, "await_sleep outside a loop");
@@ -1123,8 +1182,10 @@ static void check_outside(void)
               await_select(NULL, 0, 0, NULL) == EPERM &&
               await_queue_join(NULL, 0) == EPERM &&
               await_mutex_lock(NULL, 0) == EPERM &&
-              await_cond_wait(NULL, NULL, 0) == EPERM,
-          "an await_* on an object outside a loop");
+              await_cond_wait(NULL, NULL, 0) == EPERM &&
+              await_readable(0, 0) == EPERM &&
+              await_read(0, NULL, 0, 0, &got) == EPERM,
+          "an await_* on an object or fd outside a loop");
     errno = 0;
     CHECK((coro_spawn)(never, NULL) == NULL && errno == EINVAL,
           "coro_spawn outside a loop");
@@ -2652,6 +2713,613 @@ static void op_cond(struct rec *r, struct cursor *c)
 }
 
 /* ----------------------------------------------------------------------
+ * Streams: fd waits, await_read and await_write_all
+ *
+ * Each run has a pipe and a socketpair, non-blocking, with small buffers
+ * so that writes wait for readers. Their fds sit at numbers reserved for
+ * the run (FD_BASE up), so one coro_close'd mid-run is never reused by
+ * another thread while a task of this run still names it: calls on it
+ * say EBADF. One await_write_all and one await_read at a time per stream
+ * (a second task waits for readiness instead, and may see EBUSY), so the
+ * bytes stay in order: byte i written is pattern byte i + salt, and what a
+ * read returns must be exactly the next bytes written. A write that
+ * returned 0 wrote all its bytes; one that failed some of them, which the
+ * read end's FIONREAD counts once no read is in progress (await_read_full
+ * reads in pieces); until then, writes wait for writability instead.
+ * After the run the bytes left are read out: exactly those written and
+ * not read.
+ * ---------------------------------------------------------------------- */
+
+static const size_t io_sizes[4] = { 1, 700, 5000, MAX_IO };
+static const double io_timeouts[4] = { 0, 2e-4, 1e-3, 2e-3 };
+static unsigned char pattern[PATTERN + MAX_IO];
+static int fds_ok;              /* the reserved fd numbers are free */
+static atomic_uint fd_slots;    /* bit s: a run uses slot s */
+
+static void pattern_init(void)
+{
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < PATTERN; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        pattern[i] = (unsigned char)x;
+    }
+    memcpy(pattern + PATTERN, pattern, MAX_IO);
+}
+
+/* Whether the reserved numbers are under the fd limit (raised if need
+ * be) and not open. */
+static int fds_free(void)
+{
+    struct rlimit rl;
+    rlim_t need = FD_BASE + 4 * FD_SLOTS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < need && rl.rlim_max >= need) {
+        rl.rlim_cur = need;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < need)
+        return 0;
+    for (int fd = FD_BASE; fd < (int)need; fd++)
+        if (fcntl(fd, F_GETFD) != -1)
+            return 0;
+    return 1;
+}
+
+static int slot_claim(void)
+{
+    unsigned v = atomic_load(&fd_slots);
+    for (;;) {
+        int s = 0;
+        while (s < FD_SLOTS && (v >> s & 1))
+            s++;
+        if (s == FD_SLOTS)
+            return -1;
+        if (atomic_compare_exchange_weak(&fd_slots, &v, v | 1u << s))
+            return s;
+    }
+}
+
+/* Moves fd to number at, reserved for it. */
+static int move_fd(int fd, int at)
+{
+    CHECK(dup3(fd, at, O_CLOEXEC) == at, "dup3 to %d: %s", at,
+          strerror(errno));
+    close(fd);
+    return at;
+}
+
+static void stream_init(struct stream *s, int rfd, int wfd, int sock)
+{
+    s->fd[0] = rfd;
+    s->fd[1] = wfd;
+    s->open[0] = s->open[1] = 1;
+    s->sock = sock;
+    s->salt = sock ? 7919 : 0;
+    s->w = s->r = s->hi = 0;
+    s->wexact = 1;
+    s->writer = s->reader = -1;
+    s->lost = 0;
+}
+
+static void streams_open(struct run *run)
+{
+    struct objs *o = &run->objs;
+    int p[2], sv[2], small = 4096;
+    o->slot = fds_ok ? slot_claim() : -1;
+    if (o->slot < 0)
+        return;
+    int at = FD_BASE + 4 * o->slot;
+    CHECK(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0, "pipe2: %s",
+          strerror(errno));
+    fcntl(p[1], F_SETPIPE_SZ, small);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                     sv) == 0, "socketpair: %s", strerror(errno));
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    stream_init(&o->stream[0], move_fd(p[0], at), move_fd(p[1], at + 1), 0);
+    stream_init(&o->stream[1], move_fd(sv[1], at + 2), move_fd(sv[0], at + 3),
+                1);
+}
+
+static const unsigned char *stream_bytes(const struct stream *s,
+                                         unsigned long at)
+{
+    return pattern + (at + s->salt) % PATTERN;
+}
+
+/* Bytes in the stream not read yet. */
+static unsigned long unread(const struct stream *s)
+{
+    int n = 0;
+    CHECK(ioctl(s->fd[0], FIONREAD, &n) == 0, "FIONREAD: %s",
+          strerror(errno));
+    return (unsigned long)n;
+}
+
+/* The most bytes that can have been written so far. */
+static unsigned long written_most(const struct stream *s)
+{
+    return (s->wexact ? s->w : s->hi) + (s->writer >= 0 ? s->wlen : 0);
+}
+
+/* Whether no call that moves bytes is in progress and the count of bytes
+ * written is known: then the stream holds exactly w - r. */
+static int stream_quiet(const struct stream *s)
+{
+    return s->writer < 0 && s->reader < 0 && s->wexact && s->open[0] &&
+           !s->lost;
+}
+
+/* n bytes were read into s->buf: the next ones written. */
+static void stream_read(struct stream *s, size_t n)
+{
+    unsigned long most = written_most(s);
+    CHECK(s->r + n <= most, "stream %d: %zu bytes read at %lu, beyond the "
+          "%lu written", s->sock, n, s->r, most);
+    CHECK(memcmp(s->buf, stream_bytes(s, s->r), n) == 0, "stream %d: bytes "
+          "%lu to %lu are not those written", s->sock, s->r, s->r + n);
+    s->r += n;
+}
+
+/* Once no call moves bytes: a failed write's bytes are counted, and the
+ * stream must hold what was written and not read. */
+static void stream_sync(struct stream *s)
+{
+    if (s->writer >= 0 || s->reader >= 0 || !s->open[0] || s->lost)
+        return;
+    unsigned long w = s->r + unread(s);
+    CHECK(s->wexact ? w == s->w : w >= s->w && w <= s->hi, "stream %d "
+          "holds %lu bytes past the %lu read; %lu to %lu were written",
+          s->sock, w - s->r, s->r, s->w, s->wexact ? s->w : s->hi);
+    s->w = s->hi = w;
+    s->wexact = 1;
+}
+
+/* After a write of n bytes: all of them went in if it returned 0, else
+ * some. */
+static void stream_wrote(struct stream *s, size_t n, int err)
+{
+    s->hi = s->w + n;
+    if (err == 0)
+        s->w += n;
+    else
+        s->wexact = 0;
+    stream_sync(s);
+}
+
+/* r starts a call on end e of s: a read end call (a read, a readable
+ * wait) or a write end one. */
+static void fd_begin(struct rec *r, struct stream *s, int e)
+{
+    r->blk = B_FD;
+    r->fdmark = s->calls[e]++;
+    r->fdbusy = s->busy[e]++;
+}
+
+/* The call ended: whether another on the same end overlapped it (only
+ * then may it see EBUSY: one waiter per end). */
+static int fd_end(struct rec *r, struct stream *s, int e)
+{
+    r->blk = B_NONE;
+    s->busy[e]--;
+    sync_reports(r->run);
+    return r->fdbusy || s->calls[e] != r->fdmark + 1;
+}
+
+/* Errors any call on end e may return: its timeout after its time (0
+ * only looks), ECANCELED if cancelled (at once if it was before), EBADF
+ * once e is closed, EBUSY beside another waiter, ENOMEM when allocations
+ * fail. */
+static int fd_err_ok(const struct rec *r, enum tri cx0, int err, double to,
+                     double took, const struct stream *s, int e, int overlap)
+{
+    if (!r->shield && cx0 == YES)
+        return err == ECANCELED;
+    switch (err) {
+    case ETIMEDOUT:
+        return to == 0 || took >= to - EPS;
+    case ECANCELED:
+        return !r->shield && r->cx != NO;
+    case EBADF:
+        return !s->open[e];
+    case EBUSY:
+        return overlap;
+    case ENOMEM:
+        return r->run->fail;
+    default:
+        return 0;
+    }
+}
+
+/* A wait for end e of s to be ready: readable (e 0) or writable. A
+ * readable stream has bytes past those read when the wait began, or its
+ * write end closed; with a timeout of 0, when no write is in progress,
+ * exactly then. */
+static void fd_wait(struct rec *r, struct stream *s, int e, double to)
+{
+    enum tri cx0 = r->cx;
+    unsigned long r0 = s->r;
+    int quiet = stream_quiet(s);
+    int ready = s->w > s->r || !s->open[1];
+    double t0 = coro_now();
+    fd_begin(r, s, e);
+    int err = e ? await_writable(s->fd[1], to) : await_readable(s->fd[0], to);
+    double took = coro_now() - t0;
+    int overlap = fd_end(r, s, e);
+    note(r, "wait for stream %d to be %s (timeout %g) -> %d", s->sock,
+         e ? "writable" : "readable", to, err);
+    CHECK(err == 0 || fd_err_ok(r, cx0, err, to, took, s, e, overlap),
+          "task %d: await_%s on stream %d returned %d (%g s of %g)", r->idx,
+          e ? "writable" : "readable", s->sock, err, took, to);
+    unsigned long most = written_most(s);
+    CHECK(e || err || most > r0 || !s->open[1] || s->lost, "task %d: "
+          "stream %d readable with nothing past byte %lu", r->idx, s->sock,
+          r0);
+    CHECK(e || to != 0 || !quiet || (err && err != ETIMEDOUT) ||
+              (err == 0) == ready,
+          "task %d: await_readable(0) on stream %d returned %d, ready %d",
+          r->idx, s->sock, err, ready);
+    if (err == ECANCELED)
+        r->cx = YES;
+    stream_sync(s);
+}
+
+/* READ: a stream, a size, await_read or await_read_full, a timeout. */
+static void op_read(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    unsigned how = next(c);
+    struct stream *s = &run->objs.stream[how & 1];
+    size_t cap = io_sizes[(how >> 1) & 3];
+    int full = (how >> 3) & 1;
+    double to = charge(run, io_timeouts[(how >> 4) & 3]);
+    if (run->objs.slot < 0)
+        return;
+    if (s->busy[0]) {
+        fd_wait(r, s, 0, to);
+        return;
+    }
+    enum tri cx0 = r->cx;
+    double t0 = coro_now();
+    s->got = SIZE_MAX;
+    s->reader = r->idx;
+    fd_begin(r, s, 0);
+    int err = full ? await_read_full(s->fd[0], s->buf, cap, to, &s->got)
+                   : await_read(s->fd[0], s->buf, cap, to, &s->got);
+    double took = coro_now() - t0;
+    int overlap = fd_end(r, s, 0);
+    s->reader = -1;
+    size_t got = s->got;
+    int eof = !s->open[1];
+    note(r, "read%s %zu from stream %d (timeout %g) -> %d, %zu bytes",
+         full ? " all" : "", cap, s->sock, to, err, got);
+    int ok = full ? got <= cap && ((err == 0 && got == cap) ||
+                                   (err == EPIPE && got < cap && eof))
+                  : err == 0 && got <= cap && (got > 0 || eof);
+    CHECK(ok || ((!full ? got == 0 : got < cap) &&
+                 fd_err_ok(r, cx0, err, to, took, s, 0, overlap)),
+          "task %d: a read of %zu on stream %d returned %d with %zu bytes "
+          "(%g s of %g)", r->idx, cap, s->sock, err, got, took, to);
+    stream_read(s, got);
+    CHECK(err || got || !stream_quiet(s) || s->r == s->w, "stream %d ended "
+          "at byte %lu of %lu", s->sock, s->r, s->w);
+    if (err == ECANCELED)
+        r->cx = YES;
+    stream_sync(s);
+}
+
+/* WRITE: a stream, a size, a timeout: await_write_all. */
+static void op_write(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    unsigned how = next(c);
+    struct stream *s = &run->objs.stream[how & 1];
+    size_t n = io_sizes[(how >> 1) & 3];
+    double to = charge(run, io_timeouts[(how >> 3) & 3]);
+    if (run->objs.slot < 0)
+        return;
+    if (s->busy[1] || !s->wexact) {
+        fd_wait(r, s, 1, to);
+        return;
+    }
+    enum tri cx0 = r->cx;
+    double t0 = coro_now();
+    s->writer = r->idx;
+    s->wlen = n;
+    fd_begin(r, s, 1);
+    int err = await_write_all(s->fd[1], stream_bytes(s, s->w), n, to);
+    double took = coro_now() - t0;
+    int overlap = fd_end(r, s, 1);
+    s->writer = -1;
+    note(r, "write %zu to stream %d (timeout %g) -> %d", n, s->sock, to,
+         err);
+    CHECK(err == 0 || (!s->open[0] && err == EPIPE) ||
+              fd_err_ok(r, cx0, err, to, took, s, 1, overlap),
+          "task %d: a write of %zu on stream %d returned %d (%g s of %g)",
+          r->idx, n, s->sock, err, took, to);
+    stream_wrote(s, n, err);
+    if (err == ECANCELED)
+        r->cx = YES;
+}
+
+/* Closes end e of s with coro_close, which wakes whoever waits on it. */
+static void fd_close(struct rec *r, struct stream *s, int e)
+{
+    int err = coro_close(s->fd[e]);
+    note(r, "close end %d of stream %d -> %d", e, s->sock, err);
+    CHECK(err == (s->open[e] ? 0 : EBADF), "task %d: coro_close returned %d "
+          "(open %d)", r->idx, err, s->open[e]);
+    s->open[e] = 0;
+    if (e == 0)
+        s->lost = 1;
+    stream_sync(s);
+}
+
+/* FD: a stream; wait for it to be readable or writable with a timeout,
+ * or close an end. */
+static void op_fd(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    unsigned how = next(c);
+    struct stream *s = &run->objs.stream[how & 1];
+    unsigned what = (how >> 1) & 15;
+    if (run->objs.slot < 0)
+        return;
+    if (what >= 14)
+        fd_close(r, s, what == 14);
+    else
+        fd_wait(r, s, what >= 7, charge(run, io_timeouts[(how >> 5) & 3]));
+}
+
+/* After the run: the bytes left are those written and not read. */
+static void stream_drain(struct stream *s)
+{
+    int saved = errno;
+    stream_sync(s);
+    while (s->open[0] && !s->lost) {
+        ssize_t n = read(s->fd[0], s->buf, MAX_IO);
+        if (n <= 0) {
+            CHECK(n == 0 ? !s->open[1] : errno == EAGAIN, "stream %d: read "
+                  "after the run: %zd, %s", s->sock, n, strerror(errno));
+            CHECK(s->r == s->w, "stream %d: %lu bytes written, %lu read",
+                  s->sock, s->w, s->r);
+            break;
+        }
+        stream_read(s, (size_t)n);
+    }
+    for (int e = 0; e < 2; e++)
+        if (s->open[e])
+            close(s->fd[e]);
+    errno = saved;
+}
+
+static void streams_close(struct run *run)
+{
+    struct objs *o = &run->objs;
+    if (o->slot < 0)
+        return;
+    for (int i = 0; i < NSTREAM; i++)
+        stream_drain(&o->stream[i]);
+    atomic_fetch_and(&fd_slots, ~(1u << o->slot));
+}
+
+static void streams_init(void)
+{
+    pattern_init();
+    fds_ok = fds_free();
+    if (!fds_ok)
+        dprintf(STDERR_FILENO, "fuzz_program: fds %d to %d are taken or "
+                "over the limit: no stream operations\n", FD_BASE,
+                FD_BASE + 4 * FD_SLOTS - 1);
+}
+
+/* ----------------------------------------------------------------------
+ * Calls on objects and fds that coro.h says fail
+ * ---------------------------------------------------------------------- */
+
+static void misuse_chan(struct rec *r)
+{
+    coro_chan *ch = r->run->objs.box[0].c;
+    unsigned char *buf = r->ebuf[0];
+    memset(buf, 0, ELEM_MAX);
+    CHECK(misuse_ok(r, await_chan_send(NULL, buf, 0), EINVAL),
+          "await_chan_send(NULL)");
+    CHECK(misuse_ok(r, await_chan_recv(ch, NULL, 0), EINVAL),
+          "await_chan_recv(c, NULL)");
+    CHECK(coro_chan_try_send(NULL, buf) == EINVAL &&
+              coro_chan_try_send(ch, NULL) == EINVAL &&
+              coro_chan_try_recv(NULL, buf) == EINVAL &&
+              coro_chan_try_recv(ch, NULL) == EINVAL,
+          "coro_chan_try_* with NULL");
+    CHECK(coro_chan_close(NULL) == EINVAL, "coro_chan_close(NULL)");
+    CHECK(coro_chan_free(NULL) == 0 && coro_queue_free(NULL) == 0 &&
+              coro_mutex_free(NULL) == 0 && coro_sem_free(NULL) == 0 &&
+              coro_event_free(NULL) == 0 && coro_cond_free(NULL) == 0,
+          "a _free(NULL)");
+}
+
+/* A NaN timeout is EINVAL, before anything is done. */
+static void misuse_nan(struct rec *r)
+{
+    struct objs *o = &r->run->objs;
+    int m = o->holder[0] == r->idx;
+    CHECK(misuse_ok(r, await_chan_send(o->box[1].c, r->ebuf[0], NAN),
+                    EINVAL) &&
+              misuse_ok(r, await_chan_recv(o->box[1].c, r->ebuf[0], NAN),
+                        EINVAL),
+          "a channel call with a NaN timeout");
+    CHECK(misuse_ok(r, await_queue_put(o->box[NCHAN].q, r, NAN), EINVAL) &&
+              misuse_ok(r, await_queue_get(o->box[NCHAN].q, &r->item, NAN),
+                        EINVAL) &&
+              misuse_ok(r, await_queue_join(o->box[NCHAN].q, NAN), EINVAL),
+          "a queue call with a NaN timeout");
+    CHECK(misuse_ok(r, await_mutex_lock(o->mutex[0], NAN), EINVAL) &&
+              misuse_ok(r, await_sem_acquire(o->sem, NAN), EINVAL) &&
+              misuse_ok(r, await_event(o->event, NAN), EINVAL) &&
+              misuse_ok(r, await_cond_wait(o->cond, o->mutex[0], NAN),
+                        EINVAL),
+          "a lock, acquire, event or condition wait with a NaN timeout");
+    CHECK(m == (o->holder[0] == r->idx), "a refused call changed a holder");
+}
+
+static void misuse_select(struct rec *r)
+{
+    coro_chan_op *ops = r->cops;
+    ops[0] = (coro_chan_op){ r->run->objs.box[0].c, 0, r->ebuf[0] };
+    r->chosen = SIZE_MAX;
+    CHECK(misuse_ok(r, await_select(ops, 0, 0, &r->chosen), EINVAL) &&
+              misuse_ok(r, await_select(NULL, 1, 0, &r->chosen), EINVAL) &&
+              misuse_ok(r, await_select(ops, 1, 0, NULL), EINVAL) &&
+              misuse_ok(r, await_select(ops, 1, NAN, &r->chosen), EINVAL),
+          "await_select with no ops, no chosen or a NaN timeout");
+    ops[0].elem = NULL;
+    CHECK(misuse_ok(r, await_select(ops, 1, 0, &r->chosen), EINVAL),
+          "await_select with a NULL element");
+    ops[0] = (coro_chan_op){ NULL, 1, r->ebuf[0] };
+    CHECK(misuse_ok(r, await_select(ops, 1, 0, &r->chosen), EINVAL),
+          "await_select on a NULL channel");
+    CHECK(r->chosen == SIZE_MAX, "a refused await_select set *chosen");
+}
+
+static void misuse_new(struct rec *r)
+{
+    errno = 0;
+    CHECK(coro_chan_new(0, 1) == NULL && errno == EINVAL,
+          "coro_chan_new of 0-byte elements");
+    errno = 0;
+    CHECK(coro_chan_new(8, SIZE_MAX / 4) == NULL && errno == EINVAL,
+          "coro_chan_new of more than SIZE_MAX bytes");
+    errno = 0;
+    coro_sem *s = coro_sem_new(UINT_MAX);
+    CHECK(s || (r->run->fail && errno == ENOMEM), "coro_sem_new: %d",
+          errno);
+    if (!s)
+        return;
+    CHECK(coro_sem_release(s) == EOVERFLOW, "a release past UINT_MAX");
+    CHECK(coro_sem_free(s) == 0, "coro_sem_free of an idle semaphore");
+}
+
+static void misuse_queue(struct rec *r)
+{
+    coro_queue *q = r->run->objs.box[NCHAN].q;
+    CHECK(misuse_ok(r, await_queue_get(q, NULL, 0), EINVAL) &&
+              misuse_ok(r, await_queue_put(NULL, r, 0), EINVAL) &&
+              misuse_ok(r, await_queue_join(NULL, 0), EINVAL),
+          "a queue call with NULL");
+    CHECK(coro_queue_try_get(q, NULL) == EINVAL &&
+              coro_queue_try_put(NULL, r) == EINVAL &&
+              coro_queue_task_done(NULL) == EINVAL &&
+              coro_queue_shutdown(NULL) == EINVAL &&
+              coro_queue_size(NULL) == 0,
+          "coro_queue_* with NULL");
+}
+
+static void misuse_locks(struct rec *r)
+{
+    CHECK(coro_mutex_unlock(NULL) == EINVAL &&
+              misuse_ok(r, await_mutex_lock(NULL, 0), EINVAL),
+          "a mutex call with NULL");
+    CHECK(coro_sem_release(NULL) == EINVAL &&
+              misuse_ok(r, await_sem_acquire(NULL, 0), EINVAL),
+          "a semaphore call with NULL");
+    CHECK(misuse_ok(r, await_event(NULL, 0), EINVAL) &&
+              coro_event_is_set(NULL) == 0,
+          "an event call with NULL");
+    coro_event_set(NULL);
+    coro_event_clear(NULL);
+    struct objs *o = &r->run->objs;
+    CHECK(misuse_ok(r, await_cond_wait(NULL, o->mutex[0], 0), EINVAL) &&
+              misuse_ok(r, await_cond_wait(o->cond, NULL, 0), EINVAL) &&
+              coro_cond_notify(NULL, 1) == EINVAL &&
+              coro_cond_notify_all(NULL) == EINVAL,
+          "a condition call with NULL");
+}
+
+/* Freeing an object that a task certainly waits on, or a held mutex, is
+ * EBUSY (and leaves it as it was). */
+static void misuse_free(struct rec *r)
+{
+    struct run *run = r->run;
+    struct objs *o = &run->objs;
+    refresh(run);
+    for (int b = 0; b < NBOX; b++) {
+        struct box *x = &o->box[b];
+        if (!waited(run, L_SEND, b) && !waited(run, L_RECV, b) &&
+            !waited(run, L_QJOIN, b))
+            continue;
+        CHECK((x->q ? coro_queue_free(x->q) : coro_chan_free(x->c)) ==
+                  EBUSY, "box %d was freed while waited on", b);
+    }
+    for (int m = 0; m < NMUTEX; m++)
+        if (o->holder[m] >= 0 || waited(run, L_LOCK, m))
+            CHECK(coro_mutex_free(o->mutex[m]) == EBUSY, "mutex %d was "
+                  "freed while held or waited on", m);
+    if (waited(run, L_SEM, 0))
+        CHECK(coro_sem_free(o->sem) == EBUSY, "the semaphore was freed");
+    if (waited(run, L_EVENT, 0))
+        CHECK(coro_event_free(o->event) == EBUSY, "the event was freed");
+    if (waited(run, L_COND, 0))
+        CHECK(coro_cond_free(o->cond) == EBUSY, "the condition was freed");
+}
+
+static void misuse_fd(struct rec *r)
+{
+    struct objs *o = &r->run->objs;
+    struct stream *s = &o->stream[0];
+    CHECK(misuse_ok(r, await_readable(-1, 0), EBADF) &&
+              misuse_ok(r, await_writable(-1, 1e-3), EBADF) &&
+              coro_close(-1) == EBADF,
+          "fd calls with fd -1");
+    if (o->slot < 0)
+        return;
+    CHECK(misuse_ok(r, await_read(s->fd[0], NULL, 5, 0, &r->chosen),
+                    EINVAL) &&
+              misuse_ok(r, await_read(s->fd[0], s->buf, 5, 0, NULL),
+                        EINVAL) &&
+              misuse_ok(r, await_read_full(s->fd[0], NULL, 5, 0,
+                                           &r->chosen), EINVAL) &&
+              misuse_ok(r, await_write_all(s->fd[1], NULL, 3, 0), EINVAL) &&
+              misuse_ok(r, await_readable(s->fd[0], NAN), EINVAL),
+          "an fd call with NULL or a NaN timeout");
+}
+
+/* SYNC_MISUSE: what. */
+static void op_sync_misuse(struct rec *r, struct cursor *c)
+{
+    unsigned what = next(c) % 8;
+    note(r, "object misuse %u", what);
+    switch (what) {
+    case 0:
+        misuse_chan(r);
+        break;
+    case 1:
+        misuse_nan(r);
+        break;
+    case 2:
+        misuse_select(r);
+        break;
+    case 3:
+        misuse_new(r);
+        break;
+    case 4:
+        misuse_queue(r);
+        break;
+    case 5:
+        misuse_locks(r);
+        break;
+    case 6:
+        misuse_free(r);
+        break;
+    default:
+        misuse_fd(r);
+        break;
+    }
+    errno = r->errno_mark;
+}
+
+/* ----------------------------------------------------------------------
  * A run's objects: made before coro_run, read out and freed after it
  * ---------------------------------------------------------------------- */
 
@@ -2687,6 +3355,7 @@ static void objs_open(struct run *run)
     o->sem = made(run, coro_sem_new(SEM_INIT), "coro_sem_new");
     o->event = made(run, coro_event_new(), "coro_event_new");
     o->cond = made(run, coro_cond_new(), "coro_cond_new");
+    streams_open(run);
     errno = saved;
 }
 
@@ -2763,9 +3432,10 @@ static void objs_close(struct run *run)
     CHECK(coro_sem_free(o->sem) == 0 && coro_event_free(o->event) == 0 &&
               coro_cond_free(o->cond) == 0,
           "the semaphore, event or condition could not be freed");
+    streams_close(run);
 }
 
-/* The operations on objects. */
+/* The operations on objects and streams. */
 static void exec_sync(struct rec *r, struct cursor *c, unsigned op)
 {
     switch (op) {
@@ -2801,8 +3471,18 @@ static void exec_sync(struct rec *r, struct cursor *c, unsigned op)
     case OP_COND:
         op_cond(r, c);
         break;
+    case OP_WRITE:
+        op_write(r, c);
+        break;
+    case OP_READ:
+        op_read(r, c);
+        break;
+    case OP_FD:
+        op_fd(r, c);
+        break;
     default:
-        break; /* 28 to 31: none yet */
+        op_sync_misuse(r, c);
+        break;
     }
 }
 
