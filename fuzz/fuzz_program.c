@@ -122,7 +122,8 @@
  *
  * Run one input: build/fuzz/fuzz_program FILE. CORO_FUZZ_TRACE=1 prints
  * each task's operations and what they returned; CORO_FUZZ_VERBOSE=1 lets
- * the runtime's deadlock reports through to stderr.
+ * the runtime's deadlock reports through to stderr. fuzz/repro/ holds
+ * inputs that show library bugs found while fuzzing (see its README).
  */
 #include "internal.h" /* coro.h, and coro__alloc_stats for the leak check */
 
