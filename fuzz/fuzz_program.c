@@ -64,7 +64,9 @@
  * elements), two queues (maxsize 2; unbounded), two mutexes, a semaphore
  * of one permit, an event, a condition; and two one-way byte streams, a
  * pipe and a socketpair, non-blocking, with small buffers, on fd numbers
- * reserved for the run. Everything handed to a call that may wait lives
+ * reserved for the run. main first makes them its thread's, with calls
+ * that change nothing (an object belongs to the thread of the first loop
+ * whose task uses it). Everything handed to a call that may wait lives
  * in memory this file owns, never on the task's stack (a shared-stack
  * task's stack is not in place while it waits).
  *
@@ -107,7 +109,9 @@
  * Streams: each read returns the next bytes written, in order; a write
  * that returned 0 wrote them all; readable means something to read; a
  * coro_close wakes waiters, and later calls say EBADF. Misused calls fail
- * as coro.h says; freeing what is waited on is EBUSY.
+ * as coro.h says: freeing what is waited on, or a mutex a live task holds,
+ * is EBUSY; a nested run's calls on its parent's objects (another
+ * thread's) are EINVAL and change nothing.
  *
  * After coro_run: every spawned task started once and ended at most once,
  * and one that never ended was left blocked (a join, gather or wait on a
@@ -116,9 +120,10 @@
  * further; coro_run returned main's outcome, or EDEADLK exactly when it
  * reported a deadlock. The buffers and streams are read out: what is left
  * is exactly what was sent or written and not received, in order, so that
- * nothing was lost or doubled. Every object is freed (EBUSY for a mutex
- * left held); and (for the input's own run) coro's allocation counters are
- * back to zero. Any violation aborts, and libFuzzer reports the input.
+ * nothing was lost or doubled. Every object is freed, a mutex left held
+ * too (its holder is gone); and (for the input's own run) coro's
+ * allocation counters are back to zero. Any violation aborts, and
+ * libFuzzer reports the input.
  *
  * Run one input: build/fuzz/fuzz_program FILE. CORO_FUZZ_TRACE=1 prints
  * each task's operations and what they returned; CORO_FUZZ_VERBOSE=1 lets
@@ -158,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NSTREAM 2           /* byte streams per run: a pipe, a socketpair */
 #define MAX_ELEMS 384       /* elements and items per run; sends beyond are
                                skipped */
-#define MAX_OPS 10          /* per select; beyond 8, coro allocates */
+#define MAX_OPS 10          /* per select */
 #define ELEM_MAX 24         /* bytes per channel element */
 #define MAX_IO 20000        /* bytes per write or read */
 #define PATTERN 65521       /* the period of the bytes the streams carry */
@@ -208,6 +213,7 @@ struct job {
     int            depth;      /* NESTED: the nested run's depth */
     int            fail;       /* NESTED: failures are injected */
     coro_task     *outer;      /* NESTED: the caller, of another loop */
+    struct run    *parent;     /* NESTED: the caller's run */
     atomic_int     ran;        /* times fn ran */
 };
 
@@ -384,6 +390,8 @@ struct run {
     int            fail;       /* allocation failures are being injected */
     coro_task     *outer;      /* nested: the task whose blocking call runs
                                   this one (another loop's) */
+    struct run    *parent;     /* nested: that task's run, whose objects
+                                  are another thread's */
     int            n;          /* records in use: the tasks spawned */
     struct rec     recs[MAX_TASKS];
     enum tri       closing;    /* main ended or deadlock: tasks spawned
@@ -770,6 +778,7 @@ static int wait_done(const struct rec *r)
  * ---------------------------------------------------------------------- */
 
 static void exec(struct rec *r);
+static void objs_bind(struct rec *r);
 
 /* The task's function returns: its last step. */
 static void *finish(struct rec *r)
@@ -822,6 +831,8 @@ static void *task_main(void *arg)
           r->idx);
     errno = r->errno_mark;
     note(r, "starts (cancelled %d)", r->cx);
+    if (r->idx == 0)
+        objs_bind(r);
     exec(r);
     return finish(r);
 }
@@ -1215,6 +1226,7 @@ static void *nest_fn(void *arg)
     sub->depth = j->depth;
     sub->fail = j->fail;
     sub->outer = j->outer;
+    sub->parent = j->parent;
     struct run *saved = tls_run;
     run_program(sub);
     tls_run = saved;
@@ -1294,6 +1306,7 @@ static void op_nested(struct rec *r, struct cursor *c)
     j->depth = run->depth + 1;
     j->fail = run->fail;
     j->outer = r->t;
+    j->parent = run;
     run_job(r, nest_fn);
 }
 
@@ -1936,9 +1949,11 @@ static void box_exact(struct rec *r)
         complete(k, ETIMEDOUT, 0);
     } else {
         k->st = W_WAIT;
-        if (k->nops > 8 && r->run->fail)
-            k->alt = ENOMEM; /* waiters for more than 8 ops are allocated */
     }
+    /* A select that waits, even for a timeout of 0, allocates its
+     * records. */
+    if (k->how == K_SELECT && r->run->fail)
+        k->alt = ENOMEM;
 }
 
 /* A call the model cannot predict: each op may complete the first waiter
@@ -2012,7 +2027,7 @@ static int box_ok(const struct rec *r, int err, size_t chosen, double took)
     case EAGAIN:
         return k->how == K_TRY;
     case ENOMEM:
-        return r->run->fail && (k->nops > 8 || (b->q && k->ops[0].send));
+        return r->run->fail && (k->how == K_SELECT || (b->q && k->ops[0].send));
     default:
         return k->how != K_TRY && unseen_ok(r, err, took);
     }
@@ -3193,6 +3208,12 @@ static void misuse_new(struct rec *r)
     CHECK(coro_chan_new(8, SIZE_MAX / 4) == NULL && errno == EINVAL,
           "coro_chan_new of more than SIZE_MAX bytes");
     errno = 0;
+    CHECK(coro_chan_new(((size_t)1 << 20) + 1, 0) == NULL && errno == EINVAL,
+          "coro_chan_new of elements above 1 MiB");
+    errno = 0;
+    CHECK(coro_chan_new(8, ((size_t)1 << 27) + 1) == NULL && errno == EINVAL,
+          "coro_chan_new of a buffer above 1 GiB");
+    errno = 0;
     coro_sem *s = coro_sem_new(UINT_MAX);
     CHECK(s || (r->run->fail && errno == ENOMEM), "coro_sem_new: %d",
           errno);
@@ -3238,8 +3259,8 @@ static void misuse_locks(struct rec *r)
           "a condition call with NULL");
 }
 
-/* Freeing an object that a task certainly waits on, or a held mutex, is
- * EBUSY (and leaves it as it was). */
+/* Freeing an object that a task certainly waits on, or a mutex that a
+ * live task holds, is EBUSY (and leaves it as it was). */
 static void misuse_free(struct rec *r)
 {
     struct run *run = r->run;
@@ -3253,10 +3274,12 @@ static void misuse_free(struct rec *r)
         CHECK((x->q ? coro_queue_free(x->q) : coro_chan_free(x->c)) ==
                   EBUSY, "box %d was freed while waited on", b);
     }
-    for (int m = 0; m < NMUTEX; m++)
-        if (o->holder[m] >= 0 || waited(run, L_LOCK, m))
+    for (int m = 0; m < NMUTEX; m++) {
+        int h = o->holder[m];
+        if ((h >= 0 && !run->recs[h].ends) || waited(run, L_LOCK, m))
             CHECK(coro_mutex_free(o->mutex[m]) == EBUSY, "mutex %d was "
                   "freed while held or waited on", m);
+    }
     if (waited(run, L_SEM, 0))
         CHECK(coro_sem_free(o->sem) == EBUSY, "the semaphore was freed");
     if (waited(run, L_EVENT, 0))
@@ -3286,10 +3309,45 @@ static void misuse_fd(struct rec *r)
           "an fd call with NULL or a NaN timeout");
 }
 
+/* A nested run's calls on its parent's objects, another thread's: every
+ * one is EINVAL, changes nothing (the parent's model would see it), and
+ * the reads say 0. */
+static void misuse_thread(struct rec *r)
+{
+    const struct objs *o = r->run->parent ? &r->run->parent->objs : NULL;
+    unsigned char *buf = r->ebuf[0];
+    if (!o || !o->box[1].c || !o->box[NCHAN].q || !o->mutex[0] || !o->sem ||
+        !o->event || !o->cond)
+        return;
+    memset(buf, 0, ELEM_MAX);
+    CHECK(coro_chan_try_send(o->box[1].c, buf) == EINVAL &&
+              coro_chan_try_recv(o->box[1].c, buf) == EINVAL &&
+              coro_chan_close(o->box[1].c) == EINVAL &&
+              misuse_ok(r, await_chan_recv(o->box[1].c, buf, 0), EINVAL),
+          "a call on another thread's channel");
+    CHECK(coro_queue_try_put(o->box[NCHAN].q, r) == EINVAL &&
+              coro_queue_task_done(o->box[NCHAN].q) == EINVAL &&
+              coro_queue_size(o->box[NCHAN].q) == 0 &&
+              misuse_ok(r, await_queue_put(o->box[NCHAN].q, r, 0), EINVAL),
+          "a call on another thread's queue");
+    CHECK(coro_mutex_unlock(o->mutex[0]) == EINVAL &&
+              misuse_ok(r, await_mutex_lock(o->mutex[0], 0), EINVAL) &&
+              coro_sem_release(o->sem) == EINVAL &&
+              misuse_ok(r, await_sem_acquire(o->sem, 0), EINVAL),
+          "a call on another thread's mutex or semaphore");
+    coro_event_set(o->event);
+    coro_event_clear(o->event);
+    CHECK(coro_event_is_set(o->event) == 0 &&
+              misuse_ok(r, await_event(o->event, 0), EINVAL) &&
+              coro_cond_notify_all(o->cond) == EINVAL &&
+              misuse_ok(r, await_cond_wait(o->cond, o->mutex[0], 0), EINVAL),
+          "a call on another thread's event or condition");
+}
+
 /* SYNC_MISUSE: what. */
 static void op_sync_misuse(struct rec *r, struct cursor *c)
 {
-    unsigned what = next(c) % 8;
+    unsigned what = next(c) % 9;
     note(r, "object misuse %u", what);
     switch (what) {
     case 0:
@@ -3313,8 +3371,11 @@ static void op_sync_misuse(struct rec *r, struct cursor *c)
     case 6:
         misuse_free(r);
         break;
-    default:
+    case 7:
         misuse_fd(r);
+        break;
+    default:
+        misuse_thread(r);
         break;
     }
     errno = r->errno_mark;
@@ -3360,6 +3421,31 @@ static void objs_open(struct run *run)
     errno = saved;
 }
 
+/* main, first thing: the run's objects become its thread's (coro.h: an
+ * object belongs to the thread of the first loop whose task uses it), by
+ * calls that change nothing; so that a nested run, on another thread,
+ * finds them another thread's. */
+static void objs_bind(struct rec *r)
+{
+    struct objs *o = &r->run->objs;
+    void *item;
+    for (int b = 0; b < NBOX; b++) {
+        struct box *x = &o->box[b];
+        CHECK(x->c ? coro_chan_try_recv(x->c, r->ebuf[0]) == EAGAIN
+                   : !x->q || coro_queue_try_get(x->q, &item) == EAGAIN,
+              "box %d is not empty at first", b);
+    }
+    for (int m = 0; m < NMUTEX; m++)
+        CHECK(!o->mutex[m] || coro_mutex_unlock(o->mutex[m]) == EPERM,
+              "mutex %d unlocked by main at first", m);
+    CHECK(!o->sem || (await_sem_acquire(o->sem, 0) == 0 &&
+                      coro_sem_release(o->sem) == 0),
+          "the semaphore's permit at first");
+    coro_event_clear(o->event);
+    CHECK(!o->cond || coro_cond_notify(o->cond, 0) == 0,
+          "coro_cond_notify(c, 0) at first");
+}
+
 /* After the run: box b's buffer holds exactly the elements whose send
  * returned 0 and that no receive returned, oldest first. */
 static void box_drain(struct run *run, int b)
@@ -3401,21 +3487,6 @@ static void elems_check(const struct run *run)
     }
 }
 
-/* A mutex left held (by a task that ended or was abandoned holding it)
- * cannot be freed: EBUSY, as coro.h says. Its memory, one block of
- * coro's allocator, is given back behind coro's back, so that the leak
- * check still covers the rest. */
-static void mutex_free(struct run *run, int m)
-{
-    coro_mutex *mx = run->objs.mutex[m];
-    int held = run->objs.holder[m] >= 0;
-    int err = coro_mutex_free(mx);
-    CHECK(err == (held ? EBUSY : 0), "coro_mutex_free of mutex %d (held by "
-          "%d) after the run: %d", m, run->objs.holder[m], err);
-    if (err)
-        coro__free(mx, 0);
-}
-
 static void objs_close(struct run *run)
 {
     struct objs *o = &run->objs;
@@ -3428,11 +3499,12 @@ static void objs_close(struct run *run)
               "box %d could not be freed after the run", b);
     }
     elems_check(run);
-    for (int m = 0; m < NMUTEX; m++)
-        mutex_free(run, m);
-    CHECK(coro_sem_free(o->sem) == 0 && coro_event_free(o->event) == 0 &&
-              coro_cond_free(o->cond) == 0,
-          "the semaphore, event or condition could not be freed");
+    /* A mutex left held by a task that ended, or that the run left
+     * blocked, has no live holder: it can be freed. */
+    CHECK(coro_mutex_free(o->mutex[0]) == 0 &&
+              coro_mutex_free(o->mutex[1]) == 0 && coro_sem_free(o->sem) == 0 &&
+              coro_event_free(o->event) == 0 && coro_cond_free(o->cond) == 0,
+          "a mutex, the semaphore, event or condition could not be freed");
     streams_close(run);
 }
 
