@@ -248,6 +248,11 @@ SEEDS = {
     "sync-misuse": [0] + spawn(recv(0)) + [YIELD] + sum(([SYNC_MISUSE, k]
                                                         for k in range(8)), [])
     + send(0) + [JOIN, 1],
+    # A nested run, on a worker thread, uses its own objects; its parent's
+    # are another thread's: EINVAL, and the parent's element stays put.
+    "nested-objects": [0] + send(1, TRY) + nested([0, SYNC_MISUSE, 8]
+                                                   + send(1, TRY) + recv(1))
+    + recv(1, TRY),
     # Receivers nobody sends to: a deadlock; one shielded is abandoned.
     "deadlock-chan": [0] + spawn(recv(0)) + spawn([SHIELD, 1] + recv(1))
     + lock(0) + spawn(lock(0)) + [JOIN, 1],
