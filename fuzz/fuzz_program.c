@@ -1452,8 +1452,10 @@ static void check_dump(struct rec *r)
               "task %d: coro_dump shows task %d %scancelled", r->idx,
               t->idx, cancelled ? "" : "not ");
         /* A join or gather draining its tasks shields itself, and so
-         * does a condition wait taking its mutex back. */
+         * do a cancelled blocking call waiting for its running job and a
+         * condition wait taking its mutex back. */
         int self_shielded = t->blk == B_JOIN || t->blk == B_GATHER ||
+                            t->blk == B_BLOCKING ||
                             (t->blk == B_SYNC && t->call.k == C_COND);
         CHECK(shielded == t->shield || (shielded && self_shielded),
               "task %d: coro_dump shows task %d %sshielded", r->idx, t->idx,
