@@ -11,6 +11,8 @@ import os
 
 SPAWN, SLEEP, YIELD, CANCEL, JOIN, JOIN_TIMEOUT, GATHER, WAIT, DETACH, \
     BLOCKING, NESTED, SHIELD, FAIL, MISUSE, LOOK = range(15)
+SEND, RECV, CLOSE, SELECT, PUT, GET, QUEUE, LOCK, UNLOCK, SEM, EVENT, \
+    COND, WRITE, READ, FD, SYNC_MISUSE = range(16, 32)
 
 # A SPAWN's mode byte: stack, how the task ends, which errno, a name.
 OWN, SMALL, SHARED, BAD = 0, 1, 2, 3
@@ -24,6 +26,17 @@ INJECT = 0xc0  # header: allocation failures, one in 5/9/17/33 (low bits)
 # 3 -> 1 ms, 4 -> 2 ms.
 MS1, MS2 = 4, 5
 T0, T02, T1, T2 = 1, 2, 3, 4
+NONE, TRY = 0, 5  # waits on objects: no timeout, or a try_* call
+
+# Objects: channels 0 (rendezvous), 1 (1 buffered), 2 (3 buffered, 24-byte
+# elements); queues 0 (maxsize 2) and 1 (unbounded); mutexes 0 and 1; one
+# semaphore (1 permit), one event, one condition. Streams: 0, a pipe; 1, a
+# socketpair. Their sizes: 1, 700, 5000, 20000 bytes; their timeouts: 0,
+# 0.2 ms, 1 ms, 2 ms.
+TASK_DONE, QJOIN, SHUTDOWN, QSIZE = range(4)
+B1, B700, B5000, B20000 = range(4)
+IO0, IO02, IO1, IO2 = range(4)
+READABLE, WRITABLE, CLOSE_W, CLOSE_R = 0, 7, 14, 15
 
 
 def spawn(body, mode=0):
@@ -42,6 +55,63 @@ def wait(when, timeout, who):
 
 def gather(who):
     return [GATHER, len(who) - 1] + who
+
+
+def send(ch, t=NONE):
+    return [SEND, ch | t << 2]
+
+
+def recv(ch, t=NONE):
+    return [RECV, ch | t << 2]
+
+
+def select(ops, t=NONE):
+    """ops: (channel, 1 to send or 0 to receive) pairs."""
+    return [SELECT, len(ops) - 1 | t << 4] + [ch | snd << 2 for ch, snd in ops]
+
+
+def put(q, t=NONE):
+    return [PUT, q | t << 1]
+
+
+def get(q, t=NONE):
+    return [GET, q | t << 1]
+
+
+def queue(q, what, t=NONE):
+    return [QUEUE, q | what << 1 | t << 3]
+
+
+def lock(m, t=NONE):
+    return [LOCK, m | t << 1]
+
+
+def acquire(t=NONE):
+    return [SEM, t << 1]
+
+
+def event_wait(t=NONE):
+    return [EVENT, t << 2]
+
+
+def cond_wait(m, t=NONE):
+    return [COND, m << 2 | t << 3]
+
+
+def notify(n):
+    return [COND, 2 | n << 2]
+
+
+def write(stream, size, t=IO2):
+    return [WRITE, stream | size << 1 | t << 3]
+
+
+def read(stream, size, t=IO2, full=0):
+    return [READ, stream | size << 1 | full << 3 | t << 4]
+
+
+def fd(stream, what, t=IO1):
+    return [FD, stream | what << 1 | t << 5]
 
 
 SEEDS = {
@@ -108,6 +178,84 @@ SEEDS = {
     # Few workers: a queued blocking call dropped by a cancel.
     "workers": [0, MISUSE, 7] + spawn([BLOCKING, 3]) + spawn([BLOCKING, 3])
     + [YIELD, CANCEL, 2, GATHER, 1, 1, 2],
+    # A rendezvous: a receiver waits, main sends; then the other way round.
+    "chan-rendezvous": [0] + spawn(recv(0) + [YIELD] + send(0)) + send(0)
+    + recv(0) + recv(0, TRY) + [JOIN, 1],
+    # A buffered channel fills (the fourth try says EAGAIN), a sender waits
+    # for room, a receiver drains it in order; elements left are read out.
+    "chan-buffered": [0] + send(2, TRY) * 4 + spawn(send(2) + send(2, T02))
+    + [YIELD] + spawn(recv(2) * 3 + recv(1, TRY)) + [JOIN, 2, YIELD] + send(1),
+    # Closing wakes senders and receivers with EPIPE; a second close is
+    # EPIPE too.
+    "chan-close": [0] + spawn(send(0)) + spawn(recv(1)) + [YIELD, CLOSE, 0,
+                                                          CLOSE, 1, CLOSE, 0]
+    + send(1, TRY) + recv(1) + [GATHER, 1, 1, 2],
+    # Timeouts race the sends: the model bounds what it cannot order.
+    "chan-timeouts": [0] + spawn(recv(0, T02) + recv(0, T1)) + spawn(
+        [SLEEP, 2] + send(0, T1) + send(0, T2)) + [SLEEP, 3] + send(0, T02)
+    + [GATHER, 1, 1, 2],
+    # Selects: the first ready op wins; one waits on two receives, one on
+    # a send and a receive, each completed by main.
+    "select": [0] + send(1) + select([(0, 1), (2, 0), (1, 0)], T0)
+    + spawn(select([(0, 0), (2, 0)]) + send(1, TRY) + select([(1, 1), (0, 0)]))
+    + [YIELD] + send(0) + [YIELD] + recv(1) + recv(1) + [JOIN, 1],
+    # A select of ten ops: coro allocates its waiters.
+    "select-many": [0] + spawn(select([(0, 0), (1, 0), (2, 0)] * 3 + [(0, 1)]))
+    + [YIELD] + recv(0) + [JOIN, 1],
+    # Two shared-stack tasks, one parked in a select while the other runs.
+    "select-shared": [0] + spawn(select([(0, 0), (1, 0)]), SHARED)
+    + spawn(recv(2, T02) + [YIELD], SHARED) + [YIELD, SLEEP, 2] + send(1)
+    + [JOIN, 1, JOIN, 2],
+    # The bounded queue: a putter waits for room, getters in order,
+    # task_done and join, size, shutdown.
+    "queue": [0] + put(0) * 2 + put(0, T0) + spawn(put(0) + queue(0, QJOIN))
+    + [YIELD] + queue(0, QSIZE) + get(0) * 3 + queue(0, TASK_DONE) * 4
+    + queue(0, QSIZE) + [JOIN, 1] + queue(0, TASK_DONE),
+    # Shutdown: waiting getters get EPIPE, puts too; the unbounded queue.
+    "queue-shutdown": [0] + put(1) * 3 + spawn(get(0)) + [YIELD]
+    + queue(0, SHUTDOWN) + put(0, TRY) + get(1) + queue(1, SHUTDOWN) + get(1)
+    + get(1, TRY) + get(1) + [JOIN, 1],
+    # Mutexes: contention hands the lock over in order; EDEADLK, EPERM; a
+    # task ends holding one.
+    "mutex": [0] + lock(0) + lock(0) + spawn(lock(0) + [UNLOCK, 0]) + spawn(
+        lock(0, T02) + [UNLOCK, 0]) + spawn([UNLOCK, 0] + lock(1)) + [YIELD,
+                                                                   SLEEP, 2]
+    + [UNLOCK, 0, GATHER, 2, 1, 2, 3] + lock(1, T0),
+    # The semaphore's one permit, taken, waited for, given back.
+    "sem": [0] + acquire() + spawn(acquire() + [SEM, 1]) + spawn(acquire(T1))
+    + [YIELD, SEM, 1, SEM, 1] + acquire(T0) + [GATHER, 1, 1, 2] + acquire(T0),
+    # The event wakes every waiter; cleared, a wait times out.
+    "event": [0] + spawn(event_wait()) + spawn(event_wait(T1)) + [YIELD,
+                                                                   EVENT, 2]
+    + event_wait() + [EVENT, 3] + event_wait(T02) + [GATHER, 1, 1, 2],
+    # The condition: waits release the mutex and take it back; notify one,
+    # then all; a wait without the mutex is EPERM, with the other EINVAL.
+    "cond": [0] + spawn(lock(0) + cond_wait(0) + [UNLOCK, 0]) * 2
+    + spawn(lock(1) + cond_wait(1, T1) + [UNLOCK, 1]) + [YIELD] + cond_wait(0)
+    + notify(1) + [YIELD] + [COND, 3] + [GATHER, 2, 1, 2, 3],
+    # A pipe: a write that waits for the reader, reads in pieces.
+    "pipe": [0] + spawn(write(0, B5000)) + [YIELD] + read(0, B700)
+    + read(0, B20000) + read(0, B20000) + [JOIN, 1] + read(0, B1, IO0),
+    # A socketpair: readexactly, and a wait for readability.
+    "socket": [0] + spawn(fd(1, READABLE) + read(1, B5000, IO2, 1))
+    + [YIELD] + write(1, B20000) + [JOIN, 1] + write(1, B700) + fd(1, WRITABLE)
+    + read(1, B5000, IO1, 1),
+    # coro_close wakes a waiting writer with EBADF; the reader sees the end.
+    "fd-close": [0] + spawn(write(0, B20000)) + [YIELD] + fd(0, CLOSE_W)
+    + [JOIN, 1] + read(0, B20000) + read(0, B20000) + fd(0, CLOSE_W)
+    + fd(1, CLOSE_R) + write(1, B700),
+    # Every misuse of objects and fds coro.h lists.
+    "sync-misuse": [0] + spawn(recv(0)) + [YIELD] + sum(([SYNC_MISUSE, k]
+                                                        for k in range(8)), [])
+    + send(0) + [JOIN, 1],
+    # A nested run, on a worker thread, uses its own objects; its parent's
+    # are another thread's: EINVAL, and the parent's element stays put.
+    "nested-objects": [0] + send(1, TRY) + nested([0, SYNC_MISUSE, 8]
+                                                   + send(1, TRY) + recv(1))
+    + recv(1, TRY),
+    # Receivers nobody sends to: a deadlock; one shielded is abandoned.
+    "deadlock-chan": [0] + spawn(recv(0)) + spawn([SHIELD, 1] + recv(1))
+    + lock(0) + spawn(lock(0)) + [JOIN, 1],
 }
 
 
