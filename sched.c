@@ -189,7 +189,8 @@ next_ready(struct coro__loop *l)
 
 static void task_free(struct coro__loop *l, struct coro_task *t)
 {
-    coro__free(t->wait_block, t->wait_block_size); /* abandoned in it */
+    if (CORO__UNLIKELY(t->wait_block)) /* abandoned in a select */
+        coro__free(t->wait_block, t->wait_block_size);
     coro__list_remove(&l->all, &t->all_link);
     l->ntasks--;
     if (t == l->main)
