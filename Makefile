@@ -49,8 +49,8 @@ CFLAGS_LIB := $(CSTD) $(WARN) $(WERROR) $(OPT) -g -fPIC -fvisibility=hidden \
 CFLAGS_APP := $(CSTD) $(WARN) $(WERROR) $(OPT) -g $(SWITCH_DEF)
 LDLIBS  := -lm -lpthread
 
-SRCS    := coro.c sched.c timer.c poll.c env.c executor.c io.c net.c sync.c \
-           debug.c trace.c overflow.c
+SRCS    := coro.c sched.c join.c timer.c poll.c env.c executor.c io.c net.c \
+           sync.c debug.c trace.c overflow.c
 HDRS    := coro.h internal.h switch.h
 TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_timer.c test/test_poll.c test/test_executor.c \

@@ -159,6 +159,7 @@ static inline void coro__list_remove(struct coro__list *l,
 
 struct coro_task;
 struct coro__loop;
+struct coro_group;
 
 /* What a parked task waits for, for coro_dump, the trace and the event
  * hook (debug.c and trace.c name them). */
@@ -232,6 +233,13 @@ struct coro_task *coro__current(void);
 struct coro__loop *coro__loop(void);
 /* What await_task reports for an ended task. */
 int  coro__task_error(const struct coro_task *t);
+/* Cancels t (sticky), waking it if it is parked and unshielded. */
+void coro__cancel(struct coro_task *t);
+/* Frees an ended (or abandoned) task and its stack. */
+void coro__task_free(struct coro__loop *l, struct coro_task *t);
+/* t has ended: tells its awaiter or its group (join.c). 1 if someone owns
+ * it, 0 if nobody awaits it. */
+int  coro__task_ended(struct coro_task *t);
 
 /* ----------------------------------------------------------------------
  * Allocation (coro.c). Every heap allocation and every stack mapping goes
@@ -654,8 +662,12 @@ struct coro_task {
                                        abandoned in the wait (a deadlock) */
     size_t              wait_block_size;
     struct coro_task   *waiter;     /* the task awaiting this one, if any */
+    struct coro__await *report;     /* the record it tells of its end: in
+                                       the waiter's `wait`, or on the heap
+                                       (join.c) */
     struct coro__await *await;      /* &wait.await while this task awaits
                                        others */
+    struct coro_group  *group;      /* the group it belongs to, or NULL */
     const char         *fn_name;    /* from the spawn macro, or NULL */
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */

@@ -1,6 +1,6 @@
 /* sched.c: the loop. Thread-local state, the FIFO ready queue, park and
- * wake, coro_run, spawn, yield, sleep, join, gather, wait, cancel, detach,
- * and deadlock detection.
+ * wake, coro_run, spawn, yield, sleep, cancel, shield, detach, and
+ * deadlock detection. Awaiting tasks (join, gather, wait) is join.c's.
  *
  * Switching. A task that stops running (parks, yields, ends) switches
  * straight to the next ready task rather than back to the loop's context and
@@ -15,11 +15,6 @@
  * deadline, where the wait's record may live, and the count of parked
  * tasks that something outside the tasks can wake, which is all deadlock
  * detection needs.
- *
- * Awaiting tasks. A task has at most one awaiter (t->waiter); the awaiter
- * keeps a struct coro__await in its control block that the awaited tasks
- * update as they end, and is woken once when its condition holds. Join,
- * gather and wait are the same code with different conditions.
  */
 #include "switch.h"
 
@@ -187,7 +182,7 @@ next_ready(struct coro__loop *l)
     return t;
 }
 
-static void task_free(struct coro__loop *l, struct coro_task *t)
+void coro__task_free(struct coro__loop *l, struct coro_task *t)
 {
     if (CORO__UNLIKELY(t->wait_block)) /* abandoned in a select */
         coro__free(t->wait_block, t->wait_block_size);
@@ -220,7 +215,7 @@ static void reap(struct coro__loop *l)
     struct coro_task *t = l->graveyard;
     if (CORO__UNLIKELY(t != NULL)) {
         l->graveyard = NULL;
-        task_free(l, t);
+        coro__task_free(l, t);
     }
 }
 
@@ -340,7 +335,7 @@ int coro__park_shielded(struct coro_task *self, const struct coro__park *p)
  * Task life
  * ---------------------------------------------------------------------- */
 
-static void cancel(struct coro_task *t)
+void coro__cancel(struct coro_task *t)
 {
     if (t->state == CORO__DONE)
         return;
@@ -356,32 +351,7 @@ static void close_loop(struct coro__loop *l)
 {
     l->closing = 1;
     for (struct coro__link *n = l->all.head; n; n = n->next)
-        cancel(CORO__TASK_OF(n));
-}
-
-static int await_satisfied(const struct coro__await *aw)
-{
-    switch (aw->when) {
-    case CORO_FIRST_COMPLETED:
-        return aw->pending < aw->n;
-    case CORO_FIRST_EXCEPTION:
-        return aw->failed || aw->pending == 0;
-    default:
-        return aw->pending == 0;
-    }
-}
-
-/* t has ended: tell the task awaiting it. */
-static void notify_waiter(struct coro_task *t)
-{
-    struct coro_task *w = t->waiter;
-    struct coro__await *aw = w->await;
-    aw->pending--;
-    int err = task_error(t);
-    if (err && err != ECANCELED)
-        aw->failed = 1;
-    if (await_satisfied(aw))
-        coro__wake(w, 0);
+        coro__cancel(CORO__TASK_OF(n));
 }
 
 /* t's function returned. Switches away, and returns only when a new task
@@ -402,9 +372,7 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
     }
     /* A task joining main is told before the others are cancelled: its
      * join completed before the cancellation came. */
-    if (t->waiter)
-        notify_waiter(t);
-    else if (t->detached)
+    if (!coro__task_ended(t) && t->detached)
         l->graveyard = t;
     if (t == l->main) {
         l->main_done = 1;
@@ -617,7 +585,7 @@ int coro_cancel(coro_task *t)
     struct coro__loop *l = coro__tls_loop;
     if (!t || !l || t->loop != l)
         return EINVAL;
-    cancel(t);
+    coro__cancel(t);
     return 0;
 }
 
@@ -630,7 +598,7 @@ void coro_detach(coro_task *t)
     /* An awaiter decides: await_task and await_gather free t anyway,
      * await_wait frees it on return if it has ended by then. */
     if (t->state == CORO__DONE && !t->waiter)
-        task_free(l, t);
+        coro__task_free(l, t);
 }
 
 int await_yield(void)
@@ -661,229 +629,6 @@ int await_sleep(double seconds)
         .kind = CORO__W_SLEEP,
         .deadline = deadline,
     });
-}
-
-/* ----------------------------------------------------------------------
- * Awaiting tasks: join, gather, wait
- * ---------------------------------------------------------------------- */
-
-static int claim_one(struct coro__loop *l, struct coro_task *self,
-                     struct coro_task *t)
-{
-    if (!t || t->loop != l)
-        return EINVAL;
-    if (t == self)
-        return EDEADLK;
-    if (t->detached || t->waiter)
-        return EINVAL;
-    return 0;
-}
-
-/* Makes self the awaiter of tasks[0..n) until `when` holds; on error
- * nothing is claimed. A task listed twice is found claimed the second
- * time. */
-static int claim(struct coro__loop *l, struct coro_task *self,
-                 coro_task **tasks, size_t n, enum coro_when when)
-{
-    struct coro__await *aw = &self->wait.await;
-    size_t i;
-    int err = 0;
-    *aw = (struct coro__await){ .when = when };
-    for (i = 0; i < n; i++) {
-        err = claim_one(l, self, tasks[i]);
-        if (err)
-            break;
-        tasks[i]->waiter = self;
-        if (tasks[i]->state != CORO__DONE)
-            aw->pending++;
-        else if (task_error(tasks[i]) && task_error(tasks[i]) != ECANCELED)
-            aw->failed = 1;
-    }
-    if (err) {
-        while (i--)
-            tasks[i]->waiter = NULL;
-        return err;
-    }
-    aw->n = n;
-    self->await = aw;
-    return 0;
-}
-
-/* Ends a wait that frees nothing: a task detached meanwhile is freed if it
- * has ended, or will be when it ends. */
-static void unclaim(struct coro__loop *l, struct coro_task *self,
-                    coro_task **tasks, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        tasks[i]->waiter = NULL;
-        if (tasks[i]->detached && tasks[i]->state == CORO__DONE)
-            task_free(l, tasks[i]);
-    }
-    self->await = NULL;
-}
-
-/* Parks self until its await condition holds: 0, ETIMEDOUT or ECANCELED.
- * entry is coro__enter's verdict: a cancelled caller gets ECANCELED even
- * if the condition already holds (cancellation is sticky). */
-static int await_claimed(struct coro_task *self, int entry, int kind,
-                         const void *what, int64_t deadline)
-{
-    if (entry)
-        return entry;
-    if (await_satisfied(self->await))
-        return 0;
-    return coro__park(self, &(struct coro__park){
-        .kind = (unsigned char)kind,
-        .timeout_status = ETIMEDOUT,
-        .deadline = deadline,
-        .what = what,
-        .record = self->await,
-        .record_size = sizeof *self->await,
-    });
-}
-
-/* The structured ending of a join or gather that timed out or was
- * cancelled: cancel what is still running and wait, shielded, until every
- * claimed task has ended. */
-static void cancel_and_drain(struct coro_task *self, coro_task **tasks,
-                             size_t n, int kind)
-{
-    struct coro__await *aw = self->await;
-    for (size_t i = 0; i < n; i++)
-        cancel(tasks[i]);
-    aw->when = CORO_ALL_COMPLETED;
-    struct coro__park drain = {
-        .kind = (unsigned char)kind,
-        .deadline = CORO__NEVER,
-        .what = n == 1 ? tasks[0] : NULL,
-        .record = aw,
-        .record_size = sizeof *aw,
-    };
-    while (aw->pending > 0)
-        coro__park_shielded(self, &drain);
-}
-
-int await_task_timeout(coro_task *t, double timeout, void **result)
-{
-    struct coro_task *self;
-    int64_t deadline;
-    int entry = coro__enter(timeout, &self, &deadline);
-    if (entry && entry != ECANCELED)
-        return entry;
-    struct coro__loop *l = self->loop;
-    int err = claim(l, self, &t, 1, CORO_ALL_COMPLETED);
-    if (err)
-        return err;
-    int status = await_claimed(self, entry, CORO__W_JOIN, t, deadline);
-    if (status) {
-        cancel_and_drain(self, &t, 1, CORO__W_JOIN);
-        /* asyncio.wait_for: the caller's own cancellation comes first,
-         * also one that came while t was cleaning up after the timeout. */
-        if (status == ETIMEDOUT &&
-            coro__enter(-1, &self, NULL) == ECANCELED)
-            status = ECANCELED;
-    }
-    self->await = NULL;
-    if (result)
-        *result = t->result;
-    err = status ? status : task_error(t);
-    t->joined = 1;
-    task_free(l, t);
-    return err;
-}
-
-int await_task(coro_task *t, void **result)
-{
-    return await_task_timeout(t, -1, result);
-}
-
-int await_gather(coro_task **tasks, size_t n, void **results, int *errors)
-{
-    struct coro_task *self;
-    int entry = coro__enter(-1, &self, NULL);
-    if (entry == EPERM || n == 0)
-        return entry;
-    if (!tasks)
-        return EINVAL;
-    struct coro__loop *l = self->loop;
-    int err = claim(l, self, tasks, n, CORO_ALL_COMPLETED);
-    if (err)
-        return err;
-    int status = await_claimed(self, entry, CORO__W_GATHER, NULL,
-                               CORO__NEVER);
-    if (status)
-        cancel_and_drain(self, tasks, n, CORO__W_GATHER);
-    self->await = NULL;
-    /* The first failure in time, not in argument order. */
-    uint64_t first_end = UINT64_MAX;
-    int first_err = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct coro_task *t = tasks[i];
-        int e = task_error(t);
-        if (e && t->end_seq < first_end) {
-            first_end = t->end_seq;
-            first_err = e;
-        }
-        if (results)
-            results[i] = t->result;
-        if (errors)
-            errors[i] = e;
-        t->joined = 1;
-        task_free(l, t);
-    }
-    return status ? status : first_err;
-}
-
-static int by_end_seq(const void *a, const void *b)
-{
-    const struct coro_task *x = *(coro_task *const *)a;
-    const struct coro_task *y = *(coro_task *const *)b;
-    return (x->end_seq > y->end_seq) - (x->end_seq < y->end_seq);
-}
-
-/* Moves the ended tasks to the front, in the order they ended. */
-static size_t order_done_first(coro_task **tasks, size_t n)
-{
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (tasks[i]->state == CORO__DONE) {
-            coro_task *t = tasks[i];
-            tasks[i] = tasks[done];
-            tasks[done++] = t;
-        }
-    }
-    qsort(tasks, done, sizeof *tasks, by_end_seq);
-    return done;
-}
-
-int await_wait(coro_task **tasks, size_t n, enum coro_when when,
-               double timeout, size_t *ndone)
-{
-    struct coro_task *self;
-    int64_t deadline;
-    size_t done = 0;
-    int err = coro__enter(timeout, &self, &deadline);
-    if (err == EPERM || err == EINVAL)
-        return err;
-    if ((when != CORO_FIRST_COMPLETED && when != CORO_FIRST_EXCEPTION &&
-         when != CORO_ALL_COMPLETED) ||
-        (!tasks && n > 0))
-        return EINVAL;
-    if (n > 0) {
-        struct coro__loop *l = self->loop;
-        int claimed = claim(l, self, tasks, n, when);
-        if (claimed)
-            return claimed;
-        err = await_claimed(self, err, CORO__W_WAIT, NULL, deadline);
-        if (err == ETIMEDOUT)
-            err = 0;
-        if (!err)
-            done = order_done_first(tasks, n);
-        unclaim(l, self, tasks, n);
-    }
-    if (ndone)
-        *ndone = done;
-    return err;
 }
 
 /* ----------------------------------------------------------------------
@@ -962,7 +707,7 @@ static void loop_free(struct coro__loop *l)
 {
     reap(l);
     while (l->all.head)
-        task_free(l, CORO__TASK_OF(l->all.head));
+        coro__task_free(l, CORO__TASK_OF(l->all.head));
     if (l->shared_host) {
         coro__ctx_discard(&l->shared_host->ctx);
         coro__stack_put(&l->stacks, l->shared_host);
