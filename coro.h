@@ -335,6 +335,126 @@ enum coro_when {
 CORO_API int await_wait(coro_task **tasks, size_t n, enum coro_when when,
                         double timeout, size_t *ndone);
 
+/* The tasks of a set, one at a time, in the order they end
+ * (asyncio.as_completed): an iterator made by coro_as_completed, read by
+ * await_as_completed, ended by coro_completions_free. */
+typedef struct coro_completions coro_completions;
+
+/* Makes an iterator over tasks[0..n), which the calling task then awaits
+ * (as await_wait would claim them: no other task may join them until they
+ * are handed out or the iterator is freed). timeout covers the whole
+ * iteration, counted from now. Does not suspend. Tasks detached while
+ * claimed are freed when they end and never handed out.
+ * Returns: 0 with *out; EINVAL (out NULL, tasks NULL with n > 0, NaN, or a
+ *          task as await_task would reject it, including one listed twice:
+ *          nothing is then claimed); EDEADLK (the caller is listed); EPERM
+ *          (outside a coroutine); ENOMEM.
+ * Ownership: the iterator belongs to the caller's loop: free it with
+ *            coro_completions_free, or coro_run frees it when it ends (do
+ *            not free it after that).
+ * Cost: one allocation of n pointers. */
+CORO_API int coro_as_completed(coro_task **tasks, size_t n, double timeout,
+                               coro_completions **out);
+
+/* Hands out the next task to end, waiting until one has: *done has ended
+ * and is the caller's again, to join with await_task (which then returns at
+ * once). Tasks that have ended come first, in the order they ended, even
+ * past the timeout; only when none has ended does the timeout count.
+ * Returns: 0 with *done; EPIPE once every task has been handed out;
+ *          ETIMEDOUT (the iterator's timeout passed; the rest stay claimed
+ *          until it is freed); ECANCELED (the tasks are neither cancelled
+ *          nor handed out, as asyncio.as_completed leaves them); EINVAL (c
+ *          or done NULL, or an iterator of another task); EPERM.
+ * Cost: O(tasks left) per call. */
+CORO_API int await_as_completed(coro_completions *c, coro_task **done);
+
+/* Frees the iterator; the tasks not handed out are the caller's again, to
+ * join. NULL does nothing.
+ * Returns: 0, or EINVAL (an iterator of another thread's loop). */
+CORO_API int coro_completions_free(coro_completions *c);
+
+/* ======================================================================
+ * Task groups: asyncio.TaskGroup, trio's nursery
+ *
+ * A group owns the tasks spawned into it and waits for them all: nothing
+ * started in a group outlives await_group. The first member to fail (with
+ * coro_fail, or cancelled by anyone but the group) makes the group cancel
+ * every other member; await_group then returns that first error, and every
+ * member's own result and error can be read afterwards. Groups nest: a
+ * member may own a group of its own, and cancelling it cancels what its
+ * group holds, as it cancels what it joins.
+ *
+ * Unlike asyncio.TaskGroup, a member's failure does not cancel the task
+ * that made the group (cancellation is sticky here, and could not be taken
+ * back): it goes on until it awaits the group.
+ * ====================================================================== */
+
+typedef struct coro_group coro_group;
+
+/* Makes an empty group in this thread's loop. Does not suspend.
+ * Returns: the group, or NULL with errno EINVAL (no loop runs on this
+ *          thread) or ENOMEM.
+ * Ownership: the loop's: free it with coro_group_free once awaited, or
+ *            coro_run frees it when it ends (do not free it after that). */
+CORO_API coro_group *coro_group_new(void);
+
+/* Spawns a task into g, as coro_spawn_attr does (attr may be NULL); it
+ * belongs to the group: await_task, await_gather and the rest refuse it
+ * (EINVAL) and coro_detach ignores it. A task spawned into a group that is
+ * cancelling is cancelled at once: it still runs, and its first await_*
+ * returns ECANCELED, so it can release what arg owns (TaskGroup refuses a
+ * task once the group is shutting down).
+ * Returns: the task, or NULL with errno EINVAL (g NULL, of another loop,
+ *          or already awaited to its end) or the errors of coro_spawn_attr.
+ * asyncio: TaskGroup.create_task. */
+CORO_API coro_task *coro_group_spawn(coro_group *g, const coro_attr *attr,
+                                     coro_fn fn, void *arg);
+
+/* Waits until every member of g has ended (asyncio: leaving the TaskGroup's
+ * `async with`). Members may spawn more members meanwhile; they are waited
+ * for too. If the caller is cancelled, the members are cancelled and still
+ * awaited, and ECANCELED returned; a timeout scope (see below) that expires
+ * does the same with ETIMEDOUT. Once it has returned, g takes no new
+ * members.
+ * Returns: 0 if no member failed; else the first failure in time (a
+ *          member's coro_fail error, or ECANCELED for a member cancelled by
+ *          anyone but the group); ECANCELED or ETIMEDOUT as above (tell the
+ *          caller's own cancellation from a member's with
+ *          coro_task_cancelling(coro_self())); EINVAL (g NULL, of another
+ *          loop, or another task awaits it); EDEADLK (the caller is a
+ *          member of g); EPERM.
+ * Cost: one wake-up of the caller; cancelling is O(members). */
+CORO_API int await_group(coro_group *g);
+
+/* How many tasks were spawned into g (0 for NULL or another loop's). */
+CORO_API size_t coro_group_size(const coro_group *g);
+
+/* The i-th member of g in spawn order, once it has ended: stores its
+ * return value in *result (if result is not NULL) and returns what
+ * await_task would have returned for it (its coro_fail error, ECANCELED if
+ * it was cancelled, else 0).
+ * Returns: as said; EAGAIN (it has not ended yet); EINVAL (g NULL, of
+ *          another loop, or i out of range). Cost: O(i). */
+CORO_API int coro_group_result(const coro_group *g, size_t i, void **result);
+
+/* Frees g and its members (their task pointers become invalid). NULL does
+ * nothing.
+ * Returns: 0; EBUSY (a member has not ended, or a task awaits g); EINVAL
+ *          (a group of another thread's loop). */
+CORO_API int coro_group_free(coro_group *g);
+
+/* coro_group_spawn also records the function's name and spawn site, as
+ * coro_spawn's macro does. */
+CORO_API coro_task *coro__group_spawn_at(coro_group *g, const coro_attr *attr,
+                                         coro_fn fn, void *arg,
+                                         const char *fn_name,
+                                         const char *site);
+#ifndef CORO_NO_SPAWN_SITE
+#define coro_group_spawn(g, attr, fn, arg)                                 \
+    coro__group_spawn_at((g), (attr), (fn), (arg), #fn,                    \
+                         __FILE__ ":" CORO__STR(__LINE__))
+#endif
+
 /* ======================================================================
  * Blocking calls: loop.run_in_executor(None, fn, arg)
  *
@@ -754,7 +874,8 @@ typedef struct coro_task_event {
                                     "channel receive", "select",
                                     "queue put", "queue get", "queue join",
                                     "mutex", "semaphore", "event",
-                                    "condition"; else NULL */
+                                    "condition", "as completed",
+                                    "task group"; else NULL */
 } coro_task_event;
 
 typedef void (*coro_task_hook_fn)(const coro_task_event *ev, void *arg);

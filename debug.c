@@ -34,6 +34,8 @@ static const char *const wait_names[] = {
     [CORO__W_SEM] = "semaphore",
     [CORO__W_EVENT] = "event",
     [CORO__W_COND] = "condition",
+    [CORO__W_AS_COMPLETED] = "as completed",
+    [CORO__W_GROUP] = "task group",
 };
 
 const char *coro__wait_name(int kind)
@@ -125,6 +127,10 @@ static void describe(const struct coro_task *t, char *buf, size_t cap)
                  t->wait_kind == CORO__W_FD_READ ? "read" : "write",
                  t->wait.io.fd);
         return;
+    case CORO__W_GROUP:
+        snprintf(buf, cap, "awaiting task group #%llu",
+                 coro__group_id(t->wait_what));
+        return;
     case CORO__W_BLOCKING:
         snprintf(buf, cap, "in a blocking call on a worker thread");
         return;
@@ -158,8 +164,11 @@ static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
 
 static void dump_task(FILE *out, const struct coro_task *t, int64_t now)
 {
-    char state[96], site[32], size[32], used[32];
+    char state[96], site[32], size[32], used[32], group[32] = "";
     describe(t, state, sizeof state);
+    if (t->group)
+        snprintf(group, sizeof group, " [group #%llu]",
+                 coro__group_id(t->group));
     size_t hw = coro_stack_high_water(t);
     size_t stack = t->stack.shared ? t->ctx.stack_len : t->stack.size;
     snprintf(size, sizeof size, "%zuK%s", stack >> 10,
@@ -168,12 +177,12 @@ static void dump_task(FILE *out, const struct coro_task *t, int64_t now)
         snprintf(used, sizeof used, "%.1fK", (double)hw / 1024);
     else
         snprintf(used, sizeof used, "%zuK", hw >> 10);
-    fprintf(out, "  #%-5llu %-18.18s %s%s%s, for %.2f s; from %s; stack %s, "
-                 "used %s\n",
+    fprintf(out, "  #%-5llu %-18.18s %s%s%s%s, for %.2f s; from %s; "
+                 "stack %s, used %s\n",
             (unsigned long long)t->id, coro_name(t), state,
             t->cancelled ? " [cancelled]" : "", t->shield ? " [shielded]" : "",
-            (double)(now - t->since) / 1e9, site_of(t, site, sizeof site), size,
-            used);
+            group, (double)(now - t->since) / 1e9,
+            site_of(t, site, sizeof site), size, used);
 }
 
 void coro_dump(FILE *out)

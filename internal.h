@@ -181,7 +181,9 @@ enum coro__wait_kind {
     CORO__W_MUTEX,      /* what: the mutex */
     CORO__W_SEM,
     CORO__W_EVENT,
-    CORO__W_COND
+    CORO__W_COND,
+    CORO__W_AS_COMPLETED, /* what: the iterator */
+    CORO__W_GROUP       /* what: the group */
 };
 
 /* Who besides the loop's own tasks may wake a parked task (a timer counts
@@ -668,6 +670,9 @@ struct coro_task {
     struct coro__await *await;      /* &wait.await while this task awaits
                                        others */
     struct coro_group  *group;      /* the group it belongs to, or NULL */
+    struct coro__link   group_link; /* in the group's members (group.c) */
+    unsigned char       group_cancelled; /* its group cancelled it: not a
+                                       failure of its own */
     const char         *fn_name;    /* from the spawn macro, or NULL */
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */
@@ -702,6 +707,8 @@ struct coro__loop {
     struct coro_task   *ready_tail;
     struct coro__list   all;        /* every task not yet freed, in spawn
                                        order */
+    struct coro__list   owned;      /* struct coro__owned objects alive */
+    uint64_t            next_group; /* groups made, for their numbers */
     struct coro_task   *graveyard;  /* detached task that just ended: its
                                        stack is freed after the switch */
     struct coro_task   *main;       /* coro_run's task, until freed */
@@ -749,6 +756,29 @@ struct coro__loop {
 };
 
 #define CORO__TASK_OF(link) CORO__ENTRY(link, struct coro_task, all_link)
+
+/* A heap object the loop frees at its end if its owner did not (an
+ * as_completed iterator, a task group): first in the object. */
+struct coro__owned {
+    struct coro__link link;         /* in the loop's `owned` */
+    size_t            size;         /* bytes to free */
+};
+void coro__owned_add(struct coro__loop *l, struct coro__owned *o,
+                     size_t size);
+void coro__owned_free(struct coro__loop *l, struct coro__owned *o);
+
+/* Creates a task of this thread's loop as coro_spawn_attr does, with its
+ * name, site and spawning call's address, in group g (or none); NULL and
+ * an errno value in *err. */
+struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
+                              const char *fn_name, const char *site,
+                              struct coro_group *g, void *pc, int *err);
+/* Puts t, just created, in group g (group.c). */
+void coro__group_add(struct coro_group *g, struct coro_task *t);
+/* t, a member of a group, has ended (group.c). */
+void coro__group_ended(struct coro_task *t);
+/* A group's number in its loop (1, 2, ...), for dumps. */
+unsigned long long coro__group_id(const struct coro_group *g);
 
 /* This thread's loop (sched.c); coro__loop() outside the hot paths. */
 extern __thread struct coro__loop *coro__tls_loop;

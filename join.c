@@ -1,5 +1,5 @@
 /* join.c: awaiting tasks. await_task (join, and wait_for), await_gather,
- * await_wait.
+ * await_wait, and the as_completed iterator.
  *
  * A task has at most one awaiter: t->waiter, and t->report, the record it
  * tells of its end. For a join, gather or wait the record is in the
@@ -29,6 +29,10 @@ static int await_satisfied(const struct coro__await *aw)
 
 int coro__task_ended(struct coro_task *t)
 {
+    if (t->group) {
+        coro__group_ended(t);
+        return 1;
+    }
     if (!t->waiter)
         return 0;
     struct coro__await *aw = t->report;
@@ -278,4 +282,114 @@ int await_wait(coro_task **tasks, size_t n, enum coro_when when,
     if (ndone)
         *ndone = done;
     return err;
+}
+
+/* ----------------------------------------------------------------------
+ * as_completed: the tasks one at a time, in the order they end
+ * ---------------------------------------------------------------------- */
+
+struct coro_completions {
+    struct coro__owned owned;       /* the loop frees it at its end */
+    struct coro__await aw;          /* n: not handed out; pending: of
+                                       those, not ended */
+    struct coro__loop *loop;
+    struct coro_task  *owner;       /* the awaiter of the tasks */
+    int64_t            deadline;    /* for the whole iteration */
+    coro_task         *tasks[];     /* the first aw.n are not handed out */
+};
+
+int coro_as_completed(coro_task **tasks, size_t n, double timeout,
+                      coro_completions **out)
+{
+    struct coro_task *self = coro__current();
+    int64_t deadline;
+    if (!self)
+        return EPERM;
+    if (!out || (!tasks && n > 0) || coro__deadline(timeout, &deadline) ||
+        n > (SIZE_MAX - sizeof(coro_completions)) / sizeof *tasks)
+        return EINVAL;
+    size_t size = sizeof(coro_completions) + n * sizeof *tasks;
+    coro_completions *c = coro__alloc(size);
+    if (!c)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        c->tasks[i] = tasks[i];
+    int err = claim_into(self->loop, self, c->tasks, n, CORO_FIRST_COMPLETED,
+                         &c->aw);
+    if (err) {
+        coro__free(c, size);
+        return err;
+    }
+    c->loop = self->loop;
+    c->owner = self;
+    c->deadline = deadline;
+    coro__owned_add(self->loop, &c->owned, size);
+    *out = c;
+    return 0;
+}
+
+/* Hands out the ended task that ended first, if any: removed from the
+ * list and released, so that the caller can join it. A task detached
+ * meanwhile is freed instead (nobody may join it). */
+static struct coro_task *take_first_ended(coro_completions *c)
+{
+    for (;;) {
+        size_t best = c->aw.n;
+        for (size_t i = 0; i < c->aw.n; i++)
+            if (c->tasks[i]->state == CORO__DONE &&
+                (best == c->aw.n ||
+                 c->tasks[i]->end_seq < c->tasks[best]->end_seq))
+                best = i;
+        if (best == c->aw.n)
+            return NULL;
+        struct coro_task *t = c->tasks[best];
+        c->tasks[best] = c->tasks[--c->aw.n];
+        int detached = t->detached;
+        release(c->loop, t);
+        if (!detached)
+            return t;
+    }
+}
+
+int await_as_completed(coro_completions *c, coro_task **done)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(-1, &self, &deadline);
+    if (err)
+        return err;
+    if (!c || !done || c->owner != self)
+        return EINVAL;
+    if (c->deadline < deadline)
+        deadline = c->deadline;
+    struct coro_task *t;
+    while (!(t = take_first_ended(c))) {
+        if (c->aw.n == 0)
+            return EPIPE;
+        err = coro__park(self, &(struct coro__park){
+            .kind = CORO__W_AS_COMPLETED,
+            .timeout_status = ETIMEDOUT,
+            .deadline = deadline,
+            .what = c,
+            .record = &c->aw,
+            .record_size = sizeof c->aw,
+        });
+        if (err)
+            return err;
+    }
+    *done = t;
+    return 0;
+}
+
+int coro_completions_free(coro_completions *c)
+{
+    if (!c)
+        return 0;
+    struct coro__loop *l = c->loop;
+    if (l != coro__loop())
+        return EINVAL;
+    for (size_t i = 0; i < c->aw.n; i++)
+        release(l, c->tasks[i]);
+    coro__owned_free(l, &c->owned);
+    return 0;
 }

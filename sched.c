@@ -498,44 +498,53 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
     return 0;
 }
 
-coro_task *coro__spawn_at(const coro_attr *attr, coro_fn fn, void *arg,
-                          const char *fn_name, const char *site)
+struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
+                              const char *fn_name, const char *site,
+                              struct coro_group *g, void *pc, int *err)
 {
     struct coro__loop *l = coro__tls_loop;
     size_t size;
-    int err = EINVAL;
     unsigned flags = attr ? attr->flags : 0;
     int shared = (flags & CORO_SHARED_STACK) != 0;
+    *err = EINVAL;
     if (!l || !fn || (flags & ~CORO_SHARED_STACK))
-        goto out_err;
-    err = coro__stack_size(attr ? attr->stack_size : 0, l->default_stack,
-                           &size);
-    if (!err && shared &&
+        return NULL;
+    *err = coro__stack_size(attr ? attr->stack_size : 0, l->default_stack,
+                            &size);
+    if (!*err && shared &&
         size > (l->default_stack > CORO__MAIN_STACK ? l->default_stack
                                                     : CORO__MAIN_STACK))
-        err = EINVAL; /* deeper than the shared stack */
-    if (!err && shared && !coro__stack_pointer())
-        err = ENOTSUP;
-    if (err)
-        goto out_err;
-    struct coro_task *t;
-    err = spawn(l, size, shared, fn, arg, &t);
-    if (err)
-        goto out_err;
+        *err = EINVAL; /* deeper than the shared stack */
+    if (!*err && shared && !coro__stack_pointer())
+        *err = ENOTSUP;
+    struct coro_task *t = NULL;
+    if (!*err)
+        *err = spawn(l, size, shared, fn, arg, &t);
+    if (*err)
+        return NULL;
     t->fn_name = fn_name;
     t->site = site;
-    t->spawn_pc = __builtin_return_address(0);
+    t->spawn_pc = pc;
     if (attr && attr->name) {
         strncpy(t->name, attr->name, sizeof t->name - 1);
         t->name[sizeof t->name - 1] = '\0';
     }
+    if (g)
+        coro__group_add(g, t);
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, t, CORO__NOTE_SPAWN);
     return t;
+}
 
-out_err:
-    errno = err;
-    return NULL;
+coro_task *coro__spawn_at(const coro_attr *attr, coro_fn fn, void *arg,
+                          const char *fn_name, const char *site)
+{
+    int err;
+    struct coro_task *t = coro__spawn(attr, fn, arg, fn_name, site, NULL,
+                                      __builtin_return_address(0), &err);
+    if (!t)
+        errno = err;
+    return t;
 }
 
 coro_task *(coro_spawn)(coro_fn fn, void *arg)
@@ -592,7 +601,7 @@ int coro_cancel(coro_task *t)
 void coro_detach(coro_task *t)
 {
     struct coro__loop *l = coro__tls_loop;
-    if (!t || !l || t->loop != l || t->detached)
+    if (!t || !l || t->loop != l || t->detached || t->group)
         return;
     t->detached = 1;
     /* An awaiter decides: await_task and await_gather free t anyway,
@@ -700,6 +709,19 @@ static int env_stack_size(size_t *out)
     return err ? err : coro__stack_size(v, 0, out);
 }
 
+void coro__owned_add(struct coro__loop *l, struct coro__owned *o,
+                     size_t size)
+{
+    o->size = size;
+    coro__list_append(&l->owned, &o->link);
+}
+
+void coro__owned_free(struct coro__loop *l, struct coro__owned *o)
+{
+    coro__list_remove(&l->owned, &o->link);
+    coro__free(o, o->size);
+}
+
 /* coro_runs started in this process: each loop's run_id. */
 static atomic_ullong runs;
 
@@ -708,6 +730,10 @@ static void loop_free(struct coro__loop *l)
     reap(l);
     while (l->all.head)
         coro__task_free(l, CORO__TASK_OF(l->all.head));
+    /* Their tasks are gone: only the memory is left to free. */
+    while (l->owned.head)
+        coro__owned_free(l, CORO__ENTRY(l->owned.head, struct coro__owned,
+                                        link));
     if (l->shared_host) {
         coro__ctx_discard(&l->shared_host->ctx);
         coro__stack_put(&l->stacks, l->shared_host);
