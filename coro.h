@@ -288,6 +288,65 @@ CORO_API int await_sleep(double seconds);
 CORO_API int await_yield(void);
 
 /* ======================================================================
+ * Timeout scopes: asyncio.timeout, asyncio.timeout_at (trio's
+ * move_on_after and fail_after)
+ *
+ * A scope gives a deadline to every await_* the calling task makes until it
+ * closes the scope: each waits at most until the nearest deadline among its
+ * own timeout and the open scopes' (an inner scope never extends an outer
+ * one). An await_* that the scope's deadline ends, or that starts after it,
+ * returns ETIMEDOUT, a sleep included, and the scope is then expired;
+ * joins, gathers and groups ended this way cancel and await what they wait
+ * for, as on their own timeout. Per-call timeouts work as before, inside a
+ * scope or not.
+ *
+ * Shields: while a task holds a shield (coro_shield), the scopes it had
+ * open when the shield went on are held back, so clean-up can wait past
+ * them, as a shielded trio cancel scope does; scopes opened inside the
+ * shield, and every call's own timeout, still apply. asyncio's timeout
+ * works through cancellation, which a shield also holds back.
+ *
+ * A scope belongs to the task that opened it: other tasks get EINVAL from
+ * its calls. Scopes close innermost first. One left open when its task
+ * ends is freed with the task.
+ * ====================================================================== */
+
+typedef struct coro_timeout coro_timeout;
+
+/* Opens a scope whose deadline is `seconds` from now (negative: none yet,
+ * asyncio.timeout(None)), innermost of the caller's. Does not suspend.
+ * Returns: 0 with *scope; EINVAL (scope NULL, NaN); EPERM (outside a
+ *          coroutine); ENOMEM.
+ * Cost: one small allocation; each await_* inside reads the clock once. */
+CORO_API int coro_timeout_open(double seconds, coro_timeout **scope);
+
+/* As coro_timeout_open, with an absolute deadline in coro_now()'s seconds
+ * (asyncio.timeout_at); negative: none. */
+CORO_API int coro_timeout_open_at(double when, coro_timeout **scope);
+
+/* Moves the scope's deadline to `when` (coro_now() seconds; negative:
+ * none), earlier or later, while it is open (asyncio's
+ * Timeout.reschedule). It applies from the next await_*.
+ * Returns: 0; EINVAL (not the caller's scope, NaN, or already expired:
+ *          asyncio refuses to reschedule an expiring timeout). */
+CORO_API int coro_timeout_reschedule(coro_timeout *scope, double when);
+
+/* The scope's deadline in coro_now() seconds, or -1 for none or a scope
+ * not the caller's (asyncio's Timeout.when). */
+CORO_API double coro_timeout_when(const coro_timeout *scope);
+
+/* Whether an await_* inside the scope was ended by its deadline
+ * (asyncio's Timeout.expired). 0 for a scope not the caller's. */
+CORO_API int coro_timeout_expired(const coro_timeout *scope);
+
+/* Closes the caller's innermost scope and frees it (leaving asyncio's
+ * `async with timeout()`).
+ * Returns: 0; ETIMEDOUT if the scope expired (where asyncio raises
+ *          TimeoutError); EINVAL (NULL, not the caller's, or not its
+ *          innermost open scope: nothing is closed). */
+CORO_API int coro_timeout_close(coro_timeout *scope);
+
+/* ======================================================================
  * Many tasks: asyncio.gather, asyncio.wait
  * ====================================================================== */
 

@@ -226,7 +226,8 @@ static void job_detach(struct coro_task *t)
 int await_blocking(void *(*fn)(void *), void *arg, void **result)
 {
     struct coro_task *self;
-    int err = coro__enter(-1, &self, NULL);
+    int64_t deadline;
+    int err = coro__enter(-1, &self, &deadline);
     if (err)
         return err;
     if (!fn)
@@ -239,7 +240,8 @@ int await_blocking(void *(*fn)(void *), void *arg, void **result)
     struct coro__park wait = {
         .kind = CORO__W_BLOCKING,
         .wakers = CORO__BY_WORKER,
-        .deadline = CORO__NEVER,
+        .timeout_status = ETIMEDOUT, /* a timeout scope's */
+        .deadline = deadline,
         .detach = job_detach,
         .record = job,
         .record_size = sizeof *job,
@@ -247,8 +249,10 @@ int await_blocking(void *(*fn)(void *), void *arg, void **result)
     int status = coro__park(self, &wait);
     if (job->dropped)
         return status;
-    /* Woken early (cancelled) while fn runs: wait for it, uninterrupted. */
+    /* Woken early (cancelled, or a scope's deadline) while fn runs: wait
+     * for it, uninterrupted. */
     wait.detach = NULL;
+    wait.deadline = CORO__NEVER;
     while (!job->collected)
         coro__park_shielded(self, &wait);
     if (result)

@@ -670,6 +670,11 @@ struct coro_task {
     struct coro__await *await;      /* &wait.await while this task awaits
                                        others */
     struct coro_group  *group;      /* the group it belongs to, or NULL */
+    coro_timeout       *scope;      /* its innermost open timeout scope */
+    coro_timeout       *scope_bound;/* the scope whose deadline the last
+                                       coro__enter handed the wait */
+    unsigned            shield_depth; /* scopes open when the shield went
+                                       on: held back while it is on */
     struct coro__link   group_link; /* in the group's members (group.c) */
     unsigned char       group_cancelled; /* its group cancelled it: not a
                                        failure of its own */
@@ -780,6 +785,18 @@ void coro__group_ended(struct coro_task *t);
 /* A group's number in its loop (1, 2, ...), for dumps. */
 unsigned long long coro__group_id(const struct coro_group *g);
 
+/* Timeout scopes (scope.c). coro__scope_enter is coro__enter's part for a
+ * task with scopes open: ETIMEDOUT if the nearest one has passed, else 0,
+ * with *deadline (if not NULL) lowered to it and t->scope_bound set. */
+int  coro__scope_enter(struct coro_task *t, int64_t *deadline);
+/* Whether a wait with this deadline ends by t's scope: it then returns
+ * ETIMEDOUT, and the scope is marked expired. */
+int  coro__scope_limits(const struct coro_task *t, int64_t deadline);
+void coro__scope_expired(struct coro_task *t);
+/* How many scopes t has open (for the shield); frees them at its end. */
+unsigned coro__scope_depth(const struct coro_task *t);
+void coro__scopes_free(struct coro_task *t);
+
 /* This thread's loop (sched.c); coro__loop() outside the hot paths. */
 extern __thread struct coro__loop *coro__tls_loop;
 
@@ -797,7 +814,10 @@ static inline int coro__enter(double timeout, struct coro_task **self,
         else if (coro__deadline(timeout, deadline) != 0)
             return EINVAL;
     }
-    return CORO__UNLIKELY(t->cancelled) && !t->shield ? ECANCELED : 0;
+    if (CORO__UNLIKELY(t->cancelled) && !t->shield)
+        return ECANCELED;
+    return CORO__UNLIKELY(t->scope != NULL) ? coro__scope_enter(t, deadline)
+                                            : 0;
 }
 
 /* ----------------------------------------------------------------------

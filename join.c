@@ -166,8 +166,8 @@ int await_task_timeout(coro_task *t, double timeout, void **result)
     struct coro_task *self;
     int64_t deadline;
     int entry = coro__enter(timeout, &self, &deadline);
-    if (entry && entry != ECANCELED)
-        return entry;
+    if (entry == EPERM || entry == EINVAL)
+        return entry; /* ECANCELED, ETIMEDOUT (a scope): cancel, await */
     struct coro__loop *l = self->loop;
     int err = claim(l, self, &t, 1, CORO_ALL_COMPLETED);
     if (err)
@@ -198,7 +198,8 @@ int await_task(coro_task *t, void **result)
 int await_gather(coro_task **tasks, size_t n, void **results, int *errors)
 {
     struct coro_task *self;
-    int entry = coro__enter(-1, &self, NULL);
+    int64_t deadline;
+    int entry = coro__enter(-1, &self, &deadline);
     if (entry == EPERM || n == 0)
         return entry;
     if (!tasks)
@@ -207,8 +208,7 @@ int await_gather(coro_task **tasks, size_t n, void **results, int *errors)
     int err = claim(l, self, tasks, n, CORO_ALL_COMPLETED);
     if (err)
         return err;
-    int status = await_claimed(self, entry, CORO__W_GATHER, NULL,
-                               CORO__NEVER);
+    int status = await_claimed(self, entry, CORO__W_GATHER, NULL, deadline);
     if (status)
         cancel_and_drain(self, tasks, n, CORO__W_GATHER);
     self->await = NULL;
@@ -272,8 +272,10 @@ int await_wait(coro_task **tasks, size_t n, enum coro_when when,
         int claimed = claim(l, self, tasks, n, when);
         if (claimed)
             return claimed;
+        /* Its own timeout is an ordinary end; a scope's is ETIMEDOUT. */
+        int scoped = err == ETIMEDOUT || coro__scope_limits(self, deadline);
         err = await_claimed(self, err, CORO__W_WAIT, NULL, deadline);
-        if (err == ETIMEDOUT)
+        if (err == ETIMEDOUT && !scoped)
             err = 0;
         if (!err)
             done = order_done_first(tasks, n);

@@ -186,6 +186,8 @@ void coro__task_free(struct coro__loop *l, struct coro_task *t)
 {
     if (CORO__UNLIKELY(t->wait_block)) /* abandoned in a select */
         coro__free(t->wait_block, t->wait_block_size);
+    if (CORO__UNLIKELY(t->scope)) /* ended with scopes open */
+        coro__scopes_free(t);
     coro__list_remove(&l->all, &t->all_link);
     l->ntasks--;
     if (t == l->main)
@@ -307,10 +309,16 @@ int coro__park(struct coro_task *self, const struct coro__park *p)
     }
     struct coro__loop *l = self->loop;
     unsigned wakers = p->wakers;
+    int scoped = 0;
     self->timeout_status = p->timeout_status;
     if (p->deadline != CORO__NEVER) {
         coro__timer_start(&l->timers, &self->timer, p->deadline);
         wakers |= CORO__BY_TIMER;
+        if (CORO__UNLIKELY(self->scope_bound) &&
+            coro__scope_limits(self, p->deadline)) {
+            scoped = 1; /* even a sleep ends in ETIMEDOUT */
+            self->timeout_status = ETIMEDOUT;
+        }
     }
     wakers_count(l, self, wakers);
     self->state = CORO__PARKED;
@@ -319,7 +327,12 @@ int coro__park(struct coro_task *self, const struct coro__park *p)
     self->since = l->seen_ns;
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_PARK);
-    return suspend(l, self, 0);
+    if (CORO__LIKELY(!scoped))
+        return suspend(l, self, 0);
+    int status = suspend(l, self, 0);
+    if (status == ETIMEDOUT)
+        coro__scope_expired(self);
+    return status;
 }
 
 int coro__park_shielded(struct coro_task *self, const struct coro__park *p)
@@ -585,6 +598,8 @@ int coro_shield(int on)
     if (!self)
         return 0;
     int old = self->shield;
+    if (on && !old) /* the scopes open now are held back */
+        self->shield_depth = coro__scope_depth(self);
     self->shield = on != 0;
     return old;
 }

@@ -24,6 +24,7 @@ Suite *overflow_suite(void);
 Suite *waits_suite(void);
 Suite *join_suite(void);
 Suite *group_suite(void);
+Suite *scope_suite(void);
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */
