@@ -58,7 +58,7 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_io.c test/test_net.c test/test_http.c test/test_sync.c \
            test/test_debug.c test/test_trace.c \
            test/test_overflow.c test/test_demos.c test/test_waits.c
-BENCHES := handoff spawn sleepers blocking chan timers http_server
+BENCHES := handoff spawn eager sleepers blocking chan timers http_server
 DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
            e_http_requests f_queue_workers
 SLEEPERS ?= 100000 1000000
@@ -226,6 +226,7 @@ $(B)/bench/http_server: bench/http_server.c demo/http.c demo/http.h \
 bench: $(BENCHES:%=$(B)/bench/%)
 	./$(B)/bench/handoff
 	./$(B)/bench/spawn
+	./$(B)/bench/eager
 	./$(B)/bench/blocking
 	-python3 bench/blocking.py
 	BUILD=$(B)/bench ./bench/chan.sh

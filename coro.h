@@ -134,7 +134,7 @@ typedef struct coro_attr {
     size_t      stack_size; /* bytes; 0: the default (see above) */
     const char *name;       /* copied (at most 31 bytes kept); NULL: the
                                function's name, from coro_spawn's macro */
-    unsigned    flags;      /* 0, or CORO_SHARED_STACK */
+    unsigned    flags;      /* 0, or CORO_SHARED_STACK and CORO_EAGER */
 } coro_attr;
 
 /* Runs the task on its loop's shared stack instead of a stack of its own,
@@ -162,11 +162,27 @@ typedef struct coro_attr {
  * x86-64 and AArch64 (ENOTSUP elsewhere). */
 #define CORO_SHARED_STACK 1u
 
+/* Starts the task eagerly (asyncio's eager_task_factory): it runs at once,
+ * inside coro_spawn_attr, until its first suspension or its end; then the
+ * caller resumes, before any other task runs. A task that finishes without
+ * ever suspending so costs no trip through the ready queue, and its result
+ * is there when coro_spawn_attr returns. The caller does not suspend in
+ * the await_* sense: only the new task runs meanwhile, and the caller's
+ * cancellation is not looked at. From outside a task (no caller to step
+ * aside) the flag does nothing. Combines with CORO_SHARED_STACK.
+ * Cost: one switch more than a plain spawn, not fewer: where asyncio saves
+ * an event-loop round per task, coro's ready queue costs next to nothing,
+ * and the switch back to the caller is the price. Measured here
+ * (build/bench/eager 1000, a gather of 1,000 tasks, 9 in 10 never
+ * suspending): fast switch 169 ns a task plain, 220 ns eager; swapcontext
+ * 382 and 660 ns. Use it for the semantics, not for speed. */
+#define CORO_EAGER 2u
+
 /* Creates a task that runs fn(arg) on its own stack.
  *
  * The new task joins the back of the ready queue; it first runs when the
- * caller suspends (at its next await_*). arg stays the caller's: it must
- * outlive the task.
+ * caller suspends (at its next await_*), or at once with CORO_EAGER. arg
+ * stays the caller's: it must outlive the task.
  *
  * Ownership: the loop owns the task. The pointer stays valid until the task
  * is awaited (await_task, await_task_timeout, await_gather), or, for a

@@ -506,9 +506,37 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
     coro__list_append(&l->all, &t->all_link);
     l->ntasks++;
     l->nlive++;
-    ready_push(l, t);
-    *out = t; /* the caller names it, then notes CORO__NOTE_SPAWN */
+    t->state = CORO__READY;
+    *out = t; /* the caller names it, notes CORO__NOTE_SPAWN, starts it */
     return 0;
+}
+
+/* Eager start: self steps aside for t, just spawned, which runs at once;
+ * self goes first in line, so it resumes as soon as t suspends or ends,
+ * before any other task. The jump is written out, as in suspend. */
+static void run_eagerly(struct coro__loop *l, struct coro_task *self,
+                        struct coro_task *t)
+{
+    self->state = CORO__READY;
+    self->ready_next = l->ready_head;
+    l->ready_head = self;
+    if (!l->ready_tail)
+        l->ready_tail = self;
+    t->state = CORO__RUNNING;
+    l->current = t;
+    if (CORO__UNLIKELY(l->noting)) {
+        coro__note(l, self, CORO__NOTE_READY);
+        coro__note(l, t, CORO__NOTE_RUN);
+    }
+    int saved_errno = *l->errno_at;
+    struct coro__ctx *to = target(l, t);
+    coro__frames_mark(self);
+    coro__stack_check(self);
+    coro__sanitizer_leave(&self->ctx, to);
+    CORO__JUMP(&self->ctx, to);
+    coro__ctx_entered(&self->ctx);
+    reap(l);
+    *l->errno_at = saved_errno;
 }
 
 struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
@@ -520,7 +548,7 @@ struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
     unsigned flags = attr ? attr->flags : 0;
     int shared = (flags & CORO_SHARED_STACK) != 0;
     *err = EINVAL;
-    if (!l || !fn || (flags & ~CORO_SHARED_STACK))
+    if (!l || !fn || (flags & ~(CORO_SHARED_STACK | CORO_EAGER)))
         return NULL;
     *err = coro__stack_size(attr ? attr->stack_size : 0, l->default_stack,
                             &size);
@@ -546,6 +574,11 @@ struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
         coro__group_add(g, t);
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, t, CORO__NOTE_SPAWN);
+    struct coro_task *self = l->current;
+    if ((flags & CORO_EAGER) && self)
+        run_eagerly(l, self, t); /* t may have ended: it stays till joined */
+    else
+        ready_push(l, t);
     return t;
 }
 
@@ -817,6 +850,7 @@ int coro_run(coro_fn main, void *arg, void **result)
     }
     t->fn_name = "main";
     t->spawn_pc = __builtin_return_address(0);
+    ready_push(l, t);
     l->main = t;
     if (l->noting)
         coro__note(l, t, CORO__NOTE_SPAWN);

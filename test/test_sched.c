@@ -1672,6 +1672,101 @@ START_TEST(fork_inside_a_task_leaves_the_parent_loop_whole)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* Eager start (CORO_EAGER), after CPython's test_eager_task_factory.py    */
+/* ---------------------------------------------------------------------- */
+
+static void *eager_leaf(void *arg)
+{
+    trace("leaf%s", (const char *)arg);
+    return arg;
+}
+
+static void *eager_sleeper(void *arg)
+{
+    trace("sleeper-start");
+    await_yield();
+    trace("sleeper-end");
+    return arg;
+}
+
+static void *eager_order_main(void *arg)
+{
+    (void)arg;
+    coro_attr eager = { .flags = CORO_EAGER };
+    coro_task *other = coro_spawn(eager_leaf, "-plain");
+    trace("spawn");
+    coro_task *e = coro_spawn_attr(&eager, eager_leaf, "-eager");
+    trace("back");
+    /* test_eager_completed_task: it ended inside the spawn; joining it
+     * returns at once. */
+    void *r;
+    ck_assert_int_eq(await_task(e, &r), 0);
+    ck_assert_str_eq(r, "-eager");
+    /* One that suspends: the caller resumes first, before the others. */
+    coro_task *s = coro_spawn_attr(&eager, eager_sleeper, "s");
+    trace("after-sleeper");
+    coro_task *t[2] = { other, s };
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    return NULL;
+}
+
+START_TEST(an_eager_task_runs_inside_its_spawn)
+{
+    run_expect(eager_order_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "spawn leaf-eager back sleeper-start "
+                                  "after-sleeper leaf-plain sleeper-end");
+}
+END_TEST
+
+/* Eager tasks on the shared stack, spawned from own and shared stacks,
+ * into a group, failing at once. */
+static void *eager_fails(void *arg)
+{
+    (void)arg;
+    return coro_fail(EIO);
+}
+
+static void *eager_spawner(void *arg)
+{
+    (void)arg;
+    coro_attr eager_shared = { .flags = CORO_EAGER | CORO_SHARED_STACK };
+    volatile char frame[2048];
+    for (size_t i = 0; i < sizeof frame; i++)
+        frame[i] = (char)i;
+    coro_task *a = coro_spawn_attr(&eager_shared, eager_sleeper, "a");
+    coro_task *b = coro_spawn_attr(&eager_shared, eager_leaf, "b");
+    for (size_t i = 0; i < sizeof frame; i++)
+        ck_assert_int_eq(frame[i], (char)i);
+    coro_task *t[2] = { a, b };
+    void *res[2];
+    ck_assert_int_eq(await_gather(t, 2, res, NULL), 0);
+    ck_assert_str_eq(res[0], "a");
+    ck_assert_str_eq(res[1], "b");
+    coro_group *g = coro_group_new();
+    coro_attr eager = { .flags = CORO_EAGER };
+    coro_group_spawn(g, &eager, eager_fails, NULL);
+    ck_assert_int_eq(await_group(g), EIO);
+    ck_assert_int_eq(coro_group_free(g), 0);
+    return NULL;
+}
+
+static void *eager_shared_main(void *arg)
+{
+    (void)arg;
+    coro_attr shared = { .flags = CORO_SHARED_STACK };
+    ck_assert_int_eq(await_task(coro_spawn_attr(&shared, eager_spawner,
+                                                NULL), NULL), 0);
+    ck_assert_int_eq(await_task(coro_spawn(eager_spawner, NULL), NULL), 0);
+    return NULL;
+}
+
+START_TEST(eager_tasks_on_the_shared_stack_and_in_groups)
+{
+    run_expect(eager_shared_main, NULL, 0);
+}
+END_TEST
+
 Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -1721,6 +1816,11 @@ Suite *sched_suite(void)
     tcase_add_test(tc, wait_first_exception_ignores_cancellation);
     tcase_add_test(tc, wait_times_out_and_rejects_bad_input);
     tcase_add_test(tc, cancelling_a_waiter_leaves_tasks_running);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("eager", 10);
+    tcase_add_test(tc, an_eager_task_runs_inside_its_spawn);
+    tcase_add_test(tc, eager_tasks_on_the_shared_stack_and_in_groups);
     suite_add_tcase(s, tc);
 
     tc = test_case("cancel", 10);
