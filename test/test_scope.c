@@ -237,20 +237,24 @@ END_TEST
  * cancellation; await_wait ended by a scope says ETIMEDOUT, not 0. */
 static void *slow_job(void *arg)
 {
-    (void)arg;
-    usleep(30000);
+    const double *seconds = arg;
+    usleep((useconds_t)(*seconds * 1e6));
     return TOKEN(7);
 }
 
 static void *blocking_and_wait_main(void *arg)
 {
     (void)arg;
+    /* The job starts well before the scope's deadline (a worker thread
+     * starts within it even under valgrind) and runs well past it. */
+    static double job;
+    job = 0.2 * test_slow();
     coro_timeout *s;
-    ck_assert_int_eq(coro_timeout_open(0.005, &s), 0);
+    ck_assert_int_eq(coro_timeout_open(0.05 * test_slow(), &s), 0);
     void *r = NULL;
     double t0 = coro_now();
-    ck_assert_int_eq(await_blocking(slow_job, NULL, &r), ETIMEDOUT);
-    ck_assert_double_ge(coro_now() - t0, 0.03);
+    ck_assert_int_eq(await_blocking(slow_job, &job, &r), ETIMEDOUT);
+    ck_assert_double_ge(coro_now() - t0, job);
     ck_assert_ptr_eq(r, TOKEN(7));
     ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
     coro_task *t = coro_spawn(long_nap, NULL);
