@@ -517,10 +517,11 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
  * whose task uses it, for good (as asyncio binds its objects to the first
  * loop that uses them): the tasks of that thread's later loops may use it
  * too, and any call from another thread, with or without a loop, is EINVAL
- * (coro_event_set and coro_event_clear then do nothing, coro_queue_size and
- * coro_event_is_set return 0). That is decided without touching the
- * object's state, so a careless call from another thread is refused, not
- * a data race. Before any loop has used it, any thread may (to fill a
+ * (coro_event_set and coro_event_clear then do nothing, and the queries,
+ * coro_queue_size, coro_event_is_set, coro_mutex_locked, coro_sem_value
+ * and the like, return 0). That is decided without touching the object's
+ * state, so a careless call from another thread is refused, not a data
+ * race. Before any loop has used it, any thread may (to fill a
  * channel before coro_run, say). Any thread may free an object that no
  * loop is using any more.
  *
@@ -646,6 +647,10 @@ CORO_API int await_mutex_lock(coro_mutex *m, double timeout);
 /* Releases m, to the first waiter if any. EPERM if the caller does not
  * hold it. */
 CORO_API int coro_mutex_unlock(coro_mutex *m);
+/* Whether m is held: 1 or 0 (asyncio's Lock.locked()). A mutex whose
+ * holder ended holding it stays held. Never suspends; callable anywhere.
+ * Returns: 0 also for NULL or another thread's mutex. Cost: O(1). */
+CORO_API int coro_mutex_locked(const coro_mutex *m);
 /* EBUSY while tasks wait on m or a live task holds it. */
 CORO_API int coro_mutex_free(coro_mutex *m);
 
@@ -657,6 +662,18 @@ CORO_API int await_sem_acquire(coro_sem *s, double timeout);
 /* Gives a permit back, to the first waiter if any. EOVERFLOW past
  * UINT_MAX. */
 CORO_API int coro_sem_release(coro_sem *s);
+
+/* The permits s holds now (what asyncio keeps in Semaphore._value). While
+ * tasks wait it is 0: a release goes straight to the first of them.
+ * Never suspends; callable anywhere.
+ * Returns: 0 also for NULL or another thread's semaphore. Cost: O(1). */
+CORO_API unsigned coro_sem_value(const coro_sem *s);
+
+/* Whether an acquire would wait now: 1 when s has no permit or tasks wait
+ * for one already, else 0 (asyncio's Semaphore.locked()). Never suspends;
+ * callable anywhere.
+ * Returns: 0 also for NULL or another thread's semaphore. Cost: O(1). */
+CORO_API int coro_sem_locked(const coro_sem *s);
 CORO_API int coro_sem_free(coro_sem *s);
 
 /* Event: asyncio.Event, a flag tasks can wait for. */

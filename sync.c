@@ -713,6 +713,11 @@ int coro_mutex_unlock(coro_mutex *m)
     return 0;
 }
 
+int coro_mutex_locked(const coro_mutex *m)
+{
+    return m && visible(&m->obj) && m->holder != 0;
+}
+
 int coro_mutex_free(coro_mutex *m)
 {
     return object_free(m, sizeof *m,
@@ -765,6 +770,16 @@ int coro_sem_release(coro_sem *s)
         return EOVERFLOW;
     s->value++;
     return 0;
+}
+
+unsigned coro_sem_value(const coro_sem *s)
+{
+    return s && visible(&s->obj) ? s->value : 0;
+}
+
+int coro_sem_locked(const coro_sem *s)
+{
+    return s && visible(&s->obj) && (s->value == 0 || s->waiters.head);
 }
 
 int coro_sem_free(coro_sem *s)

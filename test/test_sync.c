@@ -1049,6 +1049,94 @@ START_TEST(semaphore_counts_permits)
 }
 END_TEST
 
+static void *take_permit(void *arg)
+{
+    (void)arg;
+    return TOKEN(await_sem_acquire(shared_sem, 5));
+}
+
+struct lock_state {
+    coro_mutex *m;
+    coro_sem   *s;
+    int         locked;
+    unsigned    value;
+    int         sem_locked;
+};
+
+static void *locked_main(void *arg)
+{
+    struct lock_state *st = arg;
+    coro_mutex *m = st->m;
+    ck_assert_int_eq(coro_mutex_locked(m), 0);
+    ck_assert_int_eq(await_mutex_lock(m, 1), 0);
+    ck_assert_int_eq(coro_mutex_locked(m), 1);
+    ck_assert_int_eq(coro_mutex_unlock(m), 0);
+    ck_assert_int_eq(coro_mutex_locked(m), 0);
+
+    shared_sem = coro_sem_new(0);
+    ck_assert_int_eq(coro_sem_locked(shared_sem), 1);
+    ck_assert_int_eq(coro_sem_release(shared_sem), 0);
+    ck_assert_int_eq(coro_sem_locked(shared_sem), 0);
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 1);
+    /* With a task waiting, a release goes to it: the value stays 0. */
+    coro_task *t[2] = { coro_spawn(take_permit, NULL),
+                        coro_spawn(take_permit, NULL) };
+    await_yield();
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 0);
+    ck_assert_int_eq(coro_sem_locked(shared_sem), 1);
+    ck_assert_int_eq(coro_sem_release(shared_sem), 0);
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 0);
+    void *res[2];
+    ck_assert_int_eq(await_gather(t, 2, res, NULL), 0);
+    ck_assert_ptr_eq(res[0], TOKEN(0));
+    ck_assert_ptr_eq(res[1], TOKEN(0));
+    ck_assert_int_eq(coro_sem_free(shared_sem), 0);
+
+    /* Left for the test to read from two threads: m held by a task that
+     * ended, a semaphore with two permits. */
+    ck_assert_int_eq(await_mutex_lock(m, 1), 0);
+    ck_assert_int_eq(coro_sem_release(st->s), 0);
+    ck_assert_int_eq(coro_sem_release(st->s), 0);
+    return NULL;
+}
+
+static void *read_lock_state(void *arg)
+{
+    struct lock_state *st = arg;
+    st->locked = coro_mutex_locked(st->m);
+    st->value = coro_sem_value(st->s);
+    st->sem_locked = coro_sem_locked(st->s);
+    return NULL;
+}
+
+/* asyncio's locked() and a semaphore's value, read without waiting,
+ * anywhere but another thread (which reads 0). Mirrors CPython's
+ * LockTests.test_lock and SemaphoreTests.test_initial_value_zero,
+ * test_release_no_waiters and test_acquire. */
+START_TEST(mutex_and_semaphore_say_whether_they_are_locked)
+{
+    struct lock_state here = { coro_mutex_new(), coro_sem_new(0), -1, 99,
+                               -1 };
+    run_expect(locked_main, &here, 0);
+    read_lock_state(&here);
+    ck_assert_int_eq(here.locked, 1);
+    ck_assert_uint_eq(here.value, 2);
+    ck_assert_int_eq(here.sem_locked, 0);
+    struct lock_state there = { here.m, here.s, -1, 99, -1 };
+    pthread_t th;
+    pthread_create(&th, NULL, read_lock_state, &there);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(there.locked, 0);
+    ck_assert_uint_eq(there.value, 0);
+    ck_assert_int_eq(there.sem_locked, 0);
+    ck_assert_int_eq(coro_mutex_locked(NULL), 0);
+    ck_assert_uint_eq(coro_sem_value(NULL), 0);
+    ck_assert_int_eq(coro_sem_locked(NULL), 0);
+    ck_assert_int_eq(coro_mutex_free(here.m), 0);
+    ck_assert_int_eq(coro_sem_free(here.s), 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* Event, condition                                                       */
 /* ---------------------------------------------------------------------- */
@@ -1237,6 +1325,7 @@ Suite *sync_suite(void)
     tcase_add_test(tc, mutex_errors_timeouts_and_cancellation);
     tcase_add_test(tc, a_mutex_is_never_inherited_by_a_later_run);
     tcase_add_test(tc, semaphore_counts_permits);
+    tcase_add_test(tc, mutex_and_semaphore_say_whether_they_are_locked);
     tcase_add_test(tc, event_wakes_every_waiter);
     tcase_add_test(tc, condition_notify_one_and_all);
     tcase_add_test(tc, condition_cancellation_retakes_the_mutex);
