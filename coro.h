@@ -659,8 +659,16 @@ typedef struct coro_sem coro_sem;
 CORO_API coro_sem *coro_sem_new(unsigned value);
 /* Takes a permit, waiting while there is none (or others wait first). */
 CORO_API int await_sem_acquire(coro_sem *s, double timeout);
-/* Gives a permit back, to the first waiter if any. EOVERFLOW past
- * UINT_MAX. */
+/* A bounded semaphore (asyncio.BoundedSemaphore): as coro_sem_new, but
+ * it never holds more than value permits, its initial count. A release
+ * that would pass it is refused with EINVAL (asyncio's ValueError): a
+ * release without its acquire is a bug, caught where it happens instead of
+ * widening the limit for good. Free it with coro_sem_free.
+ * Returns: the semaphore, or NULL with errno ENOMEM. */
+CORO_API coro_sem *coro_sem_new_bounded(unsigned value);
+/* Gives a permit back, to the first waiter if any. Never suspends.
+ * Returns: 0; EINVAL (NULL, another thread's, or a bounded semaphore that
+ *          holds its initial count already); EOVERFLOW past UINT_MAX. */
 CORO_API int coro_sem_release(coro_sem *s);
 
 /* The permits s holds now (what asyncio keeps in Semaphore._value). While

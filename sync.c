@@ -731,6 +731,8 @@ int coro_mutex_free(coro_mutex *m)
 struct coro_sem {
     struct object      obj;
     unsigned           value;
+    unsigned           bound;   /* a bounded one's initial value */
+    int                bounded; /* release past bound is EINVAL */
     struct coro__list  waiters;
 };
 
@@ -739,6 +741,16 @@ coro_sem *coro_sem_new(unsigned value)
     coro_sem *s = object_new(sizeof *s);
     if (s)
         s->value = value;
+    return s;
+}
+
+coro_sem *coro_sem_new_bounded(unsigned value)
+{
+    coro_sem *s = coro_sem_new(value);
+    if (s) {
+        s->bound = value;
+        s->bounded = 1;
+    }
     return s;
 }
 
@@ -760,7 +772,7 @@ int await_sem_acquire(coro_sem *s, double timeout)
 
 int coro_sem_release(coro_sem *s)
 {
-    if (!s || !owned(&s->obj))
+    if (!s || !owned(&s->obj) || (s->bounded && s->value >= s->bound))
         return EINVAL;
     if (s->waiters.head) { /* the permit goes straight to the first */
         complete(first(&s->waiters), 0);

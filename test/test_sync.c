@@ -1049,6 +1049,55 @@ START_TEST(semaphore_counts_permits)
 }
 END_TEST
 
+static void *release_own_permit(void *arg)
+{
+    (void)arg;
+    int err = await_sem_acquire(shared_sem, 5);
+    if (err == 0)
+        err = coro_sem_release(shared_sem);
+    return TOKEN(err);
+}
+
+static void *bounded_main(void *arg)
+{
+    (void)arg;
+    shared_sem = coro_sem_new_bounded(1);
+    ck_assert_int_eq(coro_sem_release(shared_sem), EINVAL);
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 1);
+    ck_assert_int_eq(await_sem_acquire(shared_sem, 1), 0);
+    /* A waiter is handed the permit given back; its own release then
+     * fills the semaphore, and one more is refused. */
+    coro_task *t = coro_spawn(release_own_permit, NULL);
+    await_yield();
+    ck_assert_int_eq(coro_sem_release(shared_sem), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 1);
+    ck_assert_int_eq(coro_sem_release(shared_sem), EINVAL);
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 1);
+    ck_assert_int_eq(coro_sem_free(shared_sem), 0);
+    return NULL;
+}
+
+/* A bounded semaphore never holds more than its initial count: mirrors
+ * CPython's SemaphoreTests.test_release_not_acquired. */
+START_TEST(bounded_semaphore_refuses_a_release_past_its_bound)
+{
+    run_expect(bounded_main, NULL, 0);
+    /* Bounded at 0, it can never be released; callable outside a loop. */
+    coro_sem *s = coro_sem_new_bounded(0);
+    ck_assert_int_eq(coro_sem_release(s), EINVAL);
+    ck_assert_int_eq(coro_sem_locked(s), 1);
+    ck_assert_int_eq(coro_sem_free(s), 0);
+    /* The plain semaphore is not bounded by its initial count. */
+    s = coro_sem_new(1);
+    ck_assert_int_eq(coro_sem_release(s), 0);
+    ck_assert_uint_eq(coro_sem_value(s), 2);
+    ck_assert_int_eq(coro_sem_free(s), 0);
+}
+END_TEST
+
 static void *take_permit(void *arg)
 {
     (void)arg;
@@ -1325,6 +1374,7 @@ Suite *sync_suite(void)
     tcase_add_test(tc, mutex_errors_timeouts_and_cancellation);
     tcase_add_test(tc, a_mutex_is_never_inherited_by_a_later_run);
     tcase_add_test(tc, semaphore_counts_permits);
+    tcase_add_test(tc, bounded_semaphore_refuses_a_release_past_its_bound);
     tcase_add_test(tc, mutex_and_semaphore_say_whether_they_are_locked);
     tcase_add_test(tc, event_wakes_every_waiter);
     tcase_add_test(tc, condition_notify_one_and_all);
