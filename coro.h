@@ -706,6 +706,25 @@ CORO_API coro_cond *coro_cond_new(void);
  * by the timeout, which covers only the wait for a notify. No spurious
  * wake-ups. EINVAL if other tasks wait on c with another mutex. */
 CORO_API int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout);
+
+/* Waits on c until pred(arg) returns non-zero (asyncio's
+ * Condition.wait_for). pred is called with m held: once before any wait,
+ * then after each notify that wakes the caller, once m is taken back.
+ * The timeout covers the whole wait, however many notifies find the
+ * predicate false. As with await_cond_wait, m is released while the
+ * caller waits and held again on every return but EINVAL and EPERM. pred
+ * runs in the caller and must not suspend.
+ * Returns: 0 once pred holds (at once, without waiting, if it holds at
+ *          the start); ETIMEDOUT and ECANCELED without asking pred again
+ *          (m is held: look at the state itself); EPERM if the caller does
+ *          not hold m, even if pred would hold (asyncio lets a true
+ *          predicate through unlocked); EINVAL for pred NULL, or other
+ *          tasks waiting on c with another mutex (checked at each wait).
+ * Cost: one call of pred per wake-up, and the mutex handed back and forth
+ *       once per wait, as await_cond_wait. */
+CORO_API int await_cond_wait_for(coro_cond *c, coro_mutex *m,
+                                 int (*pred)(void *arg), void *arg,
+                                 double timeout);
 /* Wakes the first n waiters (need not hold the mutex). */
 CORO_API int coro_cond_notify(coro_cond *c, size_t n);
 CORO_API int coro_cond_notify_all(coro_cond *c);

@@ -867,18 +867,29 @@ coro_cond *coro_cond_new(void)
     return object_new(sizeof(coro_cond));
 }
 
-int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout)
+/* Whether other tasks wait on c with a mutex other than m. */
+static int cond_mismatch(const coro_cond *c, const coro_mutex *m)
 {
-    struct coro_task *self;
-    int64_t deadline;
-    int err = coro__enter(timeout, &self, &deadline);
-    if (err)
-        return err;
+    return c->waiters.head && c->mutex != m;
+}
+
+/* What both waits check after coro__enter: 0, EINVAL or EPERM. */
+static int cond_check(coro_cond *c, coro_mutex *m,
+                      const struct coro_task *self)
+{
     if (!c || !m || !owned(&c->obj) || !owned(&m->obj) ||
-        (c->waiters.head && c->mutex != m))
+        cond_mismatch(c, m))
         return EINVAL;
-    if (!holds(m, self))
-        return EPERM;
+    return holds(m, self) ? 0 : EPERM;
+}
+
+/* Releases m, which self holds, waits on c for a notify until deadline,
+ * and takes m back whatever ended the wait. */
+static int cond_wait(struct coro_task *self, coro_cond *c, coro_mutex *m,
+                     int64_t deadline)
+{
+    if (cond_mismatch(c, m))
+        return EINVAL;
     c->mutex = m;
     coro_mutex_unlock(m);
     int status = wait_on(self, CORO__W_COND, c, &c->waiters, NULL, deadline);
@@ -891,6 +902,35 @@ int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout)
     coro_shield(shield);
     CORO__ASSERT(relocked == 0); /* we let go of it: not EDEADLK */
     return status;
+}
+
+int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err)
+        return err;
+    err = cond_check(c, m, self);
+    if (err)
+        return err;
+    return cond_wait(self, c, m, deadline);
+}
+
+int await_cond_wait_for(coro_cond *c, coro_mutex *m, int (*pred)(void *arg),
+                        void *arg, double timeout)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err)
+        return err;
+    err = pred ? cond_check(c, m, self) : EINVAL;
+    /* One deadline for every wait: a notify that finds the predicate
+     * false does not start the timeout again. */
+    while (!err && !pred(arg))
+        err = cond_wait(self, c, m, deadline);
+    return err;
 }
 
 int coro_cond_notify(coro_cond *c, size_t n)

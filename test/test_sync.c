@@ -1344,6 +1344,276 @@ START_TEST(condition_cancellation_retakes_the_mutex)
 }
 END_TEST
 
+/* The state a wait_for waits on: how often its predicate was asked, and
+ * what it answers. */
+static int pred_calls;
+static int pred_value;
+
+static int pred_is_set(void *arg)
+{
+    pred_calls++;
+    trace("pred%d", *(int *)arg);
+    return *(int *)arg;
+}
+
+static void *wait_for_pred(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 5), 0);
+    int err = await_cond_wait_for(shared_cond, shared_mutex, pred_is_set,
+                                  &pred_value, 5);
+    trace("done%d", err);
+    /* Held on return, whatever the outcome. */
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    return TOKEN(err);
+}
+
+static void *notify_under_lock(void)
+{
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    ck_assert_int_eq(coro_cond_notify(shared_cond, 1), 0);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    return NULL;
+}
+
+static void *wait_for_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    pred_value = 0;
+    coro_task *t = coro_spawn(wait_for_pred, NULL);
+    await_yield();
+    trace("notify");
+    notify_under_lock(); /* the predicate is still false: waits on */
+    await_yield();
+    pred_value = 1;
+    trace("notify");
+    notify_under_lock();
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* The predicate is asked once before waiting and once per notify, with
+ * the mutex held; the wait ends when it holds. Mirrors CPython's
+ * ConditionTests.test_wait_for. */
+START_TEST(condition_wait_for_returns_once_the_predicate_holds)
+{
+    run_expect(wait_for_main, NULL, 0);
+    ck_assert_str_eq(trace_get(),
+                     "pred0 notify pred0 notify pred1 done0");
+}
+END_TEST
+
+static void *bystander(void *arg)
+{
+    (void)arg;
+    trace("bystander");
+    return NULL;
+}
+
+static void *wait_for_first_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    pred_value = 1;
+    /* Without the mutex it is EPERM, true predicate or not, and the
+     * predicate is not asked. */
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, 1),
+                     EPERM);
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    /* A true predicate returns at once: nothing else runs. */
+    coro_task *t = coro_spawn(bystander, NULL);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, 0),
+                     0);
+    trace("returned");
+    ck_assert_int_eq(coro_mutex_locked(shared_mutex), 1);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* The predicate is asked before any wait. Mirrors CPython's
+ * ConditionTests.test_wait_for_unacquired, but stricter: a wait_for
+ * without the mutex is EPERM even when the predicate already holds. */
+START_TEST(condition_wait_for_asks_the_predicate_before_waiting)
+{
+    run_expect(wait_for_first_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "pred1 returned bystander");
+}
+END_TEST
+
+static int notifier_stop;
+
+static void *keep_notifying(void *arg)
+{
+    (void)arg;
+    while (!notifier_stop) {
+        coro_cond_notify_all(shared_cond);
+        if (await_sleep(0.002) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *wait_for_timeout_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    pred_value = 0;
+    pred_calls = 0;
+    notifier_stop = 0;
+    coro_task *n = coro_spawn(keep_notifying, NULL);
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    double t0 = coro_now();
+    int err = await_cond_wait_for(shared_cond, shared_mutex, pred_is_set,
+                                  &pred_value, 0.05);
+    double took = coro_now() - t0;
+    notifier_stop = 1;
+    ck_assert_int_eq(err, ETIMEDOUT);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0); /* held */
+    /* Notifies woke it and found the predicate false, and still the
+     * timeout ran from the call, not from the last notify. */
+    ck_assert_int_ge(pred_calls, 3);
+    ck_assert_double_ge(took, 0.05);
+    ck_assert_msg(took < 0.05 + 0.25 * test_slow(), "took %.3f s", took);
+    /* Timeout 0 with a false predicate only tries. */
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, 0),
+                     ETIMEDOUT);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    ck_assert_int_eq(await_task(n, NULL), 0);
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* One timeout covers the whole wait_for, however many notifies come
+ * while the predicate stays false (asyncio: wait_for under
+ * asyncio.timeout, as ConditionTests.test_timeout_in_block). If each
+ * notify restarted it, the wait would never end. */
+START_TEST(condition_wait_for_timeout_covers_the_whole_wait)
+{
+    run_expect(wait_for_timeout_main, NULL, 0);
+}
+END_TEST
+
+static void *wait_for_cancel_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    pred_value = 0;
+    coro_task *t = coro_spawn(wait_for_pred, NULL);
+    await_yield();
+    /* Hold the mutex, so that the cancelled waiter must wait for it. */
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    coro_cancel(t);
+    await_sleep(0.005);
+    trace("unlock");
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+    /* Cancelled before: ECANCELED without asking the predicate. */
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    coro_cancel(coro_self());
+    pred_value = 1;
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, 1),
+                     ECANCELED);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* Cancelled while it waits, a wait_for takes the mutex back and returns
+ * ECANCELED without asking the predicate again. Mirrors CPython's
+ * ConditionTests.test_wait_cancel, for wait_for. */
+START_TEST(condition_wait_for_cancelled_retakes_the_mutex)
+{
+    ck_assert_int_eq(coro_run(wait_for_cancel_main, NULL, NULL), ECANCELED);
+    ck_assert_str_eq(trace_get(), "pred0 unlock done125");
+}
+END_TEST
+
+static void *wait_on_other_mutex(void *arg)
+{
+    coro_mutex *other = arg;
+    ck_assert_int_eq(await_mutex_lock(other, 5), 0);
+    int err = await_cond_wait(shared_cond, other, 0.01);
+    ck_assert_int_eq(coro_mutex_unlock(other), 0);
+    return TOKEN(err);
+}
+
+static void *wait_for_errors_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    coro_mutex *other = coro_mutex_new();
+    pred_value = 0;
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex, NULL,
+                                         NULL, 1),
+                     EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(NULL, shared_mutex, pred_is_set,
+                                         &pred_value, 1),
+                     EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, NULL, pred_is_set,
+                                         &pred_value, 1),
+                     EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, NAN),
+                     EINVAL);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    /* Woken by a notify, it finds a task waiting on the condition with
+     * another mutex before it can wait again: EINVAL, its mutex held.
+     * The other task is woken (handed `other`) first, so it runs first.
+     */
+    ck_assert_int_eq(await_mutex_lock(other, 1), 0);
+    coro_task *t = coro_spawn(wait_for_pred, NULL);
+    coro_task *o = coro_spawn(wait_on_other_mutex, other);
+    await_yield();
+    ck_assert_int_eq(coro_mutex_unlock(other), 0);
+    ck_assert_int_eq(coro_cond_notify(shared_cond, 1), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(EINVAL));
+    ck_assert_int_eq(await_task(o, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(ETIMEDOUT));
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    ck_assert_int_eq(coro_mutex_free(other), 0);
+    return NULL;
+}
+
+START_TEST(condition_wait_for_bad_input)
+{
+    run_expect(wait_for_errors_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "pred0 pred0 done22");
+    /* Outside a coroutine. */
+    coro_cond *c = coro_cond_new();
+    coro_mutex *m = coro_mutex_new();
+    ck_assert_int_eq(await_cond_wait_for(c, m, pred_is_set, &pred_value, 1),
+                     EPERM);
+    ck_assert_int_eq(coro_cond_free(c), 0);
+    ck_assert_int_eq(coro_mutex_free(m), 0);
+}
+END_TEST
+
 Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -1379,6 +1649,11 @@ Suite *sync_suite(void)
     tcase_add_test(tc, event_wakes_every_waiter);
     tcase_add_test(tc, condition_notify_one_and_all);
     tcase_add_test(tc, condition_cancellation_retakes_the_mutex);
+    tcase_add_test(tc, condition_wait_for_returns_once_the_predicate_holds);
+    tcase_add_test(tc, condition_wait_for_asks_the_predicate_before_waiting);
+    tcase_add_test(tc, condition_wait_for_timeout_covers_the_whole_wait);
+    tcase_add_test(tc, condition_wait_for_cancelled_retakes_the_mutex);
+    tcase_add_test(tc, condition_wait_for_bad_input);
     suite_add_tcase(s, tc);
     return s;
 }
