@@ -600,12 +600,34 @@ CORO_API int await_select(coro_chan_op *ops, size_t n, double timeout,
 typedef struct coro_queue coro_queue;
 CORO_API coro_queue *coro_queue_new(size_t maxsize);
 
+/* A LIFO queue (asyncio.LifoQueue): as coro_queue_new, but a get takes
+ * the item put last. Every queue call below works on it.
+ * Returns: the queue, or NULL with errno ENOMEM.
+ * Ownership: the caller's; free it with coro_queue_free. */
+CORO_API coro_queue *coro_queue_new_lifo(size_t maxsize);
+
+/* A priority queue (asyncio.PriorityQueue): a get takes the smallest item
+ * as cmp orders them, and of equal items the one put first (asyncio
+ * leaves their order to its heap). cmp is handed two items, the pointers
+ * that were put (not pointers to them, as qsort would hand), and returns
+ * a negative int, 0 or a positive int, as strcmp does. It runs in the
+ * task that puts or gets, inside the call: it must not suspend nor use
+ * the queue. Every queue call below works on it.
+ * Returns: the queue, or NULL with errno EINVAL (cmp NULL) or ENOMEM.
+ * Ownership: the caller's; free it with coro_queue_free.
+ * Cost: a binary heap: O(log n) calls of cmp per put and per get, and
+ *       16 bytes per queued item (8 in the other queues). */
+CORO_API coro_queue *coro_queue_new_priority(size_t maxsize,
+                                             int (*cmp)(const void *a,
+                                                        const void *b));
+
 /* Puts item, waiting while the queue is full.
  * Returns: EPIPE after coro_queue_shutdown; ENOMEM (an unbounded queue
  *          could not grow). */
 CORO_API int await_queue_put(coro_queue *q, void *item, double timeout);
 
-/* Gets the oldest item, waiting while the queue is empty.
+/* Gets the next item (the oldest; from a LIFO queue the newest, from a
+ * priority queue the smallest), waiting while the queue is empty.
  * Returns: EPIPE once the queue is shut down and drained. */
 CORO_API int await_queue_get(coro_queue *q, void **item, double timeout);
 

@@ -443,15 +443,35 @@ int await_select(coro_chan_op *ops, size_t n, double timeout, size_t *chosen)
 
 /* ----------------------------------------------------------------------
  * Queue
+ *
+ * One structure for asyncio's three queues. FIFO and LIFO keep their
+ * items in a ring (LIFO takes from its back). The priority queue keeps a
+ * binary min-heap of entries that carry the put's number with the item:
+ * equal items then leave in the order they came, which a heap alone does
+ * not keep.
  * ---------------------------------------------------------------------- */
+
+enum queue_kind { QUEUE_FIFO, QUEUE_LIFO, QUEUE_PRIORITY };
+
+/* An entry of a priority queue's heap. */
+struct ranked {
+    void    *item;
+    uint64_t seq;               /* the put's number: breaks ties */
+};
 
 struct coro_queue {
     struct object      obj;
     size_t             maxsize;    /* 0: unbounded */
-    void             **items;      /* ring of cap items */
+    int                kind;       /* enum queue_kind */
+    int              (*cmp)(const void *a, const void *b); /* priority */
+    union {
+        void         **items;      /* FIFO, LIFO: a ring of cap items */
+        struct ranked *heap;       /* priority: a heap of cap entries */
+    };
     size_t             cap;
-    size_t             head;
+    size_t             head;       /* the ring's oldest item */
     size_t             count;
+    uint64_t           seq;        /* entries the heap has taken */
     size_t             unfinished; /* put and not yet task_done */
     int                shutdown;
     struct coro__list  getters;    /* waiting for an item */
@@ -459,12 +479,37 @@ struct coro_queue {
     struct coro__list  joiners;    /* waiting for unfinished to reach 0 */
 };
 
-coro_queue *coro_queue_new(size_t maxsize)
+static coro_queue *queue_new(size_t maxsize, int kind,
+                             int (*cmp)(const void *, const void *))
 {
     coro_queue *q = object_new(sizeof *q);
-    if (q)
+    if (q) {
         q->maxsize = maxsize;
+        q->kind = kind;
+        q->cmp = cmp;
+    }
     return q;
+}
+
+coro_queue *coro_queue_new(size_t maxsize)
+{
+    return queue_new(maxsize, QUEUE_FIFO, NULL);
+}
+
+coro_queue *coro_queue_new_lifo(size_t maxsize)
+{
+    return queue_new(maxsize, QUEUE_LIFO, NULL);
+}
+
+coro_queue *coro_queue_new_priority(size_t maxsize,
+                                    int (*cmp)(const void *a,
+                                               const void *b))
+{
+    if (!cmp) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return queue_new(maxsize, QUEUE_PRIORITY, cmp);
 }
 
 static int queue_waited_on(const coro_queue *q)
@@ -472,30 +517,105 @@ static int queue_waited_on(const coro_queue *q)
     return q->getters.head || q->putters.head || q->joiners.head;
 }
 
+static size_t slot_size(const coro_queue *q)
+{
+    return q->kind == QUEUE_PRIORITY ? sizeof *q->heap : sizeof *q->items;
+}
+
 static int queue_grow(coro_queue *q)
 {
-    if (q->cap > SIZE_MAX / 2 / sizeof *q->items)
+    size_t size = slot_size(q);
+    if (q->cap > SIZE_MAX / 2 / size)
         return ENOMEM;
     size_t cap = q->cap ? 2 * q->cap : 16;
-    void **items = coro__alloc(cap * sizeof *items);
-    if (!items)
+    void *slots = coro__alloc(cap * size);
+    if (!slots)
         return ENOMEM;
-    for (size_t i = 0; i < q->count; i++)
-        items[i] = q->items[(q->head + i) % q->cap];
-    coro__free(q->items, q->cap * sizeof *items);
-    q->items = items;
+    if (q->kind == QUEUE_PRIORITY) {
+        if (q->count)
+            memcpy(slots, q->heap, q->count * size);
+    } else {
+        void **ring = slots;
+        for (size_t i = 0; i < q->count; i++)
+            ring[i] = q->items[(q->head + i) % q->cap];
+    }
+    coro__free(q->items, q->cap * size);
+    q->items = slots;
     q->cap = cap;
     q->head = 0;
     return 0;
+}
+
+/* Whether a leaves a priority queue before b: the smaller item, or of
+ * two equal ones the first put. */
+static int ranks_before(const coro_queue *q, const struct ranked *a,
+                        const struct ranked *b)
+{
+    int order = q->cmp(a->item, b->item);
+    return order < 0 || (order == 0 && a->seq < b->seq);
+}
+
+/* Adds item at the heap's bottom and sifts it up: O(log n). */
+static void heap_push(coro_queue *q, void *item)
+{
+    struct ranked e = { item, q->seq++ };
+    size_t i = q->count;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!ranks_before(q, &e, &q->heap[parent]))
+            break;
+        q->heap[i] = q->heap[parent];
+        i = parent;
+    }
+    q->heap[i] = e;
+}
+
+/* Takes the heap's root; its last entry, heap[count] now that count was
+ * lowered, sifts down from the top: O(log n). */
+static void *heap_pop(coro_queue *q)
+{
+    void *top = q->heap[0].item;
+    struct ranked last = q->heap[q->count];
+    size_t i = 0;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= q->count)
+            break;
+        if (child + 1 < q->count &&
+            ranks_before(q, &q->heap[child + 1], &q->heap[child]))
+            child++;
+        if (!ranks_before(q, &q->heap[child], &last))
+            break;
+        q->heap[i] = q->heap[child];
+        i = child;
+    }
+    q->heap[i] = last;
+    return top;
 }
 
 static int queue_push(coro_queue *q, void *item)
 {
     if (q->count == q->cap && queue_grow(q) != 0)
         return ENOMEM;
-    q->items[(q->head + q->count) % q->cap] = item;
+    if (q->kind == QUEUE_PRIORITY)
+        heap_push(q, item);
+    else
+        q->items[(q->head + q->count) % q->cap] = item;
     q->count++;
     return 0;
+}
+
+/* Takes the item a get gets; the queue is not empty. */
+static void *queue_pop(coro_queue *q)
+{
+    q->count--;
+    if (q->kind == QUEUE_PRIORITY)
+        return heap_pop(q);
+    if (q->kind == QUEUE_LIFO)
+        return q->items[(q->head + q->count) % q->cap];
+    void *item = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    return item;
 }
 
 static int queue_put_now(coro_queue *q, void *item)
@@ -521,9 +641,7 @@ static int queue_get_now(coro_queue *q, void **item)
 {
     if (q->count == 0)
         return q->shutdown ? EPIPE : EAGAIN;
-    *item = q->items[q->head];
-    q->head = (q->head + 1) % q->cap;
-    q->count--;
+    *item = queue_pop(q);
     struct waiter *p = first(&q->putters);
     if (p) { /* room for the first putter's item */
         queue_push(q, p->elem); /* cannot fail: a slot was just freed */
@@ -618,8 +736,7 @@ int coro_queue_shutdown(coro_queue *q)
 int coro_queue_free(coro_queue *q)
 {
     return object_free(q, sizeof *q, q && queue_waited_on(q),
-                       q ? q->items : NULL,
-                       q ? q->cap * sizeof *q->items : 0);
+                       q ? q->items : NULL, q ? q->cap * slot_size(q) : 0);
 }
 
 /* ----------------------------------------------------------------------

@@ -854,6 +854,357 @@ START_TEST(queue_waiters_cancelled_or_shut_down)
 }
 END_TEST
 
+/* Orders TOKEN(n) items by n. */
+static int by_token(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return (x > y) - (x < y);
+}
+
+static void *lifo_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new_lifo(0);
+    const uintptr_t in[3] = { 1, 3, 2 }, out[3] = { 2, 3, 1 };
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(await_queue_put(q, TOKEN(in[i]), 0), 0);
+    void *item;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+        ck_assert_ptr_eq(item, TOKEN(out[i]));
+    }
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* Bounded: a waiting putter's item goes on top once a get makes
+     * room, and a waiting getter is handed the next item directly. */
+    q = coro_queue_new_lifo(2);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(3)), EAGAIN);
+    struct q_arg p = { q, TOKEN(3), -1 };
+    coro_task *pt = coro_spawn(putter, &p);
+    await_yield();
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_int_eq(await_task(pt, NULL), 0);
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_uint_eq(coro_queue_size(q), 2);
+    ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(3));
+    ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    struct q_arg g = { q, NULL, -1 };
+    coro_task *gt = coro_spawn(getter, &g);
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(4)), 0);
+    ck_assert_int_eq(await_task(gt, NULL), 0);
+    ck_assert_ptr_eq(g.item, TOKEN(4));
+    ck_assert_int_eq(await_queue_get(q, &item, 0.01), ETIMEDOUT);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Mirrors CPython's LifoQueueTests.test_order: 1, 3, 2 put, 2, 3, 1 got. */
+START_TEST(lifo_queue_gets_the_newest_first)
+{
+    run_expect(lifo_main, NULL, 0);
+}
+END_TEST
+
+/* A priority queue's item: ordered by key only, so that equal keys show
+ * the order in which they leave. */
+struct keyed {
+    unsigned key;
+    unsigned id;
+};
+
+static int by_key(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+enum { RANKED = 2000 };
+static struct keyed keyed[RANKED];
+
+/* The index of the entry a stable priority queue gives next among the
+ * n of pending: the smallest key, and of equal keys the first put. */
+static size_t reference_next(const unsigned *pending, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++) {
+        const struct keyed *a = &keyed[pending[i]];
+        const struct keyed *b = &keyed[pending[best]];
+        if (a->key < b->key || (a->key == b->key && a->id < b->id))
+            best = i;
+    }
+    return best;
+}
+
+static void *priority_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new_priority(0, by_token);
+    const uintptr_t in[3] = { 1, 3, 2 };
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(await_queue_put(q, TOKEN(in[i]), 0), 0);
+    void *item;
+    for (uintptr_t want = 1; want <= 3; want++) {
+        ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+        ck_assert_ptr_eq(item, TOKEN(want));
+    }
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* Puts and gets mixed at random, against a slow, obviously stable
+     * reference: few distinct keys, so that ties are many. */
+    q = coro_queue_new_priority(0, by_key);
+    static unsigned pending[RANKED];
+    size_t npending = 0, put = 0;
+    uint32_t x = 12345;
+    while (put < RANKED || npending > 0) {
+        x = x * 1103515245u + 12345u;
+        if (put < RANKED && (npending == 0 || (x >> 16) % 3 != 0)) {
+            keyed[put] = (struct keyed){ (x >> 8) % 17, (unsigned)put };
+            ck_assert_int_eq(coro_queue_try_put(q, &keyed[put]), 0);
+            pending[npending++] = (unsigned)put++;
+            continue;
+        }
+        size_t next = reference_next(pending, npending);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+        ck_assert_ptr_eq(item, &keyed[pending[next]]);
+        pending[next] = pending[--npending];
+        ck_assert_uint_eq(coro_queue_size(q), npending);
+    }
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Mirrors CPython's PriorityQueueTests.test_order (1, 3, 2 put, 1, 2, 3
+ * got), and goes further: equal items leave in the order they were put,
+ * through any mix of puts and gets. */
+START_TEST(priority_queue_gets_the_smallest_first)
+{
+    run_expect(priority_main, NULL, 0);
+}
+END_TEST
+
+static void *priority_waiters_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new_priority(2, by_token);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(5)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(0)), EAGAIN);
+    ck_assert_int_eq(await_queue_put(q, TOKEN(0), 0.01), ETIMEDOUT);
+    /* A putter waits for room; the get that makes it takes the smallest
+     * of what was queued, not the waiting item. */
+    struct q_arg p = { q, TOKEN(3), -1 };
+    coro_task *pt = coro_spawn(putter, &p);
+    await_yield();
+    void *item;
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(await_task(pt, NULL), 0);
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(3));
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(5));
+    /* A getter cancelled while it waits leaves; the next one is handed
+     * the item. */
+    struct q_arg g1 = { q, NULL, -1 }, g2 = { q, NULL, -1 };
+    coro_task *t1 = coro_spawn(getter, &g1);
+    coro_task *t2 = coro_spawn(getter, &g2);
+    await_yield();
+    coro_cancel(t1);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(7)), 0);
+    ck_assert_int_eq(await_task(t1, NULL), ECANCELED);
+    ck_assert_int_eq(await_task(t2, NULL), 0);
+    ck_assert_int_eq(g1.err, ECANCELED);
+    ck_assert_int_eq(g2.err, 0);
+    ck_assert_ptr_eq(g2.item, TOKEN(7));
+    ck_assert_int_eq(await_queue_get(q, &item, 0.01), ETIMEDOUT);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Bounded, the priority queue's putters and getters wait, time out and
+ * leave as a FIFO queue's do. */
+START_TEST(priority_queue_waiters_wait_and_leave_as_a_queues_do)
+{
+    run_expect(priority_waiters_main, NULL, 0);
+}
+END_TEST
+
+/* A FIFO, LIFO and priority queue, for the tests that every kind must
+ * pass alike. */
+static coro_queue *new_of_kind(int kind, size_t maxsize)
+{
+    switch (kind) {
+    case 0:
+        return coro_queue_new(maxsize);
+    case 1:
+        return coro_queue_new_lifo(maxsize);
+    default:
+        return coro_queue_new_priority(maxsize, by_token);
+    }
+}
+
+static uintptr_t worked_sum;
+
+static void *summing_worker(void *arg)
+{
+    coro_queue *q = arg;
+    void *item;
+    while (await_queue_get(q, &item, -1) == 0) {
+        worked_sum += (uintptr_t)item;
+        await_yield();
+        ck_assert_int_eq(coro_queue_task_done(q), 0);
+    }
+    return NULL;
+}
+
+static void *join_kinds_main(void *arg)
+{
+    (void)arg;
+    for (int kind = 0; kind < 3; kind++) {
+        coro_queue *q = new_of_kind(kind, 0);
+        ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+        ck_assert_int_eq(await_queue_join(q, 0), 0);
+        ck_assert_int_eq(await_queue_join(q, 0), 0);
+        for (uintptr_t i = 0; i < 100; i++)
+            ck_assert_int_eq(coro_queue_try_put(q, TOKEN(i)), 0);
+        worked_sum = 0;
+        coro_task *w[2] = { coro_spawn(summing_worker, q),
+                            coro_spawn(summing_worker, q) };
+        ck_assert_int_eq(await_queue_join(q, 5), 0);
+        ck_assert_uint_eq(worked_sum, 4950);
+        ck_assert_int_eq(coro_queue_shutdown(q), 0);
+        ck_assert_int_eq(await_gather(w, 2, NULL, NULL), 0);
+        ck_assert_int_eq(coro_queue_free(q), 0);
+    }
+    return NULL;
+}
+
+/* task_done and join count items on every kind of queue. Mirrors
+ * CPython's LifoQueueJoinTests and PriorityQueueJoinTests: test_task_done,
+ * test_join_empty_queue, test_task_done_underflow. */
+START_TEST(lifo_and_priority_queues_count_work_for_join)
+{
+    run_expect(join_kinds_main, NULL, 0);
+}
+END_TEST
+
+static coro_queue *joined_queue;
+
+static void *join_queue(void *arg)
+{
+    (void)arg;
+    int err = await_queue_join(joined_queue, 5);
+    trace("joined%d", err);
+    return TOKEN(err);
+}
+
+static void *shutdown_kinds_main(void *arg)
+{
+    (void)arg;
+    void *item;
+    for (int kind = 0; kind < 3; kind++) {
+        /* Empty: a waiting getter gets EPIPE, join returns at once. */
+        coro_queue *q = new_of_kind(kind, 0);
+        struct q_arg g = { q, NULL, -1 };
+        coro_task *gt = coro_spawn(getter, &g);
+        await_yield();
+        ck_assert_int_eq(coro_queue_shutdown(q), 0);
+        ck_assert_uint_eq(coro_queue_size(q), 0);
+        ck_assert_int_eq(await_queue_join(q, 0), 0);
+        ck_assert_int_eq(await_task(gt, NULL), 0);
+        ck_assert_int_eq(g.err, EPIPE);
+        ck_assert_int_eq(await_queue_put(q, TOKEN(1), 1), EPIPE);
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), EPIPE);
+        ck_assert_int_eq(await_queue_get(q, &item, 1), EPIPE);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), EPIPE);
+        ck_assert_int_eq(coro_queue_free(q), 0);
+
+        /* Not empty: the waiting putter gets EPIPE, gets drain what is
+         * queued, and join waits for task_done. */
+        q = joined_queue = new_of_kind(kind, 1);
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+        coro_task *jt = coro_spawn(join_queue, NULL);
+        struct q_arg p = { q, TOKEN(2), -1 };
+        coro_task *pt = coro_spawn(putter, &p);
+        await_yield();
+        ck_assert_int_eq(coro_queue_shutdown(q), 0);
+        ck_assert_uint_eq(coro_queue_size(q), 1);
+        ck_assert_int_eq(await_task(pt, NULL), 0);
+        ck_assert_int_eq(p.err, EPIPE);
+        ck_assert_int_eq(await_queue_get(q, &item, 1), 0);
+        ck_assert_ptr_eq(item, TOKEN(1));
+        await_yield();
+        trace("got");
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), EPIPE);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), EPIPE);
+        ck_assert_int_eq(coro_queue_task_done(q), 0);
+        ck_assert_int_eq(await_task(jt, NULL), 0);
+        ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+        ck_assert_int_eq(coro_queue_free(q), 0);
+    }
+    return NULL;
+}
+
+/* Every kind of queue shuts down alike. Mirrors CPython's
+ * _QueueShutdownTestMixin for Queue, LifoQueue and PriorityQueue:
+ * test_shutdown_empty, test_shutdown_nonempty. */
+START_TEST(every_kind_of_queue_shuts_down_alike)
+{
+    run_expect(shutdown_kinds_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "got joined0 got joined0 got joined0");
+}
+END_TEST
+
+static void *queue_kinds_errors_main(void *arg)
+{
+    (void)arg;
+    void *item;
+    ck_assert_int_eq(await_queue_get(NULL, &item, 1), EINVAL);
+    coro_queue *q = coro_queue_new_priority(0, by_token);
+    ck_assert_int_eq(await_queue_get(q, NULL, 1), EINVAL);
+    ck_assert_int_eq(await_queue_get(q, &item, NAN), EINVAL);
+    ck_assert_int_eq(await_queue_put(q, TOKEN(1), NAN), EINVAL);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+START_TEST(lifo_and_priority_queue_bad_input)
+{
+    errno = 0;
+    ck_assert_ptr_null(coro_queue_new_priority(4, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    run_expect(queue_kinds_errors_main, NULL, 0);
+    /* Outside a coroutine: try_* work, await_* are EPERM. */
+    for (int kind = 1; kind < 3; kind++) {
+        coro_queue *q = new_of_kind(kind, 0);
+        void *item;
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+        ck_assert_int_eq(await_queue_put(q, TOKEN(1), 1), EPERM);
+        ck_assert_int_eq(await_queue_get(q, &item, 1), EPERM);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+        ck_assert_ptr_eq(item, TOKEN(2));
+        /* A queue that cannot grow says ENOMEM, and holds what it had. */
+        for (uintptr_t i = 0; i < 16; i++)
+            ck_assert_int_eq(coro_queue_try_put(q, TOKEN(i)), 0);
+        atomic_store(&coro__alloc_stats.fail_every, 1);
+        int err = coro_queue_try_put(q, TOKEN(99));
+        atomic_store(&coro__alloc_stats.fail_every, 0);
+        ck_assert_int_eq(err, ENOMEM);
+        ck_assert_uint_eq(coro_queue_size(q), 16);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+        ck_assert_ptr_eq(item, TOKEN(kind == 1 ? 15 : 0));
+        ck_assert_int_eq(coro_queue_free(q), 0);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* Mutex, semaphore                                                       */
 /* ---------------------------------------------------------------------- */
@@ -1637,6 +1988,12 @@ Suite *sync_suite(void)
     tcase_add_test(tc, queue_is_fifo_bounded_or_not);
     tcase_add_test(tc, queue_join_and_shutdown);
     tcase_add_test(tc, queue_waiters_cancelled_or_shut_down);
+    tcase_add_test(tc, lifo_queue_gets_the_newest_first);
+    tcase_add_test(tc, priority_queue_gets_the_smallest_first);
+    tcase_add_test(tc, priority_queue_waiters_wait_and_leave_as_a_queues_do);
+    tcase_add_test(tc, lifo_and_priority_queues_count_work_for_join);
+    tcase_add_test(tc, every_kind_of_queue_shuts_down_alike);
+    tcase_add_test(tc, lifo_and_priority_queue_bad_input);
     suite_add_tcase(s, tc);
 
     tc = test_case("locks", 20);
