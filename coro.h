@@ -651,6 +651,26 @@ CORO_API int await_queue_join(coro_queue *q, double timeout);
  * task_done. */
 CORO_API int coro_queue_shutdown(coro_queue *q);
 
+/* asyncio 3.13's shutdown(immediate=True): shuts q down as
+ * coro_queue_shutdown does, but drops what is queued instead of leaving
+ * it to the gets, so every get, waiting or later, returns EPIPE at once,
+ * as puts do. Each dropped item counts as done for join, as asyncio calls
+ * task_done for it: joiners return 0 once the items taken before are
+ * done too. Waiting putters get EPIPE and keep their items, which were
+ * never queued. Never suspends; on a queue already shut down, it drops
+ * what the gets had yet to drain.
+ *
+ * The items are the caller's pointers, and the queue frees none of them.
+ * If drop is not NULL it is called once for each, drop(item, arg), in no
+ * particular order, to free or count them; it must not suspend nor free
+ * q. Without drop they are forgotten: to keep them, take them with
+ * coro_queue_try_get first (nothing else runs in between).
+ * Returns: 0, or EINVAL (NULL, another thread's).
+ * Cost: O(n) for n queued items, plus a wake per waiting task. */
+CORO_API int coro_queue_shutdown_now(coro_queue *q,
+                                     void (*drop)(void *item, void *arg),
+                                     void *arg);
+
 /* Frees q, dropping queued items. EBUSY while tasks wait. */
 CORO_API int coro_queue_free(coro_queue *q);
 

@@ -733,6 +733,39 @@ int coro_queue_shutdown(coro_queue *q)
     return 0;
 }
 
+/* The i-th queued item in storage order, which for LIFO and priority
+ * queues is not the order gets take them. */
+static void *queued(const coro_queue *q, size_t i)
+{
+    if (q->kind == QUEUE_PRIORITY)
+        return q->heap[i].item;
+    return q->items[(q->head + i) % q->cap];
+}
+
+int coro_queue_shutdown_now(coro_queue *q, void (*drop)(void *item,
+                                                        void *arg),
+                            void *arg)
+{
+    if (!q || !owned(&q->obj))
+        return EINVAL;
+    size_t n = q->count;
+    q->shutdown = 1;
+    q->count = 0;
+    /* Each dropped item counts as done, as asyncio calls task_done for
+     * each; task_done may have been called for queued items already. */
+    q->unfinished -= n < q->unfinished ? n : q->unfinished;
+    /* Puts are refused and gets find nothing from here on, so drop may
+     * call into q without changing the slots it is handed. */
+    for (size_t i = 0; drop && i < n; i++)
+        drop(queued(q, i), arg);
+    q->head = 0;
+    complete_all(&q->putters, EPIPE);
+    complete_all(&q->getters, EPIPE); /* they wait only when empty */
+    if (q->unfinished == 0)
+        complete_all(&q->joiners, 0);
+    return 0;
+}
+
 int coro_queue_free(coro_queue *q)
 {
     return object_free(q, sizeof *q, q && queue_waited_on(q),

@@ -1162,6 +1162,165 @@ START_TEST(every_kind_of_queue_shuts_down_alike)
 }
 END_TEST
 
+/* What a drop callback was handed: a bit per TOKEN(0..31) item, and what
+ * the queue answered when the callback called into it. */
+struct dropped {
+    coro_queue *q;
+    unsigned    seen;
+    int         calls;
+    int         put_err;
+    int         get_err;
+};
+
+static void note_drop(void *item, void *arg)
+{
+    struct dropped *d = arg;
+    void *got;
+    d->seen |= 1u << (uintptr_t)item;
+    d->calls++;
+    d->put_err = coro_queue_try_put(d->q, item);
+    d->get_err = coro_queue_try_get(d->q, &got);
+}
+
+static void *shutdown_now_main(void *arg)
+{
+    (void)arg;
+    void *item;
+    for (int kind = 0; kind < 3; kind++) {
+        coro_queue *q = joined_queue = new_of_kind(kind, 0);
+        for (uintptr_t i = 1; i <= 3; i++)
+            ck_assert_int_eq(coro_queue_try_put(q, TOKEN(i)), 0);
+        coro_task *jt = coro_spawn(join_queue, NULL);
+        await_yield();
+        struct dropped d = { q, 0, 0, -1, -1 };
+        ck_assert_int_eq(coro_queue_shutdown_now(q, note_drop, &d), 0);
+        ck_assert_uint_eq(coro_queue_size(q), 0);
+        /* Each item once, and the queue refused the callback's calls. */
+        ck_assert_uint_eq(d.seen, 0xeu);
+        ck_assert_int_eq(d.calls, 3);
+        ck_assert_int_eq(d.put_err, EPIPE);
+        ck_assert_int_eq(d.get_err, EPIPE);
+        /* The dropped items counted as done: the joiner is through. */
+        ck_assert_int_eq(await_task(jt, NULL), 0);
+        ck_assert_int_eq(await_queue_put(q, TOKEN(1), 1), EPIPE);
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), EPIPE);
+        ck_assert_int_eq(await_queue_get(q, &item, 1), EPIPE);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), EPIPE);
+        ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+        ck_assert_int_eq(coro_queue_free(q), 0);
+    }
+    return NULL;
+}
+
+/* Immediate shutdown drops what is queued, hands each item to the
+ * callback, counts it done for join, and refuses every later put and get.
+ * Mirrors CPython's _QueueShutdownTestMixin.test_shutdown_immediate, for
+ * Queue, LifoQueue and PriorityQueue. */
+START_TEST(queue_shutdown_now_drops_the_items_and_releases_join)
+{
+    run_expect(shutdown_now_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "joined0 joined0 joined0");
+}
+END_TEST
+
+static void *shutdown_now_unfinished_main(void *arg)
+{
+    (void)arg;
+    void *item;
+    coro_queue *q = joined_queue = coro_queue_new(0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    coro_task *jt = coro_spawn(join_queue, NULL);
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_uint_eq(coro_queue_size(q), 0);
+    await_yield();
+    trace("shut");
+    /* The item taken before is still to be done. */
+    ck_assert_int_eq(coro_queue_task_done(q), 0);
+    ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+    ck_assert_int_eq(await_task(jt, NULL), 0);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* task_done called ahead for a queued item: the drop does not count
+     * it twice. */
+    q = coro_queue_new(0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    ck_assert_int_eq(coro_queue_task_done(q), 0);
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_int_eq(await_queue_join(q, 0), 0);
+    ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Mirrors CPython's
+ * _QueueShutdownTestMixin.test_shutdown_immediate_with_unfinished: only
+ * the dropped items count as done; those taken before still need
+ * task_done. */
+START_TEST(queue_shutdown_now_leaves_items_taken_before_to_task_done)
+{
+    run_expect(shutdown_now_unfinished_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "shut joined0");
+}
+END_TEST
+
+static void *shutdown_now_waiters_main(void *arg)
+{
+    (void)arg;
+    /* Getters wait on an empty queue: EPIPE. */
+    coro_queue *q = coro_queue_new_priority(0, by_token);
+    struct q_arg g1 = { q, NULL, -1 }, g2 = { q, NULL, -1 };
+    coro_task *t[2] = { coro_spawn(getter, &g1), coro_spawn(getter, &g2) };
+    await_yield();
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    ck_assert_int_eq(g1.err, EPIPE);
+    ck_assert_int_eq(g2.err, EPIPE);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* A putter waits on a full queue: EPIPE, and its item, never queued,
+     * is not handed to drop. */
+    q = coro_queue_new_lifo(2);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    struct q_arg p = { q, TOKEN(3), -1 };
+    coro_task *pt = coro_spawn(putter, &p);
+    await_yield();
+    struct dropped d = { q, 0, 0, -1, -1 };
+    ck_assert_int_eq(coro_queue_shutdown_now(q, note_drop, &d), 0);
+    ck_assert_uint_eq(d.seen, 0x6u);
+    ck_assert_int_eq(await_task(pt, NULL), 0);
+    ck_assert_int_eq(p.err, EPIPE);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* After a graceful shutdown, it drops what the gets had yet to
+     * drain. */
+    q = coro_queue_new(0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(4)), 0);
+    ck_assert_int_eq(coro_queue_shutdown(q), 0);
+    d = (struct dropped){ q, 0, 0, -1, -1 };
+    ck_assert_int_eq(coro_queue_shutdown_now(q, note_drop, &d), 0);
+    ck_assert_uint_eq(d.seen, 0x10u);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Every waiting getter and putter is woken with EPIPE. */
+START_TEST(queue_shutdown_now_fails_every_waiter_with_epipe)
+{
+    run_expect(shutdown_now_waiters_main, NULL, 0);
+    ck_assert_int_eq(coro_queue_shutdown_now(NULL, NULL, NULL), EINVAL);
+    /* Callable outside a loop. */
+    coro_queue *q = coro_queue_new(0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_uint_eq(coro_queue_size(q), 0);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+}
+END_TEST
+
 static void *queue_kinds_errors_main(void *arg)
 {
     (void)arg;
@@ -1994,6 +2153,10 @@ Suite *sync_suite(void)
     tcase_add_test(tc, lifo_and_priority_queues_count_work_for_join);
     tcase_add_test(tc, every_kind_of_queue_shuts_down_alike);
     tcase_add_test(tc, lifo_and_priority_queue_bad_input);
+    tcase_add_test(tc, queue_shutdown_now_drops_the_items_and_releases_join);
+    tcase_add_test(tc,
+                   queue_shutdown_now_leaves_items_taken_before_to_task_done);
+    tcase_add_test(tc, queue_shutdown_now_fails_every_waiter_with_epipe);
     suite_add_tcase(s, tc);
 
     tc = test_case("locks", 20);
