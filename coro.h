@@ -508,8 +508,8 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
                              double timeout);
 
 /* ======================================================================
- * Coordination: Go's channels; asyncio.Queue, Lock, Semaphore, Event,
- * Condition
+ * Coordination: Go's channels; asyncio.Queue, LifoQueue, PriorityQueue,
+ * Lock, Semaphore, BoundedSemaphore, Event, Condition, Barrier
  *
  * Objects are opaque, made with _new (callable anywhere, before or outside
  * a loop) and ended with _free. They coordinate the tasks of one thread and
@@ -772,6 +772,67 @@ CORO_API int coro_cond_notify(coro_cond *c, size_t n);
 CORO_API int coro_cond_notify_all(coro_cond *c);
 CORO_API int coro_cond_free(coro_cond *c);
 
+/* Barrier: asyncio.Barrier. A fixed number of tasks, its parties, meet:
+ * each waits at the barrier until all of them are there, and then all go
+ * on together, leaving it empty for the next round.
+ *
+ * Two things differ from asyncio, both for the house's rule that a wait
+ * which has completed returns its result:
+ * - There is no draining phase. The last to arrive hands every waiter its
+ *   index and wakes it, so the round is over before any of them runs:
+ *   the barrier takes the next round's tasks at once, and a reset or an
+ *   abort after the trip reaches only those. asyncio holds new arrivals
+ *   back until the released tasks have left, and a reset meanwhile fails
+ *   those of them that had not yet run.
+ * - Indices are given at the trip, so a waiter that left leaves no gap
+ *   (asyncio counts at arrival, and may give one index twice then).
+ * A waiter that times out or is cancelled leaves the round, which waits
+ * for one more: that does not break the barrier, as in asyncio (where
+ * the timeout is a cancellation) and unlike threading.Barrier, whose
+ * timeout breaks it: call coro_barrier_abort on ETIMEDOUT for that.
+ *
+ * Returns: the barrier, or NULL with errno EINVAL (parties 0) or ENOMEM.
+ * Ownership: the caller's; free it with coro_barrier_free. */
+typedef struct coro_barrier coro_barrier;
+CORO_API coro_barrier *coro_barrier_new(unsigned parties);
+
+/* Waits until parties tasks wait at b, then returns 0 in all of them,
+ * with *index (when index is not NULL) the caller's place in the round:
+ * 0 for the first to arrive, up to parties - 1 for the last, which does
+ * not suspend (asyncio's wait() returns it). The caller writes *index
+ * itself once it runs again, so index may point into its own stack, even
+ * a shared one.
+ * Returns: EPIPE if b is broken (coro_barrier_abort) or gets broken or
+ *          reset while the caller waits (asyncio's BrokenBarrierError);
+ *          ETIMEDOUT and ECANCELED: the caller left the round, which goes
+ *          on without it.
+ * Cost: O(1) to wait; the last arrival wakes the others, O(parties). */
+CORO_API int await_barrier_wait(coro_barrier *b, double timeout,
+                                unsigned *index);
+
+/* Fails every task waiting at b with EPIPE and makes b whole and empty
+ * again, broken or not (asyncio's reset()). Never suspends: asyncio's is
+ * a coroutine only to take the lock of its condition.
+ * Returns: 0, or EINVAL (NULL, another thread's barrier). */
+CORO_API int coro_barrier_reset(coro_barrier *b);
+
+/* Breaks b (asyncio's abort()): every task waiting at it, and every later
+ * await_barrier_wait until coro_barrier_reset, gets EPIPE. For a party
+ * that failed and will never arrive. Never suspends.
+ * Returns: 0, or EINVAL (NULL, another thread's barrier). */
+CORO_API int coro_barrier_abort(coro_barrier *b);
+
+/* asyncio's parties, n_waiting and broken: the tasks b waits for, the
+ * tasks waiting at it now (0 in a broken barrier, as nobody waits there),
+ * and whether it is broken (1) or not (0). Never suspend; callable
+ * anywhere. 0 for NULL or another thread's barrier. */
+CORO_API unsigned coro_barrier_parties(const coro_barrier *b);
+CORO_API unsigned coro_barrier_waiting(const coro_barrier *b);
+CORO_API int coro_barrier_broken(const coro_barrier *b);
+
+/* Frees b. EBUSY while tasks wait at it. */
+CORO_API int coro_barrier_free(coro_barrier *b);
+
 /* ======================================================================
  * Seeing inside: asyncio's all_tasks() and debug mode, Go's SIGQUIT dump
  *
@@ -840,7 +901,7 @@ typedef struct coro_task_event {
                                     "channel receive", "select",
                                     "queue put", "queue get", "queue join",
                                     "mutex", "semaphore", "event",
-                                    "condition"; else NULL */
+                                    "condition", "barrier"; else NULL */
 } coro_task_event;
 
 typedef void (*coro_task_hook_fn)(const coro_task_event *ev, void *arg);

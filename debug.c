@@ -34,6 +34,7 @@ static const char *const wait_names[] = {
     [CORO__W_SEM] = "semaphore",
     [CORO__W_EVENT] = "event",
     [CORO__W_COND] = "condition",
+    [CORO__W_BARRIER] = "barrier",
 };
 
 const char *coro__wait_name(int kind)

@@ -180,7 +180,8 @@ enum coro__wait_kind {
     CORO__W_MUTEX,      /* what: the mutex */
     CORO__W_SEM,
     CORO__W_EVENT,
-    CORO__W_COND
+    CORO__W_COND,
+    CORO__W_BARRIER
 };
 
 /* Who besides the loop's own tasks may wake a parked task (a timer counts

@@ -1,5 +1,6 @@
 /* sync.c: coordination between the tasks of a thread. Channels (with
- * select), a queue of pointers, mutex, semaphore, event, condition.
+ * select), queues of pointers (FIFO, LIFO, priority), mutex, semaphore,
+ * event, condition, barrier.
  *
  * Every object is a wake source like any other: a task that must wait puts
  * a waiter (a record in its control block) on the object's FIFO list and
@@ -192,9 +193,11 @@ static struct waiter *task_waiter(struct coro_task *t)
     return (struct waiter *)(void *)t->wait.sync;
 }
 
-/* Parks self on list l until completed or woken otherwise. */
-static int wait_on(struct coro_task *self, int kind, const void *what,
-                   struct coro__list *l, void *elem, int64_t deadline)
+/* Parks self on list l until completed or woken otherwise; detach takes
+ * its waiter back on a timeout or a cancellation. */
+static int park_on(struct coro_task *self, int kind, const void *what,
+                   struct coro__list *l, void *elem, int64_t deadline,
+                   coro__detach_fn detach)
 {
     struct waiter *w = task_waiter(self);
     *w = (struct waiter){ .task = self, .elem = elem };
@@ -204,10 +207,16 @@ static int wait_on(struct coro_task *self, int kind, const void *what,
         .timeout_status = ETIMEDOUT,
         .deadline = deadline,
         .what = what,
-        .detach = waiter_detach,
+        .detach = detach,
         .record = w,
         .record_size = sizeof *w,
     });
+}
+
+static int wait_on(struct coro_task *self, int kind, const void *what,
+                   struct coro__list *l, void *elem, int64_t deadline)
+{
+    return park_on(self, kind, what, l, elem, deadline, waiter_detach);
 }
 
 /* ----------------------------------------------------------------------
@@ -1100,4 +1109,124 @@ int coro_cond_notify_all(coro_cond *c)
 int coro_cond_free(coro_cond *c)
 {
     return object_free(c, sizeof *c, c && c->waiters.head, NULL, 0);
+}
+
+/* ----------------------------------------------------------------------
+ * Barrier
+ *
+ * asyncio's drains a round through a condition: released tasks leave one
+ * by one, and new arrivals wait until the last has gone. Here the last
+ * arrival completes every waiter, handing it its index, as a released
+ * lock is handed to its next holder: the round is over before anyone
+ * runs, and the barrier is empty for the next one at once.
+ * ---------------------------------------------------------------------- */
+
+struct coro_barrier {
+    struct object      obj;
+    unsigned           parties;
+    unsigned           waiting;   /* tasks on waiters */
+    int                broken;    /* aborted, until reset */
+    struct coro__list  waiters;   /* in arrival order */
+};
+
+coro_barrier *coro_barrier_new(unsigned parties)
+{
+    if (parties == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    coro_barrier *b = object_new(sizeof *b);
+    if (b)
+        b->parties = parties;
+    return b;
+}
+
+/* A waiter that times out or is cancelled leaves the round, which then
+ * waits for one more: the barrier stays whole, as asyncio's does. */
+static void barrier_detach(struct coro_task *t)
+{
+    struct waiter *w = t->waiting_on;
+    if (w->list) {
+        coro_barrier *b = w->elem;
+        b->waiting--;
+        waiter_remove(w);
+    }
+}
+
+/* Completes every waiter with status, each told its place in arrival
+ * order (what a trip returns). */
+static void release_all(coro_barrier *b, int status)
+{
+    size_t index = 0;
+    while (b->waiters.head) {
+        struct waiter *w = first(&b->waiters);
+        w->index = index++;
+        complete(w, status);
+    }
+    b->waiting = 0;
+}
+
+int await_barrier_wait(coro_barrier *b, double timeout, unsigned *index)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err)
+        return err;
+    if (!b || !owned(&b->obj))
+        return EINVAL;
+    if (b->broken)
+        return EPIPE;
+    if (b->waiting == b->parties - 1) {
+        release_all(b, 0);
+        if (index)
+            *index = b->parties - 1;
+        return 0;
+    }
+    b->waiting++;
+    err = park_on(self, CORO__W_BARRIER, b, &b->waiters, b, deadline,
+                  barrier_detach);
+    /* Read from the control block once the caller runs again, so that
+     * index may point into its stack even when that is the shared one. */
+    if (err == 0 && index)
+        *index = (unsigned)task_waiter(self)->index;
+    return err;
+}
+
+int coro_barrier_reset(coro_barrier *b)
+{
+    if (!b || !owned(&b->obj))
+        return EINVAL;
+    b->broken = 0;
+    release_all(b, EPIPE);
+    return 0;
+}
+
+int coro_barrier_abort(coro_barrier *b)
+{
+    if (!b || !owned(&b->obj))
+        return EINVAL;
+    b->broken = 1;
+    release_all(b, EPIPE);
+    return 0;
+}
+
+unsigned coro_barrier_parties(const coro_barrier *b)
+{
+    return b && visible(&b->obj) ? b->parties : 0;
+}
+
+unsigned coro_barrier_waiting(const coro_barrier *b)
+{
+    return b && visible(&b->obj) ? b->waiting : 0;
+}
+
+int coro_barrier_broken(const coro_barrier *b)
+{
+    return b && visible(&b->obj) && b->broken;
+}
+
+int coro_barrier_free(coro_barrier *b)
+{
+    return object_free(b, sizeof *b, b && b->waiters.head, NULL, 0);
 }

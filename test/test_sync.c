@@ -1,6 +1,7 @@
-/* Coordination: channels and select, queue, mutex, semaphore, event,
- * condition. Ordering and fairness, capacity, close, timeouts, cancellation
- * of a waiter at each call, producer/consumer at scale, deadlocks. */
+/* Coordination: channels and select, queues (FIFO, LIFO, priority), mutex,
+ * semaphore, event, condition, barrier. Ordering and fairness, capacity,
+ * close and shutdown, timeouts, cancellation of a waiter at each call,
+ * waits on the shared stack, producer/consumer at scale, deadlocks. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -2124,6 +2125,549 @@ START_TEST(condition_wait_for_bad_input)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* Barrier                                                                */
+/* ---------------------------------------------------------------------- */
+
+struct party {
+    coro_barrier *b;
+    double        timeout;
+    const char   *name;
+    int           err;
+    unsigned      index;
+};
+
+static void *party(void *arg)
+{
+    struct party *p = arg;
+    unsigned index = 99; /* on this task's stack: written once it runs */
+    p->err = await_barrier_wait(p->b, p->timeout, &index);
+    p->index = index;
+    trace("%s%d:%u", p->name, p->err, index);
+    return NULL;
+}
+
+static const char *const names[] = { "a", "b", "c", "d", "e", "f" };
+
+static void *barrier_main(void *arg)
+{
+    (void)arg;
+    enum { N = 5 };
+    coro_barrier *b = coro_barrier_new(N);
+    ck_assert_uint_eq(coro_barrier_parties(b), N);
+    struct party p[N];
+    coro_task *t[N];
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_uint_eq(coro_barrier_waiting(b), i);
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+        await_yield();
+        trace("%u", coro_barrier_waiting(b));
+    }
+    ck_assert_int_eq(await_gather(t, N, NULL, NULL), 0);
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_int_eq(p[i].err, 0);
+        ck_assert_uint_eq(p[i].index, i);
+    }
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* Nobody passes before the last party arrives; each learns its place in
+ * arrival order; the last does not wait. Mirrors CPython's
+ * BarrierTests.test_filling_task_by_task, test_context_manager and
+ * test_filling_tasks_check_return_value. */
+START_TEST(barrier_releases_every_party_with_its_arrival_index)
+{
+    run_expect(barrier_main, NULL, 0);
+    ck_assert_str_eq(trace_get(),
+                     "1 2 3 4 e0:4 0 a0:0 b0:1 c0:2 d0:3");
+}
+END_TEST
+
+static void *barrier_one_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(1);
+    coro_task *t = coro_spawn(bystander, NULL);
+    for (int i = 0; i < 2; i++) {
+        unsigned index = 99;
+        ck_assert_int_eq(await_barrier_wait(b, 0, &index), 0);
+        ck_assert_uint_eq(index, 0);
+        ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    }
+    trace("passed");
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    ck_assert_int_eq(await_barrier_wait(b, -1, NULL), 0); /* no index */
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* A barrier of one party passes its task at once, every time, without
+ * letting another run. Mirrors CPython's BarrierTests.test_filling_one_task
+ * and test_filling_one_task_twice. */
+START_TEST(barrier_of_one_party_never_waits)
+{
+    run_expect(barrier_one_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "passed bystander");
+}
+END_TEST
+
+enum { ROUND_PARTIES = 4, ROUNDS = 3 };
+static coro_barrier *round_barrier;
+static int passed[ROUNDS];
+
+static void *round_runner(void *arg)
+{
+    (void)arg;
+    for (int r = 0; r < ROUNDS; r++) {
+        if (await_barrier_wait(round_barrier, 5, NULL) != 0)
+            return coro_fail(EIO);
+        /* Everyone passed the round before before anyone passes this. */
+        if (r > 0)
+            ck_assert_int_eq(passed[r - 1], ROUND_PARTIES);
+        passed[r]++;
+        await_yield();
+    }
+    return NULL;
+}
+
+static void *barrier_rounds_main(void *arg)
+{
+    (void)arg;
+    round_barrier = coro_barrier_new(ROUND_PARTIES);
+    memset(passed, 0, sizeof passed);
+    coro_task *t[ROUND_PARTIES];
+    for (int i = 0; i < ROUND_PARTIES; i++)
+        t[i] = coro_spawn(round_runner, NULL);
+    ck_assert_int_eq(await_gather(t, ROUND_PARTIES, NULL, NULL), 0);
+    for (int r = 0; r < ROUNDS; r++)
+        ck_assert_int_eq(passed[r], ROUND_PARTIES);
+    ck_assert_int_eq(coro_barrier_free(round_barrier), 0);
+    return NULL;
+}
+
+/* The barrier serves round after round, and no task passes a round before
+ * every party has passed the one before. Mirrors CPython's
+ * BarrierTests.test_filling_tasks_wait_twice and
+ * test_blocking_tasks_while_draining. */
+START_TEST(barrier_serves_round_after_round)
+{
+    run_expect(barrier_rounds_main, NULL, 0);
+}
+END_TEST
+
+static void *barrier_cancel_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(3);
+    struct party p[4];
+    coro_task *t[4];
+    for (int i = 0; i < 2; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    await_yield();
+    ck_assert_uint_eq(coro_barrier_waiting(b), 2);
+    coro_cancel(t[0]);
+    await_yield();
+    ck_assert_uint_eq(coro_barrier_waiting(b), 1);
+    ck_assert_int_eq(await_task(t[0], NULL), ECANCELED);
+    ck_assert_int_eq(p[0].err, ECANCELED);
+    for (int i = 2; i < 4; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+        await_yield();
+    }
+    ck_assert_int_eq(await_gather(t + 1, 3, NULL, NULL), 0);
+    /* The indices count those there at the trip: no gap, no repeat. */
+    for (int i = 1; i < 4; i++) {
+        ck_assert_int_eq(p[i].err, 0);
+        ck_assert_uint_eq(p[i].index, (unsigned)i - 1);
+    }
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* A waiter cancelled while it waits leaves the round, which waits for one
+ * more; the barrier is not broken. Mirrors CPython's
+ * BarrierTests.test_filling_tasks_cancel_one. */
+START_TEST(barrier_waiter_cancelled_leaves_without_breaking_it)
+{
+    run_expect(barrier_cancel_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "a125:99 d0:2 b0:0 c0:1");
+}
+END_TEST
+
+static void *barrier_timeout_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(2);
+    unsigned index = 99;
+    double t0 = coro_now();
+    ck_assert_int_eq(await_barrier_wait(b, 0.02, &index), ETIMEDOUT);
+    double took = coro_now() - t0;
+    ck_assert_double_ge(took, 0.02);
+    ck_assert_msg(took < 0.02 + 0.25 * test_slow(), "took %.3f s", took);
+    ck_assert_uint_eq(index, 99);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    /* Timeout 0 only tries: the others run once. */
+    ck_assert_int_eq(await_barrier_wait(b, 0, &index), ETIMEDOUT);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    /* ... and passes if its arrival completes the round. */
+    struct party p = { b, 5, "a", -1, 99 };
+    coro_task *t = coro_spawn(party, &p);
+    await_yield();
+    ck_assert_int_eq(await_barrier_wait(b, 0, &index), 0);
+    ck_assert_uint_eq(index, 1);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* A waiter that times out leaves as a cancelled one does: the barrier is
+ * not broken (asyncio's timeout is a cancellation; threading.Barrier's
+ * would break it). */
+START_TEST(barrier_waiter_timing_out_leaves_without_breaking_it)
+{
+    run_expect(barrier_timeout_main, NULL, 0);
+}
+END_TEST
+
+static void *barrier_reset_main(void *arg)
+{
+    (void)arg;
+    enum { N = 4 };
+    coro_barrier *b = coro_barrier_new(N);
+    ck_assert_int_eq(coro_barrier_reset(b), 0); /* nobody waits */
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    struct party p[N];
+    coro_task *t[N];
+    for (int i = 0; i < N - 1; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    await_yield();
+    ck_assert_uint_eq(coro_barrier_waiting(b), N - 1);
+    trace("reset");
+    ck_assert_int_eq(coro_barrier_reset(b), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    ck_assert_int_eq(await_gather(t, N - 1, NULL, NULL), 0);
+    for (int i = 0; i < N - 1; i++)
+        ck_assert_int_eq(p[i].err, EPIPE);
+    /* Whole again: a full round passes. */
+    for (int i = 0; i < N; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    ck_assert_int_eq(await_gather(t, N, NULL, NULL), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(p[i].err, 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* A reset fails the waiting tasks with EPIPE (asyncio's
+ * BrokenBarrierError) and leaves the barrier whole and empty. Mirrors
+ * CPython's BarrierTests.test_reset_barrier,
+ * test_reset_barrier_while_tasks_waiting and
+ * test_reset_barrier_while_tasks_waiting_and_waiting_again. */
+START_TEST(barrier_reset_fails_the_waiters_and_leaves_it_whole)
+{
+    run_expect(barrier_reset_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "reset a32:99 b32:99 c32:99 "
+                                  "d0:3 a0:0 b0:1 c0:2");
+}
+END_TEST
+
+static void *barrier_abort_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(3);
+    struct party p[3];
+    coro_task *t[3];
+    for (int i = 0; i < 2; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    await_yield();
+    trace("abort");
+    ck_assert_int_eq(coro_barrier_abort(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 1);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    /* Broken until reset: every wait is EPIPE at once. */
+    coro_task *by = coro_spawn(bystander, NULL);
+    ck_assert_int_eq(await_barrier_wait(b, -1, NULL), EPIPE);
+    ck_assert_int_eq(await_barrier_wait(b, 0, NULL), EPIPE);
+    trace("refused");
+    ck_assert_int_eq(await_task(by, NULL), 0);
+    ck_assert_int_eq(coro_barrier_abort(b), 0); /* again: still broken */
+    ck_assert_int_eq(coro_barrier_broken(b), 1);
+    ck_assert_int_eq(coro_barrier_reset(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    for (int i = 0; i < 3; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* An abort fails the waiting tasks and every later wait with EPIPE, until
+ * a reset. Mirrors CPython's BarrierTests.test_abort_barrier,
+ * test_abort_barrier_when_exception and
+ * test_abort_barrier_when_exception_then_resetting. */
+START_TEST(barrier_abort_breaks_it_until_reset)
+{
+    run_expect(barrier_abort_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "abort a32:99 b32:99 refused bystander "
+                                  "c0:2 a0:0 b0:1");
+}
+END_TEST
+
+static void *barrier_after_trip_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(3);
+    struct party p[2];
+    coro_task *t[2];
+    for (int i = 0; i < 2; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    await_yield();
+    /* The trip, then a reset and an abort before the others have run. */
+    unsigned index;
+    ck_assert_int_eq(await_barrier_wait(b, 5, &index), 0);
+    ck_assert_int_eq(coro_barrier_reset(b), 0);
+    ck_assert_int_eq(coro_barrier_abort(b), 0);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(p[i].err, 0);
+        ck_assert_uint_eq(p[i].index, (unsigned)i);
+    }
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* The trip completes every waiter before any of them runs: a reset or an
+ * abort right after it does not reach them. Differs on purpose from
+ * CPython's BarrierTests.test_reset_barrier_when_tasks_half_draining and
+ * test_abort_barrier_when_tasks_half_draining_half_blocking, where
+ * released tasks that have not yet run get BrokenBarrierError. */
+START_TEST(barrier_trip_outlives_a_reset_before_the_parties_run)
+{
+    run_expect(barrier_after_trip_main, NULL, 0);
+}
+END_TEST
+
+static void *other_thread_reads_barrier(void *arg)
+{
+    coro_barrier *b = arg;
+    int ok = coro_barrier_parties(b) == 0 && coro_barrier_waiting(b) == 0 &&
+             coro_barrier_broken(b) == 0 && coro_barrier_reset(b) == EINVAL &&
+             coro_barrier_abort(b) == EINVAL;
+    return TOKEN(ok);
+}
+
+static void *barrier_errors_main(void *arg)
+{
+    coro_barrier *b = arg;
+    ck_assert_int_eq(await_barrier_wait(NULL, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_barrier_wait(b, NAN, NULL), EINVAL);
+    struct party p = { b, 5, "a", -1, 99 };
+    coro_task *t = coro_spawn(party, &p);
+    await_yield();
+    ck_assert_int_eq(coro_barrier_free(b), EBUSY);
+    ck_assert_int_eq(coro_barrier_abort(b), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+/* Mirrors CPython's BarrierTests.test_barrier_parties (no barrier of 0
+ * parties), and the rest of the usual bad input. */
+START_TEST(barrier_bad_input)
+{
+    errno = 0;
+    ck_assert_ptr_null(coro_barrier_new(0));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(coro_barrier_reset(NULL), EINVAL);
+    ck_assert_int_eq(coro_barrier_abort(NULL), EINVAL);
+    ck_assert_uint_eq(coro_barrier_parties(NULL), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(NULL), 0);
+    ck_assert_int_eq(coro_barrier_broken(NULL), 0);
+    ck_assert_int_eq(coro_barrier_free(NULL), 0);
+    coro_barrier *b = coro_barrier_new(2);
+    ck_assert_int_eq(await_barrier_wait(b, 1, NULL), EPERM);
+    run_expect(barrier_errors_main, b, 0);
+    /* Claimed by this thread's loop: another thread reads 0 and may not
+     * reset or abort it. */
+    ck_assert_int_eq(coro_barrier_broken(b), 1);
+    pthread_t th;
+    void *ok;
+    pthread_create(&th, NULL, other_thread_reads_barrier, b);
+    pthread_join(th, &ok);
+    ck_assert_ptr_eq(ok, TOKEN(1));
+    ck_assert_int_eq(coro_barrier_broken(b), 1);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+}
+END_TEST
+
+static void *wait_forever_at_barrier(void *arg)
+{
+    return TOKEN(await_barrier_wait(arg, -1, NULL));
+}
+
+static void *barrier_deadlock_main(void *arg)
+{
+    coro_barrier **b = arg;
+    *b = coro_barrier_new(2);
+    void *err;
+    await_task(coro_spawn(wait_forever_at_barrier, *b), &err);
+    return err;
+}
+
+/* A party nobody will ever join, and nothing else alive: EDEADLK, and the
+ * report says where it waits. */
+START_TEST(blocked_forever_at_a_barrier_is_a_deadlock)
+{
+    coro_barrier *b = NULL;
+    char *report = run_reporting(barrier_deadlock_main, &b, EDEADLK);
+    char at[32];
+    snprintf(at, sizeof at, "(%p)", (void *)b);
+    ck_assert_int_eq(coro_barrier_free(b), 0); /* its waiter left */
+    expect_deadlock_report(report, 2);
+    expect_report_line(report, "#2 ", " wait_forever_at_ba",
+                       "on a barrier", at, NULL);
+    free(report);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* The new waits on the shared stack                                      */
+/* ---------------------------------------------------------------------- */
+
+/* Each new wait parked on the shared stack while another shared-stack
+ * task writes all over it: nothing the waits hand out may be there.
+ * Objects and buffers are static; only the barrier's index lives on the
+ * waiting task's stack, which the call allows. */
+static coro_barrier *sh_barrier;
+static coro_cond *sh_cond;
+static coro_mutex *sh_mutex;
+static coro_queue *sh_prio, *sh_lifo;
+static int sh_flag;
+static void *sh_item;
+static int sh_err[4];
+static unsigned sh_index;
+
+static void *sh_barrier_party(void *arg)
+{
+    (void)arg;
+    unsigned index = 99;
+    sh_err[0] = await_barrier_wait(sh_barrier, 5, &index);
+    sh_index = index;
+    return NULL;
+}
+
+static void *sh_wait_for(void *arg)
+{
+    (void)arg;
+    if (await_mutex_lock(sh_mutex, 5) != 0)
+        return coro_fail(EIO);
+    sh_err[1] = await_cond_wait_for(sh_cond, sh_mutex, pred_is_set, &sh_flag,
+                                    5);
+    coro_mutex_unlock(sh_mutex);
+    return NULL;
+}
+
+static void *sh_get(void *arg)
+{
+    (void)arg;
+    sh_err[2] = await_queue_get(sh_prio, &sh_item, 5);
+    return NULL;
+}
+
+static void *sh_put(void *arg)
+{
+    (void)arg;
+    sh_err[3] = await_queue_put(sh_lifo, TOKEN(2), 5);
+    return NULL;
+}
+
+static void *sh_scribble(void *arg)
+{
+    (void)arg;
+    for (int pass = 0; pass < 4; pass++) {
+        char big[8192];
+        frame_fill(big, 0x41 + pass, sizeof big);
+        if (await_sleep(0.002) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *new_waits_shared_main(void *arg)
+{
+    (void)arg;
+    sh_barrier = coro_barrier_new(2);
+    sh_cond = coro_cond_new();
+    sh_mutex = coro_mutex_new();
+    sh_prio = coro_queue_new_priority(0, by_token);
+    sh_lifo = coro_queue_new_lifo(1);
+    ck_assert_int_eq(coro_queue_try_put(sh_lifo, TOKEN(1)), 0);
+    sh_flag = 0;
+    sh_item = NULL;
+    for (int i = 0; i < 4; i++)
+        sh_err[i] = -1;
+    coro_attr sh = { .flags = CORO_SHARED_STACK };
+    coro_fn fns[5] = { sh_barrier_party, sh_wait_for, sh_get, sh_put,
+                       sh_scribble };
+    coro_task *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = coro_spawn_attr(&sh, fns[i], NULL);
+    await_sleep(0.004); /* all parked, the scribbler at work */
+    unsigned index;
+    ck_assert_int_eq(await_barrier_wait(sh_barrier, 1, &index), 0);
+    ck_assert_uint_eq(index, 1);
+    ck_assert_int_eq(await_mutex_lock(sh_mutex, 1), 0);
+    sh_flag = 1;
+    ck_assert_int_eq(coro_cond_notify_all(sh_cond), 0);
+    ck_assert_int_eq(coro_mutex_unlock(sh_mutex), 0);
+    ck_assert_int_eq(coro_queue_try_put(sh_prio, TOKEN(7)), 0);
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(sh_lifo, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(await_gather(t, 5, NULL, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(sh_err[i], 0);
+    ck_assert_uint_eq(sh_index, 0);
+    ck_assert_ptr_eq(sh_item, TOKEN(7));
+    ck_assert_int_eq(coro_queue_try_get(sh_lifo, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_int_eq(coro_barrier_free(sh_barrier), 0);
+    ck_assert_int_eq(coro_cond_free(sh_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(sh_mutex), 0);
+    ck_assert_int_eq(coro_queue_free(sh_prio), 0);
+    ck_assert_int_eq(coro_queue_free(sh_lifo), 0);
+    return NULL;
+}
+
+START_TEST(new_waits_parked_on_the_shared_stack_survive_others)
+{
+    run_expect(new_waits_shared_main, NULL, 0);
+}
+END_TEST
+
 Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -2174,6 +2718,23 @@ Suite *sync_suite(void)
     tcase_add_test(tc, condition_wait_for_timeout_covers_the_whole_wait);
     tcase_add_test(tc, condition_wait_for_cancelled_retakes_the_mutex);
     tcase_add_test(tc, condition_wait_for_bad_input);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("barrier", 20);
+    tcase_add_test(tc, barrier_releases_every_party_with_its_arrival_index);
+    tcase_add_test(tc, barrier_of_one_party_never_waits);
+    tcase_add_test(tc, barrier_serves_round_after_round);
+    tcase_add_test(tc, barrier_waiter_cancelled_leaves_without_breaking_it);
+    tcase_add_test(tc, barrier_waiter_timing_out_leaves_without_breaking_it);
+    tcase_add_test(tc, barrier_reset_fails_the_waiters_and_leaves_it_whole);
+    tcase_add_test(tc, barrier_abort_breaks_it_until_reset);
+    tcase_add_test(tc, barrier_trip_outlives_a_reset_before_the_parties_run);
+    tcase_add_test(tc, barrier_bad_input);
+    tcase_add_test(tc, blocked_forever_at_a_barrier_is_a_deadlock);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("shared stack", 20);
+    tcase_add_test(tc, new_waits_parked_on_the_shared_stack_survive_others);
     suite_add_tcase(s, tc);
     return s;
 }
