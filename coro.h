@@ -521,9 +521,9 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
  * coro_queue_size, coro_event_is_set, coro_mutex_locked, coro_sem_value
  * and the like, return 0). That is decided without touching the object's
  * state, so a careless call from another thread is refused, not a data
- * race. Before any loop has used it, any thread may (to fill a
- * channel before coro_run, say). Any thread may free an object that no
- * loop is using any more.
+ * race. Before any loop has used it, any thread may (to fill a channel
+ * before coro_run, say). Any thread may free an object that no loop is
+ * using any more.
  *
  * Waiters are served in FIFO order with direct hand-off: a released lock,
  * a permit, an element goes to the first waiter, which cannot be overtaken
@@ -776,8 +776,8 @@ CORO_API int coro_cond_free(coro_cond *c);
  * each waits at the barrier until all of them are there, and then all go
  * on together, leaving it empty for the next round.
  *
- * Two things differ from asyncio, both for the house's rule that a wait
- * which has completed returns its result:
+ * Two things differ from asyncio, both because the barrier hands off
+ * directly, as every object here does:
  * - There is no draining phase. The last to arrive hands every waiter its
  *   index and wakes it, so the round is over before any of them runs:
  *   the barrier takes the next round's tasks at once, and a reset or an
