@@ -703,8 +703,8 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
                              double timeout);
 
 /* ======================================================================
- * Coordination: Go's channels; asyncio.Queue, Lock, Semaphore, Event,
- * Condition
+ * Coordination: Go's channels; asyncio.Queue, LifoQueue, PriorityQueue,
+ * Lock, Semaphore, BoundedSemaphore, Event, Condition, Barrier
  *
  * Objects are opaque, made with _new (callable anywhere, before or outside
  * a loop) and ended with _free. They coordinate the tasks of one thread and
@@ -712,12 +712,13 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
  * whose task uses it, for good (as asyncio binds its objects to the first
  * loop that uses them): the tasks of that thread's later loops may use it
  * too, and any call from another thread, with or without a loop, is EINVAL
- * (coro_event_set and coro_event_clear then do nothing, coro_queue_size and
- * coro_event_is_set return 0). That is decided without touching the
- * object's state, so a careless call from another thread is refused, not
- * a data race. Before any loop has used it, any thread may (to fill a
- * channel before coro_run, say). Any thread may free an object that no
- * loop is using any more.
+ * (coro_event_set and coro_event_clear then do nothing, and the queries,
+ * coro_queue_size, coro_event_is_set, coro_mutex_locked, coro_sem_value
+ * and the like, return 0). That is decided without touching the object's
+ * state, so a careless call from another thread is refused, not a data
+ * race. Before any loop has used it, any thread may (to fill a channel
+ * before coro_run, say). Any thread may free an object that no loop is
+ * using any more.
  *
  * Waiters are served in FIFO order with direct hand-off: a released lock,
  * a permit, an element goes to the first waiter, which cannot be overtaken
@@ -794,12 +795,34 @@ CORO_API int await_select(coro_chan_op *ops, size_t n, double timeout,
 typedef struct coro_queue coro_queue;
 CORO_API coro_queue *coro_queue_new(size_t maxsize);
 
+/* A LIFO queue (asyncio.LifoQueue): as coro_queue_new, but a get takes
+ * the item put last. Every queue call below works on it.
+ * Returns: the queue, or NULL with errno ENOMEM.
+ * Ownership: the caller's; free it with coro_queue_free. */
+CORO_API coro_queue *coro_queue_new_lifo(size_t maxsize);
+
+/* A priority queue (asyncio.PriorityQueue): a get takes the smallest item
+ * as cmp orders them, and of equal items the one put first (asyncio
+ * leaves their order to its heap). cmp is handed two items, the pointers
+ * that were put (not pointers to them, as qsort would hand), and returns
+ * a negative int, 0 or a positive int, as strcmp does. It runs in the
+ * task that puts or gets, inside the call: it must not suspend nor use
+ * the queue. Every queue call below works on it.
+ * Returns: the queue, or NULL with errno EINVAL (cmp NULL) or ENOMEM.
+ * Ownership: the caller's; free it with coro_queue_free.
+ * Cost: a binary heap: O(log n) calls of cmp per put and per get, and
+ *       16 bytes per queued item (8 in the other queues). */
+CORO_API coro_queue *coro_queue_new_priority(size_t maxsize,
+                                             int (*cmp)(const void *a,
+                                                        const void *b));
+
 /* Puts item, waiting while the queue is full.
  * Returns: EPIPE after coro_queue_shutdown; ENOMEM (an unbounded queue
  *          could not grow). */
 CORO_API int await_queue_put(coro_queue *q, void *item, double timeout);
 
-/* Gets the oldest item, waiting while the queue is empty.
+/* Gets the next item (the oldest; from a LIFO queue the newest, from a
+ * priority queue the smallest), waiting while the queue is empty.
  * Returns: EPIPE once the queue is shut down and drained. */
 CORO_API int await_queue_get(coro_queue *q, void **item, double timeout);
 
@@ -823,6 +846,26 @@ CORO_API int await_queue_join(coro_queue *q, double timeout);
  * task_done. */
 CORO_API int coro_queue_shutdown(coro_queue *q);
 
+/* asyncio 3.13's shutdown(immediate=True): shuts q down as
+ * coro_queue_shutdown does, but drops what is queued instead of leaving
+ * it to the gets, so every get, waiting or later, returns EPIPE at once,
+ * as puts do. Each dropped item counts as done for join, as asyncio calls
+ * task_done for it: joiners return 0 once the items taken before are
+ * done too. Waiting putters get EPIPE and keep their items, which were
+ * never queued. Never suspends; on a queue already shut down, it drops
+ * what the gets had yet to drain.
+ *
+ * The items are the caller's pointers, and the queue frees none of them.
+ * If drop is not NULL it is called once for each, drop(item, arg), in no
+ * particular order, to free or count them; it must not suspend nor free
+ * q. Without drop they are forgotten: to keep them, take them with
+ * coro_queue_try_get first (nothing else runs in between).
+ * Returns: 0, or EINVAL (NULL, another thread's).
+ * Cost: O(n) for n queued items, plus a wake per waiting task. */
+CORO_API int coro_queue_shutdown_now(coro_queue *q,
+                                     void (*drop)(void *item, void *arg),
+                                     void *arg);
+
 /* Frees q, dropping queued items. EBUSY while tasks wait. */
 CORO_API int coro_queue_free(coro_queue *q);
 
@@ -841,6 +884,10 @@ CORO_API int await_mutex_lock(coro_mutex *m, double timeout);
 /* Releases m, to the first waiter if any. EPERM if the caller does not
  * hold it. */
 CORO_API int coro_mutex_unlock(coro_mutex *m);
+/* Whether m is held: 1 or 0 (asyncio's Lock.locked()). A mutex whose
+ * holder ended holding it stays held. Never suspends; callable anywhere.
+ * Returns: 0 also for NULL or another thread's mutex. Cost: O(1). */
+CORO_API int coro_mutex_locked(const coro_mutex *m);
 /* EBUSY while tasks wait on m or a live task holds it. */
 CORO_API int coro_mutex_free(coro_mutex *m);
 
@@ -849,9 +896,29 @@ typedef struct coro_sem coro_sem;
 CORO_API coro_sem *coro_sem_new(unsigned value);
 /* Takes a permit, waiting while there is none (or others wait first). */
 CORO_API int await_sem_acquire(coro_sem *s, double timeout);
-/* Gives a permit back, to the first waiter if any. EOVERFLOW past
- * UINT_MAX. */
+/* A bounded semaphore (asyncio.BoundedSemaphore): as coro_sem_new, but
+ * it never holds more than value permits, its initial count. A release
+ * that would pass it is refused with EINVAL (asyncio's ValueError): a
+ * release without its acquire is a bug, caught where it happens instead of
+ * widening the limit for good. Free it with coro_sem_free.
+ * Returns: the semaphore, or NULL with errno ENOMEM. */
+CORO_API coro_sem *coro_sem_new_bounded(unsigned value);
+/* Gives a permit back, to the first waiter if any. Never suspends.
+ * Returns: 0; EINVAL (NULL, another thread's, or a bounded semaphore that
+ *          holds its initial count already); EOVERFLOW past UINT_MAX. */
 CORO_API int coro_sem_release(coro_sem *s);
+
+/* The permits s holds now (what asyncio keeps in Semaphore._value). While
+ * tasks wait it is 0: a release goes straight to the first of them.
+ * Never suspends; callable anywhere.
+ * Returns: 0 also for NULL or another thread's semaphore. Cost: O(1). */
+CORO_API unsigned coro_sem_value(const coro_sem *s);
+
+/* Whether an acquire would wait now: 1 when s has no permit or tasks wait
+ * for one already, else 0 (asyncio's Semaphore.locked()). Never suspends;
+ * callable anywhere.
+ * Returns: 0 also for NULL or another thread's semaphore. Cost: O(1). */
+CORO_API int coro_sem_locked(const coro_sem *s);
 CORO_API int coro_sem_free(coro_sem *s);
 
 /* Event: asyncio.Event, a flag tasks can wait for. */
@@ -876,10 +943,90 @@ CORO_API coro_cond *coro_cond_new(void);
  * by the timeout, which covers only the wait for a notify. No spurious
  * wake-ups. EINVAL if other tasks wait on c with another mutex. */
 CORO_API int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout);
+
+/* Waits on c until pred(arg) returns non-zero (asyncio's
+ * Condition.wait_for). pred is called with m held: once before any wait,
+ * then after each notify that wakes the caller, once m is taken back.
+ * The timeout covers the whole wait, however many notifies find the
+ * predicate false. As with await_cond_wait, m is released while the
+ * caller waits and held again on every return but EINVAL and EPERM. pred
+ * runs in the caller and must not suspend.
+ * Returns: 0 once pred holds (at once, without waiting, if it holds at
+ *          the start); ETIMEDOUT and ECANCELED without asking pred again
+ *          (m is held: look at the state itself); EPERM if the caller does
+ *          not hold m, even if pred would hold (asyncio lets a true
+ *          predicate through unlocked); EINVAL for pred NULL, or other
+ *          tasks waiting on c with another mutex (checked at each wait).
+ * Cost: one call of pred per wake-up, and the mutex handed back and forth
+ *       once per wait, as await_cond_wait. */
+CORO_API int await_cond_wait_for(coro_cond *c, coro_mutex *m,
+                                 int (*pred)(void *arg), void *arg,
+                                 double timeout);
 /* Wakes the first n waiters (need not hold the mutex). */
 CORO_API int coro_cond_notify(coro_cond *c, size_t n);
 CORO_API int coro_cond_notify_all(coro_cond *c);
 CORO_API int coro_cond_free(coro_cond *c);
+
+/* Barrier: asyncio.Barrier. A fixed number of tasks, its parties, meet:
+ * each waits at the barrier until all of them are there, and then all go
+ * on together, leaving it empty for the next round.
+ *
+ * Two things differ from asyncio, both because the barrier hands off
+ * directly, as every object here does:
+ * - There is no draining phase. The last to arrive hands every waiter its
+ *   index and wakes it, so the round is over before any of them runs:
+ *   the barrier takes the next round's tasks at once, and a reset or an
+ *   abort after the trip reaches only those. asyncio holds new arrivals
+ *   back until the released tasks have left, and a reset meanwhile fails
+ *   those of them that had not yet run.
+ * - Indices are given at the trip, so a waiter that left leaves no gap
+ *   (asyncio counts at arrival, and may give one index twice then).
+ * A waiter that times out or is cancelled leaves the round, which waits
+ * for one more: that does not break the barrier, as in asyncio (where
+ * the timeout is a cancellation) and unlike threading.Barrier, whose
+ * timeout breaks it: call coro_barrier_abort on ETIMEDOUT for that.
+ *
+ * Returns: the barrier, or NULL with errno EINVAL (parties 0) or ENOMEM.
+ * Ownership: the caller's; free it with coro_barrier_free. */
+typedef struct coro_barrier coro_barrier;
+CORO_API coro_barrier *coro_barrier_new(unsigned parties);
+
+/* Waits until parties tasks wait at b, then returns 0 in all of them,
+ * with *index (when index is not NULL) the caller's place in the round:
+ * 0 for the first to arrive, up to parties - 1 for the last, which does
+ * not suspend (asyncio's wait() returns it). The caller writes *index
+ * itself once it runs again, so index may point into its own stack, even
+ * a shared one.
+ * Returns: EPIPE if b is broken (coro_barrier_abort) or gets broken or
+ *          reset while the caller waits (asyncio's BrokenBarrierError);
+ *          ETIMEDOUT and ECANCELED: the caller left the round, which goes
+ *          on without it.
+ * Cost: O(1) to wait; the last arrival wakes the others, O(parties). */
+CORO_API int await_barrier_wait(coro_barrier *b, double timeout,
+                                unsigned *index);
+
+/* Fails every task waiting at b with EPIPE and makes b whole and empty
+ * again, broken or not (asyncio's reset()). Never suspends: asyncio's is
+ * a coroutine only to take the lock of its condition.
+ * Returns: 0, or EINVAL (NULL, another thread's barrier). */
+CORO_API int coro_barrier_reset(coro_barrier *b);
+
+/* Breaks b (asyncio's abort()): every task waiting at it, and every later
+ * await_barrier_wait until coro_barrier_reset, gets EPIPE. For a party
+ * that failed and will never arrive. Never suspends.
+ * Returns: 0, or EINVAL (NULL, another thread's barrier). */
+CORO_API int coro_barrier_abort(coro_barrier *b);
+
+/* asyncio's parties, n_waiting and broken: the tasks b waits for, the
+ * tasks waiting at it now (0 in a broken barrier, as nobody waits there),
+ * and whether it is broken (1) or not (0). Never suspend; callable
+ * anywhere. 0 for NULL or another thread's barrier. */
+CORO_API unsigned coro_barrier_parties(const coro_barrier *b);
+CORO_API unsigned coro_barrier_waiting(const coro_barrier *b);
+CORO_API int coro_barrier_broken(const coro_barrier *b);
+
+/* Frees b. EBUSY while tasks wait at it. */
+CORO_API int coro_barrier_free(coro_barrier *b);
 
 /* ======================================================================
  * Seeing inside: asyncio's all_tasks() and debug mode, Go's SIGQUIT dump
@@ -950,7 +1097,7 @@ typedef struct coro_task_event {
                                     "queue put", "queue get", "queue join",
                                     "mutex", "semaphore", "event",
                                     "condition", "as completed",
-                                    "task group"; else NULL */
+                                    "task group", "barrier"; else NULL */
 } coro_task_event;
 
 typedef void (*coro_task_hook_fn)(const coro_task_event *ev, void *arg);

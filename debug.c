@@ -36,6 +36,7 @@ static const char *const wait_names[] = {
     [CORO__W_COND] = "condition",
     [CORO__W_AS_COMPLETED] = "as completed",
     [CORO__W_GROUP] = "task group",
+    [CORO__W_BARRIER] = "barrier",
 };
 
 const char *coro__wait_name(int kind)

@@ -183,7 +183,8 @@ enum coro__wait_kind {
     CORO__W_EVENT,
     CORO__W_COND,
     CORO__W_AS_COMPLETED, /* what: the iterator */
-    CORO__W_GROUP       /* what: the group */
+    CORO__W_GROUP,      /* what: the group */
+    CORO__W_BARRIER     /* what: the barrier */
 };
 
 /* Who besides the loop's own tasks may wake a parked task (a timer counts

@@ -1,5 +1,6 @@
 /* sync.c: coordination between the tasks of a thread. Channels (with
- * select), a queue of pointers, mutex, semaphore, event, condition.
+ * select), queues of pointers (FIFO, LIFO, priority), mutex, semaphore,
+ * event, condition, barrier.
  *
  * Every object is a wake source like any other: a task that must wait puts
  * a waiter (a record in its control block) on the object's FIFO list and
@@ -192,9 +193,11 @@ static struct waiter *task_waiter(struct coro_task *t)
     return (struct waiter *)(void *)t->wait.sync;
 }
 
-/* Parks self on list l until completed or woken otherwise. */
-static int wait_on(struct coro_task *self, int kind, const void *what,
-                   struct coro__list *l, void *elem, int64_t deadline)
+/* Parks self on list l until completed or woken otherwise; detach takes
+ * its waiter back on a timeout or a cancellation. */
+static int park_on(struct coro_task *self, int kind, const void *what,
+                   struct coro__list *l, void *elem, int64_t deadline,
+                   coro__detach_fn detach)
 {
     struct waiter *w = task_waiter(self);
     *w = (struct waiter){ .task = self, .elem = elem };
@@ -204,10 +207,16 @@ static int wait_on(struct coro_task *self, int kind, const void *what,
         .timeout_status = ETIMEDOUT,
         .deadline = deadline,
         .what = what,
-        .detach = waiter_detach,
+        .detach = detach,
         .record = w,
         .record_size = sizeof *w,
     });
+}
+
+static int wait_on(struct coro_task *self, int kind, const void *what,
+                   struct coro__list *l, void *elem, int64_t deadline)
+{
+    return park_on(self, kind, what, l, elem, deadline, waiter_detach);
 }
 
 /* ----------------------------------------------------------------------
@@ -443,15 +452,35 @@ int await_select(coro_chan_op *ops, size_t n, double timeout, size_t *chosen)
 
 /* ----------------------------------------------------------------------
  * Queue
+ *
+ * One structure for asyncio's three queues. FIFO and LIFO keep their
+ * items in a ring (LIFO takes from its back). The priority queue keeps a
+ * binary min-heap of entries that carry the put's number with the item:
+ * equal items then leave in the order they came, which a heap alone does
+ * not keep.
  * ---------------------------------------------------------------------- */
+
+enum queue_kind { QUEUE_FIFO, QUEUE_LIFO, QUEUE_PRIORITY };
+
+/* An entry of a priority queue's heap. */
+struct ranked {
+    void    *item;
+    uint64_t seq;               /* the put's number: breaks ties */
+};
 
 struct coro_queue {
     struct object      obj;
     size_t             maxsize;    /* 0: unbounded */
-    void             **items;      /* ring of cap items */
+    int                kind;       /* enum queue_kind */
+    int              (*cmp)(const void *a, const void *b); /* priority */
+    union {
+        void         **items;      /* FIFO, LIFO: a ring of cap items */
+        struct ranked *heap;       /* priority: a heap of cap entries */
+    };
     size_t             cap;
-    size_t             head;
+    size_t             head;       /* the ring's oldest item */
     size_t             count;
+    uint64_t           seq;        /* entries the heap has taken */
     size_t             unfinished; /* put and not yet task_done */
     int                shutdown;
     struct coro__list  getters;    /* waiting for an item */
@@ -459,12 +488,37 @@ struct coro_queue {
     struct coro__list  joiners;    /* waiting for unfinished to reach 0 */
 };
 
-coro_queue *coro_queue_new(size_t maxsize)
+static coro_queue *queue_new(size_t maxsize, int kind,
+                             int (*cmp)(const void *, const void *))
 {
     coro_queue *q = object_new(sizeof *q);
-    if (q)
+    if (q) {
         q->maxsize = maxsize;
+        q->kind = kind;
+        q->cmp = cmp;
+    }
     return q;
+}
+
+coro_queue *coro_queue_new(size_t maxsize)
+{
+    return queue_new(maxsize, QUEUE_FIFO, NULL);
+}
+
+coro_queue *coro_queue_new_lifo(size_t maxsize)
+{
+    return queue_new(maxsize, QUEUE_LIFO, NULL);
+}
+
+coro_queue *coro_queue_new_priority(size_t maxsize,
+                                    int (*cmp)(const void *a,
+                                               const void *b))
+{
+    if (!cmp) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return queue_new(maxsize, QUEUE_PRIORITY, cmp);
 }
 
 static int queue_waited_on(const coro_queue *q)
@@ -472,30 +526,105 @@ static int queue_waited_on(const coro_queue *q)
     return q->getters.head || q->putters.head || q->joiners.head;
 }
 
+static size_t slot_size(const coro_queue *q)
+{
+    return q->kind == QUEUE_PRIORITY ? sizeof *q->heap : sizeof *q->items;
+}
+
 static int queue_grow(coro_queue *q)
 {
-    if (q->cap > SIZE_MAX / 2 / sizeof *q->items)
+    size_t size = slot_size(q);
+    if (q->cap > SIZE_MAX / 2 / size)
         return ENOMEM;
     size_t cap = q->cap ? 2 * q->cap : 16;
-    void **items = coro__alloc(cap * sizeof *items);
-    if (!items)
+    void *slots = coro__alloc(cap * size);
+    if (!slots)
         return ENOMEM;
-    for (size_t i = 0; i < q->count; i++)
-        items[i] = q->items[(q->head + i) % q->cap];
-    coro__free(q->items, q->cap * sizeof *items);
-    q->items = items;
+    if (q->kind == QUEUE_PRIORITY) {
+        if (q->count)
+            memcpy(slots, q->heap, q->count * size);
+    } else {
+        void **ring = slots;
+        for (size_t i = 0; i < q->count; i++)
+            ring[i] = q->items[(q->head + i) % q->cap];
+    }
+    coro__free(q->items, q->cap * size);
+    q->items = slots;
     q->cap = cap;
     q->head = 0;
     return 0;
+}
+
+/* Whether a leaves a priority queue before b: the smaller item, or of
+ * two equal ones the first put. */
+static int ranks_before(const coro_queue *q, const struct ranked *a,
+                        const struct ranked *b)
+{
+    int order = q->cmp(a->item, b->item);
+    return order < 0 || (order == 0 && a->seq < b->seq);
+}
+
+/* Adds item at the heap's bottom and sifts it up: O(log n). */
+static void heap_push(coro_queue *q, void *item)
+{
+    struct ranked e = { item, q->seq++ };
+    size_t i = q->count;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!ranks_before(q, &e, &q->heap[parent]))
+            break;
+        q->heap[i] = q->heap[parent];
+        i = parent;
+    }
+    q->heap[i] = e;
+}
+
+/* Takes the heap's root; its last entry, heap[count] now that count was
+ * lowered, sifts down from the top: O(log n). */
+static void *heap_pop(coro_queue *q)
+{
+    void *top = q->heap[0].item;
+    struct ranked last = q->heap[q->count];
+    size_t i = 0;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= q->count)
+            break;
+        if (child + 1 < q->count &&
+            ranks_before(q, &q->heap[child + 1], &q->heap[child]))
+            child++;
+        if (!ranks_before(q, &q->heap[child], &last))
+            break;
+        q->heap[i] = q->heap[child];
+        i = child;
+    }
+    q->heap[i] = last;
+    return top;
 }
 
 static int queue_push(coro_queue *q, void *item)
 {
     if (q->count == q->cap && queue_grow(q) != 0)
         return ENOMEM;
-    q->items[(q->head + q->count) % q->cap] = item;
+    if (q->kind == QUEUE_PRIORITY)
+        heap_push(q, item);
+    else
+        q->items[(q->head + q->count) % q->cap] = item;
     q->count++;
     return 0;
+}
+
+/* Takes the item a get gets; the queue is not empty. */
+static void *queue_pop(coro_queue *q)
+{
+    q->count--;
+    if (q->kind == QUEUE_PRIORITY)
+        return heap_pop(q);
+    if (q->kind == QUEUE_LIFO)
+        return q->items[(q->head + q->count) % q->cap];
+    void *item = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    return item;
 }
 
 static int queue_put_now(coro_queue *q, void *item)
@@ -521,9 +650,7 @@ static int queue_get_now(coro_queue *q, void **item)
 {
     if (q->count == 0)
         return q->shutdown ? EPIPE : EAGAIN;
-    *item = q->items[q->head];
-    q->head = (q->head + 1) % q->cap;
-    q->count--;
+    *item = queue_pop(q);
     struct waiter *p = first(&q->putters);
     if (p) { /* room for the first putter's item */
         queue_push(q, p->elem); /* cannot fail: a slot was just freed */
@@ -615,11 +742,43 @@ int coro_queue_shutdown(coro_queue *q)
     return 0;
 }
 
+/* The i-th queued item in storage order, which for LIFO and priority
+ * queues is not the order gets take them. */
+static void *queued(const coro_queue *q, size_t i)
+{
+    if (q->kind == QUEUE_PRIORITY)
+        return q->heap[i].item;
+    return q->items[(q->head + i) % q->cap];
+}
+
+int coro_queue_shutdown_now(coro_queue *q, void (*drop)(void *item,
+                                                        void *arg),
+                            void *arg)
+{
+    if (!q || !owned(&q->obj))
+        return EINVAL;
+    size_t n = q->count;
+    q->shutdown = 1;
+    q->count = 0;
+    /* Each dropped item counts as done, as asyncio calls task_done for
+     * each; task_done may have been called for queued items already. */
+    q->unfinished -= n < q->unfinished ? n : q->unfinished;
+    /* Puts are refused and gets find nothing from here on, so drop may
+     * call into q without changing the slots it is handed. */
+    for (size_t i = 0; drop && i < n; i++)
+        drop(queued(q, i), arg);
+    q->head = 0;
+    complete_all(&q->putters, EPIPE);
+    complete_all(&q->getters, EPIPE); /* they wait only when empty */
+    if (q->unfinished == 0)
+        complete_all(&q->joiners, 0);
+    return 0;
+}
+
 int coro_queue_free(coro_queue *q)
 {
     return object_free(q, sizeof *q, q && queue_waited_on(q),
-                       q ? q->items : NULL,
-                       q ? q->cap * sizeof *q->items : 0);
+                       q ? q->items : NULL, q ? q->cap * slot_size(q) : 0);
 }
 
 /* ----------------------------------------------------------------------
@@ -713,6 +872,11 @@ int coro_mutex_unlock(coro_mutex *m)
     return 0;
 }
 
+int coro_mutex_locked(const coro_mutex *m)
+{
+    return m && visible(&m->obj) && m->holder != 0;
+}
+
 int coro_mutex_free(coro_mutex *m)
 {
     return object_free(m, sizeof *m,
@@ -726,6 +890,8 @@ int coro_mutex_free(coro_mutex *m)
 struct coro_sem {
     struct object      obj;
     unsigned           value;
+    unsigned           bound;   /* a bounded one's initial value */
+    int                bounded; /* release past bound is EINVAL */
     struct coro__list  waiters;
 };
 
@@ -734,6 +900,16 @@ coro_sem *coro_sem_new(unsigned value)
     coro_sem *s = object_new(sizeof *s);
     if (s)
         s->value = value;
+    return s;
+}
+
+coro_sem *coro_sem_new_bounded(unsigned value)
+{
+    coro_sem *s = coro_sem_new(value);
+    if (s) {
+        s->bound = value;
+        s->bounded = 1;
+    }
     return s;
 }
 
@@ -755,7 +931,7 @@ int await_sem_acquire(coro_sem *s, double timeout)
 
 int coro_sem_release(coro_sem *s)
 {
-    if (!s || !owned(&s->obj))
+    if (!s || !owned(&s->obj) || (s->bounded && s->value >= s->bound))
         return EINVAL;
     if (s->waiters.head) { /* the permit goes straight to the first */
         complete(first(&s->waiters), 0);
@@ -765,6 +941,16 @@ int coro_sem_release(coro_sem *s)
         return EOVERFLOW;
     s->value++;
     return 0;
+}
+
+unsigned coro_sem_value(const coro_sem *s)
+{
+    return s && visible(&s->obj) ? s->value : 0;
+}
+
+int coro_sem_locked(const coro_sem *s)
+{
+    return s && visible(&s->obj) && (s->value == 0 || s->waiters.head);
 }
 
 int coro_sem_free(coro_sem *s)
@@ -840,18 +1026,29 @@ coro_cond *coro_cond_new(void)
     return object_new(sizeof(coro_cond));
 }
 
-int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout)
+/* Whether other tasks wait on c with a mutex other than m. */
+static int cond_mismatch(const coro_cond *c, const coro_mutex *m)
 {
-    struct coro_task *self;
-    int64_t deadline;
-    int err = coro__enter(timeout, &self, &deadline);
-    if (err)
-        return err;
+    return c->waiters.head && c->mutex != m;
+}
+
+/* What both waits check after coro__enter: 0, EINVAL or EPERM. */
+static int cond_check(coro_cond *c, coro_mutex *m,
+                      const struct coro_task *self)
+{
     if (!c || !m || !owned(&c->obj) || !owned(&m->obj) ||
-        (c->waiters.head && c->mutex != m))
+        cond_mismatch(c, m))
         return EINVAL;
-    if (!holds(m, self))
-        return EPERM;
+    return holds(m, self) ? 0 : EPERM;
+}
+
+/* Releases m, which self holds, waits on c for a notify until deadline,
+ * and takes m back whatever ended the wait. */
+static int cond_wait(struct coro_task *self, coro_cond *c, coro_mutex *m,
+                     int64_t deadline)
+{
+    if (cond_mismatch(c, m))
+        return EINVAL;
     c->mutex = m;
     coro_mutex_unlock(m);
     int status = wait_on(self, CORO__W_COND, c, &c->waiters, NULL, deadline);
@@ -864,6 +1061,35 @@ int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout)
     coro_shield(shield);
     CORO__ASSERT(relocked == 0); /* we let go of it: not EDEADLK */
     return status;
+}
+
+int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err)
+        return err;
+    err = cond_check(c, m, self);
+    if (err)
+        return err;
+    return cond_wait(self, c, m, deadline);
+}
+
+int await_cond_wait_for(coro_cond *c, coro_mutex *m, int (*pred)(void *arg),
+                        void *arg, double timeout)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err)
+        return err;
+    err = pred ? cond_check(c, m, self) : EINVAL;
+    /* One deadline for every wait: a notify that finds the predicate
+     * false does not start the timeout again. */
+    while (!err && !pred(arg))
+        err = cond_wait(self, c, m, deadline);
+    return err;
 }
 
 int coro_cond_notify(coro_cond *c, size_t n)
@@ -883,4 +1109,124 @@ int coro_cond_notify_all(coro_cond *c)
 int coro_cond_free(coro_cond *c)
 {
     return object_free(c, sizeof *c, c && c->waiters.head, NULL, 0);
+}
+
+/* ----------------------------------------------------------------------
+ * Barrier
+ *
+ * asyncio's drains a round through a condition: released tasks leave one
+ * by one, and new arrivals wait until the last has gone. Here the last
+ * arrival completes every waiter, handing it its index, as a released
+ * lock is handed to its next holder: the round is over before anyone
+ * runs, and the barrier is empty for the next one at once.
+ * ---------------------------------------------------------------------- */
+
+struct coro_barrier {
+    struct object      obj;
+    unsigned           parties;
+    unsigned           waiting;   /* tasks on waiters */
+    int                broken;    /* aborted, until reset */
+    struct coro__list  waiters;   /* in arrival order */
+};
+
+coro_barrier *coro_barrier_new(unsigned parties)
+{
+    if (parties == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    coro_barrier *b = object_new(sizeof *b);
+    if (b)
+        b->parties = parties;
+    return b;
+}
+
+/* A waiter that times out or is cancelled leaves the round, which then
+ * waits for one more: the barrier stays whole, as asyncio's does. */
+static void barrier_detach(struct coro_task *t)
+{
+    struct waiter *w = t->waiting_on;
+    if (w->list) {
+        coro_barrier *b = w->elem;
+        b->waiting--;
+        waiter_remove(w);
+    }
+}
+
+/* Completes every waiter with status, each told its place in arrival
+ * order (what a trip returns). */
+static void release_all(coro_barrier *b, int status)
+{
+    size_t index = 0;
+    while (b->waiters.head) {
+        struct waiter *w = first(&b->waiters);
+        w->index = index++;
+        complete(w, status);
+    }
+    b->waiting = 0;
+}
+
+int await_barrier_wait(coro_barrier *b, double timeout, unsigned *index)
+{
+    struct coro_task *self;
+    int64_t deadline;
+    int err = coro__enter(timeout, &self, &deadline);
+    if (err)
+        return err;
+    if (!b || !owned(&b->obj))
+        return EINVAL;
+    if (b->broken)
+        return EPIPE;
+    if (b->waiting == b->parties - 1) {
+        release_all(b, 0);
+        if (index)
+            *index = b->parties - 1;
+        return 0;
+    }
+    b->waiting++;
+    err = park_on(self, CORO__W_BARRIER, b, &b->waiters, b, deadline,
+                  barrier_detach);
+    /* Read from the control block once the caller runs again, so that
+     * index may point into its stack even when that is the shared one. */
+    if (err == 0 && index)
+        *index = (unsigned)task_waiter(self)->index;
+    return err;
+}
+
+int coro_barrier_reset(coro_barrier *b)
+{
+    if (!b || !owned(&b->obj))
+        return EINVAL;
+    b->broken = 0;
+    release_all(b, EPIPE);
+    return 0;
+}
+
+int coro_barrier_abort(coro_barrier *b)
+{
+    if (!b || !owned(&b->obj))
+        return EINVAL;
+    b->broken = 1;
+    release_all(b, EPIPE);
+    return 0;
+}
+
+unsigned coro_barrier_parties(const coro_barrier *b)
+{
+    return b && visible(&b->obj) ? b->parties : 0;
+}
+
+unsigned coro_barrier_waiting(const coro_barrier *b)
+{
+    return b && visible(&b->obj) ? b->waiting : 0;
+}
+
+int coro_barrier_broken(const coro_barrier *b)
+{
+    return b && visible(&b->obj) && b->broken;
+}
+
+int coro_barrier_free(coro_barrier *b)
+{
+    return object_free(b, sizeof *b, b && b->waiters.head, NULL, 0);
 }

@@ -1,6 +1,7 @@
-/* Coordination: channels and select, queue, mutex, semaphore, event,
- * condition. Ordering and fairness, capacity, close, timeouts, cancellation
- * of a waiter at each call, producer/consumer at scale, deadlocks. */
+/* Coordination: channels and select, queues (FIFO, LIFO, priority), mutex,
+ * semaphore, event, condition, barrier. Ordering and fairness, capacity,
+ * close and shutdown, timeouts, cancellation of a waiter at each call,
+ * waits on the shared stack, producer/consumer at scale, deadlocks. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -854,6 +855,516 @@ START_TEST(queue_waiters_cancelled_or_shut_down)
 }
 END_TEST
 
+/* Orders TOKEN(n) items by n. */
+static int by_token(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return (x > y) - (x < y);
+}
+
+static void *lifo_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new_lifo(0);
+    const uintptr_t in[3] = { 1, 3, 2 }, out[3] = { 2, 3, 1 };
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(await_queue_put(q, TOKEN(in[i]), 0), 0);
+    void *item;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+        ck_assert_ptr_eq(item, TOKEN(out[i]));
+    }
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* Bounded: a waiting putter's item goes on top once a get makes
+     * room, and a waiting getter is handed the next item directly. */
+    q = coro_queue_new_lifo(2);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(3)), EAGAIN);
+    struct q_arg p = { q, TOKEN(3), -1 };
+    coro_task *pt = coro_spawn(putter, &p);
+    await_yield();
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_int_eq(await_task(pt, NULL), 0);
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_uint_eq(coro_queue_size(q), 2);
+    ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(3));
+    ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    struct q_arg g = { q, NULL, -1 };
+    coro_task *gt = coro_spawn(getter, &g);
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(4)), 0);
+    ck_assert_int_eq(await_task(gt, NULL), 0);
+    ck_assert_ptr_eq(g.item, TOKEN(4));
+    ck_assert_int_eq(await_queue_get(q, &item, 0.01), ETIMEDOUT);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Mirrors CPython's LifoQueueTests.test_order: 1, 3, 2 put, 2, 3, 1 got. */
+START_TEST(lifo_queue_gets_the_newest_first)
+{
+    run_expect(lifo_main, NULL, 0);
+}
+END_TEST
+
+/* A priority queue's item: ordered by key only, so that equal keys show
+ * the order in which they leave. */
+struct keyed {
+    unsigned key;
+    unsigned id;
+};
+
+static int by_key(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+enum { RANKED = 2000 };
+static struct keyed keyed[RANKED];
+
+/* The index of the entry a stable priority queue gives next among the
+ * n of pending: the smallest key, and of equal keys the first put. */
+static size_t reference_next(const unsigned *pending, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++) {
+        const struct keyed *a = &keyed[pending[i]];
+        const struct keyed *b = &keyed[pending[best]];
+        if (a->key < b->key || (a->key == b->key && a->id < b->id))
+            best = i;
+    }
+    return best;
+}
+
+static void *priority_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new_priority(0, by_token);
+    const uintptr_t in[3] = { 1, 3, 2 };
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(await_queue_put(q, TOKEN(in[i]), 0), 0);
+    void *item;
+    for (uintptr_t want = 1; want <= 3; want++) {
+        ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+        ck_assert_ptr_eq(item, TOKEN(want));
+    }
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* Puts and gets mixed at random, against a slow, obviously stable
+     * reference: few distinct keys, so that ties are many. */
+    q = coro_queue_new_priority(0, by_key);
+    static unsigned pending[RANKED];
+    size_t npending = 0, put = 0;
+    uint32_t x = 12345;
+    while (put < RANKED || npending > 0) {
+        x = x * 1103515245u + 12345u;
+        if (put < RANKED && (npending == 0 || (x >> 16) % 3 != 0)) {
+            keyed[put] = (struct keyed){ (x >> 8) % 17, (unsigned)put };
+            ck_assert_int_eq(coro_queue_try_put(q, &keyed[put]), 0);
+            pending[npending++] = (unsigned)put++;
+            continue;
+        }
+        size_t next = reference_next(pending, npending);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+        ck_assert_ptr_eq(item, &keyed[pending[next]]);
+        pending[next] = pending[--npending];
+        ck_assert_uint_eq(coro_queue_size(q), npending);
+    }
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Mirrors CPython's PriorityQueueTests.test_order (1, 3, 2 put, 1, 2, 3
+ * got), and goes further: equal items leave in the order they were put,
+ * through any mix of puts and gets. */
+START_TEST(priority_queue_gets_the_smallest_first)
+{
+    run_expect(priority_main, NULL, 0);
+}
+END_TEST
+
+static void *priority_waiters_main(void *arg)
+{
+    (void)arg;
+    coro_queue *q = coro_queue_new_priority(2, by_token);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(5)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(0)), EAGAIN);
+    ck_assert_int_eq(await_queue_put(q, TOKEN(0), 0.01), ETIMEDOUT);
+    /* A putter waits for room; the get that makes it takes the smallest
+     * of what was queued, not the waiting item. */
+    struct q_arg p = { q, TOKEN(3), -1 };
+    coro_task *pt = coro_spawn(putter, &p);
+    await_yield();
+    void *item;
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(await_task(pt, NULL), 0);
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(3));
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_ptr_eq(item, TOKEN(5));
+    /* A getter cancelled while it waits leaves; the next one is handed
+     * the item. */
+    struct q_arg g1 = { q, NULL, -1 }, g2 = { q, NULL, -1 };
+    coro_task *t1 = coro_spawn(getter, &g1);
+    coro_task *t2 = coro_spawn(getter, &g2);
+    await_yield();
+    coro_cancel(t1);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(7)), 0);
+    ck_assert_int_eq(await_task(t1, NULL), ECANCELED);
+    ck_assert_int_eq(await_task(t2, NULL), 0);
+    ck_assert_int_eq(g1.err, ECANCELED);
+    ck_assert_int_eq(g2.err, 0);
+    ck_assert_ptr_eq(g2.item, TOKEN(7));
+    ck_assert_int_eq(await_queue_get(q, &item, 0.01), ETIMEDOUT);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Bounded, the priority queue's putters and getters wait, time out and
+ * leave as a FIFO queue's do. */
+START_TEST(priority_queue_waiters_wait_and_leave_as_a_queues_do)
+{
+    run_expect(priority_waiters_main, NULL, 0);
+}
+END_TEST
+
+/* A FIFO, LIFO and priority queue, for the tests that every kind must
+ * pass alike. */
+static coro_queue *new_of_kind(int kind, size_t maxsize)
+{
+    switch (kind) {
+    case 0:
+        return coro_queue_new(maxsize);
+    case 1:
+        return coro_queue_new_lifo(maxsize);
+    default:
+        return coro_queue_new_priority(maxsize, by_token);
+    }
+}
+
+static uintptr_t worked_sum;
+
+static void *summing_worker(void *arg)
+{
+    coro_queue *q = arg;
+    void *item;
+    while (await_queue_get(q, &item, -1) == 0) {
+        worked_sum += (uintptr_t)item;
+        await_yield();
+        ck_assert_int_eq(coro_queue_task_done(q), 0);
+    }
+    return NULL;
+}
+
+static void *join_kinds_main(void *arg)
+{
+    (void)arg;
+    for (int kind = 0; kind < 3; kind++) {
+        coro_queue *q = new_of_kind(kind, 0);
+        ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+        ck_assert_int_eq(await_queue_join(q, 0), 0);
+        ck_assert_int_eq(await_queue_join(q, 0), 0);
+        for (uintptr_t i = 0; i < 100; i++)
+            ck_assert_int_eq(coro_queue_try_put(q, TOKEN(i)), 0);
+        worked_sum = 0;
+        coro_task *w[2] = { coro_spawn(summing_worker, q),
+                            coro_spawn(summing_worker, q) };
+        ck_assert_int_eq(await_queue_join(q, 5), 0);
+        ck_assert_uint_eq(worked_sum, 4950);
+        ck_assert_int_eq(coro_queue_shutdown(q), 0);
+        ck_assert_int_eq(await_gather(w, 2, NULL, NULL), 0);
+        ck_assert_int_eq(coro_queue_free(q), 0);
+    }
+    return NULL;
+}
+
+/* task_done and join count items on every kind of queue. Mirrors
+ * CPython's LifoQueueJoinTests and PriorityQueueJoinTests: test_task_done,
+ * test_join_empty_queue, test_task_done_underflow. */
+START_TEST(lifo_and_priority_queues_count_work_for_join)
+{
+    run_expect(join_kinds_main, NULL, 0);
+}
+END_TEST
+
+static coro_queue *joined_queue;
+
+static void *join_queue(void *arg)
+{
+    (void)arg;
+    int err = await_queue_join(joined_queue, 5);
+    trace("joined%d", err);
+    return TOKEN(err);
+}
+
+static void *shutdown_kinds_main(void *arg)
+{
+    (void)arg;
+    void *item;
+    for (int kind = 0; kind < 3; kind++) {
+        /* Empty: a waiting getter gets EPIPE, join returns at once. */
+        coro_queue *q = new_of_kind(kind, 0);
+        struct q_arg g = { q, NULL, -1 };
+        coro_task *gt = coro_spawn(getter, &g);
+        await_yield();
+        ck_assert_int_eq(coro_queue_shutdown(q), 0);
+        ck_assert_uint_eq(coro_queue_size(q), 0);
+        ck_assert_int_eq(await_queue_join(q, 0), 0);
+        ck_assert_int_eq(await_task(gt, NULL), 0);
+        ck_assert_int_eq(g.err, EPIPE);
+        ck_assert_int_eq(await_queue_put(q, TOKEN(1), 1), EPIPE);
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), EPIPE);
+        ck_assert_int_eq(await_queue_get(q, &item, 1), EPIPE);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), EPIPE);
+        ck_assert_int_eq(coro_queue_free(q), 0);
+
+        /* Not empty: the waiting putter gets EPIPE, gets drain what is
+         * queued, and join waits for task_done. */
+        q = joined_queue = new_of_kind(kind, 1);
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+        coro_task *jt = coro_spawn(join_queue, NULL);
+        struct q_arg p = { q, TOKEN(2), -1 };
+        coro_task *pt = coro_spawn(putter, &p);
+        await_yield();
+        ck_assert_int_eq(coro_queue_shutdown(q), 0);
+        ck_assert_uint_eq(coro_queue_size(q), 1);
+        ck_assert_int_eq(await_task(pt, NULL), 0);
+        ck_assert_int_eq(p.err, EPIPE);
+        ck_assert_int_eq(await_queue_get(q, &item, 1), 0);
+        ck_assert_ptr_eq(item, TOKEN(1));
+        await_yield();
+        trace("got");
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), EPIPE);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), EPIPE);
+        ck_assert_int_eq(coro_queue_task_done(q), 0);
+        ck_assert_int_eq(await_task(jt, NULL), 0);
+        ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+        ck_assert_int_eq(coro_queue_free(q), 0);
+    }
+    return NULL;
+}
+
+/* Every kind of queue shuts down alike. Mirrors CPython's
+ * _QueueShutdownTestMixin for Queue, LifoQueue and PriorityQueue:
+ * test_shutdown_empty, test_shutdown_nonempty. */
+START_TEST(every_kind_of_queue_shuts_down_alike)
+{
+    run_expect(shutdown_kinds_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "got joined0 got joined0 got joined0");
+}
+END_TEST
+
+/* What a drop callback was handed: a bit per TOKEN(0..31) item, and what
+ * the queue answered when the callback called into it. */
+struct dropped {
+    coro_queue *q;
+    unsigned    seen;
+    int         calls;
+    int         put_err;
+    int         get_err;
+};
+
+static void note_drop(void *item, void *arg)
+{
+    struct dropped *d = arg;
+    void *got;
+    d->seen |= 1u << (uintptr_t)item;
+    d->calls++;
+    d->put_err = coro_queue_try_put(d->q, item);
+    d->get_err = coro_queue_try_get(d->q, &got);
+}
+
+static void *shutdown_now_main(void *arg)
+{
+    (void)arg;
+    void *item;
+    for (int kind = 0; kind < 3; kind++) {
+        coro_queue *q = joined_queue = new_of_kind(kind, 0);
+        for (uintptr_t i = 1; i <= 3; i++)
+            ck_assert_int_eq(coro_queue_try_put(q, TOKEN(i)), 0);
+        coro_task *jt = coro_spawn(join_queue, NULL);
+        await_yield();
+        struct dropped d = { q, 0, 0, -1, -1 };
+        ck_assert_int_eq(coro_queue_shutdown_now(q, note_drop, &d), 0);
+        ck_assert_uint_eq(coro_queue_size(q), 0);
+        /* Each item once, and the queue refused the callback's calls. */
+        ck_assert_uint_eq(d.seen, 0xeu);
+        ck_assert_int_eq(d.calls, 3);
+        ck_assert_int_eq(d.put_err, EPIPE);
+        ck_assert_int_eq(d.get_err, EPIPE);
+        /* The dropped items counted as done: the joiner is through. */
+        ck_assert_int_eq(await_task(jt, NULL), 0);
+        ck_assert_int_eq(await_queue_put(q, TOKEN(1), 1), EPIPE);
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), EPIPE);
+        ck_assert_int_eq(await_queue_get(q, &item, 1), EPIPE);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), EPIPE);
+        ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+        ck_assert_int_eq(coro_queue_free(q), 0);
+    }
+    return NULL;
+}
+
+/* Immediate shutdown drops what is queued, hands each item to the
+ * callback, counts it done for join, and refuses every later put and get.
+ * Mirrors CPython's _QueueShutdownTestMixin.test_shutdown_immediate, for
+ * Queue, LifoQueue and PriorityQueue. */
+START_TEST(queue_shutdown_now_drops_the_items_and_releases_join)
+{
+    run_expect(shutdown_now_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "joined0 joined0 joined0");
+}
+END_TEST
+
+static void *shutdown_now_unfinished_main(void *arg)
+{
+    (void)arg;
+    void *item;
+    coro_queue *q = joined_queue = coro_queue_new(0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    coro_task *jt = coro_spawn(join_queue, NULL);
+    ck_assert_int_eq(await_queue_get(q, &item, 0), 0);
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_uint_eq(coro_queue_size(q), 0);
+    await_yield();
+    trace("shut");
+    /* The item taken before is still to be done. */
+    ck_assert_int_eq(coro_queue_task_done(q), 0);
+    ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+    ck_assert_int_eq(await_task(jt, NULL), 0);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* task_done called ahead for a queued item: the drop does not count
+     * it twice. */
+    q = coro_queue_new(0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    ck_assert_int_eq(coro_queue_task_done(q), 0);
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_int_eq(await_queue_join(q, 0), 0);
+    ck_assert_int_eq(coro_queue_task_done(q), EINVAL);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Mirrors CPython's
+ * _QueueShutdownTestMixin.test_shutdown_immediate_with_unfinished: only
+ * the dropped items count as done; those taken before still need
+ * task_done. */
+START_TEST(queue_shutdown_now_leaves_items_taken_before_to_task_done)
+{
+    run_expect(shutdown_now_unfinished_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "shut joined0");
+}
+END_TEST
+
+static void *shutdown_now_waiters_main(void *arg)
+{
+    (void)arg;
+    /* Getters wait on an empty queue: EPIPE. */
+    coro_queue *q = coro_queue_new_priority(0, by_token);
+    struct q_arg g1 = { q, NULL, -1 }, g2 = { q, NULL, -1 };
+    coro_task *t[2] = { coro_spawn(getter, &g1), coro_spawn(getter, &g2) };
+    await_yield();
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    ck_assert_int_eq(g1.err, EPIPE);
+    ck_assert_int_eq(g2.err, EPIPE);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* A putter waits on a full queue: EPIPE, and its item, never queued,
+     * is not handed to drop. */
+    q = coro_queue_new_lifo(2);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+    struct q_arg p = { q, TOKEN(3), -1 };
+    coro_task *pt = coro_spawn(putter, &p);
+    await_yield();
+    struct dropped d = { q, 0, 0, -1, -1 };
+    ck_assert_int_eq(coro_queue_shutdown_now(q, note_drop, &d), 0);
+    ck_assert_uint_eq(d.seen, 0x6u);
+    ck_assert_int_eq(await_task(pt, NULL), 0);
+    ck_assert_int_eq(p.err, EPIPE);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+
+    /* After a graceful shutdown, it drops what the gets had yet to
+     * drain. */
+    q = coro_queue_new(0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(4)), 0);
+    ck_assert_int_eq(coro_queue_shutdown(q), 0);
+    d = (struct dropped){ q, 0, 0, -1, -1 };
+    ck_assert_int_eq(coro_queue_shutdown_now(q, note_drop, &d), 0);
+    ck_assert_uint_eq(d.seen, 0x10u);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+/* Every waiting getter and putter is woken with EPIPE. */
+START_TEST(queue_shutdown_now_fails_every_waiter_with_epipe)
+{
+    run_expect(shutdown_now_waiters_main, NULL, 0);
+    ck_assert_int_eq(coro_queue_shutdown_now(NULL, NULL, NULL), EINVAL);
+    /* Callable outside a loop. */
+    coro_queue *q = coro_queue_new(0);
+    ck_assert_int_eq(coro_queue_try_put(q, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_uint_eq(coro_queue_size(q), 0);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+}
+END_TEST
+
+static void *queue_kinds_errors_main(void *arg)
+{
+    (void)arg;
+    void *item;
+    ck_assert_int_eq(await_queue_get(NULL, &item, 1), EINVAL);
+    coro_queue *q = coro_queue_new_priority(0, by_token);
+    ck_assert_int_eq(await_queue_get(q, NULL, 1), EINVAL);
+    ck_assert_int_eq(await_queue_get(q, &item, NAN), EINVAL);
+    ck_assert_int_eq(await_queue_put(q, TOKEN(1), NAN), EINVAL);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    return NULL;
+}
+
+START_TEST(lifo_and_priority_queue_bad_input)
+{
+    errno = 0;
+    ck_assert_ptr_null(coro_queue_new_priority(4, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    run_expect(queue_kinds_errors_main, NULL, 0);
+    /* Outside a coroutine: try_* work, await_* are EPERM. */
+    for (int kind = 1; kind < 3; kind++) {
+        coro_queue *q = new_of_kind(kind, 0);
+        void *item;
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(2)), 0);
+        ck_assert_int_eq(await_queue_put(q, TOKEN(1), 1), EPERM);
+        ck_assert_int_eq(await_queue_get(q, &item, 1), EPERM);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+        ck_assert_ptr_eq(item, TOKEN(2));
+        /* A queue that cannot grow says ENOMEM, and holds what it had. */
+        for (uintptr_t i = 0; i < 16; i++)
+            ck_assert_int_eq(coro_queue_try_put(q, TOKEN(i)), 0);
+        atomic_store(&coro__alloc_stats.fail_every, 1);
+        int err = coro_queue_try_put(q, TOKEN(99));
+        atomic_store(&coro__alloc_stats.fail_every, 0);
+        ck_assert_int_eq(err, ENOMEM);
+        ck_assert_uint_eq(coro_queue_size(q), 16);
+        ck_assert_int_eq(coro_queue_try_get(q, &item), 0);
+        ck_assert_ptr_eq(item, TOKEN(kind == 1 ? 15 : 0));
+        ck_assert_int_eq(coro_queue_free(q), 0);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* Mutex, semaphore                                                       */
 /* ---------------------------------------------------------------------- */
@@ -1049,6 +1560,143 @@ START_TEST(semaphore_counts_permits)
 }
 END_TEST
 
+static void *release_own_permit(void *arg)
+{
+    (void)arg;
+    int err = await_sem_acquire(shared_sem, 5);
+    if (err == 0)
+        err = coro_sem_release(shared_sem);
+    return TOKEN(err);
+}
+
+static void *bounded_main(void *arg)
+{
+    (void)arg;
+    shared_sem = coro_sem_new_bounded(1);
+    ck_assert_int_eq(coro_sem_release(shared_sem), EINVAL);
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 1);
+    ck_assert_int_eq(await_sem_acquire(shared_sem, 1), 0);
+    /* A waiter is handed the permit given back; its own release then
+     * fills the semaphore, and one more is refused. */
+    coro_task *t = coro_spawn(release_own_permit, NULL);
+    await_yield();
+    ck_assert_int_eq(coro_sem_release(shared_sem), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 1);
+    ck_assert_int_eq(coro_sem_release(shared_sem), EINVAL);
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 1);
+    ck_assert_int_eq(coro_sem_free(shared_sem), 0);
+    return NULL;
+}
+
+/* A bounded semaphore never holds more than its initial count: mirrors
+ * CPython's SemaphoreTests.test_release_not_acquired. */
+START_TEST(bounded_semaphore_refuses_a_release_past_its_bound)
+{
+    run_expect(bounded_main, NULL, 0);
+    /* Bounded at 0, it can never be released; callable outside a loop. */
+    coro_sem *s = coro_sem_new_bounded(0);
+    ck_assert_int_eq(coro_sem_release(s), EINVAL);
+    ck_assert_int_eq(coro_sem_locked(s), 1);
+    ck_assert_int_eq(coro_sem_free(s), 0);
+    /* The plain semaphore is not bounded by its initial count. */
+    s = coro_sem_new(1);
+    ck_assert_int_eq(coro_sem_release(s), 0);
+    ck_assert_uint_eq(coro_sem_value(s), 2);
+    ck_assert_int_eq(coro_sem_free(s), 0);
+}
+END_TEST
+
+static void *take_permit(void *arg)
+{
+    (void)arg;
+    return TOKEN(await_sem_acquire(shared_sem, 5));
+}
+
+struct lock_state {
+    coro_mutex *m;
+    coro_sem   *s;
+    int         locked;
+    unsigned    value;
+    int         sem_locked;
+};
+
+static void *locked_main(void *arg)
+{
+    struct lock_state *st = arg;
+    coro_mutex *m = st->m;
+    ck_assert_int_eq(coro_mutex_locked(m), 0);
+    ck_assert_int_eq(await_mutex_lock(m, 1), 0);
+    ck_assert_int_eq(coro_mutex_locked(m), 1);
+    ck_assert_int_eq(coro_mutex_unlock(m), 0);
+    ck_assert_int_eq(coro_mutex_locked(m), 0);
+
+    shared_sem = coro_sem_new(0);
+    ck_assert_int_eq(coro_sem_locked(shared_sem), 1);
+    ck_assert_int_eq(coro_sem_release(shared_sem), 0);
+    ck_assert_int_eq(coro_sem_locked(shared_sem), 0);
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 1);
+    /* With a task waiting, a release goes to it: the value stays 0. */
+    coro_task *t[2] = { coro_spawn(take_permit, NULL),
+                        coro_spawn(take_permit, NULL) };
+    await_yield();
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 0);
+    ck_assert_int_eq(coro_sem_locked(shared_sem), 1);
+    ck_assert_int_eq(coro_sem_release(shared_sem), 0);
+    ck_assert_uint_eq(coro_sem_value(shared_sem), 0);
+    void *res[2];
+    ck_assert_int_eq(await_gather(t, 2, res, NULL), 0);
+    ck_assert_ptr_eq(res[0], TOKEN(0));
+    ck_assert_ptr_eq(res[1], TOKEN(0));
+    ck_assert_int_eq(coro_sem_free(shared_sem), 0);
+
+    /* Left for the test to read from two threads: m held by a task that
+     * ended, a semaphore with two permits. */
+    ck_assert_int_eq(await_mutex_lock(m, 1), 0);
+    ck_assert_int_eq(coro_sem_release(st->s), 0);
+    ck_assert_int_eq(coro_sem_release(st->s), 0);
+    return NULL;
+}
+
+static void *read_lock_state(void *arg)
+{
+    struct lock_state *st = arg;
+    st->locked = coro_mutex_locked(st->m);
+    st->value = coro_sem_value(st->s);
+    st->sem_locked = coro_sem_locked(st->s);
+    return NULL;
+}
+
+/* asyncio's locked() and a semaphore's value, read without waiting,
+ * anywhere but another thread (which reads 0). Mirrors CPython's
+ * LockTests.test_lock and SemaphoreTests.test_initial_value_zero,
+ * test_release_no_waiters and test_acquire. */
+START_TEST(mutex_and_semaphore_say_whether_they_are_locked)
+{
+    struct lock_state here = { coro_mutex_new(), coro_sem_new(0), -1, 99,
+                               -1 };
+    run_expect(locked_main, &here, 0);
+    read_lock_state(&here);
+    ck_assert_int_eq(here.locked, 1);
+    ck_assert_uint_eq(here.value, 2);
+    ck_assert_int_eq(here.sem_locked, 0);
+    struct lock_state there = { here.m, here.s, -1, 99, -1 };
+    pthread_t th;
+    pthread_create(&th, NULL, read_lock_state, &there);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(there.locked, 0);
+    ck_assert_uint_eq(there.value, 0);
+    ck_assert_int_eq(there.sem_locked, 0);
+    ck_assert_int_eq(coro_mutex_locked(NULL), 0);
+    ck_assert_uint_eq(coro_sem_value(NULL), 0);
+    ck_assert_int_eq(coro_sem_locked(NULL), 0);
+    ck_assert_int_eq(coro_mutex_free(here.m), 0);
+    ck_assert_int_eq(coro_sem_free(here.s), 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* Event, condition                                                       */
 /* ---------------------------------------------------------------------- */
@@ -1207,6 +1855,819 @@ START_TEST(condition_cancellation_retakes_the_mutex)
 }
 END_TEST
 
+/* The state a wait_for waits on: how often its predicate was asked, and
+ * what it answers. */
+static int pred_calls;
+static int pred_value;
+
+static int pred_is_set(void *arg)
+{
+    pred_calls++;
+    trace("pred%d", *(int *)arg);
+    return *(int *)arg;
+}
+
+static void *wait_for_pred(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 5), 0);
+    int err = await_cond_wait_for(shared_cond, shared_mutex, pred_is_set,
+                                  &pred_value, 5);
+    trace("done%d", err);
+    /* Held on return, whatever the outcome. */
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    return TOKEN(err);
+}
+
+static void *notify_under_lock(void)
+{
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    ck_assert_int_eq(coro_cond_notify(shared_cond, 1), 0);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    return NULL;
+}
+
+static void *wait_for_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    pred_value = 0;
+    coro_task *t = coro_spawn(wait_for_pred, NULL);
+    await_yield();
+    trace("notify");
+    notify_under_lock(); /* the predicate is still false: waits on */
+    await_yield();
+    pred_value = 1;
+    trace("notify");
+    notify_under_lock();
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* The predicate is asked once before waiting and once per notify, with
+ * the mutex held; the wait ends when it holds. Mirrors CPython's
+ * ConditionTests.test_wait_for. */
+START_TEST(condition_wait_for_returns_once_the_predicate_holds)
+{
+    run_expect(wait_for_main, NULL, 0);
+    ck_assert_str_eq(trace_get(),
+                     "pred0 notify pred0 notify pred1 done0");
+}
+END_TEST
+
+static void *bystander(void *arg)
+{
+    (void)arg;
+    trace("bystander");
+    return NULL;
+}
+
+static void *wait_for_first_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    pred_value = 1;
+    /* Without the mutex it is EPERM, true predicate or not, and the
+     * predicate is not asked. */
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, 1),
+                     EPERM);
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    /* A true predicate returns at once: nothing else runs. */
+    coro_task *t = coro_spawn(bystander, NULL);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, 0),
+                     0);
+    trace("returned");
+    ck_assert_int_eq(coro_mutex_locked(shared_mutex), 1);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* The predicate is asked before any wait. Mirrors CPython's
+ * ConditionTests.test_wait_for_unacquired, but stricter: a wait_for
+ * without the mutex is EPERM even when the predicate already holds. */
+START_TEST(condition_wait_for_asks_the_predicate_before_waiting)
+{
+    run_expect(wait_for_first_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "pred1 returned bystander");
+}
+END_TEST
+
+static int notifier_stop;
+
+static void *keep_notifying(void *arg)
+{
+    (void)arg;
+    while (!notifier_stop) {
+        coro_cond_notify_all(shared_cond);
+        if (await_sleep(0.002) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *wait_for_timeout_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    pred_value = 0;
+    pred_calls = 0;
+    notifier_stop = 0;
+    coro_task *n = coro_spawn(keep_notifying, NULL);
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    double t0 = coro_now();
+    int err = await_cond_wait_for(shared_cond, shared_mutex, pred_is_set,
+                                  &pred_value, 0.05);
+    double took = coro_now() - t0;
+    notifier_stop = 1;
+    ck_assert_int_eq(err, ETIMEDOUT);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0); /* held */
+    /* Notifies woke it and found the predicate false, and still the
+     * timeout ran from the call, not from the last notify. */
+    ck_assert_int_ge(pred_calls, 3);
+    ck_assert_double_ge(took, 0.05);
+    ck_assert_msg(took < 0.05 + 0.25 * test_slow(), "took %.3f s", took);
+    /* Timeout 0 with a false predicate only tries. */
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, 0),
+                     ETIMEDOUT);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    ck_assert_int_eq(await_task(n, NULL), 0);
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* One timeout covers the whole wait_for, however many notifies come
+ * while the predicate stays false (asyncio: wait_for under
+ * asyncio.timeout, as ConditionTests.test_timeout_in_block). If each
+ * notify restarted it, the wait would never end. */
+START_TEST(condition_wait_for_timeout_covers_the_whole_wait)
+{
+    run_expect(wait_for_timeout_main, NULL, 0);
+}
+END_TEST
+
+static void *wait_for_cancel_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    pred_value = 0;
+    coro_task *t = coro_spawn(wait_for_pred, NULL);
+    await_yield();
+    /* Hold the mutex, so that the cancelled waiter must wait for it. */
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    coro_cancel(t);
+    await_sleep(0.005);
+    trace("unlock");
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+    /* Cancelled before: ECANCELED without asking the predicate. */
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    coro_cancel(coro_self());
+    pred_value = 1;
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, 1),
+                     ECANCELED);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* Cancelled while it waits, a wait_for takes the mutex back and returns
+ * ECANCELED without asking the predicate again. Mirrors CPython's
+ * ConditionTests.test_wait_cancel, for wait_for. */
+START_TEST(condition_wait_for_cancelled_retakes_the_mutex)
+{
+    ck_assert_int_eq(coro_run(wait_for_cancel_main, NULL, NULL), ECANCELED);
+    ck_assert_str_eq(trace_get(), "pred0 unlock done125");
+}
+END_TEST
+
+static void *wait_on_other_mutex(void *arg)
+{
+    coro_mutex *other = arg;
+    ck_assert_int_eq(await_mutex_lock(other, 5), 0);
+    int err = await_cond_wait(shared_cond, other, 0.01);
+    ck_assert_int_eq(coro_mutex_unlock(other), 0);
+    return TOKEN(err);
+}
+
+static void *wait_for_errors_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    coro_mutex *other = coro_mutex_new();
+    pred_value = 0;
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 1), 0);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex, NULL,
+                                         NULL, 1),
+                     EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(NULL, shared_mutex, pred_is_set,
+                                         &pred_value, 1),
+                     EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, NULL, pred_is_set,
+                                         &pred_value, 1),
+                     EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(shared_cond, shared_mutex,
+                                         pred_is_set, &pred_value, NAN),
+                     EINVAL);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    /* Woken by a notify, it finds a task waiting on the condition with
+     * another mutex before it can wait again: EINVAL, its mutex held.
+     * The other task is woken (handed `other`) first, so it runs first.
+     */
+    ck_assert_int_eq(await_mutex_lock(other, 1), 0);
+    coro_task *t = coro_spawn(wait_for_pred, NULL);
+    coro_task *o = coro_spawn(wait_on_other_mutex, other);
+    await_yield();
+    ck_assert_int_eq(coro_mutex_unlock(other), 0);
+    ck_assert_int_eq(coro_cond_notify(shared_cond, 1), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(EINVAL));
+    ck_assert_int_eq(await_task(o, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(ETIMEDOUT));
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    ck_assert_int_eq(coro_mutex_free(other), 0);
+    return NULL;
+}
+
+START_TEST(condition_wait_for_bad_input)
+{
+    run_expect(wait_for_errors_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "pred0 pred0 done22");
+    /* Outside a coroutine. */
+    coro_cond *c = coro_cond_new();
+    coro_mutex *m = coro_mutex_new();
+    ck_assert_int_eq(await_cond_wait_for(c, m, pred_is_set, &pred_value, 1),
+                     EPERM);
+    ck_assert_int_eq(coro_cond_free(c), 0);
+    ck_assert_int_eq(coro_mutex_free(m), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* Barrier                                                                */
+/* ---------------------------------------------------------------------- */
+
+struct party {
+    coro_barrier *b;
+    double        timeout;
+    const char   *name;
+    int           err;
+    unsigned      index;
+};
+
+static void *party(void *arg)
+{
+    struct party *p = arg;
+    unsigned index = 99; /* on this task's stack: written once it runs */
+    p->err = await_barrier_wait(p->b, p->timeout, &index);
+    p->index = index;
+    trace("%s%d:%u", p->name, p->err, index);
+    return NULL;
+}
+
+static const char *const names[] = { "a", "b", "c", "d", "e", "f" };
+
+static void *barrier_main(void *arg)
+{
+    (void)arg;
+    enum { N = 5 };
+    coro_barrier *b = coro_barrier_new(N);
+    ck_assert_uint_eq(coro_barrier_parties(b), N);
+    struct party p[N];
+    coro_task *t[N];
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_uint_eq(coro_barrier_waiting(b), i);
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+        await_yield();
+        trace("%u", coro_barrier_waiting(b));
+    }
+    ck_assert_int_eq(await_gather(t, N, NULL, NULL), 0);
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_int_eq(p[i].err, 0);
+        ck_assert_uint_eq(p[i].index, i);
+    }
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* Nobody passes before the last party arrives; each learns its place in
+ * arrival order; the last does not wait. Mirrors CPython's
+ * BarrierTests.test_filling_task_by_task, test_context_manager and
+ * test_filling_tasks_check_return_value. */
+START_TEST(barrier_releases_every_party_with_its_arrival_index)
+{
+    run_expect(barrier_main, NULL, 0);
+    ck_assert_str_eq(trace_get(),
+                     "1 2 3 4 e0:4 0 a0:0 b0:1 c0:2 d0:3");
+}
+END_TEST
+
+static void *barrier_one_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(1);
+    coro_task *t = coro_spawn(bystander, NULL);
+    for (int i = 0; i < 2; i++) {
+        unsigned index = 99;
+        ck_assert_int_eq(await_barrier_wait(b, 0, &index), 0);
+        ck_assert_uint_eq(index, 0);
+        ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    }
+    trace("passed");
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    ck_assert_int_eq(await_barrier_wait(b, -1, NULL), 0); /* no index */
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* A barrier of one party passes its task at once, every time, without
+ * letting another run. Mirrors CPython's BarrierTests.test_filling_one_task
+ * and test_filling_one_task_twice. */
+START_TEST(barrier_of_one_party_never_waits)
+{
+    run_expect(barrier_one_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "passed bystander");
+}
+END_TEST
+
+enum { ROUND_PARTIES = 4, ROUNDS = 3 };
+static coro_barrier *round_barrier;
+static int passed[ROUNDS];
+
+static void *round_runner(void *arg)
+{
+    (void)arg;
+    for (int r = 0; r < ROUNDS; r++) {
+        if (await_barrier_wait(round_barrier, 5, NULL) != 0)
+            return coro_fail(EIO);
+        /* Everyone passed the round before before anyone passes this. */
+        if (r > 0)
+            ck_assert_int_eq(passed[r - 1], ROUND_PARTIES);
+        passed[r]++;
+        await_yield();
+    }
+    return NULL;
+}
+
+static void *barrier_rounds_main(void *arg)
+{
+    (void)arg;
+    round_barrier = coro_barrier_new(ROUND_PARTIES);
+    memset(passed, 0, sizeof passed);
+    coro_task *t[ROUND_PARTIES];
+    for (int i = 0; i < ROUND_PARTIES; i++)
+        t[i] = coro_spawn(round_runner, NULL);
+    ck_assert_int_eq(await_gather(t, ROUND_PARTIES, NULL, NULL), 0);
+    for (int r = 0; r < ROUNDS; r++)
+        ck_assert_int_eq(passed[r], ROUND_PARTIES);
+    ck_assert_int_eq(coro_barrier_free(round_barrier), 0);
+    return NULL;
+}
+
+/* The barrier serves round after round, and no task passes a round before
+ * every party has passed the one before. Mirrors CPython's
+ * BarrierTests.test_filling_tasks_wait_twice and
+ * test_blocking_tasks_while_draining. */
+START_TEST(barrier_serves_round_after_round)
+{
+    run_expect(barrier_rounds_main, NULL, 0);
+}
+END_TEST
+
+static void *barrier_cancel_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(3);
+    struct party p[4];
+    coro_task *t[4];
+    for (int i = 0; i < 2; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    await_yield();
+    ck_assert_uint_eq(coro_barrier_waiting(b), 2);
+    coro_cancel(t[0]);
+    await_yield();
+    ck_assert_uint_eq(coro_barrier_waiting(b), 1);
+    ck_assert_int_eq(await_task(t[0], NULL), ECANCELED);
+    ck_assert_int_eq(p[0].err, ECANCELED);
+    for (int i = 2; i < 4; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+        await_yield();
+    }
+    ck_assert_int_eq(await_gather(t + 1, 3, NULL, NULL), 0);
+    /* The indices count those there at the trip: no gap, no repeat. */
+    for (int i = 1; i < 4; i++) {
+        ck_assert_int_eq(p[i].err, 0);
+        ck_assert_uint_eq(p[i].index, (unsigned)i - 1);
+    }
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* A waiter cancelled while it waits leaves the round, which waits for one
+ * more; the barrier is not broken. Mirrors CPython's
+ * BarrierTests.test_filling_tasks_cancel_one. */
+START_TEST(barrier_waiter_cancelled_leaves_without_breaking_it)
+{
+    run_expect(barrier_cancel_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "a125:99 d0:2 b0:0 c0:1");
+}
+END_TEST
+
+static void *barrier_timeout_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(2);
+    unsigned index = 99;
+    double t0 = coro_now();
+    ck_assert_int_eq(await_barrier_wait(b, 0.02, &index), ETIMEDOUT);
+    double took = coro_now() - t0;
+    ck_assert_double_ge(took, 0.02);
+    ck_assert_msg(took < 0.02 + 0.25 * test_slow(), "took %.3f s", took);
+    ck_assert_uint_eq(index, 99);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    /* Timeout 0 only tries: the others run once. */
+    ck_assert_int_eq(await_barrier_wait(b, 0, &index), ETIMEDOUT);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    /* ... and passes if its arrival completes the round. */
+    struct party p = { b, 5, "a", -1, 99 };
+    coro_task *t = coro_spawn(party, &p);
+    await_yield();
+    ck_assert_int_eq(await_barrier_wait(b, 0, &index), 0);
+    ck_assert_uint_eq(index, 1);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(p.err, 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* A waiter that times out leaves as a cancelled one does: the barrier is
+ * not broken (asyncio's timeout is a cancellation; threading.Barrier's
+ * would break it). */
+START_TEST(barrier_waiter_timing_out_leaves_without_breaking_it)
+{
+    run_expect(barrier_timeout_main, NULL, 0);
+}
+END_TEST
+
+static void *barrier_reset_main(void *arg)
+{
+    (void)arg;
+    enum { N = 4 };
+    coro_barrier *b = coro_barrier_new(N);
+    ck_assert_int_eq(coro_barrier_reset(b), 0); /* nobody waits */
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    struct party p[N];
+    coro_task *t[N];
+    for (int i = 0; i < N - 1; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    await_yield();
+    ck_assert_uint_eq(coro_barrier_waiting(b), N - 1);
+    trace("reset");
+    ck_assert_int_eq(coro_barrier_reset(b), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    ck_assert_int_eq(await_gather(t, N - 1, NULL, NULL), 0);
+    for (int i = 0; i < N - 1; i++)
+        ck_assert_int_eq(p[i].err, EPIPE);
+    /* Whole again: a full round passes. */
+    for (int i = 0; i < N; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    ck_assert_int_eq(await_gather(t, N, NULL, NULL), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(p[i].err, 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* A reset fails the waiting tasks with EPIPE (asyncio's
+ * BrokenBarrierError) and leaves the barrier whole and empty. Mirrors
+ * CPython's BarrierTests.test_reset_barrier,
+ * test_reset_barrier_while_tasks_waiting and
+ * test_reset_barrier_while_tasks_waiting_and_waiting_again. */
+START_TEST(barrier_reset_fails_the_waiters_and_leaves_it_whole)
+{
+    run_expect(barrier_reset_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "reset a32:99 b32:99 c32:99 "
+                                  "d0:3 a0:0 b0:1 c0:2");
+}
+END_TEST
+
+static void *barrier_abort_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(3);
+    struct party p[3];
+    coro_task *t[3];
+    for (int i = 0; i < 2; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    await_yield();
+    trace("abort");
+    ck_assert_int_eq(coro_barrier_abort(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 1);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    /* Broken until reset: every wait is EPIPE at once. */
+    coro_task *by = coro_spawn(bystander, NULL);
+    ck_assert_int_eq(await_barrier_wait(b, -1, NULL), EPIPE);
+    ck_assert_int_eq(await_barrier_wait(b, 0, NULL), EPIPE);
+    trace("refused");
+    ck_assert_int_eq(await_task(by, NULL), 0);
+    ck_assert_int_eq(coro_barrier_abort(b), 0); /* again: still broken */
+    ck_assert_int_eq(coro_barrier_broken(b), 1);
+    ck_assert_int_eq(coro_barrier_reset(b), 0);
+    ck_assert_int_eq(coro_barrier_broken(b), 0);
+    for (int i = 0; i < 3; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* An abort fails the waiting tasks and every later wait with EPIPE, until
+ * a reset. Mirrors CPython's BarrierTests.test_abort_barrier,
+ * test_abort_barrier_when_exception and
+ * test_abort_barrier_when_exception_then_resetting. */
+START_TEST(barrier_abort_breaks_it_until_reset)
+{
+    run_expect(barrier_abort_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "abort a32:99 b32:99 refused bystander "
+                                  "c0:2 a0:0 b0:1");
+}
+END_TEST
+
+static void *barrier_after_trip_main(void *arg)
+{
+    (void)arg;
+    coro_barrier *b = coro_barrier_new(3);
+    struct party p[2];
+    coro_task *t[2];
+    for (int i = 0; i < 2; i++) {
+        p[i] = (struct party){ b, 5, names[i], -1, 99 };
+        t[i] = coro_spawn(party, &p[i]);
+    }
+    await_yield();
+    /* The trip, then a reset and an abort before the others have run. */
+    unsigned index;
+    ck_assert_int_eq(await_barrier_wait(b, 5, &index), 0);
+    ck_assert_int_eq(coro_barrier_reset(b), 0);
+    ck_assert_int_eq(coro_barrier_abort(b), 0);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(p[i].err, 0);
+        ck_assert_uint_eq(p[i].index, (unsigned)i);
+    }
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    return NULL;
+}
+
+/* The trip completes every waiter before any of them runs: a reset or an
+ * abort right after it does not reach them. Differs on purpose from
+ * CPython's BarrierTests.test_reset_barrier_when_tasks_half_draining and
+ * test_abort_barrier_when_tasks_half_draining_half_blocking, where
+ * released tasks that have not yet run get BrokenBarrierError. */
+START_TEST(barrier_trip_outlives_a_reset_before_the_parties_run)
+{
+    run_expect(barrier_after_trip_main, NULL, 0);
+}
+END_TEST
+
+static void *other_thread_reads_barrier(void *arg)
+{
+    coro_barrier *b = arg;
+    int ok = coro_barrier_parties(b) == 0 && coro_barrier_waiting(b) == 0 &&
+             coro_barrier_broken(b) == 0 && coro_barrier_reset(b) == EINVAL &&
+             coro_barrier_abort(b) == EINVAL;
+    return TOKEN(ok);
+}
+
+static void *barrier_errors_main(void *arg)
+{
+    coro_barrier *b = arg;
+    ck_assert_int_eq(await_barrier_wait(NULL, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_barrier_wait(b, NAN, NULL), EINVAL);
+    struct party p = { b, 5, "a", -1, 99 };
+    coro_task *t = coro_spawn(party, &p);
+    await_yield();
+    ck_assert_int_eq(coro_barrier_free(b), EBUSY);
+    ck_assert_int_eq(coro_barrier_abort(b), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+/* Mirrors CPython's BarrierTests.test_barrier_parties (no barrier of 0
+ * parties), and the rest of the usual bad input. */
+START_TEST(barrier_bad_input)
+{
+    errno = 0;
+    ck_assert_ptr_null(coro_barrier_new(0));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(coro_barrier_reset(NULL), EINVAL);
+    ck_assert_int_eq(coro_barrier_abort(NULL), EINVAL);
+    ck_assert_uint_eq(coro_barrier_parties(NULL), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(NULL), 0);
+    ck_assert_int_eq(coro_barrier_broken(NULL), 0);
+    ck_assert_int_eq(coro_barrier_free(NULL), 0);
+    coro_barrier *b = coro_barrier_new(2);
+    ck_assert_int_eq(await_barrier_wait(b, 1, NULL), EPERM);
+    run_expect(barrier_errors_main, b, 0);
+    /* Claimed by this thread's loop: another thread reads 0 and may not
+     * reset or abort it. */
+    ck_assert_int_eq(coro_barrier_broken(b), 1);
+    pthread_t th;
+    void *ok;
+    pthread_create(&th, NULL, other_thread_reads_barrier, b);
+    pthread_join(th, &ok);
+    ck_assert_ptr_eq(ok, TOKEN(1));
+    ck_assert_int_eq(coro_barrier_broken(b), 1);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+}
+END_TEST
+
+static void *wait_forever_at_barrier(void *arg)
+{
+    return TOKEN(await_barrier_wait(arg, -1, NULL));
+}
+
+static void *barrier_deadlock_main(void *arg)
+{
+    coro_barrier **b = arg;
+    *b = coro_barrier_new(2);
+    void *err;
+    await_task(coro_spawn(wait_forever_at_barrier, *b), &err);
+    return err;
+}
+
+/* A party nobody will ever join, and nothing else alive: EDEADLK, and the
+ * report says where it waits. */
+START_TEST(blocked_forever_at_a_barrier_is_a_deadlock)
+{
+    coro_barrier *b = NULL;
+    char *report = run_reporting(barrier_deadlock_main, &b, EDEADLK);
+    char at[32];
+    snprintf(at, sizeof at, "(%p)", (void *)b);
+    ck_assert_int_eq(coro_barrier_free(b), 0); /* its waiter left */
+    expect_deadlock_report(report, 2);
+    expect_report_line(report, "#2 ", " wait_forever_at_ba",
+                       "on a barrier", at, NULL);
+    free(report);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* The new waits on the shared stack                                      */
+/* ---------------------------------------------------------------------- */
+
+/* Each new wait parked on the shared stack while another shared-stack
+ * task writes all over it: nothing the waits hand out may be there.
+ * Objects and buffers are static; only the barrier's index lives on the
+ * waiting task's stack, which the call allows. */
+static coro_barrier *sh_barrier;
+static coro_cond *sh_cond;
+static coro_mutex *sh_mutex;
+static coro_queue *sh_prio, *sh_lifo;
+static int sh_flag;
+static void *sh_item;
+static int sh_err[4];
+static unsigned sh_index;
+
+static void *sh_barrier_party(void *arg)
+{
+    (void)arg;
+    unsigned index = 99;
+    sh_err[0] = await_barrier_wait(sh_barrier, 5, &index);
+    sh_index = index;
+    return NULL;
+}
+
+static void *sh_wait_for(void *arg)
+{
+    (void)arg;
+    if (await_mutex_lock(sh_mutex, 5) != 0)
+        return coro_fail(EIO);
+    sh_err[1] = await_cond_wait_for(sh_cond, sh_mutex, pred_is_set, &sh_flag,
+                                    5);
+    coro_mutex_unlock(sh_mutex);
+    return NULL;
+}
+
+static void *sh_get(void *arg)
+{
+    (void)arg;
+    sh_err[2] = await_queue_get(sh_prio, &sh_item, 5);
+    return NULL;
+}
+
+static void *sh_put(void *arg)
+{
+    (void)arg;
+    sh_err[3] = await_queue_put(sh_lifo, TOKEN(2), 5);
+    return NULL;
+}
+
+static void *sh_scribble(void *arg)
+{
+    (void)arg;
+    for (int pass = 0; pass < 4; pass++) {
+        char big[8192];
+        frame_fill(big, 0x41 + pass, sizeof big);
+        if (await_sleep(0.002) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *new_waits_shared_main(void *arg)
+{
+    (void)arg;
+    sh_barrier = coro_barrier_new(2);
+    sh_cond = coro_cond_new();
+    sh_mutex = coro_mutex_new();
+    sh_prio = coro_queue_new_priority(0, by_token);
+    sh_lifo = coro_queue_new_lifo(1);
+    ck_assert_int_eq(coro_queue_try_put(sh_lifo, TOKEN(1)), 0);
+    sh_flag = 0;
+    sh_item = NULL;
+    for (int i = 0; i < 4; i++)
+        sh_err[i] = -1;
+    coro_attr sh = { .flags = CORO_SHARED_STACK };
+    coro_fn fns[5] = { sh_barrier_party, sh_wait_for, sh_get, sh_put,
+                       sh_scribble };
+    coro_task *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = coro_spawn_attr(&sh, fns[i], NULL);
+    await_sleep(0.004); /* all parked, the scribbler at work */
+    unsigned index;
+    ck_assert_int_eq(await_barrier_wait(sh_barrier, 1, &index), 0);
+    ck_assert_uint_eq(index, 1);
+    ck_assert_int_eq(await_mutex_lock(sh_mutex, 1), 0);
+    sh_flag = 1;
+    ck_assert_int_eq(coro_cond_notify_all(sh_cond), 0);
+    ck_assert_int_eq(coro_mutex_unlock(sh_mutex), 0);
+    ck_assert_int_eq(coro_queue_try_put(sh_prio, TOKEN(7)), 0);
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(sh_lifo, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(await_gather(t, 5, NULL, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(sh_err[i], 0);
+    ck_assert_uint_eq(sh_index, 0);
+    ck_assert_ptr_eq(sh_item, TOKEN(7));
+    ck_assert_int_eq(coro_queue_try_get(sh_lifo, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_int_eq(coro_barrier_free(sh_barrier), 0);
+    ck_assert_int_eq(coro_cond_free(sh_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(sh_mutex), 0);
+    ck_assert_int_eq(coro_queue_free(sh_prio), 0);
+    ck_assert_int_eq(coro_queue_free(sh_lifo), 0);
+    return NULL;
+}
+
+START_TEST(new_waits_parked_on_the_shared_stack_survive_others)
+{
+    run_expect(new_waits_shared_main, NULL, 0);
+}
+END_TEST
+
 Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -1230,6 +2691,16 @@ Suite *sync_suite(void)
     tcase_add_test(tc, queue_is_fifo_bounded_or_not);
     tcase_add_test(tc, queue_join_and_shutdown);
     tcase_add_test(tc, queue_waiters_cancelled_or_shut_down);
+    tcase_add_test(tc, lifo_queue_gets_the_newest_first);
+    tcase_add_test(tc, priority_queue_gets_the_smallest_first);
+    tcase_add_test(tc, priority_queue_waiters_wait_and_leave_as_a_queues_do);
+    tcase_add_test(tc, lifo_and_priority_queues_count_work_for_join);
+    tcase_add_test(tc, every_kind_of_queue_shuts_down_alike);
+    tcase_add_test(tc, lifo_and_priority_queue_bad_input);
+    tcase_add_test(tc, queue_shutdown_now_drops_the_items_and_releases_join);
+    tcase_add_test(tc,
+                   queue_shutdown_now_leaves_items_taken_before_to_task_done);
+    tcase_add_test(tc, queue_shutdown_now_fails_every_waiter_with_epipe);
     suite_add_tcase(s, tc);
 
     tc = test_case("locks", 20);
@@ -1237,9 +2708,33 @@ Suite *sync_suite(void)
     tcase_add_test(tc, mutex_errors_timeouts_and_cancellation);
     tcase_add_test(tc, a_mutex_is_never_inherited_by_a_later_run);
     tcase_add_test(tc, semaphore_counts_permits);
+    tcase_add_test(tc, bounded_semaphore_refuses_a_release_past_its_bound);
+    tcase_add_test(tc, mutex_and_semaphore_say_whether_they_are_locked);
     tcase_add_test(tc, event_wakes_every_waiter);
     tcase_add_test(tc, condition_notify_one_and_all);
     tcase_add_test(tc, condition_cancellation_retakes_the_mutex);
+    tcase_add_test(tc, condition_wait_for_returns_once_the_predicate_holds);
+    tcase_add_test(tc, condition_wait_for_asks_the_predicate_before_waiting);
+    tcase_add_test(tc, condition_wait_for_timeout_covers_the_whole_wait);
+    tcase_add_test(tc, condition_wait_for_cancelled_retakes_the_mutex);
+    tcase_add_test(tc, condition_wait_for_bad_input);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("barrier", 20);
+    tcase_add_test(tc, barrier_releases_every_party_with_its_arrival_index);
+    tcase_add_test(tc, barrier_of_one_party_never_waits);
+    tcase_add_test(tc, barrier_serves_round_after_round);
+    tcase_add_test(tc, barrier_waiter_cancelled_leaves_without_breaking_it);
+    tcase_add_test(tc, barrier_waiter_timing_out_leaves_without_breaking_it);
+    tcase_add_test(tc, barrier_reset_fails_the_waiters_and_leaves_it_whole);
+    tcase_add_test(tc, barrier_abort_breaks_it_until_reset);
+    tcase_add_test(tc, barrier_trip_outlives_a_reset_before_the_parties_run);
+    tcase_add_test(tc, barrier_bad_input);
+    tcase_add_test(tc, blocked_forever_at_a_barrier_is_a_deadlock);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("shared stack", 20);
+    tcase_add_test(tc, new_waits_parked_on_the_shared_stack_survive_others);
     suite_add_tcase(s, tc);
     return s;
 }
