@@ -14,8 +14,9 @@
  * three. Everything a parked waiter's call uses is static, as coro.h asks
  * of shared-stack tasks.
  *
- * Not every call has every wake: await_task, await_gather, await_blocking
- * and await_yield take no timeout (await_task_timeout covers a join's),
+ * Not every call has every wake: await_task, await_gather, await_group,
+ * await_blocking and await_yield take no timeout (await_task_timeout
+ * covers a join's, and test_scope.c a timeout scope's over them all),
  * await_sleep has no event but its end, and await_yield's event is only
  * that the tasks ahead of it ran. await_task_timeout has a fourth: its
  * caller cancelled while the task it timed out on still cleans up.
@@ -97,6 +98,12 @@ static struct {
     coro_sem    *sem;
     coro_event  *event;
     coro_cond   *cond;
+    coro_group  *group;
+    coro_completions *completions;
+    coro_barrier *barrier;
+    unsigned     index;
+    int          pred;
+    coro_task   *done;
     coro_event  *go[2];
     coro_task   *kids[2], *spawned[2];
     void        *results[2];
@@ -1151,6 +1158,160 @@ static void cond_check(enum wake w)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Issue 13's waits: groups, as_completed, wait_for, barriers              */
+/* ---------------------------------------------------------------------- */
+
+static void group_setup(enum wake w)
+{
+    (void)w;
+    fx.group = coro_group_new();
+    EXPECT(fx.group != NULL);
+    coro_attr attr = { .flags = run.shared ? CORO_SHARED_STACK : 0 };
+    for (int i = 0; i < 2; i++) {
+        fx.go[i] = coro_event_new();
+        fx.kid_err[i] = -1;
+        fx.spawned[i] = coro_group_spawn(fx.group, &attr, kid, TOKEN(i));
+        EXPECT(fx.go[i] != NULL && fx.spawned[i] != NULL);
+    }
+}
+
+/* await_group has no timeout of its own (a timeout scope gives one). */
+static int group_wait(double timeout)
+{
+    (void)timeout;
+    return await_group(fx.group);
+}
+
+static void group_prod(enum wake w)
+{
+    if (w == WAKE_EVENT)
+        kids_go(2);
+}
+
+static void group_check(enum wake w)
+{
+    for (int i = 0; i < 2; i++) {
+        void *r = NULL;
+        EXPECT_ERR(coro_group_result(fx.group, (size_t)i, &r),
+                   w == WAKE_EVENT ? 0 : ECANCELED);
+        EXPECT(r == TOKEN(100 + i));
+        kid_check(i, w);
+    }
+    EXPECT_ERR(coro_group_free(fx.group), 0);
+    fx.group = NULL;
+}
+
+static void as_completed_setup(enum wake w)
+{
+    (void)w;
+    kids_setup(2);
+    fx.done = NULL;
+}
+
+/* The waiter makes the iterator (it is its own) and takes the first. */
+static int as_completed_wait(double timeout)
+{
+    EXPECT_ERR(coro_as_completed(fx.kids, 2, timeout, &fx.completions), 0);
+    return await_as_completed(fx.completions, &fx.done);
+}
+
+static void as_completed_prod(enum wake w)
+{
+    if (w == WAKE_EVENT)
+        coro_event_set(fx.go[1]);
+}
+
+static void as_completed_check(enum wake w)
+{
+    int first = 0;
+    if (w == WAKE_EVENT) {
+        EXPECT(fx.done == fx.spawned[1]);
+        EXPECT_ERR(await_task(fx.done, NULL), 0);
+        EXPECT_EQ(fx.kid_err[1], 0);
+        first = 1;
+    } else {
+        EXPECT(fx.done == NULL); /* nothing handed out, nothing cancelled */
+    }
+    EXPECT_ERR(coro_completions_free(fx.completions), 0);
+    kids_go(2);
+    for (int i = 0; i < 2; i++) {
+        if (first && i == 1)
+            continue; /* handed out and joined above */
+        EXPECT_ERR(await_task(fx.spawned[i], NULL), 0);
+        EXPECT_EQ(fx.kid_err[i], 0);
+    }
+}
+
+static int predicate(void *arg)
+{
+    (void)arg;
+    return fx.pred;
+}
+
+static void cond_for_setup(enum wake w)
+{
+    cond_setup(w);
+    fx.pred = 0;
+}
+
+static int cond_for_wait(double timeout)
+{
+    EXPECT_ERR(await_mutex_lock(fx.mutex, 0), 0);
+    int err = await_cond_wait_for(fx.cond, fx.mutex, predicate, NULL,
+                                  timeout);
+    fx.unlock_err = coro_mutex_unlock(fx.mutex);
+    return err;
+}
+
+/* As cond_prod, the predicate made true before the notify; a notify
+ * without it must not end the wait. */
+static void cond_for_prod(enum wake w)
+{
+    if (w == WAKE_EVENT) {
+        EXPECT_ERR(await_mutex_lock(fx.mutex, 0), 0);
+        EXPECT_ERR(coro_cond_notify(fx.cond, 1), 0); /* not yet true */
+        EXPECT_ERR(coro_mutex_unlock(fx.mutex), 0);
+        EXPECT_ERR(await_sleep(t_short()), 0);
+        EXPECT(run.waiting);
+        fx.pred = 1;
+    }
+    cond_prod(w);
+}
+
+static void barrier_setup(enum wake w)
+{
+    (void)w;
+    fx.barrier = coro_barrier_new(2);
+    EXPECT(fx.barrier != NULL);
+    fx.index = 99;
+}
+
+static int barrier_wait(double timeout)
+{
+    return await_barrier_wait(fx.barrier, timeout, &fx.index);
+}
+
+/* The driver is the second party. */
+static void barrier_prod(enum wake w)
+{
+    if (w == WAKE_EVENT) {
+        unsigned mine = 99;
+        EXPECT_ERR(await_barrier_wait(fx.barrier, t_long(), &mine), 0);
+        EXPECT_EQ(mine, 1);
+    }
+}
+
+static void barrier_check(enum wake w)
+{
+    EXPECT_EQ(fx.index, w == WAKE_EVENT ? 0 : 99);
+    /* A waiter that left does not break it (asyncio's Barrier). */
+    EXPECT_EQ(coro_barrier_waiting(fx.barrier), 0);
+    EXPECT(!coro_barrier_broken(fx.barrier));
+    EXPECT_ERR(coro_barrier_free(fx.barrier), 0);
+    fx.barrier = NULL;
+}
+
+/* ---------------------------------------------------------------------- */
 /* The table and the driver                                               */
 /* ---------------------------------------------------------------------- */
 
@@ -1209,6 +1370,14 @@ static const struct wait_row rows[] = {
       NULL },
     { "await_cond_wait", ALL_THREE, 0, cond_setup, cond_wait, NULL, cond_prod,
       cond_check },
+    { "await_cond_wait_for", ALL_THREE, 0, cond_for_setup, cond_for_wait,
+      NULL, cond_for_prod, cond_check },
+    { "await_barrier_wait", ALL_THREE, 0, barrier_setup, barrier_wait, NULL,
+      barrier_prod, barrier_check },
+    { "await_group", BIT(WAKE_EVENT) | BIT(WAKE_CANCEL), 0, group_setup,
+      group_wait, NULL, group_prod, group_check },
+    { "await_as_completed", ALL_THREE, 0, as_completed_setup,
+      as_completed_wait, NULL, as_completed_prod, as_completed_check },
 };
 
 enum { NROWS = sizeof rows / sizeof *rows };
@@ -1419,7 +1588,27 @@ static void *cancelled_caller(void *arg)
     EXPECT_ERR(await_mutex_lock(fx.mutex, 0), 0);
     coro_shield(was);
     EXPECT_CANCELED(await_cond_wait(fx.cond, fx.mutex, t_long()));
+    fx.pred = 1; /* already true: still not looked at */
+    EXPECT_CANCELED(await_cond_wait_for(fx.cond, fx.mutex, predicate, NULL,
+                                        t_long()));
     EXPECT_ERR(coro_mutex_unlock(fx.mutex), 0);
+
+    /* A barrier one party short; a group and an iterator whose tasks have
+     * all ended. */
+    fx.index = 99;
+    EXPECT_CANCELED(await_barrier_wait(fx.barrier, t_long(), &fx.index));
+    EXPECT_EQ(fx.index, 99);
+    EXPECT_EQ(coro_barrier_waiting(fx.barrier), 1);
+    EXPECT_CANCELED(await_group(fx.group));
+    EXPECT_ERR(coro_group_result(fx.group, 0, &fx.result), 0);
+    fx.kids[1] = spawn_helper(ended, NULL);
+    EXPECT_ERR(coro_as_completed(&fx.kids[1], 1, t_long(), &fx.completions),
+               0);
+    fx.done = NULL;
+    EXPECT_CANCELED(await_as_completed(fx.completions, &fx.done));
+    EXPECT(fx.done == NULL);
+    EXPECT_ERR(coro_completions_free(fx.completions), 0);
+    EXPECT_CANCELED(await_task(fx.kids[1], NULL)); /* ended, now freed */
 
     /* With nothing to wait for, still ECANCELED (last: a fix in flight). */
     EXPECT_CANCELED(await_gather(fx.kids, 0, NULL, NULL));
@@ -1428,6 +1617,14 @@ static void *cancelled_caller(void *arg)
                                &fx.ndone));
     EXPECT_EQ(fx.ndone, 0);
     return NULL;
+}
+
+/* A party that waits at fx.barrier. */
+static void *barrier_party(void *arg)
+{
+    (void)arg;
+    unsigned index;
+    return TOKEN(await_barrier_wait(fx.barrier, t_long(), &index));
 }
 
 /* Makes every operation ready, then runs cancelled_caller cancelled. */
@@ -1454,9 +1651,22 @@ static void *drive_cancelled(void *arg)
     EXPECT(fx.mutex && fx.sem && fx.event && fx.cond);
     coro_event_set(fx.event);
 
+    fx.barrier = coro_barrier_new(2);
+    fx.group = coro_group_new();
+    EXPECT(fx.barrier && fx.group);
+    coro_task *party = spawn_helper(barrier_party, NULL);
+    EXPECT(coro_group_spawn(fx.group, NULL, ended, NULL) != NULL);
+    EXPECT_ERR(await_sleep(0), 0); /* the party waits; the member ends */
+
     coro_task *t = spawn_helper(cancelled_caller, NULL);
     EXPECT_ERR(coro_cancel(t), 0);
     EXPECT_ERR(await_task(t, NULL), ECANCELED);
+    /* The other party is still there: this one completes the round. */
+    unsigned mine = 99;
+    EXPECT_ERR(await_barrier_wait(fx.barrier, t_long(), &mine), 0);
+    EXPECT_ERR(await_task(party, NULL), 0);
+    EXPECT_ERR(coro_barrier_free(fx.barrier), 0);
+    EXPECT_ERR(coro_group_free(fx.group), 0);
     EXPECT_ERR(await_sem_acquire(fx.sem, 0), 0); /* the permit stayed */
     EXPECT_ERR(await_mutex_lock(fx.mutex, 0), 0);
     EXPECT_ERR(coro_mutex_unlock(fx.mutex), 0);
