@@ -234,10 +234,11 @@ CORO_API int coro_shield(int on);
 /* The calling task, or NULL outside a coroutine. */
 CORO_API coro_task *coro_self(void);
 
-/* t's name: coro_attr.name if one was given, else the name of the function
- * passed to coro_spawn / coro_spawn_attr (through their macros below), else
- * "task" ("main" for coro_run's task). NULL if t is NULL.
- * Ownership: the string lives as long as t. */
+/* t's name: the last coro_task_set_name's or coro_attr.name if one was
+ * given, else the name of the function passed to coro_spawn /
+ * coro_spawn_attr (through their macros below), else "task" ("main" for
+ * coro_run's task). NULL if t is NULL.
+ * Ownership: the string lives as long as t (a rename may change it). */
 CORO_API const char *coro_name(const coro_task *t);
 
 /* Marks the calling task failed with err (a positive errno value) and returns
@@ -261,6 +262,58 @@ CORO_API coro_task *coro__spawn_at(const coro_attr *attr, coro_fn fn,
 #define coro_spawn_attr(attr, fn, arg) \
     coro__spawn_at((attr), (fn), (arg), #fn, __FILE__ ":" CORO__STR(__LINE__))
 #endif
+
+/* Looking at a task without joining it: asyncio's Task.done(),
+ * cancelled(), cancelling(), result(), exception() and set_name(). Each
+ * takes a task of this thread's loop, still valid (see coro_spawn for how
+ * long a pointer lives); coro_task_info, under "Seeing inside", tells the
+ * rest. */
+
+/* Whether t has ended: its function returned (asyncio's Task.done()). An
+ * ended task stays, with its result, until it is joined (a detached one is
+ * freed as it ends).
+ * Returns: 1 or 0; 0 also when t is NULL or not a task of this thread's
+ *          loop (another thread's, or no loop runs here).
+ * Cost: O(1), as the four calls that follow. */
+CORO_API int coro_task_done(const coro_task *t);
+
+/* Whether t ended by cancellation (asyncio's Task.cancelled()): it has
+ * ended, and await_task would return ECANCELED for it. That is, coro_cancel
+ * reached it before it ended and it failed with no error of its own, or it
+ * failed with ECANCELED (coro_fail), as a Python task that raises
+ * CancelledError counts as cancelled.
+ * Returns: 1 or 0 (0 for a bad t, as coro_task_done). */
+CORO_API int coro_task_cancelled(const coro_task *t);
+
+/* Whether t's cancellation was asked for (asyncio's Task.cancelling()):
+ * coro_cancel(t) was called, or t was spawned while coro_run was
+ * cancelling every task, whether t has ended since or not. Cancellation
+ * is sticky and cannot be taken back (no uncancel()), so this is 1 where
+ * asyncio counts the requests.
+ * Returns: 1 or 0 (0 for a bad t, as coro_task_done). */
+CORO_API int coro_task_cancelling(const coro_task *t);
+
+/* How t ended, without joining or freeing it: asyncio's Task.result() and
+ * Task.exception() in one call.
+ * result: if not NULL, receives what t's function returned.
+ * error:  if not NULL, receives what await_task will return for t: 0,
+ *         its coro_fail error, or ECANCELED (see coro_task_cancelled).
+ * Returns: 0 with those stored; EAGAIN if t has not ended yet (asyncio
+ *          raises InvalidStateError; nothing is stored); EINVAL (t NULL or
+ *          not a task of this thread's loop).
+ * Ownership: t is still to be joined: await_task frees it and returns the
+ *            same result and error. */
+CORO_API int coro_task_result(const coro_task *t, void **result, int *error);
+
+/* Renames t (asyncio's Task.set_name), ended or not: copies name, keeping
+ * at most 31 bytes, as coro_attr.name does. NULL or "" gives t back its
+ * default name (the function's: see coro_name). coro_name, coro_dump and
+ * the task hook's events use the new name from now on; a CORO_TRACE file
+ * names each task once, when it is spawned.
+ * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop).
+ * Ownership: name is copied. A string coro_name returned for t earlier
+ *            may now read the new name. */
+CORO_API int coro_task_set_name(coro_task *t, const char *name);
 
 /* ======================================================================
  * Time: asyncio.sleep, loop.time()
@@ -704,6 +757,97 @@ CORO_API int coro_cond_free(coro_cond *c);
  *       are still alive as main returns.
  * Neither costs anything when unset but one test per task event.
  * ====================================================================== */
+
+/* Lists the tasks of this thread's loop (asyncio.all_tasks()): stores up
+ * to cap of them in out, in spawn order, and returns how many there are,
+ * so that a first call with cap 0 (out may then be NULL) sizes the array.
+ *
+ * Which tasks: every task the loop still holds, as coro_dump lists them:
+ * ready, running (the caller), parked, and ended but not joined yet, main
+ * included. asyncio.all_tasks leaves the done ones out, but an ended task
+ * here still has a result to collect and a pointer to free: filter with
+ * coro_task_done for asyncio's set.
+ * Returns: the number of tasks, which may be more than cap; 0 where no loop
+ *          runs.
+ * Ownership: the pointers stay valid until the caller suspends (any
+ *            await_*: other tasks may end and be freed meanwhile) or frees
+ *            a task itself (a join, or coro_detach of an ended task).
+ * Cost: O(min(cap, tasks)). */
+CORO_API size_t coro_tasks(coro_task **out, size_t cap);
+
+/* A task's state, in coro_task_info. */
+enum coro_task_state {
+    CORO_STATE_READY,   /* in the ready queue: spawned, woken or yielded */
+    CORO_STATE_RUNNING, /* running: the caller */
+    CORO_STATE_PARKED,  /* waiting; wait says for what */
+    CORO_STATE_ENDED    /* its function returned; not joined yet */
+};
+
+/* What coro_task_info fills in: a snapshot that stays readable after the
+ * task is gone (its strings are copied or static). */
+struct coro_task_info {
+    unsigned long long   id;            /* 1, 2, ... in spawn order per
+                                           loop (coro_task_event.task) */
+    char                 name[32];      /* coro_name(t), copied */
+    enum coro_task_state state;
+    const char          *wait;          /* parked: what for, as
+                                           coro_task_event.reason names it
+                                           ("sleep", "join", "read fd",
+                                           "channel receive", "mutex"...);
+                                           else NULL */
+    const void          *wait_object;   /* parked on a channel, queue,
+                                           mutex, semaphore, event or
+                                           condition: that object; "join":
+                                           the task joined; else NULL */
+    unsigned long long   wait_task;     /* the id of the task it waits for:
+                                           the task joined, or the holder
+                                           of the mutex (0: held by no task
+                                           of this loop); else 0 */
+    size_t               wait_tasks;    /* "join", "gather", "wait": how
+                                           many tasks it awaits; else 0 */
+    size_t               wait_pending;  /* of those, how many have not
+                                           ended */
+    int                  wait_fd;       /* "read fd", "write fd": the fd;
+                                           else -1 */
+    double               wait_deadline; /* when its wait times out, in
+                                           coro_now() seconds; -1: never,
+                                           or not parked */
+    double               since;         /* when it last parked, was woken,
+                                           spawned or ended, in coro_now()
+                                           seconds, good to a few ms (a
+                                           yield does not count): how long
+                                           it has been in its state, as
+                                           coro_dump tells */
+    int                  error;         /* ended: what await_task will
+                                           return (coro_task_result); 0
+                                           while it has not ended */
+    int                  cancelling;    /* coro_task_cancelling(t) */
+    int                  cancelled;     /* coro_task_cancelled(t) */
+    int                  shielded;      /* it holds a shield (coro_shield) */
+    unsigned long long   awaited_by;    /* the id of the task joining,
+                                           gathering or waiting for it;
+                                           0: none */
+    const char          *site;          /* "file.c:42" of the coro_spawn
+                                           macro that made it; NULL when
+                                           the plain function did */
+    const void          *spawn_pc;      /* where coro_spawn was called
+                                           from (a return address, for
+                                           addr2line) */
+    size_t               stack_size;    /* bytes of its stack; for a
+                                           shared-stack task, the shared
+                                           stack's */
+    size_t               stack_used;    /* coro_stack_high_water(t) */
+    int                  shared_stack;  /* spawned with CORO_SHARED_STACK */
+};
+
+/* Fills *info with t's state and what it waits on, as data: what
+ * coro_dump's line for t tells in words. Named as stat(2) and struct stat
+ * are: the call and the struct share the name. asyncio has no one twin: a
+ * Task's repr, done() and its _fut_waiter tell as much.
+ * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop; info
+ *          NULL).
+ * Cost: O(1), plus coro_stack_high_water's scan of t's stack. */
+CORO_API int coro_task_info(const coro_task *t, struct coro_task_info *info);
 
 /* Writes one line per task of this thread's loop to out: its id, name,
  * state (ready, running, sleeping and for how long yet, joining task N,

@@ -659,7 +659,8 @@ struct coro_task {
     const char         *fn_name;    /* from the spawn macro, or NULL */
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */
-    char                name[CORO__NAME_MAX]; /* coro_attr.name, copied */
+    char                name[CORO__NAME_MAX]; /* coro_attr.name or
+                                       coro_task_set_name's, copied */
     /* CORO_SHARED_STACK only (coro.c and sched.c): */
     char               *saved_sp;   /* stack pointer when it last parked */
     char               *saved;      /* its frames [saved_sp, top) while
