@@ -840,10 +840,10 @@ struct coro_task_info {
     int                  shared_stack;  /* spawned with CORO_SHARED_STACK */
 };
 
-/* Fills *info with t's state and what it waits on, as data: what
- * coro_dump's line for t tells in words. Named as stat(2) and struct stat
- * are: the call and the struct share the name. asyncio has no one twin: a
- * Task's repr, done() and its _fut_waiter tell as much.
+/* Fills *info with t's state and what it waits on, as data: coro_dump's
+ * line for t is written from it, so the two always agree. Named as stat(2)
+ * and struct stat are: the call and the struct share the name. asyncio
+ * has no one twin: a Task's repr, done() and its _fut_waiter tell as much.
  * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop; info
  *          NULL).
  * Cost: O(1), plus coro_stack_high_water's scan of t's stack. */
@@ -859,7 +859,8 @@ CORO_API int coro_task_info(const coro_task *t, struct coro_task_info *info);
  * the loop reads one as it sleeps, fires timers, or every 64 switches, so
  * a task that ran long without suspending can add its run to the figure.
  * Does nothing outside a loop. coro_run prints it to stderr by itself when
- * it finds a deadlock, before cancelling the tasks.
+ * it finds a deadlock, before cancelling the tasks. Each line is
+ * coro_task_info's snapshot of a task, in words.
  * Cost: O(tasks), plus a scan of each own stack for its high-water mark. */
 CORO_API void coro_dump(FILE *out);
 
