@@ -740,6 +740,110 @@ CORO_API int coro_cond_notify_all(coro_cond *c);
 CORO_API int coro_cond_free(coro_cond *c);
 
 /* ======================================================================
+ * Task-local values: contextvars (ContextVar, get, set)
+ *
+ * A key names one value per task, as a ContextVar does, or a pthread key
+ * one per thread. A task starts with the values its spawner held when it
+ * spawned it, as create_task runs the new task in a copy of the current
+ * context; from then on each task's sets are its own, seen by the tasks it
+ * spawns afterwards and by no other. Values are void *: a key never set,
+ * or set to NULL, reads NULL (a ContextVar's default).
+ *
+ * Keys are process-wide, as pthread keys are: make one once (before any
+ * loop, or from any thread at any time) and use it in every loop. At most
+ * CORO_KEYS_MAX keys live at once.
+ *
+ * Outside a coroutine (coro_run's caller, a worker thread in a blocking
+ * call) there is no task and so no value: coro_local_get returns NULL and
+ * coro_local_set is EPERM. coro_run's main starts with no values, where
+ * asyncio.run's main task copies its caller's context: pass what main
+ * needs in arg.
+ *
+ * Destructors. For a key with a destructor, a value handed to
+ * coro_local_set is coro's from then on, and its destructor runs once,
+ * when no task holds the value any more: when the task that set it and
+ * every task that inherited it have each replaced it (another
+ * coro_local_set) or ended, in whatever order. So no task ever reads a
+ * value destroyed under it. Do not free such a value yourself, and do not
+ * hand one pointer to coro_local_set in two tasks (that makes two owners,
+ * and two destructor calls); setting the value the task already holds
+ * does nothing.
+ *
+ * When they run, and where. A value let go by coro_local_set is destroyed
+ * before that call returns. At a task's end, the values it lets go are
+ * destroyed in the task itself, on its stack, after its function returned
+ * and before it counts as ended: before its joiner wakes, before the
+ * CORO_TASK_END event, before coro_run returns. coro_self() is then the
+ * ending task (not necessarily the one that set the value, if that one
+ * ended first). No key reads the value being destroyed any more: at a
+ * task's end its key reads NULL, and the task's other values read as
+ * before until their turn. A destructor may call any
+ * coro_* call; it should not wait (an await_* there does wait, and holds
+ * the task's end back). A value set by a destructor is destroyed in turn,
+ * for up to four rounds in all (pthread's PTHREAD_DESTRUCTOR_ITERATIONS);
+ * what is set during the fourth is let go without its destructor. A task
+ * that coro_run abandons without letting it end (shielded clean-up that
+ * deadlocked) has its values destroyed as coro_run frees it, on the
+ * caller's stack, outside any task. Once a key is deleted, no destructor
+ * runs for its values.
+ *
+ * Memory: a task that never sets a value costs nothing; one that inherits
+ * values shares its spawner's until either sets one. Everything is freed
+ * with the tasks.
+ * ====================================================================== */
+
+/* A key: one value per task. 0 is never a key, so a zeroed coro_key reads
+ * NULL and sets nothing (EINVAL) until coro_key_new fills it in. */
+typedef unsigned long long coro_key;
+
+/* How many keys may live at once in a process (pthread's is 1024). */
+#define CORO_KEYS_MAX 128
+
+/* Makes a key (contextvars.ContextVar(name); pthread_key_create). Every
+ * task's value for it starts NULL.
+ * destructor: NULL, or what to call on each non-NULL value once no task
+ *             holds it (see above).
+ * Returns: 0 with *key set; EINVAL (key NULL); EAGAIN (CORO_KEYS_MAX keys
+ *          live already).
+ * Callable anywhere, from any thread, as coro_key_delete.
+ * Cost: lock-free; O(CORO_KEYS_MAX) at worst. */
+CORO_API int coro_key_new(void (*destructor)(void *), coro_key *key);
+
+/* Deletes key (pthread_key_delete; a ContextVar is never deleted, it goes
+ * with its last reference). From then on, in every task, coro_local_get
+ * reads NULL for it and coro_local_set is EINVAL, and its slot may go to a
+ * new key, which never sees the old values. The values set under it are
+ * not destroyed, now or when their tasks end: free them yourself if they
+ * need it. A destructor of key already running on another thread's loop
+ * is not waited for.
+ * Returns: 0, or EINVAL (not a live key: deleted already, or never made).
+ * Ownership: the memory coro kept for the values is freed with their
+ *            tasks. */
+CORO_API int coro_key_delete(coro_key key);
+
+/* The calling task's value for key (ContextVar.get(None);
+ * pthread_getspecific).
+ * Returns: the value, or NULL: none set, key not live, or outside a
+ *          coroutine. Never sets errno.
+ * Cost: O(1): two loads and a compare. */
+CORO_API void *coro_local_get(coro_key key);
+
+/* Sets the calling task's value for key (ContextVar.set): the tasks it
+ * spawns from now on start with it; tasks spawned before keep theirs, as
+ * the spawner keeps its own when they set theirs. NULL clears the value.
+ * The value replaced, if its key has a destructor and no other task holds
+ * it, is destroyed before this returns. There is no Token and reset(): for
+ * a key without a destructor, keep what coro_local_get returned and set it
+ * back.
+ * Returns: 0; EINVAL (key not live); EPERM (outside a coroutine); ENOMEM
+ *          (nothing changed).
+ * Ownership: with a destructor, value is coro's from now on (see above).
+ * Cost: O(1) and one allocation of 32 bytes; the first set after a spawn,
+ *       in the spawner or the spawned, also copies the values the two
+ *       shared: 8 bytes a key, up to the highest key set. */
+CORO_API int coro_local_set(coro_key key, void *value);
+
+/* ======================================================================
  * Seeing inside: asyncio's all_tasks() and debug mode, Go's SIGQUIT dump
  *
  * Environment variables, read by each coro_run:

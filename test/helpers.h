@@ -23,6 +23,7 @@ Suite *trace_suite(void);
 Suite *overflow_suite(void);
 Suite *waits_suite(void);
 Suite *inspect_suite(void);
+Suite *local_suite(void);
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */
