@@ -429,7 +429,7 @@ END_TEST
 static void *outlives(void *arg)
 {
     (void)arg;
-    ck_assert_int_eq(await_sleep(0.01), 0);
+    ck_assert_int_eq(await_sleep(0.05), 0);
     trace("child reads %s", name_of(key));
     return NULL;
 }
