@@ -250,10 +250,11 @@ CORO_API int coro_shield(int on);
 /* The calling task, or NULL outside a coroutine. */
 CORO_API coro_task *coro_self(void);
 
-/* t's name: coro_attr.name if one was given, else the name of the function
- * passed to coro_spawn / coro_spawn_attr (through their macros below), else
- * "task" ("main" for coro_run's task). NULL if t is NULL.
- * Ownership: the string lives as long as t. */
+/* t's name: the last coro_task_set_name's or coro_attr.name if one was
+ * given, else the name of the function passed to coro_spawn /
+ * coro_spawn_attr (through their macros below), else "task" ("main" for
+ * coro_run's task). NULL if t is NULL.
+ * Ownership: the string lives as long as t (a rename may change it). */
 CORO_API const char *coro_name(const coro_task *t);
 
 /* Marks the calling task failed with err (a positive errno value) and returns
@@ -277,6 +278,58 @@ CORO_API coro_task *coro__spawn_at(const coro_attr *attr, coro_fn fn,
 #define coro_spawn_attr(attr, fn, arg) \
     coro__spawn_at((attr), (fn), (arg), #fn, __FILE__ ":" CORO__STR(__LINE__))
 #endif
+
+/* Looking at a task without joining it: asyncio's Task.done(),
+ * cancelled(), cancelling(), result(), exception() and set_name(). Each
+ * takes a task of this thread's loop, still valid (see coro_spawn for how
+ * long a pointer lives); coro_task_info, under "Seeing inside", tells the
+ * rest. */
+
+/* Whether t has ended: its function returned (asyncio's Task.done()). An
+ * ended task stays, with its result, until it is joined (a detached one is
+ * freed as it ends).
+ * Returns: 1 or 0; 0 also when t is NULL or not a task of this thread's
+ *          loop (another thread's, or no loop runs here).
+ * Cost: O(1), as the four calls that follow. */
+CORO_API int coro_task_done(const coro_task *t);
+
+/* Whether t ended by cancellation (asyncio's Task.cancelled()): it has
+ * ended, and await_task would return ECANCELED for it. That is, coro_cancel
+ * reached it before it ended and it failed with no error of its own, or it
+ * failed with ECANCELED (coro_fail), as a Python task that raises
+ * CancelledError counts as cancelled.
+ * Returns: 1 or 0 (0 for a bad t, as coro_task_done). */
+CORO_API int coro_task_cancelled(const coro_task *t);
+
+/* Whether t's cancellation was asked for (asyncio's Task.cancelling()):
+ * coro_cancel(t) was called, or t was spawned while coro_run was
+ * cancelling every task, whether t has ended since or not. Cancellation
+ * is sticky and cannot be taken back (no uncancel()), so this is 1 where
+ * asyncio counts the requests.
+ * Returns: 1 or 0 (0 for a bad t, as coro_task_done). */
+CORO_API int coro_task_cancelling(const coro_task *t);
+
+/* How t ended, without joining or freeing it: asyncio's Task.result() and
+ * Task.exception() in one call.
+ * result: if not NULL, receives what t's function returned.
+ * error:  if not NULL, receives what await_task will return for t: 0,
+ *         its coro_fail error, or ECANCELED (see coro_task_cancelled).
+ * Returns: 0 with those stored; EAGAIN if t has not ended yet (asyncio
+ *          raises InvalidStateError; nothing is stored); EINVAL (t NULL or
+ *          not a task of this thread's loop).
+ * Ownership: t is still to be joined: await_task frees it and returns the
+ *            same result and error. */
+CORO_API int coro_task_result(const coro_task *t, void **result, int *error);
+
+/* Renames t (asyncio's Task.set_name), ended or not: copies name, keeping
+ * at most 31 bytes, as coro_attr.name does. NULL or "" gives t back its
+ * default name (the function's: see coro_name). coro_name, coro_dump and
+ * the task hook's events use the new name from now on; a CORO_TRACE file
+ * names each task once, when it is spawned.
+ * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop).
+ * Ownership: name is copied. A string coro_name returned for t earlier
+ *            may now read the new name. */
+CORO_API int coro_task_set_name(coro_task *t, const char *name);
 
 /* ======================================================================
  * Time: asyncio.sleep, loop.time()
@@ -1029,6 +1082,110 @@ CORO_API int coro_barrier_broken(const coro_barrier *b);
 CORO_API int coro_barrier_free(coro_barrier *b);
 
 /* ======================================================================
+ * Task-local values: contextvars (ContextVar, get, set)
+ *
+ * A key names one value per task, as a ContextVar does, or a pthread key
+ * one per thread. A task starts with the values its spawner held when it
+ * spawned it, as create_task runs the new task in a copy of the current
+ * context; from then on each task's sets are its own, seen by the tasks it
+ * spawns afterwards and by no other. Values are void *: a key never set,
+ * or set to NULL, reads NULL (a ContextVar's default).
+ *
+ * Keys are process-wide, as pthread keys are: make one once (before any
+ * loop, or from any thread at any time) and use it in every loop. At most
+ * CORO_KEYS_MAX keys live at once.
+ *
+ * Outside a coroutine (coro_run's caller, a worker thread in a blocking
+ * call) there is no task and so no value: coro_local_get returns NULL and
+ * coro_local_set is EPERM. coro_run's main starts with no values, where
+ * asyncio.run's main task copies its caller's context: pass what main
+ * needs in arg.
+ *
+ * Destructors. For a key with a destructor, a value handed to
+ * coro_local_set is coro's from then on, and its destructor runs once,
+ * when no task holds the value any more: when the task that set it and
+ * every task that inherited it have each replaced it (another
+ * coro_local_set) or ended, in whatever order. So no task ever reads a
+ * value destroyed under it. Do not free such a value yourself, and do not
+ * hand one pointer to coro_local_set in two tasks (that makes two owners,
+ * and two destructor calls); setting the value the task already holds
+ * does nothing.
+ *
+ * When they run, and where. A value let go by coro_local_set is destroyed
+ * before that call returns. At a task's end, the values it lets go are
+ * destroyed in the task itself, on its stack, after its function returned
+ * and before it counts as ended: before its joiner wakes, before the
+ * CORO_TASK_END event, before coro_run returns. coro_self() is then the
+ * ending task (not necessarily the one that set the value, if that one
+ * ended first). No key reads the value being destroyed any more: at a
+ * task's end its key reads NULL, and the task's other values read as
+ * before until their turn. A destructor may call any
+ * coro_* call; it should not wait (an await_* there does wait, and holds
+ * the task's end back). A value set by a destructor is destroyed in turn,
+ * for up to four rounds in all (pthread's PTHREAD_DESTRUCTOR_ITERATIONS);
+ * what is set during the fourth is let go without its destructor. A task
+ * that coro_run abandons without letting it end (shielded clean-up that
+ * deadlocked) has its values destroyed as coro_run frees it, on the
+ * caller's stack, outside any task. Once a key is deleted, no destructor
+ * runs for its values.
+ *
+ * Memory: a task that never sets a value costs nothing; one that inherits
+ * values shares its spawner's until either sets one. Everything is freed
+ * with the tasks.
+ * ====================================================================== */
+
+/* A key: one value per task. 0 is never a key, so a zeroed coro_key reads
+ * NULL and sets nothing (EINVAL) until coro_key_new fills it in. */
+typedef unsigned long long coro_key;
+
+/* How many keys may live at once in a process (pthread's is 1024). */
+#define CORO_KEYS_MAX 128
+
+/* Makes a key (contextvars.ContextVar(name); pthread_key_create). Every
+ * task's value for it starts NULL.
+ * destructor: NULL, or what to call on each non-NULL value once no task
+ *             holds it (see above).
+ * Returns: 0 with *key set; EINVAL (key NULL); EAGAIN (CORO_KEYS_MAX keys
+ *          live already).
+ * Callable anywhere, from any thread, as coro_key_delete.
+ * Cost: lock-free; O(CORO_KEYS_MAX) at worst. */
+CORO_API int coro_key_new(void (*destructor)(void *), coro_key *key);
+
+/* Deletes key (pthread_key_delete; a ContextVar is never deleted, it goes
+ * with its last reference). From then on, in every task, coro_local_get
+ * reads NULL for it and coro_local_set is EINVAL, and its slot may go to a
+ * new key, which never sees the old values. The values set under it are
+ * not destroyed, now or when their tasks end: free them yourself if they
+ * need it. A destructor of key already running on another thread's loop
+ * is not waited for.
+ * Returns: 0, or EINVAL (not a live key: deleted already, or never made).
+ * Ownership: the memory coro kept for the values is freed with their
+ *            tasks. */
+CORO_API int coro_key_delete(coro_key key);
+
+/* The calling task's value for key (ContextVar.get(None);
+ * pthread_getspecific).
+ * Returns: the value, or NULL: none set, key not live, or outside a
+ *          coroutine. Never sets errno.
+ * Cost: O(1): two loads and a compare. */
+CORO_API void *coro_local_get(coro_key key);
+
+/* Sets the calling task's value for key (ContextVar.set): the tasks it
+ * spawns from now on start with it; tasks spawned before keep theirs, as
+ * the spawner keeps its own when they set theirs. NULL clears the value.
+ * The value replaced, if its key has a destructor and no other task holds
+ * it, is destroyed before this returns. There is no Token and reset(): for
+ * a key without a destructor, keep what coro_local_get returned and set it
+ * back.
+ * Returns: 0; EINVAL (key not live); EPERM (outside a coroutine); ENOMEM
+ *          (nothing changed).
+ * Ownership: with a destructor, value is coro's from now on (see above).
+ * Cost: O(1) and one allocation of 32 bytes; the first set after a spawn,
+ *       in the spawner or the spawned, also copies the values the two
+ *       shared: 8 bytes a key, up to the highest key set. */
+CORO_API int coro_local_set(coro_key key, void *value);
+
+/* ======================================================================
  * Seeing inside: asyncio's all_tasks() and debug mode, Go's SIGQUIT dump
  *
  * Environment variables, read by each coro_run:
@@ -1047,6 +1204,97 @@ CORO_API int coro_barrier_free(coro_barrier *b);
  * Neither costs anything when unset but one test per task event.
  * ====================================================================== */
 
+/* Lists the tasks of this thread's loop (asyncio.all_tasks()): stores up
+ * to cap of them in out, in spawn order, and returns how many there are,
+ * so that a first call with cap 0 (out may then be NULL) sizes the array.
+ *
+ * Which tasks: every task the loop still holds, as coro_dump lists them:
+ * ready, running (the caller), parked, and ended but not joined yet, main
+ * included. asyncio.all_tasks leaves the done ones out, but an ended task
+ * here still has a result to collect and a pointer to free: filter with
+ * coro_task_done for asyncio's set.
+ * Returns: the number of tasks, which may be more than cap; 0 where no loop
+ *          runs.
+ * Ownership: the pointers stay valid until the caller suspends (any
+ *            await_*: other tasks may end and be freed meanwhile) or frees
+ *            a task itself (a join, or coro_detach of an ended task).
+ * Cost: O(min(cap, tasks)). */
+CORO_API size_t coro_tasks(coro_task **out, size_t cap);
+
+/* A task's state, in coro_task_info. */
+enum coro_task_state {
+    CORO_STATE_READY,   /* in the ready queue: spawned, woken or yielded */
+    CORO_STATE_RUNNING, /* running: the caller */
+    CORO_STATE_PARKED,  /* waiting; wait says for what */
+    CORO_STATE_ENDED    /* its function returned; not joined yet */
+};
+
+/* What coro_task_info fills in: a snapshot that stays readable after the
+ * task is gone (its strings are copied or static). */
+struct coro_task_info {
+    unsigned long long   id;            /* 1, 2, ... in spawn order per
+                                           loop (coro_task_event.task) */
+    char                 name[32];      /* coro_name(t), copied */
+    enum coro_task_state state;
+    const char          *wait;          /* parked: what for, as
+                                           coro_task_event.reason names it
+                                           ("sleep", "join", "read fd",
+                                           "channel receive", "mutex"...);
+                                           else NULL */
+    const void          *wait_object;   /* parked on a channel, queue,
+                                           mutex, semaphore, event or
+                                           condition: that object; "join":
+                                           the task joined; else NULL */
+    unsigned long long   wait_task;     /* the id of the task it waits for:
+                                           the task joined, or the holder
+                                           of the mutex (0: held by no task
+                                           of this loop); else 0 */
+    size_t               wait_tasks;    /* "join", "gather", "wait": how
+                                           many tasks it awaits; else 0 */
+    size_t               wait_pending;  /* of those, how many have not
+                                           ended */
+    int                  wait_fd;       /* "read fd", "write fd": the fd;
+                                           else -1 */
+    double               wait_deadline; /* when its wait times out, in
+                                           coro_now() seconds; -1: never,
+                                           or not parked */
+    double               since;         /* when it last parked, was woken,
+                                           spawned or ended, in coro_now()
+                                           seconds, good to a few ms (a
+                                           yield does not count): how long
+                                           it has been in its state, as
+                                           coro_dump tells */
+    int                  error;         /* ended: what await_task will
+                                           return (coro_task_result); 0
+                                           while it has not ended */
+    int                  cancelling;    /* coro_task_cancelling(t) */
+    int                  cancelled;     /* coro_task_cancelled(t) */
+    int                  shielded;      /* it holds a shield (coro_shield) */
+    unsigned long long   awaited_by;    /* the id of the task joining,
+                                           gathering or waiting for it;
+                                           0: none */
+    const char          *site;          /* "file.c:42" of the coro_spawn
+                                           macro that made it; NULL when
+                                           the plain function did */
+    const void          *spawn_pc;      /* where coro_spawn was called
+                                           from (a return address, for
+                                           addr2line) */
+    size_t               stack_size;    /* bytes of its stack; for a
+                                           shared-stack task, the shared
+                                           stack's */
+    size_t               stack_used;    /* coro_stack_high_water(t) */
+    int                  shared_stack;  /* spawned with CORO_SHARED_STACK */
+};
+
+/* Fills *info with t's state and what it waits on, as data: coro_dump's
+ * line for t is written from it, so the two always agree. Named as stat(2)
+ * and struct stat are: the call and the struct share the name. asyncio
+ * has no one twin: a Task's repr, done() and its _fut_waiter tell as much.
+ * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop; info
+ *          NULL).
+ * Cost: O(1), plus coro_stack_high_water's scan of t's stack. */
+CORO_API int coro_task_info(const coro_task *t, struct coro_task_info *info);
+
 /* Writes one line per task of this thread's loop to out: its id, name,
  * state (ready, running, sleeping and for how long yet, joining task N,
  * waiting to read fd F, in a blocking call, on a channel, on a mutex held
@@ -1057,7 +1305,8 @@ CORO_API int coro_barrier_free(coro_barrier *b);
  * the loop reads one as it sleeps, fires timers, or every 64 switches, so
  * a task that ran long without suspending can add its run to the figure.
  * Does nothing outside a loop. coro_run prints it to stderr by itself when
- * it finds a deadlock, before cancelling the tasks.
+ * it finds a deadlock, before cancelling the tasks. Each line is
+ * coro_task_info's snapshot of a task, in words.
  * Cost: O(tasks), plus a scan of each own stack for its high-water mark. */
 CORO_API void coro_dump(FILE *out);
 

@@ -74,59 +74,51 @@ size_t coro_stack_high_water(const coro_task *t)
  * coro_dump
  * ---------------------------------------------------------------------- */
 
-static const char *state_name(const struct coro_task *t)
+/* What a task is doing, in words: who waits on whom, for deadlock
+ * reports. Every fact comes from its snapshot; the wait's kind only picks
+ * the words. */
+static void describe(const struct coro_task *t,
+                     const struct coro_task_info *in, double now, char *buf,
+                     size_t cap)
 {
-    switch (t->state) {
-    case CORO__READY:
-        return "ready";
-    case CORO__RUNNING:
-        return "running";
-    case CORO__DONE:
-        return "ended";
-    default:
-        return "parked";
-    }
-}
-
-/* What t waits on, in words: who waits on whom, for deadlock reports. */
-static void describe(const struct coro_task *t, char *buf, size_t cap)
-{
-    if (t->state == CORO__DONE) {
-        int err = coro__task_error(t);
+    switch (in->state) {
+    case CORO_STATE_ENDED:
         snprintf(buf, cap, "ended, not yet joined%s%s",
-                 err ? ": " : "", err ? strerror(err) : "");
+                 in->error ? ": " : "", in->error ? strerror(in->error) : "");
         return;
-    }
-    if (t->state != CORO__PARKED) {
-        snprintf(buf, cap, "%s", state_name(t));
+    case CORO_STATE_READY:
+        snprintf(buf, cap, "ready");
         return;
+    case CORO_STATE_RUNNING:
+        snprintf(buf, cap, "running");
+        return;
+    default:
+        break;
     }
-    const struct coro_task *other = t->wait_what;
     switch (t->wait_kind) {
     case CORO__W_SLEEP:
-        if (t->timer.index != CORO__TIMER_IDLE)
+        if (in->wait_deadline >= 0)
             snprintf(buf, cap, "sleeping, %.3f s to go",
-                     (double)(t->timer.when - coro__clock_ns()) / 1e9);
+                     in->wait_deadline - now);
         else
             snprintf(buf, cap, "sleeping until cancelled");
         return;
     case CORO__W_JOIN:
-        snprintf(buf, cap, "joining task #%llu (%s)",
-                 (unsigned long long)other->id, coro_name(other));
+        snprintf(buf, cap, "joining task #%llu (%s)", in->wait_task,
+                 coro_name(in->wait_object));
         return;
     case CORO__W_GATHER:
-    case CORO__W_WAIT: {
-        size_t n = t->await ? t->await->n : 0;
+    case CORO__W_WAIT:
         snprintf(buf, cap, "%s %zu task%s, %zu not ended",
                  t->wait_kind == CORO__W_GATHER ? "gathering" : "waiting on",
-                 n, n == 1 ? "" : "s", t->await ? t->await->pending : 0);
+                 in->wait_tasks, in->wait_tasks == 1 ? "" : "s",
+                 in->wait_pending);
         return;
-    }
     case CORO__W_FD_READ:
     case CORO__W_FD_WRITE:
         snprintf(buf, cap, "waiting to %s fd %d",
                  t->wait_kind == CORO__W_FD_READ ? "read" : "write",
-                 t->wait.io.fd);
+                 in->wait_fd);
         return;
     case CORO__W_GROUP:
         snprintf(buf, cap, "awaiting task group #%llu",
@@ -135,55 +127,58 @@ static void describe(const struct coro_task *t, char *buf, size_t cap)
     case CORO__W_BLOCKING:
         snprintf(buf, cap, "in a blocking call on a worker thread");
         return;
-    case CORO__W_MUTEX: {
-        unsigned long long holder = coro__mutex_holder(t->wait_what, t->loop);
-        if (holder)
+    case CORO__W_MUTEX:
+        if (in->wait_task)
             snprintf(buf, cap, "on a mutex (%p) held by task #%llu",
-                     t->wait_what, holder);
+                     in->wait_object, in->wait_task);
         else
             snprintf(buf, cap, "on a mutex (%p) held in another loop",
-                     t->wait_what);
+                     in->wait_object);
         return;
-    }
-    default: {
-        const char *name = coro__wait_name(t->wait_kind);
+    default:
         snprintf(buf, cap, "on %s %s (%p)",
-                 strchr("aeiou", name[0]) ? "an" : "a", name, t->wait_what);
+                 strchr("aeiou", in->wait[0]) ? "an" : "a", in->wait,
+                 in->wait_object);
         return;
-    }
     }
 }
 
-/* Where t was spawned: "file.c:42" from the macro, else an address. */
-static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
+/* Where a task was spawned: "file.c:42" from the macro, else an address. */
+static const char *site_text(const char *site, const void *pc, char *buf,
+                             size_t cap)
 {
-    if (t->site)
-        return t->site;
-    snprintf(buf, cap, "%p", t->spawn_pc);
+    if (site)
+        return site;
+    snprintf(buf, cap, "%p", pc);
     return buf;
 }
 
-static void dump_task(FILE *out, const struct coro_task *t, int64_t now)
+static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
 {
+    return site_text(t->site, t->spawn_pc, buf, cap);
+}
+
+static void dump_task(FILE *out, const struct coro_task *t, double now)
+{
+    struct coro_task_info in;
+    if (coro_task_info(t, &in) != 0)
+        return;
     char state[96], site[32], size[32], used[32], group[32] = "";
-    describe(t, state, sizeof state);
+    describe(t, &in, now, state, sizeof state);
     if (t->group)
         snprintf(group, sizeof group, " [group #%llu]",
                  coro__group_id(t->group));
-    size_t hw = coro_stack_high_water(t);
-    size_t stack = t->stack.shared ? t->ctx.stack_len : t->stack.size;
-    snprintf(size, sizeof size, "%zuK%s", stack >> 10,
-             t->stack.shared ? " shared" : "");
-    if (hw < 10 << 10)
-        snprintf(used, sizeof used, "%.1fK", (double)hw / 1024);
+    snprintf(size, sizeof size, "%zuK%s", in.stack_size >> 10,
+             in.shared_stack ? " shared" : "");
+    if (in.stack_used < 10 << 10)
+        snprintf(used, sizeof used, "%.1fK", (double)in.stack_used / 1024);
     else
-        snprintf(used, sizeof used, "%zuK", hw >> 10);
+        snprintf(used, sizeof used, "%zuK", in.stack_used >> 10);
     fprintf(out, "  #%-5llu %-18.18s %s%s%s%s, for %.2f s; from %s; "
                  "stack %s, used %s\n",
-            (unsigned long long)t->id, coro_name(t), state,
-            t->cancelled ? " [cancelled]" : "", t->shield ? " [shielded]" : "",
-            group, (double)(now - t->since) / 1e9,
-            site_of(t, site, sizeof site), size, used);
+            in.id, in.name, state, in.cancelling ? " [cancelled]" : "",
+            in.shielded ? " [shielded]" : "", group, now - in.since,
+            site_text(in.site, in.spawn_pc, site, sizeof site), size, used);
 }
 
 void coro_dump(FILE *out)
@@ -192,7 +187,7 @@ void coro_dump(FILE *out)
     if (!l || !out)
         return;
     int saved = errno;
-    int64_t now = coro__clock_ns();
+    double now = coro_now();
     fprintf(out, "coro: %zu task%s in this thread's loop:\n", l->ntasks,
             l->ntasks == 1 ? "" : "s");
     for (const struct coro__link *n = l->all.head; n; n = n->next)

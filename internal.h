@@ -15,7 +15,11 @@
  *   io.c executor.c sync.c            wake sources: fds, worker threads,
  *                                     the coordination objects
  *   net.c                             the socket helpers, on io.c
+ *   local.c                           task-local values: sched.c hands
+ *                                     them on at spawn and lets them go
+ *                                     at a task's end
  *   debug.c trace.c overflow.c        seeing inside
+ *   inspect.c
  *
  * The context switch itself is in switch.h, which only the two files that
  * switch (coro.c, sched.c) include.
@@ -682,7 +686,12 @@ struct coro_task {
     const char         *fn_name;    /* from the spawn macro, or NULL */
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */
-    char                name[CORO__NAME_MAX]; /* coro_attr.name, copied */
+    char                name[CORO__NAME_MAX]; /* coro_attr.name or
+                                       coro_task_set_name's, copied */
+    struct coro__locals *locals;    /* its task-local values, shared with
+                                       its spawner and the tasks it
+                                       spawned until one of them sets a
+                                       value (local.c); NULL: none */
     /* CORO_SHARED_STACK only (coro.c and sched.c): */
     char               *saved_sp;   /* stack pointer when it last parked */
     char               *saved;      /* its frames [saved_sp, top) while
@@ -866,5 +875,32 @@ void coro__debug_unjoined(struct coro_task *t);
 void coro__deadlock_report(struct coro__loop *l);
 /* Stops the SIGQUIT dump for a loop that ends. */
 void coro__debug_term(struct coro__loop *l);
+
+/* ----------------------------------------------------------------------
+ * Task-local values (local.c). Three calls in sched.c: at spawn, at a
+ * task's end, and as a task that never ended is freed; each is one
+ * untaken branch for a task that holds no values.
+ * ---------------------------------------------------------------------- */
+
+void coro__local_share(struct coro_task *t, struct coro_task *spawner);
+void coro__local_release(struct coro_task *t);
+
+/* At spawn: t starts with its spawner's values (NULL: none). Nothing is
+ * copied: the two share them until either sets one. Cannot fail. */
+static inline void coro__local_inherit(struct coro_task *t,
+                                       struct coro_task *spawner)
+{
+    if (CORO__UNLIKELY(spawner && spawner->locals))
+        coro__local_share(t, spawner);
+}
+
+/* At the end of t, in t, before anything sees it ended; and when a task
+ * that never ended (abandoned by coro_run) is freed. Lets go of t's values
+ * and runs the destructors of those no other task holds. */
+static inline void coro__local_end(struct coro_task *t)
+{
+    if (CORO__UNLIKELY(t->locals != NULL))
+        coro__local_release(t);
+}
 
 #endif /* CORO_INTERNAL_H */

@@ -184,6 +184,7 @@ next_ready(struct coro__loop *l)
 
 void coro__task_free(struct coro__loop *l, struct coro_task *t)
 {
+    coro__local_end(t); /* a task abandoned before it ended */
     if (CORO__UNLIKELY(t->wait_block)) /* abandoned in a select */
         coro__free(t->wait_block, t->wait_block_size);
     if (CORO__UNLIKELY(t->scope)) /* ended with scopes open */
@@ -372,6 +373,7 @@ static void close_loop(struct coro__loop *l)
 static void task_exit(struct coro__loop *l, struct coro_task *t,
                       void *result)
 {
+    coro__local_end(t); /* in t, before anyone sees it ended */
     t->result = result;
     t->exited = 1;
     t->state = CORO__DONE;
@@ -503,6 +505,7 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
     t->timer.index = CORO__TIMER_IDLE;
     t->cancelled = l->closing;
     t->since = l->seen_ns;
+    coro__local_inherit(t, l->current);
     coro__list_append(&l->all, &t->all_link);
     l->ntasks++;
     l->nlive++;

@@ -25,6 +25,8 @@ Suite *waits_suite(void);
 Suite *join_suite(void);
 Suite *group_suite(void);
 Suite *scope_suite(void);
+Suite *inspect_suite(void);
+Suite *local_suite(void);
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */
