@@ -198,7 +198,9 @@ CORO_API coro_task *coro_spawn_attr(const coro_attr *attr, coro_fn fn,
                                     void *arg);
 
 /* Waits for t to end, stores what it returned in *result (if result is not
- * NULL) and frees t. asyncio: `result = await task`.
+ * NULL) and frees t. asyncio: `result = await task`. An ECANCELED is the
+ * caller's own when coro_task_cancelling(coro_self()) is 1 and it holds no
+ * shield, else t's (see await_gather).
  *
  * If the caller is cancelled while waiting (or already was), t is cancelled
  * too, awaited and freed: nothing the caller waits on is left running
@@ -430,7 +432,11 @@ CORO_API int coro_timeout_close(coro_timeout *scope);
  * Returns: 0 if all succeeded, else the error of the first task to fail in
  *          time (a cancelled task counts as failed with ECANCELED);
  *          ECANCELED; n == 0 returns 0 at once (ECANCELED to a caller
- *          already cancelled: cancellation is sticky). EINVAL (tasks NULL with
+ *          already cancelled: cancellation is sticky). Two kinds of
+ *          ECANCELED, told apart without another await: it is the caller's
+ *          own when coro_task_cancelling(coro_self()) is 1 and the caller
+ *          holds no shield; else a gathered task was cancelled (errors[]
+ *          says which). EINVAL (tasks NULL with
  *          n > 0, or any task as await_task would reject it, including a task
  *          listed twice) and EDEADLK (the caller is listed) leave every task
  *          untouched. EPERM.

@@ -1672,6 +1672,53 @@ START_TEST(fork_inside_a_task_leaves_the_parent_loop_whole)
 }
 END_TEST
 
+/* Issue 13, item 8: a gather's ECANCELED is the caller's own, or a
+ * gathered task's, and coro_task_cancelling(coro_self()) tells which
+ * without another await. */
+static void *canceller_of(void *arg)
+{
+    await_sleep(0.01);
+    coro_cancel(arg);
+    return NULL;
+}
+
+static void *gathers_two(void *arg)
+{
+    (void)arg;
+    struct nap *n = calloc(2, sizeof *n);
+    n[0] = (struct nap){ 5, 0, 1 };
+    n[1] = (struct nap){ 5, 0, 2 };
+    coro_task *t[2] = { coro_spawn(nap, &n[0]), coro_spawn(nap, &n[1]) };
+    coro_task *c = coro_spawn(canceller_of, t[0]); /* a child, or nobody */
+    int err = await_gather(t, 2, NULL, NULL);
+    int own = coro_task_cancelling(coro_self());
+    await_task(c, NULL);
+    free(n);
+    return TOKEN(err * 10 + own);
+}
+
+static void *two_kinds_main(void *arg)
+{
+    (void)arg;
+    void *r;
+    /* A gathered task cancelled by someone else: not the caller's. */
+    ck_assert_int_eq(await_task(coro_spawn(gathers_two, NULL), &r), 0);
+    ck_assert_ptr_eq(r, TOKEN(ECANCELED * 10 + 0));
+    /* The caller itself cancelled. */
+    coro_task *g = coro_spawn(gathers_two, NULL);
+    await_sleep(0.005);
+    coro_cancel(g);
+    ck_assert_int_eq(await_task(g, &r), ECANCELED);
+    ck_assert_ptr_eq(r, TOKEN(ECANCELED * 10 + 1));
+    return NULL;
+}
+
+START_TEST(a_gathers_two_kinds_of_ecanceled_are_told_apart)
+{
+    run_expect(two_kinds_main, NULL, 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* Eager start (CORO_EAGER), after CPython's test_eager_task_factory.py    */
 /* ---------------------------------------------------------------------- */
@@ -1809,6 +1856,7 @@ Suite *sched_suite(void)
     tcase_add_test(tc, gather_returns_first_failure_in_time);
     tcase_add_test(tc, gather_rejects_bad_input);
     tcase_add_test(tc, cancelling_a_gatherer_cancels_all_children);
+    tcase_add_test(tc, a_gathers_two_kinds_of_ecanceled_are_told_apart);
     suite_add_tcase(s, tc);
 
     tc = test_case("wait", 10);
