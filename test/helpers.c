@@ -269,3 +269,28 @@ char *run_in_child(int (*body)(void *), void *arg, int *status)
     ck_assert_int_eq(waitpid(pid, status, 0), pid);
     return text;
 }
+
+static atomic_int scribbling;
+
+void test_scribbling_start(void)
+{
+    atomic_store(&scribbling, 1);
+}
+
+void test_scribbling_stop(void)
+{
+    atomic_store(&scribbling, 0);
+}
+
+void *test_scribbler(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&scribbling)) {
+        volatile char junk[4096];
+        for (size_t i = 0; i < sizeof junk; i++)
+            junk[i] = (char)(i * 13 + 1);
+        if (await_sleep(0.001) != 0)
+            break;
+    }
+    return NULL;
+}

@@ -84,6 +84,14 @@ char *run_in_child(int (*body)(void *), void *arg, int *status);
  * For tests that need deep frames. */
 void frame_fill(void *frame, int byte, size_t size);
 
+/* A task (spawn it with CORO_SHARED_STACK) that writes junk over the
+ * shared stack, then sleeps a millisecond, over and over, from
+ * test_scribbling_start until test_scribbling_stop: a wait whose parked
+ * task kept anything on that stack shows as a wrong result or a crash. */
+void *test_scribbler(void *arg);
+void  test_scribbling_start(void);
+void  test_scribbling_stop(void);
+
 /* CPU time (user + system) of this process, in seconds. */
 double cpu_seconds(void);
 

@@ -409,21 +409,6 @@ START_TEST(a_deadlocked_group_is_reported)
 END_TEST
 
 /* Members and the awaiter on the shared stack, with a scribbler. */
-static volatile int scribbling;
-
-static void *scribbler(void *arg)
-{
-    (void)arg;
-    while (scribbling) {
-        volatile char junk[4096];
-        for (size_t i = 0; i < sizeof junk; i++)
-            junk[i] = (char)i;
-        if (await_yield() != 0)
-            break;
-    }
-    return NULL;
-}
-
 static void *shared_owner(void *arg)
 {
     (void)arg;
@@ -444,11 +429,11 @@ static void *shared_main(void *arg)
 {
     (void)arg;
     coro_attr shared = { .flags = CORO_SHARED_STACK };
-    scribbling = 1;
-    coro_task *s = coro_spawn_attr(&shared, scribbler, NULL);
+    test_scribbling_start();
+    coro_task *s = coro_spawn_attr(&shared, test_scribbler, NULL);
     coro_task *o = coro_spawn_attr(&shared, shared_owner, NULL);
     ck_assert_int_eq(await_task(o, NULL), EIO);
-    scribbling = 0;
+    test_scribbling_stop();
     ck_assert_int_eq(await_task(s, NULL), 0);
     return NULL;
 }

@@ -181,21 +181,6 @@ END_TEST
 
 /* From a shared-stack task while another shared-stack task writes over
  * the stack. */
-static volatile int scribbling;
-
-static void *scribbler(void *arg)
-{
-    (void)arg;
-    while (scribbling) {
-        volatile char junk[4096];
-        for (size_t i = 0; i < sizeof junk; i++)
-            junk[i] = (char)i;
-        if (await_yield() != 0)
-            break;
-    }
-    return NULL;
-}
-
 static void *shared_iterator(void *arg)
 {
     (void)arg;
@@ -219,11 +204,11 @@ static void *shared_main(void *arg)
 {
     (void)arg;
     coro_attr shared = { .flags = CORO_SHARED_STACK };
-    scribbling = 1;
-    coro_task *s = coro_spawn_attr(&shared, scribbler, NULL);
+    test_scribbling_start();
+    coro_task *s = coro_spawn_attr(&shared, test_scribbler, NULL);
     coro_task *it = coro_spawn_attr(&shared, shared_iterator, NULL);
     ck_assert_int_eq(await_task(it, NULL), 0);
-    scribbling = 0;
+    test_scribbling_stop();
     ck_assert_int_eq(await_task(s, NULL), 0);
     return NULL;
 }

@@ -362,21 +362,6 @@ END_TEST
 
 /* From a shared-stack task while another shared-stack task writes over
  * the stack: the scope is on the heap, its deadline in the task. */
-static volatile int scribbling;
-
-static void *scribbler(void *arg)
-{
-    (void)arg;
-    while (scribbling) {
-        volatile char junk[4096];
-        for (size_t i = 0; i < sizeof junk; i++)
-            junk[i] = (char)i;
-        if (await_sleep(0.001) != 0)
-            break;
-    }
-    return NULL;
-}
-
 static void *scoped_waiter(void *arg)
 {
     coro_chan *c = arg;
@@ -392,13 +377,13 @@ static void *shared_main(void *arg)
     (void)arg;
     coro_attr shared = { .flags = CORO_SHARED_STACK };
     coro_chan *c = coro_chan_new(sizeof(int), 0);
-    scribbling = 1;
-    coro_task *s = coro_spawn_attr(&shared, scribbler, NULL);
+    test_scribbling_start();
+    coro_task *s = coro_spawn_attr(&shared, test_scribbler, NULL);
     coro_task *w = coro_spawn_attr(&shared, scoped_waiter, c);
     void *r;
     ck_assert_int_eq(await_task(w, &r), 0);
     ck_assert_ptr_eq(r, TOKEN(ETIMEDOUT * 1000 + ETIMEDOUT));
-    scribbling = 0;
+    test_scribbling_stop();
     ck_assert_int_eq(await_task(s, NULL), 0);
     coro_chan_free(c);
     return NULL;
