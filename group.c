@@ -150,7 +150,9 @@ int await_group(coro_group *g)
     if (g->waiter)
         return EINVAL;
     g->waiter = self;
-    if (!status && g->aw.pending > 0)
+    /* Again after each wake: another task may spawn a member between the
+     * last one's end and this task running. */
+    while (!status && g->aw.pending > 0)
         status = coro__park(self, &(struct coro__park){
             .kind = CORO__W_GROUP,
             .timeout_status = ETIMEDOUT,

@@ -678,8 +678,10 @@ struct coro_task {
     coro_timeout       *scope;      /* its innermost open timeout scope */
     coro_timeout       *scope_bound;/* the scope whose deadline the last
                                        coro__enter handed the wait */
-    unsigned            shield_depth; /* scopes open when the shield went
-                                       on: held back while it is on */
+    coro_timeout       *shield_scope; /* the innermost scope open when
+                                       the shield went on: it and those
+                                       outside it are held back while the
+                                       shield is on */
     struct coro__link   group_link; /* in the group's members (group.c) */
     unsigned char       group_cancelled; /* its group cancelled it: not a
                                        failure of its own */
@@ -803,8 +805,7 @@ int  coro__scope_enter(struct coro_task *t, int64_t *deadline);
  * ETIMEDOUT, and the scope is marked expired. */
 int  coro__scope_limits(const struct coro_task *t, int64_t deadline);
 void coro__scope_expired(struct coro_task *t);
-/* How many scopes t has open (for the shield); frees them at its end. */
-unsigned coro__scope_depth(const struct coro_task *t);
+/* Frees t's open scopes at its end. */
 void coro__scopes_free(struct coro_task *t);
 
 /* This thread's loop (sched.c); coro__loop() outside the hot paths. */

@@ -635,7 +635,7 @@ int coro_shield(int on)
         return 0;
     int old = self->shield;
     if (on && !old) /* the scopes open now are held back */
-        self->shield_depth = coro__scope_depth(self);
+        self->shield_scope = self->scope;
     self->shield = on != 0;
     return old;
 }

@@ -25,7 +25,6 @@ struct coro_timeout {
     struct coro_timeout *outer;     /* the task's next scope out, or NULL */
     struct coro_task    *task;      /* the task that opened it */
     int64_t              when;      /* deadline, or CORO__NEVER */
-    unsigned             depth;     /* 1 for a task's outermost scope */
     unsigned char        expired;   /* an await_* inside ended by it */
 };
 
@@ -48,8 +47,7 @@ static int open_at(struct coro_task *self, int64_t when,
     coro_timeout *s = coro__alloc(sizeof *s);
     if (!s)
         return ENOMEM;
-    *s = (coro_timeout){ .outer = self->scope, .task = self, .when = when,
-                         .depth = self->scope ? self->scope->depth + 1 : 1 };
+    *s = (coro_timeout){ .outer = self->scope, .task = self, .when = when };
     self->scope = s;
     *scope = s;
     return 0;
@@ -110,6 +108,8 @@ int coro_timeout_close(coro_timeout *s)
         return EINVAL; /* not the calling task's innermost */
     struct coro_task *t = s->task;
     int expired = s->expired;
+    if (t->shield_scope == s) /* closed inside the shield */
+        t->shield_scope = s->outer;
     t->scope = s->outer;
     t->scope_bound = NULL;
     coro__free(s, sizeof *s);
@@ -120,8 +120,8 @@ int coro__scope_enter(struct coro_task *t, int64_t *deadline)
 {
     coro_timeout *bound = NULL;
     for (coro_timeout *s = t->scope; s; s = s->outer) {
-        if (t->shield && s->depth <= t->shield_depth)
-            break; /* opened before the shield: held back */
+        if (t->shield && s == t->shield_scope)
+            break; /* it and those outside it: open before the shield */
         if (!bound || s->when < bound->when)
             bound = s;
     }
@@ -149,11 +149,6 @@ void coro__scope_expired(struct coro_task *t)
     t->scope_bound->expired = 1;
 }
 
-unsigned coro__scope_depth(const struct coro_task *t)
-{
-    return t->scope ? t->scope->depth : 0;
-}
-
 void coro__scopes_free(struct coro_task *t)
 {
     while (t->scope) {
@@ -162,4 +157,5 @@ void coro__scopes_free(struct coro_task *t)
         coro__free(s, sizeof *s);
     }
     t->scope_bound = NULL;
+    t->shield_scope = NULL;
 }

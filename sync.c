@@ -1042,6 +1042,30 @@ static int cond_check(coro_cond *c, coro_mutex *m,
     return holds(m, self) ? 0 : EPERM;
 }
 
+/* Takes m back after a condition wait, on every return: shielded, and
+ * bounded by no deadline, the call's or a timeout scope's, which cover
+ * only the wait for a notify. Only an unlock, which hands m over, wakes
+ * it. */
+static void relock(struct coro_task *self, coro_mutex *m)
+{
+    if (m->holder == 0) {
+        take(m, self);
+        return;
+    }
+    struct waiter *w = task_waiter(self);
+    *w = (struct waiter){ .task = self };
+    waiter_append(&m->waiters, w);
+    coro__park_shielded(self, &(struct coro__park){
+        .kind = CORO__W_MUTEX,
+        .deadline = CORO__NEVER,
+        .what = m,
+        .detach = waiter_detach,
+        .record = w,
+        .record_size = sizeof *w,
+    });
+    CORO__ASSERT(holds(m, self));
+}
+
 /* Releases m, which self holds, waits on c for a notify until deadline,
  * and takes m back whatever ended the wait. */
 static int cond_wait(struct coro_task *self, coro_cond *c, coro_mutex *m,
@@ -1054,12 +1078,7 @@ static int cond_wait(struct coro_task *self, coro_cond *c, coro_mutex *m,
     int status = wait_on(self, CORO__W_COND, c, &c->waiters, NULL, deadline);
     if (!c->waiters.head)
         c->mutex = NULL;
-    /* Held again on every return: shielded and without a timeout, which
-     * covers only the wait for a notify. */
-    int shield = coro_shield(1);
-    int relocked = await_mutex_lock(m, -1);
-    coro_shield(shield);
-    CORO__ASSERT(relocked == 0); /* we let go of it: not EDEADLK */
+    relock(self, m);
     return status;
 }
 

@@ -250,6 +250,52 @@ START_TEST(groups_nest)
 }
 END_TEST
 
+/* A member spawned by another task after the last member ended, before
+ * the awaiter ran again, is waited for too (the fuzzer's
+ * group-late-member). */
+static coro_task *first_member;
+
+static void *yields_once(void *arg)
+{
+    (void)arg;
+    await_yield();
+    trace("first-ends");
+    return NULL;
+}
+
+static void *spawns_late(void *arg)
+{
+    (void)arg;
+    static const struct nap late = { 0.02, 0, 7 };
+    while (!coro_task_done(first_member))
+        await_yield();
+    trace("late-spawn");
+    coro_group_spawn(shared_group, NULL, nap, (void *)&late);
+    return NULL;
+}
+
+static void *late_after_last_main(void *arg)
+{
+    (void)arg;
+    shared_group = coro_group_new();
+    first_member = coro_group_spawn(shared_group, NULL, yields_once, NULL);
+    coro_task *x = coro_spawn(spawns_late, NULL);
+    ck_assert_int_eq(await_group(shared_group), 0);
+    trace("awaited");
+    ck_assert_uint_eq(coro_group_size(shared_group), 2);
+    ck_assert_int_eq(coro_group_result(shared_group, 1, NULL), 0);
+    ck_assert_int_eq(await_task(x, NULL), 0);
+    ck_assert_int_eq(coro_group_free(shared_group), 0);
+    return NULL;
+}
+
+START_TEST(a_member_spawned_after_the_last_one_ended_is_waited_for)
+{
+    run_expect(late_after_last_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "first-ends late-spawn 7:0 awaited");
+}
+END_TEST
+
 /* Bad input, and what members may not be. */
 static void *misuse_main(void *arg)
 {
@@ -450,6 +496,8 @@ Suite *group_suite(void)
     TCase *tc = test_case("group", 10);
     tcase_add_test(tc, group_waits_for_every_member_and_keeps_their_results);
     tcase_add_test(tc, members_may_spawn_members_while_the_group_is_awaited);
+    tcase_add_test(tc,
+                   a_member_spawned_after_the_last_one_ended_is_waited_for);
     tcase_add_test(tc, the_first_failure_cancels_the_rest_and_is_returned);
     tcase_add_test(tc, a_member_cancelled_from_outside_fails_the_group);
     tcase_add_test(tc, cancelling_the_awaiter_cancels_and_awaits_the_members);

@@ -192,6 +192,82 @@ START_TEST(a_shield_holds_back_the_scopes_open_before_it)
 }
 END_TEST
 
+/* A scope closed inside the shield and another opened there: the new one
+ * applies (the fuzzer's scope-shield-depth). */
+static void *shield_reopen_main(void *arg)
+{
+    (void)arg;
+    coro_timeout *before, *inside;
+    ck_assert_int_eq(coro_timeout_open(5, &before), 0);
+    int old = coro_shield(1);
+    ck_assert_int_eq(coro_timeout_close(before), 0);
+    ck_assert_int_eq(coro_timeout_open(0.01, &inside), 0);
+    ck_assert_int_eq(await_sleep(10), ETIMEDOUT);
+    ck_assert_int_eq(coro_timeout_close(inside), ETIMEDOUT);
+    coro_shield(old);
+    return NULL;
+}
+
+START_TEST(a_scope_reopened_inside_the_shield_applies)
+{
+    run_expect(shield_reopen_main, NULL, 0);
+}
+END_TEST
+
+/* A condition wait ended by a scope the caller opened inside its shield
+ * takes the mutex back however long that takes (the fuzzer's
+ * cond-relock-scope). */
+static coro_mutex *relock_m;
+static coro_cond *relock_c;
+
+static void *scoped_cond_waiter(void *arg)
+{
+    (void)arg;
+    coro_shield(1);
+    ck_assert_int_eq(await_mutex_lock(relock_m, -1), 0);
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open(0.02, &s), 0);
+    int err = await_cond_wait(relock_c, relock_m, -1);
+    double at = coro_now();
+    ck_assert_int_eq(coro_mutex_unlock(relock_m), 0); /* held again */
+    ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    return TOKEN(err * 1000 + (at - *(double *)arg >= 0.04));
+}
+
+static void *holds_the_mutex_a_while(void *arg)
+{
+    (void)arg;
+    await_sleep(0.01);
+    ck_assert_int_eq(await_mutex_lock(relock_m, -1), 0);
+    await_sleep(0.04);
+    ck_assert_int_eq(coro_mutex_unlock(relock_m), 0);
+    return NULL;
+}
+
+static void *cond_relock_main(void *arg)
+{
+    (void)arg;
+    static double t0;
+    relock_m = coro_mutex_new();
+    relock_c = coro_cond_new();
+    t0 = coro_now();
+    coro_task *w = coro_spawn(scoped_cond_waiter, &t0);
+    coro_task *h = coro_spawn(holds_the_mutex_a_while, NULL);
+    void *r;
+    ck_assert_int_eq(await_task(w, &r), 0);
+    ck_assert_ptr_eq(r, TOKEN(ETIMEDOUT * 1000 + 1));
+    ck_assert_int_eq(await_task(h, NULL), 0);
+    coro_mutex_free(relock_m);
+    coro_cond_free(relock_c);
+    return NULL;
+}
+
+START_TEST(a_condition_wait_ended_by_a_scope_still_retakes_the_mutex)
+{
+    run_expect(cond_relock_main, NULL, 0);
+}
+END_TEST
+
 /* test_timeout_cancels_gather-like: a gather, a join and a group that the
  * scope ends cancel and await what they wait for, then ETIMEDOUT. */
 static int ended;
@@ -406,6 +482,9 @@ Suite *scope_suite(void)
     tcase_add_test(tc, a_scope_is_rescheduled_while_open);
     tcase_add_test(tc, per_call_timeouts_work_inside_a_scope);
     tcase_add_test(tc, a_shield_holds_back_the_scopes_open_before_it);
+    tcase_add_test(tc, a_scope_reopened_inside_the_shield_applies);
+    tcase_add_test(tc,
+                   a_condition_wait_ended_by_a_scope_still_retakes_the_mutex);
     tcase_add_test(tc, joins_gathers_and_groups_ended_by_a_scope_clean_up);
     tcase_add_test(tc, blocking_calls_and_waits_inside_a_scope);
     tcase_add_test(tc, cancellation_comes_before_a_scope);
