@@ -870,7 +870,7 @@ static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
             attr.stack_size = 4096; /* below 16 KiB */
             break;
         case 1:
-            attr.flags = 2; /* unknown flag */
+            attr.flags = 4; /* unknown: 1 and 2 are taken */
             break;
         default:
             attr.flags = CORO_SHARED_STACK; /* deeper than the shared stack */
