@@ -53,7 +53,8 @@
  * still valid: main and the caller included, ended ones included. A SPAWN's
  * mode says the stack (default, 16 KiB, shared, or a bad attr), how the
  * task ends (returning a token, NULL, coro_fail(e), or coro_fail(e) and
- * the token), which e, and whether it is named; a header's middle bits say
+ * the token), which e, whether it is named, and whether it starts eagerly
+ * (CORO_EAGER, with any stack); a header's middle bits say
  * the same for main, and its two top bits, in the input's own run, turn on
  * allocation failures. Missing operand bytes read as 0. Sleeps, timeouts
  * and blocking durations come out of a budget of 10 ms per run, so an input
@@ -92,7 +93,10 @@
  * outcomes are bounded instead (the MAYBE idea again).
  *
  * Checked at every step of every task: it is not freed, it runs on its own
- * loop's thread as coro_self(), its errno is its own; every task the model
+ * loop's thread as coro_self(), its errno is its own, tasks start in the
+ * order they were spawned but for eager ones, which start inside their
+ * spawn, and nothing but an eager task runs until its spawn returns (the
+ * spawner goes on first when it suspends); every task the model
  * holds a handle to still has its name (and LOOK: coro_dump lists exactly
  * those tasks). At every call's return: the result or error the model
  * allows; a joined task has ended and its result is what its function
@@ -198,6 +202,7 @@ enum op {
                                            the token */
 #define MODE_ERR(m) (((m) >> 4) & 3u)   /* e, from fail_errs */
 #define MODE_NAMED 0x40u                /* spawn: coro_attr.name */
+#define MODE_EAGER 0x80u                /* spawn: CORO_EAGER */
 #define HEAD_FAIL 0xc0u                 /* header: both bits inject
                                            allocation failures */
 
@@ -274,6 +279,7 @@ struct rec {
     int            ends;       /* times its function returned */
     int            freed;      /* joined, or detached and ended */
     int            detached;
+    int            eager;      /* spawned with CORO_EAGER */
     int            shield;     /* coro_shield in effect */
     enum tri       cx;         /* cancelled */
     int            error;      /* the coro_fail error in effect */
@@ -399,6 +405,10 @@ struct run {
     int            deadlocked; /* coro_run reported a deadlock */
     unsigned       reports;    /* tls_reports when last looked */
     unsigned long  end_seq;    /* tasks ended so far */
+    int            eagers[MAX_TASKS]; /* the tasks inside their eager
+                                  spawns, innermost last: only the last
+                                  may run */
+    int            neagers;
     double         budget;     /* seconds left for sleeps, timeouts and
                                   blocking calls */
     struct objs    objs;
@@ -659,6 +669,9 @@ static void step(struct rec *r)
     CHECK(coro_self() == r->t, "task %d is not coro_self()", r->idx);
     CHECK(errno == r->errno_mark, "task %d's errno became %d, not %d",
           r->idx, errno, r->errno_mark);
+    CHECK(!run->neagers || r->idx == run->eagers[run->neagers - 1],
+          "task %d ran inside task %d's eager spawn", r->idx,
+          run->eagers[run->neagers - 1]);
     sync_reports(run);
     check_model(run);
 }
@@ -816,17 +829,33 @@ static void *finish(struct rec *r)
     return ret;
 }
 
+/* The ready queue is FIFO and a new task joins its back: tasks start in
+ * the order they were spawned, but for eager ones, which start inside
+ * their spawn, before any other task runs. */
+static void check_start(const struct rec *r)
+{
+    const struct run *run = r->run;
+    if (run->neagers) {
+        CHECK(r->idx == run->eagers[run->neagers - 1], "task %d started "
+              "inside task %d's eager spawn", r->idx,
+              run->eagers[run->neagers - 1]);
+        return;
+    }
+    int prev = r->idx - 1;
+    while (prev > 0 && run->recs[prev].eager)
+        prev--;
+    CHECK(r->idx == 0 || run->recs[prev].starts, "task %d started before "
+          "task %d", r->idx, prev);
+}
+
 static void *task_main(void *arg)
 {
     struct rec *r = arg;
     CHECK(r->starts == 0, "task %d started again", r->idx);
-    /* The ready queue is FIFO and a new task joins its back: tasks start
-     * in the order they were spawned. */
-    CHECK(r->idx == 0 || r->run->recs[r->idx - 1].starts, "task %d started "
-          "before task %d", r->idx, r->idx - 1);
+    check_start(r);
     r->starts = 1;
-    if (r->idx == 0)
-        r->t = coro_self();
+    if (r->idx == 0 || r->eager)
+        r->t = coro_self(); /* its spawn has not returned it yet */
     CHECK(r->t && coro_self() == r->t, "task %d is not coro_self()",
           r->idx);
     errno = r->errno_mark;
@@ -837,15 +866,69 @@ static void *task_main(void *arg)
     return finish(r);
 }
 
+/* The attr a SPAWN's mode asks for; returns the error the spawn must
+ * give: EINVAL for a bad attr, else 0. */
+static int spawn_attr(const struct run *run, unsigned mode, coro_attr *attr)
+{
+    unsigned kind = MODE_STACK(mode);
+    int want = 0;
+    if (kind == 2 && run->fail)
+        kind = 1; /* a shared-stack switch aborts when saving frames finds
+                     no memory (sched.c, shared_install) */
+    if (kind == 1) {
+        attr->stack_size = 16 << 10;
+    } else if (kind == 2) {
+        attr->flags = CORO_SHARED_STACK;
+    } else if (kind == 3) {
+        want = EINVAL;
+        switch (MODE_ERR(mode) % 3) {
+        case 0:
+            attr->stack_size = 4096; /* below 16 KiB */
+            break;
+        case 1:
+            attr->flags = 4; /* unknown: 1 and 2 are taken */
+            break;
+        default:
+            attr->flags = CORO_SHARED_STACK; /* deeper than the shared
+                                                stack */
+            attr->stack_size = (size_t)1 << 30;
+            break;
+        }
+    }
+    if (mode & MODE_NAMED)
+        attr->name = "fuzz-task";
+    if (mode & MODE_EAGER)
+        attr->flags |= CORO_EAGER;
+    return want;
+}
+
+/* Makes the coro_spawn call for c; an eager task runs inside it, so c is
+ * a record of the run already. */
+static coro_task *spawn_call(struct run *run, struct rec *c,
+                             const coro_attr *attr)
+{
+    static const coro_attr plain;
+    coro_task *t;
+    run->n++;
+    if (c->eager)
+        run->eagers[run->neagers++] = c->idx;
+    errno = 0;
+    if (memcmp(attr, &plain, sizeof plain) == 0)
+        t = coro_spawn(task_main, c);
+    else
+        t = coro_spawn_attr(attr, task_main, c);
+    if (c->eager)
+        run->neagers--;
+    if (!t)
+        run->n--; /* nothing ran: no task took a record meanwhile */
+    return t;
+}
+
 static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
 {
     struct run *run = r->run;
     if (run->n == MAX_TASKS)
         return;
-    unsigned kind = MODE_STACK(mode);
-    if (kind == 2 && run->fail)
-        kind = 1; /* a shared-stack switch aborts when saving frames finds
-                     no memory (sched.c, shared_install) */
     struct rec *c = &run->recs[run->n];
     memset(c, 0, sizeof *c);
     c->run = run;
@@ -856,50 +939,26 @@ static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
     c->errno_mark = 1000 + c->idx;
     c->cx = run->closing;
     c->waiter = -1;
-
+    c->eager = (mode & MODE_EAGER) != 0;
     coro_attr attr = { 0 };
-    int want = 0;
-    if (kind == 1) {
-        attr.stack_size = 16 << 10;
-    } else if (kind == 2) {
-        attr.flags = CORO_SHARED_STACK;
-    } else if (kind == 3) {
-        want = EINVAL;
-        switch (MODE_ERR(mode) % 3) {
-        case 0:
-            attr.stack_size = 4096; /* below 16 KiB */
-            break;
-        case 1:
-            attr.flags = 4; /* unknown: 1 and 2 are taken */
-            break;
-        default:
-            attr.flags = CORO_SHARED_STACK; /* deeper than the shared stack */
-            attr.stack_size = (size_t)1 << 30;
-            break;
-        }
-    }
-    if (mode & MODE_NAMED)
-        attr.name = "fuzz-task";
-    errno = 0;
-    coro_task *t = kind == 0 && !(mode & MODE_NAMED)
-                       ? coro_spawn(task_main, c)
-                       : coro_spawn_attr(&attr, task_main, c);
+    int want = spawn_attr(run, mode, &attr);
+    coro_task *t = spawn_call(run, c, &attr);
     int e = errno;
     if (!t) {
         note(r, "spawn (mode %#x) failed: %d", mode, e);
         CHECK(want ? e == want : run->fail && e == ENOMEM,
-              "coro_spawn (kind %u) failed with %d", kind, e);
+              "coro_spawn (mode %#x) failed with %d", mode, e);
         errno = r->errno_mark;
         return;
     }
-    CHECK(!want, "coro_spawn took a bad attr (kind %u, variant %u)", kind,
-          MODE_ERR(mode) % 3);
+    CHECK(!want, "coro_spawn took a bad attr (mode %#x)", mode);
     CHECK(e == 0, "coro_spawn wrote errno %d", e);
-    CHECK(c->starts == 0, "task %d ran before its spawner suspended",
-          c->idx);
+    CHECK(c->starts == c->eager, "task %d %s its spawn", c->idx,
+          c->eager ? "did not start in" : "ran before its spawner left");
+    CHECK(!c->eager || c->t == t, "eager task %d's coro_self() is not what "
+          "its spawn returned", c->idx);
     errno = r->errno_mark;
     c->t = t;
-    run->n++;
     note(r, "spawn (mode %#x, %zu bytes) -> task %d", mode, n, c->idx);
 }
 
