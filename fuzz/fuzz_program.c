@@ -1,17 +1,18 @@
 /* fuzz_program.c: a libFuzzer target that runs random programs of
- * operations on coro (tasks, channels and selects, queues, mutexes, a
- * semaphore, an event, a condition, fds) and checks, after every step,
- * what coro.h promises.
+ * operations on coro (tasks, task groups, channels and selects, queues,
+ * mutexes, a semaphore, an event, a condition, fds) and checks, after
+ * every step, what coro.h promises.
  *
  * An input is a program. Its first byte is a header (how main ends, and
  * whether allocations fail); the rest are operations, one byte each
  * followed by their operand bytes, that coro_run's main task executes in
- * order. SPAWN and NESTED take the bytes after their operands as a program
- * of their own: the new task's operations, or a whole program (header
- * first) that a blocking call runs with coro_run on a worker thread. So
- * programs nest as the bytes do, and a mutation changes one task at a time.
+ * order. SPAWN, GSPAWN and NESTED take the bytes after their operands as a
+ * program of their own: the new task's operations, or a whole program
+ * (header first) that a blocking call runs with coro_run on a worker
+ * thread. So programs nest as the bytes do, and a mutation changes one
+ * task at a time.
  *
- *   byte % 32  operation     operands
+ *   byte % 35  operation     operands
  *   0, 15      SPAWN         len, mode; then len bytes: the task's program
  *   1          SLEEP         d: a yield, or 0.1 to 2 ms
  *   2          YIELD
@@ -48,6 +49,11 @@
  *   30         FD            how (stream; await_readable or await_writable
  *                            with a timeout, or coro_close of an end)
  *   31         SYNC_MISUSE   what: a call on an object or fd that must fail
+ *   32         GSPAWN        len, mode, group (bit 7: a new one); then len
+ *                            bytes: the member's program (coro_group_spawn)
+ *   33         AWAIT_GROUP   group
+ *   34         GROUP         how (group; its results and size, free, or a
+ *                            new group)
  *
  * "who" picks, modulo their number, one of the run's tasks whose handle is
  * still valid: main and the caller included, ended ones included. A SPAWN's
@@ -96,13 +102,25 @@
  * loop's thread as coro_self(), its errno is its own, tasks start in the
  * order they were spawned but for eager ones, which start inside their
  * spawn, and nothing but an eager task runs until its spawn returns (the
- * spawner goes on first when it suspends); every task the model
- * holds a handle to still has its name (and LOOK: coro_dump lists exactly
- * those tasks). At every call's return: the result or error the model
- * allows; a joined task has ended and its result is what its function
- * returned. For channels and queues: each element received was sent, by a
- * send that did not fail, once, whole, and later in its channel's order
- * than any received before the receive began (FIFO); a receive that failed
+ * spawner goes on first when it suspends); every task the model holds a
+ * handle to still has its name (and LOOK: coro_dump lists exactly those
+ * tasks, members marked with their group). At every call's return: the
+ * result or error the model allows; a joined task has ended and its
+ * result is what its function returned. For task groups: await_group
+ * returns once every member has ended (those spawned meanwhile too), with
+ * the first failure in time (a member's coro_fail error, or ECANCELED for
+ * one cancelled by anyone before its group), or ECANCELED for a caller
+ * cancelled before or while it waits; a failure makes the group cancel
+ * the other members, and one spawned into a cancelling group is born
+ * cancelled; each member's result reads back as await_task would say it,
+ * EAGAIN while it runs; EDEADLK for a member awaiting its own group,
+ * EINVAL for a group another task awaits, for spawning into one awaited
+ * to its end, and for joining, gathering or waiting on a member, which
+ * coro_detach leaves alone; EBUSY for freeing one with a member running
+ * or an awaiter, and its members go with it. For channels and queues:
+ * each element received was sent, by a send that did not fail, once,
+ * whole, and later in its channel's order than any received before the
+ * receive began (FIFO); a receive that failed
  * wrote nothing, a select completed one op, EPIPE comes after a close or
  * shutdown and once drained; task_done is EINVAL past the items put, join
  * waits for the last. For mutexes: one holder (a lock or condition wait
@@ -118,8 +136,9 @@
  * thread's) are EINVAL and change nothing.
  *
  * After coro_run: every spawned task started once and ended at most once,
- * and one that never ended was left blocked (a join, gather or wait on a
- * task that never ended either, or a shielded wait on an object) when
+ * and one that never ended was left blocked (a join, gather, wait or
+ * await_group on a task that never ended either, or a shielded wait on an
+ * object) when
  * every task was cancelled: coro_run frees such tasks without running them
  * further; coro_run returned main's outcome, or EDEADLK exactly when it
  * reported a deadlock. The buffers and streams are read out: what is left
@@ -164,6 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NQUEUE 2            /* queues per run: maxsize 2, unbounded */
 #define NBOX (NCHAN + NQUEUE)
 #define NMUTEX 2
+#define NGROUPS 6           /* task groups per run; more are not made */
 #define NSTREAM 2           /* byte streams per run: a pipe, a socketpair */
 #define MAX_ELEMS 384       /* elements and items per run; sends beyond are
                                skipped */
@@ -183,7 +203,8 @@ enum tri { NO, MAYBE, YES };
  * coordination object (B_SYNC) or on an fd (B_FD) comes before the joins,
  * which B_JOIN and above stand for. */
 enum blk {
-    B_NONE, B_SLEEP, B_BLOCKING, B_SYNC, B_FD, B_JOIN, B_GATHER, B_WAIT
+    B_NONE, B_SLEEP, B_BLOCKING, B_SYNC, B_FD, B_JOIN, B_GATHER, B_WAIT,
+    B_GROUP
 };
 
 enum op {
@@ -192,7 +213,8 @@ enum op {
     OP_FAIL, OP_MISUSE, OP_LOOK, OP_SPAWN2,
     OP_SEND, OP_RECV, OP_CLOSE, OP_SELECT, OP_PUT, OP_GET, OP_QUEUE,
     OP_LOCK, OP_UNLOCK, OP_SEM, OP_EVENT, OP_COND, OP_WRITE, OP_READ,
-    OP_FD, OP_SYNC_MISUSE, NOPS
+    OP_FD, OP_SYNC_MISUSE,
+    OP_GSPAWN, OP_AWAIT_GROUP, OP_GROUP, NOPS
 };
 
 /* Bits of a SPAWN's mode byte, and of a program's header byte. */
@@ -280,6 +302,11 @@ struct rec {
     int            freed;      /* joined, or detached and ended */
     int            detached;
     int            eager;      /* spawned with CORO_EAGER */
+    int            grp;        /* the group it belongs to, or -1 */
+    int            gslot;      /* its place among the group's members */
+    enum tri       gcx;        /* its group cancelled it before anyone
+                                  else did: its ECANCELED is no failure */
+    int            gwait;      /* B_GROUP: the group it awaits */
     int            shield;     /* coro_shield in effect */
     enum tri       cx;         /* cancelled */
     int            error;      /* the coro_fail error in effect */
@@ -388,6 +415,20 @@ struct objs {
     struct elem    elems[MAX_ELEMS];
 };
 
+/* A task group, as the model sees it. Its first failure in time is
+ * known exactly unless a member's cancellation may or may not have come
+ * from the group first; errs[] then holds what it may be (0: none). */
+struct grp {
+    coro_group    *g;          /* NULL once freed */
+    int            n;          /* members spawned, in order: */
+    int            members[MAX_TASKS];
+    int            waiter;     /* the task in await_group, or -1 */
+    int            finished;   /* await_group returned: no new members */
+    enum tri       cancelling; /* it cancelled its members */
+    int            nerrs;
+    int            errs[6];
+};
+
 /* One coro_run: the input's own, or one nested in a blocking call. */
 struct run {
     const uint8_t *prog;       /* header, then main's program */
@@ -411,6 +452,8 @@ struct run {
     int            neagers;
     double         budget;     /* seconds left for sleeps, timeouts and
                                   blocking calls */
+    int            ngroups;    /* groups made */
+    struct grp     groups[NGROUPS];
     struct objs    objs;
 };
 
@@ -586,22 +629,69 @@ static const char *expected_name(const struct rec *r)
     return r->mode & MODE_NAMED ? "fuzz-task" : "task_main";
 }
 
-/* Raises what the model knows of task i's cancellation. A task inside a
- * join or gather, unshielded, that is cancelled wakes and cancels what it
- * waits on (structured joins): those may end cancelled. An ended task is
- * past cancelling. */
+/* Raises what the model knows of task i's cancellation, by its group
+ * (by_group) or by anyone else. A task inside a join or gather,
+ * unshielded, that is cancelled wakes and cancels what it waits on
+ * (structured joins), and one in await_group its group's members: those
+ * may end cancelled. An ended task is past cancelling. */
 static void sync_cancel(struct rec *r, enum tri level);
+static void group_cancel(struct run *run, int gi, enum tri level);
 
-static void mark_cancel(struct run *run, int i, enum tri level)
+static void mark_cancel_by(struct run *run, int i, enum tri level,
+                           int by_group)
 {
     struct rec *r = &run->recs[i];
-    if (r->ends || r->cx >= level)
+    if (r->ends)
+        return;
+    if (by_group && level > NO && r->cx < YES && r->gcx == NO)
+        r->gcx = r->cx == NO ? level : MAYBE;
+    if (r->cx >= level)
         return;
     r->cx = level;
     sync_cancel(r, level);
-    if ((r->blk == B_JOIN || r->blk == B_GATHER) && !r->shield)
+    if (r->shield)
+        return;
+    if (r->blk == B_JOIN || r->blk == B_GATHER)
         for (int k = 0; k < r->nt; k++)
-            mark_cancel(run, r->targets[k], MAYBE);
+            mark_cancel_by(run, r->targets[k], MAYBE, 0);
+    if (r->blk == B_GROUP)
+        group_cancel(run, r->gwait, MAYBE);
+}
+
+static void mark_cancel(struct run *run, int i, enum tri level)
+{
+    mark_cancel_by(run, i, level, 0);
+}
+
+/* Group gi cancels its members (YES), or may have (MAYBE): those not
+ * cancelled yet are its. */
+static void group_cancel(struct run *run, int gi, enum tri level)
+{
+    struct grp *g = &run->groups[gi];
+    if (g->cancelling >= level)
+        return;
+    g->cancelling = level;
+    for (int a = 0; a < g->n; a++)
+        mark_cancel_by(run, g->members[a], level, 1);
+}
+
+/* coro_run cancels every task: main ended, or a deadlock. Then the tasks
+ * in await_group that this wakes cancel their groups, after the loop did
+ * the members. */
+static void cancel_all(struct run *run)
+{
+    run->closing = YES;
+    for (int i = 0; i < run->n; i++) {
+        if (!run->recs[i].ends) {
+            run->recs[i].cx = YES;
+            sync_cancel(&run->recs[i], YES);
+        }
+    }
+    for (int i = 0; i < run->n; i++) {
+        const struct rec *r = &run->recs[i];
+        if (!r->ends && r->blk == B_GROUP && !r->shield)
+            group_cancel(run, r->gwait, MAYBE);
+    }
 }
 
 /* Catches up with a deadlock report printed since the last look: coro_run
@@ -612,13 +702,7 @@ static void sync_reports(struct run *run)
         return;
     run->reports = tls_reports;
     run->deadlocked = 1;
-    run->closing = YES;
-    for (int i = 0; i < run->n; i++) {
-        if (!run->recs[i].ends) {
-            run->recs[i].cx = YES;
-            sync_cancel(&run->recs[i], YES);
-        }
-    }
+    cancel_all(run);
 }
 
 static int ended_with(const struct rec *t, int err)
@@ -649,6 +733,10 @@ static void check_model(const struct run *run)
             CHECK(w->blk >= B_JOIN && found, "task %d's waiter %d is not "
                   "waiting on it", i, r->waiter);
         }
+        if (r->blk == B_GROUP)
+            CHECK(run->groups[r->gwait].waiter == i, "task %d awaits group "
+                  "%d, which task %d awaits", i, r->gwait,
+                  run->groups[r->gwait].waiter);
         if (!r->freed) {
             const char *name = coro_name(r->t);
             CHECK(name && strcmp(name, expected_name(r)) == 0,
@@ -713,7 +801,7 @@ static int claim_error(const struct rec *r, const int *idx, int k)
         const struct rec *t = &r->run->recs[idx[a]];
         if (t == r)
             return EDEADLK;
-        if (t->detached || t->waiter >= 0)
+        if (t->detached || t->waiter >= 0 || t->grp >= 0)
             return EINVAL;
         for (int b = 0; b < a; b++)
             if (idx[b] == idx[a])
@@ -793,6 +881,49 @@ static int wait_done(const struct rec *r)
 static void exec(struct rec *r);
 static void objs_bind(struct rec *r);
 
+/* Whether member m's end is a failure of its group: an error, but for
+ * ECANCELED from the group's own cancellation; *e is that error. */
+static enum tri member_failed(const struct rec *m, int *e)
+{
+    enum tri f[2];
+    *e = 0;
+    for (int k = 0; k < 2; k++) {
+        int v = m->end_err[k];
+        if (v)
+            *e = v;
+        if (v == 0)
+            f[k] = NO;
+        else if (v != ECANCELED)
+            f[k] = YES;
+        else
+            f[k] = m->gcx == YES ? NO : m->gcx == NO ? YES : MAYBE;
+    }
+    return f[0] == f[1] ? f[0] : MAYBE;
+}
+
+/* Member m ended: a failure is the group's first if none came before,
+ * and makes the group cancel the rest. */
+static void group_ended(struct run *run, const struct rec *m)
+{
+    struct grp *g = &run->groups[m->grp];
+    int e;
+    enum tri f = member_failed(m, &e);
+    if (f == NO)
+        return;
+    int none = -1;
+    for (int k = 0; k < g->nerrs; k++)
+        if (g->errs[k] == 0)
+            none = k;
+    if (none >= 0 && f == YES)
+        g->errs[none] = g->errs[--g->nerrs];
+    int known = 0;
+    for (int k = 0; k < g->nerrs; k++)
+        known |= g->errs[k] == e;
+    if (none >= 0 && !known)
+        g->errs[g->nerrs++] = e;
+    group_cancel(run, m->grp, f);
+}
+
 /* The task's function returns: its last step. */
 static void *finish(struct rec *r)
 {
@@ -815,12 +946,10 @@ static void *finish(struct rec *r)
         r->end_err[0] = r->cx == YES ? ECANCELED : 0;
         r->end_err[1] = r->cx == NO ? 0 : ECANCELED;
     }
-    if (r->idx == 0) {
-        /* coro_run cancels every task as main ends. */
-        run->closing = YES;
-        for (int i = 1; i < run->n; i++)
-            mark_cancel(run, i, YES);
-    }
+    if (r->grp >= 0)
+        group_ended(run, r);
+    if (r->idx == 0)
+        cancel_all(run); /* coro_run cancels every task as main ends */
     if (r->detached && r->waiter < 0)
         r->freed = 1;
     note(r, "ends: error %d, result %p, may be joined as %d/%d", r->error,
@@ -902,29 +1031,52 @@ static int spawn_attr(const struct run *run, unsigned mode, coro_attr *attr)
     return want;
 }
 
-/* Makes the coro_spawn call for c; an eager task runs inside it, so c is
- * a record of the run already. */
+/* Makes the coro_spawn or coro_group_spawn call for c; an eager task runs
+ * inside it, so c is a record of the run, and a member of its group,
+ * already. */
 static coro_task *spawn_call(struct run *run, struct rec *c,
                              const coro_attr *attr)
 {
     static const coro_attr plain;
+    struct grp *g = c->grp >= 0 ? &run->groups[c->grp] : NULL;
+    int dflt = memcmp(attr, &plain, sizeof plain) == 0;
     coro_task *t;
     run->n++;
+    if (g)
+        g->members[g->n++] = c->idx;
     if (c->eager)
         run->eagers[run->neagers++] = c->idx;
     errno = 0;
-    if (memcmp(attr, &plain, sizeof plain) == 0)
+    if (g)
+        t = coro_group_spawn(g->g, dflt ? NULL : attr, task_main, c);
+    else if (dflt)
         t = coro_spawn(task_main, c);
     else
         t = coro_spawn_attr(attr, task_main, c);
     if (c->eager)
         run->neagers--;
-    if (!t)
+    if (!t) {
         run->n--; /* nothing ran: no task took a record meanwhile */
+        if (g)
+            g->n--;
+    }
     return t;
 }
 
-static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
+/* c joins group gi: born cancelled by it if it is cancelling. */
+static int spawn_into(struct run *run, struct rec *c, int gi)
+{
+    const struct grp *g = &run->groups[gi];
+    c->grp = gi;
+    c->gslot = g->n;
+    c->gcx = g->cancelling;
+    if (c->cx < g->cancelling)
+        c->cx = g->cancelling;
+    return g->finished ? EINVAL : 0;
+}
+
+static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode,
+                  int gi)
 {
     struct run *run = r->run;
     if (run->n == MAX_TASKS)
@@ -939,13 +1091,16 @@ static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
     c->errno_mark = 1000 + c->idx;
     c->cx = run->closing;
     c->waiter = -1;
+    c->grp = -1;
     c->eager = (mode & MODE_EAGER) != 0;
     coro_attr attr = { 0 };
     int want = spawn_attr(run, mode, &attr);
+    if (gi >= 0 && spawn_into(run, c, gi))
+        want = EINVAL; /* an awaited group takes no new members */
     coro_task *t = spawn_call(run, c, &attr);
     int e = errno;
     if (!t) {
-        note(r, "spawn (mode %#x) failed: %d", mode, e);
+        note(r, "spawn (mode %#x, group %d) failed: %d", mode, gi, e);
         CHECK(want ? e == want : run->fail && e == ENOMEM,
               "coro_spawn (mode %#x) failed with %d", mode, e);
         errno = r->errno_mark;
@@ -959,7 +1114,8 @@ static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
           "its spawn returned", c->idx);
     errno = r->errno_mark;
     c->t = t;
-    note(r, "spawn (mode %#x, %zu bytes) -> task %d", mode, n, c->idx);
+    note(r, "spawn (mode %#x, %zu bytes, group %d) -> task %d", mode, n,
+         gi, c->idx);
 }
 
 static void op_spawn(struct rec *r, struct cursor *c)
@@ -970,7 +1126,7 @@ static void op_spawn(struct rec *r, struct cursor *c)
         len = c->n - c->pc;
     const uint8_t *ops = c->b + c->pc;
     c->pc += len;
-    spawn(r, ops, len, mode);
+    spawn(r, ops, len, mode, -1);
 }
 
 static void op_sleep(struct rec *r, struct cursor *c, int yield)
@@ -1008,7 +1164,7 @@ static void op_detach(struct rec *r, struct cursor *c)
     struct rec *t = &r->run->recs[pick(r->run, next(c))];
     note(r, "detach task %d", t->idx);
     coro_detach(t->t);
-    if (!t->detached) {
+    if (!t->detached && t->grp < 0) { /* a member stays its group's */
         t->detached = 1;
         if (t->ends && t->waiter < 0)
             t->freed = 1;
@@ -1219,6 +1375,188 @@ static void op_wait(struct rec *r, struct cursor *c)
               "with its condition false", r->idx, (int)when, took, to);
     }
     end_wait(r, 0);
+}
+
+/* ----------------------------------------------------------------------
+ * Task groups
+ *
+ * Any task may make a group, spawn into one, await one (but a member its
+ * own: EDEADLK; a group another task awaits: EINVAL), read its results
+ * and free it. The model follows each group's members, whether it is
+ * cancelling them, and its first failure in time: a member's coro_fail
+ * error, or ECANCELED for one cancelled by anyone before the group. A
+ * group cancels its members when one fails (the model sees that at the
+ * member's end), or when its awaiter is cancelled: at once if it was
+ * before the call, else at a moment the model does not see, when the
+ * members become MAYBE cancelled (the MAYBE idea again).
+ * ---------------------------------------------------------------------- */
+
+/* One of the groups not freed, chosen by b; -1 if none. */
+static int pick_group(const struct run *run, unsigned b)
+{
+    int usable[NGROUPS];
+    int n = 0;
+    for (int i = 0; i < run->ngroups; i++)
+        if (run->groups[i].g)
+            usable[n++] = i;
+    return n ? usable[b % (unsigned)n] : -1;
+}
+
+/* A new group, or -1 if the run has had its fill or memory failed. */
+static int group_new(struct rec *r)
+{
+    struct run *run = r->run;
+    if (run->ngroups == NGROUPS)
+        return -1;
+    errno = 0;
+    coro_group *g = coro_group_new();
+    int e = errno;
+    errno = r->errno_mark;
+    note(r, "new group -> %d (%p)", g ? run->ngroups : -1, (void *)g);
+    CHECK(g || (run->fail && e == ENOMEM), "coro_group_new failed: %d", e);
+    CHECK(!g || e == 0, "coro_group_new wrote errno %d", e);
+    if (!g)
+        return -1;
+    CHECK(coro_group_size(g) == 0, "a new group has members");
+    struct grp *x = &run->groups[run->ngroups];
+    memset(x, 0, sizeof *x);
+    x->g = g;
+    x->waiter = -1;
+    x->nerrs = 1; /* no failure yet */
+    return run->ngroups++;
+}
+
+/* GSPAWN: len, mode, group (bit 7: a new one); then len bytes, the
+ * member's program. */
+static void op_gspawn(struct rec *r, struct cursor *c)
+{
+    size_t len = next(c) % 32;
+    unsigned mode = next(c);
+    unsigned which = next(c);
+    if (len > c->n - c->pc)
+        len = c->n - c->pc;
+    const uint8_t *ops = c->b + c->pc;
+    c->pc += len;
+    int gi = pick_group(r->run, which);
+    if (gi < 0 || (which & 0x80))
+        gi = group_new(r);
+    if (gi >= 0)
+        spawn(r, ops, len, mode, gi);
+}
+
+static int group_err_ok(const struct grp *g, int err)
+{
+    for (int k = 0; k < g->nerrs; k++)
+        if (err == g->errs[k])
+            return 1;
+    return 0;
+}
+
+/* await_group by a task that may: it returns once every member has
+ * ended, with the group's first failure, or ECANCELED if the caller was
+ * cancelled (the members then cancelled and awaited). */
+static void group_wait(struct rec *r, int gi)
+{
+    struct run *run = r->run;
+    struct grp *g = &run->groups[gi];
+    enum tri cx0 = r->shield ? NO : r->cx;
+    group_cancel(run, gi, cx0); /* MAYBE: when the caller wakes */
+    g->waiter = r->idx;
+    r->blk = B_GROUP;
+    r->gwait = gi;
+    int err = await_group(g->g);
+    sync_reports(run);
+    r->blk = B_NONE;
+    g->waiter = -1;
+    g->finished = 1;
+    note(r, "await group %d (%d members, first failure %d of %d) -> %d", gi,
+         g->n, g->errs[0], g->nerrs, err);
+    for (int a = 0; a < g->n; a++)
+        CHECK(run->recs[g->members[a]].ends, "task %d: await_group returned "
+              "before member %d ended", r->idx, g->members[a]);
+    int mine = err == ECANCELED && !r->shield && r->cx != NO;
+    int ok = cx0 == YES ? err == ECANCELED : group_err_ok(g, err) || mine;
+    CHECK(ok, "task %d: await_group returned %d (first failure %d of %d, "
+          "cancelled %d then %d, shield %d)", r->idx, err, g->errs[0],
+          g->nerrs, cx0, r->cx, r->shield);
+    if (mine && !group_err_ok(g, err))
+        r->cx = YES;
+}
+
+/* AWAIT_GROUP: a group. */
+static void op_await_group(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    int gi = pick_group(run, next(c));
+    if (gi < 0)
+        return;
+    const struct grp *g = &run->groups[gi];
+    int want = r->grp == gi ? EDEADLK : g->waiter >= 0 ? EINVAL : 0;
+    if (!want) {
+        group_wait(r, gi);
+        return;
+    }
+    int err = await_group(g->g);
+    note(r, "await group %d -> %d", gi, err);
+    CHECK(err == want, "task %d: await_group of group %d returned %d, not "
+          "%d", r->idx, gi, err, want);
+}
+
+/* Each member's outcome, once it has ended, as await_task would have
+ * said it; EAGAIN before. */
+static void group_results(struct rec *r, int gi)
+{
+    const struct run *run = r->run;
+    const struct grp *g = &run->groups[gi];
+    void *res;
+    note(r, "results of group %d (%d members)", gi, g->n);
+    CHECK(coro_group_size(g->g) == (size_t)g->n, "group %d has size %zu, "
+          "not %d", gi, coro_group_size(g->g), g->n);
+    for (int a = 0; a < g->n; a++) {
+        const struct rec *m = &run->recs[g->members[a]];
+        res = UNTOUCHED;
+        int err = coro_group_result(g->g, (size_t)a, &res);
+        CHECK(m->ends ? ended_with(m, err) && res == m->ret
+                      : err == EAGAIN && res == UNTOUCHED,
+              "task %d: result %d of group %d is %d, %p (member %d ended "
+              "%d as %d/%d, %p)", r->idx, a, gi, err, res, m->idx, m->ends,
+              m->end_err[0], m->end_err[1], m->ret);
+    }
+    CHECK(coro_group_result(g->g, (size_t)g->n, &res) == EINVAL,
+          "coro_group_result past the members");
+}
+
+/* Frees a group: EBUSY while a member runs or a task awaits it; else
+ * its members go with it. */
+static void group_free(struct rec *r, int gi)
+{
+    struct run *run = r->run;
+    struct grp *g = &run->groups[gi];
+    int busy = g->waiter >= 0;
+    for (int a = 0; a < g->n; a++)
+        busy |= !run->recs[g->members[a]].ends;
+    int err = coro_group_free(g->g);
+    note(r, "free group %d -> %d", gi, err);
+    CHECK(err == (busy ? EBUSY : 0), "task %d: coro_group_free of group %d "
+          "returned %d (busy %d)", r->idx, gi, err, busy);
+    if (err)
+        return;
+    g->g = NULL;
+    for (int a = 0; a < g->n; a++)
+        run->recs[g->members[a]].freed = 1;
+}
+
+/* GROUP: how (results, free or a new group; which group). */
+static void op_group(struct rec *r, struct cursor *c)
+{
+    unsigned how = next(c);
+    int gi = pick_group(r->run, how >> 2);
+    if ((how & 3) == 3 || gi < 0)
+        group_new(r);
+    else if ((how & 3) == 2)
+        group_free(r, gi);
+    else
+        group_results(r, gi);
 }
 
 /* ----------------------------------------------------------------------
@@ -1514,11 +1852,18 @@ static void check_dump(struct rec *r)
          * do a cancelled blocking call waiting for its running job and a
          * condition wait taking its mutex back. */
         int self_shielded = t->blk == B_JOIN || t->blk == B_GATHER ||
+                            t->blk == B_GROUP ||
                             t->blk == B_BLOCKING ||
                             (t->blk == B_SYNC && t->call.k == C_COND);
         CHECK(shielded == t->shield || (shielded && self_shielded),
               "task %d: coro_dump shows task %d %sshielded", r->idx, t->idx,
               shielded ? "" : "not ");
+        char group[32] = " [group #";
+        if (t->grp >= 0)
+            snprintf(group, sizeof group, " [group #%d]", t->grp + 1);
+        CHECK((strstr(line, group) != NULL) == (t->grp >= 0), "task %d: "
+              "coro_dump shows task %d %s group %d", r->idx, t->idx,
+              t->grp >= 0 ? "not in" : "in a", t->grp + 1);
         line = end;
     }
     free(text);
@@ -3675,6 +4020,15 @@ static void exec(struct rec *r)
         case OP_LOOK:
             op_look(r, &c);
             break;
+        case OP_GSPAWN:
+            op_gspawn(r, &c);
+            break;
+        case OP_AWAIT_GROUP:
+            op_await_group(r, &c);
+            break;
+        case OP_GROUP:
+            op_group(r, &c);
+            break;
         default:
             exec_sync(r, &c, op);
             break;
@@ -3707,6 +4061,9 @@ static void check_unended(const struct run *run, const struct rec *r)
     int stuck = 0;
     for (int k = 0; k < r->nt; k++)
         stuck |= !run->recs[r->targets[k]].ends;
+    const struct grp *g = &run->groups[r->gwait];
+    for (int k = 0; r->blk == B_GROUP && k < g->n; k++)
+        stuck |= !run->recs[g->members[k]].ends;
     CHECK(r->blk >= B_JOIN && stuck, "task %d never ended (inside call "
           "%d)", r->idx, (int)r->blk);
     CHECK(r->blk != B_WAIT || (!r->timed && !wait_done(r)),
@@ -3758,6 +4115,7 @@ static void run_program(struct run *run)
     m->mode = run->len ? (uint8_t)(run->prog[0] & 0x3c) : 0;
     m->errno_mark = 900 + run->depth;
     m->waiter = -1;
+    m->grp = -1;
     run->n = 1;
     run->budget = TIME_BUDGET;
     tls_run = run;
