@@ -12,7 +12,7 @@
  * thread. So programs nest as the bytes do, and a mutation changes one
  * task at a time.
  *
- *   byte % 35  operation     operands
+ *   byte % 36  operation     operands
  *   0, 15      SPAWN         len, mode; then len bytes: the task's program
  *   1          SLEEP         d: a yield, or 0.1 to 2 ms
  *   2          YIELD
@@ -54,6 +54,9 @@
  *   33         AWAIT_GROUP   group
  *   34         GROUP         how (group; its results and size, free, or a
  *                            new group)
+ *   35         AS_COMPLETED  how (timeout, reads, join), n, who x n: an
+ *                            iterator read up to four times, then freed;
+ *                            the tasks handed out joined
  *
  * "who" picks, modulo their number, one of the run's tasks whose handle is
  * still valid: main and the caller included, ended ones included. A SPAWN's
@@ -117,7 +120,11 @@
  * EINVAL for a group another task awaits, for spawning into one awaited
  * to its end, and for joining, gathering or waiting on a member, which
  * coro_detach leaves alone; EBUSY for freeing one with a member running
- * or an awaiter, and its members go with it. For channels and queues:
+ * or an awaiter, and its members go with it. For as_completed: each task
+ * handed out is the one that ended first among those still claimed, a
+ * detached one never (it is freed), EPIPE once none is left, ETIMEDOUT
+ * only past the timeout and while none has ended, ECANCELED leaves the
+ * tasks running; a task handed out joins at once. For channels and queues:
  * each element received was sent, by a send that did not fail, once,
  * whole, and later in its channel's order than any received before the
  * receive began (FIFO); a receive that failed
@@ -204,7 +211,7 @@ enum tri { NO, MAYBE, YES };
  * which B_JOIN and above stand for. */
 enum blk {
     B_NONE, B_SLEEP, B_BLOCKING, B_SYNC, B_FD, B_JOIN, B_GATHER, B_WAIT,
-    B_GROUP
+    B_ASCOMP, B_GROUP
 };
 
 enum op {
@@ -214,7 +221,7 @@ enum op {
     OP_SEND, OP_RECV, OP_CLOSE, OP_SELECT, OP_PUT, OP_GET, OP_QUEUE,
     OP_LOCK, OP_UNLOCK, OP_SEM, OP_EVENT, OP_COND, OP_WRITE, OP_READ,
     OP_FD, OP_SYNC_MISUSE,
-    OP_GSPAWN, OP_AWAIT_GROUP, OP_GROUP, NOPS
+    OP_GSPAWN, OP_AWAIT_GROUP, OP_GROUP, OP_AS_COMPLETED, NOPS
 };
 
 /* Bits of a SPAWN's mode byte, and of a program's header byte. */
@@ -307,6 +314,7 @@ struct rec {
     enum tri       gcx;        /* its group cancelled it before anyone
                                   else did: its ECANCELED is no failure */
     int            gwait;      /* B_GROUP: the group it awaits */
+    coro_completions *iter;    /* B_ASCOMP: its iterator */
     int            shield;     /* coro_shield in effect */
     enum tri       cx;         /* cancelled */
     int            error;      /* the coro_fail error in effect */
@@ -317,7 +325,8 @@ struct rec {
     enum blk       blk;        /* the call it is in */
     int            timed;      /* that call has a timeout */
     enum coro_when when;       /* B_WAIT: its condition */
-    int            nt;         /* B_JOIN, B_GATHER, B_WAIT: the tasks */
+    int            nt;         /* B_JOIN, B_GATHER, B_WAIT: the tasks;
+                                  B_ASCOMP: those claimed */
     int            targets[MAX_SET];
     int            waiter;     /* the task inside a join, gather or wait
                                   on this one, or -1 */
@@ -446,6 +455,7 @@ struct run {
     int            deadlocked; /* coro_run reported a deadlock */
     unsigned       reports;    /* tls_reports when last looked */
     unsigned long  end_seq;    /* tasks ended so far */
+    unsigned long  steps;      /* steps taken by its tasks so far */
     int            eagers[MAX_TASKS]; /* the tasks inside their eager
                                   spawns, innermost last: only the last
                                   may run */
@@ -760,6 +770,7 @@ static void step(struct rec *r)
     CHECK(!run->neagers || r->idx == run->eagers[run->neagers - 1],
           "task %d ran inside task %d's eager spawn", r->idx,
           run->eagers[run->neagers - 1]);
+    run->steps++;
     sync_reports(run);
     check_model(run);
 }
@@ -824,8 +835,8 @@ static void begin_wait(struct rec *r, enum blk kind, const int *idx, int k,
         r->targets[a] = idx[a];
         run->recs[idx[a]].waiter = r->idx;
     }
-    if (kind == B_WAIT)
-        return;
+    if (kind == B_WAIT || kind == B_ASCOMP)
+        return; /* they cancel nothing */
     enum tri level = timed ? MAYBE : NO;
     if (!r->shield && r->cx > level)
         level = r->cx;
@@ -1171,12 +1182,21 @@ static void op_detach(struct rec *r, struct cursor *c)
     }
 }
 
+static void join_task(struct rec *r, int i, int timed, double to);
+
 static void op_join(struct rec *r, struct cursor *c, int timed)
 {
     static const double timeouts[] = { -1, 0, 2e-4, 1e-3, 2e-3 };
     struct run *run = r->run;
     int i = pick(run, next(c));
     double to = timed ? charge(run, timeouts[next(c) % 5]) : -1;
+    join_task(r, i, timed, to);
+}
+
+/* Joins task i, with a timeout if timed. */
+static void join_task(struct rec *r, int i, int timed, double to)
+{
+    struct run *run = r->run;
     struct rec *t = &run->recs[i];
     void *res = UNTOUCHED;
     int want = claim_error(r, &i, 1);
@@ -1375,6 +1395,174 @@ static void op_wait(struct rec *r, struct cursor *c)
               "with its condition false", r->idx, (int)when, took, to);
     }
     end_wait(r, 0);
+}
+
+/* ----------------------------------------------------------------------
+ * as_completed
+ *
+ * AS_COMPLETED makes an iterator over a set of tasks, reads it a few
+ * times and frees it; then it joins the tasks handed out, which must
+ * return at once. The model knows the order in which tasks ended, so
+ * each task handed out is exactly the one that ended first among those
+ * still claimed (a detached one is freed instead, never handed out), and
+ * EPIPE comes exactly when none is left. A timeout counts only while none
+ * of them has ended; ECANCELED leaves the tasks claimed and uncancelled.
+ * ---------------------------------------------------------------------- */
+
+/* Drops the a-th task from those r's iterator claims: handed out, or
+ * freed as detached. */
+static void unclaim(struct rec *r, int a, int freed)
+{
+    struct rec *t = &r->run->recs[r->targets[a]];
+    t->waiter = -1;
+    t->freed |= freed;
+    r->targets[a] = r->targets[--r->nt];
+}
+
+/* await_as_completed handed out done: it must be the claimed task that
+ * ended first, but for detached ones, which are freed, those that ended
+ * before it now. Returns its record. */
+static int handed_out(struct rec *r, const coro_task *done)
+{
+    struct run *run = r->run;
+    unsigned long first = ULONG_MAX;
+    int at = -1;
+    for (int a = 0; a < r->nt; a++) {
+        const struct rec *t = &run->recs[r->targets[a]];
+        if (t->t == done)
+            at = a;
+        if (t->ends && !t->detached && t->end_seq < first)
+            first = t->end_seq;
+    }
+    CHECK(at >= 0, "task %d: await_as_completed handed out %p, a task it "
+          "does not claim", r->idx, (const void *)done);
+    int h = r->targets[at];
+    const struct rec *t = &run->recs[h];
+    CHECK(t->ends && !t->detached && t->end_seq == first, "task %d: "
+          "await_as_completed handed out task %d (ended %d, detached %d), "
+          "not the first to end", r->idx, h, t->ends, t->detached);
+    for (int a = r->nt - 1; a >= 0; a--) {
+        t = &run->recs[r->targets[a]];
+        if (r->targets[a] == h)
+            unclaim(r, a, 0);
+        else if (t->detached && t->ends && t->end_seq < first)
+            unclaim(r, a, 1);
+    }
+    return h;
+}
+
+/* EPIPE: nothing was left to hand out but detached tasks that ended,
+ * which are freed. */
+static void drained(struct rec *r)
+{
+    for (int a = r->nt - 1; a >= 0; a--) {
+        const struct rec *t = &r->run->recs[r->targets[a]];
+        CHECK(t->detached && t->ends, "task %d: await_as_completed said "
+              "EPIPE with task %d claimed (detached %d, ended %d)", r->idx,
+              t->idx, t->detached, t->ends);
+        unclaim(r, a, 1);
+    }
+}
+
+/* Whether a claimed task has ended that the iterator must hand out. */
+static int any_ended(const struct rec *r)
+{
+    for (int a = 0; a < r->nt; a++) {
+        const struct rec *t = &r->run->recs[r->targets[a]];
+        if (t->ends && !t->detached)
+            return 1;
+    }
+    return 0;
+}
+
+/* One await_as_completed on the iterator made at t0 with timeout to.
+ * Returns its outcome, having put the task handed out in *h. */
+static int next_completed(struct rec *r, double t0, double to, int *h)
+{
+    coro_task *done = NULL;
+    enum tri cx0 = r->shield ? NO : r->cx;
+    int ready = any_ended(r);
+    int err = await_as_completed(r->iter, &done);
+    double t1 = coro_now();
+    sync_reports(r->run);
+    note(r, "await_as_completed (%d claimed, one ended %d) -> %d, %p "
+         "after %g s", r->nt, ready, err, (void *)done, t1 - t0);
+    int ok;
+    switch (err) {
+    case 0:
+        *h = handed_out(r, done);
+        ok = cx0 != YES;
+        break;
+    case EPIPE:
+        drained(r);
+        ok = cx0 != YES;
+        break;
+    case ETIMEDOUT:
+        ok = cx0 != YES && !ready && to >= 0 && t1 >= t0 + to - EPS;
+        break;
+    case ECANCELED:
+        ok = !r->shield && r->cx != NO;
+        r->cx = YES;
+        break;
+    default:
+        ok = 0;
+        break;
+    }
+    CHECK(ok, "task %d: await_as_completed returned %d (a task ended %d, "
+          "%g s of %g, cancelled %d then %d, shield %d)", r->idx, err,
+          ready, t1 - t0, to, cx0, r->cx, r->shield);
+    return err;
+}
+
+/* Joins the tasks the iterator handed out, still the caller's unless
+ * another task joined them meanwhile: they have ended, so each join
+ * returns without any other task running. */
+static void join_handed(struct rec *r, const int *h, int n)
+{
+    struct run *run = r->run;
+    for (int a = 0; a < n; a++) {
+        if (run->recs[h[a]].freed)
+            continue;
+        unsigned long steps = run->steps;
+        join_task(r, h[a], 0, -1);
+        CHECK(run->steps == steps, "task %d: the join of task %d, handed "
+              "out ended, let other tasks run", r->idx, h[a]);
+    }
+}
+
+/* AS_COMPLETED: how (timeout, reads, whether to join), n, who x n. */
+static void op_as_completed(struct rec *r, struct cursor *c)
+{
+    static const double timeouts[] = { -1, 0, 2e-4, 1e-3, 2e-3 };
+    struct run *run = r->run;
+    unsigned how = next(c);
+    double to = charge(run, timeouts[(how & 7) % 5]);
+    int reads = 1 + (int)(how >> 3) % 4, handed[MAX_SET], nhanded = 0;
+    int idx[MAX_SET];
+    coro_task *ts[MAX_SET];
+    int k = pick_set(r, c, idx, ts);
+    int want = claim_error(r, idx, k);
+    coro_completions *it = NULL;
+    double t0 = coro_now();
+    int err = coro_as_completed(ts, (size_t)k, to, &it);
+    note(r, "as_completed of %d (timeout %g) -> %d", k, to, err);
+    CHECK(err == want || (!want && run->fail && err == ENOMEM),
+          "task %d: coro_as_completed returned %d, not %d", r->idx, err,
+          want);
+    CHECK(err ? it == NULL : it != NULL, "coro_as_completed returned %d "
+          "and %p", err, (void *)it);
+    if (err)
+        return;
+    begin_wait(r, B_ASCOMP, idx, k, to >= 0);
+    r->iter = it;
+    for (int a = 0; a < reads && !err; a++)
+        err = next_completed(r, t0, to, &handed[nhanded++]);
+    nhanded -= err != 0;
+    CHECK(coro_completions_free(it) == 0, "coro_completions_free failed");
+    r->iter = NULL;
+    end_wait(r, 0);
+    if (how & 0x80)
+        join_handed(r, handed, nhanded);
 }
 
 /* ----------------------------------------------------------------------
@@ -4029,6 +4217,9 @@ static void exec(struct rec *r)
         case OP_GROUP:
             op_group(r, &c);
             break;
+        case OP_AS_COMPLETED:
+            op_as_completed(r, &c);
+            break;
         default:
             exec_sync(r, &c, op);
             break;
@@ -4068,6 +4259,8 @@ static void check_unended(const struct run *run, const struct rec *r)
           "%d)", r->idx, (int)r->blk);
     CHECK(r->blk != B_WAIT || (!r->timed && !wait_done(r)),
           "task %d never left a wait that could end", r->idx);
+    CHECK(r->blk != B_ASCOMP || !r->timed, "task %d never left an "
+          "as_completed with a timeout", r->idx);
 }
 
 /* After coro_run: every task's life, and coro_run's own outcome. */
