@@ -1,7 +1,7 @@
 /* fuzz_program.c: a libFuzzer target that runs random programs of
- * operations on coro (tasks, task groups, channels and selects, queues,
- * mutexes, a semaphore, an event, a condition, fds) and checks, after
- * every step, what coro.h promises.
+ * operations on coro (tasks, task groups, timeout scopes, channels and
+ * selects, queues, mutexes, a semaphore, an event, a condition, fds) and
+ * checks, after every step, what coro.h promises.
  *
  * An input is a program. Its first byte is a header (how main ends, and
  * whether allocations fail); the rest are operations, one byte each
@@ -12,7 +12,7 @@
  * thread. So programs nest as the bytes do, and a mutation changes one
  * task at a time.
  *
- *   byte % 36  operation     operands
+ *   byte % 38  operation     operands
  *   0, 15      SPAWN         len, mode; then len bytes: the task's program
  *   1          SLEEP         d: a yield, or 0.1 to 2 ms
  *   2          YIELD
@@ -57,17 +57,24 @@
  *   35         AS_COMPLETED  how (timeout, reads, join), n, who x n: an
  *                            iterator read up to four times, then freed;
  *                            the tasks handed out joined
+ *   36         TIMEOUT       how (deadline: none, now, 0.2 to 2 ms, an hour,
+ *                            past, 0; bit 7: coro_timeout_open_at): a
+ *                            scope opened, the caller's innermost
+ *   37         SCOPE         how (close the innermost; reschedule one to
+ *                            none, past, 0.2 to 2 ms or an hour; read them
+ *                            back; or misuse another task's)
  *
  * "who" picks, modulo their number, one of the run's tasks whose handle is
  * still valid: main and the caller included, ended ones included. A SPAWN's
- * mode says the stack (default, 16 KiB, shared, or a bad attr), how the
- * task ends (returning a token, NULL, coro_fail(e), or coro_fail(e) and
- * the token), which e, whether it is named, and whether it starts eagerly
- * (CORO_EAGER, with any stack); a header's middle bits say
- * the same for main, and its two top bits, in the input's own run, turn on
- * allocation failures. Missing operand bytes read as 0. Sleeps, timeouts
- * and blocking durations come out of a budget of 10 ms per run, so an input
- * takes a few tens of ms at most; waits on fds always have a timeout.
+ * (and GSPAWN's) mode says the stack (default, 16 KiB, shared, or a bad
+ * attr), how the task ends (returning a token, NULL, coro_fail(e), or
+ * coro_fail(e) and the token), which e, whether it is named, and whether
+ * it starts eagerly (CORO_EAGER, with any stack); a header's middle bits
+ * say the same for main, and its two top bits, in the input's own run,
+ * turn on allocation failures. Missing operand bytes read as 0. Sleeps,
+ * timeouts, scopes' deadlines and blocking durations come out of a budget
+ * of 10 ms per run, so an input takes a few tens of ms at most; waits on
+ * fds always have a timeout.
  *
  * Each run (the input's, and each nested one) makes its own objects before
  * coro_run: three channels (rendezvous; 1 buffered; 3 buffered, of 24-byte
@@ -82,12 +89,17 @@
  *
  * The model. Each task's life is recorded in a struct rec, in memory this
  * file owns, never coro's: started, ended, freed, detached, shielded,
- * cancelled, its coro_fail error and result, what it is blocked in. From
- * the records every call's outcome is predicted, or bounded where timing
- * decides (a timeout against a task's end), following coro.h. Whether a
- * task is cancelled is NO, MAYBE or YES: a join that can time out, or a
- * joiner that is cancelled, cancels what it waits on at a moment the model
- * does not see, so those tasks are MAYBE until they show it. A deadlock is
+ * cancelled, its coro_fail error and result, what it is blocked in, its
+ * timeout scopes. From the records every call's outcome is predicted, or
+ * bounded where timing decides (a timeout against a task's end),
+ * following coro.h. Whether a task is cancelled is NO, MAYBE or YES: a
+ * join that can time out, or a joiner that is cancelled, cancels what it
+ * waits on at a moment the model does not see, so those tasks are MAYBE
+ * until they show it; so does an awaiter of a group, its members. A
+ * scope's deadline is the same: a call made past it ends at its entry with
+ * ETIMEDOUT, exactly; one made before it may end so, or time out at it,
+ * or complete, so the model bounds it (and takes a call on an object
+ * inside such a scope as W_MAYBE, below). A deadlock is
  * seen exactly: coro_run prints its report before cancelling every task,
  * and this file reads coro's stderr (see the filter below).
  *
@@ -120,7 +132,18 @@
  * EINVAL for a group another task awaits, for spawning into one awaited
  * to its end, and for joining, gathering or waiting on a member, which
  * coro_detach leaves alone; EBUSY for freeing one with a member running
- * or an awaiter, and its members go with it. For as_completed: each task
+ * or an awaiter, and its members go with it. For timeout scopes: an
+ * await_* made past the deadline of a scope that applies (not one held
+ * back by a shield that went on after it opened) returns ETIMEDOUT, a
+ * sleep and a yield too, unless the caller is cancelled; one the deadline
+ * ends returns it too, and a sleep or a wait whose scope's deadline comes
+ * first cannot return 0; joins, gathers and groups so ended have cancelled
+ * and awaited their tasks; only the scope that bounds a call may expire
+ * for it, it must if only it could have timed the call out, and
+ * coro_timeout_close says ETIMEDOUT exactly for an expired scope;
+ * deadlines read back as set; rescheduling an expired scope, closing one
+ * not innermost, and any call on another task's, are refused. For
+ * as_completed: each task
  * handed out is the one that ended first among those still claimed, a
  * detached one never (it is freed), EPIPE once none is left, ETIMEDOUT
  * only past the timeout and while none has ended, ECANCELED leaves the
@@ -202,9 +225,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FD_BASE 600         /* fd numbers reserved for the streams: */
 #define FD_SLOTS 8          /* four per run, for this many runs at once */
 #define EPS 1e-6            /* s: slack for comparing clock readings */
+#define MAX_SCOPES 4        /* timeout scopes open per task */
+#define FAR 60.0            /* s: a deadline this far off never comes in a
+                               run (libFuzzer gives up on it at 10 s) */
 
 /* Whether a task is cancelled, as far as the model knows. */
 enum tri { NO, MAYBE, YES };
+
+/* A timeout scope a task has open. */
+struct scope {
+    coro_timeout  *s;
+    double         when;       /* its deadline, as coro_timeout_when says
+                                  it; -1: none */
+    int            held;       /* open when the shield went on: held back
+                                  while it is on */
+    int            expired;    /* coro_timeout_expired, as last seen */
+    int            may;        /* an await_* since then may have expired
+                                  it */
+};
+
+/* What its open scopes do to an await_* a task makes: the scope that
+ * bounds it (the earliest deadline of those that apply, the innermost of
+ * equals), and whether the call ends at its entry with ETIMEDOUT: YES if
+ * the deadline passed before the call, MAYBE if it may pass before the
+ * call looks (coro_now() and coro_timeout_when() round nanoseconds alike,
+ * so the comparison is exact), NO if it is too far off to. */
+struct bound {
+    int            at;         /* that scope, or -1 */
+    double         when;       /* its deadline */
+    enum tri       fail;
+};
 
 /* The call a task is inside, while other tasks run: a wait on a
  * coordination object (B_SYNC) or on an fd (B_FD) comes before the joins,
@@ -221,7 +271,8 @@ enum op {
     OP_SEND, OP_RECV, OP_CLOSE, OP_SELECT, OP_PUT, OP_GET, OP_QUEUE,
     OP_LOCK, OP_UNLOCK, OP_SEM, OP_EVENT, OP_COND, OP_WRITE, OP_READ,
     OP_FD, OP_SYNC_MISUSE,
-    OP_GSPAWN, OP_AWAIT_GROUP, OP_GROUP, OP_AS_COMPLETED, NOPS
+    OP_GSPAWN, OP_AWAIT_GROUP, OP_GROUP, OP_AS_COMPLETED, OP_TIMEOUT,
+    OP_SCOPE, NOPS
 };
 
 /* Bits of a SPAWN's mode byte, and of a program's header byte. */
@@ -287,6 +338,9 @@ struct call {
     enum boxcall   how;        /* C_BOX */
     unsigned long  arrival;    /* order of calls: waiters are FIFO */
     double         t0, to;     /* when it was called; its timeout */
+    struct bound   b;          /* what the caller's scopes do to it */
+    int            emaybe;     /* W_DONE: it may also end at its entry
+                                  (cancelled, or its scope passed) */
     unsigned long  mark;       /* event sets, cond notifies or queue
                                   emptyings before the call */
     int            ready;      /* C_EVENT: set at the call; C_QJOIN: maybe
@@ -316,6 +370,8 @@ struct rec {
     int            gwait;      /* B_GROUP: the group it awaits */
     coro_completions *iter;    /* B_ASCOMP: its iterator */
     int            shield;     /* coro_shield in effect */
+    int            nscopes;    /* timeout scopes open, innermost last */
+    struct scope   scopes[MAX_SCOPES];
     enum tri       cx;         /* cancelled */
     int            error;      /* the coro_fail error in effect */
     void          *ret;        /* what its function returned */
@@ -334,6 +390,7 @@ struct rec {
     struct call    call;       /* B_SYNC: the call it is in */
     unsigned       fdmark;     /* B_FD: calls begun on its fd's end
                                   before it */
+    struct bound   fdb;        /* B_FD: what its scopes do to the call */
     int            fdbusy;     /* B_FD: calls on that end as it began */
     /* What its calls hand to coro: memory this file owns, never the
      * task's stack, which a shared-stack task does not keep in place
@@ -723,6 +780,8 @@ static int ended_with(const struct rec *t, int err)
 /* The model's own bookkeeping, and every valid handle still names its
  * task (a task freed early would be a use after free here, under ASan,
  * or a stranger's name once its memory is reused). */
+static void scopes_check(struct rec *r);
+
 static void check_model(const struct run *run)
 {
     for (int i = 0; i < run->n; i++) {
@@ -773,6 +832,7 @@ static void step(struct rec *r)
     run->steps++;
     sync_reports(run);
     check_model(run);
+    scopes_check(r);
 }
 
 /* A sleep, a yield or a blocking call as to cancellation: with the shield
@@ -792,15 +852,21 @@ static int cancel_ok(const struct rec *r, enum tri cx0, int err, int exact)
 }
 
 /* A call coro.h says fails with want. Which comes first when the caller
- * is also cancelled, the argument check or ECANCELED, is not said: both
- * are taken. */
+ * is also cancelled, or past a scope's deadline, the argument check or
+ * ECANCELED or ETIMEDOUT, is not said: all are taken. */
+static struct bound bound_at(const struct rec *r, double now);
+static int entry_ok(const struct rec *r, const struct bound *b, int err,
+                    double t1);
+
 static int misuse_ok(struct rec *r, int err, int want)
 {
+    double now = coro_now();
+    struct bound b = bound_at(r, now);
     if (err == ECANCELED && !r->shield && r->cx != NO) {
         r->cx = YES;
         return 1;
     }
-    return err == want;
+    return err == want || (err == ETIMEDOUT && entry_ok(r, &b, err, now));
 }
 
 /* What a join, gather or wait will refuse: the caller listed (EDEADLK),
@@ -822,10 +888,10 @@ static int claim_error(const struct rec *r, const int *idx, int k)
 }
 
 /* The caller becomes the awaiter of k tasks. A join or gather that can
- * time out, or whose caller is (maybe) cancelled and unshielded, cancels
- * what it waits on. */
+ * time out (scope says how surely its scope ends it), or whose caller is
+ * (maybe) cancelled and unshielded, cancels what it waits on. */
 static void begin_wait(struct rec *r, enum blk kind, const int *idx, int k,
-                       int timed)
+                       int timed, enum tri scope)
 {
     struct run *run = r->run;
     r->blk = kind;
@@ -838,6 +904,8 @@ static void begin_wait(struct rec *r, enum blk kind, const int *idx, int k,
     if (kind == B_WAIT || kind == B_ASCOMP)
         return; /* they cancel nothing */
     enum tri level = timed ? MAYBE : NO;
+    if (scope > level)
+        level = scope;
     if (!r->shield && r->cx > level)
         level = r->cx;
     for (int a = 0; a < k; a++)
@@ -882,6 +950,274 @@ static int wait_done(const struct rec *r)
         return any_failed || ended == r->nt;
     default:
         return ended == r->nt;
+    }
+}
+
+/* ----------------------------------------------------------------------
+ * Timeout scopes
+ *
+ * Each task's open scopes are kept with their deadlines (read back with
+ * coro_timeout_when) and their expired flags. Before each await_* the
+ * model finds the scope that bounds it: past its deadline, the call must
+ * end at its entry with ETIMEDOUT (unless the caller is cancelled, which
+ * comes first), doing nothing; with a deadline yet to come, the call may
+ * so end, or time out at the deadline, or complete: the MAYBE idea, so a
+ * call on an object inside a scope that runs is not predicted exactly.
+ * After the call, the bounding scope may have expired if its deadline had
+ * come, and must have if the call timed out and only the scope could have
+ * done it; every other scope stays as it was. Each step reads the flags
+ * back, and coro_timeout_close must say ETIMEDOUT exactly for an expired
+ * scope. A shield holds back the scopes open when it went on, as coro.h
+ * says: scopes opened inside the shield apply.
+ * ---------------------------------------------------------------------- */
+
+static struct bound bound_at(const struct rec *r, double now)
+{
+    struct bound b = { -1, -1, NO };
+    for (int k = r->nscopes - 1; k >= 0; k--) {
+        const struct scope *sc = &r->scopes[k];
+        if ((r->shield && sc->held) || sc->when < 0)
+            continue;
+        if (b.at < 0 || sc->when < b.when) {
+            b.at = k;
+            b.when = sc->when;
+        }
+    }
+    if (b.at >= 0)
+        b.fail = b.when < now ? YES : b.when < now + FAR ? MAYBE : NO;
+    return b;
+}
+
+/* Whether the scope's deadline had come by t. */
+static int timed_out(const struct bound *b, double t)
+{
+    return b->at >= 0 && b->when <= t;
+}
+
+/* Whether an await_* r makes under bound b ends at its entry, doing
+ * nothing: with ECANCELED if r is cancelled and unshielded (that is
+ * looked at first), else ETIMEDOUT if its scope has passed. YES with
+ * *err, MAYBE or NO. With YES and ETIMEDOUT, a MAYBE cancelled r may
+ * still say ECANCELED. */
+static enum tri entry_fails(const struct rec *r, const struct bound *b,
+                            int *err)
+{
+    enum tri cx = r->shield ? NO : r->cx;
+    *err = cx == YES ? ECANCELED : ETIMEDOUT;
+    if (cx == YES || b->fail == YES)
+        return YES;
+    return cx > b->fail ? cx : b->fail;
+}
+
+/* An outcome an await_* under bound b may have from its entry, or from a
+ * cancellation or a deadline the model did not see: ECANCELED if r is
+ * (maybe) cancelled and unshielded, ETIMEDOUT if its scope's deadline had
+ * come by t1. */
+static int entry_ok(const struct rec *r, const struct bound *b, int err,
+                    double t1)
+{
+    if (err == ECANCELED)
+        return !r->shield && r->cx != NO;
+    return err == ETIMEDOUT && timed_out(b, t1);
+}
+
+/* After an await_* r made under bound b, which returned err at t1: the
+ * bounding scope may have expired if its deadline had come and the call
+ * timed out (or, loose, it ended otherwise after its entry looked at the
+ * scope: a refused call); it must have if the call timed out and only the
+ * scope could have done it (scoped), or at its entry. */
+static void scope_after(struct rec *r, const struct bound *b, int err,
+                        double t1, int loose, int scoped)
+{
+    if (b->at < 0)
+        return;
+    struct scope *sc = &r->scopes[b->at];
+    if ((err == ETIMEDOUT || loose) && b->when <= t1)
+        sc->may = 1;
+    if (err != ETIMEDOUT || (!scoped && b->fail != YES))
+        return;
+    CHECK(b->when <= t1 && coro_timeout_expired(sc->s), "task %d: a call "
+          "timed out by scope %d (deadline %.9f) returned ETIMEDOUT at "
+          "%.9f, and the scope is %sexpired", r->idx, b->at, b->when, t1,
+          coro_timeout_expired(sc->s) ? "" : "not ");
+    sc->expired = 1;
+}
+
+/* After calls that may have looked at r's scopes whatever they returned
+ * (misuses): the bounding one may have expired if its deadline came. */
+static void scope_loose(struct rec *r)
+{
+    double now = coro_now();
+    struct bound b = bound_at(r, now);
+    scope_after(r, &b, 0, now, 1, 0);
+}
+
+/* Each step: r's scopes' expired flags are as the model had them, but
+ * for one an await_* may have expired. */
+static void scopes_check(struct rec *r)
+{
+    for (int k = 0; k < r->nscopes; k++) {
+        struct scope *sc = &r->scopes[k];
+        int e = coro_timeout_expired(sc->s);
+        CHECK(e == sc->expired || (e && sc->may), "task %d: scope %d "
+              "(deadline %.9f) became %sexpired", r->idx, k, sc->when,
+              e ? "" : "un");
+        sc->expired = e;
+        sc->may = 0;
+    }
+}
+
+/* The deadlines TIMEOUT and SCOPE give: none, now, from the budget, out
+ * of reach, or past. */
+enum span { S_NONE, S_NOW, S_BUDGET, S_FAR, S_PAST, S_ZERO };
+
+/* The deadline, in coro_now() seconds, that span asks for from t: -1 for
+ * none; S_ZERO is the absolute 0. */
+static double span_when(struct run *run, enum span sp, unsigned b, double t)
+{
+    static const double budget[] = { 2e-4, 1e-3, 2e-3 };
+    switch (sp) {
+    case S_NONE:
+        return -1;
+    case S_NOW:
+        return t;
+    case S_BUDGET:
+        return t + charge(run, budget[b % 3]);
+    case S_FAR:
+        return t + 3600;
+    case S_PAST:
+        return t - 1e-3;
+    default:
+        return 0;
+    }
+}
+
+/* TIMEOUT: how (a span; coro_timeout_open, or _open_at with bit 7). A
+ * relative deadline is read back within the clock readings around the
+ * call, an absolute one as given (to a nanosecond). */
+static void op_timeout(struct rec *r, struct cursor *c)
+{
+    static const enum span spans[8] = { S_NONE, S_NOW, S_BUDGET, S_BUDGET,
+                                        S_BUDGET, S_FAR, S_PAST, S_ZERO };
+    unsigned how = next(c);
+    enum span sp = spans[how & 7];
+    int at = (how & 0x80) || sp >= S_PAST;
+    if (r->nscopes == MAX_SCOPES)
+        return;
+    double t0 = coro_now();
+    double want = span_when(r->run, sp, how >> 3, t0);
+    coro_timeout *s = NULL;
+    int err = at ? coro_timeout_open_at(want, &s)
+                 : coro_timeout_open(want < 0 ? -1 : want - t0, &s);
+    double t1 = coro_now();
+    note(r, "open scope %d (%s %.9f) -> %d", r->nscopes, at ? "at" : "in",
+         want, err);
+    CHECK(err == 0 || (r->run->fail && err == ENOMEM), "task %d: "
+          "coro_timeout_open returned %d", r->idx, err);
+    CHECK(err ? s == NULL : s != NULL, "task %d: coro_timeout_open "
+          "returned %d and %p", r->idx, err, (void *)s);
+    if (err)
+        return;
+    double when = coro_timeout_when(s);
+    int ok = want < 0 ? when == -1
+             : at     ? fabs(when - want) < 2e-9
+                      : when >= want - EPS && when <= want + t1 - t0 + EPS;
+    CHECK(ok && !coro_timeout_expired(s), "task %d: a scope opened for "
+          "%.9f (%s, %.9f to %.9f) has deadline %.9f, expired %d", r->idx,
+          want, at ? "at" : "in", t0, t1, when, coro_timeout_expired(s));
+    r->scopes[r->nscopes++] = (struct scope){ s, when, 0, 0, 0 };
+}
+
+/* Closes r's innermost scope: ETIMEDOUT exactly if it expired. */
+static void scope_close(struct rec *r)
+{
+    struct scope *sc = &r->scopes[r->nscopes - 1];
+    int err = coro_timeout_close(sc->s);
+    note(r, "close scope %d (expired %d) -> %d", r->nscopes - 1,
+         sc->expired, err);
+    CHECK(err == (sc->expired ? ETIMEDOUT : 0), "task %d: closing scope %d "
+          "(expired %d) returned %d", r->idx, r->nscopes - 1, sc->expired,
+          err);
+    r->nscopes--;
+}
+
+/* Moves one of r's scopes: EINVAL once it expired (asyncio refuses to
+ * reschedule a timeout that fired). */
+static void scope_move(struct rec *r, unsigned how)
+{
+    static const enum span spans[4] = { S_NONE, S_PAST, S_BUDGET, S_FAR };
+    int k = (int)((how >> 3) & 3) % r->nscopes;
+    struct scope *sc = &r->scopes[k];
+    double want = span_when(r->run, spans[(how >> 5) & 3], how >> 7,
+                            coro_now());
+    int err = coro_timeout_reschedule(sc->s, want);
+    note(r, "reschedule scope %d to %.9f (expired %d) -> %d", k, want,
+         sc->expired, err);
+    CHECK(err == (sc->expired ? EINVAL : 0), "task %d: rescheduling scope "
+          "%d (expired %d) returned %d", r->idx, k, sc->expired, err);
+    if (err)
+        return;
+    sc->when = coro_timeout_when(sc->s);
+    CHECK(want < 0 ? sc->when == -1 : fabs(sc->when - want) < 2e-9,
+          "task %d: scope %d rescheduled to %.9f has deadline %.9f", r->idx,
+          k, want, sc->when);
+}
+
+/* Each scope's deadline and flag read back as the model has them; and a
+ * scope but the innermost does not close. */
+static void scope_look(struct rec *r)
+{
+    note(r, "look at %d scopes", r->nscopes);
+    for (int k = 0; k < r->nscopes; k++) {
+        const struct scope *sc = &r->scopes[k];
+        CHECK(coro_timeout_when(sc->s) == sc->when &&
+                  coro_timeout_expired(sc->s) == sc->expired,
+              "task %d: scope %d has deadline %.9f, expired %d; not %.9f, "
+              "%d", r->idx, k, coro_timeout_when(sc->s),
+              coro_timeout_expired(sc->s), sc->when, sc->expired);
+        CHECK(k == r->nscopes - 1 || coro_timeout_close(sc->s) == EINVAL,
+              "task %d: scope %d closed before scope %d", r->idx, k,
+              r->nscopes - 1);
+    }
+}
+
+/* Another task's scope refuses the caller: EINVAL, -1 and 0, and stays
+ * as it was. */
+static void scope_foreign(struct rec *r, unsigned b)
+{
+    const struct run *run = r->run;
+    int usable[MAX_TASKS];
+    int n = 0;
+    for (int i = 0; i < run->n; i++)
+        if (i != r->idx && !run->recs[i].freed && run->recs[i].nscopes)
+            usable[n++] = i;
+    if (!n)
+        return;
+    const struct rec *w = &run->recs[usable[b % (unsigned)n]];
+    const struct scope *sc = &w->scopes[(b >> 4) % (unsigned)w->nscopes];
+    note(r, "misuse a scope of task %d", w->idx);
+    CHECK(coro_timeout_close(sc->s) == EINVAL &&
+              coro_timeout_reschedule(sc->s, 1) == EINVAL &&
+              coro_timeout_when(sc->s) == -1 &&
+              coro_timeout_expired(sc->s) == 0,
+          "task %d: a scope of task %d let it in", r->idx, w->idx);
+}
+
+/* SCOPE: how (close the innermost; reschedule one; look at them all; or
+ * misuse another task's). */
+static void op_scope(struct rec *r, struct cursor *c)
+{
+    unsigned how = next(c);
+    if ((how & 7) == 7) {
+        scope_foreign(r, how >> 3);
+    } else if (!r->nscopes) {
+        CHECK(coro_timeout_close(NULL) == EINVAL, "closing no scope");
+    } else if ((how & 7) == 6) {
+        scope_look(r);
+    } else if ((how & 7) >= 4) {
+        scope_move(r, how);
+    } else {
+        scope_close(r);
     }
 }
 
@@ -1147,15 +1483,23 @@ static void op_sleep(struct rec *r, struct cursor *c, int yield)
     enum tri cx0 = r->cx;
     r->blk = B_SLEEP;
     double t0 = coro_now();
+    struct bound b = bound_at(r, t0);
     int err = yield ? await_yield() : await_sleep(d);
-    double took = coro_now() - t0;
+    double t1 = coro_now(), took = t1 - t0;
     r->blk = B_NONE;
     sync_reports(r->run);
     note(r, "%s(%g) -> %d", yield ? "yield" : "sleep", d, err);
-    CHECK(cancel_ok(r, cx0, err, yield || d <= 0), "task %d: %s(%g) "
-          "returned %d (cancelled %d then %d, shield %d)", r->idx,
+    /* The scope ends it: its deadline passed, or comes before the
+     * sleep's own (an own-stack sleep's deadline is t0 + d or later). */
+    int scoped = b.fail == YES || (d > 0 && timed_out(&b, t0 + d - EPS));
+    int ok = err == ETIMEDOUT ? timed_out(&b, t1) && (r->shield || cx0 != YES)
+                              : cancel_ok(r, cx0, err, yield || d <= 0) &&
+                                    !(scoped && err == 0);
+    CHECK(ok, "task %d: %s(%g) returned %d (cancelled %d then %d, shield "
+          "%d, scope's deadline %.9f from %.9f to %.9f)", r->idx,
           yield ? "await_yield" : "await_sleep", d, err, cx0, r->cx,
-          r->shield);
+          r->shield, b.when, t0, t1);
+    scope_after(r, &b, err, t1, 0, 1);
     CHECK(err != 0 || took >= d - 1e-6, "task %d: await_sleep(%g) returned "
           "after %g s", r->idx, d, took);
     if (err == ECANCELED)
@@ -1200,31 +1544,33 @@ static void join_task(struct rec *r, int i, int timed, double to)
     struct rec *t = &run->recs[i];
     void *res = UNTOUCHED;
     int want = claim_error(r, &i, 1);
+    double t0 = coro_now();
+    struct bound b = bound_at(r, t0);
     if (want) {
         int err = timed ? await_task_timeout(t->t, to, &res)
                         : await_task(t->t, &res);
         note(r, "join task %d -> %d", i, err);
         CHECK(err == want && res == UNTOUCHED, "task %d: a join of task %d "
               "returned %d, not %d", r->idx, i, err, want);
+        scope_after(r, &b, err, coro_now(), 1, 0);
         return;
     }
     enum tri cx0 = r->cx;
     int ended = t->ends;
-    begin_wait(r, B_JOIN, &i, 1, to >= 0);
-    double t0 = coro_now();
+    begin_wait(r, B_JOIN, &i, 1, to >= 0, b.fail);
     int err = timed ? await_task_timeout(t->t, to, &res)
                     : await_task(t->t, &res);
-    double took = coro_now() - t0;
+    double t1 = coro_now(), took = t1 - t0;
     sync_reports(run);
     note(r, "join task %d (timeout %g) -> %d, result %p", i, to, err, res);
     CHECK(t->ends == 1, "task %d: the join returned %d before task %d "
           "ended", r->idx, err, i);
     CHECK(res == t->ret, "task %d: the join of task %d gave result %p, not "
           "%p", r->idx, i, res, t->ret);
-    int ok = ended_with(t, err) ||
-             (to >= 0 && err == ETIMEDOUT && took >= to - 1e-6) ||
-             (err == ECANCELED && !r->shield && r->cx != NO);
-    if (ended && (r->shield || cx0 == NO))
+    int own = to >= 0 && took >= to - 1e-6;
+    int ok = ended_with(t, err) || (err == ETIMEDOUT && own) ||
+             entry_ok(r, &b, err, t1);
+    if (ended && (r->shield || cx0 == NO) && b.fail == NO)
         ok = ended_with(t, err); /* nothing to wait for */
     if (!r->shield && cx0 == YES) {
         /* A caller cancelled before the join: coro.h's Returns line puts
@@ -1232,6 +1578,8 @@ static void join_task(struct rec *r, int i, int timed, double to)
          * ECANCELED whatever t did. Both are taken until that is
          * settled. */
         ok = err == ECANCELED || (t->error && err == t->error);
+    } else if (b.fail == YES) {
+        ok = err == ETIMEDOUT || entry_ok(r, &b, err, t1);
     }
     CHECK(ok, "task %d: %s of task %d returned %d (task's error %d/%d, "
           "timeout %g, cancelled %d then %d, shield %d)", r->idx,
@@ -1239,6 +1587,9 @@ static void join_task(struct rec *r, int i, int timed, double to)
           t->end_err[1], to, cx0, r->cx, r->shield);
     if (err == ECANCELED && !ended_with(t, err))
         r->cx = YES;
+    /* A join whose timeout the caller's cancellation overrode may have
+     * looked at the scope once more, after waiting for t. */
+    scope_after(r, &b, err, t1, err == ECANCELED, !own);
     end_wait(r, 1);
 }
 
@@ -1267,6 +1618,8 @@ static void op_gather(struct rec *r, struct cursor *c)
         errs[a] = -1;
     }
     int want = claim_error(r, idx, k);
+    double t0 = coro_now();
+    struct bound b = bound_at(r, t0);
     if (want) {
         int err = await_gather(ts, (size_t)k, res, errs);
         note(r, "gather of %d -> %d", k, err);
@@ -1275,11 +1628,13 @@ static void op_gather(struct rec *r, struct cursor *c)
         for (int a = 0; a < k; a++)
             CHECK(res[a] == UNTOUCHED && errs[a] == -1,
                   "a refused gather wrote its results");
+        scope_after(r, &b, err, coro_now(), 1, 0);
         return;
     }
     enum tri cx0 = r->cx;
-    begin_wait(r, B_GATHER, idx, k, 0);
+    begin_wait(r, B_GATHER, idx, k, 0, b.fail);
     int err = await_gather(ts, (size_t)k, res, errs);
+    double t1 = coro_now();
     sync_reports(run);
     note(r, "gather of %d (tasks %d %d %d %d) -> %d (errors %d %d %d %d)",
          k, idx[0], k > 1 ? idx[1] : -1, k > 2 ? idx[2] : -1,
@@ -1301,15 +1656,17 @@ static void op_gather(struct rec *r, struct cursor *c)
             first_err = errs[a];
         }
     }
-    int ok = err == first_err ||
-             (err == ECANCELED && !r->shield && r->cx != NO);
+    int ok = err == first_err || entry_ok(r, &b, err, t1);
     if (!r->shield && cx0 == YES)
         ok = err == ECANCELED;
+    else if (b.fail == YES)
+        ok = err == ETIMEDOUT || entry_ok(r, &b, err, t1);
     CHECK(ok, "task %d: await_gather returned %d (first failure %d, "
           "cancelled %d then %d, shield %d)", r->idx, err, first_err, cx0,
           r->cx, r->shield);
     if (err == ECANCELED && first_err != ECANCELED)
         r->cx = YES;
+    scope_after(r, &b, err, t1, 0, 1);
     end_wait(r, 1);
 }
 
@@ -1360,40 +1717,50 @@ static void op_wait(struct rec *r, struct cursor *c)
     memcpy(orig, ts, sizeof orig);
     size_t ndone = 12345;
     int want = bad ? EINVAL : claim_error(r, idx, k);
+    double t0 = coro_now();
+    struct bound b = bound_at(r, t0);
     if (want) {
         int err = await_wait(ts, (size_t)k, when, to, &ndone);
         note(r, "wait on %d -> %d", k, err);
         CHECK(err == want && ndone == 12345 &&
                   memcmp(ts, orig, sizeof orig) == 0,
               "task %d: a wait returned %d, not %d", r->idx, err, want);
+        scope_after(r, &b, err, coro_now(), 1, 0);
         return;
     }
     enum tri cx0 = r->cx;
-    begin_wait(r, B_WAIT, idx, k, to >= 0);
+    begin_wait(r, B_WAIT, idx, k, to >= 0, NO);
     r->when = when;
-    double t0 = coro_now();
     int err = await_wait(ts, (size_t)k, when, to, &ndone);
-    double took = coro_now() - t0;
+    double t1 = coro_now(), took = t1 - t0;
     sync_reports(run);
     note(r, "wait (when %d, timeout %g) on %d (tasks %d %d %d %d) -> %d, "
          "%zu ended", (int)when, to, k, idx[0], k > 1 ? idx[1] : -1,
          k > 2 ? idx[2] : -1, k > 3 ? idx[3] : -1, err, ndone);
-    if (err == ECANCELED) {
-        CHECK(!r->shield && r->cx != NO, "task %d: await_wait returned "
-              "ECANCELED uncancelled", r->idx);
+    if (err == ECANCELED || err == ETIMEDOUT) {
+        /* Its own timeout ends it with 0; a scope's with ETIMEDOUT. */
+        CHECK(entry_ok(r, &b, err, t1) &&
+                  (err == ECANCELED || r->shield || cx0 != YES),
+              "task %d: await_wait returned %d (cancelled %d then %d, "
+              "shield %d, scope's deadline %.9f, %.9f)", r->idx, err, cx0,
+              r->cx, r->shield, b.when, t1);
         CHECK(ndone == 0 && memcmp(ts, orig, sizeof orig) == 0,
-              "task %d: a cancelled await_wait reordered tasks or counted "
-              "%zu", r->idx, ndone);
-        r->cx = YES;
+              "task %d: an await_wait that returned %d reordered tasks or "
+              "counted %zu", r->idx, err, ndone);
+        if (err == ECANCELED)
+            r->cx = YES;
     } else {
         CHECK(err == 0, "task %d: await_wait returned %d", r->idx, err);
         CHECK(r->shield || cx0 != YES, "task %d: await_wait of a cancelled "
               "task returned 0", r->idx);
+        CHECK(b.fail != YES, "task %d: await_wait past its scope's deadline "
+              "returned 0", r->idx);
         check_wait_order(r, idx, orig, ts, k, ndone);
         CHECK(wait_done(r) || (to >= 0 && took >= to - 1e-6),
               "task %d: await_wait (when %d) returned after %g s of %g "
               "with its condition false", r->idx, (int)when, took, to);
     }
+    scope_after(r, &b, err, t1, 0, 1);
     end_wait(r, 0);
 }
 
@@ -1481,9 +1848,12 @@ static int next_completed(struct rec *r, double t0, double to, int *h)
 {
     coro_task *done = NULL;
     enum tri cx0 = r->shield ? NO : r->cx;
-    int ready = any_ended(r);
+    int ready = any_ended(r), e;
+    struct bound b = bound_at(r, coro_now());
+    enum tri ef = entry_fails(r, &b, &e);
     int err = await_as_completed(r->iter, &done);
     double t1 = coro_now();
+    int own = to >= 0 && t1 >= t0 + to - EPS;
     sync_reports(r->run);
     note(r, "await_as_completed (%d claimed, one ended %d) -> %d, %p "
          "after %g s", r->nt, ready, err, (void *)done, t1 - t0);
@@ -1491,14 +1861,14 @@ static int next_completed(struct rec *r, double t0, double to, int *h)
     switch (err) {
     case 0:
         *h = handed_out(r, done);
-        ok = cx0 != YES;
+        ok = ef != YES;
         break;
     case EPIPE:
         drained(r);
-        ok = cx0 != YES;
+        ok = ef != YES;
         break;
     case ETIMEDOUT:
-        ok = cx0 != YES && !ready && to >= 0 && t1 >= t0 + to - EPS;
+        ok = cx0 != YES && ((!ready && own) || timed_out(&b, t1));
         break;
     case ECANCELED:
         ok = !r->shield && r->cx != NO;
@@ -1508,6 +1878,7 @@ static int next_completed(struct rec *r, double t0, double to, int *h)
         ok = 0;
         break;
     }
+    scope_after(r, &b, err, t1, 0, !own);
     CHECK(ok, "task %d: await_as_completed returned %d (a task ended %d, "
           "%g s of %g, cancelled %d then %d, shield %d)", r->idx, err,
           ready, t1 - t0, to, cx0, r->cx, r->shield);
@@ -1553,7 +1924,7 @@ static void op_as_completed(struct rec *r, struct cursor *c)
           "and %p", err, (void *)it);
     if (err)
         return;
-    begin_wait(r, B_ASCOMP, idx, k, to >= 0);
+    begin_wait(r, B_ASCOMP, idx, k, to >= 0, NO);
     r->iter = it;
     for (int a = 0; a < reads && !err; a++)
         err = next_completed(r, t0, to, &handed[nhanded++]);
@@ -1643,16 +2014,19 @@ static int group_err_ok(const struct grp *g, int err)
 /* await_group by a task that may: it returns once every member has
  * ended, with the group's first failure, or ECANCELED if the caller was
  * cancelled (the members then cancelled and awaited). */
-static void group_wait(struct rec *r, int gi)
+static void group_wait(struct rec *r, int gi, const struct bound *b)
 {
     struct run *run = r->run;
     struct grp *g = &run->groups[gi];
+    int e;
     enum tri cx0 = r->shield ? NO : r->cx;
-    group_cancel(run, gi, cx0); /* MAYBE: when the caller wakes */
+    enum tri ef = entry_fails(r, b, &e);
+    group_cancel(run, gi, ef); /* MAYBE: when the caller wakes */
     g->waiter = r->idx;
     r->blk = B_GROUP;
     r->gwait = gi;
     int err = await_group(g->g);
+    double t1 = coro_now();
     sync_reports(run);
     r->blk = B_NONE;
     g->waiter = -1;
@@ -1662,13 +2036,16 @@ static void group_wait(struct rec *r, int gi)
     for (int a = 0; a < g->n; a++)
         CHECK(run->recs[g->members[a]].ends, "task %d: await_group returned "
               "before member %d ended", r->idx, g->members[a]);
-    int mine = err == ECANCELED && !r->shield && r->cx != NO;
-    int ok = cx0 == YES ? err == ECANCELED : group_err_ok(g, err) || mine;
+    int mine = entry_ok(r, b, err, t1) && (err == ECANCELED || cx0 != YES);
+    int ok = ef == YES ? err == e || (err == ECANCELED && mine)
+                       : group_err_ok(g, err) || mine;
     CHECK(ok, "task %d: await_group returned %d (first failure %d of %d, "
-          "cancelled %d then %d, shield %d)", r->idx, err, g->errs[0],
-          g->nerrs, cx0, r->cx, r->shield);
-    if (mine && !group_err_ok(g, err))
+          "cancelled %d then %d, shield %d, scope's deadline %.9f, %.9f)",
+          r->idx, err, g->errs[0], g->nerrs, cx0, r->cx, r->shield, b->when,
+          t1);
+    if (err == ECANCELED && mine && !group_err_ok(g, err))
         r->cx = YES;
+    scope_after(r, b, err, t1, 0, 1);
 }
 
 /* AWAIT_GROUP: a group. */
@@ -1680,14 +2057,16 @@ static void op_await_group(struct rec *r, struct cursor *c)
         return;
     const struct grp *g = &run->groups[gi];
     int want = r->grp == gi ? EDEADLK : g->waiter >= 0 ? EINVAL : 0;
+    struct bound b = bound_at(r, coro_now());
     if (!want) {
-        group_wait(r, gi);
+        group_wait(r, gi, &b);
         return;
     }
     int err = await_group(g->g);
     note(r, "await group %d -> %d", gi, err);
     CHECK(err == want, "task %d: await_group of group %d returned %d, not "
           "%d", r->idx, gi, err, want);
+    scope_after(r, &b, err, coro_now(), 1, 0);
 }
 
 /* Each member's outcome, once it has ended, as await_task would have
@@ -1828,8 +2207,10 @@ static void run_job(struct rec *r, void *(*fn)(void *))
     enum tri cx0 = r->cx;
     void *res = UNTOUCHED;
     r->blk = B_BLOCKING;
+    struct bound b = bound_at(r, coro_now());
     int err = await_blocking(fn, j, &res);
     int e = errno;
+    double t1 = coro_now();
     r->blk = B_NONE;
     sync_reports(run);
     int ran = atomic_load(&j->ran);
@@ -1840,13 +2221,18 @@ static void run_job(struct rec *r, void *(*fn)(void *))
         CHECK(ran == 0 && res == UNTOUCHED, "task %d: await_blocking failed "
               "with %d after running", r->idx, err);
     } else {
-        CHECK(cancel_ok(r, cx0, err, 0), "task %d: await_blocking returned %d "
-              "(cancelled %d then %d, shield %d)", r->idx, err, cx0, r->cx,
-              r->shield);
+        int tmo = err == ETIMEDOUT && timed_out(&b, t1) &&
+                  (r->shield || cx0 != YES);
+        CHECK(tmo || (cancel_ok(r, cx0, err, 0) &&
+                      !(b.fail == YES && err == 0)),
+              "task %d: await_blocking returned %d (cancelled %d then %d, "
+              "shield %d, scope's deadline %.9f, %.9f)", r->idx, err, cx0,
+              r->cx, r->shield, b.when, t1);
         CHECK(err != 0 || ran == 1, "task %d: await_blocking returned 0 and "
               "fn did not run", r->idx);
-        CHECK(r->shield || cx0 != YES || ran == 0, "task %d: a cancelled "
-              "caller's blocking call ran", r->idx);
+        CHECK((r->shield || cx0 != YES) && b.fail != YES ? 1 : ran == 0,
+              "task %d: a blocking call ran, its caller cancelled or past "
+              "its scope's deadline", r->idx);
         if (ran) {
             CHECK(res == j && e == j->err, "task %d: await_blocking gave "
                   "result %p errno %d, not %p %d", r->idx, res, e, (void *)j,
@@ -1859,6 +2245,7 @@ static void run_job(struct rec *r, void *(*fn)(void *))
         if (err == ECANCELED)
             r->cx = YES;
     }
+    scope_after(r, &b, err, t1, 0, 1);
     errno = r->errno_mark;
 }
 
@@ -1906,6 +2293,8 @@ static void op_shield(struct rec *r, struct cursor *c)
     note(r, "shield %d", on);
     CHECK(old == r->shield, "task %d: coro_shield returned %d, not %d",
           r->idx, old, r->shield);
+    for (int k = 0; on && !old && k < r->nscopes; k++)
+        r->scopes[k].held = 1; /* open as it goes on: held back */
     r->shield = on;
 }
 
@@ -1994,6 +2383,7 @@ static void op_misuse(struct rec *r, struct cursor *c)
               "coro_spawn(NULL)");
         break;
     }
+    scope_loose(r);
     errno = r->errno_mark;
 }
 
@@ -2138,11 +2528,19 @@ static void sync_cancel(struct rec *r, enum tri level)
         k->st = W_MAYBE;
 }
 
-/* Whether a call that has not started waiting returns ECANCELED at once:
- * its task is cancelled and unshielded. */
-static enum tri entry_cancel(const struct rec *r)
+/* Completes r's call at its entry if it certainly ends there (cancelled,
+ * or past its scope's deadline); returns entry_fails's verdict. */
+static enum tri call_entry(struct rec *r)
 {
-    return r->shield ? NO : r->cx;
+    struct call *k = &r->call;
+    int e;
+    enum tri ef = entry_fails(r, &k->b, &e);
+    if (ef == YES) {
+        complete(k, e, 0);
+        if (e == ETIMEDOUT && !r->shield && r->cx == MAYBE)
+            k->alt = ECANCELED; /* looked at first */
+    }
+    return ef;
 }
 
 /* The lists a call may wait on. */
@@ -2292,6 +2690,8 @@ static struct call *call_begin(struct rec *r, enum ck kind, int obj,
     k->arrival = ++r->run->objs.arrivals;
     k->t0 = coro_now();
     k->to = to;
+    k->b = bound_at(r, k->t0);
+    k->emaybe = 0;
     k->mark = 0;
     k->ready = 0;
     k->nops = 0;
@@ -2299,15 +2699,13 @@ static struct call *call_begin(struct rec *r, enum ck kind, int obj,
 }
 
 /* Outcomes any waiting call may have that the model did not see come:
- * its timeout (0 only looks), or a cancellation. */
+ * its timeout (0 only looks) or its scope's, or a cancellation. */
 static int unseen_ok(const struct rec *r, int err, double took)
 {
     const struct call *k = &r->call;
-    if (err == ETIMEDOUT)
-        return k->to == 0 || (k->to > 0 && took >= k->to - EPS);
-    if (err == ECANCELED)
-        return !r->shield && r->cx != NO;
-    return 0;
+    if (err == ETIMEDOUT && (k->to == 0 || (k->to > 0 && took >= k->to - EPS)))
+        return 1;
+    return entry_ok(r, &k->b, err, k->t0 + took);
 }
 
 /* A call's outcome, against the model: exactly the one predicted
@@ -2320,6 +2718,8 @@ static int call_ok(const struct rec *r, int err, double took, int maybe0,
     const struct call *k = &r->call;
     if (k->alt && err == k->alt)
         return 1;
+    if (k->emaybe && entry_ok(r, &k->b, err, k->t0 + took))
+        return 1;
     switch (k->st) {
     case W_DONE:
         return err == k->outcome;
@@ -2331,12 +2731,19 @@ static int call_ok(const struct rec *r, int err, double took, int maybe0,
     }
 }
 
-/* The call returned: the task leaves the lists. */
+/* The call returned: the task leaves the lists, and its scope may have
+ * expired. */
 static void call_end(struct rec *r, int err)
 {
+    const struct call *k = &r->call;
+    double t1 = coro_now();
     r->blk = B_NONE;
     if (err == ECANCELED)
         r->cx = YES;
+    if (k->k == C_BOX && k->how == K_TRY)
+        return; /* no await_* */
+    scope_after(r, &k->b, err, t1, 0,
+                k->to < 0 || (k->to > 0 && t1 < k->t0 + k->to - EPS));
 }
 
 /* ----------------------------------------------------------------------
@@ -2565,15 +2972,15 @@ static void box_unsure(struct rec *r)
 static void box_predict(struct rec *r)
 {
     struct call *k = &r->call;
-    enum tri cx = k->how == K_TRY ? NO : entry_cancel(r);
-    int settled = cx == NO;
+    int settled = 1;
     for (int i = 0; i < k->nops; i++) {
         k->ops[i].seen = r->run->objs.box[k->ops[i].box].seen;
         settled &= box_settled(r->run, k->ops[i].box);
     }
-    if (cx == YES)
-        complete(k, ECANCELED, 0);
-    else if (settled)
+    enum tri ef = k->how == K_TRY ? NO : call_entry(r);
+    if (ef == YES)
+        return;
+    if (settled && ef == NO)
         box_exact(r);
     else
         box_unsure(r);
@@ -2869,12 +3276,12 @@ static void queue_join(struct rec *r, int b, double to)
     int maybe;
     struct call *k = call_begin(r, C_QJOIN, b, to);
     int put = queue_put(run, b, &maybe);
-    enum tri cx = entry_cancel(r);
     k->mark = x->zeros;
     k->ready = x->done >= put;
-    if (cx == YES)
-        complete(k, ECANCELED, 0);
-    else if (cx == MAYBE || maybe)
+    enum tri ef = call_entry(r);
+    if (ef == YES)
+        ;
+    else if (ef == MAYBE || maybe)
         k->st = W_MAYBE;
     else if (k->ready)
         complete(k, 0, 0);
@@ -3011,13 +3418,13 @@ static void op_lock(struct rec *r, struct cursor *c)
     if (!run->objs.mutex[m])
         return;
     struct call *k = call_begin(r, C_LOCK, m, to);
-    enum tri cx = entry_cancel(r);
-    if (cx == YES) {
-        complete(k, ECANCELED, 0);
+    enum tri ef = call_entry(r);
+    if (ef == YES) {
+        ;
     } else if (run->objs.holder[m] == r->idx) {
         complete(k, EDEADLK, 0);
-        k->alt = cx == MAYBE ? ECANCELED : 0;
-    } else if (cx == MAYBE || !mutex_settled(run, m)) {
+        k->emaybe = ef == MAYBE;
+    } else if (ef == MAYBE || !mutex_settled(run, m)) {
         k->st = W_MAYBE;
     } else if (!mutex_held(run, m)) {
         CHECK(!waited(run, L_LOCK, m), "mutex %d is free with waiters", m);
@@ -3091,11 +3498,11 @@ static void sem_acquire(struct rec *r, double to)
     struct run *run = r->run;
     struct objs *o = &run->objs;
     struct call *k = call_begin(r, C_SEM, 0, to);
-    enum tri cx = entry_cancel(r);
     int v = sem_value(run);
-    if (cx == YES) {
-        complete(k, ECANCELED, 0);
-    } else if (cx == MAYBE || !sem_settled(run)) {
+    enum tri ef = call_entry(r);
+    if (ef == YES) {
+        ;
+    } else if (ef == MAYBE || !sem_settled(run)) {
         k->st = W_MAYBE;
     } else {
         CHECK(v >= 0 && (v == 0 || !waited(run, L_SEM, 0)), "the semaphore "
@@ -3150,12 +3557,12 @@ static void event_wait(struct rec *r, double to)
     struct run *run = r->run;
     struct objs *o = &run->objs;
     struct call *k = call_begin(r, C_EVENT, 0, to);
-    enum tri cx = entry_cancel(r);
     k->mark = o->sets;
     k->ready = o->set;
-    if (cx == YES)
-        complete(k, ECANCELED, 0);
-    else if (cx == MAYBE)
+    enum tri ef = call_entry(r);
+    if (ef == YES)
+        ;
+    else if (ef == MAYBE)
         k->st = W_MAYBE;
     else if (o->set)
         complete(k, 0, 0);
@@ -3227,13 +3634,13 @@ static int cond_others(const struct run *run, int m)
 static void cond_predict(struct rec *r, int m, int others, int mine)
 {
     struct call *k = &r->call;
-    enum tri cx = entry_cancel(r);
-    int sure = cx == NO && others != 1;
-    if (cx == YES) {
-        complete(k, ECANCELED, 0);
+    enum tri ef = call_entry(r);
+    int sure = ef == NO && others != 1;
+    if (ef == YES) {
+        return;
     } else if (others == 2) {
         complete(k, EINVAL, 0);
-        k->alt = cx == MAYBE ? ECANCELED : 0;
+        k->emaybe = ef == MAYBE;
     } else if (!mine) {
         if (sure)
             complete(k, EPERM, 0);
@@ -3269,7 +3676,7 @@ static void cond_wait(struct rec *r, int m, double to)
     int ok = call_ok(r, err, took, o->notifies > k->mark, others ? EINVAL : 0);
     if (k->st == W_MAYBE && !mine)
         ok = err == EPERM || (others && err == EINVAL) ||
-             (err == ECANCELED && !r->shield && r->cx != NO);
+             entry_ok(r, &k->b, err, k->t0 + took);
     CHECK(ok, "task %d: await_cond_wait returned %d (state %d, predicted %d, "
           "mutex %d held %d, others %d, %g s of %g)", r->idx, err,
           (int)k->st, k->outcome, m, mine, others, took, to);
@@ -3503,6 +3910,7 @@ static void stream_wrote(struct stream *s, size_t n, int err)
  * wait) or a write end one. */
 static void fd_begin(struct rec *r, struct stream *s, int e)
 {
+    r->fdb = bound_at(r, coro_now());
     r->blk = B_FD;
     r->fdmark = s->calls[e]++;
     r->fdbusy = s->busy[e]++;
@@ -3519,17 +3927,20 @@ static int fd_end(struct rec *r, struct stream *s, int e)
 }
 
 /* Errors any call on end e may return: its timeout after its time (0
- * only looks), ECANCELED if cancelled (at once if it was before), EBADF
- * once e is closed, EBUSY beside another waiter, ENOMEM when allocations
- * fail. */
+ * only looks) or its scope's, ECANCELED if cancelled (at once if it was
+ * before, and ETIMEDOUT at once past its scope's deadline), EBADF once e
+ * is closed, EBUSY beside another waiter, ENOMEM when allocations fail. */
 static int fd_err_ok(const struct rec *r, enum tri cx0, int err, double to,
                      double took, const struct stream *s, int e, int overlap)
 {
     if (!r->shield && cx0 == YES)
         return err == ECANCELED;
+    if (r->fdb.fail == YES)
+        return err == ETIMEDOUT || entry_ok(r, &r->fdb, err, coro_now());
     switch (err) {
     case ETIMEDOUT:
-        return to == 0 || took >= to - EPS;
+        return to == 0 || took >= to - EPS ||
+               timed_out(&r->fdb, coro_now());
     case ECANCELED:
         return !r->shield && r->cx != NO;
     case EBADF:
@@ -3541,6 +3952,15 @@ static int fd_err_ok(const struct rec *r, enum tri cx0, int err, double to,
     default:
         return 0;
     }
+}
+
+/* Whether a call on an fd succeeded where it may: not past its scope's
+ * deadline. Its scope may have expired. */
+static int fd_ok(struct rec *r, int ok, int err, double to, double took)
+{
+    scope_after(r, &r->fdb, err, coro_now(), 0,
+                !(to == 0 || took >= to - EPS));
+    return ok && r->fdb.fail != YES;
 }
 
 /* A wait for end e of s to be ready: readable (e 0) or writable. A
@@ -3560,7 +3980,8 @@ static void fd_wait(struct rec *r, struct stream *s, int e, double to)
     int overlap = fd_end(r, s, e);
     note(r, "wait for stream %d to be %s (timeout %g) -> %d", s->sock,
          e ? "writable" : "readable", to, err);
-    CHECK(err == 0 || fd_err_ok(r, cx0, err, to, took, s, e, overlap),
+    int fine = fd_ok(r, err == 0, err, to, took);
+    CHECK(fine || fd_err_ok(r, cx0, err, to, took, s, e, overlap),
           "task %d: await_%s on stream %d returned %d (%g s of %g)", r->idx,
           e ? "writable" : "readable", s->sock, err, took, to);
     unsigned long most = written_most(s);
@@ -3568,7 +3989,7 @@ static void fd_wait(struct rec *r, struct stream *s, int e, double to)
           "stream %d readable with nothing past byte %lu", r->idx, s->sock,
           r0);
     CHECK(e || to != 0 || !quiet || (err && err != ETIMEDOUT) ||
-              (err == 0) == ready,
+              (err == 0) == ready || timed_out(&r->fdb, coro_now()),
           "task %d: await_readable(0) on stream %d returned %d, ready %d",
           r->idx, s->sock, err, ready);
     if (err == ECANCELED)
@@ -3608,6 +4029,7 @@ static void op_read(struct rec *r, struct cursor *c)
     int ok = full ? got <= cap && ((err == 0 && got == cap) ||
                                    (err == EPIPE && got < cap && eof))
                   : err == 0 && got <= cap && (got > 0 || eof);
+    ok = fd_ok(r, ok, err, to, took);
     CHECK(ok || ((!full ? got == 0 : got < cap) &&
                  fd_err_ok(r, cx0, err, to, took, s, 0, overlap)),
           "task %d: a read of %zu on stream %d returned %d with %zu bytes "
@@ -3645,8 +4067,9 @@ static void op_write(struct rec *r, struct cursor *c)
     s->writer = -1;
     note(r, "write %zu to stream %d (timeout %g) -> %d", n, s->sock, to,
          err);
-    CHECK(err == 0 || (!s->open[0] && err == EPIPE) ||
-              fd_err_ok(r, cx0, err, to, took, s, 1, overlap),
+    int fine = fd_ok(r, err == 0 || (!s->open[0] && err == EPIPE), err, to,
+                     took);
+    CHECK(fine || fd_err_ok(r, cx0, err, to, took, s, 1, overlap),
           "task %d: a write of %zu on stream %d returned %d (%g s of %g)",
           r->idx, n, s->sock, err, took, to);
     stream_wrote(s, n, err);
@@ -3972,6 +4395,7 @@ static void op_sync_misuse(struct rec *r, struct cursor *c)
         misuse_thread(r);
         break;
     }
+    scope_loose(r);
     errno = r->errno_mark;
 }
 
@@ -4219,6 +4643,12 @@ static void exec(struct rec *r)
             break;
         case OP_AS_COMPLETED:
             op_as_completed(r, &c);
+            break;
+        case OP_TIMEOUT:
+            op_timeout(r, &c);
+            break;
+        case OP_SCOPE:
+            op_scope(r, &c);
             break;
         default:
             exec_sync(r, &c, op);
