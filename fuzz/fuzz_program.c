@@ -12,7 +12,7 @@
  * thread. So programs nest as the bytes do, and a mutation changes one
  * task at a time.
  *
- *   byte % 38  operation     operands
+ *   byte % 40  operation     operands
  *   0, 15      SPAWN         len, mode; then len bytes: the task's program
  *   1          SLEEP         d: a yield, or 0.1 to 2 ms
  *   2          YIELD
@@ -49,7 +49,7 @@
  *   30         FD            how (stream; await_readable or await_writable
  *                            with a timeout, or coro_close of an end)
  *   31         SYNC_MISUSE   what: a call on an object or fd that must fail
- *   32         GSPAWN        len, mode, group (bit 7: a new one); then len
+ *   32, 38     GSPAWN        len, mode, group (bit 7: a new one); then len
  *                            bytes: the member's program (coro_group_spawn)
  *   33         AWAIT_GROUP   group
  *   34         GROUP         how (group; its results and size, free, or a
@@ -63,6 +63,8 @@
  *   37         SCOPE         how (close the innermost; reschedule one to
  *                            none, past, 0.2 to 2 ms or an hour; read them
  *                            back; or misuse another task's)
+ *   39         MISUSE13      what: a call on a group, an iterator or a
+ *                            scope that must fail
  *
  * "who" picks, modulo their number, one of the run's tasks whose handle is
  * still valid: main and the caller included, ended ones included. A SPAWN's
@@ -163,7 +165,8 @@
  * coro_close wakes waiters, and later calls say EBADF. Misused calls fail
  * as coro.h says: freeing what is waited on, or a mutex a live task holds,
  * is EBUSY; a nested run's calls on its parent's objects (another
- * thread's) are EINVAL and change nothing.
+ * thread's) are EINVAL and change nothing; NULL, NaN and another task's
+ * iterator are EINVAL, and outside a loop the calls of a task are EPERM.
  *
  * After coro_run: every spawned task started once and ended at most once,
  * and one that never ended was left blocked (a join, gather, wait or
@@ -272,7 +275,7 @@ enum op {
     OP_LOCK, OP_UNLOCK, OP_SEM, OP_EVENT, OP_COND, OP_WRITE, OP_READ,
     OP_FD, OP_SYNC_MISUSE,
     OP_GSPAWN, OP_AWAIT_GROUP, OP_GROUP, OP_AS_COMPLETED, OP_TIMEOUT,
-    OP_SCOPE, NOPS
+    OP_SCOPE, OP_GSPAWN2, OP_MISUSE13, NOPS
 };
 
 /* Bits of a SPAWN's mode byte, and of a program's header byte. */
@@ -2140,6 +2143,33 @@ static void *never(void *arg)
     return NULL;
 }
 
+/* Outside any loop: the calls of groups, as_completed, scopes and eager
+ * spawns. */
+static void check_outside13(void)
+{
+    static const coro_attr eager = { .flags = CORO_EAGER };
+    coro_timeout *scope = NULL;
+    coro_completions *it = NULL;
+    errno = 0;
+    CHECK(coro_group_new() == NULL && errno == EINVAL,
+          "coro_group_new outside a loop");
+    errno = 0;
+    CHECK((coro_spawn_attr)(&eager, never, NULL) == NULL && errno == EINVAL,
+          "an eager coro_spawn_attr outside a loop");
+    CHECK(await_group(NULL) == EPERM &&
+              await_as_completed(NULL, NULL) == EPERM &&
+              coro_as_completed(NULL, 0, -1, &it) == EPERM &&
+              coro_timeout_open(1, &scope) == EPERM &&
+              coro_timeout_open_at(1, &scope) == EPERM,
+          "a call of a task's outside a loop");
+    CHECK(!it && !scope && coro_timeout_close(NULL) == EINVAL &&
+              coro_timeout_when(NULL) == -1 &&
+              coro_timeout_expired(NULL) == 0 &&
+              coro_group_size(NULL) == 0 && coro_group_free(NULL) == 0 &&
+              coro_completions_free(NULL) == 0,
+          "a call on NULL outside a loop");
+}
+
 /* Outside any loop: coro.h's EPERM and EINVAL cases. */
 static void check_outside(void)
 {
@@ -2165,6 +2195,7 @@ static void check_outside(void)
     errno = 0;
     CHECK((coro_spawn)(never, NULL) == NULL && errno == EINVAL,
           "coro_spawn outside a loop");
+    check_outside13();
     errno = saved;
 }
 
@@ -2280,6 +2311,112 @@ static void op_nested(struct rec *r, struct cursor *c)
     j->outer = r->t;
     j->parent = run;
     run_job(r, nest_fn);
+}
+
+/* ----------------------------------------------------------------------
+ * Calls on groups, iterators and scopes that coro.h says fail
+ * ---------------------------------------------------------------------- */
+
+static void misuse_groups(struct rec *r)
+{
+    void *res = UNTOUCHED;
+    CHECK(misuse_ok(r, await_group(NULL), EINVAL), "await_group(NULL)");
+    errno = 0;
+    CHECK(coro_group_spawn(NULL, NULL, never, NULL) == NULL &&
+              errno == EINVAL, "coro_group_spawn(NULL)");
+    CHECK(coro_group_result(NULL, 0, &res) == EINVAL && res == UNTOUCHED,
+          "coro_group_result(NULL)");
+    CHECK(coro_group_size(NULL) == 0 && coro_group_free(NULL) == 0,
+          "coro_group_size or coro_group_free of NULL");
+    int gi = pick_group(r->run, 0);
+    errno = 0;
+    CHECK(gi < 0 || (coro_group_spawn(r->run->groups[gi].g, NULL, NULL,
+                                      NULL) == NULL && errno == EINVAL),
+          "coro_group_spawn of no function");
+}
+
+/* coro_as_completed refuses NULL and NaN, claiming nothing; an iterator
+ * over no task is drained at once. */
+static void misuse_iter(struct rec *r)
+{
+    coro_task *self = r->t, *done = NULL;
+    coro_completions *it = NULL;
+    CHECK(coro_as_completed(NULL, 1, -1, &it) == EINVAL &&
+              coro_as_completed(&self, 1, NAN, &it) == EINVAL &&
+              coro_as_completed(&self, 1, -1, NULL) == EINVAL && !it,
+          "coro_as_completed with NULL or NaN");
+    CHECK(misuse_ok(r, await_as_completed(NULL, &done), EINVAL) && !done,
+          "await_as_completed(NULL)");
+    CHECK(coro_completions_free(NULL) == 0, "coro_completions_free(NULL)");
+    int err = coro_as_completed(&self, 0, -1, &it);
+    CHECK(err == 0 || (r->run->fail && err == ENOMEM), "coro_as_completed "
+          "of none returned %d", err);
+    if (err)
+        return;
+    CHECK(misuse_ok(r, await_as_completed(it, &done), EPIPE) && !done,
+          "await_as_completed of none");
+    CHECK(misuse_ok(r, await_as_completed(it, NULL), EINVAL),
+          "await_as_completed into NULL");
+    CHECK(coro_completions_free(it) == 0, "coro_completions_free failed");
+}
+
+/* Another task's iterator, while it reads it, refuses the caller. */
+static void misuse_foreign_iter(struct rec *r)
+{
+    coro_task *done = NULL;
+    for (int i = 0; i < r->run->n; i++) {
+        const struct rec *w = &r->run->recs[i];
+        if (w == r || !w->iter)
+            continue;
+        note(r, "misuse task %d's iterator", i);
+        CHECK(misuse_ok(r, await_as_completed(w->iter, &done), EINVAL) &&
+                  !done, "await_as_completed of another task's iterator");
+        return;
+    }
+}
+
+static void misuse_scopes(struct rec *r)
+{
+    coro_timeout *s = NULL;
+    CHECK(coro_timeout_open(NAN, &s) == EINVAL &&
+              coro_timeout_open(1, NULL) == EINVAL &&
+              coro_timeout_open_at(NAN, &s) == EINVAL &&
+              coro_timeout_open_at(1, NULL) == EINVAL && !s,
+          "coro_timeout_open with NaN or NULL");
+    CHECK(coro_timeout_close(NULL) == EINVAL &&
+              coro_timeout_reschedule(NULL, 1) == EINVAL &&
+              coro_timeout_when(NULL) == -1 &&
+              coro_timeout_expired(NULL) == 0,
+          "a scope call on NULL");
+    if (!r->nscopes)
+        return;
+    const struct scope *sc = &r->scopes[r->nscopes - 1];
+    CHECK(coro_timeout_reschedule(sc->s, NAN) == EINVAL &&
+              coro_timeout_when(sc->s) == sc->when,
+          "coro_timeout_reschedule to NaN");
+}
+
+/* MISUSE13: what. */
+static void op_misuse13(struct rec *r, struct cursor *c)
+{
+    unsigned what = next(c) % 4;
+    note(r, "misuse %u of groups, iterators or scopes", what);
+    switch (what) {
+    case 0:
+        misuse_groups(r);
+        break;
+    case 1:
+        misuse_iter(r);
+        break;
+    case 2:
+        misuse_foreign_iter(r);
+        break;
+    default:
+        misuse_scopes(r);
+        break;
+    }
+    scope_loose(r);
+    errno = r->errno_mark;
 }
 
 /* ----------------------------------------------------------------------
@@ -4633,6 +4770,7 @@ static void exec(struct rec *r)
             op_look(r, &c);
             break;
         case OP_GSPAWN:
+        case OP_GSPAWN2:
             op_gspawn(r, &c);
             break;
         case OP_AWAIT_GROUP:
@@ -4649,6 +4787,9 @@ static void exec(struct rec *r)
             break;
         case OP_SCOPE:
             op_scope(r, &c);
+            break;
+        case OP_MISUSE13:
+            op_misuse13(r, &c);
             break;
         default:
             exec_sync(r, &c, op);
