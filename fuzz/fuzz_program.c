@@ -145,14 +145,13 @@
  * coro_timeout_close says ETIMEDOUT exactly for an expired scope;
  * deadlines read back as set; rescheduling an expired scope, closing one
  * not innermost, and any call on another task's, are refused. For
- * as_completed: each task
- * handed out is the one that ended first among those still claimed, a
- * detached one never (it is freed), EPIPE once none is left, ETIMEDOUT
- * only past the timeout and while none has ended, ECANCELED leaves the
- * tasks running; a task handed out joins at once. For channels and queues:
- * each element received was sent, by a send that did not fail, once,
- * whole, and later in its channel's order than any received before the
- * receive began (FIFO); a receive that failed
+ * as_completed: each task handed out is the one that ended first among
+ * those still claimed, a detached one never (it is freed), EPIPE once
+ * none is left, ETIMEDOUT only past the timeout and while none has ended,
+ * ECANCELED leaves the tasks running; a task handed out joins at once.
+ * For channels and queues: each element received was sent, by a send
+ * that did not fail, once, whole, and later in its channel's order than
+ * any received before the receive began (FIFO); a receive that failed
  * wrote nothing, a select completed one op, EPIPE comes after a close or
  * shutdown and once drained; task_done is EINVAL past the items put, join
  * waits for the last. For mutexes: one holder (a lock or condition wait
@@ -171,15 +170,15 @@
  * After coro_run: every spawned task started once and ended at most once,
  * and one that never ended was left blocked (a join, gather, wait or
  * await_group on a task that never ended either, or a shielded wait on an
- * object) when
- * every task was cancelled: coro_run frees such tasks without running them
- * further; coro_run returned main's outcome, or EDEADLK exactly when it
- * reported a deadlock. The buffers and streams are read out: what is left
- * is exactly what was sent or written and not received, in order, so that
- * nothing was lost or doubled. Every object is freed, a mutex left held
- * too (its holder is gone); and (for the input's own run) coro's
- * allocation counters are back to zero. Any violation aborts, and
- * libFuzzer reports the input.
+ * object) when every task was cancelled: coro_run frees such tasks
+ * without running them further; coro_run returned main's outcome, or
+ * EDEADLK exactly when it reported a deadlock. The buffers and streams
+ * are read out: what is left is exactly what was sent or written and not
+ * received, in order, so that nothing was lost or doubled. Every object
+ * is freed, a mutex left held too (its holder is gone); and (for the
+ * input's own run) coro's allocation counters are back to zero, groups,
+ * iterators and scopes left to coro_run included. Any violation aborts,
+ * and libFuzzer reports the input.
  *
  * Run one input: build/fuzz/fuzz_program FILE. CORO_FUZZ_TRACE=1 prints
  * each task's operations and what they returned; CORO_FUZZ_VERBOSE=1 lets
