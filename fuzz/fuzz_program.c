@@ -1503,7 +1503,7 @@ static void op_sleep(struct rec *r, struct cursor *c, int yield)
     sync_reports(r->run);
     note(r, "%s(%g) -> %d", yield ? "yield" : "sleep", d, err);
     /* The scope ends it: its deadline passed, or comes before the
-     * sleep's own (an own-stack sleep's deadline is t0 + d or later). */
+     * sleep's own, which is t0 + d or later. */
     int scoped = b.fail == YES || (d > 0 && timed_out(&b, t0 + d - EPS));
     int ok = err == ETIMEDOUT ? timed_out(&b, t1) && (r->shield || cx0 != YES)
                               : cancel_ok(r, cx0, err, yield || d <= 0) &&
