@@ -370,7 +370,6 @@ struct rec {
     int            detached;
     int            eager;      /* spawned with CORO_EAGER */
     int            grp;        /* the group it belongs to, or -1 */
-    int            gslot;      /* its place among the group's members */
     enum tri       gcx;        /* its group cancelled it before anyone
                                   else did: its ECANCELED is no failure */
     int            gwait;      /* B_GROUP: the group it awaits */
@@ -1428,7 +1427,6 @@ static int spawn_into(struct run *run, struct rec *c, int gi)
 {
     const struct grp *g = &run->groups[gi];
     c->grp = gi;
-    c->gslot = g->n;
     c->gcx = g->cancelling;
     if (c->cx < g->cancelling)
         c->cx = g->cancelling;
