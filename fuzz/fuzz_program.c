@@ -1,17 +1,18 @@
 /* fuzz_program.c: a libFuzzer target that runs random programs of
- * operations on coro (tasks, channels and selects, queues, mutexes, a
- * semaphore, an event, a condition, fds) and checks, after every step,
- * what coro.h promises.
+ * operations on coro (tasks, task groups, timeout scopes, channels and
+ * selects, queues, mutexes, a semaphore, an event, a condition, fds) and
+ * checks, after every step, what coro.h promises.
  *
  * An input is a program. Its first byte is a header (how main ends, and
  * whether allocations fail); the rest are operations, one byte each
  * followed by their operand bytes, that coro_run's main task executes in
- * order. SPAWN and NESTED take the bytes after their operands as a program
- * of their own: the new task's operations, or a whole program (header
- * first) that a blocking call runs with coro_run on a worker thread. So
- * programs nest as the bytes do, and a mutation changes one task at a time.
+ * order. SPAWN, GSPAWN and NESTED take the bytes after their operands as a
+ * program of their own: the new task's operations, or a whole program
+ * (header first) that a blocking call runs with coro_run on a worker
+ * thread. So programs nest as the bytes do, and a mutation changes one
+ * task at a time.
  *
- *   byte % 32  operation     operands
+ *   byte % 40  operation     operands
  *   0, 15      SPAWN         len, mode; then len bytes: the task's program
  *   1          SLEEP         d: a yield, or 0.1 to 2 ms
  *   2          YIELD
@@ -48,16 +49,34 @@
  *   30         FD            how (stream; await_readable or await_writable
  *                            with a timeout, or coro_close of an end)
  *   31         SYNC_MISUSE   what: a call on an object or fd that must fail
+ *   32, 38     GSPAWN        len, mode, group (bit 7: a new one); then len
+ *                            bytes: the member's program (coro_group_spawn)
+ *   33         AWAIT_GROUP   group
+ *   34         GROUP         how (group; its results and size, free, or a
+ *                            new group)
+ *   35         AS_COMPLETED  how (timeout, reads, join), n, who x n: an
+ *                            iterator read up to four times, then freed;
+ *                            the tasks handed out joined
+ *   36         TIMEOUT       how (deadline: none, now, 0.2 to 2 ms, past,
+ *                            0; bit 7: coro_timeout_open_at): a scope
+ *                            opened, the caller's innermost
+ *   37         SCOPE         how (close the innermost; reschedule one to
+ *                            none, past, 0.2 or 1 ms or now; read them
+ *                            back; or misuse another task's)
+ *   39         MISUSE13      what: a call on a group, an iterator or a
+ *                            scope that must fail
  *
  * "who" picks, modulo their number, one of the run's tasks whose handle is
  * still valid: main and the caller included, ended ones included. A SPAWN's
- * mode says the stack (default, 16 KiB, shared, or a bad attr), how the
- * task ends (returning a token, NULL, coro_fail(e), or coro_fail(e) and
- * the token), which e, and whether it is named; a header's middle bits say
- * the same for main, and its two top bits, in the input's own run, turn on
- * allocation failures. Missing operand bytes read as 0. Sleeps, timeouts
- * and blocking durations come out of a budget of 10 ms per run, so an input
- * takes a few tens of ms at most; waits on fds always have a timeout.
+ * (and GSPAWN's) mode says the stack (default, 16 KiB, shared, or a bad
+ * attr), how the task ends (returning a token, NULL, coro_fail(e), or
+ * coro_fail(e) and the token), which e, whether it is named, and whether
+ * it starts eagerly (CORO_EAGER, with any stack); a header's middle bits
+ * say the same for main, and its two top bits, in the input's own run,
+ * turn on allocation failures. Missing operand bytes read as 0. Sleeps,
+ * timeouts, scopes' deadlines and blocking durations come out of a budget
+ * of 10 ms per run, so an input takes a few tens of ms at most; waits on
+ * fds always have a timeout.
  *
  * Each run (the input's, and each nested one) makes its own objects before
  * coro_run: three channels (rendezvous; 1 buffered; 3 buffered, of 24-byte
@@ -72,12 +91,17 @@
  *
  * The model. Each task's life is recorded in a struct rec, in memory this
  * file owns, never coro's: started, ended, freed, detached, shielded,
- * cancelled, its coro_fail error and result, what it is blocked in. From
- * the records every call's outcome is predicted, or bounded where timing
- * decides (a timeout against a task's end), following coro.h. Whether a
- * task is cancelled is NO, MAYBE or YES: a join that can time out, or a
- * joiner that is cancelled, cancels what it waits on at a moment the model
- * does not see, so those tasks are MAYBE until they show it. A deadlock is
+ * cancelled, its coro_fail error and result, what it is blocked in, its
+ * timeout scopes. From the records every call's outcome is predicted, or
+ * bounded where timing decides (a timeout against a task's end),
+ * following coro.h. Whether a task is cancelled is NO, MAYBE or YES: a
+ * join that can time out, or a joiner that is cancelled, cancels what it
+ * waits on at a moment the model does not see, so those tasks are MAYBE
+ * until they show it; so does an awaiter of a group, its members. A
+ * scope's deadline is the same: a call made past it ends at its entry with
+ * ETIMEDOUT, exactly; one made before it may end so, or time out at it,
+ * or complete, so the model bounds it (and takes a call on an object
+ * inside such a scope as W_MAYBE, below). A deadlock is
  * seen exactly: coro_run prints its report before cancelling every task,
  * and this file reads coro's stderr (see the filter below).
  *
@@ -92,13 +116,42 @@
  * outcomes are bounded instead (the MAYBE idea again).
  *
  * Checked at every step of every task: it is not freed, it runs on its own
- * loop's thread as coro_self(), its errno is its own; every task the model
- * holds a handle to still has its name (and LOOK: coro_dump lists exactly
- * those tasks). At every call's return: the result or error the model
- * allows; a joined task has ended and its result is what its function
- * returned. For channels and queues: each element received was sent, by a
- * send that did not fail, once, whole, and later in its channel's order
- * than any received before the receive began (FIFO); a receive that failed
+ * loop's thread as coro_self(), its errno is its own, tasks start in the
+ * order they were spawned but for eager ones, which start inside their
+ * spawn, and nothing but an eager task runs until its spawn returns (the
+ * spawner goes on first when it suspends); every task the model holds a
+ * handle to still has its name (and LOOK: coro_dump lists exactly those
+ * tasks, members marked with their group). At every call's return: the
+ * result or error the model allows; a joined task has ended and its
+ * result is what its function returned. For task groups: await_group
+ * returns once every member has ended (those spawned meanwhile too), with
+ * the first failure in time (a member's coro_fail error, or ECANCELED for
+ * one cancelled by anyone before its group), or ECANCELED for a caller
+ * cancelled before or while it waits; a failure makes the group cancel
+ * the other members, and one spawned into a cancelling group is born
+ * cancelled; each member's result reads back as await_task would say it,
+ * EAGAIN while it runs; EDEADLK for a member awaiting its own group,
+ * EINVAL for a group another task awaits, for spawning into one awaited
+ * to its end, and for joining, gathering or waiting on a member, which
+ * coro_detach leaves alone; EBUSY for freeing one with a member running
+ * or an awaiter, and its members go with it. For timeout scopes: an
+ * await_* made past the deadline of a scope that applies (not one held
+ * back by a shield that went on after it opened) returns ETIMEDOUT, a
+ * sleep and a yield too, unless the caller is cancelled; one the deadline
+ * ends returns it too, and a sleep or a wait whose scope's deadline comes
+ * first cannot return 0; joins, gathers and groups so ended have cancelled
+ * and awaited their tasks; only the scope that bounds a call may expire
+ * for it, it must if only it could have timed the call out, and
+ * coro_timeout_close says ETIMEDOUT exactly for an expired scope;
+ * deadlines read back as set; rescheduling an expired scope, closing one
+ * not innermost, and any call on another task's, are refused. For
+ * as_completed: each task handed out is the one that ended first among
+ * those still claimed, a detached one never (it is freed), EPIPE once
+ * none is left, ETIMEDOUT only past the timeout and while none has ended,
+ * ECANCELED leaves the tasks running; a task handed out joins at once.
+ * For channels and queues: each element received was sent, by a send
+ * that did not fail, once, whole, and later in its channel's order than
+ * any received before the receive began (FIFO); a receive that failed
  * wrote nothing, a select completed one op, EPIPE comes after a close or
  * shutdown and once drained; task_done is EINVAL past the items put, join
  * waits for the last. For mutexes: one holder (a lock or condition wait
@@ -111,19 +164,21 @@
  * coro_close wakes waiters, and later calls say EBADF. Misused calls fail
  * as coro.h says: freeing what is waited on, or a mutex a live task holds,
  * is EBUSY; a nested run's calls on its parent's objects (another
- * thread's) are EINVAL and change nothing.
+ * thread's) are EINVAL and change nothing; NULL, NaN and another task's
+ * iterator are EINVAL, and outside a loop the calls of a task are EPERM.
  *
  * After coro_run: every spawned task started once and ended at most once,
- * and one that never ended was left blocked (a join, gather or wait on a
- * task that never ended either, or a shielded wait on an object) when
- * every task was cancelled: coro_run frees such tasks without running them
- * further; coro_run returned main's outcome, or EDEADLK exactly when it
- * reported a deadlock. The buffers and streams are read out: what is left
- * is exactly what was sent or written and not received, in order, so that
- * nothing was lost or doubled. Every object is freed, a mutex left held
- * too (its holder is gone); and (for the input's own run) coro's
- * allocation counters are back to zero. Any violation aborts, and
- * libFuzzer reports the input.
+ * and one that never ended was left blocked (a join, gather, wait or
+ * await_group on a task that never ended either, or a shielded wait on an
+ * object) when every task was cancelled: coro_run frees such tasks
+ * without running them further; coro_run returned main's outcome, or
+ * EDEADLK exactly when it reported a deadlock. The buffers and streams
+ * are read out: what is left is exactly what was sent or written and not
+ * received, in order, so that nothing was lost or doubled. Every object
+ * is freed, a mutex left held too (its holder is gone); and (for the
+ * input's own run) coro's allocation counters are back to zero, groups,
+ * iterators and scopes left to coro_run included. Any violation aborts,
+ * and libFuzzer reports the input.
  *
  * Run one input: build/fuzz/fuzz_program FILE. CORO_FUZZ_TRACE=1 prints
  * each task's operations and what they returned; CORO_FUZZ_VERBOSE=1 lets
@@ -160,6 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NQUEUE 2            /* queues per run: maxsize 2, unbounded */
 #define NBOX (NCHAN + NQUEUE)
 #define NMUTEX 2
+#define NGROUPS 6           /* task groups per run; more are not made */
 #define NSTREAM 2           /* byte streams per run: a pipe, a socketpair */
 #define MAX_ELEMS 384       /* elements and items per run; sends beyond are
                                skipped */
@@ -171,15 +227,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FD_BASE 600         /* fd numbers reserved for the streams: */
 #define FD_SLOTS 8          /* four per run, for this many runs at once */
 #define EPS 1e-6            /* s: slack for comparing clock readings */
+#define MAX_SCOPES 4        /* timeout scopes open per task */
 
 /* Whether a task is cancelled, as far as the model knows. */
 enum tri { NO, MAYBE, YES };
+
+/* A timeout scope a task has open. */
+struct scope {
+    coro_timeout  *s;
+    double         when;       /* its deadline, as coro_timeout_when says
+                                  it; -1: none */
+    int            held;       /* open when the shield went on: held back
+                                  while it is on */
+    int            expired;    /* coro_timeout_expired, as last seen */
+    int            may;        /* an await_* since then may have expired
+                                  it */
+};
+
+/* What its open scopes do to an await_* a task makes: the scope that
+ * bounds it (the earliest deadline of those that apply, the innermost of
+ * equals), and whether the call ends at its entry with ETIMEDOUT: YES if
+ * the deadline passed before the call, else MAYBE, as it may pass before
+ * the call looks (coro_now() and coro_timeout_when() round nanoseconds
+ * alike, so the comparison is exact); NO without a deadline. There are no
+ * deadlines too far off to come: a run that deadlocks waits for them
+ * instead. */
+struct bound {
+    int            at;         /* that scope, or -1 */
+    double         when;       /* its deadline */
+    enum tri       fail;
+};
 
 /* The call a task is inside, while other tasks run: a wait on a
  * coordination object (B_SYNC) or on an fd (B_FD) comes before the joins,
  * which B_JOIN and above stand for. */
 enum blk {
-    B_NONE, B_SLEEP, B_BLOCKING, B_SYNC, B_FD, B_JOIN, B_GATHER, B_WAIT
+    B_NONE, B_SLEEP, B_BLOCKING, B_SYNC, B_FD, B_JOIN, B_GATHER, B_WAIT,
+    B_ASCOMP, B_GROUP
 };
 
 enum op {
@@ -188,7 +272,9 @@ enum op {
     OP_FAIL, OP_MISUSE, OP_LOOK, OP_SPAWN2,
     OP_SEND, OP_RECV, OP_CLOSE, OP_SELECT, OP_PUT, OP_GET, OP_QUEUE,
     OP_LOCK, OP_UNLOCK, OP_SEM, OP_EVENT, OP_COND, OP_WRITE, OP_READ,
-    OP_FD, OP_SYNC_MISUSE, NOPS
+    OP_FD, OP_SYNC_MISUSE,
+    OP_GSPAWN, OP_AWAIT_GROUP, OP_GROUP, OP_AS_COMPLETED, OP_TIMEOUT,
+    OP_SCOPE, OP_GSPAWN2, OP_MISUSE13, NOPS
 };
 
 /* Bits of a SPAWN's mode byte, and of a program's header byte. */
@@ -198,6 +284,7 @@ enum op {
                                            the token */
 #define MODE_ERR(m) (((m) >> 4) & 3u)   /* e, from fail_errs */
 #define MODE_NAMED 0x40u                /* spawn: coro_attr.name */
+#define MODE_EAGER 0x80u                /* spawn: CORO_EAGER */
 #define HEAD_FAIL 0xc0u                 /* header: both bits inject
                                            allocation failures */
 
@@ -253,6 +340,9 @@ struct call {
     enum boxcall   how;        /* C_BOX */
     unsigned long  arrival;    /* order of calls: waiters are FIFO */
     double         t0, to;     /* when it was called; its timeout */
+    struct bound   b;          /* what the caller's scopes do to it */
+    int            emaybe;     /* W_DONE: it may also end at its entry
+                                  (cancelled, or its scope passed) */
     unsigned long  mark;       /* event sets, cond notifies or queue
                                   emptyings before the call */
     int            ready;      /* C_EVENT: set at the call; C_QJOIN: maybe
@@ -273,8 +363,20 @@ struct rec {
     int            starts;     /* times its function started */
     int            ends;       /* times its function returned */
     int            freed;      /* joined, or detached and ended */
+    int            limbo;      /* detached and ended while an iterator
+                                  claims it: freed when its reader next
+                                  looks, a moment the model does not see,
+                                  so not to be touched */
     int            detached;
+    int            eager;      /* spawned with CORO_EAGER */
+    int            grp;        /* the group it belongs to, or -1 */
+    enum tri       gcx;        /* its group cancelled it before anyone
+                                  else did: its ECANCELED is no failure */
+    int            gwait;      /* B_GROUP: the group it awaits */
+    coro_completions *iter;    /* B_ASCOMP: its iterator */
     int            shield;     /* coro_shield in effect */
+    int            nscopes;    /* timeout scopes open, innermost last */
+    struct scope   scopes[MAX_SCOPES];
     enum tri       cx;         /* cancelled */
     int            error;      /* the coro_fail error in effect */
     void          *ret;        /* what its function returned */
@@ -284,7 +386,8 @@ struct rec {
     enum blk       blk;        /* the call it is in */
     int            timed;      /* that call has a timeout */
     enum coro_when when;       /* B_WAIT: its condition */
-    int            nt;         /* B_JOIN, B_GATHER, B_WAIT: the tasks */
+    int            nt;         /* B_JOIN, B_GATHER, B_WAIT: the tasks;
+                                  B_ASCOMP: those claimed */
     int            targets[MAX_SET];
     int            waiter;     /* the task inside a join, gather or wait
                                   on this one, or -1 */
@@ -292,6 +395,7 @@ struct rec {
     struct call    call;       /* B_SYNC: the call it is in */
     unsigned       fdmark;     /* B_FD: calls begun on its fd's end
                                   before it */
+    struct bound   fdb;        /* B_FD: what its scopes do to the call */
     int            fdbusy;     /* B_FD: calls on that end as it began */
     /* What its calls hand to coro: memory this file owns, never the
      * task's stack, which a shared-stack task does not keep in place
@@ -382,6 +486,20 @@ struct objs {
     struct elem    elems[MAX_ELEMS];
 };
 
+/* A task group, as the model sees it. Its first failure in time is
+ * known exactly unless a member's cancellation may or may not have come
+ * from the group first; errs[] then holds what it may be (0: none). */
+struct grp {
+    coro_group    *g;          /* NULL once freed */
+    int            n;          /* members spawned, in order: */
+    int            members[MAX_TASKS];
+    int            waiter;     /* the task in await_group, or -1 */
+    int            finished;   /* await_group returned: no new members */
+    enum tri       cancelling; /* it cancelled its members */
+    int            nerrs;
+    int            errs[6];
+};
+
 /* One coro_run: the input's own, or one nested in a blocking call. */
 struct run {
     const uint8_t *prog;       /* header, then main's program */
@@ -399,8 +517,15 @@ struct run {
     int            deadlocked; /* coro_run reported a deadlock */
     unsigned       reports;    /* tls_reports when last looked */
     unsigned long  end_seq;    /* tasks ended so far */
+    unsigned long  steps;      /* steps taken by its tasks so far */
+    int            eagers[MAX_TASKS]; /* the tasks inside their eager
+                                  spawns, innermost last: only the last
+                                  may run */
+    int            neagers;
     double         budget;     /* seconds left for sleeps, timeouts and
                                   blocking calls */
+    int            ngroups;    /* groups made */
+    struct grp     groups[NGROUPS];
     struct objs    objs;
 };
 
@@ -561,12 +686,12 @@ static double charge(struct run *run, double s)
 /* One of the tasks whose handle is valid, chosen by b; -1 if none. */
 static int pick(const struct run *run, unsigned b)
 {
-    int usable[MAX_TASKS];
+    int cand[MAX_TASKS];
     int n = 0;
     for (int i = 0; i < run->n; i++)
-        if (!run->recs[i].freed)
-            usable[n++] = i;
-    return n ? usable[b % (unsigned)n] : -1;
+        if (!run->recs[i].freed && !run->recs[i].limbo)
+            cand[n++] = i;
+    return n ? cand[b % (unsigned)n] : -1;
 }
 
 static const char *expected_name(const struct rec *r)
@@ -576,22 +701,69 @@ static const char *expected_name(const struct rec *r)
     return r->mode & MODE_NAMED ? "fuzz-task" : "task_main";
 }
 
-/* Raises what the model knows of task i's cancellation. A task inside a
- * join or gather, unshielded, that is cancelled wakes and cancels what it
- * waits on (structured joins): those may end cancelled. An ended task is
- * past cancelling. */
+/* Raises what the model knows of task i's cancellation, by its group
+ * (by_group) or by anyone else. A task inside a join or gather,
+ * unshielded, that is cancelled wakes and cancels what it waits on
+ * (structured joins), and one in await_group its group's members: those
+ * may end cancelled. An ended task is past cancelling. */
 static void sync_cancel(struct rec *r, enum tri level);
+static void group_cancel(struct run *run, int gi, enum tri level);
 
-static void mark_cancel(struct run *run, int i, enum tri level)
+static void mark_cancel_by(struct run *run, int i, enum tri level,
+                           int by_group)
 {
     struct rec *r = &run->recs[i];
-    if (r->ends || r->cx >= level)
+    if (r->ends)
+        return;
+    if (by_group && level > NO && r->cx < YES && r->gcx == NO)
+        r->gcx = r->cx == NO ? level : MAYBE;
+    if (r->cx >= level)
         return;
     r->cx = level;
     sync_cancel(r, level);
-    if ((r->blk == B_JOIN || r->blk == B_GATHER) && !r->shield)
+    if (r->shield)
+        return;
+    if (r->blk == B_JOIN || r->blk == B_GATHER)
         for (int k = 0; k < r->nt; k++)
-            mark_cancel(run, r->targets[k], MAYBE);
+            mark_cancel_by(run, r->targets[k], MAYBE, 0);
+    if (r->blk == B_GROUP)
+        group_cancel(run, r->gwait, MAYBE);
+}
+
+static void mark_cancel(struct run *run, int i, enum tri level)
+{
+    mark_cancel_by(run, i, level, 0);
+}
+
+/* Group gi cancels its members (YES), or may have (MAYBE): those not
+ * cancelled yet are its. */
+static void group_cancel(struct run *run, int gi, enum tri level)
+{
+    struct grp *g = &run->groups[gi];
+    if (g->cancelling >= level)
+        return;
+    g->cancelling = level;
+    for (int a = 0; a < g->n; a++)
+        mark_cancel_by(run, g->members[a], level, 1);
+}
+
+/* coro_run cancels every task: main ended, or a deadlock. Then the tasks
+ * in await_group that this wakes cancel their groups, after the loop did
+ * the members. */
+static void cancel_all(struct run *run)
+{
+    run->closing = YES;
+    for (int i = 0; i < run->n; i++) {
+        if (!run->recs[i].ends) {
+            run->recs[i].cx = YES;
+            sync_cancel(&run->recs[i], YES);
+        }
+    }
+    for (int i = 0; i < run->n; i++) {
+        const struct rec *r = &run->recs[i];
+        if (!r->ends && r->blk == B_GROUP && !r->shield)
+            group_cancel(run, r->gwait, MAYBE);
+    }
 }
 
 /* Catches up with a deadlock report printed since the last look: coro_run
@@ -602,13 +774,13 @@ static void sync_reports(struct run *run)
         return;
     run->reports = tls_reports;
     run->deadlocked = 1;
-    run->closing = YES;
-    for (int i = 0; i < run->n; i++) {
-        if (!run->recs[i].ends) {
-            run->recs[i].cx = YES;
-            sync_cancel(&run->recs[i], YES);
-        }
-    }
+    cancel_all(run);
+}
+
+/* Whether the model may use t's handle. */
+static int usable(const struct rec *t)
+{
+    return !t->freed && !t->limbo;
 }
 
 static int ended_with(const struct rec *t, int err)
@@ -619,6 +791,8 @@ static int ended_with(const struct rec *t, int err)
 /* The model's own bookkeeping, and every valid handle still names its
  * task (a task freed early would be a use after free here, under ASan,
  * or a stranger's name once its memory is reused). */
+static void scopes_check(struct rec *r);
+
 static void check_model(const struct run *run)
 {
     for (int i = 0; i < run->n; i++) {
@@ -639,7 +813,11 @@ static void check_model(const struct run *run)
             CHECK(w->blk >= B_JOIN && found, "task %d's waiter %d is not "
                   "waiting on it", i, r->waiter);
         }
-        if (!r->freed) {
+        if (r->blk == B_GROUP)
+            CHECK(run->groups[r->gwait].waiter == i, "task %d awaits group "
+                  "%d, which task %d awaits", i, r->gwait,
+                  run->groups[r->gwait].waiter);
+        if (usable(r)) {
             const char *name = coro_name(r->t);
             CHECK(name && strcmp(name, expected_name(r)) == 0,
                   "task %d is named \"%s\", not \"%s\"", i,
@@ -659,8 +837,13 @@ static void step(struct rec *r)
     CHECK(coro_self() == r->t, "task %d is not coro_self()", r->idx);
     CHECK(errno == r->errno_mark, "task %d's errno became %d, not %d",
           r->idx, errno, r->errno_mark);
+    CHECK(!run->neagers || r->idx == run->eagers[run->neagers - 1],
+          "task %d ran inside task %d's eager spawn", r->idx,
+          run->eagers[run->neagers - 1]);
+    run->steps++;
     sync_reports(run);
     check_model(run);
+    scopes_check(r);
 }
 
 /* A sleep, a yield or a blocking call as to cancellation: with the shield
@@ -680,15 +863,21 @@ static int cancel_ok(const struct rec *r, enum tri cx0, int err, int exact)
 }
 
 /* A call coro.h says fails with want. Which comes first when the caller
- * is also cancelled, the argument check or ECANCELED, is not said: both
- * are taken. */
+ * is also cancelled, or past a scope's deadline, the argument check or
+ * ECANCELED or ETIMEDOUT, is not said: all are taken. */
+static struct bound bound_at(const struct rec *r, double now);
+static int entry_ok(const struct rec *r, const struct bound *b, int err,
+                    double t1);
+
 static int misuse_ok(struct rec *r, int err, int want)
 {
+    double now = coro_now();
+    struct bound b = bound_at(r, now);
     if (err == ECANCELED && !r->shield && r->cx != NO) {
         r->cx = YES;
         return 1;
     }
-    return err == want;
+    return err == want || (err == ETIMEDOUT && entry_ok(r, &b, err, now));
 }
 
 /* What a join, gather or wait will refuse: the caller listed (EDEADLK),
@@ -700,7 +889,7 @@ static int claim_error(const struct rec *r, const int *idx, int k)
         const struct rec *t = &r->run->recs[idx[a]];
         if (t == r)
             return EDEADLK;
-        if (t->detached || t->waiter >= 0)
+        if (t->detached || t->waiter >= 0 || t->grp >= 0)
             return EINVAL;
         for (int b = 0; b < a; b++)
             if (idx[b] == idx[a])
@@ -710,10 +899,10 @@ static int claim_error(const struct rec *r, const int *idx, int k)
 }
 
 /* The caller becomes the awaiter of k tasks. A join or gather that can
- * time out, or whose caller is (maybe) cancelled and unshielded, cancels
- * what it waits on. */
+ * time out (scope says how surely its scope ends it), or whose caller is
+ * (maybe) cancelled and unshielded, cancels what it waits on. */
 static void begin_wait(struct rec *r, enum blk kind, const int *idx, int k,
-                       int timed)
+                       int timed, enum tri scope)
 {
     struct run *run = r->run;
     r->blk = kind;
@@ -723,9 +912,11 @@ static void begin_wait(struct rec *r, enum blk kind, const int *idx, int k,
         r->targets[a] = idx[a];
         run->recs[idx[a]].waiter = r->idx;
     }
-    if (kind == B_WAIT)
-        return;
+    if (kind == B_WAIT || kind == B_ASCOMP)
+        return; /* they cancel nothing */
     enum tri level = timed ? MAYBE : NO;
+    if (scope > level)
+        level = scope;
     if (!r->shield && r->cx > level)
         level = r->cx;
     for (int a = 0; a < k; a++)
@@ -774,11 +965,321 @@ static int wait_done(const struct rec *r)
 }
 
 /* ----------------------------------------------------------------------
+ * Timeout scopes
+ *
+ * Each task's open scopes are kept with their deadlines (read back with
+ * coro_timeout_when) and their expired flags. Before each await_* the
+ * model finds the scope that bounds it: past its deadline, the call must
+ * end at its entry with ETIMEDOUT (unless the caller is cancelled, which
+ * comes first), doing nothing; with a deadline yet to come, the call may
+ * so end, or time out at the deadline, or complete: the MAYBE idea, so a
+ * call on an object inside a scope that runs is not predicted exactly.
+ * After the call, the bounding scope may have expired if its deadline had
+ * come, and must have if the call timed out and only the scope could have
+ * done it; every other scope stays as it was. Each step reads the flags
+ * back, and coro_timeout_close must say ETIMEDOUT exactly for an expired
+ * scope. A shield holds back the scopes open when it went on, as coro.h
+ * says: scopes opened inside the shield apply.
+ * ---------------------------------------------------------------------- */
+
+static struct bound bound_at(const struct rec *r, double now)
+{
+    struct bound b = { -1, -1, NO };
+    for (int k = r->nscopes - 1; k >= 0; k--) {
+        const struct scope *sc = &r->scopes[k];
+        if ((r->shield && sc->held) || sc->when < 0)
+            continue;
+        if (b.at < 0 || sc->when < b.when) {
+            b.at = k;
+            b.when = sc->when;
+        }
+    }
+    if (b.at >= 0)
+        b.fail = b.when < now ? YES : MAYBE;
+    return b;
+}
+
+/* Whether the scope's deadline had come by t. */
+static int timed_out(const struct bound *b, double t)
+{
+    return b->at >= 0 && b->when <= t;
+}
+
+/* Whether an await_* r makes under bound b ends at its entry, doing
+ * nothing: with ECANCELED if r is cancelled and unshielded (that is
+ * looked at first), else ETIMEDOUT if its scope has passed. YES with
+ * *err, MAYBE or NO. With YES and ETIMEDOUT, a MAYBE cancelled r may
+ * still say ECANCELED. */
+static enum tri entry_fails(const struct rec *r, const struct bound *b,
+                            int *err)
+{
+    enum tri cx = r->shield ? NO : r->cx;
+    *err = cx == YES ? ECANCELED : ETIMEDOUT;
+    if (cx == YES || b->fail == YES)
+        return YES;
+    return cx > b->fail ? cx : b->fail;
+}
+
+/* An outcome an await_* under bound b may have from its entry, or from a
+ * cancellation or a deadline the model did not see: ECANCELED if r is
+ * (maybe) cancelled and unshielded, ETIMEDOUT if its scope's deadline had
+ * come by t1. */
+static int entry_ok(const struct rec *r, const struct bound *b, int err,
+                    double t1)
+{
+    if (err == ECANCELED)
+        return !r->shield && r->cx != NO;
+    return err == ETIMEDOUT && timed_out(b, t1);
+}
+
+/* After an await_* r made under bound b, which returned err at t1: the
+ * bounding scope may have expired if its deadline had come and the call
+ * timed out (or, loose, it ended otherwise after its entry looked at the
+ * scope: a refused call); it must have if the call timed out and only the
+ * scope could have done it (scoped), or at its entry. */
+static void scope_after(struct rec *r, const struct bound *b, int err,
+                        double t1, int loose, int scoped)
+{
+    if (b->at < 0)
+        return;
+    struct scope *sc = &r->scopes[b->at];
+    if ((err == ETIMEDOUT || loose) && b->when <= t1)
+        sc->may = 1;
+    if (err != ETIMEDOUT || (!scoped && b->fail != YES))
+        return;
+    CHECK(b->when <= t1 && coro_timeout_expired(sc->s), "task %d: a call "
+          "timed out by scope %d (deadline %.9f) returned ETIMEDOUT at "
+          "%.9f, and the scope is %sexpired", r->idx, b->at, b->when, t1,
+          coro_timeout_expired(sc->s) ? "" : "not ");
+    sc->expired = 1;
+}
+
+/* After calls that may have looked at r's scopes whatever they returned
+ * (misuses): the bounding one may have expired if its deadline came. */
+static void scope_loose(struct rec *r)
+{
+    double now = coro_now();
+    struct bound b = bound_at(r, now);
+    scope_after(r, &b, 0, now, 1, 0);
+}
+
+/* Each step: r's scopes' expired flags are as the model had them, but
+ * for one an await_* may have expired. */
+static void scopes_check(struct rec *r)
+{
+    for (int k = 0; k < r->nscopes; k++) {
+        struct scope *sc = &r->scopes[k];
+        int e = coro_timeout_expired(sc->s);
+        CHECK(e == sc->expired || (e && sc->may), "task %d: scope %d "
+              "(deadline %.9f) became %sexpired", r->idx, k, sc->when,
+              e ? "" : "un");
+        sc->expired = e;
+        sc->may = 0;
+    }
+}
+
+/* The deadlines TIMEOUT and SCOPE give: none, now, from the budget, or
+ * past. None is the only deadline that never comes: a run that deadlocks
+ * waits for any other. */
+enum span { S_NONE, S_NOW, S_BUDGET, S_PAST, S_ZERO };
+
+/* The deadline, in coro_now() seconds, that span asks for from t: -1 for
+ * none; S_ZERO is the absolute 0. */
+static double span_when(struct run *run, enum span sp, unsigned b, double t)
+{
+    static const double budget[] = { 2e-4, 1e-3, 2e-3 };
+    switch (sp) {
+    case S_NONE:
+        return -1;
+    case S_NOW:
+        return t;
+    case S_BUDGET:
+        return t + charge(run, budget[b % 3]);
+    case S_PAST:
+        return t - 1e-3;
+    default:
+        return 0;
+    }
+}
+
+/* TIMEOUT: how (a span; coro_timeout_open, or _open_at with bit 7). A
+ * relative deadline is read back within the clock readings around the
+ * call, an absolute one as given (to a nanosecond). */
+static void op_timeout(struct rec *r, struct cursor *c)
+{
+    static const enum span spans[8] = { S_NONE, S_NOW, S_BUDGET, S_BUDGET,
+                                        S_BUDGET, S_NONE, S_PAST, S_ZERO };
+    unsigned how = next(c);
+    enum span sp = spans[how & 7];
+    int at = (how & 0x80) || (how & 7) >= 5; /* 5: open_at(-1), none */
+    if (r->nscopes == MAX_SCOPES)
+        return;
+    double t0 = coro_now();
+    double want = span_when(r->run, sp, (how & 7) + 1, t0);
+    coro_timeout *s = NULL;
+    int err = at ? coro_timeout_open_at(want, &s)
+                 : coro_timeout_open(want < 0 ? -1 : want - t0, &s);
+    double t1 = coro_now();
+    note(r, "open scope %d (%s %.9f) -> %d", r->nscopes, at ? "at" : "in",
+         want, err);
+    CHECK(err == 0 || (r->run->fail && err == ENOMEM), "task %d: "
+          "coro_timeout_open returned %d", r->idx, err);
+    CHECK(err ? s == NULL : s != NULL, "task %d: coro_timeout_open "
+          "returned %d and %p", r->idx, err, (void *)s);
+    if (err)
+        return;
+    double when = coro_timeout_when(s);
+    int ok = want < 0 ? when == -1
+             : at     ? fabs(when - want) < 2e-9
+                      : when >= want - EPS && when <= want + t1 - t0 + EPS;
+    CHECK(ok && !coro_timeout_expired(s), "task %d: a scope opened for "
+          "%.9f (%s, %.9f to %.9f) has deadline %.9f, expired %d", r->idx,
+          want, at ? "at" : "in", t0, t1, when, coro_timeout_expired(s));
+    r->scopes[r->nscopes++] = (struct scope){ s, when, 0, 0, 0 };
+}
+
+/* Closes r's innermost scope: ETIMEDOUT exactly if it expired. */
+static void scope_close(struct rec *r)
+{
+    struct scope *sc = &r->scopes[r->nscopes - 1];
+    int err = coro_timeout_close(sc->s);
+    note(r, "close scope %d (expired %d) -> %d", r->nscopes - 1,
+         sc->expired, err);
+    CHECK(err == (sc->expired ? ETIMEDOUT : 0), "task %d: closing scope %d "
+          "(expired %d) returned %d", r->idx, r->nscopes - 1, sc->expired,
+          err);
+    r->nscopes--;
+}
+
+/* Moves one of r's scopes: EINVAL once it expired (asyncio refuses to
+ * reschedule a timeout that fired). */
+static void scope_move(struct rec *r, unsigned how)
+{
+    static const enum span spans[4] = { S_NONE, S_PAST, S_BUDGET, S_NOW };
+    int k = (int)((how >> 3) & 3) % r->nscopes;
+    struct scope *sc = &r->scopes[k];
+    double want = span_when(r->run, spans[(how >> 5) & 3], how >> 7,
+                            coro_now());
+    int err = coro_timeout_reschedule(sc->s, want);
+    note(r, "reschedule scope %d to %.9f (expired %d) -> %d", k, want,
+         sc->expired, err);
+    CHECK(err == (sc->expired ? EINVAL : 0), "task %d: rescheduling scope "
+          "%d (expired %d) returned %d", r->idx, k, sc->expired, err);
+    if (err)
+        return;
+    sc->when = coro_timeout_when(sc->s);
+    CHECK(want < 0 ? sc->when == -1 : fabs(sc->when - want) < 2e-9,
+          "task %d: scope %d rescheduled to %.9f has deadline %.9f", r->idx,
+          k, want, sc->when);
+}
+
+/* Each scope's deadline and flag read back as the model has them; and a
+ * scope but the innermost does not close. */
+static void scope_look(struct rec *r)
+{
+    note(r, "look at %d scopes", r->nscopes);
+    for (int k = 0; k < r->nscopes; k++) {
+        const struct scope *sc = &r->scopes[k];
+        CHECK(coro_timeout_when(sc->s) == sc->when &&
+                  coro_timeout_expired(sc->s) == sc->expired,
+              "task %d: scope %d has deadline %.9f, expired %d; not %.9f, "
+              "%d", r->idx, k, coro_timeout_when(sc->s),
+              coro_timeout_expired(sc->s), sc->when, sc->expired);
+        CHECK(k == r->nscopes - 1 || coro_timeout_close(sc->s) == EINVAL,
+              "task %d: scope %d closed before scope %d", r->idx, k,
+              r->nscopes - 1);
+    }
+}
+
+/* Another task's scope refuses the caller: EINVAL, -1 and 0, and stays
+ * as it was. */
+static void scope_foreign(struct rec *r, unsigned b)
+{
+    const struct run *run = r->run;
+    int cand[MAX_TASKS];
+    int n = 0;
+    for (int i = 0; i < run->n; i++)
+        if (i != r->idx && usable(&run->recs[i]) && run->recs[i].nscopes)
+            cand[n++] = i;
+    if (!n)
+        return;
+    const struct rec *w = &run->recs[cand[b % (unsigned)n]];
+    const struct scope *sc = &w->scopes[(b >> 4) % (unsigned)w->nscopes];
+    note(r, "misuse a scope of task %d", w->idx);
+    CHECK(coro_timeout_close(sc->s) == EINVAL &&
+              coro_timeout_reschedule(sc->s, 1) == EINVAL &&
+              coro_timeout_when(sc->s) == -1 &&
+              coro_timeout_expired(sc->s) == 0,
+          "task %d: a scope of task %d let it in", r->idx, w->idx);
+}
+
+/* SCOPE: how (close the innermost; reschedule one; look at them all; or
+ * misuse another task's). */
+static void op_scope(struct rec *r, struct cursor *c)
+{
+    unsigned how = next(c);
+    if ((how & 7) == 7) {
+        scope_foreign(r, how >> 3);
+    } else if (!r->nscopes) {
+        CHECK(coro_timeout_close(NULL) == EINVAL, "closing no scope");
+    } else if ((how & 7) == 6) {
+        scope_look(r);
+    } else if ((how & 7) >= 4) {
+        scope_move(r, how);
+    } else {
+        scope_close(r);
+    }
+}
+
+/* ----------------------------------------------------------------------
  * Tasks
  * ---------------------------------------------------------------------- */
 
 static void exec(struct rec *r);
 static void objs_bind(struct rec *r);
+
+/* Whether member m's end is a failure of its group: an error, but for
+ * ECANCELED from the group's own cancellation; *e is that error. */
+static enum tri member_failed(const struct rec *m, int *e)
+{
+    enum tri f[2];
+    *e = 0;
+    for (int k = 0; k < 2; k++) {
+        int v = m->end_err[k];
+        if (v)
+            *e = v;
+        if (v == 0)
+            f[k] = NO;
+        else if (v != ECANCELED)
+            f[k] = YES;
+        else
+            f[k] = m->gcx == YES ? NO : m->gcx == NO ? YES : MAYBE;
+    }
+    return f[0] == f[1] ? f[0] : MAYBE;
+}
+
+/* Member m ended: a failure is the group's first if none came before,
+ * and makes the group cancel the rest. */
+static void group_ended(struct run *run, const struct rec *m)
+{
+    struct grp *g = &run->groups[m->grp];
+    int e;
+    enum tri f = member_failed(m, &e);
+    if (f == NO)
+        return;
+    int none = -1;
+    for (int k = 0; k < g->nerrs; k++)
+        if (g->errs[k] == 0)
+            none = k;
+    if (none >= 0 && f == YES)
+        g->errs[none] = g->errs[--g->nerrs];
+    int known = 0;
+    for (int k = 0; k < g->nerrs; k++)
+        known |= g->errs[k] == e;
+    if (none >= 0 && !known)
+        g->errs[g->nerrs++] = e;
+    group_cancel(run, m->grp, f);
+}
 
 /* The task's function returns: its last step. */
 static void *finish(struct rec *r)
@@ -802,31 +1303,47 @@ static void *finish(struct rec *r)
         r->end_err[0] = r->cx == YES ? ECANCELED : 0;
         r->end_err[1] = r->cx == NO ? 0 : ECANCELED;
     }
-    if (r->idx == 0) {
-        /* coro_run cancels every task as main ends. */
-        run->closing = YES;
-        for (int i = 1; i < run->n; i++)
-            mark_cancel(run, i, YES);
-    }
+    if (r->grp >= 0)
+        group_ended(run, r);
+    if (r->idx == 0)
+        cancel_all(run); /* coro_run cancels every task as main ends */
     if (r->detached && r->waiter < 0)
         r->freed = 1;
+    else if (r->detached && run->recs[r->waiter].blk == B_ASCOMP)
+        r->limbo = 1;
     note(r, "ends: error %d, result %p, may be joined as %d/%d", r->error,
          ret, r->end_err[0], r->end_err[1]);
     check_model(run);
     return ret;
 }
 
+/* The ready queue is FIFO and a new task joins its back: tasks start in
+ * the order they were spawned, but for eager ones, which start inside
+ * their spawn, before any other task runs. */
+static void check_start(const struct rec *r)
+{
+    const struct run *run = r->run;
+    if (run->neagers) {
+        CHECK(r->idx == run->eagers[run->neagers - 1], "task %d started "
+              "inside task %d's eager spawn", r->idx,
+              run->eagers[run->neagers - 1]);
+        return;
+    }
+    int prev = r->idx - 1;
+    while (prev > 0 && run->recs[prev].eager)
+        prev--;
+    CHECK(r->idx == 0 || run->recs[prev].starts, "task %d started before "
+          "task %d", r->idx, prev);
+}
+
 static void *task_main(void *arg)
 {
     struct rec *r = arg;
     CHECK(r->starts == 0, "task %d started again", r->idx);
-    /* The ready queue is FIFO and a new task joins its back: tasks start
-     * in the order they were spawned. */
-    CHECK(r->idx == 0 || r->run->recs[r->idx - 1].starts, "task %d started "
-          "before task %d", r->idx, r->idx - 1);
+    check_start(r);
     r->starts = 1;
-    if (r->idx == 0)
-        r->t = coro_self();
+    if (r->idx == 0 || r->eager)
+        r->t = coro_self(); /* its spawn has not returned it yet */
     CHECK(r->t && coro_self() == r->t, "task %d is not coro_self()",
           r->idx);
     errno = r->errno_mark;
@@ -837,15 +1354,91 @@ static void *task_main(void *arg)
     return finish(r);
 }
 
-static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
+/* The attr a SPAWN's mode asks for; returns the error the spawn must
+ * give: EINVAL for a bad attr, else 0. */
+static int spawn_attr(const struct run *run, unsigned mode, coro_attr *attr)
+{
+    unsigned kind = MODE_STACK(mode);
+    int want = 0;
+    if (kind == 2 && run->fail)
+        kind = 1; /* a shared-stack switch aborts when saving frames finds
+                     no memory (sched.c, shared_install) */
+    if (kind == 1) {
+        attr->stack_size = 16 << 10;
+    } else if (kind == 2) {
+        attr->flags = CORO_SHARED_STACK;
+    } else if (kind == 3) {
+        want = EINVAL;
+        switch (MODE_ERR(mode) % 3) {
+        case 0:
+            attr->stack_size = 4096; /* below 16 KiB */
+            break;
+        case 1:
+            attr->flags = 0x80000000u; /* unknown, now and later */
+            break;
+        default:
+            attr->flags = CORO_SHARED_STACK; /* deeper than the shared
+                                                stack */
+            attr->stack_size = (size_t)1 << 30;
+            break;
+        }
+    }
+    if (mode & MODE_NAMED)
+        attr->name = "fuzz-task";
+    if (mode & MODE_EAGER)
+        attr->flags |= CORO_EAGER;
+    return want;
+}
+
+/* Makes the coro_spawn or coro_group_spawn call for c; an eager task runs
+ * inside it, so c is a record of the run, and a member of its group,
+ * already. */
+static coro_task *spawn_call(struct run *run, struct rec *c,
+                             const coro_attr *attr)
+{
+    static const coro_attr plain;
+    struct grp *g = c->grp >= 0 ? &run->groups[c->grp] : NULL;
+    int dflt = memcmp(attr, &plain, sizeof plain) == 0;
+    coro_task *t;
+    run->n++;
+    if (g)
+        g->members[g->n++] = c->idx;
+    if (c->eager)
+        run->eagers[run->neagers++] = c->idx;
+    errno = 0;
+    if (g)
+        t = coro_group_spawn(g->g, dflt ? NULL : attr, task_main, c);
+    else if (dflt)
+        t = coro_spawn(task_main, c);
+    else
+        t = coro_spawn_attr(attr, task_main, c);
+    if (c->eager)
+        run->neagers--;
+    if (!t) {
+        run->n--; /* nothing ran: no task took a record meanwhile */
+        if (g)
+            g->n--;
+    }
+    return t;
+}
+
+/* c joins group gi: born cancelled by it if it is cancelling. */
+static int spawn_into(struct run *run, struct rec *c, int gi)
+{
+    const struct grp *g = &run->groups[gi];
+    c->grp = gi;
+    c->gcx = g->cancelling;
+    if (c->cx < g->cancelling)
+        c->cx = g->cancelling;
+    return g->finished ? EINVAL : 0;
+}
+
+static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode,
+                  int gi)
 {
     struct run *run = r->run;
     if (run->n == MAX_TASKS)
         return;
-    unsigned kind = MODE_STACK(mode);
-    if (kind == 2 && run->fail)
-        kind = 1; /* a shared-stack switch aborts when saving frames finds
-                     no memory (sched.c, shared_install) */
     struct rec *c = &run->recs[run->n];
     memset(c, 0, sizeof *c);
     c->run = run;
@@ -856,51 +1449,31 @@ static void spawn(struct rec *r, const uint8_t *ops, size_t n, unsigned mode)
     c->errno_mark = 1000 + c->idx;
     c->cx = run->closing;
     c->waiter = -1;
-
+    c->grp = -1;
+    c->eager = (mode & MODE_EAGER) != 0;
     coro_attr attr = { 0 };
-    int want = 0;
-    if (kind == 1) {
-        attr.stack_size = 16 << 10;
-    } else if (kind == 2) {
-        attr.flags = CORO_SHARED_STACK;
-    } else if (kind == 3) {
-        want = EINVAL;
-        switch (MODE_ERR(mode) % 3) {
-        case 0:
-            attr.stack_size = 4096; /* below 16 KiB */
-            break;
-        case 1:
-            attr.flags = 0x80000000u; /* unknown flag */
-            break;
-        default:
-            attr.flags = CORO_SHARED_STACK; /* deeper than the shared stack */
-            attr.stack_size = (size_t)1 << 30;
-            break;
-        }
-    }
-    if (mode & MODE_NAMED)
-        attr.name = "fuzz-task";
-    errno = 0;
-    coro_task *t = kind == 0 && !(mode & MODE_NAMED)
-                       ? coro_spawn(task_main, c)
-                       : coro_spawn_attr(&attr, task_main, c);
+    int want = spawn_attr(run, mode, &attr);
+    if (gi >= 0 && spawn_into(run, c, gi))
+        want = EINVAL; /* an awaited group takes no new members */
+    coro_task *t = spawn_call(run, c, &attr);
     int e = errno;
     if (!t) {
-        note(r, "spawn (mode %#x) failed: %d", mode, e);
+        note(r, "spawn (mode %#x, group %d) failed: %d", mode, gi, e);
         CHECK(want ? e == want : run->fail && e == ENOMEM,
-              "coro_spawn (kind %u) failed with %d", kind, e);
+              "coro_spawn (mode %#x) failed with %d", mode, e);
         errno = r->errno_mark;
         return;
     }
-    CHECK(!want, "coro_spawn took a bad attr (kind %u, variant %u)", kind,
-          MODE_ERR(mode) % 3);
+    CHECK(!want, "coro_spawn took a bad attr (mode %#x)", mode);
     CHECK(e == 0, "coro_spawn wrote errno %d", e);
-    CHECK(c->starts == 0, "task %d ran before its spawner suspended",
-          c->idx);
+    CHECK(c->starts == c->eager, "task %d %s its spawn", c->idx,
+          c->eager ? "did not start in" : "ran before its spawner left");
+    CHECK(!c->eager || c->t == t, "eager task %d's coro_self() is not what "
+          "its spawn returned", c->idx);
     errno = r->errno_mark;
     c->t = t;
-    run->n++;
-    note(r, "spawn (mode %#x, %zu bytes) -> task %d", mode, n, c->idx);
+    note(r, "spawn (mode %#x, %zu bytes, group %d) -> task %d", mode, n,
+         gi, c->idx);
 }
 
 static void op_spawn(struct rec *r, struct cursor *c)
@@ -911,7 +1484,7 @@ static void op_spawn(struct rec *r, struct cursor *c)
         len = c->n - c->pc;
     const uint8_t *ops = c->b + c->pc;
     c->pc += len;
-    spawn(r, ops, len, mode);
+    spawn(r, ops, len, mode, -1);
 }
 
 static void op_sleep(struct rec *r, struct cursor *c, int yield)
@@ -921,15 +1494,23 @@ static void op_sleep(struct rec *r, struct cursor *c, int yield)
     enum tri cx0 = r->cx;
     r->blk = B_SLEEP;
     double t0 = coro_now();
+    struct bound b = bound_at(r, t0);
     int err = yield ? await_yield() : await_sleep(d);
-    double took = coro_now() - t0;
+    double t1 = coro_now(), took = t1 - t0;
     r->blk = B_NONE;
     sync_reports(r->run);
     note(r, "%s(%g) -> %d", yield ? "yield" : "sleep", d, err);
-    CHECK(cancel_ok(r, cx0, err, yield || d <= 0), "task %d: %s(%g) "
-          "returned %d (cancelled %d then %d, shield %d)", r->idx,
+    /* The scope ends it: its deadline passed, or comes before the
+     * sleep's own, which is t0 + d or later. */
+    int scoped = b.fail == YES || (d > 0 && timed_out(&b, t0 + d - EPS));
+    int ok = err == ETIMEDOUT ? timed_out(&b, t1) && (r->shield || cx0 != YES)
+                              : cancel_ok(r, cx0, err, yield || d <= 0) &&
+                                    !(scoped && err == 0);
+    CHECK(ok, "task %d: %s(%g) returned %d (cancelled %d then %d, shield "
+          "%d, scope's deadline %.9f from %.9f to %.9f)", r->idx,
           yield ? "await_yield" : "await_sleep", d, err, cx0, r->cx,
-          r->shield);
+          r->shield, b.when, t0, t1);
+    scope_after(r, &b, err, t1, 0, 1);
     CHECK(err != 0 || took >= d - 1e-6, "task %d: await_sleep(%g) returned "
           "after %g s", r->idx, d, took);
     if (err == ECANCELED)
@@ -949,12 +1530,16 @@ static void op_detach(struct rec *r, struct cursor *c)
     struct rec *t = &r->run->recs[pick(r->run, next(c))];
     note(r, "detach task %d", t->idx);
     coro_detach(t->t);
-    if (!t->detached) {
+    if (!t->detached && t->grp < 0) { /* a member stays its group's */
         t->detached = 1;
         if (t->ends && t->waiter < 0)
             t->freed = 1;
+        else if (t->ends && r->run->recs[t->waiter].blk == B_ASCOMP)
+            t->limbo = 1;
     }
 }
+
+static void join_task(struct rec *r, int i, int timed, double to);
 
 static void op_join(struct rec *r, struct cursor *c, int timed)
 {
@@ -962,34 +1547,43 @@ static void op_join(struct rec *r, struct cursor *c, int timed)
     struct run *run = r->run;
     int i = pick(run, next(c));
     double to = timed ? charge(run, timeouts[next(c) % 5]) : -1;
+    join_task(r, i, timed, to);
+}
+
+/* Joins task i, with a timeout if timed. */
+static void join_task(struct rec *r, int i, int timed, double to)
+{
+    struct run *run = r->run;
     struct rec *t = &run->recs[i];
     void *res = UNTOUCHED;
     int want = claim_error(r, &i, 1);
+    double t0 = coro_now();
+    struct bound b = bound_at(r, t0);
     if (want) {
         int err = timed ? await_task_timeout(t->t, to, &res)
                         : await_task(t->t, &res);
         note(r, "join task %d -> %d", i, err);
         CHECK(err == want && res == UNTOUCHED, "task %d: a join of task %d "
               "returned %d, not %d", r->idx, i, err, want);
+        scope_after(r, &b, err, coro_now(), 1, 0);
         return;
     }
     enum tri cx0 = r->cx;
     int ended = t->ends;
-    begin_wait(r, B_JOIN, &i, 1, to >= 0);
-    double t0 = coro_now();
+    begin_wait(r, B_JOIN, &i, 1, to >= 0, b.fail);
     int err = timed ? await_task_timeout(t->t, to, &res)
                     : await_task(t->t, &res);
-    double took = coro_now() - t0;
+    double t1 = coro_now(), took = t1 - t0;
     sync_reports(run);
     note(r, "join task %d (timeout %g) -> %d, result %p", i, to, err, res);
     CHECK(t->ends == 1, "task %d: the join returned %d before task %d "
           "ended", r->idx, err, i);
     CHECK(res == t->ret, "task %d: the join of task %d gave result %p, not "
           "%p", r->idx, i, res, t->ret);
-    int ok = ended_with(t, err) ||
-             (to >= 0 && err == ETIMEDOUT && took >= to - 1e-6) ||
-             (err == ECANCELED && !r->shield && r->cx != NO);
-    if (ended && (r->shield || cx0 == NO))
+    int own = to >= 0 && took >= to - 1e-6;
+    int ok = ended_with(t, err) || (err == ETIMEDOUT && own) ||
+             entry_ok(r, &b, err, t1);
+    if (ended && (r->shield || cx0 == NO) && b.fail == NO)
         ok = ended_with(t, err); /* nothing to wait for */
     if (!r->shield && cx0 == YES) {
         /* A caller cancelled before the join: coro.h's Returns line puts
@@ -997,6 +1591,8 @@ static void op_join(struct rec *r, struct cursor *c, int timed)
          * ECANCELED whatever t did. Both are taken until that is
          * settled. */
         ok = err == ECANCELED || (t->error && err == t->error);
+    } else if (b.fail == YES) {
+        ok = err == ETIMEDOUT || entry_ok(r, &b, err, t1);
     }
     CHECK(ok, "task %d: %s of task %d returned %d (task's error %d/%d, "
           "timeout %g, cancelled %d then %d, shield %d)", r->idx,
@@ -1004,6 +1600,9 @@ static void op_join(struct rec *r, struct cursor *c, int timed)
           t->end_err[1], to, cx0, r->cx, r->shield);
     if (err == ECANCELED && !ended_with(t, err))
         r->cx = YES;
+    /* A join whose timeout the caller's cancellation overrode may have
+     * looked at the scope once more, after waiting for t. */
+    scope_after(r, &b, err, t1, err == ECANCELED, !own);
     end_wait(r, 1);
 }
 
@@ -1032,6 +1631,8 @@ static void op_gather(struct rec *r, struct cursor *c)
         errs[a] = -1;
     }
     int want = claim_error(r, idx, k);
+    double t0 = coro_now();
+    struct bound b = bound_at(r, t0);
     if (want) {
         int err = await_gather(ts, (size_t)k, res, errs);
         note(r, "gather of %d -> %d", k, err);
@@ -1040,11 +1641,13 @@ static void op_gather(struct rec *r, struct cursor *c)
         for (int a = 0; a < k; a++)
             CHECK(res[a] == UNTOUCHED && errs[a] == -1,
                   "a refused gather wrote its results");
+        scope_after(r, &b, err, coro_now(), 1, 0);
         return;
     }
     enum tri cx0 = r->cx;
-    begin_wait(r, B_GATHER, idx, k, 0);
+    begin_wait(r, B_GATHER, idx, k, 0, b.fail);
     int err = await_gather(ts, (size_t)k, res, errs);
+    double t1 = coro_now();
     sync_reports(run);
     note(r, "gather of %d (tasks %d %d %d %d) -> %d (errors %d %d %d %d)",
          k, idx[0], k > 1 ? idx[1] : -1, k > 2 ? idx[2] : -1,
@@ -1066,15 +1669,17 @@ static void op_gather(struct rec *r, struct cursor *c)
             first_err = errs[a];
         }
     }
-    int ok = err == first_err ||
-             (err == ECANCELED && !r->shield && r->cx != NO);
+    int ok = err == first_err || entry_ok(r, &b, err, t1);
     if (!r->shield && cx0 == YES)
         ok = err == ECANCELED;
+    else if (b.fail == YES)
+        ok = err == ETIMEDOUT || entry_ok(r, &b, err, t1);
     CHECK(ok, "task %d: await_gather returned %d (first failure %d, "
           "cancelled %d then %d, shield %d)", r->idx, err, first_err, cx0,
           r->cx, r->shield);
     if (err == ECANCELED && first_err != ECANCELED)
         r->cx = YES;
+    scope_after(r, &b, err, t1, 0, 1);
     end_wait(r, 1);
 }
 
@@ -1125,41 +1730,415 @@ static void op_wait(struct rec *r, struct cursor *c)
     memcpy(orig, ts, sizeof orig);
     size_t ndone = 12345;
     int want = bad ? EINVAL : claim_error(r, idx, k);
+    double t0 = coro_now();
+    struct bound b = bound_at(r, t0);
     if (want) {
         int err = await_wait(ts, (size_t)k, when, to, &ndone);
         note(r, "wait on %d -> %d", k, err);
         CHECK(err == want && ndone == 12345 &&
                   memcmp(ts, orig, sizeof orig) == 0,
               "task %d: a wait returned %d, not %d", r->idx, err, want);
+        scope_after(r, &b, err, coro_now(), 1, 0);
         return;
     }
     enum tri cx0 = r->cx;
-    begin_wait(r, B_WAIT, idx, k, to >= 0);
+    begin_wait(r, B_WAIT, idx, k, to >= 0, NO);
     r->when = when;
-    double t0 = coro_now();
     int err = await_wait(ts, (size_t)k, when, to, &ndone);
-    double took = coro_now() - t0;
+    double t1 = coro_now(), took = t1 - t0;
     sync_reports(run);
     note(r, "wait (when %d, timeout %g) on %d (tasks %d %d %d %d) -> %d, "
          "%zu ended", (int)when, to, k, idx[0], k > 1 ? idx[1] : -1,
          k > 2 ? idx[2] : -1, k > 3 ? idx[3] : -1, err, ndone);
-    if (err == ECANCELED) {
-        CHECK(!r->shield && r->cx != NO, "task %d: await_wait returned "
-              "ECANCELED uncancelled", r->idx);
+    if (err == ECANCELED || err == ETIMEDOUT) {
+        /* Its own timeout ends it with 0; a scope's with ETIMEDOUT. */
+        CHECK(entry_ok(r, &b, err, t1) &&
+                  (err == ECANCELED || r->shield || cx0 != YES),
+              "task %d: await_wait returned %d (cancelled %d then %d, "
+              "shield %d, scope's deadline %.9f, %.9f)", r->idx, err, cx0,
+              r->cx, r->shield, b.when, t1);
         CHECK(ndone == 0 && memcmp(ts, orig, sizeof orig) == 0,
-              "task %d: a cancelled await_wait reordered tasks or counted "
-              "%zu", r->idx, ndone);
-        r->cx = YES;
+              "task %d: an await_wait that returned %d reordered tasks or "
+              "counted %zu", r->idx, err, ndone);
+        if (err == ECANCELED)
+            r->cx = YES;
     } else {
         CHECK(err == 0, "task %d: await_wait returned %d", r->idx, err);
         CHECK(r->shield || cx0 != YES, "task %d: await_wait of a cancelled "
               "task returned 0", r->idx);
+        CHECK(b.fail != YES, "task %d: await_wait past its scope's deadline "
+              "returned 0", r->idx);
         check_wait_order(r, idx, orig, ts, k, ndone);
         CHECK(wait_done(r) || (to >= 0 && took >= to - 1e-6),
               "task %d: await_wait (when %d) returned after %g s of %g "
               "with its condition false", r->idx, (int)when, took, to);
     }
+    scope_after(r, &b, err, t1, 0, 1);
     end_wait(r, 0);
+}
+
+/* ----------------------------------------------------------------------
+ * as_completed
+ *
+ * AS_COMPLETED makes an iterator over a set of tasks, reads it a few
+ * times and frees it; then it joins the tasks handed out, which must
+ * return at once. The model knows the order in which tasks ended, so
+ * each task handed out is exactly the one that ended first among those
+ * still claimed (a detached one is freed instead, never handed out), and
+ * EPIPE comes exactly when none is left. A timeout counts only while none
+ * of them has ended; ECANCELED leaves the tasks claimed and uncancelled.
+ * ---------------------------------------------------------------------- */
+
+/* Drops the a-th task from those r's iterator claims: handed out, or
+ * freed as detached. */
+static void unclaim(struct rec *r, int a, int freed)
+{
+    struct rec *t = &r->run->recs[r->targets[a]];
+    t->waiter = -1;
+    t->freed |= freed;
+    t->limbo = 0;
+    r->targets[a] = r->targets[--r->nt];
+}
+
+/* await_as_completed handed out done: it must be the claimed task that
+ * ended first, but for detached ones, which are freed, those that ended
+ * before it now. Returns its record. */
+static int handed_out(struct rec *r, const coro_task *done)
+{
+    struct run *run = r->run;
+    unsigned long first = ULONG_MAX;
+    int at = -1;
+    for (int a = 0; a < r->nt; a++) {
+        const struct rec *t = &run->recs[r->targets[a]];
+        if (t->t == done)
+            at = a;
+        if (t->ends && !t->detached && t->end_seq < first)
+            first = t->end_seq;
+    }
+    CHECK(at >= 0, "task %d: await_as_completed handed out %p, a task it "
+          "does not claim", r->idx, (const void *)done);
+    int h = r->targets[at];
+    const struct rec *t = &run->recs[h];
+    CHECK(t->ends && !t->detached && t->end_seq == first, "task %d: "
+          "await_as_completed handed out task %d (ended %d, detached %d), "
+          "not the first to end", r->idx, h, t->ends, t->detached);
+    for (int a = r->nt - 1; a >= 0; a--) {
+        t = &run->recs[r->targets[a]];
+        if (r->targets[a] == h)
+            unclaim(r, a, 0);
+        else if (t->detached && t->ends && t->end_seq < first)
+            unclaim(r, a, 1);
+    }
+    return h;
+}
+
+/* EPIPE: nothing was left to hand out but detached tasks that ended,
+ * which are freed. */
+static void drained(struct rec *r)
+{
+    for (int a = r->nt - 1; a >= 0; a--) {
+        const struct rec *t = &r->run->recs[r->targets[a]];
+        CHECK(t->detached && t->ends, "task %d: await_as_completed said "
+              "EPIPE with task %d claimed (detached %d, ended %d)", r->idx,
+              t->idx, t->detached, t->ends);
+        unclaim(r, a, 1);
+    }
+}
+
+/* Whether a claimed task has ended that the iterator must hand out. */
+static int any_ended(const struct rec *r)
+{
+    for (int a = 0; a < r->nt; a++) {
+        const struct rec *t = &r->run->recs[r->targets[a]];
+        if (t->ends && !t->detached)
+            return 1;
+    }
+    return 0;
+}
+
+/* One await_as_completed on the iterator made at t0 with timeout to.
+ * Returns its outcome, having put the task handed out in *h. */
+static int next_completed(struct rec *r, double t0, double to, int *h)
+{
+    coro_task *done = NULL;
+    enum tri cx0 = r->shield ? NO : r->cx;
+    int ready = any_ended(r), e;
+    struct bound b = bound_at(r, coro_now());
+    enum tri ef = entry_fails(r, &b, &e);
+    int err = await_as_completed(r->iter, &done);
+    double t1 = coro_now();
+    int own = to >= 0 && t1 >= t0 + to - EPS;
+    sync_reports(r->run);
+    note(r, "await_as_completed (%d claimed, one ended %d) -> %d, %p "
+         "after %g s", r->nt, ready, err, (void *)done, t1 - t0);
+    int ok;
+    switch (err) {
+    case 0:
+        *h = handed_out(r, done);
+        ok = ef != YES;
+        break;
+    case EPIPE:
+        drained(r);
+        ok = ef != YES;
+        break;
+    case ETIMEDOUT:
+        ok = cx0 != YES && ((!ready && own) || timed_out(&b, t1));
+        break;
+    case ECANCELED:
+        ok = !r->shield && r->cx != NO;
+        r->cx = YES;
+        break;
+    default:
+        ok = 0;
+        break;
+    }
+    scope_after(r, &b, err, t1, 0, !own);
+    CHECK(ok, "task %d: await_as_completed returned %d (a task ended %d, "
+          "%g s of %g, cancelled %d then %d, shield %d)", r->idx, err,
+          ready, t1 - t0, to, cx0, r->cx, r->shield);
+    return err;
+}
+
+/* Joins the tasks the iterator handed out, still the caller's unless
+ * another task joined them meanwhile: they have ended, so each join
+ * returns without any other task running. */
+static void join_handed(struct rec *r, const int *h, int n)
+{
+    struct run *run = r->run;
+    for (int a = 0; a < n; a++) {
+        if (!usable(&run->recs[h[a]]))
+            continue;
+        unsigned long steps = run->steps;
+        join_task(r, h[a], 0, -1);
+        CHECK(run->steps == steps, "task %d: the join of task %d, handed "
+              "out ended, let other tasks run", r->idx, h[a]);
+    }
+}
+
+/* AS_COMPLETED: how (timeout, reads, whether to join), n, who x n. */
+static void op_as_completed(struct rec *r, struct cursor *c)
+{
+    static const double timeouts[] = { -1, 0, 2e-4, 1e-3, 2e-3 };
+    struct run *run = r->run;
+    unsigned how = next(c);
+    double to = charge(run, timeouts[(how & 7) % 5]);
+    int reads = 1 + (int)(how >> 3) % 4, handed[MAX_SET], nhanded = 0;
+    int idx[MAX_SET];
+    coro_task *ts[MAX_SET];
+    int k = pick_set(r, c, idx, ts);
+    int want = claim_error(r, idx, k);
+    coro_completions *it = NULL;
+    double t0 = coro_now();
+    int err = coro_as_completed(ts, (size_t)k, to, &it);
+    note(r, "as_completed of %d (timeout %g) -> %d", k, to, err);
+    /* Its memory comes before the claims: ENOMEM may come first. */
+    CHECK(err == want || (run->fail && err == ENOMEM),
+          "task %d: coro_as_completed returned %d, not %d", r->idx, err,
+          want);
+    CHECK(err ? it == NULL : it != NULL, "coro_as_completed returned %d "
+          "and %p", err, (void *)it);
+    if (err)
+        return;
+    begin_wait(r, B_ASCOMP, idx, k, to >= 0, NO);
+    r->iter = it;
+    for (int a = 0; a < reads && !err; a++)
+        err = next_completed(r, t0, to, &handed[nhanded++]);
+    nhanded -= err != 0;
+    CHECK(coro_completions_free(it) == 0, "coro_completions_free failed");
+    r->iter = NULL;
+    end_wait(r, 0);
+    if (how & 0x80)
+        join_handed(r, handed, nhanded);
+}
+
+/* ----------------------------------------------------------------------
+ * Task groups
+ *
+ * Any task may make a group, spawn into one, await one (but a member its
+ * own: EDEADLK; a group another task awaits: EINVAL), read its results
+ * and free it. The model follows each group's members, whether it is
+ * cancelling them, and its first failure in time: a member's coro_fail
+ * error, or ECANCELED for one cancelled by anyone before the group. A
+ * group cancels its members when one fails (the model sees that at the
+ * member's end), or when its awaiter is cancelled: at once if it was
+ * before the call, else at a moment the model does not see, when the
+ * members become MAYBE cancelled (the MAYBE idea again).
+ * ---------------------------------------------------------------------- */
+
+/* One of the groups not freed, chosen by b; -1 if none. */
+static int pick_group(const struct run *run, unsigned b)
+{
+    int cand[NGROUPS];
+    int n = 0;
+    for (int i = 0; i < run->ngroups; i++)
+        if (run->groups[i].g)
+            cand[n++] = i;
+    return n ? cand[b % (unsigned)n] : -1;
+}
+
+/* A new group, or -1 if the run has had its fill or memory failed. */
+static int group_new(struct rec *r)
+{
+    struct run *run = r->run;
+    if (run->ngroups == NGROUPS)
+        return -1;
+    errno = 0;
+    coro_group *g = coro_group_new();
+    int e = errno;
+    errno = r->errno_mark;
+    note(r, "new group -> %d (%p)", g ? run->ngroups : -1, (void *)g);
+    CHECK(g || (run->fail && e == ENOMEM), "coro_group_new failed: %d", e);
+    CHECK(!g || e == 0, "coro_group_new wrote errno %d", e);
+    if (!g)
+        return -1;
+    CHECK(coro_group_size(g) == 0, "a new group has members");
+    struct grp *x = &run->groups[run->ngroups];
+    memset(x, 0, sizeof *x);
+    x->g = g;
+    x->waiter = -1;
+    x->nerrs = 1; /* no failure yet */
+    return run->ngroups++;
+}
+
+/* GSPAWN: len, mode, group (bit 7: a new one); then len bytes, the
+ * member's program. */
+static void op_gspawn(struct rec *r, struct cursor *c)
+{
+    size_t len = next(c) % 32;
+    unsigned mode = next(c);
+    unsigned which = next(c);
+    if (len > c->n - c->pc)
+        len = c->n - c->pc;
+    const uint8_t *ops = c->b + c->pc;
+    c->pc += len;
+    int gi = pick_group(r->run, which);
+    if (gi < 0 || (which & 0x80))
+        gi = group_new(r);
+    if (gi >= 0)
+        spawn(r, ops, len, mode, gi);
+}
+
+static int group_err_ok(const struct grp *g, int err)
+{
+    for (int k = 0; k < g->nerrs; k++)
+        if (err == g->errs[k])
+            return 1;
+    return 0;
+}
+
+/* await_group by a task that may: it returns once every member has
+ * ended, with the group's first failure, or ECANCELED if the caller was
+ * cancelled (the members then cancelled and awaited). */
+static void group_wait(struct rec *r, int gi, const struct bound *b)
+{
+    struct run *run = r->run;
+    struct grp *g = &run->groups[gi];
+    int e;
+    enum tri cx0 = r->shield ? NO : r->cx;
+    enum tri ef = entry_fails(r, b, &e);
+    group_cancel(run, gi, ef); /* MAYBE: when the caller wakes */
+    g->waiter = r->idx;
+    r->blk = B_GROUP;
+    r->gwait = gi;
+    int err = await_group(g->g);
+    double t1 = coro_now();
+    sync_reports(run);
+    r->blk = B_NONE;
+    g->waiter = -1;
+    g->finished = 1;
+    note(r, "await group %d (%d members, first failure %d of %d) -> %d", gi,
+         g->n, g->errs[0], g->nerrs, err);
+    for (int a = 0; a < g->n; a++)
+        CHECK(run->recs[g->members[a]].ends, "task %d: await_group returned "
+              "before member %d ended", r->idx, g->members[a]);
+    int mine = entry_ok(r, b, err, t1) && (err == ECANCELED || cx0 != YES);
+    int ok = ef == YES ? err == e || (err == ECANCELED && mine)
+                       : group_err_ok(g, err) || mine;
+    CHECK(ok, "task %d: await_group returned %d (first failure %d of %d, "
+          "cancelled %d then %d, shield %d, scope's deadline %.9f, %.9f)",
+          r->idx, err, g->errs[0], g->nerrs, cx0, r->cx, r->shield, b->when,
+          t1);
+    if (err == ECANCELED && mine && !group_err_ok(g, err))
+        r->cx = YES;
+    scope_after(r, b, err, t1, 0, 1);
+}
+
+/* AWAIT_GROUP: a group. */
+static void op_await_group(struct rec *r, struct cursor *c)
+{
+    struct run *run = r->run;
+    int gi = pick_group(run, next(c));
+    if (gi < 0)
+        return;
+    const struct grp *g = &run->groups[gi];
+    int want = r->grp == gi ? EDEADLK : g->waiter >= 0 ? EINVAL : 0;
+    struct bound b = bound_at(r, coro_now());
+    if (!want) {
+        group_wait(r, gi, &b);
+        return;
+    }
+    int err = await_group(g->g);
+    note(r, "await group %d -> %d", gi, err);
+    CHECK(err == want, "task %d: await_group of group %d returned %d, not "
+          "%d", r->idx, gi, err, want);
+    scope_after(r, &b, err, coro_now(), 1, 0);
+}
+
+/* Each member's outcome, once it has ended, as await_task would have
+ * said it; EAGAIN before. */
+static void group_results(struct rec *r, int gi)
+{
+    const struct run *run = r->run;
+    const struct grp *g = &run->groups[gi];
+    void *res;
+    note(r, "results of group %d (%d members)", gi, g->n);
+    CHECK(coro_group_size(g->g) == (size_t)g->n, "group %d has size %zu, "
+          "not %d", gi, coro_group_size(g->g), g->n);
+    for (int a = 0; a < g->n; a++) {
+        const struct rec *m = &run->recs[g->members[a]];
+        res = UNTOUCHED;
+        int err = coro_group_result(g->g, (size_t)a, &res);
+        CHECK(m->ends ? ended_with(m, err) && res == m->ret
+                      : err == EAGAIN && res == UNTOUCHED,
+              "task %d: result %d of group %d is %d, %p (member %d ended "
+              "%d as %d/%d, %p)", r->idx, a, gi, err, res, m->idx, m->ends,
+              m->end_err[0], m->end_err[1], m->ret);
+    }
+    CHECK(coro_group_result(g->g, (size_t)g->n, &res) == EINVAL,
+          "coro_group_result past the members");
+}
+
+/* Frees a group: EBUSY while a member runs or a task awaits it; else
+ * its members go with it. */
+static void group_free(struct rec *r, int gi)
+{
+    struct run *run = r->run;
+    struct grp *g = &run->groups[gi];
+    int busy = g->waiter >= 0;
+    for (int a = 0; a < g->n; a++)
+        busy |= !run->recs[g->members[a]].ends;
+    int err = coro_group_free(g->g);
+    note(r, "free group %d -> %d", gi, err);
+    CHECK(err == (busy ? EBUSY : 0), "task %d: coro_group_free of group %d "
+          "returned %d (busy %d)", r->idx, gi, err, busy);
+    if (err)
+        return;
+    g->g = NULL;
+    for (int a = 0; a < g->n; a++)
+        run->recs[g->members[a]].freed = 1;
+}
+
+/* GROUP: how (results, free or a new group; which group). */
+static void op_group(struct rec *r, struct cursor *c)
+{
+    unsigned how = next(c);
+    int gi = pick_group(r->run, how >> 2);
+    if ((how & 3) == 3 || gi < 0)
+        group_new(r);
+    else if ((how & 3) == 2)
+        group_free(r, gi);
+    else
+        group_results(r, gi);
 }
 
 /* ----------------------------------------------------------------------
@@ -1174,6 +2153,33 @@ static void *never(void *arg)
     (void)arg;
     CHECK(0, "coro ran a function it must not run");
     return NULL;
+}
+
+/* Outside any loop: the calls of groups, as_completed, scopes and eager
+ * spawns. */
+static void check_outside13(void)
+{
+    static const coro_attr eager = { .flags = CORO_EAGER };
+    coro_timeout *scope = NULL;
+    coro_completions *it = NULL;
+    errno = 0;
+    CHECK(coro_group_new() == NULL && errno == EINVAL,
+          "coro_group_new outside a loop");
+    errno = 0;
+    CHECK((coro_spawn_attr)(&eager, never, NULL) == NULL && errno == EINVAL,
+          "an eager coro_spawn_attr outside a loop");
+    CHECK(await_group(NULL) == EPERM &&
+              await_as_completed(NULL, NULL) == EPERM &&
+              coro_as_completed(NULL, 0, -1, &it) == EPERM &&
+              coro_timeout_open(1, &scope) == EPERM &&
+              coro_timeout_open_at(1, &scope) == EPERM,
+          "a call of a task's outside a loop");
+    CHECK(!it && !scope && coro_timeout_close(NULL) == EINVAL &&
+              coro_timeout_when(NULL) == -1 &&
+              coro_timeout_expired(NULL) == 0 &&
+              coro_group_size(NULL) == 0 && coro_group_free(NULL) == 0 &&
+              coro_completions_free(NULL) == 0,
+          "a call on NULL outside a loop");
 }
 
 /* Outside any loop: coro.h's EPERM and EINVAL cases. */
@@ -1201,6 +2207,7 @@ static void check_outside(void)
     errno = 0;
     CHECK((coro_spawn)(never, NULL) == NULL && errno == EINVAL,
           "coro_spawn outside a loop");
+    check_outside13();
     errno = saved;
 }
 
@@ -1243,8 +2250,10 @@ static void run_job(struct rec *r, void *(*fn)(void *))
     enum tri cx0 = r->cx;
     void *res = UNTOUCHED;
     r->blk = B_BLOCKING;
+    struct bound b = bound_at(r, coro_now());
     int err = await_blocking(fn, j, &res);
     int e = errno;
+    double t1 = coro_now();
     r->blk = B_NONE;
     sync_reports(run);
     int ran = atomic_load(&j->ran);
@@ -1255,13 +2264,18 @@ static void run_job(struct rec *r, void *(*fn)(void *))
         CHECK(ran == 0 && res == UNTOUCHED, "task %d: await_blocking failed "
               "with %d after running", r->idx, err);
     } else {
-        CHECK(cancel_ok(r, cx0, err, 0), "task %d: await_blocking returned %d "
-              "(cancelled %d then %d, shield %d)", r->idx, err, cx0, r->cx,
-              r->shield);
+        int tmo = err == ETIMEDOUT && timed_out(&b, t1) &&
+                  (r->shield || cx0 != YES);
+        CHECK(tmo || (cancel_ok(r, cx0, err, 0) &&
+                      !(b.fail == YES && err == 0)),
+              "task %d: await_blocking returned %d (cancelled %d then %d, "
+              "shield %d, scope's deadline %.9f, %.9f)", r->idx, err, cx0,
+              r->cx, r->shield, b.when, t1);
         CHECK(err != 0 || ran == 1, "task %d: await_blocking returned 0 and "
               "fn did not run", r->idx);
-        CHECK(r->shield || cx0 != YES || ran == 0, "task %d: a cancelled "
-              "caller's blocking call ran", r->idx);
+        CHECK((r->shield || cx0 != YES) && b.fail != YES ? 1 : ran == 0,
+              "task %d: a blocking call ran, its caller cancelled or past "
+              "its scope's deadline", r->idx);
         if (ran) {
             CHECK(res == j && e == j->err, "task %d: await_blocking gave "
                   "result %p errno %d, not %p %d", r->idx, res, e, (void *)j,
@@ -1274,6 +2288,7 @@ static void run_job(struct rec *r, void *(*fn)(void *))
         if (err == ECANCELED)
             r->cx = YES;
     }
+    scope_after(r, &b, err, t1, 0, 1);
     errno = r->errno_mark;
 }
 
@@ -1311,6 +2326,112 @@ static void op_nested(struct rec *r, struct cursor *c)
 }
 
 /* ----------------------------------------------------------------------
+ * Calls on groups, iterators and scopes that coro.h says fail
+ * ---------------------------------------------------------------------- */
+
+static void misuse_groups(struct rec *r)
+{
+    void *res = UNTOUCHED;
+    CHECK(misuse_ok(r, await_group(NULL), EINVAL), "await_group(NULL)");
+    errno = 0;
+    CHECK(coro_group_spawn(NULL, NULL, never, NULL) == NULL &&
+              errno == EINVAL, "coro_group_spawn(NULL)");
+    CHECK(coro_group_result(NULL, 0, &res) == EINVAL && res == UNTOUCHED,
+          "coro_group_result(NULL)");
+    CHECK(coro_group_size(NULL) == 0 && coro_group_free(NULL) == 0,
+          "coro_group_size or coro_group_free of NULL");
+    int gi = pick_group(r->run, 0);
+    errno = 0;
+    CHECK(gi < 0 || (coro_group_spawn(r->run->groups[gi].g, NULL, NULL,
+                                      NULL) == NULL && errno == EINVAL),
+          "coro_group_spawn of no function");
+}
+
+/* coro_as_completed refuses NULL and NaN, claiming nothing; an iterator
+ * over no task is drained at once. */
+static void misuse_iter(struct rec *r)
+{
+    coro_task *self = r->t, *done = NULL;
+    coro_completions *it = NULL;
+    CHECK(coro_as_completed(NULL, 1, -1, &it) == EINVAL &&
+              coro_as_completed(&self, 1, NAN, &it) == EINVAL &&
+              coro_as_completed(&self, 1, -1, NULL) == EINVAL && !it,
+          "coro_as_completed with NULL or NaN");
+    CHECK(misuse_ok(r, await_as_completed(NULL, &done), EINVAL) && !done,
+          "await_as_completed(NULL)");
+    CHECK(coro_completions_free(NULL) == 0, "coro_completions_free(NULL)");
+    int err = coro_as_completed(&self, 0, -1, &it);
+    CHECK(err == 0 || (r->run->fail && err == ENOMEM), "coro_as_completed "
+          "of none returned %d", err);
+    if (err)
+        return;
+    CHECK(misuse_ok(r, await_as_completed(it, &done), EPIPE) && !done,
+          "await_as_completed of none");
+    CHECK(misuse_ok(r, await_as_completed(it, NULL), EINVAL),
+          "await_as_completed into NULL");
+    CHECK(coro_completions_free(it) == 0, "coro_completions_free failed");
+}
+
+/* Another task's iterator, while it reads it, refuses the caller. */
+static void misuse_foreign_iter(struct rec *r)
+{
+    coro_task *done = NULL;
+    for (int i = 0; i < r->run->n; i++) {
+        const struct rec *w = &r->run->recs[i];
+        if (w == r || !w->iter)
+            continue;
+        note(r, "misuse task %d's iterator", i);
+        CHECK(misuse_ok(r, await_as_completed(w->iter, &done), EINVAL) &&
+                  !done, "await_as_completed of another task's iterator");
+        return;
+    }
+}
+
+static void misuse_scopes(struct rec *r)
+{
+    coro_timeout *s = NULL;
+    CHECK(coro_timeout_open(NAN, &s) == EINVAL &&
+              coro_timeout_open(1, NULL) == EINVAL &&
+              coro_timeout_open_at(NAN, &s) == EINVAL &&
+              coro_timeout_open_at(1, NULL) == EINVAL && !s,
+          "coro_timeout_open with NaN or NULL");
+    CHECK(coro_timeout_close(NULL) == EINVAL &&
+              coro_timeout_reschedule(NULL, 1) == EINVAL &&
+              coro_timeout_when(NULL) == -1 &&
+              coro_timeout_expired(NULL) == 0,
+          "a scope call on NULL");
+    if (!r->nscopes)
+        return;
+    const struct scope *sc = &r->scopes[r->nscopes - 1];
+    CHECK(coro_timeout_reschedule(sc->s, NAN) == EINVAL &&
+              coro_timeout_when(sc->s) == sc->when,
+          "coro_timeout_reschedule to NaN");
+}
+
+/* MISUSE13: what. */
+static void op_misuse13(struct rec *r, struct cursor *c)
+{
+    unsigned what = next(c) % 4;
+    note(r, "misuse %u of groups, iterators or scopes", what);
+    switch (what) {
+    case 0:
+        misuse_groups(r);
+        break;
+    case 1:
+        misuse_iter(r);
+        break;
+    case 2:
+        misuse_foreign_iter(r);
+        break;
+    default:
+        misuse_scopes(r);
+        break;
+    }
+    scope_loose(r);
+    errno = r->errno_mark;
+}
+
+/* ----------------------------------------------------------------------
  * The rest of the operations
  * ---------------------------------------------------------------------- */
 
@@ -1321,6 +2442,8 @@ static void op_shield(struct rec *r, struct cursor *c)
     note(r, "shield %d", on);
     CHECK(old == r->shield, "task %d: coro_shield returned %d, not %d",
           r->idx, old, r->shield);
+    for (int k = 0; on && !old && k < r->nscopes; k++)
+        r->scopes[k].held = 1; /* open as it goes on: held back */
     r->shield = on;
 }
 
@@ -1409,13 +2532,14 @@ static void op_misuse(struct rec *r, struct cursor *c)
               "coro_spawn(NULL)");
         break;
     }
+    scope_loose(r);
     errno = r->errno_mark;
 }
 
 /* coro_dump lists the loop's tasks, one line each, oldest first, with ids
  * 1, 2, ... in spawn order: exactly the tasks the model has not seen
- * freed (so a task freed early, or never, shows), marked cancelled and
- * shielded as the model says. */
+ * freed (so a task freed early, or never, shows), but for those in limbo,
+ * marked cancelled and shielded as the model says. */
 static void check_dump(struct rec *r)
 {
     struct run *run = r->run;
@@ -1425,13 +2549,16 @@ static void check_dump(struct rec *r)
     CHECK(f != NULL, "out of memory");
     coro_dump(f);
     fclose(f);
-    int live = 0;
-    for (int i = 0; i < run->n; i++)
-        live += !run->recs[i].freed;
+    int live = 0, limbo = 0;
+    for (int i = 0; i < run->n; i++) {
+        live += usable(&run->recs[i]);
+        limbo += run->recs[i].limbo && !run->recs[i].freed;
+    }
     size_t n = 0;
-    CHECK(sscanf(text, "coro: %zu task", &n) == 1 && n == (size_t)live,
-          "task %d: coro_dump counts %zu tasks, the model %d", r->idx, n,
-          live);
+    CHECK(sscanf(text, "coro: %zu task", &n) == 1 && n >= (size_t)live &&
+              n <= (size_t)(live + limbo),
+          "task %d: coro_dump counts %zu tasks, the model %d (and %d maybe "
+          "freed)", r->idx, n, live, limbo);
     int next_idx = 0;
     for (char *line = strchr(text, '\n'); line && line[1]; ) {
         line++;
@@ -1455,11 +2582,18 @@ static void check_dump(struct rec *r)
          * do a cancelled blocking call waiting for its running job and a
          * condition wait taking its mutex back. */
         int self_shielded = t->blk == B_JOIN || t->blk == B_GATHER ||
+                            t->blk == B_GROUP ||
                             t->blk == B_BLOCKING ||
                             (t->blk == B_SYNC && t->call.k == C_COND);
         CHECK(shielded == t->shield || (shielded && self_shielded),
               "task %d: coro_dump shows task %d %sshielded", r->idx, t->idx,
               shielded ? "" : "not ");
+        char group[32] = " [group #";
+        if (t->grp >= 0)
+            snprintf(group, sizeof group, " [group #%d]", t->grp + 1);
+        CHECK((strstr(line, group) != NULL) == (t->grp >= 0), "task %d: "
+              "coro_dump shows task %d %s group %d", r->idx, t->idx,
+              t->grp >= 0 ? "not in" : "in a", t->grp + 1);
         line = end;
     }
     free(text);
@@ -1546,11 +2680,19 @@ static void sync_cancel(struct rec *r, enum tri level)
         k->st = W_MAYBE;
 }
 
-/* Whether a call that has not started waiting returns ECANCELED at once:
- * its task is cancelled and unshielded. */
-static enum tri entry_cancel(const struct rec *r)
+/* Completes r's call at its entry if it certainly ends there (cancelled,
+ * or past its scope's deadline); returns entry_fails's verdict. */
+static enum tri call_entry(struct rec *r)
 {
-    return r->shield ? NO : r->cx;
+    struct call *k = &r->call;
+    int e;
+    enum tri ef = entry_fails(r, &k->b, &e);
+    if (ef == YES) {
+        complete(k, e, 0);
+        if (e == ETIMEDOUT && !r->shield && r->cx == MAYBE)
+            k->alt = ECANCELED; /* looked at first */
+    }
+    return ef;
 }
 
 /* The lists a call may wait on. */
@@ -1700,6 +2842,8 @@ static struct call *call_begin(struct rec *r, enum ck kind, int obj,
     k->arrival = ++r->run->objs.arrivals;
     k->t0 = coro_now();
     k->to = to;
+    k->b = bound_at(r, k->t0);
+    k->emaybe = 0;
     k->mark = 0;
     k->ready = 0;
     k->nops = 0;
@@ -1707,15 +2851,13 @@ static struct call *call_begin(struct rec *r, enum ck kind, int obj,
 }
 
 /* Outcomes any waiting call may have that the model did not see come:
- * its timeout (0 only looks), or a cancellation. */
+ * its timeout (0 only looks) or its scope's, or a cancellation. */
 static int unseen_ok(const struct rec *r, int err, double took)
 {
     const struct call *k = &r->call;
-    if (err == ETIMEDOUT)
-        return k->to == 0 || (k->to > 0 && took >= k->to - EPS);
-    if (err == ECANCELED)
-        return !r->shield && r->cx != NO;
-    return 0;
+    if (err == ETIMEDOUT && (k->to == 0 || (k->to > 0 && took >= k->to - EPS)))
+        return 1;
+    return entry_ok(r, &k->b, err, k->t0 + took);
 }
 
 /* A call's outcome, against the model: exactly the one predicted
@@ -1728,6 +2870,8 @@ static int call_ok(const struct rec *r, int err, double took, int maybe0,
     const struct call *k = &r->call;
     if (k->alt && err == k->alt)
         return 1;
+    if (k->emaybe && entry_ok(r, &k->b, err, k->t0 + took))
+        return 1;
     switch (k->st) {
     case W_DONE:
         return err == k->outcome;
@@ -1739,12 +2883,19 @@ static int call_ok(const struct rec *r, int err, double took, int maybe0,
     }
 }
 
-/* The call returned: the task leaves the lists. */
+/* The call returned: the task leaves the lists, and its scope may have
+ * expired. */
 static void call_end(struct rec *r, int err)
 {
+    const struct call *k = &r->call;
+    double t1 = coro_now();
     r->blk = B_NONE;
     if (err == ECANCELED)
         r->cx = YES;
+    if (k->k == C_BOX && k->how == K_TRY)
+        return; /* no await_* */
+    scope_after(r, &k->b, err, t1, 0,
+                k->to < 0 || (k->to > 0 && t1 < k->t0 + k->to - EPS));
 }
 
 /* ----------------------------------------------------------------------
@@ -1973,15 +3124,15 @@ static void box_unsure(struct rec *r)
 static void box_predict(struct rec *r)
 {
     struct call *k = &r->call;
-    enum tri cx = k->how == K_TRY ? NO : entry_cancel(r);
-    int settled = cx == NO;
+    int settled = 1;
     for (int i = 0; i < k->nops; i++) {
         k->ops[i].seen = r->run->objs.box[k->ops[i].box].seen;
         settled &= box_settled(r->run, k->ops[i].box);
     }
-    if (cx == YES)
-        complete(k, ECANCELED, 0);
-    else if (settled)
+    enum tri ef = k->how == K_TRY ? NO : call_entry(r);
+    if (ef == YES)
+        return;
+    if (settled && ef == NO)
         box_exact(r);
     else
         box_unsure(r);
@@ -2277,12 +3428,12 @@ static void queue_join(struct rec *r, int b, double to)
     int maybe;
     struct call *k = call_begin(r, C_QJOIN, b, to);
     int put = queue_put(run, b, &maybe);
-    enum tri cx = entry_cancel(r);
     k->mark = x->zeros;
     k->ready = x->done >= put;
-    if (cx == YES)
-        complete(k, ECANCELED, 0);
-    else if (cx == MAYBE || maybe)
+    enum tri ef = call_entry(r);
+    if (ef == YES)
+        ;
+    else if (ef == MAYBE || maybe)
         k->st = W_MAYBE;
     else if (k->ready)
         complete(k, 0, 0);
@@ -2419,13 +3570,13 @@ static void op_lock(struct rec *r, struct cursor *c)
     if (!run->objs.mutex[m])
         return;
     struct call *k = call_begin(r, C_LOCK, m, to);
-    enum tri cx = entry_cancel(r);
-    if (cx == YES) {
-        complete(k, ECANCELED, 0);
+    enum tri ef = call_entry(r);
+    if (ef == YES) {
+        ;
     } else if (run->objs.holder[m] == r->idx) {
         complete(k, EDEADLK, 0);
-        k->alt = cx == MAYBE ? ECANCELED : 0;
-    } else if (cx == MAYBE || !mutex_settled(run, m)) {
+        k->emaybe = ef == MAYBE;
+    } else if (ef == MAYBE || !mutex_settled(run, m)) {
         k->st = W_MAYBE;
     } else if (!mutex_held(run, m)) {
         CHECK(!waited(run, L_LOCK, m), "mutex %d is free with waiters", m);
@@ -2499,11 +3650,11 @@ static void sem_acquire(struct rec *r, double to)
     struct run *run = r->run;
     struct objs *o = &run->objs;
     struct call *k = call_begin(r, C_SEM, 0, to);
-    enum tri cx = entry_cancel(r);
     int v = sem_value(run);
-    if (cx == YES) {
-        complete(k, ECANCELED, 0);
-    } else if (cx == MAYBE || !sem_settled(run)) {
+    enum tri ef = call_entry(r);
+    if (ef == YES) {
+        ;
+    } else if (ef == MAYBE || !sem_settled(run)) {
         k->st = W_MAYBE;
     } else {
         CHECK(v >= 0 && (v == 0 || !waited(run, L_SEM, 0)), "the semaphore "
@@ -2558,12 +3709,12 @@ static void event_wait(struct rec *r, double to)
     struct run *run = r->run;
     struct objs *o = &run->objs;
     struct call *k = call_begin(r, C_EVENT, 0, to);
-    enum tri cx = entry_cancel(r);
     k->mark = o->sets;
     k->ready = o->set;
-    if (cx == YES)
-        complete(k, ECANCELED, 0);
-    else if (cx == MAYBE)
+    enum tri ef = call_entry(r);
+    if (ef == YES)
+        ;
+    else if (ef == MAYBE)
         k->st = W_MAYBE;
     else if (o->set)
         complete(k, 0, 0);
@@ -2635,13 +3786,13 @@ static int cond_others(const struct run *run, int m)
 static void cond_predict(struct rec *r, int m, int others, int mine)
 {
     struct call *k = &r->call;
-    enum tri cx = entry_cancel(r);
-    int sure = cx == NO && others != 1;
-    if (cx == YES) {
-        complete(k, ECANCELED, 0);
+    enum tri ef = call_entry(r);
+    int sure = ef == NO && others != 1;
+    if (ef == YES) {
+        return;
     } else if (others == 2) {
         complete(k, EINVAL, 0);
-        k->alt = cx == MAYBE ? ECANCELED : 0;
+        k->emaybe = ef == MAYBE;
     } else if (!mine) {
         if (sure)
             complete(k, EPERM, 0);
@@ -2677,7 +3828,7 @@ static void cond_wait(struct rec *r, int m, double to)
     int ok = call_ok(r, err, took, o->notifies > k->mark, others ? EINVAL : 0);
     if (k->st == W_MAYBE && !mine)
         ok = err == EPERM || (others && err == EINVAL) ||
-             (err == ECANCELED && !r->shield && r->cx != NO);
+             entry_ok(r, &k->b, err, k->t0 + took);
     CHECK(ok, "task %d: await_cond_wait returned %d (state %d, predicted %d, "
           "mutex %d held %d, others %d, %g s of %g)", r->idx, err,
           (int)k->st, k->outcome, m, mine, others, took, to);
@@ -2911,6 +4062,7 @@ static void stream_wrote(struct stream *s, size_t n, int err)
  * wait) or a write end one. */
 static void fd_begin(struct rec *r, struct stream *s, int e)
 {
+    r->fdb = bound_at(r, coro_now());
     r->blk = B_FD;
     r->fdmark = s->calls[e]++;
     r->fdbusy = s->busy[e]++;
@@ -2927,17 +4079,20 @@ static int fd_end(struct rec *r, struct stream *s, int e)
 }
 
 /* Errors any call on end e may return: its timeout after its time (0
- * only looks), ECANCELED if cancelled (at once if it was before), EBADF
- * once e is closed, EBUSY beside another waiter, ENOMEM when allocations
- * fail. */
+ * only looks) or its scope's, ECANCELED if cancelled (at once if it was
+ * before, and ETIMEDOUT at once past its scope's deadline), EBADF once e
+ * is closed, EBUSY beside another waiter, ENOMEM when allocations fail. */
 static int fd_err_ok(const struct rec *r, enum tri cx0, int err, double to,
                      double took, const struct stream *s, int e, int overlap)
 {
     if (!r->shield && cx0 == YES)
         return err == ECANCELED;
+    if (r->fdb.fail == YES)
+        return err == ETIMEDOUT || entry_ok(r, &r->fdb, err, coro_now());
     switch (err) {
     case ETIMEDOUT:
-        return to == 0 || took >= to - EPS;
+        return to == 0 || took >= to - EPS ||
+               timed_out(&r->fdb, coro_now());
     case ECANCELED:
         return !r->shield && r->cx != NO;
     case EBADF:
@@ -2949,6 +4104,15 @@ static int fd_err_ok(const struct rec *r, enum tri cx0, int err, double to,
     default:
         return 0;
     }
+}
+
+/* Whether a call on an fd succeeded where it may: not past its scope's
+ * deadline. Its scope may have expired. */
+static int fd_ok(struct rec *r, int ok, int err, double to, double took)
+{
+    scope_after(r, &r->fdb, err, coro_now(), 0,
+                !(to == 0 || took >= to - EPS));
+    return ok && r->fdb.fail != YES;
 }
 
 /* A wait for end e of s to be ready: readable (e 0) or writable. A
@@ -2968,7 +4132,8 @@ static void fd_wait(struct rec *r, struct stream *s, int e, double to)
     int overlap = fd_end(r, s, e);
     note(r, "wait for stream %d to be %s (timeout %g) -> %d", s->sock,
          e ? "writable" : "readable", to, err);
-    CHECK(err == 0 || fd_err_ok(r, cx0, err, to, took, s, e, overlap),
+    int fine = fd_ok(r, err == 0, err, to, took);
+    CHECK(fine || fd_err_ok(r, cx0, err, to, took, s, e, overlap),
           "task %d: await_%s on stream %d returned %d (%g s of %g)", r->idx,
           e ? "writable" : "readable", s->sock, err, took, to);
     unsigned long most = written_most(s);
@@ -2976,7 +4141,7 @@ static void fd_wait(struct rec *r, struct stream *s, int e, double to)
           "stream %d readable with nothing past byte %lu", r->idx, s->sock,
           r0);
     CHECK(e || to != 0 || !quiet || (err && err != ETIMEDOUT) ||
-              (err == 0) == ready,
+              (err == 0) == ready || timed_out(&r->fdb, coro_now()),
           "task %d: await_readable(0) on stream %d returned %d, ready %d",
           r->idx, s->sock, err, ready);
     if (err == ECANCELED)
@@ -3016,6 +4181,7 @@ static void op_read(struct rec *r, struct cursor *c)
     int ok = full ? got <= cap && ((err == 0 && got == cap) ||
                                    (err == EPIPE && got < cap && eof))
                   : err == 0 && got <= cap && (got > 0 || eof);
+    ok = fd_ok(r, ok, err, to, took);
     CHECK(ok || ((!full ? got == 0 : got < cap) &&
                  fd_err_ok(r, cx0, err, to, took, s, 0, overlap)),
           "task %d: a read of %zu on stream %d returned %d with %zu bytes "
@@ -3053,8 +4219,9 @@ static void op_write(struct rec *r, struct cursor *c)
     s->writer = -1;
     note(r, "write %zu to stream %d (timeout %g) -> %d", n, s->sock, to,
          err);
-    CHECK(err == 0 || (!s->open[0] && err == EPIPE) ||
-              fd_err_ok(r, cx0, err, to, took, s, 1, overlap),
+    int fine = fd_ok(r, err == 0 || (!s->open[0] && err == EPIPE), err, to,
+                     took);
+    CHECK(fine || fd_err_ok(r, cx0, err, to, took, s, 1, overlap),
           "task %d: a write of %zu on stream %d returned %d (%g s of %g)",
           r->idx, n, s->sock, err, took, to);
     stream_wrote(s, n, err);
@@ -3380,6 +4547,7 @@ static void op_sync_misuse(struct rec *r, struct cursor *c)
         misuse_thread(r);
         break;
     }
+    scope_loose(r);
     errno = r->errno_mark;
 }
 
@@ -3616,6 +4784,28 @@ static void exec(struct rec *r)
         case OP_LOOK:
             op_look(r, &c);
             break;
+        case OP_GSPAWN:
+        case OP_GSPAWN2:
+            op_gspawn(r, &c);
+            break;
+        case OP_AWAIT_GROUP:
+            op_await_group(r, &c);
+            break;
+        case OP_GROUP:
+            op_group(r, &c);
+            break;
+        case OP_AS_COMPLETED:
+            op_as_completed(r, &c);
+            break;
+        case OP_TIMEOUT:
+            op_timeout(r, &c);
+            break;
+        case OP_SCOPE:
+            op_scope(r, &c);
+            break;
+        case OP_MISUSE13:
+            op_misuse13(r, &c);
+            break;
         default:
             exec_sync(r, &c, op);
             break;
@@ -3648,10 +4838,15 @@ static void check_unended(const struct run *run, const struct rec *r)
     int stuck = 0;
     for (int k = 0; k < r->nt; k++)
         stuck |= !run->recs[r->targets[k]].ends;
+    const struct grp *g = &run->groups[r->gwait];
+    for (int k = 0; r->blk == B_GROUP && k < g->n; k++)
+        stuck |= !run->recs[g->members[k]].ends;
     CHECK(r->blk >= B_JOIN && stuck, "task %d never ended (inside call "
           "%d)", r->idx, (int)r->blk);
     CHECK(r->blk != B_WAIT || (!r->timed && !wait_done(r)),
           "task %d never left a wait that could end", r->idx);
+    CHECK(r->blk != B_ASCOMP || !r->timed, "task %d never left an "
+          "as_completed with a timeout", r->idx);
 }
 
 /* After coro_run: every task's life, and coro_run's own outcome. */
@@ -3699,6 +4894,7 @@ static void run_program(struct run *run)
     m->mode = run->len ? (uint8_t)(run->prog[0] & 0x3c) : 0;
     m->errno_mark = 900 + run->depth;
     m->waiter = -1;
+    m->grp = -1;
     run->n = 1;
     run->budget = TIME_BUDGET;
     tls_run = run;

@@ -13,12 +13,15 @@ SPAWN, SLEEP, YIELD, CANCEL, JOIN, JOIN_TIMEOUT, GATHER, WAIT, DETACH, \
     BLOCKING, NESTED, SHIELD, FAIL, MISUSE, LOOK = range(15)
 SEND, RECV, CLOSE, SELECT, PUT, GET, QUEUE, LOCK, UNLOCK, SEM, EVENT, \
     COND, WRITE, READ, FD, SYNC_MISUSE = range(16, 32)
+GSPAWN, AWAIT_GROUP, GROUP, AS_COMPLETED, TIMEOUT, SCOPE, GSPAWN2, \
+    MISUSE13 = range(32, 40)
 
 # A SPAWN's mode byte: stack, how the task ends, which errno, a name.
 OWN, SMALL, SHARED, BAD = 0, 1, 2, 3
 RET, NULL_RET, FAILS, FAILS_WITH_RESULT = (0 << 2, 1 << 2, 2 << 2, 3 << 2)
 EIO, EPIPE, ENOENT, ECANCELED = (0 << 4, 1 << 4, 2 << 4, 3 << 4)
 NAMED = 0x40
+EAGER = 0x80
 INJECT = 0xc0  # header: allocation failures, one in 5/9/17/33 (low bits)
 
 # SLEEP's operand: 0 -> -1 s (a yield), 1 -> 0, 2 -> 0.1 ms, 3 -> 0.5 ms,
@@ -37,6 +40,19 @@ TASK_DONE, QJOIN, SHUTDOWN, QSIZE = range(4)
 B1, B700, B5000, B20000 = range(4)
 IO0, IO02, IO1, IO2 = range(4)
 READABLE, WRITABLE, CLOSE_W, CLOSE_R = 0, 7, 14, 15
+
+# Groups: GSPAWN's group operand picks among those not freed, or (NEW_GROUP)
+# makes one; GROUP reads results, frees, or makes a group.
+NEW_GROUP = 0x80
+RESULTS, FREE, MAKE = 0, 2, 3
+
+# Timeout scopes: TIMEOUT's deadlines (AT: coro_timeout_open_at; SC_NONE_AT
+# is open_at(-1), PAST and ZERO are always absolute), and what SCOPE does:
+# close the innermost, reschedule scope k, read them back, or misuse
+# another task's.
+SC_NONE, SC_NOW, SC_02, SC_1, SC_2, SC_NONE_AT, SC_PAST, SC_ZERO = range(8)
+AT = 0x80
+TO_NONE, TO_PAST, TO_BUDGET, TO_NOW = range(4)
 
 
 def spawn(body, mode=0):
@@ -112,6 +128,40 @@ def read(stream, size, t=IO2, full=0):
 
 def fd(stream, what, t=IO1):
     return [FD, stream | what << 1 | t << 5]
+
+
+def gspawn(body, mode=0, group=0):
+    assert len(body) < 32
+    return [GSPAWN, len(body), mode, group] + body
+
+
+def await_group(g=0):
+    return [AWAIT_GROUP, g]
+
+
+def group(what, g=0):
+    return [GROUP, what | g << 2]
+
+
+def as_completed(who, t=NONE, reads=4, join=True):
+    """Reads the iterator up to `reads` times; joins what it handed out."""
+    return [AS_COMPLETED, t | (reads - 1) << 3 | join << 7, len(who) - 1] \
+        + who
+
+
+def timeout(span, at=0):
+    return [TIMEOUT, span | at]
+
+
+def close():
+    return [SCOPE, 0]
+
+
+def move(k, to):
+    return [SCOPE, 4 | k << 3 | to << 5]
+
+
+LOOK_SCOPES, FOREIGN_SCOPE = [SCOPE, 6], [SCOPE, 7]
 
 
 SEEDS = {
@@ -256,6 +306,81 @@ SEEDS = {
     # Receivers nobody sends to: a deadlock; one shielded is abandoned.
     "deadlock-chan": [0] + spawn(recv(0)) + spawn([SHIELD, 1] + recv(1))
     + lock(0) + spawn(lock(0)) + [JOIN, 1],
+    # Eager tasks run inside their spawn, the spawner goes on first: one
+    # ends there, one spawns an eager shared-stack task, one fails.
+    "eager": [0] + spawn([YIELD]) + spawn([SLEEP, 2] + spawn([YIELD],
+                                                           EAGER | SHARED),
+                                          EAGER) + spawn([], EAGER | FAILS)
+    + gather([1, 2, 3, 4]),
+    # An eager task detaches itself and ends in its spawn; another cancels
+    # its spawner and joins it.
+    "eager-self": [0] + spawn([DETACH, 1], EAGER) + spawn([CANCEL, 0, JOIN, 0],
+                                                         EAGER | SMALL)
+    + [YIELD, LOOK, 0x80],
+    # A group of members on every stack, one eager: awaited, results
+    # read, freed (with coro_dump before).
+    "group": [0] + gspawn([SLEEP, 2]) + gspawn([YIELD], SHARED | NAMED)
+    + gspawn([], EAGER | SMALL) + group(RESULTS) + await_group()
+    + group(RESULTS) + [LOOK, 0x80] + group(FREE),
+    # A failing member cancels the others and is await_group's result; a
+    # member spawned after is born cancelled; a second group's member is
+    # cancelled by main, a failure.
+    "group-fail": [0] + gspawn([SLEEP, MS1, SLEEP, MS1])
+    + gspawn([YIELD], FAILS | EIO) + [YIELD, YIELD] + gspawn([YIELD])
+    + await_group() + group(RESULTS) + gspawn([SLEEP, MS1], 0, NEW_GROUP)
+    + [YIELD, CANCEL, 4] + await_group(1),
+    # The awaiter is cancelled: the members are cancelled and awaited.
+    "group-cancel": [0] + gspawn([SLEEP, MS2, SLEEP, MS2])
+    + spawn(await_group()) + [YIELD, CANCEL, 2, GROUP, FREE, JOIN, 2]
+    + group(RESULTS) + group(FREE),
+    # A member owns a group of its own, and awaits it.
+    "group-nested": [0] + gspawn(gspawn([SLEEP, 3], 0, NEW_GROUP)
+                                 + await_group(1)) + await_group()
+    + group(RESULTS) + group(RESULTS, 1) + group(FREE, 1),
+    # A member awaits its own group (EDEADLK), main joins it (EINVAL),
+    # frees the group while it runs (EBUSY), and spawns into it once
+    # awaited (EINVAL); another task awaits it meanwhile (EINVAL).
+    "group-misuse": [0] + gspawn(await_group() + [SLEEP, 2])
+    + spawn([YIELD] + await_group()) + [JOIN, 1, DETACH, 1] + group(FREE)
+    + await_group() + gspawn([]) + [MISUSE13, 0, JOIN, 2],
+    # Tasks handed out in the order they end, then joined; EPIPE.
+    "as-completed": [0] + spawn([SLEEP, 3]) + spawn([SLEEP, 2])
+    + spawn([SLEEP, MS1]) + as_completed([1, 2, 3]),
+    # The iterator's timeout; a reader cancelled leaves its tasks running;
+    # a claimed task detached is never handed out.
+    "as-completed-timeout": [0] + spawn([SLEEP, MS2]) + spawn([SLEEP, MS1])
+    + as_completed([1, 2], T02, 2) + spawn(as_completed([1, 2], NONE, 1))
+    + spawn([DETACH, 1]) + [YIELD, MISUSE13, 2, CANCEL, 3, JOIN, 3, JOIN, 2]
+    + as_completed([1]) + [MISUSE13, 1],
+    # Scopes: a sleep past the deadline is ETIMEDOUT, and so is closing;
+    # an inner scope ends before the outer; one from the budget ends a
+    # longer sleep.
+    "scope": [0] + timeout(SC_NONE_AT) + timeout(SC_NOW) + [SLEEP, 2] + close()
+    + [SLEEP, 2] + LOOK_SCOPES + close() + timeout(SC_02) + [SLEEP, MS2]
+    + close(),
+    # A join, a gather and a group ended by a scope cancel and await their
+    # tasks; await_wait says ETIMEDOUT for a scope and 0 for its timeout.
+    "scope-join": [0] + spawn([SLEEP, MS2]) + timeout(SC_02) + [JOIN, 1]
+    + close() + spawn([SLEEP, MS2]) + spawn([YIELD]) + timeout(SC_PAST)
+    + gather([1, 2]) + close() + gspawn([SLEEP, MS1]) + timeout(SC_02, AT)
+    + await_group() + close() + spawn([SLEEP, MS1]) + timeout(SC_02)
+    + wait(0, T1, [2]) + close() + [JOIN, 2],
+    # A shield holds back the scopes open when it went on; one opened
+    # inside applies; with the shield off the outer applies again.
+    "scope-shield": [0] + timeout(SC_NOW) + [SHIELD, 1, SLEEP, 2]
+    + timeout(SC_NONE) + timeout(SC_NOW) + [SLEEP, 2] + close() + close()
+    + [SHIELD, 0, SLEEP, 2] + close(),
+    # Objects and fds inside scopes, past and running.
+    "scope-objects": [0] + timeout(SC_ZERO, AT) + recv(0) + lock(0)
+    + acquire() + event_wait() + read(0, B700) + close()
+    + spawn(timeout(SC_1) + recv(1) + close()) + [YIELD] + send(1) + [JOIN, 1]
+    + timeout(SC_02) + lock(0) + cond_wait(0) + close() + [UNLOCK, 0],
+    # Rescheduling, an expired scope refused, one not innermost refused,
+    # another task's scope refused; the misuses.
+    "scope-misuse": [0] + timeout(SC_NONE_AT) + timeout(SC_NONE)
+    + move(1, TO_PAST) + [YIELD] + move(1, TO_NOW) + LOOK_SCOPES + close()
+    + move(0, TO_BUDGET)
+    + spawn(FOREIGN_SCOPE) + [JOIN, 1, MISUSE13, 3] + close(),
 }
 
 
