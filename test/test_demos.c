@@ -387,7 +387,8 @@ START_TEST(demos_draw_the_staircase_and_the_overlap)
         row_extent(cells, &first[i], &last[i]);
         ck_assert_msg(cells[first[i]] == '=', "%s", out.text);
     }
-    ck_assert_msg(first[0] == 0 && last[2] == 59 &&
+    /* Start-up may fill the first cells on a slow run (valgrind). */
+    ck_assert_msg(first[0] <= 8 && last[2] == 59 &&
                       first[1] >= last[0] - 1 && first[1] <= last[0] + 1 &&
                       first[2] >= last[1] - 1 && first[2] <= last[1] + 1,
                   "not a staircase:\n%s", sync);
@@ -399,9 +400,13 @@ START_TEST(demos_draw_the_staircase_and_the_overlap)
         snprintf(label, sizeof label, "#%d example_task", i + 2);
         const char *cells = row_cells(async, label);
         row_extent(cells, &first[i], &last[i]);
-        ck_assert_msg(first[i] == 0 && cells[1] == '~', "%s", async);
+        int ran = first_run(cells);
+        ck_assert_msg(ran <= 8 && memchr(cells + ran, '~', 3) != NULL, "%s",
+                      async);
     }
-    ck_assert_msg(last[1] >= 55 && last[2] < last[0] && last[0] < last[1],
+    ck_assert_msg(abs(first[0] - first[1]) <= 1 &&
+                      abs(first[0] - first[2]) <= 1 && last[1] >= 55 &&
+                      last[2] < last[0] && last[0] < last[1],
                   "%s", async);
 }
 END_TEST
