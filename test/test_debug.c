@@ -187,7 +187,7 @@ START_TEST(dump_names_each_state)
     char want[64];
     expect_line(dump, "main", "running");
     expect_line(dump, "main", "#1 ");
-    expect_line(dump, "sleeper", "sleeping, 29.9");
+    expect_line(dump, "sleeper", "sleeping, 29."); /* of 30 s */
     expect_line(dump, "sleeper", "s to go, for 0.0");
     expect_line(dump, "joiner", "joining task #2 (sleeper)");
     expect_line(dump, "gatherer", "gathering 1 task, 1 not ended");
