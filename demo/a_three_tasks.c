@@ -20,8 +20,8 @@ static const struct demo_info info = {
              "sync runs them one after another (the sum of the waits);\n"
              "async waits on the three together with await_wait (the\n"
              "longest wait), and they finish in order of their durations.",
-    .original = "The tutorial's programs print no Korean: the lines are the "
-                "same.",
+    .original = "A's tutorial prints its lines in English: they stay as they "
+                "are.",
     .variants = variants,
     .flags = DEMO_SEED,
 };

@@ -20,7 +20,7 @@ static const struct demo_info info = {
              "n = 0..4 prints Starting, waits one second, prints Finishing.\n"
              "sync runs the jobs in a loop (5 s); async gathers them (1 s),\n"
              "and every Starting line comes before any Finishing line.",
-    .original = "Here the total-time lines.",
+    .original = "In B that is the total-time lines (전체 소요시간).",
     .variants = variants,
 };
 

@@ -29,9 +29,10 @@ static const struct demo_info info = {
              "gathered take 1 s. Then find_users(3), (2), (1), a second per\n"
              "user: sync one after another (6 s); wait and gather all three\n"
              "together (3 s), gather's lines interleaving round by round.",
-    .original = "Here good_night's line and find_users' lines. The tutorial "
-                "shows no synchronous find_users: its lines follow the "
-                "asynchronous ones with 동기 (synchronous) for 비동기.",
+    .original = "In C that is good_night's line (잘자요), find_users' lines "
+                "and the total-time lines. The tutorial shows no synchronous "
+                "find_users: the sync variant's lines follow the "
+                "asynchronous ones, with 동기 (synchronous) for 비동기.",
     .variants = variants,
 };
 

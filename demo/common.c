@@ -17,6 +17,19 @@ int demo_original;          /* --original */
 /* The most worker threads coro_set_workers and CORO_WORKERS accept. */
 #define WORKERS_MAX 1024
 
+/* The columns len bytes of UTF-8 take on a terminal: one a character,
+ * two for those of three bytes or more (Hangul, as the help's Korean). */
+static int columns(const char *s, size_t len)
+{
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c & 0xC0) != 0x80) /* not a continuation byte */
+            n += c >= 0xE0 ? 2 : 1;
+    }
+    return n;
+}
+
 /* Writes text after what the line holds so far (an option's description),
  * as words wrapped to 78 columns and indented under that description. */
 static void wrap(FILE *out, const char *text)
@@ -24,7 +37,8 @@ static void wrap(FILE *out, const char *text)
     int column = 78; /* start a new line before the first word */
     while (*text) {
         size_t len = strcspn(text, " ");
-        if (column + 1 + (int)len > 78) {
+        int width = columns(text, len);
+        if (column + 1 + width > 78) {
             fprintf(out, "\n%18s", "");
             column = 18;
         } else {
@@ -32,7 +46,7 @@ static void wrap(FILE *out, const char *text)
             column++;
         }
         fprintf(out, "%.*s", (int)len, text);
-        column += (int)len;
+        column += width;
         text += len + strspn(text + len, " ");
     }
     fputc('\n', out);

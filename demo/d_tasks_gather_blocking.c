@@ -29,8 +29,7 @@ static const struct demo_info info = {
              "threads and gathers them, results in order 0..4: 2 s, as the\n"
              "default pool (min(32, CPUs + 4), asyncio's rule) runs five at\n"
              "once; 2 s a round with --workers.",
-    .original = "The tutorial's programs print no Korean: the lines are the "
-                "same.",
+    .original = "D's tutorial prints no Korean: the lines stay as they are.",
     .variants = variants,
     .flags = DEMO_WORKERS,
 };

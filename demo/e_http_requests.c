@@ -51,8 +51,7 @@ static const struct demo_info info = {
              "interface on the reactor): about one latency, on one thread.\n"
              "A local server answers after --latency seconds unless --url\n"
              "names another.",
-    .original = "The tutorial's programs print no Korean: the lines are the "
-                "same.",
+    .original = "E's tutorial prints no Korean: the lines stay as they are.",
     .variants = variants,
     .flags = DEMO_HTTP | DEMO_WORKERS,
 };

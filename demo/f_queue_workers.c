@@ -24,8 +24,8 @@ static const struct demo_info info = {
              "sync: one worker, in a plain loop of blocking sleeps (the sum).\n"
              "async: three worker tasks, main waiting with await_queue_join\n"
              "and then cancelling them (about a third of the sum).",
-    .original = "asyncio's documentation, where this example comes from, "
-                "is in English: the lines are the same.",
+    .original = "F comes from asyncio's documentation, in English: the "
+                "lines stay as they are.",
     .variants = variants,
     .flags = DEMO_SEED,
 };
