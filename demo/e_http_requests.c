@@ -88,6 +88,15 @@ struct call {
 
 static struct call calls[REQUESTS];
 
+/* Clears what the last variant left in calls, so that a request this one
+ * never got to send says so instead of repeating the last one's line. */
+static void forget_calls(void)
+{
+    memset(calls, 0, sizeof calls);
+    for (int i = 0; i < REQUESTS; i++)
+        snprintf(calls[i].error, sizeof calls[i].error, "not sent");
+}
+
 /* requests.get(url) without keyword arguments waits for ever; the demo
  * gives up after 30 s rather than hang on a dead server. */
 static const struct get_options no_kwargs = { .timeout = 30.0 };
@@ -358,6 +367,7 @@ static int run_concurrently(const char *name, const char *what, coro_fn fn,
     unsigned workers = REQUESTS;
     if (on_workers)
         workers = demo_workers(&opts, REQUESTS, "requests");
+    forget_calls();
     double start = demo_now();
     int err = coro_run(fn, NULL, NULL);
     double took = demo_now() - start;
@@ -379,6 +389,7 @@ static int run_sync(void)
         return 0;
     demo_heading("sync", "twenty requests one after another");
     int failed = 0;
+    forget_calls();
     double start = demo_now();
     for (int i = 0; i < REQUESTS; i++) {
         double t0 = demo_now();
