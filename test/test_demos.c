@@ -178,6 +178,14 @@ static unsigned pool_size(const char *text)
     return n;
 }
 
+/* Without --original every line is the English one: no byte of UTF-8
+ * beyond ASCII, so no Korean, anywhere in the output. */
+static void expect_ascii(const char *text)
+{
+    for (const char *p = text; *p; p++)
+        ck_assert_msg((unsigned char)*p < 0x80, "not ASCII at \"%.40s\"", p);
+}
+
 START_TEST(demo_a_three_tasks)
 {
     struct output out;
@@ -238,6 +246,7 @@ START_TEST(demo_b_five_jobs)
                                          { NULL, 0 } };
     run_demo_timed("b_five_jobs", "--scale " SCALE, want, &out);
     ck_assert_int_eq(out.status, 0);
+    expect_ascii(out.text);
     ck_assert_msg(strncmp(out.text, "Hello\nWorld\n", 12) == 0, "%s",
                   out.text);
     static const char *const sync[] = {
@@ -302,6 +311,7 @@ START_TEST(demo_c_user_lookups)
                                          { "gather", 3 }, { NULL, 0 } };
     run_demo_timed("c_user_lookups", "--scale " SCALE, want, &out);
     ck_assert_int_eq(out.status, 0);
+    expect_ascii(out.text);
     expect_c_lessons(out.text);
     static const char *const nights[] = { "\nstart : ",
                                           "\nGood night!\nGood night!\n"
@@ -344,12 +354,13 @@ START_TEST(demo_c_original)
     static const char *const nights[] = { "\nstart : ",
                                           "\n잘자요\n잘자요\nend : ", NULL };
     expect_in_order(out.text, nights);
+    /* Each line whole: each ends where the next begins. */
     static const char *const sync[] = {
         "\n3명 중 1번 째 사용자 조회 중 ...\n",
-        "\n> 총 3 명 사용자 동기 조회 완료!\n",
-        "\n1명 중 1번 째 사용자 조회 중 ...\n",
-        "\n> 총 1 명 사용자 동기 조회 완료!\n",
-        "\n>>> 동기 처리 총 소요 시간: ", NULL };
+        "> 총 3 명 사용자 동기 조회 완료!\n",
+        "1명 중 1번 째 사용자 조회 중 ...\n",
+        "> 총 1 명 사용자 동기 조회 완료!\n",
+        ">>> 동기 처리 총 소요 시간: ", NULL };
     expect_in_order(section(&out, "sync"), sync);
     static const char *const gather =
         "3명 중 1번 째 사용자 조회 중 ...\n"
@@ -546,6 +557,38 @@ START_TEST(demo_f_queue_workers)
 }
 END_TEST
 
+/* --original where the tutorial's lines are English already (A, D, E; F
+ * is asyncio's documentation): the demo runs, prints the same lines, and
+ * nothing in Korean. */
+START_TEST(demos_original_keeps_english_lines_as_they_are)
+{
+    static const struct {
+        const char *demo, *args, *line;
+    } runs[] = {
+        { "a_three_tasks", "--only async",
+          "\nDone | proceed time of task_3 is 1\n" },
+        { "d_tasks_gather_blocking", "--only executor", " 4\n" },
+        { "e_http_requests", "--only native", "\n200 :  " },
+        { "f_queue_workers", "--only async", " has slept for " },
+    };
+    struct output out;
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char args[128];
+        snprintf(args, sizeof args, "--original %s --scale %s", runs[i].args,
+                 SCALE);
+        run_demo(runs[i].demo, args, &out);
+        ck_assert_msg(out.status == 0, "%s %s: exit %d", runs[i].demo, args,
+                      out.status);
+        ck_assert_msg(strstr(out.text, runs[i].line) != NULL,
+                      "%s: no \"%s\" in:\n%s", runs[i].demo, runs[i].line,
+                      out.text);
+        expect_ascii(out.text);
+    }
+    run_demo("a_three_tasks", "--original --only sync --scale " SCALE, &out);
+    full_precision(out.text, "All process is Done | proceed time is ");
+}
+END_TEST
+
 /* ---- --timeline ---- */
 
 /* The cells of the row labelled label (60 characters between the bars),
@@ -716,13 +759,18 @@ START_TEST(demos_answer_help_and_reject_bad_flags)
     run_demo("e_http_requests", "--url ftp://x", &out);
     ck_assert_int_eq(out.status, 2);
     /* --workers: the pool's size, 1 to 1024, for the demos that use it. */
-    static const char *const workers[] = { "--workers 0", "--workers 1025",
-                                           "--workers 2x", "--workers -1" };
+    static const char *const workers[] = {
+        "--workers 0",  "--workers 1025", "--workers 2x",
+        "--workers -1", "--workers ''",   "--workers 99999999999999999999",
+        "--workers 1.5", "--workers" };
     for (size_t w = 0; w < sizeof workers / sizeof *workers; w++) {
         run_demo("d_tasks_gather_blocking", workers[w], &out);
-        ck_assert_int_eq(out.status, 2);
+        ck_assert_msg(out.status == 2, "D %s: exit %d", workers[w],
+                      out.status);
+        ck_assert_ptr_nonnull(strstr(out.text, "usage: "));
         run_demo("e_http_requests", workers[w], &out);
-        ck_assert_int_eq(out.status, 2);
+        ck_assert_msg(out.status == 2, "E %s: exit %d", workers[w],
+                      out.status);
     }
     run_demo("a_three_tasks", "--workers 2", &out); /* A has no pool */
     ck_assert_int_eq(out.status, 2);
@@ -746,6 +794,7 @@ Suite *demos_suite(void)
     tcase_add_test(tc, demo_e_http_requests);
     tcase_add_test(tc, demo_e_workers_set_the_rounds);
     tcase_add_test(tc, demo_f_queue_workers);
+    tcase_add_test(tc, demos_original_keeps_english_lines_as_they_are);
     tcase_add_test(tc, demos_answer_help_and_reject_bad_flags);
     tcase_add_test(tc, timeline_draws_a_two_task_program);
     tcase_add_test(tc, demos_draw_the_staircase_and_the_overlap);
