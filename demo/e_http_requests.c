@@ -41,16 +41,17 @@ static const struct demo_info info = {
     .about = "Scenario E: twenty HTTP GET requests, each printing\n"
              "<status> :  <seconds>, then total: <seconds>. sync sends them\n"
              "one after another with a blocking client (libcurl): twenty\n"
-             "latencies. executor runs the same blocking client on coro's\n"
-             "worker threads with await_blocking, twenty at once: one\n"
-             "latency per round of the pool (min(32, CPUs + 4) threads, as\n"
-             "asyncio's default). wrapper does the same, passing timeout\n"
-             "0.5 and stream to the client through a wrapper, as the\n"
-             "tutorial's keyword arguments. native runs twenty tasks on\n"
-             "non-blocking sockets on the reactor (https: libcurl's multi\n"
-             "interface on the reactor): about one latency, on one thread.\n"
-             "A local server answers after --latency seconds unless --url\n"
-             "names another.",
+             "latencies.\n"
+             "executor runs the same blocking client on coro's worker\n"
+             "threads with await_blocking, twenty at once: one latency per\n"
+             "round of the pool (min(32, CPUs + 4) threads, as asyncio's\n"
+             "default). wrapper does the same, passing timeout 0.5 and\n"
+             "stream to the client through a wrapper, as the tutorial's\n"
+             "keyword arguments (0.5 s whatever --scale says: a slower\n"
+             "answer fails). native runs twenty tasks on non-blocking\n"
+             "sockets on the reactor (https: libcurl's multi interface on\n"
+             "the reactor): about one latency, on one thread. A local server\n"
+             "answers after --latency seconds unless --url names another.",
     .original = "E's tutorial prints no Korean: the lines stay as they are.",
     .variants = variants,
     .flags = DEMO_HTTP | DEMO_WORKERS,
