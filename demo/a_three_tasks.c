@@ -20,6 +20,8 @@ static const struct demo_info info = {
              "sync runs them one after another (the sum of the waits);\n"
              "async waits on the three together with await_wait (the\n"
              "longest wait), and they finish in order of their durations.",
+    .original = "A's tutorial prints its lines in English: they stay as they "
+                "are.",
     .variants = variants,
     .flags = DEMO_SEED,
 };
@@ -48,6 +50,13 @@ static void *example_task(void *arg)
         return coro_fail(err);
     printf("Done | proceed time of task_%d is %d\n", e->n, e->t);
     return NULL;
+}
+
+/* print(f"All process is Done | proceed time is {end-start}") */
+static void print_total(double seconds)
+{
+    char t[32];
+    printf("All process is Done | proceed time is %s\n", demo_repr(seconds, t));
 }
 
 /* async def main(): tasks = [...]; await asyncio.wait(tasks) */
@@ -86,7 +95,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 3; i++)
             example_task_sync(&ex[i]);
         double took = demo_now() - t0;
-        printf("All process is Done | proceed time is %.2f\n", took);
+        print_total(took);
         demo_summary("sync", took, sum * opts.scale);
     }
     if (demo_want(&opts, "async")) {
@@ -98,7 +107,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "a_three_tasks: coro_run: error %d\n", err);
             return 1;
         }
-        printf("All process is Done | proceed time is %.2f\n", took);
+        print_total(took);
         demo_summary("async", took, longest * opts.scale);
     }
     return 0;

@@ -1,9 +1,10 @@
 /* Scenario B: five one-second jobs.
  *
- * The tutorial opens with asyncio's hello world (hello, a one-second wait,
- * world), then runs job(n) for n = 0..4: a loop of blocking calls takes five
+ * The tutorial opens with asyncio's hello world (Hello, a one-second wait,
+ * World), then runs job(n) for n = 0..4: a loop of blocking calls takes five
  * seconds; the five gathered take one, and every job starts before any
- * finishes.
+ * finishes. Each prints its total time as the tutorial does, in Korean
+ * with --original.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,22 +16,23 @@ static const char *const variants[] = { "sync", "async", NULL };
 
 static const struct demo_info info = {
     .name = "b_five_jobs",
-    .about = "Scenario B: hello, a one-second wait, world; then job(n) for\n"
+    .about = "Scenario B: Hello, a one-second wait, World; then job(n) for\n"
              "n = 0..4 prints Starting, waits one second, prints Finishing.\n"
              "sync runs the jobs in a loop (5 s); async gathers them (1 s),\n"
              "and every Starting line comes before any Finishing line.",
+    .original = "In B that is the total-time lines (전체 소요시간).",
     .variants = variants,
 };
 
 static struct demo_opts opts;
 
-/* async def main(): print('hello'); await asyncio.sleep(1); print('world') */
+/* async def main(): print('Hello'); await asyncio.sleep(1); print('World') */
 static void *hello_world(void *arg)
 {
     (void)arg;
-    printf("hello\n");
+    printf("Hello\n");
     int err = await_sleep(1.0 * opts.scale);
-    printf("world\n");
+    printf("World\n");
     return err ? coro_fail(err) : NULL;
 }
 
@@ -55,7 +57,9 @@ static void *job(void *arg)
     return NULL;
 }
 
-/* async def main(): await asyncio.gather(*(job(n) for n in range(5))) */
+/* async def main():
+ *     tasks = [job(i) for i in range(5)]
+ *     await asyncio.gather(*tasks) */
 static void *jobs_main(void *arg)
 {
     (void)arg;
@@ -66,6 +70,15 @@ static void *jobs_main(void *arg)
     return err ? coro_fail(err) : NULL;
 }
 
+/* print("전체 소요시간 : ", end - start): print puts a space between its
+ * arguments, hence the two spaces after the colon. */
+static void print_total(double seconds)
+{
+    char t[32];
+    printf(SAY("total time :  %s\n", "전체 소요시간 :  %s\n"),
+           demo_repr(seconds, t));
+}
+
 int main(int argc, char **argv)
 {
     demo_parse(argc, argv, &info, &opts);
@@ -74,17 +87,21 @@ int main(int argc, char **argv)
         return 1;
     if (demo_want(&opts, "sync")) {
         demo_heading("sync", "five jobs in a loop");
-        double t0 = demo_now();
-        for (int n = 0; n < 5; n++)
+        double start = demo_now();
+        for (int n = 0; n < 5; n++) /* for i in range(5): job(i) */
             job_sync(n);
-        demo_summary("sync", demo_now() - t0, 5.0 * opts.scale);
+        double took = demo_now() - start;
+        print_total(took);
+        demo_summary("sync", took, 5.0 * opts.scale);
     }
     if (demo_want(&opts, "async")) {
         demo_heading("async", "five jobs gathered");
-        double t0 = demo_now();
-        if (coro_run(jobs_main, NULL, NULL) != 0)
+        double start = demo_now();
+        if (coro_run(jobs_main, NULL, NULL) != 0) /* asyncio.run(main()) */
             return 1;
-        demo_summary("async", demo_now() - t0, 1.0 * opts.scale);
+        double took = demo_now() - start;
+        print_total(took);
+        demo_summary("async", took, 1.0 * opts.scale);
     }
     return 0;
 }

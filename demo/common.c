@@ -2,21 +2,59 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "coro.h"
 
 static int timeline_wanted; /* --timeline */
+int demo_original;          /* --original */
+
+/* The most worker threads coro_set_workers and CORO_WORKERS accept. */
+#define WORKERS_MAX 1024
+
+/* The columns len bytes of UTF-8 take on a terminal: one a character,
+ * two for those of three bytes or more (Hangul, as the help's Korean). */
+static int columns(const char *s, size_t len)
+{
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c & 0xC0) != 0x80) /* not a continuation byte */
+            n += c >= 0xE0 ? 2 : 1;
+    }
+    return n;
+}
+
+/* Writes text after what the line holds so far (an option's description),
+ * as words wrapped to 78 columns and indented under that description. */
+static void wrap(FILE *out, const char *text)
+{
+    int column = 78; /* start a new line before the first word */
+    while (*text) {
+        size_t len = strcspn(text, " ");
+        int width = columns(text, len);
+        if (column + 1 + width > 78) {
+            fprintf(out, "\n%18s", "");
+            column = 18;
+        } else {
+            fputc(' ', out);
+            column++;
+        }
+        fprintf(out, "%.*s", (int)len, text);
+        column += width;
+        text += len + strspn(text + len, " ");
+    }
+    fputc('\n', out);
+}
 
 static void usage(FILE *out, const struct demo_info *info)
 {
-    fprintf(out,
-            "usage: %s [--scale F] [--only VARIANT] [--timeline]%s%s "
-            "[--help]\n\n%s\n",
-            info->name, info->flags & DEMO_SEED ? " [--seed N]" : "",
-            info->flags & DEMO_HTTP ? " [--latency S] [--url URL]" : "",
-            info->about);
+    fprintf(out, "usage: %s [OPTION]...\n\n%s\n", info->name, info->about);
     fprintf(out, "\nVariants:");
     for (const char *const *v = info->variants; *v; v++)
         fprintf(out, " %s", *v);
@@ -25,11 +63,20 @@ static void usage(FILE *out, const struct demo_info *info)
             "  --scale F       multiply every wait by F (default 1; 0.01 runs\n"
             "                  the demo in well under a second)\n"
             "  --only VARIANT  run just one variant\n"
-            "  --timeline      after each variant, draw when each of its tasks\n"
-            "                  ran and waited, one row per task\n");
+            "  --timeline      after each variant, draw when each of its\n"
+            "                  tasks ran and waited, one row per task\n"
+            "  --original      print the tutorial's own lines in its own\n"
+            "                  words (Korean, UTF-8) instead of the English\n"
+            "                  ones, to hold beside the tutorial.");
+    wrap(out, info->original);
     if (info->flags & DEMO_SEED)
         fprintf(out, "  --seed N        draw the random durations from seed N\n"
                      "                  (default: the tutorial's durations)\n");
+    if (info->flags & DEMO_WORKERS)
+        fprintf(out,
+                "  --workers N     run blocking calls on N worker threads\n"
+                "                  (default: coro's pool, CORO_WORKERS or\n"
+                "                  asyncio's min(32, CPUs + 4))\n");
     if (info->flags & DEMO_HTTP)
         fprintf(out,
                 "  --latency S     the local server answers after S seconds\n"
@@ -61,6 +108,20 @@ static double parse_seconds(const struct demo_info *info, const char *flag,
     return v;
 }
 
+/* A plain decimal number from 1 to max, as coro reads CORO_WORKERS (less
+ * its k/m/g suffixes, which no pool size needs). */
+static int parse_count(const char *s, unsigned long max, unsigned long *out)
+{
+    unsigned long v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9' && v <= max; p++)
+        v = v * 10 + (unsigned long)(*p - '0');
+    if (p == s || *p || v < 1 || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 static int is_variant(const struct demo_info *info, const char *name)
 {
     for (const char *const *v = info->variants; *v; v++)
@@ -85,10 +146,16 @@ void demo_parse(int argc, char **argv, const struct demo_info *info,
             opts->timeline = 1;
             continue;
         }
+        if (strcmp(flag, "--original") == 0) {
+            opts->original = 1;
+            continue;
+        }
         int takes_value = strcmp(flag, "--scale") == 0 ||
                           strcmp(flag, "--only") == 0 ||
                           ((info->flags & DEMO_SEED) &&
                            strcmp(flag, "--seed") == 0) ||
+                          ((info->flags & DEMO_WORKERS) &&
+                           strcmp(flag, "--workers") == 0) ||
                           ((info->flags & DEMO_HTTP) &&
                            (strcmp(flag, "--latency") == 0 ||
                             strcmp(flag, "--url") == 0));
@@ -110,6 +177,11 @@ void demo_parse(int argc, char **argv, const struct demo_info *info,
             if (errno || end == value || *end || value[0] == '-')
                 bad_usage(info, "not a seed", value);
             opts->seeded = 1;
+        } else if (strcmp(flag, "--workers") == 0) {
+            unsigned long n;
+            if (parse_count(value, WORKERS_MAX, &n) != 0)
+                bad_usage(info, "not a number of workers (1 to 1024)", value);
+            opts->workers = (unsigned)n;
         } else if (strcmp(flag, "--latency") == 0) {
             opts->latency = parse_seconds(info, flag, value);
         } else {
@@ -119,6 +191,7 @@ void demo_parse(int argc, char **argv, const struct demo_info *info,
         }
     }
     timeline_wanted = opts->timeline;
+    demo_original = opts->original;
     /* Lines appear as they happen, also through a pipe. */
     setvbuf(stdout, NULL, _IOLBF, 0);
 }
@@ -144,6 +217,97 @@ void demo_block_sleep(double seconds)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
     timeline_blocked(start, demo_now());
+}
+
+const char *demo_repr(double v, char *buf)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, 32, "%s", isnan(v) ? "nan" : v < 0 ? "-inf" : "inf");
+        return buf;
+    }
+    /* The fewest significant digits that read back as v, found as repr
+     * finds them; written in scientific form first to learn the exponent. */
+    int digits = 1;
+    for (;; digits++) {
+        snprintf(buf, 32, "%.*e", digits - 1, v);
+        if (digits == 17 || strtod(buf, NULL) == v)
+            break;
+    }
+    /* Python writes plainly from 1e-4 up to 1e16, with at least ".0". */
+    int exp = atoi(strchr(buf, 'e') + 1);
+    if (exp >= -4 && exp < 16) {
+        int decimals = digits - 1 - exp;
+        snprintf(buf, 32, "%.*f", decimals > 0 ? decimals : 1, v);
+    }
+    return buf;
+}
+
+/* How many CPUs this process may run on, as coro counts them. */
+static long cpus_usable(void)
+{
+    cpu_set_t set;
+    long cpus = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        cpus = CPU_COUNT(&set);
+    if (cpus <= 0)
+        cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? cpus : 1;
+}
+
+unsigned demo_workers(const struct demo_opts *opts, int jobs,
+                      const char *what)
+{
+    /* coro has no call that reads the pool's size back, so this restates
+     * the rule coro.h gives; the tests check it against the timings. */
+    char why[64];
+    unsigned long n;
+    const char *env = getenv("CORO_WORKERS");
+    if (opts->workers) {
+        n = opts->workers;
+        snprintf(why, sizeof why, "--workers %lu", n);
+    } else if (env && *env) {
+        if (parse_count(env, WORKERS_MAX, &n) != 0) {
+            fprintf(stderr, "CORO_WORKERS=%s: the demos read a plain number "
+                            "from 1 to 1024\n", env);
+            exit(2);
+        }
+        snprintf(why, sizeof why, "CORO_WORKERS=%lu", n);
+    } else {
+        long cpus = cpus_usable();
+        n = cpus + 4 < 32 ? (unsigned long)cpus + 4 : 32;
+        snprintf(why, sizeof why, "asyncio's default for %ld CPU%s", cpus,
+                 cpus == 1 ? "" : "s");
+    }
+    unsigned long rounds = ((unsigned long)jobs + n - 1) / n;
+    printf("%lu worker threads (%s): %d %s in %lu round%s\n", n, why, jobs,
+           what, rounds, rounds == 1 ? "" : "s");
+    return (unsigned)n;
+}
+
+double demo_makespan(const double *jobs, int n, unsigned workers)
+{
+    /* Workers beyond the n jobs would stay idle. */
+    int busy = (int)workers < n ? (int)workers : n;
+    double *free_at = calloc((size_t)(busy > 0 ? busy : 1), sizeof *free_at);
+    if (!free_at)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        int first = 0;
+        for (int k = 1; k < busy; k++)
+            if (free_at[k] < free_at[first])
+                first = k;
+        free_at[first] += jobs[i];
+    }
+    double end = 0;
+    for (int k = 0; k < busy; k++)
+        end = free_at[k] > end ? free_at[k] : end;
+    free(free_at);
+    return end;
+}
+
+int demo_set_workers(const struct demo_opts *opts)
+{
+    return opts->workers ? coro_set_workers(opts->workers) : 0;
 }
 
 const char *demo_clock(char *buf)

@@ -24,6 +24,8 @@ static const struct demo_info info = {
              "sync: one worker, in a plain loop of blocking sleeps (the sum).\n"
              "async: three worker tasks, main waiting with await_queue_join\n"
              "and then cancelling them (about a third of the sum).",
+    .original = "F comes from asyncio's documentation, in English: the "
+                "lines stay as they are.",
     .variants = variants,
     .flags = DEMO_SEED,
 };
@@ -82,23 +84,6 @@ static void *async_main(void *arg)
     return err ? coro_fail(err) : NULL;
 }
 
-/* How long WORKERS take when each takes the next job as it frees up. */
-static double makespan(const double *jobs, int workers)
-{
-    double busy_until[WORKERS] = { 0 };
-    for (int i = 0; i < JOBS; i++) {
-        int first = 0;
-        for (int k = 1; k < workers; k++)
-            if (busy_until[k] < busy_until[first])
-                first = k;
-        busy_until[first] += jobs[i];
-    }
-    double end = 0;
-    for (int k = 0; k < workers; k++)
-        end = busy_until[k] > end ? busy_until[k] : end;
-    return end;
-}
-
 int main(int argc, char **argv)
 {
     demo_parse(argc, argv, &info, &opts);
@@ -134,7 +119,8 @@ int main(int argc, char **argv)
         }
         printf("====\n3 workers slept in parallel for %.2f seconds\n", took);
         printf("total expected sleep time: %.2f seconds\n", total);
-        demo_summary("async", took, makespan(jobs, WORKERS) * opts.scale);
+        demo_summary("async", took,
+                     demo_makespan(jobs, JOBS, WORKERS) * opts.scale);
     }
     return 0;
 }
