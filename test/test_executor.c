@@ -430,9 +430,11 @@ START_TEST(busy_loop_notices_completions)
     double took = 0;
     run_expect(busy_loop_main, &took, 0);
     ck_assert_double_ge(took, 0.02);
-    /* valgrind runs one thread at a time (make valgrind asks it to be
-     * fair about it): a wider margin there. */
-    ck_assert_msg(took < 0.02 + 0.06 * test_slow(), "took %.3f s", took);
+    /* A loop that never looked would never resume it (the spinner stops
+     * only after): any bound shows it looks. A loaded machine can hold
+     * the worker off the CPU for a while, and valgrind runs one thread at
+     * a time, hence the room. */
+    ck_assert_msg(took < 0.02 + 0.5 * test_slow(), "took %.3f s", took);
 }
 END_TEST
 
