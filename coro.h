@@ -1301,7 +1301,8 @@ struct coro_task_info {
     int                  shared_stack;  /* spawned with CORO_SHARED_STACK */
     /* Its accounts, kept while the loop observes its tasks (see
      * coro_set_accounting); 0 for what happened while nobody did: */
-    double               run_time;      /* seconds it spent running */
+    double               run_time;      /* seconds it spent running, its
+                                           present run included */
     unsigned long long   runs;          /* times it was given the thread:
                                            its start and every resume */
     double               longest_run;   /* its longest single run, in

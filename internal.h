@@ -929,6 +929,11 @@ void coro__debug_term(struct coro__loop *l);
  * now. */
 void coro__observe_update(struct coro__loop *l);
 
+/* t's accounts: time spent running and its longest run, the run going on
+ * now included. */
+void coro__accounts(const struct coro_task *t, int64_t *ran,
+                    int64_t *longest);
+
 /* The process's running loops (loops.c), for gdb and the watchdog: a loop
  * is added as coro_run starts it (which records its thread) and removed
  * as it ends, under coro__loops_lock. */

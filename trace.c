@@ -281,6 +281,20 @@ void coro__observe_update(struct coro__loop *l)
         coro__watchdog_run(l, t, t->note_at);
 }
 
+void coro__accounts(const struct coro_task *t, int64_t *ran,
+                    int64_t *longest)
+{
+    *ran = t->ran_ns;
+    *longest = t->longest_ns;
+    if (t->state == CORO__RUNNING && t->note_state == SEEN_RUNNING &&
+        t->loop->noting) {
+        int64_t now = coro__clock_ns() - t->note_at;
+        *ran += now;
+        if (now > *longest)
+            *longest = now;
+    }
+}
+
 int coro_set_accounting(int on)
 {
     struct coro__loop *l = coro__loop();
