@@ -15,7 +15,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-static const char *const wait_names[] = {
+/* Global (hidden), not static: gdb/coro-gdb.py reads it by this name,
+ * and every compiler keeps a global's symbol and location. */
+const char *const coro__wait_names[] = {
     [CORO__W_NONE] = "ready",
     [CORO__W_SLEEP] = "sleep",
     [CORO__W_JOIN] = "join",
@@ -41,9 +43,10 @@ static const char *const wait_names[] = {
 
 const char *coro__wait_name(int kind)
 {
-    if (kind < 0 || kind >= (int)(sizeof wait_names / sizeof *wait_names))
+    if (kind < 0 ||
+        kind >= (int)(sizeof coro__wait_names / sizeof *coro__wait_names))
         return "?";
-    return wait_names[kind];
+    return coro__wait_names[kind];
 }
 
 /* ----------------------------------------------------------------------

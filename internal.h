@@ -915,8 +915,10 @@ _Noreturn void coro__overflow_canary(const struct coro_task *t);
  * run): for coro_dump (sync.c). */
 unsigned long long coro__mutex_holder(const coro_mutex *m,
                                       const struct coro__loop *l);
-/* What a wait kind is called in dumps and traces ("sleep", "join"...). */
+/* What a wait kind is called in dumps and traces ("sleep", "join"...),
+ * from coro__wait_names (debug.c), which gdb/coro-gdb.py reads too. */
 const char *coro__wait_name(int kind);
+extern const char *const coro__wait_names[];
 /* CORO_DEBUG's warnings, and the deadlock report (debug.c). */
 void coro__debug_slow(struct coro_task *t, int64_t ran_ns);
 void coro__debug_end(struct coro__loop *l, struct coro_task *t);

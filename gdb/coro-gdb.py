@@ -6,7 +6,8 @@
 #   coro bt ID|all       the backtrace of a parked (or ready) task, from the
 #                        registers its last switch saved; ID is the task's
 #                        id in the loop of the selected thread, LOOP.ID
-#                        names another loop (info coro numbers them), and
+#                        names another loop (info coro numbers them: the
+#                        coro_run calls of the process, in order), and
 #                        a task's address works too
 #   coro frame ID        makes the task's frames gdb's, so that `frame N`,
 #                        `up`, `info locals` look at them, until
@@ -112,16 +113,16 @@ def _enum_names(type_name):
     return {int(f.enumval): f.name for f in _type(type_name).fields()}
 
 
-def _wait_names():
-    """debug.c's names of the kinds of wait, as coro_dump prints them."""
-    sym = gdb.lookup_static_symbol("wait_names")
-    names = {}
-    if sym is not None:
-        arr = sym.value()
-        lo, hi = arr.type.range()
-        for i in range(lo, hi + 1):
-            names[i] = _string(arr[i]) or "?"
-    return names
+def _wait_names(kinds):
+    """debug.c's names of the kinds of wait, as coro_dump prints them;
+    else made from the enum's (CORO__W_CHAN_RECV: "chan recv")."""
+    sym = gdb.lookup_global_symbol("coro__wait_names")
+    if sym is None:
+        return {k: v[len("CORO__W_"):].lower().replace("_", " ")
+                for k, v in kinds.items()}
+    arr = sym.value()
+    lo, hi = arr.type.range()
+    return {i: _string(arr[i]) or "?" for i in range(lo, hi + 1)}
 
 
 def _is_live():
@@ -347,7 +348,7 @@ class _Context:
         self.loops = _loops()
         self.states = _enum_names("enum coro__state")
         self.kinds = _enum_names("enum coro__wait_kind")
-        self.wait_names = _wait_names()
+        self.wait_names = _wait_names(self.kinds)
         self.now, self.from_core = _now_ns(self.loops)
         self.timer_idle = (1 << (8 * _type("size_t").sizeof)) - 1
 
@@ -492,8 +493,8 @@ class InfoCoro(gdb.Command):
 
 Usage: info coro
 
-For each loop (numbered as `coro bt LOOP.ID` takes them): its thread and
-switch; for each task: id, name, state, what it waits on, how long it has
+For each loop (numbered by coro_run calls in the process, as
+`coro bt LOOP.ID` takes them): its thread and switch; for each task: id, name, state, what it waits on, how long it has
 been in that state, where it was spawned, its stack's size and how much of
 it the task uses now. In a core file, "now" is the last time a loop read
 the clock."""
@@ -509,8 +510,8 @@ the clock."""
         if cx.from_core:
             print("(a core file: times are as of the loops' last clock "
                   "reading)")
-        for i, loop in enumerate(cx.loops, 1):
-            _list_loop(cx, i, loop)
+        for loop in cx.loops:
+            _list_loop(cx, int(loop["run_id"]), loop)
 
 
 # ---------------------------------------------------------------------
@@ -526,26 +527,29 @@ def _find(cx, spec):
         raise gdb.GdbError("coro: which task? (an id from info coro)")
     if spec.startswith("0x"):
         addr = int(spec, 16)
-        for i, loop in enumerate(cx.loops, 1):
+        for loop in cx.loops:
             for t in _tasks(loop):
                 if int(t) == addr:
-                    return i, loop, t
+                    return int(loop["run_id"]), loop, t
         raise gdb.GdbError("coro: no task at %s" % spec)
     m = re.fullmatch(r"(?:(\d+)\.)?#?(\d+)", spec)
     if not m:
         raise gdb.GdbError("coro: %r is not a task id (ID, LOOP.ID or an "
                            "address)" % spec)
+    if not cx.loops:
+        raise gdb.GdbError("coro: no loop runs in this process")
+    by_number = {int(l["run_id"]): l for l in cx.loops}
     if m.group(1):
         number = int(m.group(1))
-        if not 1 <= number <= len(cx.loops):
+        if number not in by_number:
             raise gdb.GdbError("coro: there is no loop %d" % number)
     else:
-        number = 1
+        number = int(cx.loops[0]["run_id"])
         th = gdb.selected_thread()
-        for i, loop in enumerate(cx.loops, 1):
+        for loop in cx.loops:
             if th is not None and th.ptid[1] == int(loop["tid"]):
-                number = i
-    loop = cx.loops[number - 1]
+                number = int(loop["run_id"])
+    loop = by_number[number]
     for t in _tasks(loop):
         if int(t["id"]) == int(m.group(2)):
             return number, loop, t
@@ -674,8 +678,8 @@ class CoroBt(gdb.Command):
 Usage: coro bt ID | LOOP.ID | ADDRESS | all
 
 ID is a task's id (info coro lists them) in the loop of the selected
-thread, or else the first loop; LOOP.ID picks the loop; ADDRESS is a
-coro_task pointer. `all` prints every task's. The task's frames are
+thread, or else the first loop; LOOP.ID picks the loop (loops are numbered
+as coro_run calls in the process); ADDRESS is a coro_task pointer. `all` prints every task's. The task's frames are
 numbered from #1: frame #0 is the loop thread's own."""
 
     def __init__(self):
@@ -684,7 +688,7 @@ numbered from #1: frame #0 is the loop thread's own."""
     def invoke(self, arg, from_tty):
         cx = _Context()
         if arg.strip() == "all":
-            chosen = [(i, l, t) for i, l in enumerate(cx.loops, 1)
+            chosen = [(int(l["run_id"]), l, t) for l in cx.loops
                       for t in _tasks(l)]
         else:
             chosen = [_find(cx, arg)]
