@@ -183,6 +183,14 @@ def _size(n):
     return "%dK" % (n >> 10)
 
 
+def _seconds(ns):
+    if ns >= 1e9:
+        return "%.2f s" % (ns / 1e9)
+    if ns >= 1e6:
+        return "%.1f ms" % (ns / 1e6)
+    return "%.1f us" % (ns / 1e3)
+
+
 def _thread_of(loop):
     tid = int(loop["tid"])
     for th in gdb.selected_inferior().threads():
@@ -482,6 +490,18 @@ def _list_loop(cx, number, loop):
             flags += " [cancelled]"
         if int(t["shield"]):
             flags += " [shielded]"
+        if int(t["mutexes"]):
+            flags += " [holds %d mutex%s]" % (
+                int(t["mutexes"]), "" if int(t["mutexes"]) == 1 else "es")
+        runs = int(t["runs"])
+        if runs:  # accounting was on
+            ran, longest = int(t["ran_ns"]), int(t["longest_ns"])
+            if state == "running":  # its run so far, from its start
+                now_run = max(cx.now - int(t["note_at"]), 0)
+                ran, longest = ran + now_run, max(longest, now_run)
+            flags += " ran %s in %d run%s, longest %s" % (
+                _seconds(ran), runs, "" if runs == 1 else "s",
+                _seconds(longest))
         since = (cx.now - int(t["since"])) / 1e9
         print("  #%-4d %-18s %-8s %-44s %7.2fs  %-28s %s%s" % (
             int(t["id"]), _task_name(t)[:18], state, waits, since,
@@ -565,10 +585,10 @@ def _header(cx, number, loop, t):
         _site(t), what)
 
 
-def _bt_lines():
-    """gdb's backtrace of the selected thread from frame #1 (frame #0 is
-    the thread's own) to coro's trampoline, every task's first frame
-    (what lies beyond is makecontext's)."""
+def _bt_lines(first=1):
+    """gdb's backtrace of the selected thread from frame #first (frame #0
+    is the thread's own while a task is selected) to coro's trampoline,
+    every task's first frame (what lies beyond is makecontext's)."""
     out = gdb.execute("bt", to_string=True)
     lines, keep = [], False
     for line in out.splitlines():
@@ -576,7 +596,7 @@ def _bt_lines():
         if m and lines and re.search(r"\btrampoline \(", lines[-1]):
             break
         if m:
-            keep = m.group(1) != "0"
+            keep = int(m.group(1)) >= first
         if keep:
             lines.append(line)
     return lines
@@ -660,7 +680,7 @@ def _thread_bt(th):
     old = gdb.selected_thread()
     th.switch()
     try:
-        return gdb.execute("bt", to_string=True).splitlines()
+        return _bt_lines(first=0)
     finally:
         old.switch()
 
