@@ -1371,7 +1371,7 @@ CORO_API int coro_set_accounting(int on);
  * addr2line -e object -f turns into file:line for a static function), and
  * again as it suspends:
  *   coro: stall over: task #3 "parse" (app.c:42) suspended after running
- *   1.204 s
+ *   1204 ms
  * A loop that waits in the kernel, or whose tasks are all parked, is
  * never reported. asyncio's debug mode (slow_callback_duration) reports
  * only after the fact, as CORO_DEBUG does.

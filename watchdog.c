@@ -362,12 +362,15 @@ void coro__watchdog_stop(struct coro__loop *l, struct coro_task *t,
         return;
     int64_t ran = now - atomic_load_explicit(&w->start_ns,
                                              memory_order_relaxed);
+    /* Not stdio: this runs on the task's stack, which may be small. */
     char buf[256];
-    struct coro__line line = { buf, buf + sizeof buf - 1 };
+    struct coro__line line = { buf, buf + sizeof buf };
+    coro__put(&line, "coro: stall over: ");
     coro__put_task(&line, t);
-    *line.p = '\0';
-    fprintf(stderr, "coro: stall over: %s suspended after running %.3f s\n",
-            buf, (double)ran / 1e9);
+    coro__put(&line, " suspended after running ");
+    coro__put_u(&line, (unsigned long long)(ran / 1000000));
+    coro__put(&line, " ms\n");
+    coro__line_write(STDERR_FILENO, buf, &line);
 }
 
 void coro__watchdog_after_fork(void)

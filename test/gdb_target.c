@@ -17,11 +17,18 @@
 #include "coro.h"
 
 static const char usage[] =
-    "usage: gdb_target [--seconds N] [--help]\n"
+    "usage: gdb_target [--seconds N] [--stall S] [--dump] [--help]\n"
     "Parks tasks in a sleep, a join, a gather, a channel receive, a select,\n"
     "a mutex, an event, a queue get, a pipe read, a blocking call and on the\n"
     "shared stack, and a second loop on another thread; prints \"ready\"\n"
-    "and waits N seconds (default 120) for gdb to look.\n";
+    "and waits N seconds (default 120) for gdb to look.\n"
+    "  --stall S  first, a task computes for S seconds without suspending\n"
+    "             (for CORO_WATCHDOG)\n"
+    "  --dump     prints coro_dump once ready (CORO_ACCOUNTING=1 adds what\n"
+    "             each task ran)\n";
+
+static double stall;
+static int dump;
 
 static coro_chan *chan, *chan2;
 static coro_mutex *mutex;
@@ -135,6 +142,24 @@ static void *shared_sleeper(void *arg)
     return err ? coro_fail(err) : arg;
 }
 
+/* Computes for `seconds` without suspending: the stall the watchdog
+ * reports. */
+static __attribute__((noinline)) unsigned long parse_numbers(double seconds)
+{
+    unsigned long sum = 0;
+    double end = coro_now() + seconds;
+    while (coro_now() < end)
+        for (unsigned i = 0; i < 1000; i++)
+            sum += i * i % 7;
+    return sum;
+}
+
+static void *busy_parser(void *arg)
+{
+    int err = parse_numbers(stall) ? await_sleep(LONG_WAIT) : 0;
+    return err ? coro_fail(err) : arg;
+}
+
 static void *other_loop_sleeper(void *arg)
 {
     int err = await_sleep(LONG_WAIT);
@@ -179,11 +204,15 @@ static void *main_task(void *arg)
     for (size_t i = 0; i < n; i++)
         if (!t[i])
             return coro_fail(errno);
+    if (stall > 0)
+        coro_detach(coro_spawn(busy_parser, NULL));
     int err = 0;
     while (!err && !atomic_load(&second_loop_parked))
         err = await_sleep(0.01);
     if (!err) {
         printf("ready\n");
+        if (dump)
+            coro_dump(stdout);
         fflush(stdout);
         err = await_gather(t, n, NULL, NULL);
     }
@@ -199,6 +228,10 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--stall") && i + 1 < argc) {
+            stall = strtod(argv[++i], NULL);
+        } else if (!strcmp(argv[i], "--dump")) {
+            dump = 1;
         } else {
             fprintf(stderr, "gdb_target: unknown argument %s\n%s", argv[i],
                     usage);
