@@ -1367,9 +1367,8 @@ CORO_API int coro_set_accounting(int on);
  *   coro: stall: task #3 "parse" (app.c:42) has run 100 ms without
  *   suspending; the other tasks of its loop wait. It is at:
  * followed by the backtrace of where the task runs now, one frame a line
- * (glibc's backtrace_symbols_fd: object(symbol+offset)[address], which
- * addr2line -e object -f turns into file:line for a static function), and
- * again as it suspends:
+ * as object(+offset)[address] (addr2line -f -e object offset names the
+ * function and its file:line), and again as it suspends:
  *   coro: stall over: task #3 "parse" (app.c:42) suspended after running
  *   1204 ms
  * A loop that waits in the kernel, or whose tasks are all parked, is

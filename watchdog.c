@@ -15,7 +15,12 @@
  * and writes the report with write(2): the task, its spawn site, how long
  * it has run, and the backtrace of where it is now. backtrace() is glibc's,
  * called once beforehand so that it has loaded what it needs and allocates
- * nothing in the handler; backtrace_symbols_fd does not allocate either.
+ * nothing in the handler (libgcc's unwinder finds each frame's unwind
+ * information with _dl_find_object, which takes no lock). Each frame is
+ * named object(+offset)[address], for addr2line, by _dl_find_object too:
+ * backtrace_symbols_fd would add exported symbols' names, but through
+ * dladdr, which takes the dynamic loader's lock, and a task stalled inside
+ * dlopen holds it.
  * When the task at last suspends, the loop's thread, no longer in a
  * handler, prints the run's total.
  *
@@ -35,8 +40,10 @@
  */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
+#include <link.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,6 +86,36 @@ static void *interrupted_pc(const void *ucontext)
 #endif
 }
 
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 35)
+/* object(+offset)[address], as backtrace_symbols_fd writes a frame whose
+ * function it cannot name. */
+static void write_frames(void *const *frames, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char buf[512];
+        struct coro__line line = { buf, buf + sizeof buf };
+        struct dl_find_object o;
+        uintptr_t pc = (uintptr_t)frames[i];
+        if (_dl_find_object(frames[i], &o) == 0 && o.dlfo_link_map) {
+            const char *name = o.dlfo_link_map->l_name;
+            coro__put(&line, *name ? name : program_invocation_name);
+            coro__put(&line, "(+");
+            coro__put_hex(&line, pc - o.dlfo_link_map->l_addr);
+            coro__put(&line, ")");
+        }
+        coro__put(&line, "[");
+        coro__put_hex(&line, pc);
+        coro__put(&line, "]\n");
+        coro__line_write(STDERR_FILENO, buf, &line);
+    }
+}
+#else
+static void write_frames(void *const *frames, int n)
+{
+    backtrace_symbols_fd(frames, n, STDERR_FILENO);
+}
+#endif
+
 /* The frames of the interrupted code: the handler's own, and the signal
  * trampoline's, come first, up to the interrupted instruction. */
 static void write_backtrace(const void *ucontext)
@@ -92,7 +129,7 @@ static void write_backtrace(const void *ucontext)
             from = i;
             break;
         }
-    backtrace_symbols_fd(frames + from, n - from, STDERR_FILENO);
+    write_frames(frames + from, n - from);
 }
 
 static void report(struct coro__loop *l, const void *ucontext)
