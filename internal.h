@@ -18,8 +18,10 @@
  *   local.c                           task-local values: sched.c hands
  *                                     them on at spawn and lets them go
  *                                     at a task's end
- *   debug.c trace.c overflow.c        seeing inside
- *   inspect.c
+ *   debug.c trace.c overflow.c        seeing inside; trace.c also keeps
+ *   inspect.c watchdog.c              the tasks' accounts, and loops.c
+ *   loops.c                           lists the running loops for gdb
+ *                                     (gdb/coro-gdb.py) and watchdog.c
  *
  * The context switch itself is in switch.h, which only the two files that
  * switch (coro.c, sched.c) include.
@@ -626,7 +628,8 @@ union coro__wait {
 /* A task's control block: sits at the top of the task's stack mapping, so a
  * parked task with a shallow stack costs a single page. The fields up to
  * ctx survive the stack's trip through the pool; the rest is reset by each
- * spawn. */
+ * spawn. gdb/coro-gdb.py reads many of them, and the loop's, by name:
+ * make gdb-check fails on a rename it was not told of. */
 struct coro_task {
     struct coro__stack  stack;      /* its memory (coro.c) */
     struct coro__ctx    ctx;        /* saved registers (coro.c) */
