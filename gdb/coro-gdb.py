@@ -1,8 +1,9 @@
 # coro-gdb.py: gdb commands for coro's tasks, in a live process or a core.
 #
-#   info coro            every task of every loop of the process: id, name,
-#                        state, what it waits on and for how long, where it
-#                        was spawned, its stack's size and what it uses now
+#   info coro [N]        every task (or the first N) of every loop of the
+#                        process: id, name, state, what it waits on and for
+#                        how long, where it was spawned, its stack's size
+#                        and what it uses now
 #   coro bt ID|all       the backtrace of a parked (or ready) task, from the
 #                        registers its last switch saved; ID is the task's
 #                        id in the loop of the selected thread, LOOP.ID
@@ -462,7 +463,7 @@ def _regs_or_none(cx, t):
         return None
 
 
-def _list_loop(cx, number, loop):
+def _list_loop(cx, number, loop, limit):
     th = _thread_of(loop)
     tasks = _tasks(loop)
     current = int(loop["current"])
@@ -474,7 +475,7 @@ def _list_loop(cx, number, loop):
         "fast" if _fast_switch() else "ucontext"))
     print("  %-5s %-18s %-8s %-44s %8s  %-28s %s" % (
         "ID", "NAME", "STATE", "WAITS ON", "FOR", "SPAWNED AT", "STACK"))
-    for t in tasks:
+    for t in tasks[:limit]:
         state = _state(cx, t)
         waits = _waits_on(cx, loop, t) if state == "parked" else ""
         if state == "ended":
@@ -506,12 +507,16 @@ def _list_loop(cx, number, loop):
         print("  #%-4d %-18s %-8s %-44s %7.2fs  %-28s %s%s" % (
             int(t["id"]), _task_name(t)[:18], state, waits, since,
             _site(t), stack, flags))
+    if limit is not None and len(tasks) > limit:
+        print("  ... and %d more" % (len(tasks) - limit))
 
 
 class InfoCoro(gdb.Command):
     """List the tasks of every coro loop of the process.
 
-Usage: info coro
+Usage: info coro [N]
+
+With N, at most N tasks of each loop (about 2,000 a second are read).
 
 For each loop (numbered by coro_run calls in the process, as
 `coro bt LOOP.ID` takes them): its thread and switch; for each task: id, name, state, what it waits on, how long it has
@@ -523,6 +528,10 @@ the clock."""
         super().__init__("info coro", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
+        arg = arg.strip()
+        if arg and not arg.isdigit():
+            raise gdb.GdbError("usage: info coro [N]")
+        limit = int(arg) if arg else None
         cx = _Context()
         if not cx.loops:
             print("coro: no loop runs in this process")
@@ -531,7 +540,7 @@ the clock."""
             print("(a core file: times are as of the loops' last clock "
                   "reading)")
         for loop in cx.loops:
-            _list_loop(cx, int(loop["run_id"]), loop)
+            _list_loop(cx, int(loop["run_id"]), loop, limit)
 
 
 # ---------------------------------------------------------------------
