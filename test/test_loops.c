@@ -2,6 +2,7 @@
  * for gdb and the watchdog; an ended one is not. White-box: reads the
  * list. */
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -66,11 +67,36 @@ START_TEST(running_loops_are_listed_with_their_threads)
 }
 END_TEST
 
+/* A child forked in a task runs none of its parent's loops: its list is
+ * empty, though the watchdog's thread ran in the parent as it forked. */
+static void *forks(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_set_watchdog(10), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(loops_listed() == 0 ? 0 : 1);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(coro_set_watchdog(0), 0);
+    return NULL;
+}
+
+START_TEST(a_forked_child_lists_no_loop)
+{
+    run_expect(forks, NULL, 0);
+}
+END_TEST
+
 Suite *loops_suite(void)
 {
     Suite *s = suite_create("loops");
     TCase *tc = test_case("loops", 10);
     tcase_add_test(tc, running_loops_are_listed_with_their_threads);
+    tcase_add_test(tc, a_forked_child_lists_no_loop);
     suite_add_tcase(s, tc);
     return s;
 }
