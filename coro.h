@@ -1358,8 +1358,8 @@ CORO_API size_t coro_stack_high_water(const coro_task *t);
  * Returns: the previous setting, of the running loop, else of this thread.
  * Cost: off, nothing but one untaken branch per switch; on, one read of
  *       the clock per switch (the run that ends and the one that starts
- *       share it) and two calls: about 30 ns a switch on the development
- *       machine (the README has the figures). */
+ *       share it) and two calls: about 27 ns a switch on the development
+ *       machine, most of it the clock (the README has the figures). */
 CORO_API int coro_set_accounting(int on);
 
 /* The stall watchdog: reports a task that runs longer than seconds without
