@@ -206,7 +206,8 @@ $(B)/gdb_target: test/gdb_target.c $(LIBA) | $(B)
 	$(CC) $(CFLAGS_APP) -I. $< $(LIBA) $(LDLIBS) -o $@
 
 gdb-check: $(B)/gdb_target $(LIBSO)
-	@command -v gdb >/dev/null || { echo "gdb is missing: apt-get install gdb"; exit 1; }
+	@command -v gdb >/dev/null || \
+	    { echo "gdb is missing: apt-get install gdb"; exit 1; }
 	./test/gdb_check.sh $(B)/gdb_target
 	rm -rf $(GDB_CHECK_DIR)
 	$(MAKE) --no-print-directory install PREFIX=$(GDB_CHECK_DIR) \

@@ -470,8 +470,8 @@ def _list_loop(cx, number, loop, limit):
     print("loop %d: %d task%s; thread %s (LWP %d)%s; %s switch" % (
         number, len(tasks), "" if len(tasks) == 1 else "s",
         th.num if th else "?", int(loop["tid"]),
-        ", running #%d" % int(loop["current"]["id"]) if current else
-        ", idle" if not current else "",
+        ", running #%d" % int(loop["current"]["id"]) if current
+        else ", no task running",
         "fast" if _fast_switch() else "ucontext"))
     print("  %-5s %-18s %-8s %-44s %8s  %-28s %s" % (
         "ID", "NAME", "STATE", "WAITS ON", "FOR", "SPAWNED AT", "STACK"))
@@ -519,10 +519,10 @@ Usage: info coro [N]
 With N, at most N tasks of each loop (about 2,000 a second are read).
 
 For each loop (numbered by coro_run calls in the process, as
-`coro bt LOOP.ID` takes them): its thread and switch; for each task: id, name, state, what it waits on, how long it has
-been in that state, where it was spawned, its stack's size and how much of
-it the task uses now. In a core file, "now" is the last time a loop read
-the clock."""
+`coro bt LOOP.ID` takes them): its thread and switch; for each task: id,
+name, state, what it waits on, how long it has been in that state, where
+it was spawned, its stack's size and how much of it the task uses now.
+In a core file, "now" is the last time a loop read the clock."""
 
     def __init__(self):
         super().__init__("info coro", gdb.COMMAND_STATUS)
@@ -708,8 +708,9 @@ Usage: coro bt ID | LOOP.ID | ADDRESS | all
 
 ID is a task's id (info coro lists them) in the loop of the selected
 thread, or else the first loop; LOOP.ID picks the loop (loops are numbered
-as coro_run calls in the process); ADDRESS is a coro_task pointer. `all` prints every task's. The task's frames are
-numbered from #1: frame #0 is the loop thread's own."""
+as coro_run calls in the process); ADDRESS is a coro_task pointer. `all`
+prints every task's. The task's frames are numbered from #1: frame #0 is
+the loop thread's own."""
 
     def __init__(self):
         super().__init__("coro bt", gdb.COMMAND_STACK)
