@@ -1359,7 +1359,8 @@ CORO_API size_t coro_stack_high_water(const coro_task *t);
  * Cost: off, nothing but one untaken branch per switch; on, one read of
  *       the clock per switch (the run that ends and the one that starts
  *       share it) and two calls: about 27 ns a switch on the development
- *       machine, most of it the clock (the README has the figures). */
+ *       machine, most of it the clock (the README has the figures). The
+ *       call itself, turning accounting on while tasks run: O(tasks). */
 CORO_API int coro_set_accounting(int on);
 
 /* The stall watchdog: reports a task that runs longer than seconds without
