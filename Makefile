@@ -51,7 +51,7 @@ LDLIBS  := -lm -lpthread
 
 SRCS    := coro.c sched.c join.c group.c scope.c timer.c poll.c env.c \
            executor.c io.c net.c sync.c debug.c trace.c overflow.c \
-           inspect.c local.c
+           inspect.c local.c loops.c watchdog.c
 HDRS    := coro.h internal.h switch.h
 TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_join.c test/test_group.c test/test_scope.c \
@@ -59,7 +59,8 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_io.c test/test_net.c test/test_http.c test/test_sync.c \
            test/test_debug.c test/test_trace.c \
            test/test_overflow.c test/test_demos.c test/test_waits.c \
-           test/test_inspect.c test/test_local.c
+           test/test_inspect.c test/test_local.c \
+           test/test_loops.c test/test_watchdog.c
 BENCHES := handoff spawn eager sleepers blocking chan timers http_server
 DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
            e_http_requests f_queue_workers
@@ -79,7 +80,7 @@ NEEDS := "pkg-config --version:pkg-config" \
 
 .PHONY: all check asan tsan valgrind bench bench-peers install uninstall \
         clean help check-symbols deps demos demo soak soak-asan \
-        fuzz fuzz-build fuzz-deps
+        fuzz fuzz-build fuzz-deps gdb-check
 
 all: $(LIBA) $(LIBSO)
 
@@ -91,12 +92,13 @@ help:
 	@echo "make asan       run the suites under AddressSanitizer + UBSan"
 	@echo "make tsan       run the suites under ThreadSanitizer"
 	@echo "make valgrind   run the suites under valgrind memcheck"
+	@echo "make gdb-check  gdb/coro-gdb.py against a live process and a core"
 	@echo "make bench      build and run the benchmarks (prints figures)"
 	@echo "make bench-peers  both switch builds beside Go and asyncio: one table"
 	@echo "make soak       churn for SOAK_SECONDS (300); RSS and fds must come back"
 	@echo "SWITCH=fast     with any target: the _setjmp/_longjmp switch build"
 	@echo "CC=clang        with any target: built with clang, in build/clang/"
-	@echo "make install PREFIX=/usr/local"
+	@echo "make install PREFIX=/usr/local  (and gdb's script: GDB_AUTOLOAD)"
 
 # ---- the library, in three flavours with their own object directories ----
 
@@ -192,6 +194,27 @@ valgrind: $(B)/run_tests
 	CK_FORK=no CORO_TEST_SLOW=20 valgrind --error-exitcode=1 --leak-check=full --fair-sched=yes \
 	    --errors-for-leak-kinds=definite,indirect,possible --quiet \
 	    ./$(B)/run_tests
+
+# ---- gdb (gdb/coro-gdb.py): test/gdb_check.sh runs gdb in batch mode on
+# test/gdb_target, tasks parked in many kinds of wait, attached live and on
+# a core; once with the script sourced (the program linked with libcoro.a),
+# once as make install leaves it, auto-loaded for libcoro.so. ----
+
+GDB_CHECK_DIR := $(abspath $(B))/gdb-install
+
+$(B)/gdb_target: test/gdb_target.c $(LIBA) | $(B)
+	$(CC) $(CFLAGS_APP) -I. $< $(LIBA) $(LDLIBS) -o $@
+
+gdb-check: $(B)/gdb_target $(LIBSO)
+	@command -v gdb >/dev/null || \
+	    { echo "gdb is missing: apt-get install gdb"; exit 1; }
+	./test/gdb_check.sh $(B)/gdb_target
+	rm -rf $(GDB_CHECK_DIR)
+	$(MAKE) --no-print-directory install PREFIX=$(GDB_CHECK_DIR) \
+	    GDB_AUTOLOAD=$(GDB_CHECK_DIR)/gdb >/dev/null
+	$(CC) $(CFLAGS_APP) -I. test/gdb_target.c -L$(GDB_CHECK_DIR)/lib -lcoro \
+	    -Wl,-rpath,$(GDB_CHECK_DIR)/lib $(LDLIBS) -o $(B)/gdb_target_so
+	./test/gdb_check.sh $(B)/gdb_target_so $(GDB_CHECK_DIR)/gdb
 
 # ---- demos (demo/): the asyncio tutorials' scenarios, on the default
 # build whatever SWITCH says, in $(DEMO_DIR) ----
@@ -322,6 +345,13 @@ LDCONFIG = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && \
                echo "run ldconfig as root (or set LD_LIBRARY_PATH=$(PREFIX)/lib)"; \
            fi
 
+# gdb loads libcoro.so.0-gdb.py for libcoro.so.0 from its data directory's
+# auto-load tree, under the library's own path: that directory, not
+# $(PREFIX)/share, unless gdb was configured otherwise. GDB_AUTOLOAD moves
+# it (then `add-auto-load-scripts-directory` in ~/.gdbinit).
+GDB_AUTOLOAD ?= /usr/share/gdb/auto-load
+GDB_SCRIPT    = $(GDB_AUTOLOAD)$(PREFIX)/lib/libcoro.so.$(ABI)-gdb.py
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 coro.h $(DESTDIR)$(PREFIX)/include/coro.h
@@ -330,12 +360,14 @@ install: all
 	ln -sf libcoro.so.$(ABI) $(DESTDIR)$(PREFIX)/lib/libcoro.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' coro.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc
+	install -d $(dir $(DESTDIR)$(GDB_SCRIPT))
+	install -m 644 gdb/coro-gdb.py $(DESTDIR)$(GDB_SCRIPT)
 	@$(LDCONFIG)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/coro.h $(DESTDIR)$(PREFIX)/lib/libcoro.a \
 	      $(DESTDIR)$(PREFIX)/lib/libcoro.so $(DESTDIR)$(PREFIX)/lib/libcoro.so.$(ABI) \
-	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc $(DESTDIR)$(GDB_SCRIPT)
 	@$(LDCONFIG)
 
 clean:

@@ -1207,7 +1207,16 @@ CORO_API int coro_local_set(coro_key key, void *value);
  *       others), when a task that failed is freed without anyone having
  *       joined it, when a task ends holding a coro_mutex, and when tasks
  *       are still alive as main returns.
- * Neither costs anything when unset but one test per task event.
+ *   CORO_ACCOUNTING=1  keeps each task's accounts: time spent running,
+ *       times run, longest run (coro_set_accounting).
+ *   CORO_WATCHDOG=0.1  reports a task that runs longer than that many
+ *       seconds without suspending, while it runs (coro_set_watchdog).
+ * None costs anything when unset but one test per task event.
+ *
+ * In a debugger: gdb/coro-gdb.py (make install puts it where gdb loads it
+ * for libcoro.so; else `source` it) adds `info coro`, which lists the
+ * tasks of every loop of the process, and `coro bt ID`, the backtrace of
+ * a parked task, in a live process or a core file. The README shows them.
  * ====================================================================== */
 
 /* Lists the tasks of this thread's loop (asyncio.all_tasks()): stores up
@@ -1290,6 +1299,14 @@ struct coro_task_info {
                                            stack's */
     size_t               stack_used;    /* coro_stack_high_water(t) */
     int                  shared_stack;  /* spawned with CORO_SHARED_STACK */
+    /* Its accounts, kept while the loop observes its tasks (see
+     * coro_set_accounting); 0 for what happened while nobody did: */
+    double               run_time;      /* seconds it spent running, its
+                                           present run included */
+    unsigned long long   runs;          /* times it was given the thread:
+                                           its start and every resume */
+    double               longest_run;   /* its longest single run, in
+                                           seconds */
 };
 
 /* Fills *info with t's state and what it waits on, as data: coro_dump's
@@ -1322,6 +1339,60 @@ CORO_API void coro_dump(FILE *out);
  * task, the most bytes of frames it parked with. 0 if t is NULL.
  * Cost: a scan of the stack's resident pages. */
 CORO_API size_t coro_stack_high_water(const coro_task *t);
+
+/* Per-task accounting: Go's proposal of per-goroutine CPU time
+ * (golang/go#41554), which asyncio lacks. With on, this thread's loop (if
+ * one runs) and the loops this thread starts from now on keep, for each
+ * task, the time it spent running, how many times it was given the thread
+ * and its longest single run: coro_task_info's run_time, runs and
+ * longest_run, coro_dump's "ran" column, and the args of the running
+ * intervals in a CORO_TRACE file. A task's running time is the thread's
+ * wall-clock time while the task held it (CLOCK_MONOTONIC), so time the
+ * kernel took the CPU away, or a blocking system call the task made,
+ * counts; its blocking calls on the worker threads (await_blocking) do
+ * not, since it is parked meanwhile.
+ * The accounts are kept while anything observes the loop's tasks: this
+ * setting (or CORO_ACCOUNTING=1 for loops before any call), CORO_TRACE,
+ * CORO_DEBUG, a task hook or the watchdog. Turned on while tasks run, it
+ * counts from then on, the calling task's run included.
+ * Returns: the previous setting, of the running loop, else of this thread.
+ * Cost: off, nothing but one untaken branch per switch; on, one read of
+ *       the clock per switch (the run that ends and the one that starts
+ *       share it) and two calls: about 27 ns a switch on the development
+ *       machine, most of it the clock (the README has the figures). The
+ *       call itself, turning accounting on while tasks run: O(tasks). */
+CORO_API int coro_set_accounting(int on);
+
+/* The stall watchdog: reports a task that runs longer than seconds without
+ * suspending, at that moment, on stderr:
+ *   coro: stall: task #3 "parse" (app.c:42) has run 100 ms without
+ *   suspending; the other tasks of its loop wait. It is at:
+ * followed by the backtrace of where the task runs now, one frame a line
+ * as object(+offset)[address] (addr2line -f -e object offset names the
+ * function and its file:line), and again as it suspends:
+ *   coro: stall over: task #3 "parse" (app.c:42) suspended after running
+ *   1204 ms
+ * A loop that waits in the kernel, or whose tasks are all parked, is
+ * never reported. asyncio's debug mode (slow_callback_duration) reports
+ * only after the fact, as CORO_DEBUG does.
+ * Applies to this thread's loop (if one runs) and the loops this thread
+ * starts from now on; CORO_WATCHDOG=seconds does it for loops started
+ * before any call. Turns accounting on while it is on.
+ * How: one thread of coro's, for the whole process, wakes when a run could
+ * pass the limit and sends SIGURG to the loop's thread, whose handler
+ * writes the report (with write(2), on the thread's alternate signal
+ * stack). Like any signal, it cuts short a system call the task is
+ * blocked in if SA_RESTART cannot restart it (nanosleep, poll: EINTR),
+ * once per stall. A program that handles SIGURG itself must install its
+ * handler before the watchdog starts: the watchdog passes on every SIGURG
+ * that is not its own. A thread that blocks SIGURG gets no report.
+ * seconds: the limit; 0 or less turns the watchdog off.
+ * Returns: 0; EINVAL (NaN, or below 0.001 s); EAGAIN (no thread for the
+ *          watchdog).
+ * Cost: off, nothing; on, accounting's cost per switch and three stores,
+ *       and at most one wake-up of the watchdog's thread per limit and
+ *       loop while nothing stalls. */
+CORO_API int coro_set_watchdog(double seconds);
 
 /* With on, a SIGQUIT makes this thread's loop print coro_dump to stderr at
  * its next turn, as Go does for its goroutines (the signal itself only

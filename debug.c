@@ -15,7 +15,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-static const char *const wait_names[] = {
+/* Global (hidden), not static: gdb/coro-gdb.py reads it by this name,
+ * and every compiler keeps a global's symbol and location. */
+const char *const coro__wait_names[] = {
     [CORO__W_NONE] = "ready",
     [CORO__W_SLEEP] = "sleep",
     [CORO__W_JOIN] = "join",
@@ -41,9 +43,10 @@ static const char *const wait_names[] = {
 
 const char *coro__wait_name(int kind)
 {
-    if (kind < 0 || kind >= (int)(sizeof wait_names / sizeof *wait_names))
+    if (kind < 0 ||
+        kind >= (int)(sizeof coro__wait_names / sizeof *coro__wait_names))
         return "?";
-    return wait_names[kind];
+    return coro__wait_names[kind];
 }
 
 /* ----------------------------------------------------------------------
@@ -158,6 +161,18 @@ static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
     return site_text(t->site, t->spawn_pc, buf, cap);
 }
 
+/* A duration as a person reads it: 1.23 s, 45.6 ms, 7.8 us. */
+static const char *seconds_text(double s, char *buf, size_t cap)
+{
+    if (s >= 1)
+        snprintf(buf, cap, "%.2f s", s);
+    else if (s >= 1e-3)
+        snprintf(buf, cap, "%.1f ms", s * 1e3);
+    else
+        snprintf(buf, cap, "%.1f us", s * 1e6);
+    return buf;
+}
+
 static void dump_task(FILE *out, const struct coro_task *t, double now)
 {
     struct coro_task_info in;
@@ -174,11 +189,18 @@ static void dump_task(FILE *out, const struct coro_task *t, double now)
         snprintf(used, sizeof used, "%.1fK", (double)in.stack_used / 1024);
     else
         snprintf(used, sizeof used, "%zuK", in.stack_used >> 10);
+    char ran[64] = "";
+    if (in.runs)
+        snprintf(ran, sizeof ran, "; ran %s in %llu run%s, longest %s",
+                 seconds_text(in.run_time, (char[16]){ 0 }, 16), in.runs,
+                 in.runs == 1 ? "" : "s",
+                 seconds_text(in.longest_run, (char[16]){ 0 }, 16));
     fprintf(out, "  #%-5llu %-18.18s %s%s%s%s, for %.2f s; from %s; "
-                 "stack %s, used %s\n",
+                 "stack %s, used %s%s\n",
             in.id, in.name, state, in.cancelling ? " [cancelled]" : "",
             in.shielded ? " [shielded]" : "", group, now - in.since,
-            site_text(in.site, in.spawn_pc, site, sizeof site), size, used);
+            site_text(in.site, in.spawn_pc, site, sizeof site), size, used,
+            ran);
 }
 
 void coro_dump(FILE *out)

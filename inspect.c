@@ -142,7 +142,12 @@ int coro_task_info(const coro_task *t, struct coro_task_info *info)
         .stack_size = t->stack.shared ? t->ctx.stack_len : t->stack.size,
         .stack_used = coro_stack_high_water(t),
         .shared_stack = t->stack.shared,
+        .runs = t->runs,
     };
+    int64_t ran, longest;
+    coro__accounts(t, &ran, &longest);
+    info->run_time = (double)ran / 1e9;
+    info->longest_run = (double)longest / 1e9;
     name_copy(info->name, coro_name(t));
     if (t->state == CORO__PARKED)
         wait_of(t, info);

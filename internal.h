@@ -18,8 +18,10 @@
  *   local.c                           task-local values: sched.c hands
  *                                     them on at spawn and lets them go
  *                                     at a task's end
- *   debug.c trace.c overflow.c        seeing inside
- *   inspect.c
+ *   debug.c trace.c overflow.c        seeing inside; trace.c also keeps
+ *   inspect.c watchdog.c              the tasks' accounts, and loops.c
+ *   loops.c                           lists the running loops for gdb
+ *                                     (gdb/coro-gdb.py) and watchdog.c
  *
  * The context switch itself is in switch.h, which only the two files that
  * switch (coro.c, sched.c) include.
@@ -35,6 +37,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <ucontext.h>
 
 /* ----------------------------------------------------------------------
@@ -625,7 +628,8 @@ union coro__wait {
 /* A task's control block: sits at the top of the task's stack mapping, so a
  * parked task with a shallow stack costs a single page. The fields up to
  * ctx survive the stack's trip through the pool; the rest is reset by each
- * spawn. */
+ * spawn. gdb/coro-gdb.py reads many of them, and the loop's, by name:
+ * make gdb-check fails on a rename it was not told of. */
 struct coro_task {
     struct coro__stack  stack;      /* its memory (coro.c) */
     struct coro__ctx    ctx;        /* saved registers (coro.c) */
@@ -659,6 +663,10 @@ struct coro_task {
                                        it parked with */
     int64_t             note_at;    /* when observed (trace.c) */
     unsigned char       note_state; /* what trace.c last saw it do */
+    /* Accounting (trace.c), while the loop observes its tasks: */
+    int64_t             ran_ns;     /* time spent running */
+    uint64_t            runs;       /* times it was given the thread */
+    int64_t             longest_ns; /* its longest single run */
     struct coro__timer  timer;      /* deadline while parked (timer.c) */
     coro__detach_fn     detach;     /* unhooks from the wake source */
     void               *waiting_on; /* the source's record of this wait,
@@ -701,6 +709,20 @@ struct coro_task {
     size_t              saved_len;  /* bytes in saved (0: frames in place,
                                        or never run) */
     size_t              saved_cap;  /* bytes allocated for saved */
+};
+
+/* What the stall watchdog (watchdog.c) knows of a loop's present run.
+ * The loop's thread writes it as each run starts and ends, while the
+ * watchdog is on; the watchdog's thread reads it (a sequence lock: seq is
+ * odd while a task runs, and a reader that sees it change retries), and
+ * so does the signal handler, on the loop's thread. */
+struct coro__watch {
+    atomic_llong        limit_ns;   /* the longest run allowed; 0: off */
+    atomic_ullong       seq;        /* bumped as each run starts and ends */
+    atomic_llong        start_ns;   /* when the present run started */
+    _Atomic(struct coro_task *) task; /* who runs it */
+    atomic_ullong       flagged;    /* the run the watchdog signalled */
+    atomic_ullong       reported;   /* the run the handler reported */
 };
 
 /* Every this many switches the loop reads the coarse clock (so parking
@@ -749,7 +771,15 @@ struct coro__loop {
     unsigned char       poll_due;   /* the loop's context should look at
                                        I/O now */
     unsigned char       noting;     /* someone observes tasks: the event
-                                       hook, CORO_TRACE or CORO_DEBUG */
+                                       hook, CORO_TRACE, CORO_DEBUG,
+                                       accounting or the watchdog */
+    unsigned char       accounting; /* coro_set_accounting's or
+                                       CORO_ACCOUNTING's (trace.c) */
+    unsigned char       watching;   /* the watchdog is on (watchdog.c) */
+    unsigned char       now_fresh;  /* now_ns is when the run that just
+                                       ended ended: the next run starts
+                                       then, without a clock read */
+    int64_t             now_ns;
     unsigned char       debug;      /* CORO_DEBUG: warn (debug.c) */
     unsigned char       tracing;    /* CORO_TRACE: write events (trace.c) */
     unsigned            ticks;      /* switches since the last tick */
@@ -763,6 +793,12 @@ struct coro__loop {
     int64_t             seen_ns;    /* a recent time, for t->since: read
                                        when the loop sleeps, fires timers
                                        or ticks, so parking reads no clock */
+    struct coro__link   loops_link; /* in coro__loops (loops.c) */
+    unsigned char       listed;     /* it is in coro__loops */
+    pid_t               tid;        /* its thread, as the kernel and gdb
+                                       number it */
+    pthread_t           thread;     /* its thread, for the watchdog */
+    struct coro__watch  watch;      /* the stall watchdog's (watchdog.c) */
     void               *alt_stack;  /* the signal stack coro gave the
                                        thread, or NULL (overflow.c) */
     struct coro__timers timers;
@@ -850,6 +886,21 @@ void coro__note(struct coro__loop *l, struct coro_task *t, int note);
 void coro__observe_init(struct coro__loop *l);
 void coro__observe_term(struct coro__loop *l);
 
+/* Formatting without stdio or allocation, for signal handlers (defined
+ * in overflow.c, used by watchdog.c too): text goes into a fixed buffer,
+ * cut short if it does not fit, then out with write(2). */
+struct coro__line {
+    char *p;                        /* where the next byte goes */
+    char *end;                      /* the end of the buffer */
+};
+void coro__put(struct coro__line *l, const char *s);
+void coro__put_u(struct coro__line *l, unsigned long long v);
+void coro__put_hex(struct coro__line *l, uintptr_t v);
+/* task #7 "name" (site.c:42), or the spawning call's address for a site */
+void coro__put_task(struct coro__line *l, const struct coro_task *t);
+/* Writes [buf, l->p) to fd. */
+void coro__line_write(int fd, const char *buf, const struct coro__line *l);
+
 /* The alternate signal stack of the loop's thread and the handler that
  * names a task overflowing its stack (overflow.c): 0 or an errno value. */
 int  coro__overflow_init(struct coro__loop *l);
@@ -867,8 +918,10 @@ _Noreturn void coro__overflow_canary(const struct coro_task *t);
  * run): for coro_dump (sync.c). */
 unsigned long long coro__mutex_holder(const coro_mutex *m,
                                       const struct coro__loop *l);
-/* What a wait kind is called in dumps and traces ("sleep", "join"...). */
+/* What a wait kind is called in dumps and traces ("sleep", "join"...),
+ * from coro__wait_names (debug.c), which gdb/coro-gdb.py reads too. */
 const char *coro__wait_name(int kind);
+extern const char *const coro__wait_names[];
 /* CORO_DEBUG's warnings, and the deadlock report (debug.c). */
 void coro__debug_slow(struct coro_task *t, int64_t ran_ns);
 void coro__debug_end(struct coro__loop *l, struct coro_task *t);
@@ -876,6 +929,36 @@ void coro__debug_unjoined(struct coro_task *t);
 void coro__deadlock_report(struct coro__loop *l);
 /* Stops the SIGQUIT dump for a loop that ends. */
 void coro__debug_term(struct coro__loop *l);
+/* Recomputes l->noting after an observer came or went. One that comes
+ * mid-run starts every task's record afresh, the running task's run from
+ * now. */
+void coro__observe_update(struct coro__loop *l);
+
+/* t's accounts: time spent running and its longest run, the run going on
+ * now included. */
+void coro__accounts(const struct coro_task *t, int64_t *ran,
+                    int64_t *longest);
+
+/* The process's running loops (loops.c), for gdb and the watchdog: a loop
+ * is added as coro_run starts it (which records its thread) and removed
+ * as it ends, under coro__loops_lock. */
+extern struct coro__list coro__loops;
+extern pthread_mutex_t coro__loops_lock;
+void coro__loops_add(struct coro__loop *l);
+void coro__loops_remove(struct coro__loop *l);
+
+/* The stall watchdog (watchdog.c). init reads coro_set_watchdog's setting
+ * or CORO_WATCHDOG for a new loop (listed already); term stops watching
+ * it. run and stop are told, on the loop's thread, as each of its runs
+ * starts and ends, while l->watching. */
+void coro__watchdog_init(struct coro__loop *l);
+void coro__watchdog_term(struct coro__loop *l);
+void coro__watchdog_run(struct coro__loop *l, struct coro_task *t,
+                        int64_t now);
+void coro__watchdog_stop(struct coro__loop *l, struct coro_task *t,
+                         int64_t now);
+/* In a child of fork(): no watchdog thread runs there. */
+void coro__watchdog_after_fork(void);
 
 /* ----------------------------------------------------------------------
  * Task-local values (local.c). Three calls in sched.c: at spawn, at a

@@ -33,19 +33,15 @@ static struct sigaction old_segv, old_bus;
 static atomic_int installed;
 static size_t page;
 
-/* ---- formatting without stdio ---- */
+/* ---- formatting without stdio (watchdog.c uses it too) ---- */
 
-struct line {
-    char  *p, *end;
-};
-
-static void put(struct line *l, const char *s)
+void coro__put(struct coro__line *l, const char *s)
 {
     while (*s && l->p < l->end)
         *l->p++ = *s++;
 }
 
-static void put_u(struct line *l, unsigned long long v)
+void coro__put_u(struct coro__line *l, unsigned long long v)
 {
     char digits[24];
     int n = 0;
@@ -56,9 +52,9 @@ static void put_u(struct line *l, unsigned long long v)
         *l->p++ = digits[--n];
 }
 
-static void put_hex(struct line *l, uintptr_t v)
+void coro__put_hex(struct coro__line *l, uintptr_t v)
 {
-    put(l, "0x");
+    coro__put(l, "0x");
     int shift = (int)(sizeof v * 8) - 4;
     while (shift > 0 && !((v >> shift) & 0xf))
         shift -= 4;
@@ -66,32 +62,44 @@ static void put_hex(struct line *l, uintptr_t v)
         *l->p++ = "0123456789abcdef"[(v >> shift) & 0xf];
 }
 
-static void report(const struct coro_task *t)
+void coro__put_task(struct coro__line *l, const struct coro_task *t)
 {
-    char buf[512];
-    struct line l = { buf, buf + sizeof buf - 1 };
-    size_t size = t->stack.shared ? t->ctx.stack_len : t->stack.size;
-    put(&l, "coro: task #");
-    put_u(&l, t->id);
-    put(&l, " \"");
-    put(&l, coro_name(t));
-    put(&l, "\" (");
+    coro__put(l, "task #");
+    coro__put_u(l, t->id);
+    coro__put(l, " \"");
+    coro__put(l, coro_name(t));
+    coro__put(l, "\" (");
     if (t->site)
-        put(&l, t->site);
+        coro__put(l, t->site);
     else
-        put_hex(&l, (uintptr_t)t->spawn_pc);
-    put(&l, ") overflowed its ");
-    put_u(&l, size >> 10);
-    put(&l, t->stack.shared ? " KiB shared stack" : " KiB stack");
-    put(&l, "; give it more with coro_attr.stack_size or CORO_STACK_SIZE"
-            " (coro_stack_high_water tells what it uses)\n");
-    *l.p = '\0';
-    for (const char *p = buf; p < l.p;) {
-        ssize_t n = write(STDERR_FILENO, p, (size_t)(l.p - p));
+        coro__put_hex(l, (uintptr_t)t->spawn_pc);
+    coro__put(l, ")");
+}
+
+void coro__line_write(int fd, const char *buf, const struct coro__line *l)
+{
+    for (const char *p = buf; p < l->p;) {
+        ssize_t n = write(fd, p, (size_t)(l->p - p));
         if (n <= 0)
             break;
         p += n;
     }
+}
+
+static void report(const struct coro_task *t)
+{
+    char buf[512];
+    struct coro__line l = { buf, buf + sizeof buf };
+    size_t size = t->stack.shared ? t->ctx.stack_len : t->stack.size;
+    coro__put(&l, "coro: ");
+    coro__put_task(&l, t);
+    coro__put(&l, " overflowed its ");
+    coro__put_u(&l, size >> 10);
+    coro__put(&l, t->stack.shared ? " KiB shared stack" : " KiB stack");
+    coro__put(&l, "; give it more with coro_attr.stack_size or "
+                  "CORO_STACK_SIZE (coro_stack_high_water tells what it "
+                  "uses)\n");
+    coro__line_write(STDERR_FILENO, buf, &l);
 }
 
 /* The canary of a stack without a guard page (coro.c), found overwritten

@@ -700,6 +700,7 @@ static void idle_wait(struct coro__loop *l)
 {
     coro__poller_wait(&l->poller, coro__timer_next(&l->timers));
     l->seen_ns = coro__coarse_ns();
+    l->now_fresh = 0; /* the next run does not start when the last ended */
 }
 
 /* The loop deadlocked with every task already cancelled: free what is left
@@ -724,6 +725,7 @@ static void loop_run(struct coro__loop *l)
             l->poll_due = 0;
             coro__poller_wait(&l->poller, 0); /* only look */
             l->seen_ns = coro__coarse_ns();
+            l->now_fresh = 0;
         }
         struct coro_task *next = next_ready(l);
         if (!next && l->poll_due)
@@ -778,6 +780,9 @@ static atomic_ullong runs;
 
 static void loop_free(struct coro__loop *l)
 {
+    /* Out of the watchdog's and gdb's sight before anything is freed. */
+    coro__watchdog_term(l);
+    coro__loops_remove(l);
     reap(l);
     while (l->all.head)
         coro__task_free(l, CORO__TASK_OF(l->all.head));
@@ -821,8 +826,10 @@ static int loop_new(struct coro__loop **out)
         err = coro__executor_init(&l->executor, &l->poller);
     if (!err)
         err = coro__overflow_init(l);
-    if (!err)
+    if (!err) {
+        coro__loops_add(l);
         coro__observe_init(l);
+    }
     if (err) {
         loop_free(l);
         return err;

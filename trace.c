@@ -1,12 +1,20 @@
 /* trace.c: observing tasks. The scheduler calls coro__note at each task
  * event while someone observes (l->noting); this file passes the event to
- * coro_set_task_hook's function, writes it to CORO_TRACE's file, and times
- * running intervals for CORO_DEBUG's slow-task warning.
+ * coro_set_task_hook's function, writes it to CORO_TRACE's file, keeps
+ * each task's accounts (time spent running, runs, the longest run), and
+ * tells CORO_DEBUG's slow-task warning and the stall watchdog as runs
+ * start and end.
  *
  * The trace is Chrome's trace-event format, JSON array flavour: one file
  * per process, one "process" per loop, one "thread" (track) per task, and
  * for each interval a complete event ("ph": "X") named for what the task
- * was doing: running, ready, or what it waited on.
+ * was doing: running, ready, or what it waited on. A running interval
+ * carries the task's accounts so far.
+ *
+ * Accounting reads the monotonic clock once per switch: the run that ends
+ * and the run that starts next share the reading (about 30 ns here, most
+ * of what accounting costs). A note that neither starts nor ends a run
+ * reads no clock unless the trace, the hook or CORO_DEBUG wants its time.
  */
 #include "internal.h"
 
@@ -22,6 +30,7 @@ enum { SEEN_NONE, SEEN_READY, SEEN_RUNNING, SEEN_PARKED /* + wait kind */ };
 
 static __thread coro_task_hook_fn tls_hook;
 static __thread void *tls_hook_arg;
+static __thread int tls_accounting = -1; /* -1: CORO_ACCOUNTING says */
 
 void coro_set_task_hook(coro_task_hook_fn fn, void *arg)
 {
@@ -179,6 +188,11 @@ static void trace_interval(struct coro__loop *l, struct coro_task *t,
                 (double)(now - t->note_at) / 1e3,
                 t->note_state >= SEEN_PARKED ? "parked" : what);
         json_string(f, what);
+        if (t->note_state == SEEN_RUNNING)
+            fprintf(f, ",\"args\":{\"runs\":%llu,\"ran_ms\":%.3f,"
+                       "\"longest_ms\":%.3f}",
+                    (unsigned long long)t->runs, (double)t->ran_ns / 1e6,
+                    (double)t->longest_ns / 1e6);
         fputc('}', f);
     }
     pthread_mutex_unlock(&trace_lock);
@@ -201,14 +215,22 @@ static void trace_name(struct coro__loop *l, struct coro_task *t)
     pthread_mutex_unlock(&trace_lock);
 }
 
+/* Whether an environment variable is set to something other than "0". */
+static int env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 void coro__observe_init(struct coro__loop *l)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, trace_fork_handlers);
     l->hook = tls_hook;
     l->hook_arg = tls_hook_arg;
-    const char *debug = getenv("CORO_DEBUG");
-    l->debug = debug && *debug && strcmp(debug, "0") != 0;
+    l->debug = env_flag("CORO_DEBUG");
+    l->accounting = tls_accounting >= 0 ? tls_accounting != 0
+                                        : env_flag("CORO_ACCOUNTING");
     const char *path = getenv("CORO_TRACE");
     if (path && *path) {
         pthread_mutex_lock(&trace_lock);
@@ -223,7 +245,8 @@ void coro__observe_init(struct coro__loop *l)
         }
         pthread_mutex_unlock(&trace_lock);
     }
-    l->noting = l->hook || l->debug || l->tracing;
+    coro__watchdog_init(l);
+    coro__observe_update(l);
 }
 
 void coro__observe_term(struct coro__loop *l)
@@ -237,12 +260,94 @@ void coro__observe_term(struct coro__loop *l)
     }
 }
 
-void coro__note(struct coro__loop *l, struct coro_task *t, int note)
+void coro__observe_update(struct coro__loop *l)
 {
+    int was = l->noting;
+    l->noting = l->hook || l->debug || l->tracing || l->accounting ||
+                l->watching;
+    struct coro_task *t = l->current;
+    if (!was && l->noting) {
+        /* What the tasks were last seen doing is stale: nobody looked. */
+        for (struct coro__link *n = l->all.head; n; n = n->next)
+            CORO__TASK_OF(n)->note_state = SEEN_NONE;
+        l->now_fresh = 0;
+        if (t) {
+            t->note_at = coro__clock_ns();
+            t->note_state = SEEN_RUNNING;
+            t->runs++;
+        }
+    }
+    if (l->watching && t && t->note_state == SEEN_RUNNING)
+        coro__watchdog_run(l, t, t->note_at);
+}
+
+void coro__accounts(const struct coro_task *t, int64_t *ran,
+                    int64_t *longest)
+{
+    *ran = t->ran_ns;
+    *longest = t->longest_ns;
+    if (t->state == CORO__RUNNING && t->note_state == SEEN_RUNNING &&
+        t->loop->noting) {
+        int64_t now = coro__clock_ns() - t->note_at;
+        *ran += now;
+        if (now > *longest)
+            *longest = now;
+    }
+}
+
+int coro_set_accounting(int on)
+{
+    struct coro__loop *l = coro__loop();
+    int old = l ? l->accounting : tls_accounting > 0;
+    tls_accounting = on != 0;
+    if (l) {
+        l->accounting = on != 0;
+        coro__observe_update(l);
+    }
+    return old;
+}
+
+/* When a note happens. The run that ends and the run that starts next
+ * share one reading of the clock; a note that neither starts nor ends a
+ * run reads none unless the trace, the hook or CORO_DEBUG records its
+ * time. */
+static int64_t note_time(struct coro__loop *l, int note, int ends_run)
+{
+    if (note == CORO__NOTE_RUN && l->now_fresh) {
+        l->now_fresh = 0;
+        return l->now_ns;
+    }
+    if (!ends_run && note != CORO__NOTE_RUN && !l->tracing && !l->hook &&
+        !l->debug)
+        return 0;
     int64_t now = coro__clock_ns();
-    if (l->debug && t->note_state == SEEN_RUNNING && note != CORO__NOTE_RUN &&
-        now - t->note_at > SLOW_NS)
-        coro__debug_slow(t, now - t->note_at);
+    if (l->now_fresh) /* the next run starts no earlier than this note */
+        l->now_ns = now;
+    return now;
+}
+
+/* t's run, which started at t->note_at, ends now. */
+static void run_ended(struct coro__loop *l, struct coro_task *t,
+                      int64_t now)
+{
+    int64_t ran = now - t->note_at;
+    t->ran_ns += ran;
+    if (ran > t->longest_ns)
+        t->longest_ns = ran;
+    l->now_ns = now;
+    l->now_fresh = 1;
+    if (l->debug && ran > SLOW_NS)
+        coro__debug_slow(t, ran);
+    if (l->watching)
+        coro__watchdog_stop(l, t, now);
+}
+
+/* What the trace and the hook make of a note: out of line, so that
+ * accounting alone does not pay for their frame. */
+static __attribute__((noinline)) void record(struct coro__loop *l,
+                                             struct coro_task *t, int note,
+                                             int64_t now)
+{
     if (l->tracing) {
         if (note == CORO__NOTE_SPAWN)
             trace_name(l, t);
@@ -267,10 +372,23 @@ void coro__note(struct coro__loop *l, struct coro_task *t, int note)
         };
         l->hook(&ev, l->hook_arg);
     }
+}
+
+void coro__note(struct coro__loop *l, struct coro_task *t, int note)
+{
+    int ends_run = t->note_state == SEEN_RUNNING && note != CORO__NOTE_RUN;
+    int64_t now = note_time(l, note, ends_run);
+    if (ends_run)
+        run_ended(l, t, now);
+    if (CORO__UNLIKELY(l->tracing || l->hook))
+        record(l, t, note, now);
     t->note_at = now;
     switch (note) {
     case CORO__NOTE_RUN:
         t->note_state = SEEN_RUNNING;
+        t->runs++;
+        if (l->watching)
+            coro__watchdog_run(l, t, now);
         break;
     case CORO__NOTE_PARK:
         t->note_state = (unsigned char)(SEEN_PARKED + t->wait_kind);

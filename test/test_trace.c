@@ -1,6 +1,7 @@
 /* trace.c: coro_set_task_hook's events and CORO_TRACE's trace file. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,10 @@ START_TEST(trace_file_holds_each_task_interval)
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         ck_assert_msg(strstr(text, want[i]) != NULL, "no %s in:\n%s", want[i],
                       text);
+    /* Running intervals carry the task's accounts so far. */
+    ck_assert_msg(strstr(text, "\"args\":{\"runs\":1,\"ran_ms\":") &&
+                      strstr(text, "\"args\":{\"runs\":2,\"ran_ms\":"),
+                  "no accounts in:\n%s", text);
     /* The sleep lasted about its 10 ms: intervals carry real durations. */
     const char *sleep = strstr(text, "\"name\":\"sleep\"");
     while (sleep > text && strncmp(sleep, "\"dur\":", 6) != 0)
@@ -335,6 +340,131 @@ START_TEST(trace_to_an_unwritable_path_warns_and_runs)
 }
 END_TEST
 
+/* ---- accounting ---- */
+
+static void spin(double seconds)
+{
+    double end = coro_now() + seconds;
+    while (coro_now() < end)
+        ;
+}
+
+/* Runs three times: started, then resumed twice; the second run spins
+ * 20 ms, the others return at once. */
+static void *three_runs(void *arg)
+{
+    (void)arg;
+    int err = await_yield();
+    if (!err) {
+        spin(0.02);
+        err = await_yield();
+    }
+    return err ? coro_fail(err) : NULL;
+}
+
+struct accounts {
+    struct coro_task_info in;   /* of three_runs, once it ended */
+    double                wall; /* how long it took, start to end */
+    char                  dump[4096];
+};
+
+static void *accounts_main(void *arg)
+{
+    struct accounts *a = arg;
+    coro_task *t = coro_spawn(three_runs, NULL);
+    double t0 = coro_now();
+    size_t done;
+    int err = await_wait(&t, 1, CORO_ALL_COMPLETED, -1, &done);
+    a->wall = coro_now() - t0;
+    if (!err)
+        err = coro_task_info(t, &a->in);
+    FILE *f = fmemopen(a->dump, sizeof a->dump, "w");
+    coro_dump(f);
+    fclose(f);
+    int joined = await_task(t, NULL);
+    return err || joined ? coro_fail(err ? err : joined) : NULL;
+}
+
+START_TEST(accounting_counts_runs_time_and_the_longest)
+{
+    struct accounts a = { .wall = 0 };
+    ck_assert_int_eq(coro_set_accounting(1), 0);
+    run_expect(accounts_main, &a, 0);
+    ck_assert_int_eq(coro_set_accounting(0), 1);
+    ck_assert_uint_eq(a.in.runs, 3);
+    ck_assert_msg(a.in.longest_run >= 0.02 &&
+                      a.in.run_time >= a.in.longest_run &&
+                      a.in.run_time <= a.wall,
+                  "ran %.6f s, longest %.6f s, in %.6f s", a.in.run_time,
+                  a.in.longest_run, a.wall);
+    /* The two other runs are short. */
+    ck_assert_msg(a.in.run_time < 1.5 * a.in.longest_run, "%.6f, %.6f",
+                  a.in.run_time, a.in.longest_run);
+    /* coro_dump shows them, from the same snapshot. */
+    const char *line = strstr(a.dump, "three_runs");
+    ck_assert_msg(line != NULL, "%s", a.dump);
+    expect_report_line(line, "ended", "; ran ", " ms in 3 runs, longest ",
+                       " ms", NULL);
+}
+END_TEST
+
+START_TEST(accounting_is_off_unless_asked)
+{
+    struct accounts a = { .wall = 0 };
+    run_expect(accounts_main, &a, 0);
+    ck_assert_uint_eq(a.in.runs, 0);
+    ck_assert(a.in.run_time == 0 && a.in.longest_run == 0);
+    ck_assert_msg(strstr(a.dump, " ran ") == NULL, "%s", a.dump);
+}
+END_TEST
+
+/* Turned on mid-run, accounting counts the caller's run from then on. */
+static void *turns_accounting_on(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_set_accounting(1), 0);
+    spin(0.01);
+    struct coro_task_info in;
+    ck_assert_int_eq(coro_task_info(coro_self(), &in), 0);
+    ck_assert_uint_eq(in.runs, 1);
+    ck_assert_msg(in.run_time >= 0.01 && in.longest_run >= 0.01,
+                  "%.6f %.6f", in.run_time, in.longest_run);
+    int err = await_yield();
+    ck_assert_int_eq(coro_task_info(coro_self(), &in), 0);
+    ck_assert_uint_eq(in.runs, 2);
+    ck_assert_int_eq(coro_set_accounting(0), 1);
+    return err ? coro_fail(err) : NULL;
+}
+
+START_TEST(accounting_turned_on_counts_from_then)
+{
+    run_expect(turns_accounting_on, NULL, 0);
+    ck_assert_int_eq(coro_set_accounting(0), 0);
+}
+END_TEST
+
+/* In a thread of its own: the setting a call made on this one (which
+ * outranks the environment) stays this thread's. */
+static void *run_in_fresh_thread(void *arg)
+{
+    return (void *)(intptr_t)coro_run(accounts_main, arg, NULL);
+}
+
+START_TEST(accounting_from_the_environment)
+{
+    struct accounts a = { .wall = 0 };
+    setenv("CORO_ACCOUNTING", "1", 1);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_in_fresh_thread, &a), 0);
+    void *err;
+    ck_assert_int_eq(pthread_join(th, &err), 0);
+    unsetenv("CORO_ACCOUNTING");
+    ck_assert_int_eq((int)(intptr_t)err, 0);
+    ck_assert_uint_eq(a.in.runs, 3);
+    ck_assert(a.in.longest_run >= 0.02);
+}
+END_TEST
+
 Suite *trace_suite(void)
 {
     Suite *s = suite_create("trace");
@@ -344,6 +474,12 @@ Suite *trace_suite(void)
     tcase_add_test(tc, trace_file_holds_each_task_interval);
     tcase_add_test(tc, trace_to_an_unwritable_path_warns_and_runs);
     tcase_add_test(tc, forked_child_leaves_the_parents_trace_alone);
+    suite_add_tcase(s, tc);
+    tc = test_case("accounting", 10);
+    tcase_add_test(tc, accounting_counts_runs_time_and_the_longest);
+    tcase_add_test(tc, accounting_is_off_unless_asked);
+    tcase_add_test(tc, accounting_turned_on_counts_from_then);
+    tcase_add_test(tc, accounting_from_the_environment);
     suite_add_tcase(s, tc);
     return s;
 }
