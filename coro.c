@@ -161,16 +161,21 @@ static void ctx_copy(ucontext_t *dst, const ucontext_t *tpl)
 static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
                     size_t len, void (*entry)(void))
 {
+#ifdef CORO__STACK_ENTER
+    (void)tpl; /* entered by a jump to entry (switch.h) */
+#else
     ctx_copy(c->uc, tpl);
     c->uc->uc_stack.ss_sp = lo;
     c->uc->uc_stack.ss_size = len;
     c->uc->uc_link = NULL;
     makecontext(c->uc, entry, 0);
+#endif
     c->stack_lo = lo;
     c->stack_len = len;
     c->made = 1;
 #ifdef CORO_SWITCH_FAST
     c->started = 0;
+    c->entry = entry;
 #endif
 #ifdef CORO__ASAN
     c->asan_fake = NULL;
@@ -657,6 +662,7 @@ int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
     c->made = 1;
 #ifdef CORO_SWITCH_FAST
     c->started = 0;
+    c->entry = entry->entry;
 #endif
 #ifdef CORO__ASAN
     c->asan_fake = NULL;

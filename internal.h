@@ -297,6 +297,11 @@ int coro__env_size(const char *name, size_t min, size_t max, size_t *out);
  * time through setcontext on its makecontext'd context, and every later
  * switch is _setjmp/_longjmp: no system call, and the signal mask is the
  * thread's, shared by its tasks. */
+#if defined(CORO_SWITCH_FAST) && (defined(__x86_64__) || defined(__aarch64__))
+/* A fresh stack is entered without setcontext (switch.h). */
+#define CORO__STACK_ENTER 1
+#endif
+
 struct coro__ctx {
     ucontext_t *uc;           /* registers saved by swapcontext; with the
                                  fast switch, only the first entry. Own
@@ -306,6 +311,7 @@ struct coro__ctx {
 #ifdef CORO_SWITCH_FAST
     jmp_buf     jb;           /* registers saved by _setjmp */
     unsigned char started;    /* jb is valid: entered at least once */
+    void      (*entry)(void); /* where a first entry starts (fast switch) */
 #endif
     unsigned char made;       /* a trampoline context lives on this stack:
                                  made by makecontext, or parked at the end
