@@ -252,6 +252,8 @@ bench: $(BENCHES:%=$(B)/bench/%)
 	./$(B)/bench/handoff
 	./$(B)/bench/spawn
 	./$(B)/bench/eager
+	./$(B)/bench/timers
+	./$(B)/bench/timers --churn 10000
 	./$(B)/bench/blocking
 	-python3 bench/blocking.py
 	BUILD=$(B)/bench ./bench/chan.sh
