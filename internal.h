@@ -294,9 +294,9 @@ int coro__env_size(const char *name, size_t min, size_t max, size_t *out);
  * Two ways to switch, chosen at build time. By default swapcontext, which
  * also saves and restores the signal mask: a system call per switch. With
  * CORO_SWITCH_FAST (make SWITCH=fast), a task enters its stack the first
- * time through setcontext on its makecontext'd context, and every later
- * switch is _setjmp/_longjmp: no system call, and the signal mask is the
- * thread's, shared by its tasks. */
+ * time by a jump to its top (setcontext where switch.h has no jump for the
+ * machine), and every later switch is _setjmp/_longjmp: no system call,
+ * and the signal mask is the thread's, shared by its tasks. */
 #if defined(CORO_SWITCH_FAST) && (defined(__x86_64__) || defined(__aarch64__))
 /* A fresh stack is entered without setcontext (switch.h). */
 #define CORO__STACK_ENTER 1

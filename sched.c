@@ -405,8 +405,8 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
 /* Every task's first frame. It outlives its task: a task that ends parks
  * here, and when its pooled stack is given to a new task (t is the same
  * control block, at the top of the same stack), the loop goes round again.
- * A reused stack so costs no getcontext/makecontext, and with the fast
- * switch no setcontext system call (QEMU pools its coroutines this way). */
+ * A reused stack so costs no makecontext, nor a first entry (QEMU pools
+ * its coroutines this way). */
 static void trampoline(void)
 {
     struct coro__loop *l = coro__tls_loop;
