@@ -636,6 +636,92 @@ CORO_API int await_blocking(void *(*fn)(void *), void *arg, void **result);
 CORO_API int coro_set_workers(unsigned n);
 
 /* ======================================================================
+ * Loops across threads: loop.call_soon_threadsafe,
+ * asyncio.run_coroutine_threadsafe, a channel between threads, a loop on
+ * every core
+ *
+ * Each thread runs its own loop, and a task never leaves the loop that
+ * made it (errno, thread-locals and every object a task uses stay its
+ * thread's). What crosses between threads is work and messages: a
+ * function posted into a loop, a coroutine submitted to a loop with a
+ * future to wait on, elements sent through a cross-thread channel. Each
+ * wakes the loop it goes to at once: a busy loop sees it at its next
+ * switch, without a system call; a loop asleep in the kernel is woken by
+ * one eventfd write.
+ *
+ * A loop is named by its handle, which any thread may use while the loop
+ * runs, and, once retained, after it has ended: calls on the handle of a
+ * loop that has ended return ESHUTDOWN ("cannot send after shutdown"),
+ * never touch freed memory, and are told apart from EPIPE, which a closed
+ * channel says.
+ *
+ * Deadlock detection and other threads: a task waiting on a future or a
+ * cross-thread channel waits on another thread, which may wake it at any
+ * time, so its loop is never reported deadlocked meanwhile; nor is a loop
+ * whose handle someone holds with coro_loop_retain, since a call the
+ * holder posts may be what its tasks wait for.
+ * ====================================================================== */
+
+/* A loop's handle. Opaque. */
+typedef struct coro_loop coro_loop;
+
+/* The handle of the calling thread's loop (asyncio.get_running_loop()),
+ * from a task or from a call posted to the loop.
+ * Returns: the handle, or NULL with errno EINVAL (no loop runs on this
+ *          thread), ENOMEM, or EMFILE and the like (the first call makes
+ *          the eventfd that wakes the loop).
+ * Ownership: borrowed: valid on any thread until the loop ends (until its
+ *            coro_run returns). To use it from a thread that may outlive
+ *            the loop, take a reference with coro_loop_retain before
+ *            handing it over.
+ * Cost: the first call in a loop, an allocation and an eventfd; then
+ *       O(1). */
+CORO_API coro_loop *coro_loop_current(void);
+
+/* Takes a reference to loop: the handle stays valid until the matching
+ * coro_loop_release, also after its loop has ended (every call on it then
+ * returns ESHUTDOWN). While anyone holds a reference, the loop is not
+ * reported deadlocked: a call the holder posts may be what its tasks wait
+ * for. Callable on any thread, with a handle known to be valid: the
+ * borrowed one while the loop runs, or one already retained.
+ * Returns: loop (NULL for NULL). */
+CORO_API coro_loop *coro_loop_retain(coro_loop *loop);
+
+/* Lets go of a reference taken with coro_loop_retain; the last one frees
+ * the handle of a loop that has ended. NULL does nothing. Any thread. */
+CORO_API void coro_loop_release(coro_loop *loop);
+
+/* Whether loop still takes new work: 1 from its start until its main
+ * returns, then 0 for good (posts and submits then say ESHUTDOWN). 0 for
+ * NULL. Any thread. */
+CORO_API int coro_loop_alive(const coro_loop *loop);
+
+/* Posts fn(arg) to loop from any thread, the loop's own included
+ * (loop.call_soon_threadsafe). fn runs once, on the loop's thread, soon:
+ * at once if the loop sleeps, as soon as no task is ready, and in a loop
+ * kept busy after at most 64 switches between its tasks (when it also
+ * looks at I/O), so that posts and tasks cannot starve each other. It
+ * runs in the loop's own context, outside any task, as an asyncio
+ * callback does: it may spawn and cancel tasks, set events, send without
+ * waiting and post again, but not wait (an await_* there is EPERM;
+ * coro_self() is NULL), and it should not block the thread, as every task
+ * of the loop waits while it runs. The calls one thread posts run in the
+ * order it posted them.
+ *
+ * Nothing is lost or run twice: a call accepted (0 returned) runs exactly
+ * once. Posts are taken until the loop's main returns; coro_run then runs
+ * the calls accepted so far while it cancels the other tasks and waits
+ * for them, lets the tasks the calls spawn run to their end (born
+ * cancelled, as every task spawned while a loop winds down), and returns.
+ * From the moment main returns, posts say ESHUTDOWN and fn never runs.
+ * Returns: 0; ESHUTDOWN (the loop has ended or is ending); EINVAL (loop
+ *          or fn NULL); ENOMEM.
+ * Cost: an allocation of 32 bytes and a mutex held for a few
+ *       instructions; an eventfd write when the loop sleeps. */
+CORO_API int coro_loop_post(coro_loop *loop, void (*fn)(void *arg),
+                            void *arg);
+
+/* ======================================================================
  * I/O readiness: what asyncio's transports sit on (loop.add_reader)
  *
  * A task waits for an fd to become readable or writable on the loop's epoll

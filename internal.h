@@ -163,6 +163,7 @@ static inline void coro__list_remove(struct coro__list *l,
 
 struct coro_task;
 struct coro__loop;
+struct coro__loops;
 struct coro_group;
 
 /* What a parked task waits for, for coro_dump, the trace and the event
@@ -188,7 +189,10 @@ enum coro__wait_kind {
     CORO__W_COND,
     CORO__W_AS_COMPLETED, /* what: the iterator */
     CORO__W_GROUP,      /* what: the group */
-    CORO__W_BARRIER     /* what: the barrier */
+    CORO__W_BARRIER,    /* what: the barrier */
+    CORO__W_FUTURE,     /* what: the future (future.c) */
+    CORO__W_XCHAN_SEND, /* what: the cross-thread channel (xchan.c) */
+    CORO__W_XCHAN_RECV
 };
 
 /* Who besides the loop's own tasks may wake a parked task (a timer counts
@@ -196,7 +200,10 @@ enum coro__wait_kind {
 enum {
     CORO__BY_TIMER = 1,             /* its deadline */
     CORO__BY_KERNEL = 2,            /* an fd event: the reactor must look */
-    CORO__BY_WORKER = 4             /* a worker thread's completion */
+    CORO__BY_WORKER = 4,            /* a worker thread's completion */
+    CORO__BY_THREAD = 8             /* another thread: a future's task, a
+                                       cross-thread channel's other side,
+                                       through a post (loop.c) */
 };
 
 /* Takes a parked task's record back from its source, when something other
@@ -460,6 +467,7 @@ struct coro__timer *coro__timer_expired(struct coro__timers *tm, int64_t now);
  * loop runs for it on its own thread. */
 enum {
     CORO__POST_JOBS,                /* blocking calls finished (executor.c) */
+    CORO__POST_CALLS,               /* calls posted to the loop (loop.c) */
     CORO__POST_KINDS
 };
 
@@ -589,6 +597,65 @@ int  coro__executor_init(struct coro__executor *x, struct coro__poller *p);
 void coro__executor_term(struct coro__executor *x);  /* joins the workers */
 
 /* ----------------------------------------------------------------------
+ * Calls posted to a loop from any thread (loop.c): how other threads hand
+ * a loop work (coro_loop_post, a submitted task) and wake its tasks (a
+ * future's end, a cross-thread channel's hand-off). They ride on the
+ * poller's post (CORO__POST_CALLS): no second way to wake a loop.
+ *
+ * A loop's handle, struct coro_loop, is a refcounted heap object that
+ * outlives its loop: once the loop has ended, posts to it say ESHUTDOWN
+ * instead of touching freed memory.
+ * ---------------------------------------------------------------------- */
+
+/* One call: runs once, on the loop's thread, in the loop's own context
+ * (outside any task: coro_self() is NULL, await_* is EPERM), in the order
+ * posted. Intrusive, so that a post that must not fail (a wake) embeds
+ * its call in the record it wakes for and allocates nothing. */
+struct coro__call {
+    struct coro__call *next;        /* in the handle's queue (its lock) */
+    void (*run)(struct coro__call *c); /* may free c */
+};
+
+/* Sets the loop's post hook (loop_new). */
+void coro__loop_init(struct coro__loop *l);
+/* The handle of loop l, made on first use (on l's thread): NULL with an
+ * errno value (ENOMEM; EMFILE for the eventfd posts wake the loop with). */
+struct coro_loop *coro__loop_handle(struct coro__loop *l);
+/* Posts c to h's loop: 0, or ESHUTDOWN (c will never run). New work
+ * (wake 0) is refused once the loop has begun to end; a wake (wake 1),
+ * which a task of the loop waits for, is taken while the loop exists:
+ * the loop cannot end before that task does. */
+int  coro__loop_post(struct coro_loop *h, struct coro__call *c, int wake);
+void coro__loop_ref(struct coro_loop *h);
+void coro__loop_unref(struct coro_loop *h);
+/* Runs the calls posted so far, in the loop's context: 1 if any ran. */
+int  coro__loop_calls(struct coro__loop *l);
+/* Whether another thread may still post to l: someone holds a reference
+ * from coro_loop_retain, or a post is on its way. Deadlock detection asks
+ * before it gives up on a loop whose tasks all wait on each other. */
+int  coro__loop_reachable(struct coro__loop *l);
+/* The end of coro_run: close refuses new work from then on; term detaches
+ * the handle from the loop, which is about to be freed. */
+void coro__loop_close(struct coro__loop *l);
+void coro__loop_term(struct coro__loop *l);
+
+/* A task's or a thread's place in a cross-thread channel's wait list
+ * (xchan.c): a task's in its control block, a thread's on its stack.
+ * Fields marked (lock) are under the channel's mutex. */
+struct coro__xwaiter {
+    struct coro__link  link;        /* in senders or receivers (lock) */
+    void              *elem;        /* what it sends, or where it receives */
+    struct coro_task  *task;        /* the waiting task; NULL: a thread */
+    struct coro_loop  *loop;        /* the task's loop, where its wake goes */
+    struct coro__call  call;        /* that wake */
+    int                status;      /* the outcome, 0 or EPIPE (lock) */
+    unsigned char      done;        /* the other side completed it (lock) */
+    unsigned char      listed;      /* on a wait list (lock) */
+    unsigned char      delivered;   /* a task's wake has run (its loop's
+                                       thread only) */
+};
+
+/* ----------------------------------------------------------------------
  * Tasks and the loop (sched.c)
  * ---------------------------------------------------------------------- */
 
@@ -619,6 +686,7 @@ union coro__wait {
     struct coro__await     await;   /* join, gather, wait (sched.c) */
     struct coro__job       job;     /* a blocking call (executor.c) */
     struct coro__fd_record io;      /* an fd (io.c) */
+    struct coro__xwaiter   xwait;   /* a cross-thread channel (xchan.c) */
     void                  *sync[8]; /* a waiter on an object (sync.c) */
 };
 
@@ -765,6 +833,12 @@ struct coro__loop {
                                        or ticks, so parking reads no clock */
     void               *alt_stack;  /* the signal stack coro gave the
                                        thread, or NULL (overflow.c) */
+    struct coro_loop   *handle;     /* what other threads post to, made on
+                                       first use, or NULL (loop.c) */
+    unsigned char       calls_due;  /* calls were posted: the loop's
+                                       context runs them next (loop.c) */
+    struct coro__loops *group;      /* the coro_run_loops this loop is
+                                       one of, or NULL (loops.c) */
     struct coro__timers timers;
     struct coro__stacks stacks;
     struct coro__poller poller;

@@ -146,8 +146,11 @@ static void fire_timers(struct coro__loop *l)
 }
 
 /* Every CORO__TICK_EVERY switches: a clock for t->since, and, while tasks
- * wait on fds and others keep the ready queue busy, a look at I/O, which
- * the loop's context does on its own stack. 1 if that look is due. */
+ * keep the ready queue busy, a look at I/O (when tasks wait on fds) and
+ * the calls other threads posted (loop.c), which the loop's context runs
+ * on its own stack. 1 if the loop's context has either to do. Posts and
+ * I/O so wait at most that many switches, and a flood of either cannot
+ * starve the tasks. */
 static int tick(struct coro__loop *l)
 {
     l->ticks = 0;
@@ -156,7 +159,7 @@ static int tick(struct coro__loop *l)
         l->poll_due = 1;
         return 1;
     }
-    return 0;
+    return l->calls_due;
 }
 
 /* The task to run next, after firing due timers and collecting what other
@@ -393,6 +396,7 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
         l->main_done = 1;
         l->main_result = result;
         l->main_error = task_error(t);
+        coro__loop_close(l); /* no new work from other threads */
         close_loop(l);
     }
     coro__stack_check(t);
@@ -725,8 +729,10 @@ static void loop_run(struct coro__loop *l)
             coro__poller_wait(&l->poller, 0); /* only look */
             l->seen_ns = coro__coarse_ns();
         }
+        if (l->calls_due)
+            coro__loop_calls(l);
         struct coro_task *next = next_ready(l);
-        if (!next && l->poll_due)
+        if (!next && (l->poll_due || l->calls_due))
             continue;
         if (next) {
             run(l, next);
@@ -735,8 +741,9 @@ static void loop_run(struct coro__loop *l)
         if (l->nlive == 0)
             return;
         /* Nothing is ready; only a source outside the tasks (a timer, an
-         * fd, a worker) could make something ready again. */
-        if (l->waits_outside == 0) {
+         * fd, a worker, another thread) could make something ready
+         * again. */
+        if (l->waits_outside == 0 && !coro__loop_reachable(l)) {
             if (l->closing) {
                 abandon(l);
                 return;
@@ -820,6 +827,8 @@ static int loop_new(struct coro__loop **out)
     if (!err)
         err = coro__executor_init(&l->executor, &l->poller);
     if (!err)
+        coro__loop_init(l);
+    if (!err)
         err = coro__overflow_init(l);
     if (!err)
         coro__observe_init(l);
@@ -866,6 +875,13 @@ int coro_run(coro_fn main, void *arg, void **result)
     int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     loop_run(l);
+    /* Every task has ended. Calls taken before main ended (or before
+     * now, if it never did) still run, and the tasks they spawn, born
+     * cancelled, still end; other threads are refused new work (loop.c). */
+    coro__loop_close(l);
+    while (coro__loop_calls(l))
+        loop_run(l);
+    coro__loop_term(l);
     if (slack > 0)
         prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
     err = l->deadlocked ? EDEADLK : l->main_error;

@@ -27,6 +27,7 @@ Suite *group_suite(void);
 Suite *scope_suite(void);
 Suite *inspect_suite(void);
 Suite *local_suite(void);
+Suite *loop_suite(void);
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */
