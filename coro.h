@@ -721,6 +721,83 @@ CORO_API int coro_loop_alive(const coro_loop *loop);
 CORO_API int coro_loop_post(coro_loop *loop, void (*fn)(void *arg),
                             void *arg);
 
+/* What a coroutine submitted to a loop comes to (asyncio's
+ * concurrent.futures.Future, from run_coroutine_threadsafe). Opaque. */
+typedef struct coro_future coro_future;
+
+/* Runs fn(arg) as a task of loop, from any thread, the loop's own
+ * included (asyncio.run_coroutine_threadsafe). The task is spawned on the
+ * loop's thread by a call posted to it (see coro_loop_post: it starts
+ * soon) and belongs to that loop like any other: it never moves, and the
+ * loop cancels it if the loop ends first. *out tells how it ends: wait
+ * for it with await_future from a task of any loop, or coro_future_wait
+ * from a plain thread; or let go of it with coro_future_free.
+ * Returns: 0 with *out; ESHUTDOWN (the loop has ended or is ending: fn
+ *          will never run); EINVAL (loop, fn or out NULL); ENOMEM.
+ * Ownership: arg stays the caller's and must outlive the task. The
+ *            future is the caller's until one of the three calls above
+ *            frees it.
+ * Cost: an allocation of about 250 bytes and a post; the task's spawn on
+ *       its loop. */
+CORO_API int coro_loop_submit(coro_loop *loop, coro_fn fn, void *arg,
+                              coro_future **out);
+
+/* Waits, parked, until f's task has ended (await asyncio.wrap_future(f)),
+ * stores what it returned in *result (if result is not NULL), and frees f.
+ * The caller's loop runs its other tasks meanwhile; f's task may be of any
+ * loop, the caller's own included.
+ *
+ * If the caller is cancelled while it waits (or already was), or the
+ * timeout passes, f's task is cancelled (a call posted to its loop) and
+ * the caller waits on for it to end, shielded, as await_task does: what it
+ * waited for is never left running unowned, and *result is still stored,
+ * so whatever the task allocated can be freed. A task that ended before
+ * the caller's cancellation or timeout took effect counts as ended.
+ * Returns: what await_task would return for the task: 0, its coro_fail
+ *          error, or ECANCELED (coro_future_cancel, or its loop cancelled
+ *          it, ending); ENOMEM if its loop could not spawn it. Else the
+ *          caller's own ECANCELED (coro_task_cancelling tells it apart, as
+ *          for await_task) or ETIMEDOUT. EINVAL (f NULL, NaN, or another
+ *          waiter has claimed f: it is then untouched); EPERM.
+ * Ownership: f is freed once this returns anything but EINVAL or EPERM.
+ * Cost: one post to the caller's loop when the task ends. */
+CORO_API int await_future(coro_future *f, double timeout, void **result);
+
+/* As await_future, for a plain thread, which it blocks
+ * (concurrent.futures.Future.result(timeout)); on timeout, likewise
+ * cancels the task and waits for its end before returning ETIMEDOUT.
+ * Returns: as await_future; EPERM on a thread that runs a loop, where it
+ *          would block every task of that loop (use await_future). */
+CORO_API int coro_future_wait(coro_future *f, double timeout,
+                              void **result);
+
+/* Cancels f's task, as coro_cancel would on its loop, from any thread
+ * (Future.cancel()). Does not wait: the future says when the task has
+ * ended, and with what. Idempotent; nothing once the task has ended.
+ * Returns: 0, or EINVAL (f NULL). */
+CORO_API int coro_future_cancel(coro_future *f);
+
+/* Whether f's task has ended (Future.done()): 1 or 0 (0 for NULL). Any
+ * thread. */
+CORO_API int coro_future_done(const coro_future *f);
+
+/* Lets go of f without waiting: its task runs on, as a task of its loop,
+ * and what it returns is dropped (free nothing it returns that way).
+ * Returns: 0; EBUSY (a waiter has claimed f: nothing is done). NULL does
+ *          nothing. */
+CORO_API int coro_future_free(coro_future *f);
+
+/* coro_loop_submit is also a macro that names the task after fn, with
+ * the submitting site, as coro_spawn's does. */
+CORO_API int coro__loop_submit_at(coro_loop *loop, coro_fn fn, void *arg,
+                                  coro_future **out, const char *fn_name,
+                                  const char *site);
+#ifndef CORO_NO_SPAWN_SITE
+#define coro_loop_submit(loop, fn, arg, out)                               \
+    coro__loop_submit_at((loop), (fn), (arg), (out), #fn,                  \
+                         __FILE__ ":" CORO__STR(__LINE__))
+#endif
+
 /* ======================================================================
  * I/O readiness: what asyncio's transports sit on (loop.add_reader)
  *
@@ -1438,7 +1515,9 @@ typedef struct coro_task_event {
                                     "queue put", "queue get", "queue join",
                                     "mutex", "semaphore", "event",
                                     "condition", "as completed",
-                                    "task group", "barrier"; else NULL */
+                                    "task group", "barrier", "future",
+                                    "thread channel send",
+                                    "thread channel receive"; else NULL */
 } coro_task_event;
 
 typedef void (*coro_task_hook_fn)(const coro_task_event *ev, void *arg);
