@@ -787,6 +787,68 @@ CORO_API int coro_future_done(const coro_future *f);
  *          nothing. */
 CORO_API int coro_future_free(coro_future *f);
 
+/* A channel between threads (Go's chan between goroutines on any
+ * thread; queue.Queue between threads, which asyncio lacks): as coro_chan
+ * (fixed-size elements copied in and out, capacity 0 a rendezvous, FIFO
+ * waiters with direct hand-off, close), but any thread may use it at any
+ * time, and many at once. Tasks of any loops use the await_ calls, which
+ * park them while their loops run on; plain threads use the blocking
+ * calls; either may use the try calls. A hand-off to a waiting task costs
+ * its loop one post (no system call if it is busy, one eventfd write if
+ * it sleeps); to a waiting thread, a condition variable's signal.
+ *
+ * A waiting task's element is copied in or out by the thread that
+ * completes its operation: elem must not be on the stack of a task
+ * spawned with CORO_SHARED_STACK. As everywhere, an operation that
+ * completed before the waiter's timeout or cancellation took effect
+ * returns 0 (a received element is never lost), and a task waiting on
+ * one counts as waiting on another thread, so its loop is never reported
+ * deadlocked meanwhile.
+ *
+ * Every call below returns EINVAL for a NULL channel or element, besides
+ * the codes listed. */
+typedef struct coro_xchan coro_xchan;
+
+/* Makes a channel of capacity elements of elem_size bytes; callable
+ * anywhere. EINVAL as coro_chan_new.
+ * Returns: the channel, or NULL with errno EINVAL or ENOMEM.
+ * Ownership: the caller's; free it with coro_xchan_free once nobody
+ *            uses it. */
+CORO_API coro_xchan *coro_xchan_new(size_t elem_size, size_t capacity);
+
+/* From a task: as await_chan_send and await_chan_recv (0, ETIMEDOUT,
+ * ECANCELED, EPIPE; EPERM outside a coroutine).
+ * Cost: a mutex; a post to the loop of a task handed to. */
+CORO_API int await_xchan_send(coro_xchan *c, const void *elem,
+                              double timeout);
+CORO_API int await_xchan_recv(coro_xchan *c, void *elem, double timeout);
+
+/* From a plain thread, which they block up to timeout seconds (negative:
+ * no limit; 0 only tries): 0, ETIMEDOUT, EPIPE as the await_ calls; EPERM
+ * on a thread that runs a loop, which they would block (use the await_
+ * calls). */
+CORO_API int coro_xchan_send(coro_xchan *c, const void *elem,
+                             double timeout);
+CORO_API int coro_xchan_recv(coro_xchan *c, void *elem, double timeout);
+
+/* Never wait, from any thread, a loop's included: 0, EAGAIN (full or
+ * empty), EPIPE. */
+CORO_API int coro_xchan_try_send(coro_xchan *c, const void *elem);
+CORO_API int coro_xchan_try_recv(coro_xchan *c, void *elem);
+
+/* Closes c, from any thread: waiting senders, tasks and threads, get
+ * EPIPE and their elements are not delivered; receivers drain what is
+ * buffered, then get EPIPE. Returns: 0, or EPIPE if it was closed
+ * already. */
+CORO_API int coro_xchan_close(coro_xchan *c);
+
+/* Elements buffered now (0 for NULL). Any thread. */
+CORO_API size_t coro_xchan_size(const coro_xchan *c);
+
+/* Frees c and what it still buffers. Returns: 0; EBUSY while a task or a
+ * thread waits on it. NULL does nothing. */
+CORO_API int coro_xchan_free(coro_xchan *c);
+
 /* coro_loop_submit is also a macro that names the task after fn, with
  * the submitting site, as coro_spawn's does. */
 CORO_API int coro__loop_submit_at(coro_loop *loop, coro_fn fn, void *arg,
@@ -1411,8 +1473,9 @@ struct coro_task_info {
                                            "channel receive", "mutex"...);
                                            else NULL */
     const void          *wait_object;   /* parked on a channel, queue,
-                                           mutex, semaphore, event or
-                                           condition: that object; "join":
+                                           mutex, semaphore, event,
+                                           condition, future or thread
+                                           channel: that object; "join":
                                            the task joined; else NULL */
     unsigned long long   wait_task;     /* the id of the task it waits for:
                                            the task joined, or the holder

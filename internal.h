@@ -640,17 +640,20 @@ void coro__loop_close(struct coro__loop *l);
 void coro__loop_term(struct coro__loop *l);
 
 /* A task's or a thread's place in a cross-thread channel's wait list
- * (xchan.c): a task's in its control block, a thread's on its stack.
+ * (xchan.c): a task's in its control block (union coro__wait, whose size
+ * it keeps: the task is found from its address), a thread's on its stack.
  * Fields marked (lock) are under the channel's mutex. */
 struct coro__xwaiter {
     struct coro__link  link;        /* in senders or receivers (lock) */
     void              *elem;        /* what it sends, or where it receives */
-    struct coro_task  *task;        /* the waiting task; NULL: a thread */
-    struct coro_loop  *loop;        /* the task's loop, where its wake goes */
+    struct coro_xchan *chan;        /* the channel */
+    struct coro_loop  *loop;        /* the task's loop, where its wake is
+                                       posted; NULL: a thread waits */
     struct coro__call  call;        /* that wake */
     int                status;      /* the outcome, 0 or EPIPE (lock) */
-    unsigned char      done;        /* the other side completed it (lock) */
+    unsigned char      send;        /* a sender (else a receiver) */
     unsigned char      listed;      /* on a wait list (lock) */
+    unsigned char      done;        /* the other side completed it (lock) */
     unsigned char      delivered;   /* a task's wake has run (its loop's
                                        thread only) */
 };
