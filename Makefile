@@ -51,7 +51,7 @@ LDLIBS  := -lm -lpthread
 
 SRCS    := coro.c sched.c join.c group.c scope.c timer.c poll.c env.c \
            executor.c io.c net.c sync.c debug.c trace.c overflow.c \
-           inspect.c local.c loop.c future.c xchan.c
+           inspect.c local.c loop.c future.c xchan.c loops.c
 HDRS    := coro.h internal.h switch.h
 TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_join.c test/test_group.c test/test_scope.c \
@@ -60,7 +60,7 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_debug.c test/test_trace.c \
            test/test_overflow.c test/test_demos.c test/test_waits.c \
            test/test_inspect.c test/test_local.c test/test_loop.c \
-           test/test_future.c test/test_xchan.c
+           test/test_future.c test/test_xchan.c test/test_loops.c
 BENCHES := handoff spawn eager sleepers blocking chan timers http_server
 DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
            e_http_requests f_queue_workers

@@ -849,6 +849,46 @@ CORO_API size_t coro_xchan_size(const coro_xchan *c);
  * thread waits on it. NULL does nothing. */
 CORO_API int coro_xchan_free(coro_xchan *c);
 
+/* Runs n loops at once, each on a thread of its own, with one main
+ * (a Go program's GOMAXPROCS threads; asyncio has one loop per thread and
+ * leaves the rest to the program). main runs as the main task of the
+ * first loop, on the calling thread, as coro_run runs it; the other n - 1
+ * loops run on threads started for them and run what main and its tasks
+ * hand them: coroutines submitted (coro_loop_submit), calls posted
+ * (coro_loop_post), and, for a server, each its own listening socket on a
+ * shared port (coro_listen_flags with CORO_LISTEN_REUSEPORT, submitted to
+ * every loop). coro_loops lists them. Tasks never move between loops, and
+ * loops share nothing but what is handed between them: to use more than
+ * one machine, run one such process per machine behind a balancer.
+ *
+ * When main's loop has ended (main returned, and its other tasks were
+ * cancelled and waited for, as coro_run does), the other loops end in
+ * turn: their tasks are cancelled and waited for, and their threads
+ * joined, before coro_run_loops returns. Until then they keep running, so
+ * a task of main's loop that waits on a future of another loop gets its
+ * answer. The other loops are never reported deadlocked (they wait for
+ * work from main's); main's loop is, as with coro_run. The threads
+ * started inherit the caller's signal mask: block SIGINT and the like
+ * before the call to keep them on the caller's thread.
+ *
+ * n: how many loops, 1 to 1024; 0 for one per CPU this process may run on.
+ * Returns: what coro_run returns for main; EINVAL (main NULL, n too
+ *          large); EBUSY (a loop already runs on this thread); ENOMEM,
+ *          EAGAIN (a loop or its thread could not start: main never
+ *          runs). */
+CORO_API int coro_run_loops(unsigned n, coro_fn main, void *arg,
+                            void **result);
+
+/* The loops of the coro_run_loops the calling thread's loop belongs to,
+ * in order, the first main's: stores up to cap handles in out and returns
+ * how many loops there are (so a first call with cap 0 sizes the array).
+ * In a loop started by coro_run, that one loop.
+ * Returns: the count; 0 where no loop runs (or, for a lone loop, when its
+ *          handle cannot be made: see coro_loop_current).
+ * Ownership: borrowed, valid until coro_run_loops returns (coro_run, for
+ *            a lone loop); coro_loop_retain one to keep it longer. */
+CORO_API size_t coro_loops(coro_loop **out, size_t cap);
+
 /* coro_loop_submit is also a macro that names the task after fn, with
  * the submitting site, as coro_spawn's does. */
 CORO_API int coro__loop_submit_at(coro_loop *loop, coro_fn fn, void *arg,
@@ -926,6 +966,18 @@ CORO_API int coro_close(int fd);
  * Returns: 0 with *fd; EINVAL (not a numeric address, port out of range,
  *          NULL); EADDRINUSE, EACCES and the like from bind/listen. */
 CORO_API int coro_listen(const char *addr, int port, int backlog, int *fd);
+
+/* For coro_listen_flags: SO_REUSEPORT, so that several sockets, each with
+ * the flag, listen on one port at once and the kernel spreads the
+ * connections among them: one per loop of coro_run_loops, each accepting
+ * its share. The sockets must be made by the same user. */
+#define CORO_LISTEN_REUSEPORT 1u
+
+/* As coro_listen, with flags: 0 or CORO_LISTEN_REUSEPORT. asyncio:
+ * start_server(..., reuse_port=True).
+ * Returns: as coro_listen; EINVAL also for unknown flags. */
+CORO_API int coro_listen_flags(const char *addr, int port, int backlog,
+                               unsigned flags, int *fd);
 
 /* The local port a socket is bound to, e.g. after coro_listen(..., 0, ...).
  * Returns: 0 with *port; EBADF, ENOTSOCK; EINVAL (port NULL). */

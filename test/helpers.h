@@ -31,6 +31,7 @@ Suite *local_suite(void);
 Suite *loop_suite(void);
 Suite *future_suite(void);
 Suite *xchan_suite(void);
+Suite *loops_suite(void);
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */
