@@ -61,7 +61,8 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_overflow.c test/test_demos.c test/test_waits.c \
            test/test_inspect.c test/test_local.c test/test_loop.c \
            test/test_future.c test/test_xchan.c test/test_loops.c
-BENCHES := handoff spawn eager sleepers blocking chan timers http_server
+BENCHES := handoff spawn eager sleepers blocking chan timers http_server \
+           xloop xloop_pthread
 DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
            e_http_requests f_queue_workers
 SLEEPERS ?= 100000 1000000
@@ -233,6 +234,7 @@ bench: $(BENCHES:%=$(B)/bench/%)
 	./$(B)/bench/blocking
 	-python3 bench/blocking.py
 	BUILD=$(B)/bench ./bench/chan.sh
+	BUILD=$(B)/bench ./bench/xloop.sh
 	BUILD=$(B)/bench ./bench/sleepers.sh $(SLEEPERS)
 	BUILD=$(B)/bench ./bench/http.sh
 

@@ -866,8 +866,11 @@ CORO_API int coro_xchan_free(coro_xchan *c);
  * turn: their tasks are cancelled and waited for, and their threads
  * joined, before coro_run_loops returns. Until then they keep running, so
  * a task of main's loop that waits on a future of another loop gets its
- * answer. The other loops are never reported deadlocked (they wait for
- * work from main's); main's loop is, as with coro_run. The threads
+ * answer. With more than one loop, none is reported deadlocked: each may
+ * post to any other at any time (every loop holds the others, as
+ * coro_loop_retain does), so a task waiting for what a call from another
+ * loop will do is not stuck; with one, main's loop is, as with coro_run.
+ * The threads
  * started inherit the caller's signal mask: block SIGINT and the like
  * before the call to keep them on the caller's thread.
  *

@@ -511,6 +511,16 @@ int  coro__poller_wakeup_open(struct coro__poller *p);
 /* From any thread: leaves a post of this kind, waking the loop if it
  * sleeps in the kernel. */
 void coro__poller_post(struct coro__poller *p, unsigned kind);
+/* Spins up to ns nanoseconds (not past deadline), watching for a post,
+ * without sleeping: 1 if one came. */
+int  coro__poller_spin(struct coro__poller *p, int64_t ns, int64_t deadline);
+/* How long a loop whose tasks wait on other threads spins before it
+ * sleeps, and how many spins that found nothing it makes before it stops
+ * (sched.c). */
+#define CORO__SPIN_NS 20000
+#define CORO__SPIN_CREDIT 4
+/* A sleep that a post ends within this long grants spins. */
+#define CORO__SPIN_GRANT_NS 100000
 /* Runs the hooks of the kinds posted (loop thread). */
 void coro__poller_collect(struct coro__poller *p);
 /* Whether anything was posted: one relaxed load, for every switch. */
@@ -805,6 +815,9 @@ struct coro__loop {
     size_t              waits_outside; /* parked tasks a timer, the kernel
                                        or a worker may wake */
     size_t              waits_kernel;  /* of those, the kernel (fds) */
+    size_t              waits_thread;  /* of those, other threads */
+    unsigned            spin_credit;   /* spins the loop may still make
+                                       before it sleeps (sched.c) */
     uint64_t            run_id;     /* this coro_run's number in the
                                        process: never reused */
     uint64_t            next_id;

@@ -12,8 +12,9 @@
  * The other loops are kept alive by a keeper, their main, which waits on
  * a cross-thread channel until coro_run_loops closes it, once main's loop
  * has ended: tasks submitted to them can finish what main's loop waited
- * for. The keeper's wait is on another thread, so those loops are never
- * reported deadlocked; main's loop is, as any.
+ * for. Every loop of a run may post to every other at any time, so each
+ * is held (as by coro_loop_retain) while the run lasts: none is reported
+ * deadlocked, as a lone loop that nobody holds is.
  */
 #include "internal.h"
 
@@ -51,8 +52,13 @@ static void report(struct member *m, coro_loop *h, int err)
     pthread_mutex_lock(&g->lock);
     if (!m->reported) {
         m->reported = 1;
+        /* With other loops, each may post to this one at any time: it
+         * is held, as by coro_loop_retain, so it waits for them rather
+         * than report a deadlock. A lone loop is held by nobody. */
         m->handle = h;
-        if (h)
+        if (h && g->n > 1)
+            coro_loop_retain(h);
+        else if (h)
             coro__loop_ref(h);
         if (err && !g->err)
             g->err = err;
@@ -119,9 +125,13 @@ static unsigned cpus(void)
 
 static void group_free(struct coro__loops *g)
 {
-    for (unsigned i = 0; i < g->n; i++)
-        if (g->members[i].handle)
-            coro__loop_unref(g->members[i].handle);
+    for (unsigned i = 0; i < g->n; i++) {
+        coro_loop *h = g->members[i].handle;
+        if (h && g->n > 1)
+            coro_loop_release(h);
+        else if (h)
+            coro__loop_unref(h);
+    }
     coro_xchan_free(g->stop);
     pthread_cond_destroy(&g->cond);
     pthread_mutex_destroy(&g->lock);

@@ -94,6 +94,8 @@ static void wakers_count(struct coro__loop *l, struct coro_task *t,
         l->waits_outside++;
         if (wakers & CORO__BY_KERNEL)
             l->waits_kernel++;
+        if (wakers & CORO__BY_THREAD)
+            l->waits_thread++;
     }
 }
 
@@ -103,6 +105,8 @@ static void wakers_forget(struct coro__loop *l, struct coro_task *t)
         l->waits_outside--;
         if (t->wakers & CORO__BY_KERNEL)
             l->waits_kernel--;
+        if (t->wakers & CORO__BY_THREAD)
+            l->waits_thread--;
         t->wakers = 0;
     }
 }
@@ -699,11 +703,38 @@ int await_sleep(double seconds)
  * The loop
  * ---------------------------------------------------------------------- */
 
-/* Blocks in the kernel until the next deadline, an fd event or a post. */
+/* Blocks in the kernel until the next deadline, an fd event or a post.
+ *
+ * While tasks wait on other threads (a future, a cross-thread channel),
+ * the loop first spins a little, watching for a post: waking a thread
+ * asleep in the kernel costs tens of microseconds here, a round trip
+ * between two loops two of them, and the answer to a message often comes
+ * sooner than that. Spinning burns a core, so it is earned: a spin that
+ * saw a post, or a sleep that a post cut short (within five spins'
+ * length: the sleeper's own wake-up is part of it), grants the next
+ * spins; spins that came to nothing use them up. A loop
+ * whose tasks wait for an answer that takes long (a server's main waiting
+ * on its loops) soon stops spinning; two loops passing messages back and
+ * forth keep it up and never sleep. */
 static void idle_wait(struct coro__loop *l)
 {
-    coro__poller_wait(&l->poller, coro__timer_next(&l->timers));
+    int64_t next = coro__timer_next(&l->timers);
+    int64_t t0 = 0;
+    if (l->waits_thread) {
+        if (l->spin_credit) {
+            if (coro__poller_spin(&l->poller, CORO__SPIN_NS, next)) {
+                l->spin_credit = CORO__SPIN_CREDIT;
+                return;
+            }
+            l->spin_credit--;
+        }
+        t0 = coro__clock_ns();
+    }
+    coro__poller_wait(&l->poller, next);
     l->seen_ns = coro__coarse_ns();
+    if (t0 && coro__poller_posted(&l->poller) &&
+        coro__clock_ns() - t0 < CORO__SPIN_GRANT_NS)
+        l->spin_credit = CORO__SPIN_CREDIT;
 }
 
 /* The loop deadlocked with every task already cancelled: free what is left

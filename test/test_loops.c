@@ -167,14 +167,51 @@ static void *deadlocked_main(void *arg)
     return err ? coro_fail(err) : NULL;
 }
 
-START_TEST(a_deadlock_in_mains_loop_is_reported)
+START_TEST(a_lone_loops_deadlock_is_reported)
 {
     stderr_capture();
-    int err = coro_run_loops(2, deadlocked_main, NULL, NULL);
+    int err = coro_run_loops(1, deadlocked_main, NULL, NULL);
     char *text = stderr_captured();
     ck_assert_int_eq(err, EDEADLK);
     expect_deadlock_report(text, 1);
     free(text);
+}
+END_TEST
+
+/* With two loops, main waits on its own event for a call that the other
+ * loop posts back: no deadlock, though no task of main's loop waits on
+ * anything outside it. */
+struct answer {
+    coro_loop  *home;
+    coro_event *ev;
+};
+
+static void set_event(void *arg)
+{
+    coro_event_set(((struct answer *)arg)->ev);
+}
+
+static void answer_home(void *arg)
+{
+    struct answer *a = arg;
+    ck_assert_int_eq(coro_loop_post(a->home, set_event, a), 0);
+}
+
+static void *answered_main(void *arg)
+{
+    (void)arg;
+    coro_loop *loops[2];
+    coro_loops(loops, 2);
+    struct answer a = { loops[0], coro_event_new() };
+    ck_assert_int_eq(coro_loop_post(loops[1], answer_home, &a), 0);
+    int err = await_event(a.ev, -1);
+    coro_event_free(a.ev);
+    return err ? coro_fail(err) : NULL;
+}
+
+START_TEST(loops_of_a_run_wait_for_each_others_posts)
+{
+    ck_assert_int_eq(coro_run_loops(2, answered_main, NULL, NULL), 0);
 }
 END_TEST
 
@@ -306,7 +343,8 @@ Suite *loops_suite(void)
     tc = test_case("end", 20);
     tcase_add_test(tc, the_other_loops_outlive_mains_loop);
     tcase_add_test(tc, tasks_left_on_the_other_loops_are_cancelled_at_the_end);
-    tcase_add_test(tc, a_deadlock_in_mains_loop_is_reported);
+    tcase_add_test(tc, a_lone_loops_deadlock_is_reported);
+    tcase_add_test(tc, loops_of_a_run_wait_for_each_others_posts);
     suite_add_tcase(s, tc);
 
     tc = test_case("errors", 10);
