@@ -237,6 +237,7 @@ bench: $(BENCHES:%=$(B)/bench/%)
 	BUILD=$(B)/bench ./bench/xloop.sh
 	BUILD=$(B)/bench ./bench/sleepers.sh $(SLEEPERS)
 	BUILD=$(B)/bench ./bench/http.sh
+	BUILD=$(B)/bench ./bench/http_loops.sh
 
 # Both switch builds beside Go and asyncio, in one run, one table.
 PEERS := handoff spawn sleepers timers

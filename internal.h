@@ -14,6 +14,13 @@
  *   sched.c                           the loop, park and wake, tasks
  *   io.c executor.c sync.c            wake sources: fds, worker threads,
  *                                     the coordination objects
+ *   loop.c                            a loop's handle and the calls other
+ *                                     threads post to it (on poll.c's
+ *                                     post)
+ *   future.c xchan.c loops.c          across threads, on loop.c: tasks
+ *                                     submitted to another loop, a
+ *                                     channel between threads, several
+ *                                     loops at once
  *   net.c                             the socket helpers, on io.c
  *   local.c                           task-local values: sched.c hands
  *                                     them on at spawn and lets them go
