@@ -787,6 +787,17 @@ CORO_API int coro_future_done(const coro_future *f);
  *          nothing. */
 CORO_API int coro_future_free(coro_future *f);
 
+/* coro_loop_submit is also a macro that names the task after fn, with
+ * the submitting site, as coro_spawn's does. */
+CORO_API int coro__loop_submit_at(coro_loop *loop, coro_fn fn, void *arg,
+                                  coro_future **out, const char *fn_name,
+                                  const char *site);
+#ifndef CORO_NO_SPAWN_SITE
+#define coro_loop_submit(loop, fn, arg, out)                               \
+    coro__loop_submit_at((loop), (fn), (arg), (out), #fn,                  \
+                         __FILE__ ":" CORO__STR(__LINE__))
+#endif
+
 /* A channel between threads (Go's chan between goroutines on any
  * thread; queue.Queue between threads, which asyncio lacks): as coro_chan
  * (fixed-size elements copied in and out, capacity 0 a rendezvous, FIFO
@@ -891,17 +902,6 @@ CORO_API int coro_run_loops(unsigned n, coro_fn main, void *arg,
  * Ownership: borrowed, valid until coro_run_loops returns (coro_run, for
  *            a lone loop); coro_loop_retain one to keep it longer. */
 CORO_API size_t coro_loops(coro_loop **out, size_t cap);
-
-/* coro_loop_submit is also a macro that names the task after fn, with
- * the submitting site, as coro_spawn's does. */
-CORO_API int coro__loop_submit_at(coro_loop *loop, coro_fn fn, void *arg,
-                                  coro_future **out, const char *fn_name,
-                                  const char *site);
-#ifndef CORO_NO_SPAWN_SITE
-#define coro_loop_submit(loop, fn, arg, out)                               \
-    coro__loop_submit_at((loop), (fn), (arg), (out), #fn,                  \
-                         __FILE__ ":" CORO__STR(__LINE__))
-#endif
 
 /* ======================================================================
  * I/O readiness: what asyncio's transports sit on (loop.add_reader)
