@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -318,6 +319,97 @@ START_TEST(an_element_handed_over_as_the_task_gives_up_is_not_lost)
     ck_assert_int_eq(r.sent_ok, r.got_ok);
     ck_assert_int_eq(r.sent_sum, r.got_sum);
     ck_assert_int_eq(coro_xchan_free(r.c), 0);
+}
+END_TEST
+
+/* Messages that keep coming (the loop spins for them, and a spin that
+ * catches one skips the kernel wait) must not keep the loop from its
+ * fds: a task waiting on a pipe wakes when a byte comes, while another
+ * task ping-pongs with a task of another loop as fast as they can. The
+ * loop's tick looks at the fds every 64 switches while a task is ready,
+ * which each message makes one. */
+struct stream {
+    coro_xchan *to_thread;
+    coro_xchan *to_task;
+    int         pipe[2];
+    double      written;
+    double      woke;
+    int         stop;
+};
+
+static void *write_later(void *arg)
+{
+    struct stream *st = arg;
+    sleep_ms(50);
+    st->written = coro_now();
+    ck_assert_int_eq(write(st->pipe[1], "x", 1), 1);
+    return NULL;
+}
+
+static void *pipe_reader(void *arg)
+{
+    struct stream *st = arg;
+    int err = await_readable(st->pipe[0], 10 * test_slow());
+    st->woke = coro_now();
+    st->stop = 1;
+    return err ? coro_fail(err) : NULL;
+}
+
+static void *streamer(void *arg)
+{
+    struct stream *st = arg;
+    long v = 0;
+    while (!st->stop) {
+        if (await_xchan_send(st->to_thread, &v, -1) != 0 ||
+            await_xchan_recv(st->to_task, &v, -1) != 0)
+            return coro_fail(EIO);
+    }
+    coro_xchan_close(st->to_thread);
+    return NULL;
+}
+
+static void *stream_echo(void *arg)
+{
+    struct stream *st = arg;
+    long v;
+    while (await_xchan_recv(st->to_thread, &v, -1) == 0)
+        if (await_xchan_send(st->to_task, &v, -1) != 0)
+            return coro_fail(EIO);
+    return NULL;
+}
+
+/* The echo is a task of a second loop, so that both sides may spin. */
+static void *stream_main(void *arg)
+{
+    struct stream *st = arg;
+    coro_loop *loops[2];
+    ck_assert_uint_eq(coro_loops(loops, 2), 2);
+    coro_future *echo;
+    ck_assert_int_eq(coro_loop_submit(loops[1], stream_echo, st, &echo), 0);
+    coro_task *r = coro_spawn(pipe_reader, st);
+    coro_task *s = coro_spawn(streamer, st);
+    pthread_t writer;
+    ck_assert_int_eq(pthread_create(&writer, NULL, write_later, st), 0);
+    ck_assert_int_eq(await_task(r, NULL), 0);
+    ck_assert_int_eq(await_task(s, NULL), 0);
+    ck_assert_int_eq(await_future(echo, -1, NULL), 0);
+    pthread_join(writer, NULL);
+    return NULL;
+}
+
+START_TEST(a_stream_of_messages_does_not_starve_the_fds)
+{
+    struct stream st = { .to_thread = coro_xchan_new(sizeof(long), 0),
+                         .to_task = coro_xchan_new(sizeof(long), 0) };
+    ck_assert_int_eq(pipe(st.pipe), 0);
+    ck_assert_int_eq(coro_run_loops(2, stream_main, &st, NULL), 0);
+    ck_assert_msg(st.woke - st.written < 1.0 * test_slow(),
+                  "the reader woke %.3f s after the write",
+                  st.woke - st.written);
+    close(st.pipe[0]);
+    close(st.pipe[1]);
+    ck_assert_int_eq(coro_xchan_free(st.to_thread), 0);
+    ck_assert_int_eq(coro_xchan_free(st.to_task), 0);
 }
 END_TEST
 
@@ -632,6 +724,7 @@ Suite *xchan_suite(void)
     tcase_add_test(tc, a_task_times_out_and_leaves_the_channel);
     tcase_add_test(tc, a_cancelled_task_leaves_the_channel);
     tcase_add_test(tc, an_element_handed_over_as_the_task_gives_up_is_not_lost);
+    tcase_add_test(tc, a_stream_of_messages_does_not_starve_the_fds);
     suite_add_tcase(s, tc);
 
     tc = test_case("close", 20);
