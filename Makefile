@@ -51,7 +51,8 @@ LDLIBS  := -lm -lpthread
 
 SRCS    := coro.c sched.c join.c group.c scope.c timer.c poll.c env.c \
            executor.c io.c net.c sync.c debug.c trace.c overflow.c \
-           inspect.c local.c loops.c watchdog.c
+           inspect.c local.c loops.c watchdog.c loop.c future.c xchan.c \
+           run_loops.c
 HDRS    := coro.h internal.h switch.h
 TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_join.c test/test_group.c test/test_scope.c \
@@ -60,8 +61,10 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_debug.c test/test_trace.c \
            test/test_overflow.c test/test_demos.c test/test_waits.c \
            test/test_inspect.c test/test_local.c \
-           test/test_loops.c test/test_watchdog.c
-BENCHES := handoff spawn eager sleepers blocking chan timers http_server
+           test/test_loops.c test/test_watchdog.c test/test_loop.c \
+           test/test_future.c test/test_xchan.c test/test_run_loops.c
+BENCHES := handoff spawn eager sleepers blocking chan timers http_server \
+           xloop xloop_pthread
 DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
            e_http_requests f_queue_workers
 SLEEPERS ?= 100000 1000000
@@ -257,8 +260,10 @@ bench: $(BENCHES:%=$(B)/bench/%)
 	./$(B)/bench/blocking
 	-python3 bench/blocking.py
 	BUILD=$(B)/bench ./bench/chan.sh
+	BUILD=$(B)/bench ./bench/xloop.sh
 	BUILD=$(B)/bench ./bench/sleepers.sh $(SLEEPERS)
 	BUILD=$(B)/bench ./bench/http.sh
+	BUILD=$(B)/bench ./bench/http_loops.sh
 
 # Both switch builds beside Go and asyncio, in one run, one table.
 PEERS := handoff spawn sleepers timers

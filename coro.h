@@ -22,7 +22,8 @@
  * - A task's result is a void * that must not point into the task's own
  *   stack: the stack is reused once the task ends.
  * - Everything a loop owns belongs to the thread that runs it. Each thread
- *   may run its own loop; tasks never move between threads.
+ *   may run its own loop; tasks never move between threads. What crosses
+ *   between loops is work and messages ("Loops across threads").
  */
 #ifndef CORO_H
 #define CORO_H
@@ -636,6 +637,278 @@ CORO_API int await_blocking(void *(*fn)(void *), void *arg, void **result);
 CORO_API int coro_set_workers(unsigned n);
 
 /* ======================================================================
+ * Loops across threads: loop.call_soon_threadsafe,
+ * asyncio.run_coroutine_threadsafe, a channel between threads, a loop on
+ * every core
+ *
+ * Each thread runs its own loop, and a task never leaves the loop that
+ * made it (errno, thread-locals and every object a task uses stay its
+ * thread's). What crosses between threads is work and messages: a
+ * function posted into a loop, a coroutine submitted to a loop with a
+ * future to wait on, elements sent through a cross-thread channel. Each
+ * wakes the loop it goes to at once: a busy loop sees it within a few
+ * switches, without a system call; a loop asleep in the kernel is woken
+ * by one eventfd write. A loop whose tasks wait on other threads spins
+ * for up to 20 microseconds before it sleeps, once spinning has paid off
+ * (an answer came that soon): two loops passing messages then never
+ * sleep, and a loop whose tasks wait long soon stops spinning.
+ *
+ * A loop is named by its handle, which any thread may use while the loop
+ * runs, and, once retained, after it has ended: calls on the handle of a
+ * loop that has ended return ESHUTDOWN ("cannot send after shutdown"),
+ * never touch freed memory, and are told apart from EPIPE, which a closed
+ * channel says.
+ *
+ * Deadlock detection and other threads: a task waiting on a future or a
+ * cross-thread channel waits on another thread, which may wake it at any
+ * time, so its loop is never reported deadlocked meanwhile; nor is a loop
+ * whose handle someone holds with coro_loop_retain, since a call the
+ * holder posts may be what its tasks wait for, nor, for that reason, a
+ * loop of a coro_run_loops with more than one loop.
+ * ====================================================================== */
+
+/* A loop's handle. Opaque. */
+typedef struct coro_loop coro_loop;
+
+/* The handle of the calling thread's loop (asyncio.get_running_loop()),
+ * from a task or from a call posted to the loop.
+ * Returns: the handle, or NULL with errno EINVAL (no loop runs on this
+ *          thread), ENOMEM, or EMFILE and the like (the first call makes
+ *          the eventfd that wakes the loop).
+ * Ownership: borrowed: valid on any thread until the loop ends (until its
+ *            coro_run returns). To use it from a thread that may outlive
+ *            the loop, take a reference with coro_loop_retain before
+ *            handing it over.
+ * Cost: the first call in a loop, an allocation and an eventfd; then
+ *       O(1). */
+CORO_API coro_loop *coro_loop_current(void);
+
+/* Takes a reference to loop: the handle stays valid until the matching
+ * coro_loop_release, also after its loop has ended (every call on it then
+ * returns ESHUTDOWN). While anyone holds a reference, the loop is not
+ * reported deadlocked: a call the holder posts may be what its tasks wait
+ * for. Callable on any thread, with a handle known to be valid: the
+ * borrowed one while the loop runs, or one already retained.
+ * Returns: loop (NULL for NULL). */
+CORO_API coro_loop *coro_loop_retain(coro_loop *loop);
+
+/* Lets go of a reference taken with coro_loop_retain; the last one frees
+ * the handle of a loop that has ended. NULL does nothing. Any thread. */
+CORO_API void coro_loop_release(coro_loop *loop);
+
+/* Whether loop still takes new work: 1 from its start until its main
+ * returns, then 0 for good (posts and submits then say ESHUTDOWN). 0 for
+ * NULL. Any thread. */
+CORO_API int coro_loop_alive(const coro_loop *loop);
+
+/* Posts fn(arg) to loop from any thread, the loop's own included
+ * (loop.call_soon_threadsafe). fn runs once, on the loop's thread, soon:
+ * at once if the loop sleeps, as soon as no task is ready, and in a loop
+ * kept busy after at most 64 switches between its tasks (when it also
+ * looks at I/O), so that posts and tasks cannot starve each other. It
+ * runs in the loop's own context, outside any task, as an asyncio
+ * callback does: it may spawn and cancel tasks, set events, send without
+ * waiting and post again, but not wait (an await_* there is EPERM;
+ * coro_self() is NULL), and it should not block the thread, as every task
+ * of the loop waits while it runs. The calls one thread posts run in the
+ * order it posted them.
+ *
+ * Nothing is lost or run twice: a call accepted (0 returned) runs exactly
+ * once. Posts are taken until the loop's main returns; coro_run then runs
+ * the calls accepted so far while it cancels the other tasks and waits
+ * for them, lets the tasks the calls spawn run to their end (born
+ * cancelled, as every task spawned while a loop winds down), and returns.
+ * From the moment main returns, posts say ESHUTDOWN and fn never runs.
+ * Returns: 0; ESHUTDOWN (the loop has ended or is ending); EINVAL (loop
+ *          or fn NULL); ENOMEM.
+ * Cost: an allocation of 32 bytes and a mutex held for a few
+ *       instructions; an eventfd write when the loop sleeps. */
+CORO_API int coro_loop_post(coro_loop *loop, void (*fn)(void *arg),
+                            void *arg);
+
+/* What a coroutine submitted to a loop comes to (asyncio's
+ * concurrent.futures.Future, from run_coroutine_threadsafe). Opaque. */
+typedef struct coro_future coro_future;
+
+/* Runs fn(arg) as a task of loop, from any thread, the loop's own
+ * included (asyncio.run_coroutine_threadsafe). The task is spawned on the
+ * loop's thread by a call posted to it (see coro_loop_post: it starts
+ * soon) and belongs to that loop like any other: it never moves, and the
+ * loop cancels it if the loop ends first. *out tells how it ends: wait
+ * for it with await_future from a task of any loop, or coro_future_wait
+ * from a plain thread; or let go of it with coro_future_free.
+ * Returns: 0 with *out; ESHUTDOWN (the loop has ended or is ending: fn
+ *          will never run); EINVAL (loop, fn or out NULL); ENOMEM.
+ * Ownership: arg stays the caller's and must outlive the task. The
+ *            future is the caller's until one of the three calls above
+ *            frees it.
+ * Cost: an allocation of about 250 bytes and a post; the task's spawn on
+ *       its loop. */
+CORO_API int coro_loop_submit(coro_loop *loop, coro_fn fn, void *arg,
+                              coro_future **out);
+
+/* Waits, parked, until f's task has ended (await asyncio.wrap_future(f)),
+ * stores what it returned in *result (if result is not NULL), and frees f.
+ * The caller's loop runs its other tasks meanwhile; f's task may be of any
+ * loop, the caller's own included.
+ *
+ * If the caller is cancelled while it waits (or already was), or the
+ * timeout passes, f's task is cancelled (a call posted to its loop) and
+ * the caller waits on for it to end, shielded, as await_task does: what it
+ * waited for is never left running unowned, and *result is still stored,
+ * so whatever the task allocated can be freed. A task that ended before
+ * the caller's cancellation or timeout took effect counts as ended.
+ * Returns: what await_task would return for the task: 0, its coro_fail
+ *          error, or ECANCELED (coro_future_cancel, or its loop cancelled
+ *          it, ending); ENOMEM if its loop could not spawn it. Else the
+ *          caller's own ECANCELED (coro_task_cancelling tells it apart, as
+ *          for await_task) or ETIMEDOUT. EINVAL (f NULL, NaN, or another
+ *          waiter has claimed f: it is then untouched); EPERM.
+ * Ownership: f is freed once this returns anything but EINVAL or EPERM.
+ * Cost: one post to the caller's loop when the task ends. */
+CORO_API int await_future(coro_future *f, double timeout, void **result);
+
+/* As await_future, for a plain thread, which it blocks
+ * (concurrent.futures.Future.result(timeout)); on timeout, likewise
+ * cancels the task and waits for its end before returning ETIMEDOUT.
+ * Returns: as await_future; EPERM on a thread that runs a loop, where it
+ *          would block every task of that loop (use await_future). */
+CORO_API int coro_future_wait(coro_future *f, double timeout,
+                              void **result);
+
+/* Cancels f's task, as coro_cancel would on its loop, from any thread
+ * (Future.cancel()). Does not wait: the future says when the task has
+ * ended, and with what. Idempotent; nothing once the task has ended.
+ * Returns: 0, or EINVAL (f NULL). */
+CORO_API int coro_future_cancel(coro_future *f);
+
+/* Whether f's task has ended (Future.done()): 1 or 0 (0 for NULL). Any
+ * thread. */
+CORO_API int coro_future_done(const coro_future *f);
+
+/* Lets go of f without waiting: its task runs on, as a task of its loop,
+ * and what it returns is dropped (free nothing it returns that way).
+ * Returns: 0; EBUSY (a waiter has claimed f: nothing is done). NULL does
+ *          nothing. */
+CORO_API int coro_future_free(coro_future *f);
+
+/* coro_loop_submit is also a macro that names the task after fn, with
+ * the submitting site, as coro_spawn's does. */
+CORO_API int coro__loop_submit_at(coro_loop *loop, coro_fn fn, void *arg,
+                                  coro_future **out, const char *fn_name,
+                                  const char *site);
+#ifndef CORO_NO_SPAWN_SITE
+#define coro_loop_submit(loop, fn, arg, out)                               \
+    coro__loop_submit_at((loop), (fn), (arg), (out), #fn,                  \
+                         __FILE__ ":" CORO__STR(__LINE__))
+#endif
+
+/* A channel between threads (Go's chan between goroutines on any
+ * thread; queue.Queue between threads, which asyncio lacks): as coro_chan
+ * (fixed-size elements copied in and out, capacity 0 a rendezvous, FIFO
+ * waiters with direct hand-off, close), but any thread may use it at any
+ * time, and many at once. Tasks of any loops use the await_ calls, which
+ * park them while their loops run on; plain threads use the blocking
+ * calls; either may use the try calls. A hand-off to a waiting task costs
+ * its loop one post (no system call if it is busy, one eventfd write if
+ * it sleeps); to a waiting thread, a condition variable's signal.
+ *
+ * A waiting task's element is copied in or out by the thread that
+ * completes its operation: elem must not be on the stack of a task
+ * spawned with CORO_SHARED_STACK. As everywhere, an operation that
+ * completed before the waiter's timeout or cancellation took effect
+ * returns 0 (a received element is never lost), and a task waiting on
+ * one counts as waiting on another thread, so its loop is never reported
+ * deadlocked meanwhile.
+ *
+ * Every call below returns EINVAL for a NULL channel or element, besides
+ * the codes listed. */
+typedef struct coro_xchan coro_xchan;
+
+/* Makes a channel of capacity elements of elem_size bytes; callable
+ * anywhere. EINVAL as coro_chan_new.
+ * Returns: the channel, or NULL with errno EINVAL or ENOMEM.
+ * Ownership: the caller's; free it with coro_xchan_free once nobody
+ *            uses it. */
+CORO_API coro_xchan *coro_xchan_new(size_t elem_size, size_t capacity);
+
+/* From a task: as await_chan_send and await_chan_recv (0, ETIMEDOUT,
+ * ECANCELED, EPIPE; EPERM outside a coroutine).
+ * Cost: a mutex; a post to the loop of a task handed to. */
+CORO_API int await_xchan_send(coro_xchan *c, const void *elem,
+                              double timeout);
+CORO_API int await_xchan_recv(coro_xchan *c, void *elem, double timeout);
+
+/* From a plain thread, which they block up to timeout seconds (negative:
+ * no limit; 0 only tries): 0, ETIMEDOUT, EPIPE as the await_ calls; EPERM
+ * on a thread that runs a loop, which they would block (use the await_
+ * calls). */
+CORO_API int coro_xchan_send(coro_xchan *c, const void *elem,
+                             double timeout);
+CORO_API int coro_xchan_recv(coro_xchan *c, void *elem, double timeout);
+
+/* Never wait, from any thread, a loop's included: 0, EAGAIN (full or
+ * empty), EPIPE. */
+CORO_API int coro_xchan_try_send(coro_xchan *c, const void *elem);
+CORO_API int coro_xchan_try_recv(coro_xchan *c, void *elem);
+
+/* Closes c, from any thread: waiting senders, tasks and threads, get
+ * EPIPE and their elements are not delivered; receivers drain what is
+ * buffered, then get EPIPE. Returns: 0, or EPIPE if it was closed
+ * already. */
+CORO_API int coro_xchan_close(coro_xchan *c);
+
+/* Elements buffered now (0 for NULL). Any thread. */
+CORO_API size_t coro_xchan_size(const coro_xchan *c);
+
+/* Frees c and what it still buffers. Returns: 0; EBUSY while a task or a
+ * thread waits on it. NULL does nothing. */
+CORO_API int coro_xchan_free(coro_xchan *c);
+
+/* Runs n loops at once, each on a thread of its own, with one main
+ * (a Go program's GOMAXPROCS threads; asyncio has one loop per thread and
+ * leaves the rest to the program). main runs as the main task of the
+ * first loop, on the calling thread, as coro_run runs it; the other n - 1
+ * loops run on threads started for them and run what main and its tasks
+ * hand them: coroutines submitted (coro_loop_submit), calls posted
+ * (coro_loop_post), and, for a server, each its own listening socket on a
+ * shared port (coro_listen_flags with CORO_LISTEN_REUSEPORT, submitted to
+ * every loop). coro_loops lists them. Tasks never move between loops, and
+ * loops share nothing but what is handed between them: to use more than
+ * one machine, run one such process per machine behind a balancer.
+ *
+ * When main's loop has ended (main returned, and its other tasks were
+ * cancelled and waited for, as coro_run does), the other loops end in
+ * turn: their tasks are cancelled and waited for, and their threads
+ * joined, before coro_run_loops returns. Until then they keep running, so
+ * a task of main's loop that waits on a future of another loop gets its
+ * answer. With more than one loop, none is reported deadlocked: each may
+ * post to any other at any time (every loop holds the others, as
+ * coro_loop_retain does), so a task waiting for what a call from another
+ * loop will do is not stuck; with one, main's loop is, as with coro_run.
+ * The threads
+ * started inherit the caller's signal mask: block SIGINT and the like
+ * before the call to keep them on the caller's thread.
+ *
+ * n: how many loops, 1 to 1024; 0 for one per CPU this process may run on.
+ * Returns: what coro_run returns for main; EINVAL (main NULL, n too
+ *          large); EBUSY (a loop already runs on this thread); ENOMEM,
+ *          EAGAIN (a loop or its thread could not start: main never
+ *          runs). */
+CORO_API int coro_run_loops(unsigned n, coro_fn main, void *arg,
+                            void **result);
+
+/* The loops of the coro_run_loops the calling thread's loop belongs to,
+ * in order, the first main's: stores up to cap handles in out and returns
+ * how many loops there are (so a first call with cap 0 sizes the array).
+ * In a loop started by coro_run, that one loop.
+ * Returns: the count; 0 where no loop runs (or, for a lone loop, when its
+ *          handle cannot be made: see coro_loop_current).
+ * Ownership: borrowed, valid until coro_run_loops returns (coro_run, for
+ *            a lone loop); coro_loop_retain one to keep it longer. */
+CORO_API size_t coro_loops(coro_loop **out, size_t cap);
+
+/* ======================================================================
  * I/O readiness: what asyncio's transports sit on (loop.add_reader)
  *
  * A task waits for an fd to become readable or writable on the loop's epoll
@@ -701,6 +974,18 @@ CORO_API int coro_close(int fd);
  * Returns: 0 with *fd; EINVAL (not a numeric address, port out of range,
  *          NULL); EADDRINUSE, EACCES and the like from bind/listen. */
 CORO_API int coro_listen(const char *addr, int port, int backlog, int *fd);
+
+/* For coro_listen_flags: SO_REUSEPORT, so that several sockets, each with
+ * the flag, listen on one port at once and the kernel spreads the
+ * connections among them: one per loop of coro_run_loops, each accepting
+ * its share. The sockets must be made by the same user. */
+#define CORO_LISTEN_REUSEPORT 1u
+
+/* As coro_listen, with flags: 0 or CORO_LISTEN_REUSEPORT. asyncio:
+ * start_server(..., reuse_port=True).
+ * Returns: as coro_listen; EINVAL also for unknown flags. */
+CORO_API int coro_listen_flags(const char *addr, int port, int backlog,
+                               unsigned flags, int *fd);
 
 /* The local port a socket is bound to, e.g. after coro_listen(..., 0, ...).
  * Returns: 0 with *port; EBADF, ENOTSOCK; EINVAL (port NULL). */
@@ -1257,8 +1542,9 @@ struct coro_task_info {
                                            "channel receive", "mutex"...);
                                            else NULL */
     const void          *wait_object;   /* parked on a channel, queue,
-                                           mutex, semaphore, event or
-                                           condition: that object; "join":
+                                           mutex, semaphore, event,
+                                           condition, future or thread
+                                           channel: that object; "join":
                                            the task joined; else NULL */
     unsigned long long   wait_task;     /* the id of the task it waits for:
                                            the task joined, or the holder
@@ -1423,7 +1709,9 @@ typedef struct coro_task_event {
                                     "queue put", "queue get", "queue join",
                                     "mutex", "semaphore", "event",
                                     "condition", "as completed",
-                                    "task group", "barrier"; else NULL */
+                                    "task group", "barrier", "future",
+                                    "thread channel send",
+                                    "thread channel receive"; else NULL */
 } coro_task_event;
 
 typedef void (*coro_task_hook_fn)(const coro_task_event *ev, void *arg);

@@ -39,6 +39,9 @@ const char *const coro__wait_names[] = {
     [CORO__W_AS_COMPLETED] = "as completed",
     [CORO__W_GROUP] = "task group",
     [CORO__W_BARRIER] = "barrier",
+    [CORO__W_FUTURE] = "future",
+    [CORO__W_XCHAN_SEND] = "thread channel send",
+    [CORO__W_XCHAN_RECV] = "thread channel receive",
 };
 
 const char *coro__wait_name(int kind)

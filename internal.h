@@ -14,6 +14,13 @@
  *   sched.c                           the loop, park and wake, tasks
  *   io.c executor.c sync.c            wake sources: fds, worker threads,
  *                                     the coordination objects
+ *   loop.c                            a loop's handle and the calls other
+ *                                     threads post to it (on poll.c's
+ *                                     post)
+ *   future.c xchan.c run_loops.c      across threads, on loop.c: tasks
+ *                                     submitted to another loop, a
+ *                                     channel between threads, several
+ *                                     loops at once
  *   net.c                             the socket helpers, on io.c
  *   local.c                           task-local values: sched.c hands
  *                                     them on at spawn and lets them go
@@ -166,6 +173,7 @@ static inline void coro__list_remove(struct coro__list *l,
 
 struct coro_task;
 struct coro__loop;
+struct coro__loop_set;
 struct coro_group;
 
 /* What a parked task waits for, for coro_dump, the trace and the event
@@ -191,7 +199,10 @@ enum coro__wait_kind {
     CORO__W_COND,
     CORO__W_AS_COMPLETED, /* what: the iterator */
     CORO__W_GROUP,      /* what: the group */
-    CORO__W_BARRIER     /* what: the barrier */
+    CORO__W_BARRIER,    /* what: the barrier */
+    CORO__W_FUTURE,     /* what: the future (future.c) */
+    CORO__W_XCHAN_SEND, /* what: the cross-thread channel (xchan.c) */
+    CORO__W_XCHAN_RECV
 };
 
 /* Who besides the loop's own tasks may wake a parked task (a timer counts
@@ -199,7 +210,10 @@ enum coro__wait_kind {
 enum {
     CORO__BY_TIMER = 1,             /* its deadline */
     CORO__BY_KERNEL = 2,            /* an fd event: the reactor must look */
-    CORO__BY_WORKER = 4             /* a worker thread's completion */
+    CORO__BY_WORKER = 4,            /* a worker thread's completion */
+    CORO__BY_THREAD = 8             /* another thread: a future's task, a
+                                       cross-thread channel's other side,
+                                       through a post (loop.c) */
 };
 
 /* Takes a parked task's record back from its source, when something other
@@ -469,6 +483,7 @@ struct coro__timer *coro__timer_expired(struct coro__timers *tm, int64_t now);
  * loop runs for it on its own thread. */
 enum {
     CORO__POST_JOBS,                /* blocking calls finished (executor.c) */
+    CORO__POST_CALLS,               /* calls posted to the loop (loop.c) */
     CORO__POST_KINDS
 };
 
@@ -512,6 +527,16 @@ int  coro__poller_wakeup_open(struct coro__poller *p);
 /* From any thread: leaves a post of this kind, waking the loop if it
  * sleeps in the kernel. */
 void coro__poller_post(struct coro__poller *p, unsigned kind);
+/* Spins up to ns nanoseconds (not past deadline), watching for a post,
+ * without sleeping: 1 if one came. */
+int  coro__poller_spin(struct coro__poller *p, int64_t ns, int64_t deadline);
+/* How long a loop whose tasks wait on other threads spins before it
+ * sleeps, and how many spins that found nothing it makes before it stops
+ * (sched.c). */
+#define CORO__SPIN_NS 20000
+#define CORO__SPIN_CREDIT 4
+/* A sleep that a post ends within this long grants spins. */
+#define CORO__SPIN_GRANT_NS 100000
 /* Runs the hooks of the kinds posted (loop thread). */
 void coro__poller_collect(struct coro__poller *p);
 /* Whether anything was posted: one relaxed load, for every switch. */
@@ -598,6 +623,68 @@ int  coro__executor_init(struct coro__executor *x, struct coro__poller *p);
 void coro__executor_term(struct coro__executor *x);  /* joins the workers */
 
 /* ----------------------------------------------------------------------
+ * Calls posted to a loop from any thread (loop.c): how other threads hand
+ * a loop work (coro_loop_post, a submitted task) and wake its tasks (a
+ * future's end, a cross-thread channel's hand-off). They ride on the
+ * poller's post (CORO__POST_CALLS): no second way to wake a loop.
+ *
+ * A loop's handle, struct coro_loop, is a refcounted heap object that
+ * outlives its loop: once the loop has ended, posts to it say ESHUTDOWN
+ * instead of touching freed memory.
+ * ---------------------------------------------------------------------- */
+
+/* One call: runs once, on the loop's thread, in the loop's own context
+ * (outside any task: coro_self() is NULL, await_* is EPERM), in the order
+ * posted. Intrusive, so that a post that must not fail (a wake) embeds
+ * its call in the record it wakes for and allocates nothing. */
+struct coro__call {
+    struct coro__call *next;        /* in the handle's queue (its lock) */
+    void (*run)(struct coro__call *c); /* may free c */
+};
+
+/* Sets the loop's post hook (loop_new). */
+void coro__loop_init(struct coro__loop *l);
+/* The handle of loop l, made on first use (on l's thread): NULL with an
+ * errno value (ENOMEM; EMFILE for the eventfd posts wake the loop with). */
+struct coro_loop *coro__loop_handle(struct coro__loop *l);
+/* Posts c to h's loop: 0, or ESHUTDOWN (c will never run). New work
+ * (wake 0) is refused once the loop has begun to end; a wake (wake 1),
+ * which a task of the loop waits for, is taken while the loop exists:
+ * the loop cannot end before that task does. */
+int  coro__loop_post(struct coro_loop *h, struct coro__call *c, int wake);
+void coro__loop_ref(struct coro_loop *h);
+void coro__loop_unref(struct coro_loop *h);
+/* Runs the calls posted so far, in the loop's context: 1 if any ran. */
+int  coro__loop_calls(struct coro__loop *l);
+/* Whether another thread may still post to l: someone holds a reference
+ * from coro_loop_retain, or a post is on its way. Deadlock detection asks
+ * before it gives up on a loop whose tasks all wait on each other. */
+int  coro__loop_reachable(struct coro__loop *l);
+/* The end of coro_run: close refuses new work from then on; term detaches
+ * the handle from the loop, which is about to be freed. */
+void coro__loop_close(struct coro__loop *l);
+void coro__loop_term(struct coro__loop *l);
+
+/* A task's or a thread's place in a cross-thread channel's wait list
+ * (xchan.c): a task's in its control block (union coro__wait, whose size
+ * it keeps: the task is found from its address), a thread's on its stack.
+ * Fields marked (lock) are under the channel's mutex. */
+struct coro__xwaiter {
+    struct coro__link  link;        /* in senders or receivers (lock) */
+    void              *elem;        /* what it sends, or where it receives */
+    struct coro_xchan *chan;        /* the channel */
+    struct coro_loop  *loop;        /* the task's loop, where its wake is
+                                       posted; NULL: a thread waits */
+    struct coro__call  call;        /* that wake */
+    int                status;      /* the outcome, 0 or EPIPE (lock) */
+    unsigned char      send;        /* a sender (else a receiver) */
+    unsigned char      listed;      /* on a wait list (lock) */
+    unsigned char      done;        /* the other side completed it (lock) */
+    unsigned char      delivered;   /* a task's wake has run (its loop's
+                                       thread only) */
+};
+
+/* ----------------------------------------------------------------------
  * Tasks and the loop (sched.c)
  * ---------------------------------------------------------------------- */
 
@@ -628,6 +715,7 @@ union coro__wait {
     struct coro__await     await;   /* join, gather, wait (sched.c) */
     struct coro__job       job;     /* a blocking call (executor.c) */
     struct coro__fd_record io;      /* an fd (io.c) */
+    struct coro__xwaiter   xwait;   /* a cross-thread channel (xchan.c) */
     void                  *sync[8]; /* a waiter on an object (sync.c) */
 };
 
@@ -762,6 +850,9 @@ struct coro__loop {
     size_t              waits_outside; /* parked tasks a timer, the kernel
                                        or a worker may wake */
     size_t              waits_kernel;  /* of those, the kernel (fds) */
+    size_t              waits_thread;  /* of those, other threads */
+    unsigned            spin_credit;   /* spins the loop may still make
+                                       before it sleeps (sched.c) */
     uint64_t            run_id;     /* this coro_run's number in the
                                        process: never reused */
     uint64_t            next_id;
@@ -807,6 +898,12 @@ struct coro__loop {
     struct coro__watch  watch;      /* the stall watchdog's (watchdog.c) */
     void               *alt_stack;  /* the signal stack coro gave the
                                        thread, or NULL (overflow.c) */
+    struct coro_loop   *handle;     /* what other threads post to, made on
+                                       first use, or NULL (loop.c) */
+    unsigned char       calls_due;  /* calls were posted: the loop's
+                                       context runs them next (loop.c) */
+    struct coro__loop_set *group; /* the coro_run_loops this loop is
+                                       one of, or NULL (run_loops.c) */
     struct coro__timers timers;
     struct coro__stacks stacks;
     struct coro__poller poller;

@@ -53,10 +53,17 @@ static void set_nodelay(int fd)
 
 int coro_listen(const char *addr, int port, int backlog, int *fd)
 {
+    return coro_listen_flags(addr, port, backlog, 0, fd);
+}
+
+int coro_listen_flags(const char *addr, int port, int backlog,
+                      unsigned flags, int *fd)
+{
     struct sockaddr_storage ss;
     socklen_t len;
     memset(&ss, 0, sizeof ss);
-    if (!addr || !fd || port < 0 || port > 65535)
+    if (!addr || !fd || port < 0 || port > 65535 ||
+        (flags & ~CORO_LISTEN_REUSEPORT))
         return EINVAL;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
@@ -77,6 +84,9 @@ int coro_listen(const char *addr, int port, int backlog, int *fd)
     int err = s < 0 ? errno : 0;
     int one = 1;
     if (!err && (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+                 ((flags & CORO_LISTEN_REUSEPORT) &&
+                  setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one,
+                             sizeof one)) ||
                  bind(s, (struct sockaddr *)&ss, len) ||
                  listen(s, backlog > 0 ? backlog : SOMAXCONN)))
         err = errno;

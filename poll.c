@@ -95,6 +95,33 @@ void coro__poller_collect(struct coro__poller *p)
         if (kinds & (1u << k))
             p->on_post[k](p);
 }
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* Under valgrind, which runs one thread at a time, a spin only holds the
+ * poster back: never spin there. */
+int coro__poller_spin(struct coro__poller *p, int64_t ns, int64_t deadline)
+{
+    if (coro__under_valgrind())
+        return 0;
+    int64_t until = coro__clock_ns() + ns;
+    if (deadline < until)
+        until = deadline;
+    do {
+        for (int i = 0; i < 64; i++) {
+            if (coro__poller_posted(p))
+                return 1;
+            CPU_RELAX();
+        }
+    } while (coro__clock_ns() < until);
+    return 0;
+}
+
 int coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
                      struct coro__pollable *h)
 {

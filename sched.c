@@ -94,6 +94,8 @@ static void wakers_count(struct coro__loop *l, struct coro_task *t,
         l->waits_outside++;
         if (wakers & CORO__BY_KERNEL)
             l->waits_kernel++;
+        if (wakers & CORO__BY_THREAD)
+            l->waits_thread++;
     }
 }
 
@@ -103,6 +105,8 @@ static void wakers_forget(struct coro__loop *l, struct coro_task *t)
         l->waits_outside--;
         if (t->wakers & CORO__BY_KERNEL)
             l->waits_kernel--;
+        if (t->wakers & CORO__BY_THREAD)
+            l->waits_thread--;
         t->wakers = 0;
     }
 }
@@ -146,8 +150,11 @@ static void fire_timers(struct coro__loop *l)
 }
 
 /* Every CORO__TICK_EVERY switches: a clock for t->since, and, while tasks
- * wait on fds and others keep the ready queue busy, a look at I/O, which
- * the loop's context does on its own stack. 1 if that look is due. */
+ * keep the ready queue busy, a look at I/O (when tasks wait on fds) and
+ * the calls other threads posted (loop.c), which the loop's context runs
+ * on its own stack. 1 if the loop's context has either to do. Posts and
+ * I/O so wait at most that many switches, and a flood of either cannot
+ * starve the tasks. */
 static int tick(struct coro__loop *l)
 {
     l->ticks = 0;
@@ -156,7 +163,7 @@ static int tick(struct coro__loop *l)
         l->poll_due = 1;
         return 1;
     }
-    return 0;
+    return l->calls_due;
 }
 
 /* The task to run next, after firing due timers and collecting what other
@@ -393,6 +400,7 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
         l->main_done = 1;
         l->main_result = result;
         l->main_error = task_error(t);
+        coro__loop_close(l); /* no new work from other threads */
         close_loop(l);
     }
     coro__stack_check(t);
@@ -695,12 +703,40 @@ int await_sleep(double seconds)
  * The loop
  * ---------------------------------------------------------------------- */
 
-/* Blocks in the kernel until the next deadline, an fd event or a post. */
+/* Blocks in the kernel until the next deadline, an fd event or a post.
+ *
+ * While tasks wait on other threads (a future, a cross-thread channel),
+ * the loop first spins a little, watching for a post: waking a thread
+ * asleep in the kernel costs tens of microseconds here, a round trip
+ * between two loops two of them, and the answer to a message often comes
+ * sooner than that. Spinning burns a core, so it is earned: a spin that
+ * saw a post, or a sleep that a post cut short (within five spins'
+ * length: the sleeper's own wake-up is part of it), grants the next
+ * spins; spins that came to nothing use them up. A loop
+ * whose tasks wait for an answer that takes long (a server's main waiting
+ * on its loops) soon stops spinning; two loops passing messages back and
+ * forth keep it up and never sleep. */
 static void idle_wait(struct coro__loop *l)
 {
-    coro__poller_wait(&l->poller, coro__timer_next(&l->timers));
+    int64_t next = coro__timer_next(&l->timers);
+    int64_t t0 = 0;
+    if (l->waits_thread) {
+        if (l->spin_credit) {
+            if (coro__poller_spin(&l->poller, CORO__SPIN_NS, next)) {
+                l->spin_credit = CORO__SPIN_CREDIT;
+                l->now_fresh = 0;
+                return;
+            }
+            l->spin_credit--;
+        }
+        t0 = coro__clock_ns();
+    }
+    coro__poller_wait(&l->poller, next);
     l->seen_ns = coro__coarse_ns();
     l->now_fresh = 0; /* the next run does not start when the last ended */
+    if (t0 && coro__poller_posted(&l->poller) &&
+        coro__clock_ns() - t0 < CORO__SPIN_GRANT_NS)
+        l->spin_credit = CORO__SPIN_CREDIT;
 }
 
 /* The loop deadlocked with every task already cancelled: free what is left
@@ -727,8 +763,10 @@ static void loop_run(struct coro__loop *l)
             l->seen_ns = coro__coarse_ns();
             l->now_fresh = 0;
         }
+        if (l->calls_due)
+            coro__loop_calls(l);
         struct coro_task *next = next_ready(l);
-        if (!next && l->poll_due)
+        if (!next && (l->poll_due || l->calls_due))
             continue;
         if (next) {
             run(l, next);
@@ -737,8 +775,9 @@ static void loop_run(struct coro__loop *l)
         if (l->nlive == 0)
             return;
         /* Nothing is ready; only a source outside the tasks (a timer, an
-         * fd, a worker) could make something ready again. */
-        if (l->waits_outside == 0) {
+         * fd, a worker, another thread) could make something ready
+         * again. */
+        if (l->waits_outside == 0 && !coro__loop_reachable(l)) {
             if (l->closing) {
                 abandon(l);
                 return;
@@ -825,6 +864,8 @@ static int loop_new(struct coro__loop **out)
     if (!err)
         err = coro__executor_init(&l->executor, &l->poller);
     if (!err)
+        coro__loop_init(l);
+    if (!err)
         err = coro__overflow_init(l);
     if (!err) {
         coro__loops_add(l);
@@ -873,6 +914,13 @@ int coro_run(coro_fn main, void *arg, void **result)
     int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     loop_run(l);
+    /* Every task has ended. Calls taken before main ended (or before
+     * now, if it never did) still run, and the tasks they spawn, born
+     * cancelled, still end; other threads are refused new work (loop.c). */
+    coro__loop_close(l);
+    while (coro__loop_calls(l))
+        loop_run(l);
+    coro__loop_term(l);
     if (slack > 0)
         prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
     err = l->deadlocked ? EDEADLK : l->main_error;

@@ -39,7 +39,7 @@ static int value_is(const char *value, const char *word)
 /* Server                                                                 */
 /* ---------------------------------------------------------------------- */
 
-unsigned long http_requests_served;
+atomic_ulong http_requests_served;
 
 /* A connection. An idle keep-alive connection waits for its next request
  * in a shallow frame with no buffer at all, so it costs one stack page;
@@ -130,7 +130,7 @@ static int answer(struct conn *c, struct reqbuf *b, size_t head_len)
         return err;
     const char *reply = replies[chunked][close_after ? 1 : http10 ? 2 : 0];
     err = await_write_all(c->fd, reply, strlen(reply), 30);
-    http_requests_served++;
+    atomic_fetch_add_explicit(&http_requests_served, 1, memory_order_relaxed);
     return err ? err : close_after ? EPIPE : 0;
 }
 

@@ -4,6 +4,7 @@
 #ifndef CORO_DEMO_HTTP_H
 #define CORO_DEMO_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 /* Serves HTTP on listen_fd until the calling task is cancelled: each
@@ -13,9 +14,9 @@
  * end with their connection, or when the loop ends. */
 int http_serve(int listen_fd, double latency);
 
-/* Requests answered by http_serve in this process (one loop's thread at a
- * time may serve; the benchmark reads it at the end). */
-extern unsigned long http_requests_served;
+/* Requests answered by http_serve in this process, by every loop that
+ * serves (the benchmark reads it at the end). */
+extern atomic_ulong http_requests_served;
 
 struct http_response {
     int    status;      /* e.g. 200 */

@@ -294,3 +294,54 @@ void *test_scribbler(void *arg)
     }
     return NULL;
 }
+
+/* A loop on a thread of its own: its main holds a reference to the loop
+ * (so it waits for posts rather than deadlock) and waits for the stop. */
+static void side_stop_call(void *arg)
+{
+    coro_event_set(((struct side_loop *)arg)->stop);
+}
+
+static void *side_main(void *arg)
+{
+    struct side_loop *s = arg;
+    s->stop = coro_event_new();
+    pthread_mutex_lock(&s->lock);
+    s->loop = coro_loop_retain(coro_loop_current());
+    s->thread = pthread_self();
+    pthread_cond_signal(&s->up);
+    pthread_mutex_unlock(&s->lock);
+    int err = await_event(s->stop, -1);
+    coro_event_free(s->stop);
+    return err ? coro_fail(err) : NULL;
+}
+
+static void *side_thread(void *arg)
+{
+    struct side_loop *s = arg;
+    s->err = coro_run(side_main, s, NULL);
+    return NULL;
+}
+
+void side_loop_start(struct side_loop *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->up, NULL);
+    ck_assert_int_eq(pthread_create(&s->th, NULL, side_thread, s), 0);
+    pthread_mutex_lock(&s->lock);
+    while (!s->loop)
+        pthread_cond_wait(&s->up, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int side_loop_stop(struct side_loop *s)
+{
+    int err = coro_loop_post(s->loop, side_stop_call, s);
+    ck_assert_int_eq(err, 0);
+    pthread_join(s->th, NULL);
+    coro_loop_release(s->loop);
+    pthread_cond_destroy(&s->up);
+    pthread_mutex_destroy(&s->lock);
+    return s->err;
+}

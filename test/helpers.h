@@ -3,6 +3,7 @@
 #define CORO_TEST_HELPERS_H
 
 #include <check.h>
+#include <pthread.h>
 #include <stddef.h>
 
 #include "coro.h"
@@ -29,6 +30,10 @@ Suite *inspect_suite(void);
 Suite *local_suite(void);
 Suite *loops_suite(void);
 Suite *watchdog_suite(void);
+Suite *loop_suite(void);
+Suite *future_suite(void);
+Suite *xchan_suite(void);
+Suite *run_loops_suite(void);
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */
@@ -96,5 +101,21 @@ void  test_scribbling_stop(void);
 
 /* CPU time (user + system) of this process, in seconds. */
 double cpu_seconds(void);
+
+/* A loop running on a thread of its own until side_loop_stop, for tests
+ * that cross threads. Its main holds a reference to the loop (loop,
+ * valid until side_loop_stop) and waits for the stop; thread is the
+ * loop's thread. side_loop_stop returns what its coro_run did. */
+struct side_loop {
+    pthread_t       th;
+    pthread_t       thread;
+    coro_loop      *loop;
+    coro_event     *stop;
+    pthread_mutex_t lock;
+    pthread_cond_t  up;
+    int             err;
+};
+void side_loop_start(struct side_loop *s);
+int  side_loop_stop(struct side_loop *s);
 
 #endif

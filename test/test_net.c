@@ -185,6 +185,24 @@ START_TEST(listen_rejects_bad_input)
 }
 END_TEST
 
+/* SO_REUSEPORT: two sockets on one port, each with the flag; a third
+ * without it is refused. Unknown flags are EINVAL. */
+START_TEST(listen_flags_share_a_port)
+{
+    int a, b, c, port;
+    ck_assert_int_eq(coro_listen_flags("127.0.0.1", 0, 8, 2, &a), EINVAL);
+    ck_assert_int_eq(coro_listen_flags("127.0.0.1", 0, 8,
+                                       CORO_LISTEN_REUSEPORT, &a), 0);
+    ck_assert_int_eq(coro_sock_port(a, &port), 0);
+    ck_assert_int_eq(coro_listen_flags("127.0.0.1", port, 8,
+                                       CORO_LISTEN_REUSEPORT, &b), 0);
+    ck_assert_int_eq(coro_listen_flags("127.0.0.1", port, 8, 0, &c),
+                     EADDRINUSE);
+    close(a);
+    close(b);
+}
+END_TEST
+
 /* A connected pair over TCP loopback: [0] the client, [1] the server's. */
 static void tcp_pair(int fds[2])
 {
@@ -734,6 +752,7 @@ Suite *net_suite(void)
     tcase_add_test(tc, many_connections_at_once);
     tcase_add_test(tc, dial_resolves_names_and_reports_failures);
     tcase_add_test(tc, listen_rejects_bad_input);
+    tcase_add_test(tc, listen_flags_share_a_port);
     tcase_add_test(tc, helpers_time_out);
     tcase_add_test(tc, partial_reads_across_many_small_writes);
     tcase_add_test(tc, read_until_limits_and_pipes);

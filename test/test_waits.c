@@ -101,6 +101,8 @@ static struct {
     coro_group  *group;
     coro_completions *completions;
     coro_barrier *barrier;
+    coro_xchan  *xchan;
+    coro_future *future;
     unsigned     index;
     int          pred;
     coro_task   *done;
@@ -876,6 +878,110 @@ static void chan_recv_check(enum wake w)
     expect_empty(fx.chan);
 }
 
+/* The channel between threads, used here by one loop's tasks: the prods
+ * are its try calls, whose hand-off to the parked waiter still goes
+ * through a post to the loop, as from another thread. */
+static void xchan_send_setup(enum wake w)
+{
+    (void)w;
+    fx.xchan = coro_xchan_new(sizeof(int), 0);
+    EXPECT(fx.xchan != NULL);
+    fx.elem_out = 7;
+}
+
+static int xchan_send_wait(double timeout)
+{
+    return await_xchan_send(fx.xchan, &fx.elem_out, timeout);
+}
+
+static void xchan_send_prod(enum wake w)
+{
+    int v = -1;
+    if (w == WAKE_EVENT) {
+        EXPECT_ERR(coro_xchan_try_recv(fx.xchan, &v), 0);
+        EXPECT_EQ(v, 7);
+    } else if (w == WAKE_CANCEL) { /* the cancelled sender has left */
+        EXPECT_ERR(coro_xchan_try_recv(fx.xchan, &v), EAGAIN);
+    }
+}
+
+static void xchan_send_check(enum wake w)
+{
+    (void)w;
+    int v;
+    EXPECT_ERR(coro_xchan_try_recv(fx.xchan, &v), EAGAIN);
+}
+
+static void xchan_recv_setup(enum wake w)
+{
+    (void)w;
+    fx.xchan = coro_xchan_new(sizeof(int), 1);
+    EXPECT(fx.xchan != NULL);
+    fx.elem_in = -1;
+}
+
+static int xchan_recv_wait(double timeout)
+{
+    return await_xchan_recv(fx.xchan, &fx.elem_in, timeout);
+}
+
+static void xchan_recv_prod(enum wake w)
+{
+    if (w == WAKE_EVENT)
+        EXPECT_ERR(coro_xchan_try_send(fx.xchan, &(int){ 42 }), 0);
+    else if (w == WAKE_CANCEL)
+        EXPECT_ERR(coro_xchan_try_send(fx.xchan, &(int){ 43 }), 0);
+}
+
+static void xchan_recv_check(enum wake w)
+{
+    int v = -1;
+    EXPECT_EQ(fx.elem_in, w == WAKE_EVENT ? 42 : -1);
+    if (w == WAKE_CANCEL) { /* the cancelled receiver lost nothing */
+        EXPECT_ERR(coro_xchan_try_recv(fx.xchan, &v), 0);
+        EXPECT_EQ(v, 43);
+    }
+    EXPECT_ERR(coro_xchan_try_recv(fx.xchan, &v), EAGAIN);
+}
+
+/* A future of a task submitted to the waiter's own loop, which waits for
+ * fx.go[0]; cancelling or timing out the waiter cancels it. */
+static void *submitted(void *arg)
+{
+    (void)arg;
+    int err = await_event(fx.go[0], t_long());
+    fx.kid_err[0] = err;
+    return err ? coro_fail(err) : TOKEN(11);
+}
+
+static void future_setup(enum wake w)
+{
+    (void)w;
+    fx.go[0] = coro_event_new();
+    fx.kid_err[0] = -1;
+    EXPECT_ERR(coro_loop_submit(coro_loop_current(), submitted, NULL,
+                                &fx.future),
+               0);
+}
+
+static int future_wait(double timeout)
+{
+    return await_future(fx.future, timeout, &fx.result);
+}
+
+static void future_prod(enum wake w)
+{
+    if (w == WAKE_EVENT)
+        coro_event_set(fx.go[0]);
+}
+
+static void future_check(enum wake w)
+{
+    /* The wait returned only once the task had ended: its end is known. */
+    EXPECT_EQ(fx.kid_err[0], w == WAKE_EVENT ? 0 : ECANCELED);
+    EXPECT(fx.result == (w == WAKE_EVENT ? TOKEN(11) : NULL));
+}
+
 /* Select over a receive on a buffered channel and a send on a
  * rendezvous: ops, elements and *chosen are static. */
 static void select_setup(enum wake w)
@@ -1352,6 +1458,12 @@ static const struct wait_row rows[] = {
       chan_send_prod, chan_send_check },
     { "await_chan_recv", ALL_THREE, 0, chan_recv_setup, chan_recv_wait, NULL,
       chan_recv_prod, chan_recv_check },
+    { "await_xchan_send", ALL_THREE, 0, xchan_send_setup, xchan_send_wait,
+      NULL, xchan_send_prod, xchan_send_check },
+    { "await_xchan_recv", ALL_THREE, 0, xchan_recv_setup, xchan_recv_wait,
+      NULL, xchan_recv_prod, xchan_recv_check },
+    { "await_future", ALL_THREE, 0, future_setup, future_wait, NULL,
+      future_prod, future_check },
     { "await_select_recv", ALL_THREE, 0, select_setup, select_wait, NULL,
       select_recv_prod, select_recv_check },
     { "await_select_send", BIT(WAKE_EVENT), 0, select_setup, select_wait,
@@ -1404,6 +1516,7 @@ static void fx_release(void)
         EXPECT_EQ(close(fx.probes[i]), 0);
     EXPECT_ERR(coro_chan_free(fx.chan), 0);
     EXPECT_ERR(coro_chan_free(fx.chan2), 0);
+    EXPECT_ERR(coro_xchan_free(fx.xchan), 0);
     EXPECT_ERR(coro_queue_free(fx.queue), 0);
     EXPECT_ERR(coro_mutex_free(fx.mutex), 0);
     EXPECT_ERR(coro_sem_free(fx.sem), 0);
@@ -1565,6 +1678,18 @@ static void *cancelled_caller(void *arg)
     expect_holds(fx.chan, 5);
     expect_empty(fx.chan2);
 
+    /* A channel between threads with an element and room for another;
+     * a future whose task has ended: the task is awaited all the same,
+     * its result stored, the future freed. */
+    fx.elem_in = -1;
+    EXPECT_CANCELED(await_xchan_recv(fx.xchan, &fx.elem_in, t_long()));
+    EXPECT_CANCELED(await_xchan_send(fx.xchan, &fx.elem_out, t_long()));
+    EXPECT_EQ(fx.elem_in, -1);
+    EXPECT_EQ(coro_xchan_size(fx.xchan), 1);
+    fx.result = NULL;
+    EXPECT_CANCELED(await_future(fx.future, t_long(), &fx.result));
+    EXPECT(fx.result == TOKEN(7));
+
     /* A queue with an item and room for one more, nothing unfinished
      * once the item is marked done. */
     fx.item = TOKEN(99);
@@ -1641,6 +1766,14 @@ static void *drive_cancelled(void *arg)
     EXPECT_ERR(await_dial("127.0.0.1", fx.port, t_long(), &fx.peer), 0);
     select_setup(WAKE_EVENT);
     EXPECT_ERR(coro_chan_try_send(fx.chan, &(int){ 5 }), 0);
+    fx.xchan = coro_xchan_new(sizeof(int), 2);
+    EXPECT(fx.xchan != NULL);
+    EXPECT_ERR(coro_xchan_try_send(fx.xchan, &(int){ 6 }), 0);
+    EXPECT_ERR(coro_loop_submit(coro_loop_current(), ended, NULL,
+                                &fx.future),
+               0);
+    EXPECT_ERR(await_sleep(0.001), 0); /* the submitted task ends */
+    EXPECT(coro_future_done(fx.future));
     fx.queue = coro_queue_new(2);
     EXPECT(fx.queue != NULL);
     EXPECT_ERR(coro_queue_try_put(fx.queue, TOKEN(1)), 0);
