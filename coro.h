@@ -636,6 +636,16 @@ CORO_API int await_blocking(void *(*fn)(void *), void *arg, void **result);
  * Returns: 0, or EINVAL (n out of range, or called outside a coroutine). */
 CORO_API int coro_set_workers(unsigned n);
 
+/* How many blocking jobs a loop runs at once. In a coroutine: its loop's
+ * present limit (coro_set_workers's, else what coro_run chose). Outside
+ * one: what a coro_run started now would choose: CORO_WORKERS, else
+ * asyncio's default, min(32, CPUs + 4) (ThreadPoolExecutor's max_workers,
+ * counting the CPUs this process may run on). asyncio has no such query;
+ * its executor's _max_workers is private.
+ * Returns: 1 to 1024; 0 outside a coroutine when CORO_WORKERS is set but is
+ *          not a number from 1 to 1024 (coro_run would return EINVAL). */
+CORO_API unsigned coro_workers(void);
+
 /* ======================================================================
  * Loops across threads: loop.call_soon_threadsafe,
  * asyncio.run_coroutine_threadsafe, a channel between threads, a loop on

@@ -261,6 +261,15 @@ int await_blocking(void *(*fn)(void *), void *arg, void **result)
     return status;
 }
 
+unsigned coro_workers(void)
+{
+    struct coro_task *self = coro__current();
+    if (self)
+        return self->loop->executor.max; /* written only on this thread */
+    unsigned n;
+    return env_workers(&n) == 0 ? n : 0;
+}
+
 int coro_set_workers(unsigned n)
 {
     struct coro_task *self = coro__current();

@@ -242,7 +242,8 @@ const char *demo_repr(double v, char *buf)
     return buf;
 }
 
-/* How many CPUs this process may run on, as coro counts them. */
+/* How many CPUs this process may run on, as coro counts them: only to
+ * say why coro_workers() chose its number. */
 static long cpus_usable(void)
 {
     cpu_set_t set;
@@ -257,24 +258,20 @@ static long cpus_usable(void)
 unsigned demo_workers(const struct demo_opts *opts, int jobs,
                       const char *what)
 {
-    /* coro has no call that reads the pool's size back, so this restates
-     * the rule coro.h gives; the tests check it against the timings. */
     char why[64];
-    unsigned long n;
+    unsigned long n = opts->workers ? opts->workers : coro_workers();
     const char *env = getenv("CORO_WORKERS");
+    if (n == 0) {
+        fprintf(stderr, "CORO_WORKERS=%s: not a number of workers from 1 "
+                        "to 1024\n", env ? env : "");
+        exit(2);
+    }
     if (opts->workers) {
-        n = opts->workers;
         snprintf(why, sizeof why, "--workers %lu", n);
     } else if (env && *env) {
-        if (parse_count(env, WORKERS_MAX, &n) != 0) {
-            fprintf(stderr, "CORO_WORKERS=%s: the demos read a plain number "
-                            "from 1 to 1024\n", env);
-            exit(2);
-        }
-        snprintf(why, sizeof why, "CORO_WORKERS=%lu", n);
+        snprintf(why, sizeof why, "CORO_WORKERS=%s", env);
     } else {
         long cpus = cpus_usable();
-        n = cpus + 4 < 32 ? (unsigned long)cpus + 4 : 32;
         snprintf(why, sizeof why, "asyncio's default for %ld CPU%s", cpus,
                  cpus == 1 ? "" : "s");
     }

@@ -68,8 +68,8 @@ void demo_block_sleep(double seconds);
 const char *demo_repr(double v, char *buf);
 
 /* The worker pool a loop started now runs blocking calls on: --workers if
- * given, else coro's own rule (coro.h, Blocking calls): CORO_WORKERS if
- * set, else asyncio's min(32, CPUs + 4). Prints a line such as
+ * given, else coro_workers() (CORO_WORKERS if set, else asyncio's
+ * min(32, CPUs + 4)). Call it outside a coroutine. Prints a line such as
  *   6 worker threads (asyncio's default for 2 CPUs): 20 requests in 4 rounds
  * and returns the pool's size. Exits 2 if CORO_WORKERS is not
  * a number from 1 to 1024 (coro_run would refuse it). */

@@ -2,6 +2,7 @@
  * cancellation (queued, running, before), errno, scale, shutdown. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -125,6 +126,7 @@ START_TEST(workers_environment_variable)
 {
     struct batch b = { .n = 6, .ms = 20 };
     setenv("CORO_WORKERS", "3", 1);
+    ck_assert_uint_eq(coro_workers(), 3);
     run_expect(batch_main, &b, 0);
     ck_assert_int_eq(atomic_load(&running_peak), 3);
     static const char *bad[] = { "0", "abc", "4x", "1025", "-1" };
@@ -132,7 +134,42 @@ START_TEST(workers_environment_variable)
         setenv("CORO_WORKERS", bad[i], 1);
         ck_assert_msg(coro_run(batch_main, &b, NULL) == EINVAL,
                       "CORO_WORKERS=%s accepted", bad[i]);
+        ck_assert_msg(coro_workers() == 0, "CORO_WORKERS=%s: %u", bad[i],
+                      coro_workers());
     }
+    unsetenv("CORO_WORKERS");
+}
+END_TEST
+
+static void *workers_main(void *arg)
+{
+    unsigned *seen = arg;
+    seen[0] = coro_workers();
+    ck_assert_int_eq(coro_set_workers(3), 0);
+    seen[1] = coro_workers();
+    ck_assert_int_eq(coro_set_workers(0), EINVAL);
+    seen[2] = coro_workers(); /* unchanged by the refusal */
+    return NULL;
+}
+
+/* coro_workers: asyncio's min(32, CPUs + 4) by default, the loop's own
+ * limit inside it, and what coro_run would choose outside. */
+START_TEST(workers_tells_the_pools_size)
+{
+    unsetenv("CORO_WORKERS");
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    unsigned cpus = (unsigned)CPU_COUNT(&set);
+    unsigned dflt = cpus + 4 < 32 ? cpus + 4 : 32;
+    ck_assert_uint_eq(coro_workers(), dflt);
+    unsigned seen[3] = { 0, 0, 0 };
+    run_expect(workers_main, seen, 0);
+    ck_assert_uint_eq(seen[0], dflt);
+    ck_assert_uint_eq(seen[1], 3);
+    ck_assert_uint_eq(seen[2], 3);
+    ck_assert_uint_eq(coro_workers(), dflt); /* a new loop starts afresh */
+    setenv("CORO_WORKERS", "1024", 1);
+    ck_assert_uint_eq(coro_workers(), 1024);
     unsetenv("CORO_WORKERS");
 }
 END_TEST
@@ -483,6 +520,7 @@ Suite *executor_suite(void)
     tcase_add_test(tc, jobs_overlap_and_return_their_results);
     tcase_add_test(tc, jobs_beyond_the_pool_queue_in_fifo_order);
     tcase_add_test(tc, workers_environment_variable);
+    tcase_add_test(tc, workers_tells_the_pools_size);
     tcase_add_test(tc, errno_of_the_job_is_carried_back);
     tcase_add_test(tc, bad_input_is_rejected);
     tcase_add_test(tc, thousands_of_jobs_lose_nothing);
