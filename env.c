@@ -1,12 +1,26 @@
-/* env.c: coro's numeric environment variables (CORO_STACK_SIZE,
- * CORO_WORKERS), read by one parser so that each accepts the same forms
- * and refuses the same mistakes.
+/* env.c: what coro reads of its surroundings: its numeric environment
+ * variables (CORO_STACK_SIZE, CORO_WORKERS), read by one parser so that
+ * each accepts the same forms and refuses the same mistakes, and the CPUs
+ * it may run on (the default pool and the default number of loops).
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+unsigned coro__cpus(void)
+{
+    cpu_set_t set;
+    long n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
 
 int coro__env_size(const char *name, size_t min, size_t max, size_t *out)
 {

@@ -16,7 +16,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +29,8 @@ enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
  * run on. */
 static unsigned default_workers(void)
 {
-    cpu_set_t set;
-    long cpus = 0;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        cpus = CPU_COUNT(&set);
-    if (cpus <= 0)
-        cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus <= 0)
-        cpus = 1;
-    return cpus + 4 < 32 ? (unsigned)cpus + 4 : 32;
+    unsigned cpus = coro__cpus();
+    return cpus + 4 < 32 ? cpus + 4 : 32;
 }
 
 static int env_workers(unsigned *out)

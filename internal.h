@@ -297,6 +297,8 @@ int coro__under_valgrind(void);
  * 0 with *out; ENOENT if it is unset or empty; EINVAL if malformed or out
  * of range. */
 int coro__env_size(const char *name, size_t min, size_t max, size_t *out);
+/* The CPUs this process may run on (its affinity mask), at least 1. */
+unsigned coro__cpus(void);
 
 /* ----------------------------------------------------------------------
  * Contexts and stacks (coro.c). The switch is in switch.h.

@@ -19,7 +19,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -114,13 +113,8 @@ static void *first(void *arg)
 
 static unsigned cpus(void)
 {
-    cpu_set_t set;
-    long n = 0;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        n = CPU_COUNT(&set);
-    if (n <= 0)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n <= 0 ? 1 : n > LOOPS_MAX ? LOOPS_MAX : (unsigned)n;
+    unsigned n = coro__cpus();
+    return n > LOOPS_MAX ? LOOPS_MAX : n;
 }
 
 static void group_free(struct coro__loop_set *g)
