@@ -931,8 +931,8 @@ CORO_API size_t coro_loops(coro_loop **out, size_t cap);
  *          with coro_close while waiting); EBUSY (another task already
  *          waits to read fd); EINVAL (NaN timeout); ENOMEM; EPERM.
  * Cost: one epoll_ctl to arm a one-shot watch (which also tells a closed
- *       fd, before anything is spent on it); no system call to wake. The
- *       loop keeps 16 bytes for every fd number up to the highest one
+ *       fd, before anything is spent on it), none on an fd coro_fd_keep
+ *       registered; no system call to wake. The loop keeps 24 bytes for every fd number up to the highest one
  *       waited on. */
 CORO_API int await_readable(int fd, double timeout);
 
