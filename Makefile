@@ -64,6 +64,7 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_loops.c test/test_watchdog.c test/test_loop.c \
            test/test_future.c test/test_xchan.c test/test_run_loops.c
 BENCHES := handoff spawn eager sleepers blocking chan timers http_server \
+           bare_epoll \
            xloop xloop_pthread
 DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
            e_http_requests f_queue_workers

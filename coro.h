@@ -941,8 +941,8 @@ CORO_API size_t coro_loops(coro_loop **out, size_t cap);
  *          with coro_close while waiting); EBUSY (another task already
  *          waits to read fd); EINVAL (NaN timeout); ENOMEM; EPERM.
  * Cost: one epoll_ctl to arm a one-shot watch (which also tells a closed
- *       fd, before anything is spent on it); no system call to wake. The
- *       loop keeps 16 bytes for every fd number up to the highest one
+ *       fd, before anything is spent on it), none on an fd coro_fd_keep
+ *       registered; no system call to wake. The loop keeps 24 bytes for every fd number up to the highest one
  *       waited on. */
 CORO_API int await_readable(int fd, double timeout);
 
@@ -950,9 +950,27 @@ CORO_API int await_readable(int fd, double timeout);
 CORO_API int await_writable(int fd, double timeout);
 
 /* Closes fd, first waking any task waiting on it in this thread's loop
- * with EBADF. Callable anywhere (outside a loop it is close(2)).
+ * with EBADF, and dropping its registration if coro_fd_keep kept it.
+ * Callable anywhere (outside a loop it is close(2)).
  * Returns: 0, or close's errno (EBADF, EIO). */
 CORO_API int coro_close(int fd);
+
+/* Registers fd with this thread's loop for good, as asyncio's add_reader
+ * does: from now on a wait on it (await_readable, await_writable, and the
+ * socket helpers' waits) costs no system call, where each would otherwise
+ * arm a one-shot watch with an epoll_ctl. For a connection that waits once
+ * per request, that is one system call in three. The loop remembers what
+ * the kernel last reported, until a read or write says EAGAIN or a read of
+ * a stream socket comes back short: await_readable may therefore return 0
+ * for data a plain read(2) took since, and the next read says EAGAIN (the
+ * socket helpers then wait by themselves). A regular file (always ready)
+ * is accepted and not registered.
+ * The promise it asks: close fd with coro_close, in this loop's thread.
+ * Closed with close(2), its number stays registered here, and an fd opened
+ * later under that number could wait until its timeout.
+ * Returns: 0; EBADF (fd is not open); ENOMEM; ENOSPC (epoll's limit of
+ *          watches); EPERM (not in a loop's thread). */
+CORO_API int coro_fd_keep(int fd);
 
 /* ======================================================================
  * Sockets: what asyncio's streams give (open_connection, start_server,

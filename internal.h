@@ -520,6 +520,9 @@ int  coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
  * to p->fd_event: 0, EBADF, EPERM (fd cannot be polled: a regular file),
  * ENOMEM or ENOSPC. */
 int  coro__poller_watch(struct coro__poller *p, int fd, uint32_t events);
+/* Registers fd for good, edge-triggered, for both directions: 0 or
+ * epoll_ctl's errno. */
+int  coro__poller_keep(struct coro__poller *p, int fd);
 /* Blocks until the deadline (CORO__NEVER: until an event; a deadline past
  * already: only looks), an event or a post, and dispatches the events. */
 void coro__poller_wait(struct coro__poller *p, int64_t deadline);
@@ -560,7 +563,15 @@ int  coro__ms_timeout(int64_t deadline);
 struct coro__fdwait {
     struct coro_task *reader;       /* parked in await_readable */
     struct coro_task *writer;       /* parked in await_writable */
+    unsigned char     kept;         /* registered for good (coro_fd_keep) */
+    unsigned char     stream;       /* kept, a stream socket: a short read
+                                       empties it */
+    unsigned char     ready;        /* kept: ready as far as we know, from
+                                       the edges since the last EAGAIN
+                                       (CORO__READY_IN | CORO__READY_OUT) */
 };
+
+enum { CORO__READY_IN = 1, CORO__READY_OUT = 2 };
 
 struct coro__io {
     struct coro__fdwait *fds;       /* indexed by fd */
@@ -578,9 +589,12 @@ void coro__io_term(struct coro__io *io);
 /* Parks self until fd is readable (or, with writable, writable) or the
  * deadline passes: 0, ETIMEDOUT, ECANCELED, EBADF, EBUSY, ENOMEM. The fd is
  * checked before any memory is spent on it. A regular file is ready at
- * once (0). */
+ * once (0). `tried`: the caller's own system call on fd said EAGAIN just
+ * now, so a kept fd is known not to be ready (see io.c). */
 int  coro__wait_fd(struct coro_task *self, int fd, int writable,
-                   int64_t deadline);
+                   int64_t deadline, int tried);
+/* A read of fd came back short just now: a kept stream socket is empty. */
+void coro__fd_drained(int fd);
 
 /* ----------------------------------------------------------------------
  * Worker threads for blocking calls (executor.c). Workers never touch loop

@@ -10,8 +10,26 @@
  * (see coro__poller_watch). The socket helpers in net.c try their system
  * call first and wait only on EAGAIN, so a busy connection rarely waits.
  *
+ * An fd the user hands over with coro_fd_keep is registered once instead,
+ * edge-triggered, until coro_close: its waits cost no system call, which
+ * is what a server of short requests spends most in (one epoll_ctl per
+ * request besides one read and one write). Nothing can tell a kept number
+ * that was closed with close(2) and reopened from the same file, so only
+ * the user's promise to close it with coro_close makes that safe.
+ *
+ * Edges say only that something changed, and a level (await_readable
+ * returns while data is there) must not be lost between them: `ready`
+ * holds each direction's state as far as the loop knows. Every edge sets
+ * it; it is cleared only by what proves the fd not ready: a system call
+ * that said EAGAIN (the socket helpers wait with `tried`), or a short read
+ * of a stream socket (coro__fd_drained). Both happen in the task's own
+ * run, with no epoll_wait between the proof and the clearing, so an edge
+ * after them is never lost: the kernel queues a new one for every arrival.
+ * A level kept too long only makes await_readable return early, and the
+ * next read says EAGAIN.
+ *
  * The watch is armed before the table grows, so an fd that is not open
- * costs nothing (EBADF from epoll_ctl); the table then holds 16 bytes for
+ * costs nothing (EBADF from epoll_ctl); the table then holds 24 bytes for
  * every fd number up to the highest one waited on.
  */
 #include "internal.h"
@@ -19,6 +37,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static struct coro__loop *io_loop(struct coro__poller *p)
@@ -38,7 +57,7 @@ static int table_fit(struct coro__io *io, int fd)
     if (!fds)
         return ENOMEM;
     for (size_t i = io->nfds; i < n; i++)
-        fds[i] = (struct coro__fdwait){ NULL, NULL };
+        fds[i] = (struct coro__fdwait){ NULL, NULL, 0, 0, 0 };
     io->fds = fds;
     io->nfds = n;
     return 0;
@@ -72,10 +91,17 @@ static void io_event(struct coro__poller *p, int fd, uint32_t events)
     struct coro__fdwait *w = &l->io.fds[fd];
     /* Errors and hang-ups wake both sides: their next call reports it. */
     uint32_t any = EPOLLERR | EPOLLHUP;
-    if (w->reader && (events & (EPOLLIN | EPOLLRDHUP | any)))
+    int in = (events & (EPOLLIN | EPOLLRDHUP | any)) != 0;
+    int out = (events & (EPOLLOUT | any)) != 0;
+    if (w->kept) /* no watch to re-arm; the level is remembered */
+        w->ready |= (unsigned char)((in ? CORO__READY_IN : 0) |
+                                    (out ? CORO__READY_OUT : 0));
+    if (w->reader && in)
         coro__wake(w->reader, 0);
-    if (w->writer && (events & (EPOLLOUT | any)))
+    if (w->writer && out)
         coro__wake(w->writer, 0);
+    if (w->kept)
+        return;
     /* The one-shot watch is spent; whoever still waits needs it again. */
     if (w->reader || w->writer) {
         uint32_t again = (w->reader ? EPOLLIN | EPOLLRDHUP : 0) |
@@ -100,7 +126,7 @@ static void io_detach(struct coro_task *t)
 }
 
 int coro__wait_fd(struct coro_task *self, int fd, int writable,
-                  int64_t deadline)
+                  int64_t deadline, int tried)
 {
     struct coro__io *io = &self->loop->io;
     if (fd < 0)
@@ -108,12 +134,22 @@ int coro__wait_fd(struct coro_task *self, int fd, int writable,
     if ((size_t)fd < io->nfds &&
         (writable ? io->fds[fd].writer : io->fds[fd].reader))
         return EBUSY;
-    int err = coro__poller_watch(&self->loop->poller, fd,
-                                 wanted(io, fd, writable));
-    if (err) /* epoll cannot watch regular files: they are always ready */
-        return err == EPERM ? 0 : err;
-    if (table_fit(io, fd) != 0)
-        return ENOMEM; /* the watch fires for nobody: harmless */
+    if ((size_t)fd < io->nfds && io->fds[fd].kept) {
+        /* Registered for good: ready as far as the edges tell, unless
+         * the caller's EAGAIN just said otherwise. */
+        unsigned char bit = writable ? CORO__READY_OUT : CORO__READY_IN;
+        if (tried)
+            io->fds[fd].ready &= (unsigned char)~bit;
+        else if (io->fds[fd].ready & bit)
+            return 0;
+    } else {
+        int err = coro__poller_watch(&self->loop->poller, fd,
+                                     wanted(io, fd, writable));
+        if (err) /* epoll cannot watch regular files: always ready */
+            return err == EPERM ? 0 : err;
+        if (table_fit(io, fd) != 0)
+            return ENOMEM; /* the watch fires for nobody: harmless */
+    }
     struct coro__fdwait *w = &io->fds[fd];
     *(writable ? &w->writer : &w->reader) = self;
     struct coro__fd_record *r = &self->wait.io;
@@ -153,7 +189,14 @@ static int await_fd(int fd, int writable, double timeout)
         return EBADF;
     if (timeout == 0)
         return look(fd, writable);
-    return coro__wait_fd(self, fd, writable, deadline);
+    return coro__wait_fd(self, fd, writable, deadline, 0);
+}
+
+void coro__fd_drained(int fd)
+{
+    struct coro__loop *l = coro__tls_loop;
+    if (l && (size_t)fd < l->io.nfds && l->io.fds[fd].stream)
+        l->io.fds[fd].ready &= (unsigned char)~CORO__READY_IN;
 }
 
 int await_readable(int fd, double timeout)
@@ -166,19 +209,56 @@ int await_writable(int fd, double timeout)
     return await_fd(fd, 1, timeout);
 }
 
+int coro_fd_keep(int fd)
+{
+    struct coro__loop *l = coro__loop();
+    if (!l)
+        return EPERM;
+    if (fd < 0)
+        return EBADF;
+    if ((size_t)fd < l->io.nfds && l->io.fds[fd].kept)
+        return 0;
+    int err = coro__poller_keep(&l->poller, fd);
+    if (err) /* EPERM: a regular file, always ready; nothing to keep */
+        return err == EPERM ? 0 : err;
+    if (table_fit(&l->io, fd) != 0) {
+        int saved = errno;
+        epoll_ctl(l->poller.epfd, EPOLL_CTL_DEL, fd, NULL);
+        errno = saved;
+        return ENOMEM;
+    }
+    struct coro__fdwait *w = &l->io.fds[fd];
+    int type = 0;
+    socklen_t len = sizeof type;
+    int saved = errno;
+    w->stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                type == SOCK_STREAM;
+    errno = saved;
+    w->kept = 1;
+    /* The registration reports the fd's state at once if it is ready, to
+     * a task that already waits too. */
+    w->ready = 0;
+    return 0;
+}
+
 int coro_close(int fd)
 {
     if (fd < 0)
         return EBADF;
     struct coro__loop *l = coro__loop();
+    int saved = errno;
     if (l && (size_t)fd < l->io.nfds) {
         struct coro__fdwait *w = &l->io.fds[fd];
         if (w->reader)
             coro__wake(w->reader, EBADF);
         if (w->writer)
             coro__wake(w->writer, EBADF);
+        /* A dup of fd would keep the registration, and its edges, alive
+         * under this number after the close: drop it first. */
+        if (w->kept)
+            epoll_ctl(l->poller.epfd, EPOLL_CTL_DEL, fd, NULL);
+        w->kept = w->stream = w->ready = 0;
     }
-    int saved = errno;
     int err = close(fd) == 0 ? 0 : errno;
     errno = saved;
     return err == EINTR ? 0 : err; /* Linux frees the fd even then */

@@ -38,10 +38,11 @@ static int enter(double timeout, int64_t *deadline)
     return coro__enter(timeout, &self, deadline);
 }
 
-/* Parks the calling task until fd is ready in the direction wanted. */
-static int wait_fd(int fd, int writable, int64_t deadline)
+/* Parks the calling task until fd is ready in the direction wanted;
+ * tried: a system call on fd said EAGAIN just now (see io.c). */
+static int wait_fd(int fd, int writable, int64_t deadline, int tried)
 {
-    return coro__wait_fd(coro__current(), fd, writable, deadline);
+    return coro__wait_fd(coro__current(), fd, writable, deadline, tried);
 }
 
 static void set_nodelay(int fd)
@@ -129,6 +130,7 @@ int await_accept(int listen_fd, double timeout, int *fd)
     if (flags < 0)
         err = errno;
     int ready = flags & O_NONBLOCK;
+    int tried = ready;
     while (!err) {
         int s = ready ? accept4(listen_fd, NULL, NULL,
                                 SOCK_NONBLOCK | SOCK_CLOEXEC)
@@ -143,8 +145,8 @@ int await_accept(int listen_fd, double timeout, int *fd)
         if (err == EINTR || err == ECONNABORTED) {
             err = 0;
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
-            err = wait_fd(listen_fd, 0, deadline);
-            ready = 1;
+            err = wait_fd(listen_fd, 0, deadline, tried);
+            ready = tried = 1;
         }
     }
     errno = saved;
@@ -219,7 +221,7 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd)
         return errno;
     int err = connect(s, ai->ai_addr, ai->ai_addrlen) ? errno : 0;
     if (err == EINPROGRESS) {
-        err = wait_fd(s, 1, deadline);
+        err = wait_fd(s, 1, deadline, 0);
         socklen_t len = sizeof err;
         if (!err && getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
@@ -391,7 +393,8 @@ static ssize_t stream_write(struct stream *s, const void *p, size_t n)
 /* After EAGAIN: waits until fd is ready in the direction wanted. */
 static int stream_wait(struct stream *s, int writable, int64_t deadline)
 {
-    int err = wait_fd(s->fd, writable, deadline);
+    /* A blocking fd's EAGAIN may be ours, before any call (see above). */
+    int err = wait_fd(s->fd, writable, deadline, s->kind != FD_BLOCKING);
     if (!err)
         s->ready = 1;
     return err;
@@ -425,6 +428,8 @@ int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
         ssize_t n = stream_read(&s, buf, cap, 0);
         if (n >= 0) {
             *got = (size_t)n;
+            if (n > 0 && (size_t)n < cap)
+                coro__fd_drained(fd);
             break;
         }
         err = stream_retry(&s, errno, 0, deadline);

@@ -148,6 +148,26 @@ int coro__poller_watch(struct coro__poller *p, int fd, uint32_t events)
     return err;
 }
 
+/* A kept registration (coro_fd_keep) outlives the waits: never one-shot,
+ * and edge-triggered, so that an fd that stays readable is not reported
+ * on every epoll_wait while its task is busy. An fd that already has a
+ * one-shot watch is switched over by MOD. */
+int coro__poller_keep(struct coro__poller *p, int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLOUT |
+                                        EPOLLET,
+                              .data.u64 = (uint64_t)fd << 1 | 1 };
+    int saved = errno;
+    int err = 0;
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        err = errno;
+        if (err == EEXIST)
+            err = epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : errno;
+    }
+    errno = saved;
+    return err;
+}
+
 int coro__ms_timeout(int64_t deadline)
 {
     if (deadline == CORO__NEVER)

@@ -1,15 +1,19 @@
 #!/bin/bash
-# HTTP server benchmark: coro's server (bench/http_server) and the asyncio
-# twin (bench/http_server.py) each under wrk on loopback, 1000 connections
-# for 10 s, the server on CPU 0 and wrk on CPU 1; then RSS per idle
-# connection with 10,000 connections held open. Prints requests/s and p99.
-# Needs wrk (apt-get install wrk).
+# HTTP server benchmark: coro's server (bench/http_server), the floor an
+# epoll server reaches (bench/bare_epoll: no coroutines, one read and one
+# write per request) and the asyncio twin (bench/http_server.py), each
+# under wrk on loopback, 1000 connections for 10 s, the server on CPU 0 and
+# wrk on CPU 1; then RSS per idle connection with 10,000 connections held
+# open (IDLE=0 skips it). ROUNDS=N runs the servers N times in turn, so
+# that a drift in the machine touches all of them. Prints requests/s and
+# p99. Needs wrk (apt-get install wrk).
 set -u
 build=${BUILD:-build/bench}
 here=$(dirname "$0")
 conns=${CONNS:-1000}
 secs=${SECS:-10}
 idle=${IDLE:-10000}
+rounds=${ROUNDS:-1}
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk"; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
@@ -39,7 +43,7 @@ measure() { # name port command...
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     errs=$(echo "$out" | awk '/Socket errors|Non-2xx/ {print}' | tr '\n' ' ')
     printf "%-8s %8s req/s   p99 %8s   %s\n" "$name" "$rps" "$p99" "$errs"
-    if command -v python3 >/dev/null; then
+    if [ "$idle" -gt 0 ] && command -v python3 >/dev/null; then
         printf "%-8s " "$name"
         python3 "$here/idle_clients.py" "$idle" "$port" "$pid"
     fi
@@ -48,7 +52,10 @@ measure() { # name port command...
 }
 
 echo "wrk -t1 -c$conns -d${secs}s, server on CPU 0, wrk on CPU 1:"
-measure coro 18080 "$build/http_server" --port 18080
-command -v python3 >/dev/null &&
-    measure python 18081 python3 "$here/http_server.py" 18081
+for _ in $(seq "$rounds"); do
+    measure coro 18080 "$build/http_server" --port 18080
+    measure bare 18082 "$build/bare_epoll" --port 18082
+    command -v python3 >/dev/null &&
+        measure python 18081 python3 "$here/http_server.py" 18081
+done
 exit 0

@@ -188,7 +188,7 @@ static void *serve_conn(void *arg)
             err = serve_ready(c);
     }
     free(c->spill);
-    close(c->fd);
+    coro_close(c->fd); /* the promise coro_fd_keep asked */
     free(c);
     return NULL;
 }
@@ -212,6 +212,9 @@ int http_serve(int listen_fd, double latency)
             continue;
         }
         *c = (struct conn){ fd, latency, NULL, 0 };
+        /* One registration for the connection's life rather than an
+         * epoll_ctl per request; failing, the waits arm their own. */
+        (void)coro_fd_keep(fd);
         coro_detach(t);
     }
 }

@@ -350,6 +350,195 @@ START_TEST(busy_tasks_do_not_starve_io)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* Kept registrations (coro_fd_keep)                                      */
+/* ---------------------------------------------------------------------- */
+
+static void *read_some(void *arg)
+{
+    struct fd_wait *w = arg;
+    char buf[16];
+    size_t got = 0;
+    w->err = await_read(w->fd, buf, sizeof buf, w->timeout, &got);
+    w->woke_at = (double)got;
+    return NULL;
+}
+
+static void *write_more(void *arg)
+{
+    struct fd_wait *w = arg;
+    static const char more[4096];
+    w->err = await_write_all(w->fd, more, sizeof more, w->timeout);
+    return NULL;
+}
+
+static void *kept_main(void *arg)
+{
+    (void)arg;
+    int s[2];
+    nonblocking_pair(s);
+    ck_assert_int_eq(coro_fd_keep(s[0]), 0);
+    ck_assert_int_eq(coro_fd_keep(s[0]), 0); /* twice is once */
+    /* Round after round, as a server's requests: each wait is woken by
+     * the bytes that come while it waits. */
+    for (int round = 0; round < 5; round++) {
+        struct fd_wait r = { s[0], 5, -1, 0 };
+        coro_task *t = coro_spawn(round % 2 ? read_some : wait_readable, &r);
+        await_sleep(0.005);
+        ck_assert_int_eq(r.err, -1); /* still waiting: nothing came */
+        ck_assert_int_eq(write(s[1], "abc", 3), 3);
+        ck_assert_int_eq(await_task(t, NULL), 0);
+        ck_assert_int_eq(r.err, 0);
+        if (round % 2 == 0) {
+            /* Nobody read: still readable, as often as it is asked. */
+            ck_assert_int_eq(await_readable(s[0], 1), 0);
+            ck_assert_int_eq(await_readable(s[0], 1), 0);
+            char buf[8];
+            ck_assert_int_eq(read(s[0], buf, sizeof buf), 3);
+        } else {
+            ck_assert_double_eq(r.woke_at, 3); /* bytes read */
+        }
+    }
+    /* Bytes that came while nobody waited are found by the next wait. */
+    ck_assert_int_eq(write(s[1], "x", 1), 1);
+    await_sleep(0.005); /* the loop sees the edge, nobody waiting */
+    ck_assert_int_eq(await_readable(s[0], 1), 0);
+    char c;
+    size_t got;
+    ck_assert_int_eq(await_read(s[0], &c, 1, 1, &got), 0);
+    ck_assert_int_eq(got, 1);
+    /* Emptied by a short read: the next wait waits. */
+    ck_assert_int_eq(write(s[1], "yz", 2), 2);
+    await_sleep(0.005);
+    char buf[8];
+    ck_assert_int_eq(await_read(s[0], buf, sizeof buf, 1, &got), 0);
+    ck_assert_int_eq(got, 2);
+    ck_assert_int_eq(await_readable(s[0], 0.02), ETIMEDOUT);
+    /* Writability too: a writer that finds the buffer full waits until
+     * the peer reads. */
+    fill(s[0]);
+    struct fd_wait w = { s[0], 5, -1, 0 };
+    coro_task *t = coro_spawn(write_more, &w);
+    await_sleep(0.005);
+    ck_assert_int_eq(w.err, -1);
+    drain(s[1]);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(w.err, 0);
+    ck_assert_int_eq(coro_close(s[0]), 0);
+    close(s[1]);
+    return NULL;
+}
+
+/* A kept fd's waits wake on what comes, and lose no level between edges. */
+START_TEST(kept_fds_wake_and_keep_their_level)
+{
+    run_expect(kept_main, NULL, 0);
+}
+END_TEST
+
+static void *kept_reuse_main(void *arg)
+{
+    (void)arg;
+    int s[2], p[2];
+    nonblocking_pair(s);
+    ck_assert_int_eq(coro_fd_keep(s[0]), 0);
+    ck_assert_int_eq(await_readable(s[0], 0.01), ETIMEDOUT);
+    int number = s[0];
+    /* A waiter is woken by coro_close, which drops the registration. */
+    struct fd_wait r = { s[0], 5, -1, 0 };
+    coro_task *t = coro_spawn(wait_readable, &r);
+    await_yield();
+    ck_assert_int_eq(coro_close(s[0]), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(r.err, EBADF);
+    close(s[1]);
+    /* The number comes back as a pipe: watched afresh, one-shot. */
+    nonblocking_pipe(p);
+    ck_assert_int_eq(p[0] == number || p[1] == number, 1);
+    int rd = p[0];
+    struct fd_wait r2 = { rd, 5, -1, 0 };
+    t = coro_spawn(wait_readable, &r2);
+    await_yield();
+    ck_assert_int_eq(write(p[1], "x", 1), 1);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(r2.err, 0);
+    /* And kept again, from scratch: the byte already there is found. */
+    ck_assert_int_eq(coro_fd_keep(rd), 0);
+    ck_assert_int_eq(await_readable(rd, 1), 0);
+    ck_assert_int_eq(coro_close(p[0]), 0);
+    ck_assert_int_eq(coro_close(p[1]), 0);
+    return NULL;
+}
+
+/* A kept fd closed with coro_close leaves its number to be used again. */
+START_TEST(kept_fd_numbers_are_reused_after_coro_close)
+{
+    run_expect(kept_reuse_main, NULL, 0);
+}
+END_TEST
+
+static void *kept_cancel_main(void *arg)
+{
+    (void)arg;
+    int s[2];
+    nonblocking_pair(s);
+    ck_assert_int_eq(coro_fd_keep(s[0]), 0);
+    /* A waiter on a kept fd is cancelled promptly, and leaves it free. */
+    struct fd_wait r = { s[0], -1, -1, 0 };
+    coro_task *t = coro_spawn(wait_readable, &r);
+    await_sleep(0.01);
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    ck_assert_int_eq(r.err, ECANCELED);
+    /* Ready at once, but cancelled before: ECANCELED, nothing read. */
+    ck_assert_int_eq(write(s[1], "x", 1), 1);
+    await_sleep(0.005); /* the edge is remembered: nobody waits */
+    coro_cancel(coro_self());
+    char c;
+    size_t got = 9;
+    ck_assert_int_eq(await_readable(s[0], 1), ECANCELED);
+    ck_assert_int_eq(await_read(s[0], &c, 1, 1, &got), ECANCELED);
+    ck_assert_int_eq(got, 0);
+    ck_assert_int_eq(read(s[0], &c, 1), 1); /* the byte is still there */
+    ck_assert_int_eq(coro_close(s[0]), 0);
+    close(s[1]);
+    return NULL;
+}
+
+/* Cancellation on a kept fd: prompt while waiting, and first before. */
+START_TEST(kept_fds_honour_cancellation)
+{
+    ck_assert_int_eq(coro_run(kept_cancel_main, NULL, NULL), ECANCELED);
+}
+END_TEST
+
+static void *kept_bad_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    nonblocking_pipe(p);
+    close(p[1]);
+    ck_assert_int_eq(coro_fd_keep(-1), EBADF);
+    ck_assert_int_eq(coro_fd_keep(p[1]), EBADF); /* not open */
+    ck_assert_int_eq(await_readable(p[1], 0.01), EBADF);
+    /* A regular file is always ready: accepted, nothing registered. */
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(coro_fd_keep(fileno(f)), 0);
+    ck_assert_int_eq(await_readable(fileno(f), 1), 0);
+    fclose(f);
+    close(p[0]);
+    return NULL;
+}
+
+/* Bad fds are EBADF; outside a loop, EPERM. */
+START_TEST(kept_bad_input)
+{
+    run_expect(kept_bad_main, NULL, 0);
+    ck_assert_int_eq(coro_fd_keep(0), EPERM);
+}
+END_TEST
+
 Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -363,6 +552,12 @@ Suite *io_suite(void)
     tcase_add_test(tc, reused_fd_numbers_are_watched_afresh);
     tcase_add_test(tc, many_fds_at_once);
     tcase_add_test(tc, busy_tasks_do_not_starve_io);
+    suite_add_tcase(s, tc);
+    tc = test_case("kept", 20);
+    tcase_add_test(tc, kept_fds_wake_and_keep_their_level);
+    tcase_add_test(tc, kept_fd_numbers_are_reused_after_coro_close);
+    tcase_add_test(tc, kept_fds_honour_cancellation);
+    tcase_add_test(tc, kept_bad_input);
     suite_add_tcase(s, tc);
     return s;
 }

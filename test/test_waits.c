@@ -511,6 +511,14 @@ static void readable_setup(enum wake w)
     pipe_setup();
 }
 
+/* The same waits on an fd registered for good (coro_fd_keep). */
+static void readable_kept_setup(enum wake w)
+{
+    (void)w;
+    pipe_setup();
+    EXPECT_ERR(coro_fd_keep(fx.fd[0]), 0);
+}
+
 static int readable_wait(double timeout)
 {
     return await_readable(fx.fd[0], timeout);
@@ -568,6 +576,13 @@ static void writable_setup(enum wake w)
     (void)w;
     socketpair_setup();
     fill(fx.fd[0]);
+}
+
+/* Kept once full: no edge says writable until the peer reads. */
+static void writable_kept_setup(enum wake w)
+{
+    writable_setup(w);
+    EXPECT_ERR(coro_fd_keep(fx.fd[0]), 0);
 }
 
 static int writable_wait(double timeout)
@@ -1438,14 +1453,20 @@ static const struct wait_row rows[] = {
       blocking_wait, blocking_parked, blocking_prod, blocking_check },
     { "await_readable", ALL_THREE, 0, readable_setup, readable_wait, NULL,
       readable_prod, readable_check },
+    { "await_readable_kept", ALL_THREE, 0, readable_kept_setup,
+      readable_wait, NULL, readable_prod, readable_check },
     { "await_writable", ALL_THREE, 0, writable_setup, writable_wait, NULL,
       writable_prod, writable_check },
+    { "await_writable_kept", ALL_THREE, 0, writable_kept_setup,
+      writable_wait, NULL, writable_prod, writable_check },
     { "await_accept", ALL_THREE, 0, accept_setup, accept_wait, NULL,
       accept_prod, accept_check },
     { "await_dial", ALL_THREE, ROW_EVENT_BY_ITSELF, dial_setup, dial_wait,
       NULL, NULL, dial_check },
     { "await_read", ALL_THREE, 0, read_setup, read_wait, NULL, read_prod,
       read_check },
+    { "await_read_kept", ALL_THREE, 0, readable_kept_setup, read_wait, NULL,
+      read_prod, read_check },
     { "await_read_full", ALL_THREE, 0, read_full_setup, read_full_wait, NULL,
       read_full_prod, read_full_check },
     { "await_read_until_socket", ALL_THREE, 0, read_until_socket_setup,
@@ -1510,8 +1531,8 @@ static void fx_release(void)
     int fds[] = { fx.fd[0], fx.fd[1], fx.pair[0], fx.pair[1], fx.listener,
                   fx.peer, fx.accepted, fx.dialed };
     for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
-        if (fds[i] >= 0)
-            EXPECT_EQ(close(fds[i]), 0);
+        if (fds[i] >= 0) /* coro_close: the promise coro_fd_keep asks */
+            EXPECT_EQ(coro_close(fds[i]), 0);
     for (int i = 0; i < fx.nprobes; i++)
         EXPECT_EQ(close(fx.probes[i]), 0);
     EXPECT_ERR(coro_chan_free(fx.chan), 0);
