@@ -271,20 +271,29 @@ static void run(struct coro__loop *l, struct coro_task *next)
  * switch, the CPU's return predictor holds the other task's calls, so
  * every return on the way back to the task mispredicts. This leaves one,
  * as few as a bare _setjmp/_longjmp ping-pong has (about 5 ns each here). */
+/* Leaves self for the context to, and carries on once something resumes
+ * self: its frames marked and its stack checked before, the task that
+ * ended meanwhile reaped and self's errno back after. A macro for the
+ * reason CORO__JUMP is one (switch.h): written out in the function that
+ * suspends. */
+#define SWITCH_AWAY(l, self, to)                                           \
+    do {                                                                   \
+        int saved_errno_ = *(l)->errno_at;                                 \
+        struct coro__ctx *to_ = (to);                                      \
+        coro__frames_mark(self);                                           \
+        coro__stack_check(self);                                           \
+        coro__sanitizer_leave(&(self)->ctx, to_);                          \
+        CORO__JUMP(&(self)->ctx, to_);                                     \
+        coro__ctx_entered(&(self)->ctx);                                   \
+        reap(l);                                                           \
+        *(l)->errno_at = saved_errno_;                                     \
+    } while (0)
+
 static int suspend(struct coro__loop *l, struct coro_task *self, int yield)
 {
     struct coro_task *next = next_ready(l);
-    if (next != self) {
-        int saved_errno = *l->errno_at;
-        struct coro__ctx *to = target(l, next);
-        coro__frames_mark(self);
-        coro__stack_check(self);
-        coro__sanitizer_leave(&self->ctx, to);
-        CORO__JUMP(&self->ctx, to);
-        coro__ctx_entered(&self->ctx);
-        reap(l);
-        *l->errno_at = saved_errno;
-    }
+    if (next != self)
+        SWITCH_AWAY(l, self, target(l, next));
     if (yield)
         return task_cancelled(self) ? ECANCELED : 0;
     return self->wake_status;
@@ -539,15 +548,7 @@ static void run_eagerly(struct coro__loop *l, struct coro_task *self,
         coro__note(l, self, CORO__NOTE_READY);
         coro__note(l, t, CORO__NOTE_RUN);
     }
-    int saved_errno = *l->errno_at;
-    struct coro__ctx *to = target(l, t);
-    coro__frames_mark(self);
-    coro__stack_check(self);
-    coro__sanitizer_leave(&self->ctx, to);
-    CORO__JUMP(&self->ctx, to);
-    coro__ctx_entered(&self->ctx);
-    reap(l);
-    *l->errno_at = saved_errno;
+    SWITCH_AWAY(l, self, target(l, t));
 }
 
 struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
