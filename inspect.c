@@ -97,7 +97,7 @@ static enum coro_task_state state_of(const struct coro_task *t)
 static void wait_of(const struct coro_task *t, struct coro_task_info *in)
 {
     in->wait = coro__wait_name(t->wait_kind);
-    if (t->timer.index != CORO__TIMER_IDLE)
+    if (t->timer.id != CORO__TIMER_IDLE)
         in->wait_deadline = (double)t->timer.when / 1e9;
     switch (t->wait_kind) {
     case CORO__W_JOIN:

@@ -435,26 +435,34 @@ const char *coro__stack_deepest(const char *lo, const char *hi);
  * ---------------------------------------------------------------------- */
 
 #define CORO__NEVER INT64_MAX       /* a deadline that never comes */
-#define CORO__TIMER_IDLE SIZE_MAX   /* index of a node not in the heap */
+#define CORO__TIMER_IDLE UINT32_MAX /* id of a node not in the heap */
 
 struct coro__timer {
     int64_t  when;                  /* deadline, ns of CLOCK_MONOTONIC */
-    uint64_t seq;                   /* insertion order: breaks ties FIFO */
-    size_t   index;                 /* slot in the heap, or TIMER_IDLE */
+    uint32_t id;                    /* its entry in the loop's tables while
+                                       armed, or CORO__TIMER_IDLE */
 };
 
-/* A heap slot keeps the deadline beside the node, so sifting compares
- * without touching the nodes (a cache miss each at a million sleepers). */
+/* A heap slot holds all that sifting reads and writes: the deadline, the
+ * low bits of the insertion number (ties fire FIFO), and the id through
+ * which the slot's position is kept in `where`, a dense array. The nodes,
+ * one per task control block and so a page apart at a million sleepers,
+ * are touched only when their timer starts, stops or fires. */
 struct coro__heap_slot {
     int64_t             when;
-    struct coro__timer *node;
+    uint32_t            seq;
+    uint32_t            id;
 };
 
 struct coro__timers {
     struct coro__heap_slot *heap;   /* 4-ary min-heap on (when, seq) */
+    uint32_t               *where;  /* id -> heap index while armed; the
+                                       next free id while not */
+    struct coro__timer    **owner;  /* id -> its node, while armed */
+    uint32_t                free;   /* first free id, or CORO__TIMER_IDLE */
     size_t                  n;      /* nodes in the heap */
-    size_t                  cap;    /* slots allocated */
-    uint64_t                seq;    /* next insertion number */
+    size_t                  cap;    /* ids and slots allocated */
+    uint32_t                seq;    /* next insertion number, mod 2^32 */
 };
 
 int64_t coro__clock_ns(void);

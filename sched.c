@@ -519,7 +519,7 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
     t->id = ++l->next_id;
     t->fn = fn;
     t->arg = arg;
-    t->timer.index = CORO__TIMER_IDLE;
+    t->timer.id = CORO__TIMER_IDLE;
     t->cancelled = l->closing;
     t->since = l->seen_ns;
     coro__local_inherit(t, l->current);

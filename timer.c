@@ -10,9 +10,15 @@
  * equal deadlines fire in the order they were set (asyncio's behaviour,
  * which programs that sleep "the same time" in a loop rely on).
  *
- * Each slot keeps its deadline beside the node pointer, so comparisons read
- * the heap array only; the node is written just once per move (its index),
- * which is what makes removal O(log n) instead of a scan.
+ * A slot's place is kept in `where`, indexed by the id an armed node
+ * holds, which is what makes removal O(log n) instead of a scan. The heap
+ * and `where` are dense arrays: a sift touches no node. When the nodes'
+ * index lived in them (a page apart, in the tasks' control blocks), each
+ * pop of a million sleepers' heap wrote ten of them, a TLB miss each, and
+ * the pops took 6 to 8% of the run's time.
+ *
+ * The insertion number is kept mod 2^32 and compared by its difference:
+ * ties stay FIFO unless two equal deadlines are 2^31 insertions apart.
  */
 #include "internal.h"
 
@@ -61,8 +67,17 @@ int coro__deadline(double timeout, int64_t *deadline)
 void coro__timers_term(struct coro__timers *tm)
 {
     coro__free(tm->heap, tm->cap * sizeof *tm->heap);
+    coro__free(tm->where, tm->cap * sizeof *tm->where);
+    coro__free(tm->owner, tm->cap * sizeof *tm->owner);
     tm->heap = NULL;
+    tm->where = NULL;
+    tm->owner = NULL;
     tm->n = tm->cap = 0;
+}
+
+static void *grow(void *p, size_t old_n, size_t n, size_t size)
+{
+    return coro__realloc(p, old_n * size, n * size);
 }
 
 int coro__timers_reserve(struct coro__timers *tm, size_t n)
@@ -72,11 +87,28 @@ int coro__timers_reserve(struct coro__timers *tm, size_t n)
     size_t cap = tm->cap ? tm->cap * 2 : 64;
     while (cap < n)
         cap *= 2;
-    struct coro__heap_slot *heap =
-        coro__realloc(tm->heap, tm->cap * sizeof *heap, cap * sizeof *heap);
+    if (cap >= CORO__TIMER_IDLE)
+        return ENOMEM;
+    /* Each array is kept as soon as it has grown: a later failure leaves
+     * them larger than cap, which is harmless. */
+    struct coro__heap_slot *heap = grow(tm->heap, tm->cap, cap, sizeof *heap);
     if (!heap)
         return ENOMEM;
     tm->heap = heap;
+    uint32_t *where = grow(tm->where, tm->cap, cap, sizeof *where);
+    if (!where)
+        return ENOMEM;
+    tm->where = where;
+    struct coro__timer **owner = grow(tm->owner, tm->cap, cap, sizeof *owner);
+    if (!owner)
+        return ENOMEM;
+    tm->owner = owner;
+    if (tm->cap == 0)
+        tm->free = CORO__TIMER_IDLE;
+    for (size_t id = cap; id-- > tm->cap;) {
+        tm->where[id] = tm->free;
+        tm->free = (uint32_t)id;
+    }
     tm->cap = cap;
     return 0;
 }
@@ -86,14 +118,14 @@ static int slot_before(const struct coro__heap_slot *a,
 {
     if (a->when != b->when)
         return a->when < b->when;
-    return a->node->seq < b->node->seq;
+    return (int32_t)(a->seq - b->seq) < 0;
 }
 
 static void slot_set(struct coro__timers *tm, size_t i,
                      struct coro__heap_slot s)
 {
     tm->heap[i] = s;
-    s.node->index = i;
+    tm->where[s.id] = (uint32_t)i;
 }
 
 /* Moves the slot at i up to its place. */
@@ -134,25 +166,32 @@ static void sift_down(struct coro__timers *tm, size_t i)
 void coro__timer_start(struct coro__timers *tm, struct coro__timer *node,
                        int64_t when)
 {
-    CORO__ASSERT(node->index == CORO__TIMER_IDLE && tm->n < tm->cap);
+    CORO__ASSERT(node->id == CORO__TIMER_IDLE && tm->n < tm->cap &&
+                 tm->free != CORO__TIMER_IDLE);
+    uint32_t id = tm->free;
+    tm->free = tm->where[id];
+    tm->owner[id] = node;
+    node->id = id;
     node->when = when;
-    node->seq = tm->seq++;
     size_t i = tm->n++;
-    tm->heap[i] = (struct coro__heap_slot){ when, node };
+    tm->heap[i] = (struct coro__heap_slot){ when, tm->seq++, id };
     sift_up(tm, i);
 }
 
 void coro__timer_stop(struct coro__timers *tm, struct coro__timer *node)
 {
-    size_t i = node->index;
-    if (i == CORO__TIMER_IDLE)
+    uint32_t id = node->id;
+    if (id == CORO__TIMER_IDLE)
         return;
-    node->index = CORO__TIMER_IDLE;
+    node->id = CORO__TIMER_IDLE;
+    size_t i = tm->where[id];
+    tm->where[id] = tm->free;
+    tm->free = id;
     struct coro__heap_slot last = tm->heap[--tm->n];
     if (i == tm->n)
         return;
     tm->heap[i] = last;
-    last.node->index = i;
+    tm->where[last.id] = (uint32_t)i;
     /* The moved slot may belong above or below the hole. */
     if (i > 0 && slot_before(&last, &tm->heap[(i - 1) / 4]))
         sift_up(tm, i);
@@ -169,7 +208,7 @@ struct coro__timer *coro__timer_expired(struct coro__timers *tm, int64_t now)
 {
     if (tm->n == 0 || tm->heap[0].when > now)
         return NULL;
-    struct coro__timer *node = tm->heap[0].node;
+    struct coro__timer *node = tm->owner[tm->heap[0].id];
     coro__timer_stop(tm, node);
     return node;
 }

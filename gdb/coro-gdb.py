@@ -22,9 +22,10 @@
 #
 # How a parked task's backtrace is found. A task that parks saves its
 # registers: with the default switch, swapcontext writes them to its
-# ucontext_t; with SWITCH=fast, _setjmp writes them to its jmp_buf, where
-# glibc mangles the stack pointer, the frame pointer and the return
-# address (xor with the thread's pointer guard, at %fs:0x30, then a
+# ucontext_t; with SWITCH=fast, coro's own switch writes them plainly to
+# ctx.regs, except in the sanitizer builds, where _setjmp writes them to a
+# jmp_buf and glibc mangles the stack pointer, the frame pointer and the
+# return address (xor with the thread's pointer guard, at %fs:0x30, then a
 # rotation), which this file undoes. gdb's frames can start only from a
 # thread's own registers, so a Python unwinder says that the innermost
 # frame of the loop's thread was called from the task's saved registers:
@@ -90,7 +91,8 @@ def _has_field(struct_name, field):
 
 
 def _fast_switch():
-    return _has_field("struct coro__ctx", "jb")
+    return (_has_field("struct coro__ctx", "regs") or
+            _has_field("struct coro__ctx", "jb"))
 
 
 def _loops():
@@ -238,6 +240,10 @@ def _saved_regs(t):
     if _fast_switch():
         if not int(ctx["started"]):
             return None
+        if _has_field("struct coro__ctx", "regs"):
+            # coro__regs_swap's slots are _setjmp's, unmangled.
+            return {name: int(ctx["regs"][i]) & _MASK
+                    for name, i in _JMPBUF.items()}
         jb = ctx["jb"][0]["__jmpbuf"]
         guard = _pointer_guard()
         regs = {}
@@ -359,7 +365,7 @@ class _Context:
         self.kinds = _enum_names("enum coro__wait_kind")
         self.wait_names = _wait_names(self.kinds)
         self.now, self.from_core = _now_ns(self.loops)
-        self.timer_idle = (1 << (8 * _type("size_t").sizeof)) - 1
+        self.timer_idle = (1 << 32) - 1  # CORO__TIMER_IDLE
 
 
 def _state(cx, t):
@@ -369,7 +375,7 @@ def _state(cx, t):
 
 
 def _deadline(cx, t):
-    if int(t["timer"]["index"]) == cx.timer_idle:
+    if int(t["timer"]["id"]) == cx.timer_idle:
         return None
     return (int(t["timer"]["when"]) - cx.now) / 1e9
 

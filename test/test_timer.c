@@ -19,7 +19,7 @@ START_TEST(heap_equal_deadlines_pop_in_insertion_order)
     struct coro__timer nodes[100];
     ck_assert_int_eq(coro__timers_reserve(&tm, 100), 0);
     for (int i = 0; i < 100; i++) {
-        nodes[i].index = CORO__TIMER_IDLE;
+        nodes[i].id = CORO__TIMER_IDLE;
         coro__timer_start(&tm, &nodes[i], i % 2 ? 500 : 1000);
     }
     /* The 50 nodes at 500 first, then the 50 at 1000, each in order. */
@@ -27,7 +27,7 @@ START_TEST(heap_equal_deadlines_pop_in_insertion_order)
         for (int i = round ? 0 : 1; i < 100; i += 2) {
             struct coro__timer *n = coro__timer_expired(&tm, 2000);
             ck_assert_ptr_eq(n, &nodes[i]);
-            ck_assert_uint_eq(n->index, CORO__TIMER_IDLE);
+            ck_assert_uint_eq(n->id, CORO__TIMER_IDLE);
         }
     ck_assert_ptr_null(coro__timer_expired(&tm, INT64_MAX - 1));
     coro__timers_term(&tm);
@@ -49,7 +49,7 @@ START_TEST(heap_random_removals_keep_order)
     unsigned seed = 12345;
     ck_assert_int_eq(coro__timers_reserve(&tm, N), 0);
     for (int i = 0; i < N; i++) {
-        nodes[i].index = CORO__TIMER_IDLE;
+        nodes[i].id = CORO__TIMER_IDLE;
         coro__timer_start(&tm, &nodes[i], rand_when(&seed));
     }
     for (int i = 0; i < N; i += 2)
@@ -58,19 +58,71 @@ START_TEST(heap_random_removals_keep_order)
     ck_assert_int_eq(coro__timer_next(&tm) >= 0, 1);
     size_t popped = 0;
     int64_t last_when = -1;
-    uint64_t last_seq = 0;
+    ptrdiff_t last_started = -1; /* node i was started i-th */
     struct coro__timer *n;
     while ((n = coro__timer_expired(&tm, INT64_MAX - 1)) != NULL) {
+        ck_assert_uint_eq(n->id, CORO__TIMER_IDLE);
         ck_assert(n->when > last_when ||
-                  (n->when == last_when && n->seq > last_seq));
+                  (n->when == last_when && n - nodes > last_started));
         last_when = n->when;
-        last_seq = n->seq;
+        last_started = n - nodes;
         popped++;
     }
     ck_assert_uint_eq(popped, N / 2);
     ck_assert_int_eq(coro__timer_next(&tm), CORO__NEVER);
     coro__timers_term(&tm);
     free(nodes);
+}
+END_TEST
+
+/* Ids go back to the free list on stop and on expiry: many more starts
+ * than the reserve, with at most eight armed, keep the heap in order. */
+START_TEST(heap_ids_are_reused)
+{
+    enum { K = 8 };
+    struct coro__timers tm = { 0 };
+    struct coro__timer nodes[K];
+    unsigned seed = 777;
+    ck_assert_int_eq(coro__timers_reserve(&tm, K), 0);
+    for (int i = 0; i < K; i++)
+        nodes[i].id = CORO__TIMER_IDLE;
+    for (int round = 0; round < 10000; round++) {
+        struct coro__timer *n = &nodes[rand_r(&seed) % K];
+        if (n->id == CORO__TIMER_IDLE)
+            coro__timer_start(&tm, n, rand_when(&seed));
+        else if (round % 3)
+            coro__timer_stop(&tm, n);
+        else
+            ck_assert_ptr_nonnull(coro__timer_expired(&tm, INT64_MAX - 1));
+    }
+    int64_t last = -1;
+    struct coro__timer *n;
+    while ((n = coro__timer_expired(&tm, INT64_MAX - 1)) != NULL) {
+        ck_assert_int_ge(n->when, last);
+        last = n->when;
+    }
+    for (int i = 0; i < K; i++)
+        ck_assert_uint_eq(nodes[i].id, CORO__TIMER_IDLE);
+    coro__timers_term(&tm);
+}
+END_TEST
+
+/* Ties are FIFO by an insertion number kept mod 2^32: across its wrap
+ * too. */
+START_TEST(heap_ties_stay_fifo_across_the_insertion_numbers_wrap)
+{
+    enum { N = 6 };
+    struct coro__timers tm = { 0 };
+    struct coro__timer nodes[N];
+    ck_assert_int_eq(coro__timers_reserve(&tm, N), 0);
+    tm.seq = UINT32_MAX - 2;
+    for (int i = 0; i < N; i++) {
+        nodes[i].id = CORO__TIMER_IDLE;
+        coro__timer_start(&tm, &nodes[i], 42);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_eq(coro__timer_expired(&tm, 42), &nodes[i]);
+    coro__timers_term(&tm);
 }
 END_TEST
 
@@ -352,6 +404,8 @@ Suite *timer_suite(void)
     TCase *tc = test_case("heap", 10);
     tcase_add_test(tc, heap_equal_deadlines_pop_in_insertion_order);
     tcase_add_test(tc, heap_random_removals_keep_order);
+    tcase_add_test(tc, heap_ids_are_reused);
+    tcase_add_test(tc, heap_ties_stay_fifo_across_the_insertion_numbers_wrap);
     tcase_add_test(tc, deadline_conversion_handles_nan_negative_and_huge);
     tcase_add_test(tc, now_is_monotonic_seconds);
     suite_add_tcase(s, tc);
