@@ -49,7 +49,7 @@ CFLAGS_LIB := $(CSTD) $(WARN) $(WERROR) $(OPT) -g -fPIC -fvisibility=hidden \
 CFLAGS_APP := $(CSTD) $(WARN) $(WERROR) $(OPT) -g $(SWITCH_DEF)
 LDLIBS  := -lm -lpthread
 
-SRCS    := coro.c sched.c join.c group.c scope.c timer.c poll.c env.c \
+SRCS    := coro.c chores.c sched.c join.c group.c scope.c timer.c poll.c env.c \
            executor.c io.c net.c sync.c debug.c trace.c overflow.c \
            inspect.c local.c loops.c watchdog.c loop.c future.c xchan.c \
            run_loops.c
@@ -62,7 +62,8 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_overflow.c test/test_demos.c test/test_waits.c \
            test/test_inspect.c test/test_local.c \
            test/test_loops.c test/test_watchdog.c test/test_loop.c \
-           test/test_future.c test/test_xchan.c test/test_run_loops.c
+           test/test_future.c test/test_xchan.c test/test_run_loops.c \
+           test/test_chores.c
 BENCHES := handoff spawn eager sleepers blocking chan timers http_server \
            bare_epoll \
            xloop xloop_pthread

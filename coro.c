@@ -272,6 +272,9 @@ struct coro__slab {
                                           in a batch when the slab was made */
     struct coro_task         *free;    /* returned stacks, via ready_next */
     int                       partial; /* on cls->partial */
+    int                       guard;   /* the class's guard way when made */
+    struct coro__chore        chore;   /* prepared or unmapped by the
+                                          housekeeping thread (chores.c) */
 };
 
 atomic_long coro__guard_budget = -1;
@@ -483,12 +486,15 @@ static void slab_guard_batch(struct coro__slab *s)
     }
 }
 
-static struct coro__slab *slab_new(struct coro__stack_class *c, int guard)
+/* A slab's mapping, without guards yet: on the loop's thread, so that an
+ * allocation failure injected by a test stays where the test expects it. */
+static struct coro__slab *slab_alloc(struct coro__stack_class *c, int guard)
 {
     struct coro__slab *s = coro__calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->cls = c;
+    s->guard = guard;
     s->stride = page_size + c->size;
     s->nstacks = SLAB_BYTES / s->stride;
     if (s->nstacks < SLAB_MIN_STACKS)
@@ -501,9 +507,69 @@ static struct coro__slab *slab_new(struct coro__stack_class *c, int guard)
     /* A transparent huge page would commit 2 MiB for the first touch of a
      * stack that needs 4 KiB. */
     madvise(s->map, s->nstacks * s->stride, MADV_NOHUGEPAGE);
-    if (guard == GUARD_MADVISE && have_guard_batch)
+    return s;
+}
+
+static void slab_unmap(struct coro__slab *s)
+{
+    unmap_pages(s->map, s->nstacks * s->stride);
+    coro__free(s, sizeof *s);
+}
+
+/* On the housekeeping thread: the guards, and the page each stack's control
+ * block will sit on, so that carving the slab's stacks faults nothing. */
+static void slab_prepare(struct coro__chore *ch)
+{
+    struct coro__slab *s = CORO__CONTAINER_OF(ch, struct coro__slab, chore);
+    if (s->guard == GUARD_MADVISE && have_guard_batch)
         slab_guard_batch(s);
+    for (size_t i = 0; i < s->nstacks; i++)
+        *(volatile char *)(s->map + (i + 1) * s->stride - 1) = 0;
+}
+
+/* munmap is harmless to repeat: the child of a fork may. */
+static void slab_unmap_chore(struct coro__chore *ch)
+{
+    struct coro__slab *s = CORO__CONTAINER_OF(ch, struct coro__slab, chore);
+    munmap(s->map, s->nstacks * s->stride);
+}
+
+static void slab_release(struct coro__chore *ch)
+{
+    atomic_fetch_sub(&coro__alloc_stats.stacks, 1);
+    coro__free(CORO__CONTAINER_OF(ch, struct coro__slab, chore),
+               sizeof(struct coro__slab));
+}
+
+/* A loop that has filled a slab is spawning in bulk: the next slab is made
+ * ready beside it, at once, while this one is carved. */
+static void slab_prepare_next(struct coro__stack_class *c, int guard)
+{
+    if (c->next || c->nslabs < 2 || !coro__chores_ready(1))
+        return;
+    struct coro__slab *s = slab_alloc(c, guard);
+    if (s) {
+        coro__chore_post(&s->chore, slab_prepare, NULL);
+        c->next = s;
+    }
+}
+
+static struct coro__slab *slab_new(struct coro__stack_class *c, int guard)
+{
+    struct coro__slab *s = c->next;
+    if (s && coro__chore_done(&s->chore) && s->guard == guard) {
+        c->next = NULL;
+    } else {
+        /* Not ready yet: making one here beats waiting for it. */
+        s = slab_alloc(c, guard);
+        if (!s)
+            return NULL;
+        if (guard == GUARD_MADVISE && have_guard_batch)
+            slab_guard_batch(s);
+    }
+    c->nslabs++;
     partial_add(s);
+    slab_prepare_next(c, guard);
     return s;
 }
 
@@ -513,8 +579,15 @@ static void slab_free(struct coro__slab *s)
         stack_forget((struct coro_task *)(void *)(s->map + (i + 1) * s->stride -
                                                   tcb_size()));
     partial_remove(s);
-    unmap_pages(s->map, s->nstacks * s->stride);
-    coro__free(s, sizeof *s);
+    struct coro__stack_class *c = s->cls;
+    c->nslabs--;
+    /* Unmapping 16 MiB of touched stacks costs about a millisecond: the
+     * housekeeping thread's, if bulk spawning has started one. */
+    if (coro__chores_ready(0) &&
+        coro__chore_post(&s->chore, slab_unmap_chore, slab_release) == 0)
+        c->unmaps++;
+    else
+        slab_unmap(s);
 }
 
 static struct coro_task *slab_get(struct coro__stack_class *c, int guard)
@@ -632,8 +705,16 @@ void coro__stack_put(struct coro__stacks *st, struct coro_task *t)
     stack_release(t);
 }
 
+static void chore_nothing(struct coro__chore *c)
+{
+    (void)c;
+}
+
+/* No stack outlives its loop: what the housekeeping thread holds of this
+ * loop's is waited for (a chore queued last runs after all the others). */
 void coro__stacks_term(struct coro__stacks *st)
 {
+    int unmaps = 0;
     for (int i = 0; i < CORO__STACK_CLASSES; i++) {
         struct coro__stack_class *c = &st->classes[i];
         while (c->pool) {
@@ -643,6 +724,18 @@ void coro__stacks_term(struct coro__stacks *st)
         }
         c->npool = 0;
         CORO__ASSERT(c->partial.head == NULL);
+        if (c->next) {
+            coro__chore_wait(&c->next->chore);
+            slab_unmap(c->next);
+            c->next = NULL;
+        }
+        unmaps += c->unmaps;
+        c->unmaps = 0;
+    }
+    if (unmaps) {
+        struct coro__chore last;
+        if (coro__chore_post(&last, chore_nothing, NULL) == 0)
+            coro__chore_wait(&last);
     }
 }
 

@@ -375,6 +375,10 @@ struct coro__stack_class {
     struct coro_task  *pool;        /* free stacks, LIFO via ready_next */
     size_t             npool;       /* how many are in pool */
     struct coro__list  partial;     /* slabs with stacks to hand out */
+    size_t             nslabs;      /* slabs alive, partial or full */
+    struct coro__slab *next;        /* the next slab, being prepared by the
+                                       housekeeping thread (chores.c) */
+    int                unmaps;      /* slabs handed to that thread to unmap */
 };
 
 #define CORO__STACK_CLASSES 4       /* distinct pooled sizes per loop */
@@ -389,6 +393,31 @@ struct coro__stacks {
 #define CORO__STACK_MAX ((size_t)1 << 30)
 #define CORO__STACK_DEFAULT ((size_t)64 << 10)
 #define CORO__MAIN_STACK ((size_t)256 << 10)
+
+/* The housekeeping thread (chores.c): work a loop hands off and need not
+ * wait for. A chore lives in its owner's memory until done. */
+struct coro__chore {
+    struct coro__chore *next;
+    void              (*run)(struct coro__chore *);
+    void              (*release)(struct coro__chore *); /* or NULL */
+    atomic_int          done;       /* set, with release, when run returned */
+};
+
+/* 1 if there is a thread to post chores to; start: start it if need be. */
+int coro__chores_ready(int start);
+/* Queues c to run on the thread; ENOSYS (nothing queued) if there is none.
+ * run must be harmless to repeat (a fork may make the child run it again).
+ * With a release, nobody waits for c: release frees it after run, and the
+ * thread touches it no more; without one, done is set and c stays the
+ * poster's. */
+int coro__chore_post(struct coro__chore *c, void (*run)(struct coro__chore *),
+                     void (*release)(struct coro__chore *));
+/* Blocks the calling thread until c has run. */
+void coro__chore_wait(struct coro__chore *c);
+static inline int coro__chore_done(struct coro__chore *c)
+{
+    return atomic_load_explicit(&c->done, memory_order_acquire);
+}
 
 /* Returns a task control block at the top of a stack of `size` bytes (a
  * page multiple), or NULL (out of memory). Only t->stack is set. */
