@@ -194,7 +194,7 @@ void coro__ctx_thread(struct coro__ctx *c)
     c->stack_lo = NULL;
     c->stack_len = 0;
 #ifdef CORO_SWITCH_FAST
-    c->started = 1; /* it is running: _setjmp fills jb before any use */
+    c->started = 1; /* it is running: its first switch away saves it */
 #endif
 #ifdef CORO__ASAN
     c->asan_fake = NULL;
@@ -768,6 +768,58 @@ int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
 #endif
     return 0;
 }
+
+#ifdef CORO__REGS_SWITCH
+/* save[] and resume[]: rbx rbp r12 r13 r14 r15 rsp rip. The stack pointer
+ * saved is the caller's, after the return; the return address is the
+ * place to resume at, reached by a jump (no return to mispredict). */
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".globl coro__regs_swap\n"
+        ".hidden coro__regs_swap\n"
+        ".type coro__regs_swap, @function\n"
+        "coro__regs_swap:\n"
+        "    movq (%rsp), %rax\n"
+        "    leaq 8(%rsp), %rdx\n"
+        "    movq %rbx, 0(%rdi)\n"
+        "    movq %rbp, 8(%rdi)\n"
+        "    movq %r12, 16(%rdi)\n"
+        "    movq %r13, 24(%rdi)\n"
+        "    movq %r14, 32(%rdi)\n"
+        "    movq %r15, 40(%rdi)\n"
+        "    movq %rdx, 48(%rdi)\n"
+        "    movq %rax, 56(%rdi)\n"
+        "    movq 0(%rsi), %rbx\n"
+        "    movq 8(%rsi), %rbp\n"
+        "    movq 16(%rsi), %r12\n"
+        "    movq 24(%rsi), %r13\n"
+        "    movq 32(%rsi), %r14\n"
+        "    movq 40(%rsi), %r15\n"
+        "    movq 48(%rsi), %rsp\n"
+        "    jmpq *56(%rsi)\n"
+        ".size coro__regs_swap, .-coro__regs_swap\n"
+        "\n"
+        ".p2align 4\n"
+        ".globl coro__regs_first\n"
+        ".hidden coro__regs_first\n"
+        ".type coro__regs_first, @function\n"
+        "coro__regs_first:\n"
+        "    movq (%rsp), %rax\n"
+        "    leaq 8(%rsp), %rcx\n"
+        "    movq %rbx, 0(%rdi)\n"
+        "    movq %rbp, 8(%rdi)\n"
+        "    movq %r12, 16(%rdi)\n"
+        "    movq %r13, 24(%rdi)\n"
+        "    movq %r14, 32(%rdi)\n"
+        "    movq %r15, 40(%rdi)\n"
+        "    movq %rcx, 48(%rdi)\n"
+        "    movq %rax, 56(%rdi)\n"
+        "    movq %rsi, %rsp\n"
+        "    xorl %ebp, %ebp\n"
+        "    pushq $0\n"
+        "    jmpq *%rdx\n"
+        ".size coro__regs_first, .-coro__regs_first\n");
+#endif
 
 char *coro__stack_pointer(void)
 {

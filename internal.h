@@ -317,6 +317,12 @@ unsigned coro__cpus(void);
 /* A fresh stack is entered without setcontext (switch.h). */
 #define CORO__STACK_ENTER 1
 #endif
+#if defined(CORO_SWITCH_FAST) && defined(__x86_64__) && \
+    !defined(CORO__ASAN) && !defined(CORO__TSAN)
+/* On x86-64 the fast switch is coro's own (coro.c): the sanitizers
+ * intercept _setjmp/_longjmp to follow stacks, so their builds keep those. */
+#define CORO__REGS_SWITCH 1
+#endif
 
 struct coro__ctx {
     ucontext_t *uc;           /* registers saved by swapcontext; with the
@@ -325,8 +331,14 @@ struct coro__ctx {
                                  block; fast shared-stack tasks share the
                                  loop's entry context */
 #ifdef CORO_SWITCH_FAST
+#ifdef CORO__REGS_SWITCH
+    void       *regs[8];      /* rbx rbp r12 r13 r14 r15, and the stack
+                                 pointer and address to resume at: saved by
+                                 coro__regs_swap (coro.c) */
+#else
     jmp_buf     jb;           /* registers saved by _setjmp */
-    unsigned char started;    /* jb is valid: entered at least once */
+#endif
+    unsigned char started;    /* regs or jb valid: entered at least once */
     void      (*entry)(void); /* where a first entry starts (fast switch) */
 #endif
     unsigned char made;       /* a trampoline context lives on this stack:

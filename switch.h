@@ -94,13 +94,42 @@ coro__ctx_first_entry(const struct coro__ctx *c)
 }
 #endif
 
+#ifdef CORO__REGS_SWITCH
+/* coro's own switch (coro.c), x86-64: what _setjmp and _longjmp do for a
+ * switch, without what they do besides. glibc's _longjmp walks the
+ * thread's cancellation clean-up handlers and mangles three registers with
+ * the pointer guard: half of a handoff's instructions. Saves the callee-
+ * saved registers, the stack pointer and the return address in save[],
+ * and resumes the context saved in resume[]; returns when something
+ * resumes save. Like _setjmp, it leaves the signal mask, MXCSR and the x87
+ * control word alone (they are the thread's, shared by its tasks). */
+void coro__regs_swap(void **save, void *const *resume);
+/* Saves as coro__regs_swap does, then enters a fresh stack: the stack
+ * pointer at top (16-byte aligned), a zero return address and frame
+ * pointer, so unwinders stop at entry, which never returns. */
+void coro__regs_first(void **save, uintptr_t top, void (*entry)(void));
+#endif
+
 /* The jump of a switch: saves the current context in from and resumes to;
  * it "returns" when something jumps back to from. A macro because it must be
  * written out in the function that suspends: a function that calls _setjmp
  * is never inlined, and each frame between a task and its jump costs a
  * mispredicted return when the task resumes (the CPU's return predictor
  * then holds the other task's calls). */
-#ifdef CORO_SWITCH_FAST
+#ifdef CORO__REGS_SWITCH
+#define CORO__JUMP(from, to)                                               \
+    do {                                                                   \
+        if (CORO__LIKELY((to)->started)) {                                 \
+            coro__regs_swap((from)->regs, (to)->regs);                     \
+        } else {                                                           \
+            (to)->started = 1;                                             \
+            coro__regs_first((from)->regs,                                 \
+                             ((uintptr_t)(to)->stack_lo +                  \
+                              (to)->stack_len) & ~(uintptr_t)15,           \
+                             (to)->entry);                                 \
+        }                                                                  \
+    } while (0)
+#elif defined(CORO_SWITCH_FAST)
 #define CORO__JUMP(from, to)                                               \
     do {                                                                   \
         if (_setjmp((from)->jb) == 0) {                                    \
