@@ -24,7 +24,7 @@ fi
 have_py=0
 command -v python3 >/dev/null 2>&1 && have_py=1
 
-echo "measuring: handoff, spawn, timers, then $n sleepers six ways..." >&2
+echo "measuring: handoff, spawn, timers, then 100k and $n sleepers..." >&2
 h_slow=$($slow/handoff | num "coro")
 h_fast=$($fast/handoff | num "coro")
 h_jmp=$($fast/handoff | num "_setjmp\/_longjmp")
@@ -32,6 +32,8 @@ s_slow=$($slow/spawn | num "spawn:")
 s_fast=$($fast/spawn | num "spawn:")
 t_slow=$($slow/timers | sed -n 's/.*mean \([0-9.]*\) us, p99 \([0-9.]*\).*/\1 \2/p')
 t_fast=$($fast/timers | sed -n 's/.*mean \([0-9.]*\) us, p99 \([0-9.]*\).*/\1 \2/p')
+c_slow=$($slow/timers --churn 10000 | sed -n 's/.*mean \([0-9.]*\) us, p99 \([0-9.]*\).*/\1 \2/p')
+c_fast=$($fast/timers --churn 10000 | sed -n 's/.*mean \([0-9.]*\) us, p99 \([0-9.]*\).*/\1 \2/p')
 if [ $have_go = 1 ]; then
     h_go=$(GOMAXPROCS=1 build/peers_go handoff | num handoff)
     s_go=$(GOMAXPROCS=1 build/peers_go spawn | num spawn)
@@ -45,6 +47,9 @@ fi
 
 # wall s, cpu s, KiB per task
 sleepers() { "$@" | sed -n 's/.*wall \([0-9.]*\) s, cpu \([0-9.]*\) s.*MiB, \([0-9.]*\) KiB.*/\1 \2 \3/p'; }
+k_slow=$(sleepers $slow/sleepers 100000)
+k_fast=$(sleepers $fast/sleepers 100000)
+[ $have_go = 1 ] && k_go=$(sleepers build/sleepers_go 100000)
 z_slow=$(sleepers $slow/sleepers "$n")
 z_slow_sh=$(sleepers $slow/sleepers --shared "$n")
 z_fast=$(sleepers $fast/sleepers "$n")
@@ -60,6 +65,7 @@ printf '\n%s, %s, %s\n' "$(date +%F)" "$(uname -r)" \
 printf '%-34s %12s %12s %12s %12s\n' "" "coro" "coro fast" "Go" "asyncio"
 printf '%-34s %12s %12s %12s %12s\n' "handoff, ns" "$h_slow" "$h_fast" "${h_go:--}" "${h_py:--}"
 printf '%-34s %12s %12s %12s %12s\n' "spawn + run + join, ns" "$s_slow" "$s_fast" "${s_go:--}" "${s_py:--}"
+printf '%-34s %12s %12s %12s\n' "100000 sleepers, own stacks: wall s" "$(f "$k_slow" 1)" "$(f "$k_fast" 1)" "$(f "${k_go:-}" 1)"
 printf '%-34s %12s %12s %12s %12s\n' "$n sleepers, own stacks: wall s" "$(f "$z_slow" 1)" "$(f "$z_fast" 1)" "$(f "${z_go:-}" 1)" "$(f "${z_py:-}" 1)"
 printf '%-34s %12s %12s %12s %12s\n' "  CPU s" "$(f "$z_slow" 2)" "$(f "$z_fast" 2)" "$(f "${z_go:-}" 2)" "$(f "${z_py:-}" 2)"
 printf '%-34s %12s %12s %12s %12s\n' "  KiB per task" "$(f "$z_slow" 3)" "$(f "$z_fast" 3)" "$(f "${z_go:-}" 3)" "$(f "${z_py:-}" 3)"
@@ -68,13 +74,19 @@ printf '%-34s %12s %12s\n' "  CPU s" "$(f "$z_slow_sh" 2)" "$(f "$z_fast_sh" 2)"
 printf '%-34s %12s %12s\n' "  KiB per task" "$(f "$z_slow_sh" 3)" "$(f "$z_fast_sh" 3)"
 printf '%-34s %12s %12s %12s %12s\n' "timer 1 ms: mean oversleep, us" "$(f "$t_slow" 1)" "$(f "$t_fast" 1)" "$(f "${t_go:-}" 1)" "$(f "${t_py:-}" 1)"
 printf '%-34s %12s %12s %12s %12s\n' "  p99 oversleep, us" "$(f "$t_slow" 2)" "$(f "$t_fast" 2)" "$(f "${t_go:-}" 2)" "$(f "${t_py:-}" 2)"
+printf '%-34s %12s %12s\n' "  p99, 10,000 others churning, us" "$(f "$c_slow" 2)" "$(f "$c_fast" 2)"
 
 echo
 echo "targets (fast build):"
 printf '  handoff / Go                  %8s  (at most 0.50x)\n' "$(ratio "$h_fast" "${h_go:-0}")"
 printf '  handoff / bare _setjmp/_longjmp %6s  (at most 1.50x; bare %s ns)\n' "$(ratio "$h_fast" "$h_jmp")" "$h_jmp"
 printf '  spawn + join / Go             %8s  (at most 0.90x)\n' "$(ratio "$s_fast" "${s_go:-0}")"
-printf '  sleepers own stacks, wall / Go %7s  (at most 1.20x)\n' "$(ratio "$(f "$z_fast" 1)" "$(f "${z_go:-0}" 1)")"
+printf '  %s sleepers own stacks, wall / Go %7s  (at most 1.20x)\n' "$n" "$(ratio "$(f "$z_fast" 1)" "$(f "${z_go:-0}" 1)")"
+printf '  100000 sleepers own stacks, wall / Go %7s  (at most 1.00x)\n' "$(ratio "$(f "$k_fast" 1)" "$(f "${k_go:-0}" 1)")"
 printf '  sleepers shared, wall / Go    %8s  (below 1.00x), %s KiB per task (at most 1)\n' "$(ratio "$(f "$z_fast_sh" 1)" "$(f "${z_go:-0}" 1)")" "$(f "$z_fast_sh" 3)"
 printf '  timer p99 oversleep           %8s us (under 100)\n' "$(f "$t_fast" 2)"
+printf '  timer p99, 10,000 churning    %8s us (under 100)\n' "$(f "$c_fast" 2)"
+echo "targets (default build):"
+printf '  %s sleepers own stacks, wall / Go %7s  (at most 1.50x)\n' "$n" "$(ratio "$(f "$z_slow" 1)" "$(f "${z_go:-0}" 1)")"
+printf '  100000 sleepers own stacks, wall / Go %7s  (at most 1.00x)\n' "$(ratio "$(f "$k_slow" 1)" "$(f "${k_go:-0}" 1)")"
 exit 0
