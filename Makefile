@@ -22,7 +22,7 @@ UC_LIBSO := $(TOP)/libcoro.so
 endif
 DEMO_DIR := $(TOP)/demo
 
-# SWITCH=fast builds the _setjmp/_longjmp switch (see coro.c) into
+# SWITCH=fast builds the fast switch (coro's own; see switch.h) into
 # $(TOP)/fast/, beside the default swapcontext build in $(TOP)/.
 SWITCH  ?= ucontext
 ifeq ($(SWITCH),fast)

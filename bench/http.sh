@@ -1,7 +1,9 @@
 #!/bin/bash
 # HTTP server benchmark: coro's server (bench/http_server), the floor an
 # epoll server reaches (bench/bare_epoll: no coroutines, one read and one
-# write per request) and the asyncio twin (bench/http_server.py), each
+# write per request), Go's netpoller (bench/http_server.go, a goroutine per
+# connection, GOMAXPROCS=1; where go is installed) and the asyncio twin
+# (bench/http_server.py), each
 # under wrk on loopback, 1000 connections for 10 s, the server on CPU 0 and
 # wrk on CPU 1; then RSS per idle connection with 10,000 connections held
 # open (IDLE=0 skips it). ROUNDS=N runs the servers N times in turn, so
@@ -51,10 +53,18 @@ measure() { # name port command...
     wait $pid 2>/dev/null
 }
 
+have_go=0
+if command -v go >/dev/null 2>&1; then
+    mkdir -p build/go-cache
+    GOCACHE=$PWD/build/go-cache GO111MODULE=off \
+        go build -o build/http_server_go "$here/http_server.go" && have_go=1
+fi
+
 echo "wrk -t1 -c$conns -d${secs}s, server on CPU 0, wrk on CPU 1:"
 for _ in $(seq "$rounds"); do
     measure coro 18080 "$build/http_server" --port 18080
     measure bare 18082 "$build/bare_epoll" --port 18082
+    [ $have_go = 1 ] && measure go 18083 build/http_server_go --port 18083
     command -v python3 >/dev/null &&
         measure python 18081 python3 "$here/http_server.py" 18081
 done
