@@ -773,22 +773,25 @@ int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
 /* save[] and resume[]: rbx rbp r12 r13 r14 r15 rsp rip. The stack pointer
  * saved is the caller's, after the return; the return address is the
  * place to resume at, reached by a jump (no return to mispredict). */
+#define REGS_SAVE_RDI                                                      \
+    "    movq (%rsp), %rax\n"                                              \
+    "    leaq 8(%rsp), %rcx\n"                                             \
+    "    movq %rbx, 0(%rdi)\n"                                             \
+    "    movq %rbp, 8(%rdi)\n"                                             \
+    "    movq %r12, 16(%rdi)\n"                                            \
+    "    movq %r13, 24(%rdi)\n"                                            \
+    "    movq %r14, 32(%rdi)\n"                                            \
+    "    movq %r15, 40(%rdi)\n"                                            \
+    "    movq %rcx, 48(%rdi)\n"                                            \
+    "    movq %rax, 56(%rdi)\n"
+#define REGS_FUNCTION(name)                                                \
+    ".p2align 4\n"                                                         \
+    ".globl " name "\n"                                                    \
+    ".hidden " name "\n"                                                   \
+    ".type " name ", @function\n" name ":\n"
 __asm__(".text\n"
-        ".p2align 4\n"
-        ".globl coro__regs_swap\n"
-        ".hidden coro__regs_swap\n"
-        ".type coro__regs_swap, @function\n"
-        "coro__regs_swap:\n"
-        "    movq (%rsp), %rax\n"
-        "    leaq 8(%rsp), %rdx\n"
-        "    movq %rbx, 0(%rdi)\n"
-        "    movq %rbp, 8(%rdi)\n"
-        "    movq %r12, 16(%rdi)\n"
-        "    movq %r13, 24(%rdi)\n"
-        "    movq %r14, 32(%rdi)\n"
-        "    movq %r15, 40(%rdi)\n"
-        "    movq %rdx, 48(%rdi)\n"
-        "    movq %rax, 56(%rdi)\n"
+        REGS_FUNCTION("coro__regs_swap")
+        REGS_SAVE_RDI
         "    movq 0(%rsi), %rbx\n"
         "    movq 8(%rsi), %rbp\n"
         "    movq 16(%rsi), %r12\n"
@@ -798,22 +801,8 @@ __asm__(".text\n"
         "    movq 48(%rsi), %rsp\n"
         "    jmpq *56(%rsi)\n"
         ".size coro__regs_swap, .-coro__regs_swap\n"
-        "\n"
-        ".p2align 4\n"
-        ".globl coro__regs_first\n"
-        ".hidden coro__regs_first\n"
-        ".type coro__regs_first, @function\n"
-        "coro__regs_first:\n"
-        "    movq (%rsp), %rax\n"
-        "    leaq 8(%rsp), %rcx\n"
-        "    movq %rbx, 0(%rdi)\n"
-        "    movq %rbp, 8(%rdi)\n"
-        "    movq %r12, 16(%rdi)\n"
-        "    movq %r13, 24(%rdi)\n"
-        "    movq %r14, 32(%rdi)\n"
-        "    movq %r15, 40(%rdi)\n"
-        "    movq %rcx, 48(%rdi)\n"
-        "    movq %rax, 56(%rdi)\n"
+        REGS_FUNCTION("coro__regs_first")
+        REGS_SAVE_RDI
         "    movq %rsi, %rsp\n"
         "    xorl %ebp, %ebp\n"
         "    pushq $0\n"
