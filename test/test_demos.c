@@ -700,15 +700,20 @@ START_TEST(timeline_draws_a_two_task_program)
     int first, last;
     const char *main_row = row_cells(text, "#1 main");
     row_extent(main_row, &first, &last);
-    ck_assert_msg(first >= 0 && first_run(main_row) <= 3 && last == 59, "%s",
+    /* main ends the run: its last cell, or the one before where the
+     * run's end rounds into the next cell. */
+    ck_assert_msg(first >= 0 && first_run(main_row) <= 3 && last >= 58, "%s",
                   text);
-    ck_assert_msg(main_row[59] == '#', "%s", text);
+    ck_assert_msg(main_row[last] == '#', "%s", text);
     ck_assert_ptr_nonnull(memchr(main_row, '~', 60));
 
     const char *short_row = row_cells(text, "#2 short_nap");
     row_extent(short_row, &first, &last);
     int ran = first_run(short_row);
-    ck_assert_msg(ran <= 3 && short_row[ran + 1] == '~', "%s", text);
+    /* It runs, then waits: on a loaded machine its first run may spill
+     * into the next cells. */
+    ck_assert_msg(ran <= 3 && memchr(short_row + ran + 1, '~', 4) != NULL,
+                  "%s", text);
     /* Half of the run, with room for a noisy machine. */
     ck_assert_msg(last >= 18 && last <= 45, "short nap ends at %d:\n%s",
                   last, text);
