@@ -189,6 +189,14 @@ static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
     return 0;
 }
 
+#if defined(CORO_SWITCH_FAST) && defined(__x86_64__) && defined(__GLIBC__)
+_Static_assert(offsetof(struct __jmp_buf_tag, __mask_was_saved) ==
+                   offsetof(struct coro__jb, mask_was_saved) &&
+               sizeof(((struct __jmp_buf_tag *)0)->__jmpbuf) ==
+                   sizeof(((struct coro__jb *)0)->jmpbuf),
+               "struct coro__jb is the head of glibc's jmp_buf");
+#endif
+
 void coro__ctx_thread(struct coro__ctx *c)
 {
     c->stack_lo = NULL;

@@ -318,6 +318,36 @@ unsigned coro__cpus(void);
 #define CORO__STACK_ENTER 1
 #endif
 
+#ifdef CORO_SWITCH_FAST
+#if defined(__x86_64__) && defined(__GLIBC__)
+/* The part of glibc's jmp_buf that _setjmp and _longjmp touch: the eight
+ * saved registers, the "mask was saved" flag (always 0 for _setjmp), and
+ * where a CET-enabled glibc keeps the shadow stack pointer (offset 88).
+ * The rest of the 200-byte jmp_buf is a 128-byte signal mask that only
+ * sigsetjmp(env, 1) writes: 104 bytes of every task that nothing reads. */
+struct coro__jb {
+    long     jmpbuf[8];
+    int      mask_was_saved;
+    unsigned long shadow[3];
+};
+/* The jmp_buf pointer _setjmp and _longjmp are given, hidden from the
+ * compiler's object-size tracking (it would warn that they take 200 bytes):
+ * no instruction. */
+static inline struct __jmp_buf_tag *coro__jb_arg(struct coro__jb *jb)
+{
+    void *p = jb;
+    __asm__("" : "+r"(p));
+    return p;
+}
+#define CORO__JB_ARG(jb) coro__jb_arg(&(jb))
+#else
+struct coro__jb {
+    jmp_buf jb;
+};
+#define CORO__JB_ARG(jb) ((jb).jb)
+#endif
+#endif
+
 struct coro__ctx {
     ucontext_t *uc;           /* registers saved by swapcontext; with the
                                  fast switch, only the first entry. Own
@@ -325,7 +355,7 @@ struct coro__ctx {
                                  block; fast shared-stack tasks share the
                                  loop's entry context */
 #ifdef CORO_SWITCH_FAST
-    jmp_buf     jb;           /* registers saved by _setjmp */
+    struct coro__jb jb;       /* registers saved by _setjmp */
     unsigned char started;    /* jb is valid: entered at least once */
     void      (*entry)(void); /* where a first entry starts (fast switch) */
 #endif

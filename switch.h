@@ -103,9 +103,9 @@ coro__ctx_first_entry(const struct coro__ctx *c)
 #ifdef CORO_SWITCH_FAST
 #define CORO__JUMP(from, to)                                               \
     do {                                                                   \
-        if (_setjmp((from)->jb) == 0) {                                    \
+        if (_setjmp(CORO__JB_ARG((from)->jb)) == 0) {                      \
             if (CORO__LIKELY((to)->started))                               \
-                _longjmp((to)->jb, 1);                                     \
+                _longjmp(CORO__JB_ARG((to)->jb), 1);                       \
             (to)->started = 1;                                             \
             coro__ctx_first_entry(to);                                     \
         }                                                                  \

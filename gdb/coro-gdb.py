@@ -238,7 +238,13 @@ def _saved_regs(t):
     if _fast_switch():
         if not int(ctx["started"]):
             return None
-        jb = ctx["jb"][0]["__jmpbuf"]
+        jb = ctx["jb"]
+        # x86-64 glibc: struct coro__jb, the head of a jmp_buf; elsewhere
+        # it wraps a whole jmp_buf.
+        if any(f.name == "jmpbuf" for f in jb.type.strip_typedefs().fields()):
+            jb = jb["jmpbuf"]
+        else:
+            jb = jb["jb"][0]["__jmpbuf"]
         guard = _pointer_guard()
         regs = {}
         for name, i in _JMPBUF.items():
