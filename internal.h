@@ -244,6 +244,11 @@ static inline int coro__enter(double timeout, struct coro_task **self,
 /* Parks self as p describes until a wake; returns the wake status (see
  * above). */
 int  coro__park(struct coro_task *self, const struct coro__park *p);
+/* As coro__park, with the deadline apart (p->deadline is not read): a
+ * caller whose description is static tail-calls it, and its frame is not
+ * kept while the task is parked. */
+int  coro__park_until(struct coro_task *self, const struct coro__park *p,
+                      int64_t deadline);
 /* As coro__park, with cancellation held back for the wait: for waits that
  * must end only with their source (clean-up that drains, a job running
  * on a worker). */
@@ -785,6 +790,7 @@ struct coro_task {
     int                 error;      /* set by coro_fail */
     int                 wake_status;/* status passed by the last wake */
     int                 timeout_status; /* status a timer wake delivers */
+    int                 saved_errno;/* errno while it is switched out */
     unsigned char       state;      /* enum coro__state */
     unsigned char       cancelled;  /* coro_cancel was called (sticky) */
     unsigned char       shield;     /* coro_shield is on */
