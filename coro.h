@@ -329,7 +329,9 @@ CORO_API int coro_task_result(const coro_task *t, void **result, int *error);
  * default name (the function's: see coro_name). coro_name, coro_dump and
  * the task hook's events use the new name from now on; a CORO_TRACE file
  * names each task once, when it is spawned.
- * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop).
+ * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop), or
+ *          ENOMEM: a name is kept beside the task, in a block made when
+ *          it is first named (so an unnamed task costs 32 bytes less).
  * Ownership: name is copied. A string coro_name returned for t earlier
  *            may now read the new name. */
 CORO_API int coro_task_set_name(coro_task *t, const char *name);

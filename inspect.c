@@ -61,7 +61,12 @@ int coro_task_set_name(coro_task *t, const char *name)
 {
     if (!ours(t))
         return EINVAL;
-    name_copy(t->name, name);
+    if (!t->extra && (!name || !name[0]))
+        return 0; /* no name, and none to clear */
+    struct coro__extra *x = coro__extra_get(t);
+    if (!x)
+        return ENOMEM;
+    name_copy(x->name, name);
     return 0;
 }
 

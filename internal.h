@@ -770,6 +770,25 @@ union coro__wait {
     void                  *sync[8]; /* a waiter on an object (sync.c) */
 };
 
+/* The part of a task that few tasks use, kept apart from the control
+ * block and made on first use (coro__extra_get): a name, membership of a
+ * group, a select's record. A parked shared-stack task costs its control
+ * block, its frames and a heap slot, so every field moved here is a field
+ * ten million sleepers do not pay for. Freed with the task. */
+struct coro__extra {
+    struct coro_task   *task;       /* whose it is */
+    char                name[CORO__NAME_MAX]; /* coro_attr.name or
+                                       coro_task_set_name's, copied */
+    struct coro_group  *group;      /* the group it belongs to, or NULL */
+    struct coro__link   group_link; /* in the group's members (group.c) */
+    unsigned char       group_cancelled; /* its group cancelled it: not a
+                                       failure of its own */
+    void               *wait_block; /* a record on the heap (a select's),
+                                       freed with the task if it is
+                                       abandoned in the wait (a deadlock) */
+    size_t              wait_block_size;
+};
+
 /* A task's control block: sits at the top of the task's stack mapping, so a
  * parked task with a shallow stack costs a single page. The fields up to
  * ctx survive the stack's trip through the pool; the rest is reset by each
@@ -818,17 +837,12 @@ struct coro_task {
     void               *waiting_on; /* the source's record of this wait,
                                        usually in `wait` */
     union coro__wait    wait;       /* this wait's record */
-    void               *wait_block; /* a record on the heap (a select's),
-                                       freed with the task if it is
-                                       abandoned in the wait (a deadlock) */
-    size_t              wait_block_size;
     struct coro_task   *waiter;     /* the task awaiting this one, if any */
     struct coro__await *report;     /* the record it tells of its end: in
                                        the waiter's `wait`, or on the heap
                                        (join.c) */
     struct coro__await *await;      /* &wait.await while this task awaits
                                        others */
-    struct coro_group  *group;      /* the group it belongs to, or NULL */
     coro_timeout       *scope;      /* its innermost open timeout scope */
     coro_timeout       *scope_bound;/* the scope whose deadline the last
                                        coro__enter handed the wait */
@@ -836,14 +850,10 @@ struct coro_task {
                                        the shield went on: it and those
                                        outside it are held back while the
                                        shield is on */
-    struct coro__link   group_link; /* in the group's members (group.c) */
-    unsigned char       group_cancelled; /* its group cancelled it: not a
-                                       failure of its own */
     const char         *fn_name;    /* from the spawn macro, or NULL */
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */
-    char                name[CORO__NAME_MAX]; /* coro_attr.name or
-                                       coro_task_set_name's, copied */
+    struct coro__extra *extra;      /* what few tasks use, or NULL */
     struct coro__locals *locals;    /* its task-local values, shared with
                                        its spawner and the tasks it
                                        spawned until one of them sets a
@@ -964,6 +974,14 @@ struct coro__loop {
 };
 
 #define CORO__TASK_OF(link) CORO__ENTRY(link, struct coro_task, all_link)
+
+/* t's extra block, made (zeroed) on first use: NULL if memory is short. */
+struct coro__extra *coro__extra_get(struct coro_task *t);
+/* The group t belongs to, or NULL. */
+static inline struct coro_group *coro__task_group(const struct coro_task *t)
+{
+    return CORO__UNLIKELY(t->extra != NULL) ? t->extra->group : NULL;
+}
 
 /* A heap object the loop frees at its end if its owner did not (an
  * as_completed iterator, a task group): first in the object. */

@@ -29,7 +29,7 @@ static int await_satisfied(const struct coro__await *aw)
 
 int coro__task_ended(struct coro_task *t)
 {
-    if (t->group) {
+    if (coro__task_group(t)) {
         coro__group_ended(t);
         return 1;
     }
@@ -63,7 +63,7 @@ static int claim_one(struct coro__loop *l, struct coro_task *self,
         return EINVAL;
     if (t == self)
         return EDEADLK;
-    if (t->detached || t->waiter || t->group)
+    if (t->detached || t->waiter || coro__task_group(t))
         return EINVAL;
     return 0;
 }

@@ -192,8 +192,12 @@ next_ready(struct coro__loop *l)
 void coro__task_free(struct coro__loop *l, struct coro_task *t)
 {
     coro__local_end(t); /* a task abandoned before it ended */
-    if (CORO__UNLIKELY(t->wait_block)) /* abandoned in a select */
-        coro__free(t->wait_block, t->wait_block_size);
+    if (CORO__UNLIKELY(t->extra != NULL)) {
+        if (t->extra->wait_block) /* abandoned in a select */
+            coro__free(t->extra->wait_block, t->extra->wait_block_size);
+        coro__free(t->extra, sizeof *t->extra);
+        t->extra = NULL; /* an own stack's block is pooled */
+    }
     if (CORO__UNLIKELY(t->scope)) /* ended with scopes open */
         coro__scopes_free(t);
     coro__list_remove(&l->all, &t->all_link);
@@ -579,20 +583,32 @@ struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
         *err = EINVAL; /* deeper than the shared stack */
     if (!*err && shared && !coro__stack_pointer())
         *err = ENOTSUP;
+    /* A name or a group needs the extra block: made first, so that a
+     * task is never half made. */
+    int named = attr && attr->name && attr->name[0];
+    struct coro__extra *x = NULL;
+    if (!*err && (named || g) && !(x = coro__calloc(1, sizeof *x)))
+        *err = ENOMEM;
     struct coro_task *t = NULL;
     if (!*err)
         *err = spawn(l, size, shared, fn, arg, &t);
-    if (*err)
+    if (*err) {
+        coro__free(x, sizeof *x);
         return NULL;
+    }
     t->fn_name = fn_name;
     t->site = site;
     t->spawn_pc = pc;
-    if (attr && attr->name) {
-        strncpy(t->name, attr->name, sizeof t->name - 1);
-        t->name[sizeof t->name - 1] = '\0';
+    if (x) {
+        x->task = t;
+        t->extra = x;
+        if (named) {
+            strncpy(x->name, attr->name, sizeof x->name - 1);
+            x->name[sizeof x->name - 1] = '\0';
+        }
+        if (g)
+            coro__group_add(g, t);
     }
-    if (g)
-        coro__group_add(g, t);
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, t, CORO__NOTE_SPAWN);
     struct coro_task *self = l->current;
@@ -629,12 +645,22 @@ coro_task *coro_self(void)
     return coro__current();
 }
 
+struct coro__extra *coro__extra_get(struct coro_task *t)
+{
+    if (!t->extra) {
+        t->extra = coro__calloc(1, sizeof *t->extra);
+        if (t->extra)
+            t->extra->task = t;
+    }
+    return t->extra;
+}
+
 const char *coro_name(const coro_task *t)
 {
     if (!t)
         return NULL;
-    if (t->name[0])
-        return t->name;
+    if (t->extra && t->extra->name[0])
+        return t->extra->name;
     return t->fn_name ? t->fn_name : "task";
 }
 
@@ -670,7 +696,7 @@ int coro_cancel(coro_task *t)
 void coro_detach(coro_task *t)
 {
     struct coro__loop *l = coro__tls_loop;
-    if (!t || !l || t->loop != l || t->detached || t->group)
+    if (!t || !l || t->loop != l || t->detached || coro__task_group(t))
         return;
     t->detached = 1;
     /* An awaiter decides: await_task and await_gather free t anyway,

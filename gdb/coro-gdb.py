@@ -143,7 +143,8 @@ def _now_ns(loops):
 
 
 def _task_name(t):
-    name = t["name"].string()
+    extra = t["extra"]
+    name = extra["name"].string() if int(extra) else ""
     if name:
         return name
     return _string(t["fn_name"]) or "task"
