@@ -738,6 +738,9 @@ static void frames_restore(char *sp, const char *from, size_t len,
  * shared stack, out to the heap. Memory for them is all a parked
  * shared-stack task costs beyond its control block; if it cannot be had,
  * nothing sensible is left to do. */
+_Static_assert(CORO__STACK_MAX <= UINT32_MAX,
+               "a shared stack's frames fit the uint32_t sizes of a task");
+
 static void frames_save(const struct coro_task *host, struct coro_task *owner)
 {
     char *top = usable_lo(host) + usable_len(host);
@@ -753,12 +756,12 @@ static void frames_save(const struct coro_task *host, struct coro_task *owner)
             abort();
         }
         owner->saved = buf;
-        owner->saved_cap = len;
+        owner->saved_cap = (uint32_t)len;
     }
     frames_copy(owner->saved, owner->saved_sp, len);
-    owner->saved_len = len;
+    owner->saved_len = (uint32_t)len;
     if (len > owner->shared_hw)
-        owner->shared_hw = len;
+        owner->shared_hw = (uint32_t)len;
 }
 
 void coro__shared_install(struct coro_task *host, struct coro_task *owner,

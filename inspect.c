@@ -111,9 +111,9 @@ static void wait_of(const struct coro_task *t, struct coro_task_info *in)
         /* fall through */
     case CORO__W_GATHER:
     case CORO__W_WAIT:
-        if (t->await) {
-            in->wait_tasks = t->await->n;
-            in->wait_pending = t->await->pending;
+        if (t->awaiting) {
+            in->wait_tasks = t->wait.await.n;
+            in->wait_pending = t->wait.await.pending;
         }
         return;
     case CORO__W_FD_READ:

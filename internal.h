@@ -361,14 +361,16 @@ struct coro__ctx {
                                  loop's entry context */
 #ifdef CORO_SWITCH_FAST
     struct coro__jb jb;       /* registers saved by _setjmp */
-    unsigned char started;    /* jb is valid: entered at least once */
     void      (*entry)(void); /* where a first entry starts (fast switch) */
+#endif
+    const void *stack_lo;     /* lowest address of this context's stack */
+    size_t      stack_len;    /* its size; 0 while unknown (the thread's) */
+#ifdef CORO_SWITCH_FAST
+    unsigned char started;    /* jb is valid: entered at least once */
 #endif
     unsigned char made;       /* a trampoline context lives on this stack:
                                  made by makecontext, or parked at the end
                                  of the task before, ready for the next */
-    const void *stack_lo;     /* lowest address of this context's stack */
-    size_t      stack_len;    /* its size; 0 while unknown (the thread's) */
 #ifdef CORO__ASAN
     void       *asan_fake;    /* ASan's fake stack, saved while switched out */
 #endif
@@ -820,14 +822,14 @@ struct coro_task {
     unsigned char       wait_kind;  /* enum coro__wait_kind while parked */
     unsigned char       wakers;     /* CORO__BY_* of the present wait, as
                                        counted in the loop (sched.c) */
+    unsigned char       note_state; /* what trace.c last saw it do */
+    unsigned char       awaiting;   /* it awaits other tasks: wait.await
+                                       is its record (join.c) */
+    unsigned            mutexes;    /* coro_mutex it holds (sync.c) */
     const void         *wait_what;  /* the object it waits on, for dumps */
     int64_t             since;      /* when it last parked or woke: coarse
                                        clock, for coro_dump */
-    unsigned            mutexes;    /* coro_mutex it holds (sync.c) */
-    size_t              shared_hw;  /* shared stack: most bytes of frames
-                                       it parked with */
     int64_t             note_at;    /* when observed (trace.c) */
-    unsigned char       note_state; /* what trace.c last saw it do */
     /* Accounting (trace.c), while the loop observes its tasks: */
     int64_t             ran_ns;     /* time spent running */
     uint64_t            runs;       /* times it was given the thread */
@@ -841,8 +843,6 @@ struct coro_task {
     struct coro__await *report;     /* the record it tells of its end: in
                                        the waiter's `wait`, or on the heap
                                        (join.c) */
-    struct coro__await *await;      /* &wait.await while this task awaits
-                                       others */
     coro_timeout       *scope;      /* its innermost open timeout scope */
     coro_timeout       *scope_bound;/* the scope whose deadline the last
                                        coro__enter handed the wait */
@@ -862,9 +862,11 @@ struct coro_task {
     char               *saved_sp;   /* stack pointer when it last parked */
     char               *saved;      /* its frames [saved_sp, top) while
                                        another task's are on the stack */
-    size_t              saved_len;  /* bytes in saved (0: frames in place,
+    /* Sizes within the shared stack, which is at most CORO__STACK_MAX: */
+    uint32_t            saved_len;  /* bytes in saved (0: frames in place,
                                        or never run) */
-    size_t              saved_cap;  /* bytes allocated for saved */
+    uint32_t            saved_cap;  /* bytes allocated for saved */
+    uint32_t            shared_hw;  /* most bytes of frames it parked with */
 };
 
 /* What the stall watchdog (watchdog.c) knows of a loop's present run.

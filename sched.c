@@ -494,10 +494,10 @@ static struct coro_task *shared_stack_task(struct coro__loop *l)
     struct coro_task *host = shared_host(l);
     if (!host)
         return NULL;
-    size_t tcb = (sizeof(struct coro_task) + 15) & ~(size_t)15;
 #ifdef CORO_SWITCH_FAST
-    size_t size = tcb;
+    size_t size = sizeof(struct coro_task); /* not rounded: malloc does */
 #else
+    size_t tcb = (sizeof(struct coro_task) + 15) & ~(size_t)15;
     size_t size = tcb + sizeof(ucontext_t);
 #endif
     struct coro_task *t = coro__calloc(1, size);

@@ -407,8 +407,8 @@ def _waits_on(cx, loop, t):
     if enum == "CORO__W_JOIN":
         j = what.cast(task_p)
         text = "join #%d (%s)" % (int(j["id"]), _task_name(j))
-    elif enum in ("CORO__W_GATHER", "CORO__W_WAIT") and int(t["await"]):
-        a = t["await"]
+    elif enum in ("CORO__W_GATHER", "CORO__W_WAIT") and int(t["awaiting"]):
+        a = t["wait"]["await"]
         text = "%s %d tasks, %d not ended" % (words, int(a["n"]),
                                                int(a["pending"]))
     elif enum in ("CORO__W_FD_READ", "CORO__W_FD_WRITE"):
