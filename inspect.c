@@ -147,7 +147,7 @@ int coro_task_info(const coro_task *t, struct coro_task_info *info)
         .stack_size = t->stack.shared ? t->ctx.stack_len : t->stack.size,
         .stack_used = coro_stack_high_water(t),
         .shared_stack = t->stack.shared,
-        .runs = t->runs,
+        .runs = coro__runs(t),
     };
     int64_t ran, longest;
     coro__accounts(t, &ran, &longest);

@@ -777,8 +777,19 @@ union coro__wait {
  * group, a select's record. A parked shared-stack task costs its control
  * block, its frames and a heap slot, so every field moved here is a field
  * ten million sleepers do not pay for. Freed with the task. */
+/* A task's times (trace.c), kept while the loop observes its tasks (the
+ * hook, CORO_TRACE, CORO_DEBUG, accounting or the watchdog). */
+struct coro__acct {
+    int64_t             note_at;    /* when last observed */
+    int64_t             ran_ns;     /* time spent running */
+    uint64_t            runs;       /* times it was given the thread */
+    int64_t             longest_ns; /* its longest single run */
+};
+
 struct coro__extra {
     struct coro_task   *task;       /* whose it is */
+    struct coro__acct   acct;       /* made at its first note: an observed
+                                       task pays for the whole block */
     char                name[CORO__NAME_MAX]; /* coro_attr.name or
                                        coro_task_set_name's, copied */
     struct coro_group  *group;      /* the group it belongs to, or NULL */
@@ -829,11 +840,6 @@ struct coro_task {
     const void         *wait_what;  /* the object it waits on, for dumps */
     int64_t             since;      /* when it last parked or woke: coarse
                                        clock, for coro_dump */
-    int64_t             note_at;    /* when observed (trace.c) */
-    /* Accounting (trace.c), while the loop observes its tasks: */
-    int64_t             ran_ns;     /* time spent running */
-    uint64_t            runs;       /* times it was given the thread */
-    int64_t             longest_ns; /* its longest single run */
     struct coro__timer  timer;      /* deadline while parked (timer.c) */
     coro__detach_fn     detach;     /* unhooks from the wake source */
     void               *waiting_on; /* the source's record of this wait,
@@ -1110,9 +1116,10 @@ void coro__debug_term(struct coro__loop *l);
 void coro__observe_update(struct coro__loop *l);
 
 /* t's accounts: time spent running and its longest run, the run going on
- * now included. */
+ * now included, and its runs. */
 void coro__accounts(const struct coro_task *t, int64_t *ran,
                     int64_t *longest);
+uint64_t coro__runs(const struct coro_task *t);
 
 /* The process's running loops (loops.c), for gdb and the watchdog: a loop
  * is added as coro_run starts it (which records its thread) and removed

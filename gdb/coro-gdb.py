@@ -501,11 +501,12 @@ def _list_loop(cx, number, loop, limit):
         if int(t["mutexes"]):
             flags += " [holds %d mutex%s]" % (
                 int(t["mutexes"]), "" if int(t["mutexes"]) == 1 else "es")
-        runs = int(t["runs"])
+        acct = t["extra"]["acct"] if int(t["extra"]) else None
+        runs = int(acct["runs"]) if acct is not None else 0
         if runs:  # accounting was on
-            ran, longest = int(t["ran_ns"]), int(t["longest_ns"])
+            ran, longest = int(acct["ran_ns"]), int(acct["longest_ns"])
             if state == "running":  # its run so far, from its start
-                now_run = max(cx.now - int(t["note_at"]), 0)
+                now_run = max(cx.now - int(acct["note_at"]), 0)
                 ran, longest = ran + now_run, max(longest, now_run)
             flags += " ran %s in %d run%s, longest %s" % (
                 _seconds(ran), runs, "" if runs == 1 else "s",
