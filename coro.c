@@ -149,13 +149,51 @@ int coro__ctx_template(ucontext_t *tpl)
  * once per loop saves getcontext's signal-mask system call on every spawn.
  * On x86-64 glibc the copy's pointer to its floating-point state still
  * points into the template; aim it at the copy's own area. */
-static void ctx_copy(ucontext_t *dst, const ucontext_t *tpl)
+static void ctx_copy_n(ucontext_t *dst, const ucontext_t *tpl, size_t n)
 {
-    memcpy(dst, tpl, sizeof *dst);
+    memcpy(dst, tpl, n);
 #if defined(__x86_64__) && defined(__GLIBC__)
     dst->uc_mcontext.fpregs = &dst->__fpregs_mem;
 #endif
 }
+
+/* A ucontext_t is 968 bytes on x86-64, and swapcontext touches the first
+ * 452 of them: the general registers, the pointer to the floating-point
+ * state, the kernel's 8-byte signal mask, and of that state only the x87
+ * environment (28 bytes) with MXCSR inside it; the 512-byte FXSAVE area
+ * past those is never written nor read. The exception is glibc's shadow
+ * stack support, which keeps the shadow stack pointer at the very end, and
+ * only when the kernel runs the process with a shadow stack: then the whole
+ * struct is kept. A shared-stack task's ucontext is its own, on the heap,
+ * so the other 512 bytes would be a quarter of all a parked sleeper costs
+ * in this build. */
+#if !defined(CORO_SWITCH_FAST) && defined(__x86_64__) && defined(__GLIBC__)
+#define UC_USED (offsetof(ucontext_t, __fpregs_mem) + 32)
+static size_t shared_uc_size = 0;
+static pthread_once_t shared_uc_once = PTHREAD_ONCE_INIT;
+
+static void shared_uc_init(void)
+{
+    unsigned long features = 0;
+    /* ARCH_SHSTK_STATUS (Linux 6.6): bit 0 is ARCH_SHSTK_SHSTK. Older
+     * kernels know no shadow stack and say EINVAL; valgrind knows none. */
+    int shstk = !coro__under_valgrind() &&
+                syscall(SYS_arch_prctl, 0x5005, &features) == 0 &&
+                (features & 1);
+    shared_uc_size = shstk ? sizeof(ucontext_t) : UC_USED;
+}
+
+size_t coro__shared_uc_size(void)
+{
+    pthread_once(&shared_uc_once, shared_uc_init);
+    return shared_uc_size;
+}
+#else
+size_t coro__shared_uc_size(void)
+{
+    return sizeof(ucontext_t);
+}
+#endif
 
 /* Prepares c, from tpl, to start entry() on the stack [lo, lo + len).
  * ENOMEM if TSan cannot create a fiber; 0 otherwise. */
@@ -165,7 +203,7 @@ static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
 #ifdef CORO__STACK_ENTER
     (void)tpl; /* entered by a jump to entry (switch.h) */
 #else
-    ctx_copy(c->uc, tpl);
+    ctx_copy_n(c->uc, tpl, sizeof *c->uc);
     c->uc->uc_stack.ss_sp = lo;
     c->uc->uc_stack.ss_size = len;
     c->uc->uc_link = NULL;
@@ -663,8 +701,8 @@ int coro__stack_canary_intact(const struct coro__stack *s)
 int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
                     ucontext_t *own)
 {
-    if (own)
-        ctx_copy(own, entry->uc); /* swapcontext will save into it */
+    if (own) /* swapcontext will save into it */
+        ctx_copy_n(own, entry->uc, coro__shared_uc_size());
     c->uc = own ? own : entry->uc;
     c->stack_lo = entry->stack_lo;
     c->stack_len = entry->stack_len;

@@ -447,6 +447,10 @@ int  coro__task_ctx_make(struct coro_task *t, const ucontext_t *tpl,
  * copy when not NULL. 0 or ENOMEM (TSan). */
 int  coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
                      ucontext_t *own);
+/* The bytes a shared-stack task's own ucontext needs (the receiver of
+ * coro__ctx_share's copy): fewer than sizeof(ucontext_t) where swapcontext
+ * is known to use fewer (x86-64 glibc without a shadow stack: coro.c). */
+size_t coro__shared_uc_size(void);
 /* The current stack pointer (x86-64 and AArch64; NULL elsewhere, where
  * shared stacks are not offered). */
 char *coro__stack_pointer(void);

@@ -498,7 +498,7 @@ static struct coro_task *shared_stack_task(struct coro__loop *l)
     size_t size = sizeof(struct coro_task); /* not rounded: malloc does */
 #else
     size_t tcb = (sizeof(struct coro_task) + 15) & ~(size_t)15;
-    size_t size = tcb + sizeof(ucontext_t);
+    size_t size = tcb + coro__shared_uc_size();
 #endif
     struct coro_task *t = coro__calloc(1, size);
     if (!t)
