@@ -296,14 +296,26 @@ static void run(struct coro__loop *l, struct coro_task *next)
         *(self)->loop->errno_at = (self)->saved_errno;                     \
     } while (0)
 
-static int suspend(struct coro__loop *l, struct coro_task *self, int yield)
+/* Two copies, for a park and for a yield, so that which it was is not one
+ * more value spilled across the jump into the frame a parked shared-stack
+ * task keeps. */
+#define SUSPEND_AWAY(l, self)                                              \
+    do {                                                                   \
+        struct coro_task *next_ = next_ready(l);                           \
+        if (next_ != (self))                                               \
+            SWITCH_AWAY(l, self, target(l, next_));                        \
+    } while (0)
+
+static int suspend_park(struct coro__loop *l, struct coro_task *self)
 {
-    struct coro_task *next = next_ready(l);
-    if (next != self)
-        SWITCH_AWAY(l, self, target(l, next));
-    if (yield)
-        return task_cancelled(self) ? ECANCELED : 0;
+    SUSPEND_AWAY(l, self);
     return self->wake_status;
+}
+
+static int suspend_yield(struct coro__loop *l, struct coro_task *self)
+{
+    SUSPEND_AWAY(l, self);
+    return task_cancelled(self) ? ECANCELED : 0;
 }
 
 #ifdef CORO__CHECKED
@@ -358,8 +370,8 @@ int coro__park_until(struct coro_task *self, const struct coro__park *p,
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_PARK);
     if (CORO__LIKELY(!scoped))
-        return suspend(l, self, 0);
-    int status = suspend(l, self, 0);
+        return suspend_park(l, self);
+    int status = suspend_park(l, self);
     if (status == ETIMEDOUT)
         coro__scope_expired(self);
     return status;
@@ -715,7 +727,7 @@ int await_yield(void)
     ready_push(l, self);
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_READY);
-    return suspend(l, self, 1);
+    return suspend_yield(l, self);
 }
 
 /* A sleep is a wait with nothing but a deadline, whose wake is its
