@@ -800,6 +800,13 @@ struct coro__extra {
     struct coro__link   group_link; /* in the group's members (group.c) */
     unsigned char       group_cancelled; /* its group cancelled it: not a
                                        failure of its own */
+    /* A task with a scope open has its extra block (scope.c): */
+    coro_timeout       *scope_bound;/* the scope whose deadline the last
+                                       coro__enter handed the wait */
+    coro_timeout       *shield_scope; /* the innermost scope open when
+                                       the shield went on: it and those
+                                       outside it are held back while the
+                                       shield is on */
     void               *wait_block; /* a record on the heap (a select's),
                                        freed with the task if it is
                                        abandoned in the wait (a deadlock) */
@@ -854,12 +861,6 @@ struct coro_task {
                                        the waiter's `wait`, or on the heap
                                        (join.c) */
     coro_timeout       *scope;      /* its innermost open timeout scope */
-    coro_timeout       *scope_bound;/* the scope whose deadline the last
-                                       coro__enter handed the wait */
-    coro_timeout       *shield_scope; /* the innermost scope open when
-                                       the shield went on: it and those
-                                       outside it are held back while the
-                                       shield is on */
     const char         *fn_name;    /* from the spawn macro, or NULL */
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */

@@ -192,14 +192,14 @@ next_ready(struct coro__loop *l)
 void coro__task_free(struct coro__loop *l, struct coro_task *t)
 {
     coro__local_end(t); /* a task abandoned before it ended */
+    if (CORO__UNLIKELY(t->scope)) /* ended with scopes open */
+        coro__scopes_free(t);
     if (CORO__UNLIKELY(t->extra != NULL)) {
         if (t->extra->wait_block) /* abandoned in a select */
             coro__free(t->extra->wait_block, t->extra->wait_block_size);
         coro__free(t->extra, sizeof *t->extra);
         t->extra = NULL; /* an own stack's block is pooled */
     }
-    if (CORO__UNLIKELY(t->scope)) /* ended with scopes open */
-        coro__scopes_free(t);
     coro__list_remove(&l->all, &t->all_link);
     l->ntasks--;
     if (t == l->main)
@@ -356,7 +356,7 @@ int coro__park_until(struct coro_task *self, const struct coro__park *p,
     if (deadline != CORO__NEVER) {
         coro__timer_start(&l->timers, &self->timer, deadline);
         wakers |= CORO__BY_TIMER;
-        if (CORO__UNLIKELY(self->scope_bound) &&
+        if (CORO__UNLIKELY(self->scope != NULL) &&
             coro__scope_limits(self, deadline)) {
             scoped = 1; /* even a sleep ends in ETIMEDOUT */
             self->timeout_status = ETIMEDOUT;
@@ -690,8 +690,9 @@ int coro_shield(int on)
     if (!self)
         return 0;
     int old = self->shield;
-    if (on && !old) /* the scopes open now are held back */
-        self->shield_scope = self->scope;
+    if (on && !old && self->extra) /* the scopes open now are held back
+                                        (none, and no block: NULL) */
+        self->extra->shield_scope = self->scope;
     self->shield = on != 0;
     return old;
 }
