@@ -214,7 +214,9 @@ static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
     c->made = 1;
 #ifdef CORO_SWITCH_FAST
     c->started = 0;
-    c->entry = entry;
+#endif
+#ifdef CORO__STACK_ENTER
+    CORO__ASSERT(entry == coro__task_entry); /* where the jump goes */
 #endif
 #ifdef CORO__ASAN
     c->asan_fake = NULL;
@@ -709,7 +711,6 @@ int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
     c->made = 1;
 #ifdef CORO_SWITCH_FAST
     c->started = 0;
-    c->entry = entry->entry;
 #endif
 #ifdef CORO__ASAN
     c->asan_fake = NULL;

@@ -103,7 +103,8 @@ static void wait_of(const struct coro_task *t, struct coro_task_info *in)
 {
     in->wait = coro__wait_name(t->wait_kind);
     if (t->timer.index != CORO__TIMER_IDLE)
-        in->wait_deadline = (double)t->timer.when / 1e9;
+        in->wait_deadline =
+            (double)coro__timer_when(&t->loop->timers, &t->timer) / 1e9;
     switch (t->wait_kind) {
     case CORO__W_JOIN:
         in->wait_object = t->wait_what;

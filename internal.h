@@ -360,8 +360,8 @@ struct coro__ctx {
                                  block; fast shared-stack tasks share the
                                  loop's entry context */
 #ifdef CORO_SWITCH_FAST
-    struct coro__jb jb;       /* registers saved by _setjmp */
-    void      (*entry)(void); /* where a first entry starts (fast switch) */
+    struct coro__jb jb;       /* registers saved by _setjmp (a first
+                                 entry starts at coro__task_entry) */
 #endif
     const void *stack_lo;     /* lowest address of this context's stack */
     size_t      stack_len;    /* its size; 0 while unknown (the thread's) */
@@ -437,6 +437,10 @@ void coro__stacks_term(struct coro__stacks *s);
 int  coro__stack_size(size_t requested, size_t dflt, size_t *out);
 /* For an unguarded stack, whether its bottom (the canary) is untouched. */
 int  coro__stack_canary_intact(const struct coro__stack *s);
+/* Every task context's first frame (sched.c's trampoline): where a fresh
+ * stack is entered, the same for all, so that no context keeps it. */
+extern void (*const coro__task_entry)(void);
+
 /* Prepares t (fresh from coro__stack_get) to run entry on its stack. 0, or
  * ENOMEM if TSan cannot create a fiber. */
 int  coro__task_ctx_make(struct coro_task *t, const ucontext_t *tpl,
@@ -478,8 +482,9 @@ const char *coro__stack_deepest(const char *lo, const char *hi);
 #define CORO__NEVER INT64_MAX       /* a deadline that never comes */
 #define CORO__TIMER_IDLE SIZE_MAX   /* index of a node not in the heap */
 
+/* The deadline itself is only in the node's heap slot (coro__timer_when):
+ * kept in the node too, it cost every task 8 bytes. */
 struct coro__timer {
-    int64_t  when;                  /* deadline, ns of CLOCK_MONOTONIC */
     uint64_t seq;                   /* insertion order: breaks ties FIFO */
     size_t   index;                 /* slot in the heap, or TIMER_IDLE */
 };
@@ -512,6 +517,12 @@ void coro__timer_start(struct coro__timers *tm, struct coro__timer *node,
                        int64_t when);
 /* O(log n). Does nothing to an idle node. */
 void coro__timer_stop(struct coro__timers *tm, struct coro__timer *node);
+/* A started node's deadline (ns of CLOCK_MONOTONIC). O(1). */
+static inline int64_t coro__timer_when(const struct coro__timers *tm,
+                                       const struct coro__timer *node)
+{
+    return tm->heap[node->index].when;
+}
 /* Earliest deadline, or CORO__NEVER. O(1). */
 int64_t coro__timer_next(const struct coro__timers *tm);
 /* Removes and returns the earliest node if its deadline is <= now. */

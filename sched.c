@@ -463,6 +463,8 @@ static void trampoline(void)
     }
 }
 
+void (*const coro__task_entry)(void) = trampoline;
+
 /* A task on a stack of its own: its control block at the stack's top. */
 static struct coro_task *own_stack_task(struct coro__loop *l, size_t size)
 {

@@ -76,7 +76,7 @@ coro__ctx_first_entry(const struct coro__ctx *c)
                      "pushq $0\n\t"
                      "jmpq *%1"
                      :
-                     : "r"(top), "r"(c->entry)
+                     : "r"(top), "r"(coro__task_entry)
                      : "memory");
 #else
     __asm__ volatile("mov sp, %0\n\t"
@@ -84,7 +84,7 @@ coro__ctx_first_entry(const struct coro__ctx *c)
                      "mov x30, xzr\n\t"
                      "br %1"
                      :
-                     : "r"(top), "r"(c->entry)
+                     : "r"(top), "r"(coro__task_entry)
                      : "memory");
 #endif
 #else

@@ -135,7 +135,6 @@ void coro__timer_start(struct coro__timers *tm, struct coro__timer *node,
                        int64_t when)
 {
     CORO__ASSERT(node->index == CORO__TIMER_IDLE && tm->n < tm->cap);
-    node->when = when;
     node->seq = tm->seq++;
     size_t i = tm->n++;
     tm->heap[i] = (struct coro__heap_slot){ when, node };

@@ -378,7 +378,8 @@ def _state(cx, t):
 def _deadline(cx, t):
     if int(t["timer"]["index"]) == cx.timer_idle:
         return None
-    return (int(t["timer"]["when"]) - cx.now) / 1e9
+    when = t["loop"]["timers"]["heap"][int(t["timer"]["index"])]["when"]
+    return (int(when) - cx.now) / 1e9
 
 
 def _mutex_holder(loop, what):
