@@ -9,8 +9,11 @@ static const char usage[] =
     "usage: sleepers [--shared] [--seconds S] [N]\n"
     "Runs N tasks (default 100000) that each sleep one second (or S),\n"
     "gathers them, and prints: wall s, CPU s, peak RSS MiB, KiB per task,\n"
-    "and how many were asleep at once at most (with millions, the first\n"
-    "wake before the last are spawned unless S is long enough).\n"
+    "and how many were asleep at once at most: from the first run to the\n"
+    "resumption, so a task whose timer fired but that waits in the ready\n"
+    "queue still counts (as its memory does). With --seconds 1, millions\n"
+    "of tasks take longer than that to spawn and park: use S long enough\n"
+    "for all timers to be pending at once.\n"
     "--shared runs them on the loop's shared stack (CORO_SHARED_STACK).\n";
 
 static coro_attr attr;
