@@ -149,13 +149,51 @@ int coro__ctx_template(ucontext_t *tpl)
  * once per loop saves getcontext's signal-mask system call on every spawn.
  * On x86-64 glibc the copy's pointer to its floating-point state still
  * points into the template; aim it at the copy's own area. */
-static void ctx_copy(ucontext_t *dst, const ucontext_t *tpl)
+static void ctx_copy_n(ucontext_t *dst, const ucontext_t *tpl, size_t n)
 {
-    memcpy(dst, tpl, sizeof *dst);
+    memcpy(dst, tpl, n);
 #if defined(__x86_64__) && defined(__GLIBC__)
     dst->uc_mcontext.fpregs = &dst->__fpregs_mem;
 #endif
 }
+
+/* A ucontext_t is 968 bytes on x86-64, and swapcontext touches the first
+ * 452 of them: the general registers, the pointer to the floating-point
+ * state, the kernel's 8-byte signal mask, and of that state only the x87
+ * environment (28 bytes) with MXCSR inside it; the 512-byte FXSAVE area
+ * past those is never written nor read. The exception is glibc's shadow
+ * stack support, which keeps the shadow stack pointer at the very end, and
+ * only when the kernel runs the process with a shadow stack: then the whole
+ * struct is kept. A shared-stack task's ucontext is its own, on the heap,
+ * so the other 512 bytes would be a quarter of all a parked sleeper costs
+ * in this build. */
+#if !defined(CORO_SWITCH_FAST) && defined(__x86_64__) && defined(__GLIBC__)
+#define UC_USED (offsetof(ucontext_t, __fpregs_mem) + 32)
+static size_t shared_uc_size = 0;
+static pthread_once_t shared_uc_once = PTHREAD_ONCE_INIT;
+
+static void shared_uc_init(void)
+{
+    unsigned long features = 0;
+    /* ARCH_SHSTK_STATUS (Linux 6.6): bit 0 is ARCH_SHSTK_SHSTK. Older
+     * kernels know no shadow stack and say EINVAL; valgrind knows none. */
+    int shstk = !coro__under_valgrind() &&
+                syscall(SYS_arch_prctl, 0x5005, &features) == 0 &&
+                (features & 1);
+    shared_uc_size = shstk ? sizeof(ucontext_t) : UC_USED;
+}
+
+size_t coro__shared_uc_size(void)
+{
+    pthread_once(&shared_uc_once, shared_uc_init);
+    return shared_uc_size;
+}
+#else
+size_t coro__shared_uc_size(void)
+{
+    return sizeof(ucontext_t);
+}
+#endif
 
 /* Prepares c, from tpl, to start entry() on the stack [lo, lo + len).
  * ENOMEM if TSan cannot create a fiber; 0 otherwise. */
@@ -165,7 +203,7 @@ static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
 #ifdef CORO__STACK_ENTER
     (void)tpl; /* entered by a jump to entry (switch.h) */
 #else
-    ctx_copy(c->uc, tpl);
+    ctx_copy_n(c->uc, tpl, sizeof *c->uc);
     c->uc->uc_stack.ss_sp = lo;
     c->uc->uc_stack.ss_size = len;
     c->uc->uc_link = NULL;
@@ -176,7 +214,9 @@ static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
     c->made = 1;
 #ifdef CORO_SWITCH_FAST
     c->started = 0;
-    c->entry = entry;
+#endif
+#ifdef CORO__STACK_ENTER
+    CORO__ASSERT(entry == coro__task_entry); /* where the jump goes */
 #endif
 #ifdef CORO__ASAN
     c->asan_fake = NULL;
@@ -188,6 +228,14 @@ static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
 #endif
     return 0;
 }
+
+#if defined(CORO_SWITCH_FAST) && defined(__x86_64__) && defined(__GLIBC__)
+_Static_assert(offsetof(struct __jmp_buf_tag, __mask_was_saved) ==
+                   offsetof(struct coro__jb, mask_was_saved) &&
+               sizeof(((struct __jmp_buf_tag *)0)->__jmpbuf) ==
+                   sizeof(((struct coro__jb *)0)->jmpbuf),
+               "struct coro__jb is the head of glibc's jmp_buf");
+#endif
 
 void coro__ctx_thread(struct coro__ctx *c)
 {
@@ -748,15 +796,14 @@ int coro__stack_canary_intact(const struct coro__stack *s)
 int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
                     ucontext_t *own)
 {
-    if (own)
-        ctx_copy(own, entry->uc); /* swapcontext will save into it */
+    if (own) /* swapcontext will save into it */
+        ctx_copy_n(own, entry->uc, coro__shared_uc_size());
     c->uc = own ? own : entry->uc;
     c->stack_lo = entry->stack_lo;
     c->stack_len = entry->stack_len;
     c->made = 1;
 #ifdef CORO_SWITCH_FAST
     c->started = 0;
-    c->entry = entry->entry;
 #endif
 #ifdef CORO__ASAN
     c->asan_fake = NULL;
@@ -864,6 +911,9 @@ static void frames_restore(char *sp, const char *from, size_t len,
  * shared stack, out to the heap. Memory for them is all a parked
  * shared-stack task costs beyond its control block; if it cannot be had,
  * nothing sensible is left to do. */
+_Static_assert(CORO__STACK_MAX <= UINT32_MAX,
+               "a shared stack's frames fit the uint32_t sizes of a task");
+
 static void frames_save(const struct coro_task *host, struct coro_task *owner)
 {
     char *top = usable_lo(host) + usable_len(host);
@@ -879,12 +929,12 @@ static void frames_save(const struct coro_task *host, struct coro_task *owner)
             abort();
         }
         owner->saved = buf;
-        owner->saved_cap = len;
+        owner->saved_cap = (uint32_t)len;
     }
     frames_copy(owner->saved, owner->saved_sp, len);
-    owner->saved_len = len;
+    owner->saved_len = (uint32_t)len;
     if (len > owner->shared_hw)
-        owner->shared_hw = len;
+        owner->shared_hw = (uint32_t)len;
 }
 
 void coro__shared_install(struct coro_task *host, struct coro_task *owner,

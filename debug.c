@@ -183,9 +183,9 @@ static void dump_task(FILE *out, const struct coro_task *t, double now)
         return;
     char state[96], site[32], size[32], used[32], group[32] = "";
     describe(t, &in, now, state, sizeof state);
-    if (t->group)
+    if (coro__task_group(t))
         snprintf(group, sizeof group, " [group #%llu]",
-                 coro__group_id(t->group));
+                 coro__group_id(coro__task_group(t)));
     snprintf(size, sizeof size, "%zuK%s", in.stack_size >> 10,
              in.shared_stack ? " shared" : "");
     if (in.stack_used < 10 << 10)

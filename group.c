@@ -31,7 +31,7 @@ struct coro_group {
 
 static struct coro_task *member(struct coro__link *n)
 {
-    return CORO__ENTRY(n, struct coro_task, group_link);
+    return CORO__ENTRY(n, struct coro__extra, group_link)->task;
 }
 
 coro_group *coro_group_new(void)
@@ -62,29 +62,29 @@ static void group_cancel(coro_group *g)
         if (t->state == CORO__DONE)
             continue;
         if (!t->cancelled)
-            t->group_cancelled = 1;
+            t->extra->group_cancelled = 1;
         coro__cancel(t);
     }
 }
 
 void coro__group_add(coro_group *g, struct coro_task *t)
 {
-    t->group = g;
-    coro__list_append(&g->members, &t->group_link);
+    t->extra->group = g;
+    coro__list_append(&g->members, &t->extra->group_link);
     g->aw.n++;
     g->aw.pending++;
     if (g->cancelling) { /* born cancelled: it still runs to clean up */
         t->cancelled = 1;
-        t->group_cancelled = 1;
+        t->extra->group_cancelled = 1;
     }
 }
 
 void coro__group_ended(struct coro_task *t)
 {
-    coro_group *g = t->group;
+    coro_group *g = t->extra->group;
     int err = coro__task_error(t);
     g->aw.pending--;
-    if (err && !(err == ECANCELED && t->group_cancelled)) {
+    if (err && !(err == ECANCELED && t->extra->group_cancelled)) {
         if (!g->error)
             g->error = err;
         if (!g->cancelling)
@@ -145,7 +145,7 @@ int await_group(coro_group *g)
         return EPERM;
     if (!usable(g))
         return EINVAL;
-    if (self->group == g)
+    if (coro__task_group(self) == g)
         return EDEADLK; /* a member would wait for itself */
     if (g->waiter)
         return EINVAL;
@@ -205,7 +205,7 @@ int coro_group_free(coro_group *g)
         return EBUSY;
     while (g->members.head) {
         struct coro_task *t = member(g->members.head);
-        coro__list_remove(&g->members, &t->group_link);
+        coro__list_remove(&g->members, &t->extra->group_link);
         t->joined = 1;
         coro__task_free(g->loop, t);
     }

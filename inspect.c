@@ -61,7 +61,12 @@ int coro_task_set_name(coro_task *t, const char *name)
 {
     if (!ours(t))
         return EINVAL;
-    name_copy(t->name, name);
+    if (!t->extra && (!name || !name[0]))
+        return 0; /* no name, and none to clear */
+    struct coro__extra *x = coro__extra_get(t);
+    if (!x)
+        return ENOMEM;
+    name_copy(x->name, name);
     return 0;
 }
 
@@ -98,7 +103,8 @@ static void wait_of(const struct coro_task *t, struct coro_task_info *in)
 {
     in->wait = coro__wait_name(t->wait_kind);
     if (t->timer.id != CORO__TIMER_IDLE)
-        in->wait_deadline = (double)t->timer.when / 1e9;
+        in->wait_deadline =
+            (double)coro__timer_when(&t->loop->timers, &t->timer) / 1e9;
     switch (t->wait_kind) {
     case CORO__W_JOIN:
         in->wait_object = t->wait_what;
@@ -106,9 +112,9 @@ static void wait_of(const struct coro_task *t, struct coro_task_info *in)
         /* fall through */
     case CORO__W_GATHER:
     case CORO__W_WAIT:
-        if (t->await) {
-            in->wait_tasks = t->await->n;
-            in->wait_pending = t->await->pending;
+        if (t->awaiting) {
+            in->wait_tasks = t->wait.await.n;
+            in->wait_pending = t->wait.await.pending;
         }
         return;
     case CORO__W_FD_READ:
@@ -142,7 +148,7 @@ int coro_task_info(const coro_task *t, struct coro_task_info *info)
         .stack_size = t->stack.shared ? t->ctx.stack_len : t->stack.size,
         .stack_used = coro_stack_high_water(t),
         .shared_stack = t->stack.shared,
-        .runs = t->runs,
+        .runs = coro__runs(t),
     };
     int64_t ran, longest;
     coro__accounts(t, &ran, &longest);

@@ -244,6 +244,11 @@ static inline int coro__enter(double timeout, struct coro_task **self,
 /* Parks self as p describes until a wake; returns the wake status (see
  * above). */
 int  coro__park(struct coro_task *self, const struct coro__park *p);
+/* As coro__park, with the deadline apart (p->deadline is not read): a
+ * caller whose description is static tail-calls it, and its frame is not
+ * kept while the task is parked. */
+int  coro__park_until(struct coro_task *self, const struct coro__park *p,
+                      int64_t deadline);
 /* As coro__park, with cancellation held back for the wait: for waits that
  * must end only with their source (clean-up that drains, a job running
  * on a worker). */
@@ -324,6 +329,36 @@ unsigned coro__cpus(void);
 #define CORO__REGS_SWITCH 1
 #endif
 
+#ifdef CORO_SWITCH_FAST
+#if defined(__x86_64__) && defined(__GLIBC__)
+/* The part of glibc's jmp_buf that _setjmp and _longjmp touch: the eight
+ * saved registers, the "mask was saved" flag (always 0 for _setjmp), and
+ * where a CET-enabled glibc keeps the shadow stack pointer (offset 88).
+ * The rest of the 200-byte jmp_buf is a 128-byte signal mask that only
+ * sigsetjmp(env, 1) writes: 104 bytes of every task that nothing reads. */
+struct coro__jb {
+    long     jmpbuf[8];
+    int      mask_was_saved;
+    unsigned long shadow[3];
+};
+/* The jmp_buf pointer _setjmp and _longjmp are given, hidden from the
+ * compiler's object-size tracking (it would warn that they take 200 bytes):
+ * no instruction. */
+static inline struct __jmp_buf_tag *coro__jb_arg(struct coro__jb *jb)
+{
+    void *p = jb;
+    __asm__("" : "+r"(p));
+    return p;
+}
+#define CORO__JB_ARG(jb) coro__jb_arg(&(jb))
+#else
+struct coro__jb {
+    jmp_buf jb;
+};
+#define CORO__JB_ARG(jb) ((jb).jb)
+#endif
+#endif
+
 struct coro__ctx {
     ucontext_t *uc;           /* registers saved by swapcontext; with the
                                  fast switch, only the first entry. Own
@@ -336,16 +371,18 @@ struct coro__ctx {
                                  pointer and address to resume at: saved by
                                  coro__regs_swap (coro.c) */
 #else
-    jmp_buf     jb;           /* registers saved by _setjmp */
+    struct coro__jb jb;       /* registers saved by _setjmp */
 #endif
-    unsigned char started;    /* regs or jb valid: entered at least once */
-    void      (*entry)(void); /* where a first entry starts (fast switch) */
+#endif
+    const void *stack_lo;     /* lowest address of this context's stack */
+    size_t      stack_len;    /* its size; 0 while unknown (the thread's) */
+#ifdef CORO_SWITCH_FAST
+    unsigned char started;    /* regs or jb valid: entered at least once (a
+                                 first entry starts at coro__task_entry) */
 #endif
     unsigned char made;       /* a trampoline context lives on this stack:
                                  made by makecontext, or parked at the end
                                  of the task before, ready for the next */
-    const void *stack_lo;     /* lowest address of this context's stack */
-    size_t      stack_len;    /* its size; 0 while unknown (the thread's) */
 #ifdef CORO__ASAN
     void       *asan_fake;    /* ASan's fake stack, saved while switched out */
 #endif
@@ -441,6 +478,10 @@ void coro__stacks_term(struct coro__stacks *s);
 int  coro__stack_size(size_t requested, size_t dflt, size_t *out);
 /* For an unguarded stack, whether its bottom (the canary) is untouched. */
 int  coro__stack_canary_intact(const struct coro__stack *s);
+/* Every task context's first frame (sched.c's trampoline): where a fresh
+ * stack is entered, the same for all, so that no context keeps it. */
+extern void (*const coro__task_entry)(void);
+
 /* Prepares t (fresh from coro__stack_get) to run entry on its stack. 0, or
  * ENOMEM if TSan cannot create a fiber. */
 int  coro__task_ctx_make(struct coro_task *t, const ucontext_t *tpl,
@@ -451,6 +492,10 @@ int  coro__task_ctx_make(struct coro_task *t, const ucontext_t *tpl,
  * copy when not NULL. 0 or ENOMEM (TSan). */
 int  coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
                      ucontext_t *own);
+/* The bytes a shared-stack task's own ucontext needs (the receiver of
+ * coro__ctx_share's copy): fewer than sizeof(ucontext_t) where swapcontext
+ * is known to use fewer (x86-64 glibc without a shadow stack: coro.c). */
+size_t coro__shared_uc_size(void);
 /* The current stack pointer (x86-64 and AArch64; NULL elsewhere, where
  * shared stacks are not offered). */
 char *coro__stack_pointer(void);
@@ -478,8 +523,9 @@ const char *coro__stack_deepest(const char *lo, const char *hi);
 #define CORO__NEVER INT64_MAX       /* a deadline that never comes */
 #define CORO__TIMER_IDLE UINT32_MAX /* id of a node not in the heap */
 
+/* The deadline itself is only in the node's heap slot (coro__timer_when):
+ * kept in the node too, it cost every task 8 bytes. */
 struct coro__timer {
-    int64_t  when;                  /* deadline, ns of CLOCK_MONOTONIC */
     uint32_t id;                    /* its entry in the loop's tables while
                                        armed, or CORO__TIMER_IDLE */
 };
@@ -520,6 +566,12 @@ void coro__timer_start(struct coro__timers *tm, struct coro__timer *node,
                        int64_t when);
 /* O(log n). Does nothing to an idle node. */
 void coro__timer_stop(struct coro__timers *tm, struct coro__timer *node);
+/* A started node's deadline (ns of CLOCK_MONOTONIC). O(1). */
+static inline int64_t coro__timer_when(const struct coro__timers *tm,
+                                       const struct coro__timer *node)
+{
+    return tm->heap[tm->where[node->id]].when;
+}
 /* Earliest deadline, or CORO__NEVER. O(1). */
 int64_t coro__timer_next(const struct coro__timers *tm);
 /* Removes and returns the earliest node if its deadline is <= now. */
@@ -784,6 +836,43 @@ union coro__wait {
     void                  *sync[8]; /* a waiter on an object (sync.c) */
 };
 
+/* The part of a task that few tasks use, kept apart from the control
+ * block and made on first use (coro__extra_get): a name, membership of a
+ * group, a select's record. A parked shared-stack task costs its control
+ * block, its frames and a heap slot, so every field moved here is a field
+ * ten million sleepers do not pay for. Freed with the task. */
+/* A task's times (trace.c), kept while the loop observes its tasks (the
+ * hook, CORO_TRACE, CORO_DEBUG, accounting or the watchdog). */
+struct coro__acct {
+    int64_t             note_at;    /* when last observed */
+    int64_t             ran_ns;     /* time spent running */
+    uint64_t            runs;       /* times it was given the thread */
+    int64_t             longest_ns; /* its longest single run */
+};
+
+struct coro__extra {
+    struct coro_task   *task;       /* whose it is */
+    struct coro__acct   acct;       /* made at its first note: an observed
+                                       task pays for the whole block */
+    char                name[CORO__NAME_MAX]; /* coro_attr.name or
+                                       coro_task_set_name's, copied */
+    struct coro_group  *group;      /* the group it belongs to, or NULL */
+    struct coro__link   group_link; /* in the group's members (group.c) */
+    unsigned char       group_cancelled; /* its group cancelled it: not a
+                                       failure of its own */
+    /* A task with a scope open has its extra block (scope.c): */
+    coro_timeout       *scope_bound;/* the scope whose deadline the last
+                                       coro__enter handed the wait */
+    coro_timeout       *shield_scope; /* the innermost scope open when
+                                       the shield went on: it and those
+                                       outside it are held back while the
+                                       shield is on */
+    void               *wait_block; /* a record on the heap (a select's),
+                                       freed with the task if it is
+                                       abandoned in the wait (a deadlock) */
+    size_t              wait_block_size;
+};
+
 /* A task's control block: sits at the top of the task's stack mapping, so a
  * parked task with a shallow stack costs a single page. The fields up to
  * ctx survive the stack's trip through the pool; the rest is reset by each
@@ -804,6 +893,7 @@ struct coro_task {
     int                 error;      /* set by coro_fail */
     int                 wake_status;/* status passed by the last wake */
     int                 timeout_status; /* status a timer wake delivers */
+    int                 saved_errno;/* errno while it is switched out */
     unsigned char       state;      /* enum coro__state */
     unsigned char       cancelled;  /* coro_cancel was called (sticky) */
     unsigned char       shield;     /* coro_shield is on */
@@ -814,49 +904,27 @@ struct coro_task {
     unsigned char       wait_kind;  /* enum coro__wait_kind while parked */
     unsigned char       wakers;     /* CORO__BY_* of the present wait, as
                                        counted in the loop (sched.c) */
+    unsigned char       note_state; /* what trace.c last saw it do */
+    unsigned char       awaiting;   /* it awaits other tasks: wait.await
+                                       is its record (join.c) */
+    unsigned            mutexes;    /* coro_mutex it holds (sync.c) */
     const void         *wait_what;  /* the object it waits on, for dumps */
     int64_t             since;      /* when it last parked or woke: coarse
                                        clock, for coro_dump */
-    unsigned            mutexes;    /* coro_mutex it holds (sync.c) */
-    size_t              shared_hw;  /* shared stack: most bytes of frames
-                                       it parked with */
-    int64_t             note_at;    /* when observed (trace.c) */
-    unsigned char       note_state; /* what trace.c last saw it do */
-    /* Accounting (trace.c), while the loop observes its tasks: */
-    int64_t             ran_ns;     /* time spent running */
-    uint64_t            runs;       /* times it was given the thread */
-    int64_t             longest_ns; /* its longest single run */
     struct coro__timer  timer;      /* deadline while parked (timer.c) */
     coro__detach_fn     detach;     /* unhooks from the wake source */
     void               *waiting_on; /* the source's record of this wait,
                                        usually in `wait` */
     union coro__wait    wait;       /* this wait's record */
-    void               *wait_block; /* a record on the heap (a select's),
-                                       freed with the task if it is
-                                       abandoned in the wait (a deadlock) */
-    size_t              wait_block_size;
     struct coro_task   *waiter;     /* the task awaiting this one, if any */
     struct coro__await *report;     /* the record it tells of its end: in
                                        the waiter's `wait`, or on the heap
                                        (join.c) */
-    struct coro__await *await;      /* &wait.await while this task awaits
-                                       others */
-    struct coro_group  *group;      /* the group it belongs to, or NULL */
     coro_timeout       *scope;      /* its innermost open timeout scope */
-    coro_timeout       *scope_bound;/* the scope whose deadline the last
-                                       coro__enter handed the wait */
-    coro_timeout       *shield_scope; /* the innermost scope open when
-                                       the shield went on: it and those
-                                       outside it are held back while the
-                                       shield is on */
-    struct coro__link   group_link; /* in the group's members (group.c) */
-    unsigned char       group_cancelled; /* its group cancelled it: not a
-                                       failure of its own */
     const char         *fn_name;    /* from the spawn macro, or NULL */
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */
-    char                name[CORO__NAME_MAX]; /* coro_attr.name or
-                                       coro_task_set_name's, copied */
+    struct coro__extra *extra;      /* what few tasks use, or NULL */
     struct coro__locals *locals;    /* its task-local values, shared with
                                        its spawner and the tasks it
                                        spawned until one of them sets a
@@ -865,9 +933,11 @@ struct coro_task {
     char               *saved_sp;   /* stack pointer when it last parked */
     char               *saved;      /* its frames [saved_sp, top) while
                                        another task's are on the stack */
-    size_t              saved_len;  /* bytes in saved (0: frames in place,
+    /* Sizes within the shared stack, which is at most CORO__STACK_MAX: */
+    uint32_t            saved_len;  /* bytes in saved (0: frames in place,
                                        or never run) */
-    size_t              saved_cap;  /* bytes allocated for saved */
+    uint32_t            saved_cap;  /* bytes allocated for saved */
+    uint32_t            shared_hw;  /* most bytes of frames it parked with */
 };
 
 /* What the stall watchdog (watchdog.c) knows of a loop's present run.
@@ -977,6 +1047,14 @@ struct coro__loop {
 };
 
 #define CORO__TASK_OF(link) CORO__ENTRY(link, struct coro_task, all_link)
+
+/* t's extra block, made (zeroed) on first use: NULL if memory is short. */
+struct coro__extra *coro__extra_get(struct coro_task *t);
+/* The group t belongs to, or NULL. */
+static inline struct coro_group *coro__task_group(const struct coro_task *t)
+{
+    return CORO__UNLIKELY(t->extra != NULL) ? t->extra->group : NULL;
+}
 
 /* A heap object the loop frees at its end if its owner did not (an
  * as_completed iterator, a task group): first in the object. */
@@ -1103,9 +1181,10 @@ void coro__debug_term(struct coro__loop *l);
 void coro__observe_update(struct coro__loop *l);
 
 /* t's accounts: time spent running and its longest run, the run going on
- * now included. */
+ * now included, and its runs. */
 void coro__accounts(const struct coro_task *t, int64_t *ran,
                     int64_t *longest);
+uint64_t coro__runs(const struct coro_task *t);
 
 /* The process's running loops (loops.c), for gdb and the watchdog: a loop
  * is added as coro_run starts it (which records its thread) and removed

@@ -29,7 +29,7 @@ static int await_satisfied(const struct coro__await *aw)
 
 int coro__task_ended(struct coro_task *t)
 {
-    if (t->group) {
+    if (coro__task_group(t)) {
         coro__group_ended(t);
         return 1;
     }
@@ -63,7 +63,7 @@ static int claim_one(struct coro__loop *l, struct coro_task *self,
         return EINVAL;
     if (t == self)
         return EDEADLK;
-    if (t->detached || t->waiter || t->group)
+    if (t->detached || t->waiter || coro__task_group(t))
         return EINVAL;
     return 0;
 }
@@ -106,7 +106,7 @@ static int claim(struct coro__loop *l, struct coro_task *self,
 {
     int err = claim_into(l, self, tasks, n, when, &self->wait.await);
     if (!err)
-        self->await = &self->wait.await;
+        self->awaiting = 1;
     return err;
 }
 
@@ -117,7 +117,7 @@ static void unclaim(struct coro__loop *l, struct coro_task *self,
 {
     for (size_t i = 0; i < n; i++)
         release(l, tasks[i]);
-    self->await = NULL;
+    self->awaiting = 0;
 }
 
 /* Parks self until its await condition holds: 0, ETIMEDOUT or ECANCELED.
@@ -128,15 +128,15 @@ static int await_claimed(struct coro_task *self, int entry, int kind,
 {
     if (entry)
         return entry;
-    if (await_satisfied(self->await))
+    if (await_satisfied(&self->wait.await))
         return 0;
     return coro__park(self, &(struct coro__park){
         .kind = (unsigned char)kind,
         .timeout_status = ETIMEDOUT,
         .deadline = deadline,
         .what = what,
-        .record = self->await,
-        .record_size = sizeof *self->await,
+        .record = &self->wait.await,
+        .record_size = sizeof self->wait.await,
     });
 }
 
@@ -146,7 +146,7 @@ static int await_claimed(struct coro_task *self, int entry, int kind,
 static void cancel_and_drain(struct coro_task *self, coro_task **tasks,
                              size_t n, int kind)
 {
-    struct coro__await *aw = self->await;
+    struct coro__await *aw = &self->wait.await;
     for (size_t i = 0; i < n; i++)
         coro__cancel(tasks[i]);
     aw->when = CORO_ALL_COMPLETED;
@@ -181,7 +181,7 @@ int await_task_timeout(coro_task *t, double timeout, void **result)
             coro__enter(-1, &self, NULL) == ECANCELED)
             status = ECANCELED;
     }
-    self->await = NULL;
+    self->awaiting = 0;
     if (result)
         *result = t->result;
     err = status ? status : coro__task_error(t);
@@ -211,7 +211,7 @@ int await_gather(coro_task **tasks, size_t n, void **results, int *errors)
     int status = await_claimed(self, entry, CORO__W_GATHER, NULL, deadline);
     if (status)
         cancel_and_drain(self, tasks, n, CORO__W_GATHER);
-    self->await = NULL;
+    self->awaiting = 0;
     /* The first failure in time, not in argument order. */
     uint64_t first_end = UINT64_MAX;
     int first_err = 0;

@@ -192,10 +192,14 @@ next_ready(struct coro__loop *l)
 void coro__task_free(struct coro__loop *l, struct coro_task *t)
 {
     coro__local_end(t); /* a task abandoned before it ended */
-    if (CORO__UNLIKELY(t->wait_block)) /* abandoned in a select */
-        coro__free(t->wait_block, t->wait_block_size);
     if (CORO__UNLIKELY(t->scope)) /* ended with scopes open */
         coro__scopes_free(t);
+    if (CORO__UNLIKELY(t->extra != NULL)) {
+        if (t->extra->wait_block) /* abandoned in a select */
+            coro__free(t->extra->wait_block, t->extra->wait_block_size);
+        coro__free(t->extra, sizeof *t->extra);
+        t->extra = NULL; /* an own stack's block is pooled */
+    }
     coro__list_remove(&l->all, &t->all_link);
     l->ntasks--;
     if (t == l->main)
@@ -276,27 +280,42 @@ static void run(struct coro__loop *l, struct coro_task *next)
  * ended meanwhile reaped and self's errno back after. A macro for the
  * reason CORO__JUMP is one (switch.h): written out in the function that
  * suspends. */
+/* Only self is live across the jump (errno waits in it, the loop is
+ * reached through it): every value live across _setjmp is spilled to the
+ * frame, and a shared-stack task keeps that frame while it is parked. */
 #define SWITCH_AWAY(l, self, to)                                           \
     do {                                                                   \
-        int saved_errno_ = *(l)->errno_at;                                 \
+        (self)->saved_errno = *(l)->errno_at;                              \
         struct coro__ctx *to_ = (to);                                      \
         coro__frames_mark(self);                                           \
         coro__stack_check(self);                                           \
         coro__sanitizer_leave(&(self)->ctx, to_);                          \
         CORO__JUMP(&(self)->ctx, to_);                                     \
         coro__ctx_entered(&(self)->ctx);                                   \
-        reap(l);                                                           \
-        *(l)->errno_at = saved_errno_;                                     \
+        reap((self)->loop);                                                \
+        *(self)->loop->errno_at = (self)->saved_errno;                     \
     } while (0)
 
-static int suspend(struct coro__loop *l, struct coro_task *self, int yield)
+/* Two copies, for a park and for a yield, so that which it was is not one
+ * more value spilled across the jump into the frame a parked shared-stack
+ * task keeps. */
+#define SUSPEND_AWAY(l, self)                                              \
+    do {                                                                   \
+        struct coro_task *next_ = next_ready(l);                           \
+        if (next_ != (self))                                               \
+            SWITCH_AWAY(l, self, target(l, next_));                        \
+    } while (0)
+
+static int suspend_park(struct coro__loop *l, struct coro_task *self)
 {
-    struct coro_task *next = next_ready(l);
-    if (next != self)
-        SWITCH_AWAY(l, self, target(l, next));
-    if (yield)
-        return task_cancelled(self) ? ECANCELED : 0;
+    SUSPEND_AWAY(l, self);
     return self->wake_status;
+}
+
+static int suspend_yield(struct coro__loop *l, struct coro_task *self)
+{
+    SUSPEND_AWAY(l, self);
+    return task_cancelled(self) ? ECANCELED : 0;
 }
 
 #ifdef CORO__CHECKED
@@ -317,6 +336,12 @@ static void check_record(const struct coro_task *self, const void *record,
 
 int coro__park(struct coro_task *self, const struct coro__park *p)
 {
+    return coro__park_until(self, p, p->deadline);
+}
+
+int coro__park_until(struct coro_task *self, const struct coro__park *p,
+                     int64_t deadline)
+{
     check_record(self, p->record, p->record_size);
     self->waiting_on = p->record;
     self->detach = p->detach;
@@ -328,11 +353,11 @@ int coro__park(struct coro_task *self, const struct coro__park *p)
     unsigned wakers = p->wakers;
     int scoped = 0;
     self->timeout_status = p->timeout_status;
-    if (p->deadline != CORO__NEVER) {
-        coro__timer_start(&l->timers, &self->timer, p->deadline);
+    if (deadline != CORO__NEVER) {
+        coro__timer_start(&l->timers, &self->timer, deadline);
         wakers |= CORO__BY_TIMER;
-        if (CORO__UNLIKELY(self->scope_bound) &&
-            coro__scope_limits(self, p->deadline)) {
+        if (CORO__UNLIKELY(self->scope != NULL) &&
+            coro__scope_limits(self, deadline)) {
             scoped = 1; /* even a sleep ends in ETIMEDOUT */
             self->timeout_status = ETIMEDOUT;
         }
@@ -345,8 +370,8 @@ int coro__park(struct coro_task *self, const struct coro__park *p)
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_PARK);
     if (CORO__LIKELY(!scoped))
-        return suspend(l, self, 0);
-    int status = suspend(l, self, 0);
+        return suspend_park(l, self);
+    int status = suspend_park(l, self);
     if (status == ETIMEDOUT)
         coro__scope_expired(self);
     return status;
@@ -438,6 +463,8 @@ static void trampoline(void)
     }
 }
 
+void (*const coro__task_entry)(void) = trampoline;
+
 /* A task on a stack of its own: its control block at the stack's top. */
 static struct coro_task *own_stack_task(struct coro__loop *l, size_t size)
 {
@@ -481,11 +508,11 @@ static struct coro_task *shared_stack_task(struct coro__loop *l)
     struct coro_task *host = shared_host(l);
     if (!host)
         return NULL;
-    size_t tcb = (sizeof(struct coro_task) + 15) & ~(size_t)15;
 #ifdef CORO_SWITCH_FAST
-    size_t size = tcb;
+    size_t size = sizeof(struct coro_task); /* not rounded: malloc does */
 #else
-    size_t size = tcb + sizeof(ucontext_t);
+    size_t tcb = (sizeof(struct coro_task) + 15) & ~(size_t)15;
+    size_t size = tcb + coro__shared_uc_size();
 #endif
     struct coro_task *t = coro__calloc(1, size);
     if (!t)
@@ -570,20 +597,32 @@ struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
         *err = EINVAL; /* deeper than the shared stack */
     if (!*err && shared && !coro__stack_pointer())
         *err = ENOTSUP;
+    /* A name or a group needs the extra block: made first, so that a
+     * task is never half made. */
+    int named = attr && attr->name && attr->name[0];
+    struct coro__extra *x = NULL;
+    if (!*err && (named || g) && !(x = coro__calloc(1, sizeof *x)))
+        *err = ENOMEM;
     struct coro_task *t = NULL;
     if (!*err)
         *err = spawn(l, size, shared, fn, arg, &t);
-    if (*err)
+    if (*err) {
+        coro__free(x, sizeof *x);
         return NULL;
+    }
     t->fn_name = fn_name;
     t->site = site;
     t->spawn_pc = pc;
-    if (attr && attr->name) {
-        strncpy(t->name, attr->name, sizeof t->name - 1);
-        t->name[sizeof t->name - 1] = '\0';
+    if (x) {
+        x->task = t;
+        t->extra = x;
+        if (named) {
+            strncpy(x->name, attr->name, sizeof x->name - 1);
+            x->name[sizeof x->name - 1] = '\0';
+        }
+        if (g)
+            coro__group_add(g, t);
     }
-    if (g)
-        coro__group_add(g, t);
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, t, CORO__NOTE_SPAWN);
     struct coro_task *self = l->current;
@@ -620,12 +659,22 @@ coro_task *coro_self(void)
     return coro__current();
 }
 
+struct coro__extra *coro__extra_get(struct coro_task *t)
+{
+    if (!t->extra) {
+        t->extra = coro__calloc(1, sizeof *t->extra);
+        if (t->extra)
+            t->extra->task = t;
+    }
+    return t->extra;
+}
+
 const char *coro_name(const coro_task *t)
 {
     if (!t)
         return NULL;
-    if (t->name[0])
-        return t->name;
+    if (t->extra && t->extra->name[0])
+        return t->extra->name;
     return t->fn_name ? t->fn_name : "task";
 }
 
@@ -643,8 +692,9 @@ int coro_shield(int on)
     if (!self)
         return 0;
     int old = self->shield;
-    if (on && !old) /* the scopes open now are held back */
-        self->shield_scope = self->scope;
+    if (on && !old && self->extra) /* the scopes open now are held back
+                                        (none, and no block: NULL) */
+        self->extra->shield_scope = self->scope;
     self->shield = on != 0;
     return old;
 }
@@ -661,7 +711,7 @@ int coro_cancel(coro_task *t)
 void coro_detach(coro_task *t)
 {
     struct coro__loop *l = coro__tls_loop;
-    if (!t || !l || t->loop != l || t->detached || t->group)
+    if (!t || !l || t->loop != l || t->detached || coro__task_group(t))
         return;
     t->detached = 1;
     /* An awaiter decides: await_task and await_gather free t anyway,
@@ -680,24 +730,37 @@ int await_yield(void)
     ready_push(l, self);
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_READY);
-    return suspend(l, self, 1);
+    return suspend_yield(l, self);
 }
 
 /* A sleep is a wait with nothing but a deadline, whose wake is its
  * success. */
-int await_sleep(double seconds)
+/* await_sleep's entry check, apart and returning its deadline rather than
+ * storing it: nothing in await_sleep's frame then has its address taken,
+ * so its park is a tail call, and its frame is not among those a parked
+ * shared-stack task keeps (96 of its 232 bytes on x86-64). */
+struct sleep_entry {
+    int64_t deadline;
+    int     err;
+};
+
+static __attribute__((noinline)) struct sleep_entry sleep_enter(double seconds)
 {
     struct coro_task *self;
-    int64_t deadline;
-    int err = coro__enter(seconds, &self, &deadline);
-    if (err)
-        return err;
+    struct sleep_entry e;
+    e.err = coro__enter(seconds, &self, &e.deadline);
+    return e;
+}
+
+int await_sleep(double seconds)
+{
+    static const struct coro__park sleep = { .kind = CORO__W_SLEEP };
+    struct sleep_entry e = sleep_enter(seconds);
+    if (e.err)
+        return e.err;
     if (seconds <= 0)
         return await_yield();
-    return coro__park(self, &(struct coro__park){
-        .kind = CORO__W_SLEEP,
-        .deadline = deadline,
-    });
+    return coro__park_until(coro__tls_loop->current, &sleep, e.deadline);
 }
 
 /* ----------------------------------------------------------------------

@@ -44,6 +44,10 @@ static int absolute(double when, int64_t *out)
 static int open_at(struct coro_task *self, int64_t when,
                    coro_timeout **scope)
 {
+    /* The extra block keeps the scope the wait is bound by and the
+     * shield's: made now, so that no later step can fail. */
+    if (!coro__extra_get(self))
+        return ENOMEM;
     coro_timeout *s = coro__alloc(sizeof *s);
     if (!s)
         return ENOMEM;
@@ -108,24 +112,25 @@ int coro_timeout_close(coro_timeout *s)
         return EINVAL; /* not the calling task's innermost */
     struct coro_task *t = s->task;
     int expired = s->expired;
-    if (t->shield_scope == s) /* closed inside the shield */
-        t->shield_scope = s->outer;
+    if (t->extra->shield_scope == s) /* closed inside the shield */
+        t->extra->shield_scope = s->outer;
     t->scope = s->outer;
-    t->scope_bound = NULL;
+    t->extra->scope_bound = NULL;
     coro__free(s, sizeof *s);
     return expired ? ETIMEDOUT : 0;
 }
 
 int coro__scope_enter(struct coro_task *t, int64_t *deadline)
 {
+    struct coro__extra *x = t->extra; /* a scope is open: it has one */
     coro_timeout *bound = NULL;
     for (coro_timeout *s = t->scope; s; s = s->outer) {
-        if (t->shield && s == t->shield_scope)
+        if (t->shield && s == x->shield_scope)
             break; /* it and those outside it: open before the shield */
         if (!bound || s->when < bound->when)
             bound = s;
     }
-    t->scope_bound = NULL;
+    x->scope_bound = NULL;
     if (!bound || bound->when == CORO__NEVER)
         return 0;
     if (bound->when <= coro__clock_ns()) {
@@ -134,19 +139,20 @@ int coro__scope_enter(struct coro_task *t, int64_t *deadline)
     }
     if (deadline && bound->when < *deadline) {
         *deadline = bound->when;
-        t->scope_bound = bound;
+        x->scope_bound = bound;
     }
     return 0;
 }
 
 int coro__scope_limits(const struct coro_task *t, int64_t deadline)
 {
-    return t->scope_bound && deadline == t->scope_bound->when;
+    return t->scope && t->extra->scope_bound &&
+           deadline == t->extra->scope_bound->when;
 }
 
 void coro__scope_expired(struct coro_task *t)
 {
-    t->scope_bound->expired = 1;
+    t->extra->scope_bound->expired = 1;
 }
 
 void coro__scopes_free(struct coro_task *t)
@@ -156,6 +162,8 @@ void coro__scopes_free(struct coro_task *t)
         t->scope = s->outer;
         coro__free(s, sizeof *s);
     }
-    t->scope_bound = NULL;
-    t->shield_scope = NULL;
+    if (t->extra) {
+        t->extra->scope_bound = NULL;
+        t->extra->shield_scope = NULL;
+    }
 }

@@ -76,7 +76,7 @@ coro__ctx_first_entry(const struct coro__ctx *c)
                      "pushq $0\n\t"
                      "jmpq *%1"
                      :
-                     : "r"(top), "r"(c->entry)
+                     : "r"(top), "r"(coro__task_entry)
                      : "memory");
 #else
     __asm__ volatile("mov sp, %0\n\t"
@@ -84,7 +84,7 @@ coro__ctx_first_entry(const struct coro__ctx *c)
                      "mov x30, xzr\n\t"
                      "br %1"
                      :
-                     : "r"(top), "r"(c->entry)
+                     : "r"(top), "r"(coro__task_entry)
                      : "memory");
 #endif
 #else
@@ -126,15 +126,15 @@ void coro__regs_first(void **save, uintptr_t top, void (*entry)(void));
             coro__regs_first((from)->regs,                                 \
                              ((uintptr_t)(to)->stack_lo +                  \
                               (to)->stack_len) & ~(uintptr_t)15,           \
-                             (to)->entry);                                 \
+                             coro__task_entry);                            \
         }                                                                  \
     } while (0)
 #elif defined(CORO_SWITCH_FAST)
 #define CORO__JUMP(from, to)                                               \
     do {                                                                   \
-        if (_setjmp((from)->jb) == 0) {                                    \
+        if (_setjmp(CORO__JB_ARG((from)->jb)) == 0) {                      \
             if (CORO__LIKELY((to)->started))                               \
-                _longjmp((to)->jb, 1);                                     \
+                _longjmp(CORO__JB_ARG((to)->jb), 1);                       \
             (to)->started = 1;                                             \
             coro__ctx_first_entry(to);                                     \
         }                                                                  \

@@ -403,6 +403,9 @@ static int select_wait(struct coro_task *self, coro_chan_op *ops, size_t n,
     if (n > (SIZE_MAX - sizeof(struct select_group)) / sizeof(struct waiter))
         return ENOMEM;
     size_t size = sizeof(struct select_group) + n * sizeof(struct waiter);
+    struct coro__extra *x = coro__extra_get(self); /* holds the record */
+    if (!x)
+        return ENOMEM;
     struct select_group *g = coro__alloc(size);
     if (!g)
         return ENOMEM;
@@ -415,8 +418,8 @@ static int select_wait(struct coro_task *self, coro_chan_op *ops, size_t n,
         waiter_append(ops[i].send ? &c->senders : &c->receivers,
                       &g->waiters[i]);
     }
-    self->wait_block = g;
-    self->wait_block_size = size;
+    x->wait_block = g;
+    x->wait_block_size = size;
     int status = coro__park(self, &(struct coro__park){
         .kind = CORO__W_SELECT,
         .timeout_status = ETIMEDOUT,
@@ -427,7 +430,7 @@ static int select_wait(struct coro_task *self, coro_chan_op *ops, size_t n,
     });
     if (status == 0 || status == EPIPE)
         *chosen = g->chosen;
-    self->wait_block = NULL;
+    x->wait_block = NULL;
     coro__free(g, size);
     return status;
 }

@@ -172,7 +172,6 @@ void coro__timer_start(struct coro__timers *tm, struct coro__timer *node,
     tm->free = tm->where[id];
     tm->owner[id] = node;
     node->id = id;
-    node->when = when;
     size_t i = tm->n++;
     tm->heap[i] = (struct coro__heap_slot){ when, tm->seq++, id };
     sift_up(tm, i);

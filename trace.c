@@ -175,6 +175,7 @@ static FILE *trace_event(const char *ph, unsigned pid)
 static void trace_interval(struct coro__loop *l, struct coro_task *t,
                            int64_t now)
 {
+    const struct coro__acct *a = &t->extra->acct; /* seen: it has one */
     const char *what = t->note_state == SEEN_READY     ? "ready"
                        : t->note_state == SEEN_RUNNING ? "running"
                           : coro__wait_name(t->note_state - SEEN_PARKED);
@@ -184,15 +185,15 @@ static void trace_interval(struct coro__loop *l, struct coro_task *t,
         fprintf(f, ",\"tid\":%llu,\"ts\":%.3f,\"dur\":%.3f,\"cat\":\"%s\","
                    "\"name\":",
                 (unsigned long long)t->id,
-                (double)(t->note_at - trace_epoch) / 1e3,
-                (double)(now - t->note_at) / 1e3,
+                (double)(a->note_at - trace_epoch) / 1e3,
+                (double)(now - a->note_at) / 1e3,
                 t->note_state >= SEEN_PARKED ? "parked" : what);
         json_string(f, what);
         if (t->note_state == SEEN_RUNNING)
             fprintf(f, ",\"args\":{\"runs\":%llu,\"ran_ms\":%.3f,"
                        "\"longest_ms\":%.3f}",
-                    (unsigned long long)t->runs, (double)t->ran_ns / 1e6,
-                    (double)t->longest_ns / 1e6);
+                    (unsigned long long)a->runs, (double)a->ran_ns / 1e6,
+                    (double)a->longest_ns / 1e6);
         fputc('}', f);
     }
     pthread_mutex_unlock(&trace_lock);
@@ -271,28 +272,37 @@ void coro__observe_update(struct coro__loop *l)
         for (struct coro__link *n = l->all.head; n; n = n->next)
             CORO__TASK_OF(n)->note_state = SEEN_NONE;
         l->now_fresh = 0;
-        if (t) {
-            t->note_at = coro__clock_ns();
+        if (t && coro__extra_get(t)) {
+            t->extra->acct.note_at = coro__clock_ns();
             t->note_state = SEEN_RUNNING;
-            t->runs++;
+            t->extra->acct.runs++;
         }
     }
     if (l->watching && t && t->note_state == SEEN_RUNNING)
-        coro__watchdog_run(l, t, t->note_at);
+        coro__watchdog_run(l, t, t->extra->acct.note_at);
 }
 
 void coro__accounts(const struct coro_task *t, int64_t *ran,
                     int64_t *longest)
 {
-    *ran = t->ran_ns;
-    *longest = t->longest_ns;
+    *ran = *longest = 0;
+    if (!t->extra)
+        return; /* never observed */
+    const struct coro__acct *a = &t->extra->acct;
+    *ran = a->ran_ns;
+    *longest = a->longest_ns;
     if (t->state == CORO__RUNNING && t->note_state == SEEN_RUNNING &&
         t->loop->noting) {
-        int64_t now = coro__clock_ns() - t->note_at;
+        int64_t now = coro__clock_ns() - a->note_at;
         *ran += now;
         if (now > *longest)
             *longest = now;
     }
+}
+
+uint64_t coro__runs(const struct coro_task *t)
+{
+    return t->extra ? t->extra->acct.runs : 0;
 }
 
 int coro_set_accounting(int on)
@@ -326,14 +336,14 @@ static int64_t note_time(struct coro__loop *l, int note, int ends_run)
     return now;
 }
 
-/* t's run, which started at t->note_at, ends now. */
+/* t's run, which started at a->note_at, ends now. */
 static void run_ended(struct coro__loop *l, struct coro_task *t,
-                      int64_t now)
+                      struct coro__acct *a, int64_t now)
 {
-    int64_t ran = now - t->note_at;
-    t->ran_ns += ran;
-    if (ran > t->longest_ns)
-        t->longest_ns = ran;
+    int64_t ran = now - a->note_at;
+    a->ran_ns += ran;
+    if (ran > a->longest_ns)
+        a->longest_ns = ran;
     l->now_ns = now;
     l->now_fresh = 1;
     if (l->debug && ran > SLOW_NS)
@@ -376,17 +386,28 @@ static __attribute__((noinline)) void record(struct coro__loop *l,
 
 void coro__note(struct coro__loop *l, struct coro_task *t, int note)
 {
+    /* A task's times live in its extra block, made at its first note (so
+     * that tasks nobody observes do not pay for them). Without memory for
+     * it the task's times go unrecorded, and its events still go out: it
+     * is seen doing nothing (SEEN_NONE), so no run of it is under way. */
+    struct coro__extra *x = coro__extra_get(t);
+    if (CORO__UNLIKELY(!x)) {
+        t->note_state = SEEN_NONE;
+        if (l->tracing || l->hook)
+            record(l, t, note, note_time(l, note, 0));
+        return;
+    }
     int ends_run = t->note_state == SEEN_RUNNING && note != CORO__NOTE_RUN;
     int64_t now = note_time(l, note, ends_run);
     if (ends_run)
-        run_ended(l, t, now);
+        run_ended(l, t, &x->acct, now);
     if (CORO__UNLIKELY(l->tracing || l->hook))
         record(l, t, note, now);
-    t->note_at = now;
+    x->acct.note_at = now;
     switch (note) {
     case CORO__NOTE_RUN:
         t->note_state = SEEN_RUNNING;
-        t->runs++;
+        x->acct.runs++;
         if (l->watching)
             coro__watchdog_run(l, t, now);
         break;

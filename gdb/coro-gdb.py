@@ -145,7 +145,8 @@ def _now_ns(loops):
 
 
 def _task_name(t):
-    name = t["name"].string()
+    extra = t["extra"]
+    name = extra["name"].string() if int(extra) else ""
     if name:
         return name
     return _string(t["fn_name"]) or "task"
@@ -244,7 +245,13 @@ def _saved_regs(t):
             # coro__regs_swap's slots are _setjmp's, unmangled.
             return {name: int(ctx["regs"][i]) & _MASK
                     for name, i in _JMPBUF.items()}
-        jb = ctx["jb"][0]["__jmpbuf"]
+        jb = ctx["jb"]
+        # x86-64 glibc: struct coro__jb, the head of a jmp_buf; elsewhere
+        # it wraps a whole jmp_buf.
+        if any(f.name == "jmpbuf" for f in jb.type.strip_typedefs().fields()):
+            jb = jb["jmpbuf"]
+        else:
+            jb = jb["jb"][0]["__jmpbuf"]
         guard = _pointer_guard()
         regs = {}
         for name, i in _JMPBUF.items():
@@ -377,7 +384,9 @@ def _state(cx, t):
 def _deadline(cx, t):
     if int(t["timer"]["id"]) == cx.timer_idle:
         return None
-    return (int(t["timer"]["when"]) - cx.now) / 1e9
+    timers = t["loop"]["timers"]
+    when = timers["heap"][int(timers["where"][int(t["timer"]["id"])])]["when"]
+    return (int(when) - cx.now) / 1e9
 
 
 def _mutex_holder(loop, what):
@@ -406,8 +415,8 @@ def _waits_on(cx, loop, t):
     if enum == "CORO__W_JOIN":
         j = what.cast(task_p)
         text = "join #%d (%s)" % (int(j["id"]), _task_name(j))
-    elif enum in ("CORO__W_GATHER", "CORO__W_WAIT") and int(t["await"]):
-        a = t["await"]
+    elif enum in ("CORO__W_GATHER", "CORO__W_WAIT") and int(t["awaiting"]):
+        a = t["wait"]["await"]
         text = "%s %d tasks, %d not ended" % (words, int(a["n"]),
                                                int(a["pending"]))
     elif enum in ("CORO__W_FD_READ", "CORO__W_FD_WRITE"):
@@ -500,11 +509,12 @@ def _list_loop(cx, number, loop, limit):
         if int(t["mutexes"]):
             flags += " [holds %d mutex%s]" % (
                 int(t["mutexes"]), "" if int(t["mutexes"]) == 1 else "es")
-        runs = int(t["runs"])
+        acct = t["extra"]["acct"] if int(t["extra"]) else None
+        runs = int(acct["runs"]) if acct is not None else 0
         if runs:  # accounting was on
-            ran, longest = int(t["ran_ns"]), int(t["longest_ns"])
+            ran, longest = int(acct["ran_ns"]), int(acct["longest_ns"])
             if state == "running":  # its run so far, from its start
-                now_run = max(cx.now - int(t["note_at"]), 0)
+                now_run = max(cx.now - int(acct["note_at"]), 0)
                 ran, longest = ran + now_run, max(longest, now_run)
             flags += " ran %s in %d run%s, longest %s" % (
                 _seconds(ran), runs, "" if runs == 1 else "s",

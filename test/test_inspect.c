@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 #define TOKEN(i) ((void *)(uintptr_t)(i))
 
@@ -218,6 +219,41 @@ static void *names_main(void *arg)
 START_TEST(set_name_renames_and_null_gives_the_default_back)
 {
     run_expect(names_main, NULL, 0);
+}
+END_TEST
+
+/* A name is kept in a block beside the task, made when it is first named
+ * (so that ten million unnamed tasks do not pay for 32 bytes each): where
+ * that memory cannot be had, naming says ENOMEM and changes nothing, and
+ * a spawn with a name fails as a spawn without memory does. */
+static void *name_without_memory_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(worker, NULL);
+    coro_attr shared = { .flags = CORO_SHARED_STACK };
+    coro_task *s = coro_spawn_attr(&shared, worker, NULL);
+    ck_assert_ptr_nonnull(s);
+    atomic_store(&coro__alloc_stats.fail_every, 1);
+    ck_assert_int_eq(coro_task_set_name(t, "renamed"), ENOMEM);
+    ck_assert_int_eq(coro_task_set_name(s, "renamed"), ENOMEM);
+    ck_assert_int_eq(coro_task_set_name(t, NULL), 0); /* nothing to do */
+    coro_attr named = { .name = "named" };
+    errno = 0;
+    ck_assert_ptr_null(coro_spawn_attr(&named, worker, NULL));
+    ck_assert_int_eq(errno, ENOMEM);
+    atomic_store(&coro__alloc_stats.fail_every, 0);
+    ck_assert_str_eq(coro_name(t), "worker");
+    ck_assert_str_eq(coro_name(s), "worker");
+    ck_assert_int_eq(coro_task_set_name(s, "renamed"), 0);
+    ck_assert_str_eq(coro_name(s), "renamed");
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(await_task(s, NULL), 0);
+    return NULL;
+}
+
+START_TEST(naming_without_memory_is_enomem_and_keeps_the_name)
+{
+    run_expect(name_without_memory_main, NULL, 0);
 }
 END_TEST
 
@@ -798,6 +834,7 @@ Suite *inspect_suite(void)
     tc = test_case("names", 10);
     tcase_add_test(tc, set_name_renames_and_null_gives_the_default_back);
     tcase_add_test(tc, set_name_keeps_31_bytes_as_attr_name_does);
+    tcase_add_test(tc, naming_without_memory_is_enomem_and_keeps_the_name);
     tcase_add_test(tc, set_name_renames_an_ended_task);
     tcase_add_test(tc, a_renamed_task_is_dumped_under_its_new_name);
     suite_add_tcase(s, tc);

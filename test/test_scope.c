@@ -2,10 +2,12 @@
  * CPython tests (Lib/test/test_asyncio/test_timeouts.py) they mirror. */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 #define TOKEN(i) ((void *)(uintptr_t)(i))
 
@@ -34,6 +36,41 @@ static void *basic_main(void *arg)
 START_TEST(timeout_ends_a_sleep_and_expires)
 {
     run_expect(basic_main, NULL, 0);
+}
+END_TEST
+
+/* A scope keeps its task's bound and shield records in the task's extra
+ * block, made at the first open: without memory for either, the open says
+ * ENOMEM and nothing is open; with memory back, scopes work, also in a
+ * task that was shielded before it had the block. */
+static void *open_without_memory(void *arg)
+{
+    (void)arg;
+    coro_timeout *s = NULL;
+    atomic_store(&coro__alloc_stats.fail_every, 1);
+    int err = coro_timeout_open(0.01, &s);
+    atomic_store(&coro__alloc_stats.fail_every, 0);
+    ck_assert_int_eq(err, ENOMEM);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(await_sleep(0.001), 0); /* no scope ends it */
+    ck_assert_int_eq(coro_shield(1), 0);
+    ck_assert_int_eq(coro_timeout_open(0.01, &s), 0);
+    ck_assert_int_eq(await_sleep(5), ETIMEDOUT); /* opened inside: counts */
+    ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    ck_assert_int_eq(coro_shield(0), 1);
+    return NULL;
+}
+
+static void *scope_in_a_child(void *arg)
+{
+    (void)arg;
+    int err = await_task(coro_spawn(open_without_memory, NULL), NULL);
+    return err ? coro_fail(err) : NULL;
+}
+
+START_TEST(open_without_memory_is_enomem)
+{
+    run_expect(scope_in_a_child, NULL, 0);
 }
 END_TEST
 
@@ -476,6 +513,7 @@ Suite *scope_suite(void)
     Suite *s = suite_create("scope");
     TCase *tc = test_case("timeout", 10);
     tcase_add_test(tc, timeout_ends_a_sleep_and_expires);
+    tcase_add_test(tc, open_without_memory_is_enomem);
     tcase_add_test(tc, a_scope_not_reached_changes_nothing);
     tcase_add_test(tc, timeout_at_and_a_deadline_in_the_past);
     tcase_add_test(tc, nested_scopes_the_nearest_deadline_wins);

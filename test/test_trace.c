@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 /* ---- the task hook ---- */
 
@@ -443,6 +445,41 @@ START_TEST(accounting_turned_on_counts_from_then)
 }
 END_TEST
 
+/* A task's times live in a block made at its first note: where that
+ * memory cannot be had, the task's runs go uncounted (it is seen doing
+ * nothing) and nothing else changes; once memory is back they count. */
+static void *unobserved_for_a_while(void *arg)
+{
+    (void)arg; /* unnamed, in no group: it has no block yet */
+    atomic_store(&coro__alloc_stats.fail_every, 1);
+    ck_assert_int_eq(coro_set_accounting(1), 0);
+    int err = await_yield(); /* runs again: the block cannot be made */
+    atomic_store(&coro__alloc_stats.fail_every, 0);
+    ck_assert_int_eq(err, 0);
+    struct coro_task_info in;
+    ck_assert_int_eq(coro_task_info(coro_self(), &in), 0);
+    ck_assert_uint_eq(in.runs, 0);
+    ck_assert(in.run_time == 0 && in.longest_run == 0);
+    ck_assert_int_eq(await_yield(), 0);
+    ck_assert_int_eq(coro_task_info(coro_self(), &in), 0);
+    ck_assert_uint_eq(in.runs, 1);
+    ck_assert_int_eq(coro_set_accounting(0), 1);
+    return NULL;
+}
+
+static void *accounting_without_memory(void *arg)
+{
+    (void)arg;
+    int err = await_task(coro_spawn(unobserved_for_a_while, NULL), NULL);
+    return err ? coro_fail(err) : NULL;
+}
+
+START_TEST(accounting_without_memory_leaves_runs_uncounted)
+{
+    run_expect(accounting_without_memory, NULL, 0);
+}
+END_TEST
+
 /* In a thread of its own: the setting a call made on this one (which
  * outranks the environment) stays this thread's. */
 static void *run_in_fresh_thread(void *arg)
@@ -479,6 +516,7 @@ Suite *trace_suite(void)
     tcase_add_test(tc, accounting_counts_runs_time_and_the_longest);
     tcase_add_test(tc, accounting_is_off_unless_asked);
     tcase_add_test(tc, accounting_turned_on_counts_from_then);
+    tcase_add_test(tc, accounting_without_memory_leaves_runs_uncounted);
     tcase_add_test(tc, accounting_from_the_environment);
     suite_add_tcase(s, tc);
     return s;
