@@ -175,11 +175,13 @@ static pthread_once_t shared_uc_once = PTHREAD_ONCE_INIT;
 static void shared_uc_init(void)
 {
     unsigned long features = 0;
+    int saved = errno; /* a spawn that succeeds leaves errno alone */
     /* ARCH_SHSTK_STATUS (Linux 6.6): bit 0 is ARCH_SHSTK_SHSTK. Older
      * kernels know no shadow stack and say EINVAL; valgrind knows none. */
     int shstk = !coro__under_valgrind() &&
                 syscall(SYS_arch_prctl, 0x5005, &features) == 0 &&
                 (features & 1);
+    errno = saved;
     shared_uc_size = shstk ? sizeof(ucontext_t) : UC_USED;
 }
 

@@ -578,6 +578,29 @@ START_TEST(parked_shared_stack_task_costs_under_a_page)
 }
 END_TEST
 
+static void *spawns_keep_errno_main(void *arg)
+{
+    (void)arg;
+    coro_attr attrs[2] = { { 0 }, { .flags = CORO_SHARED_STACK } };
+    for (int i = 0; i < 2; i++) {
+        errno = 0;
+        coro_task *t = coro_spawn_attr(&attrs[i], nothing, NULL);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(errno, 0);
+        ck_assert_int_eq(await_task(t, NULL), 0);
+    }
+    return NULL;
+}
+
+/* A spawn that succeeds leaves errno alone, the first shared-stack one too
+ * (which asks the kernel about shadow stacks: EINVAL on most; the fuzzer
+ * found it). */
+START_TEST(spawns_that_succeed_leave_errno_alone)
+{
+    run_expect(spawns_keep_errno_main, NULL, 0);
+}
+END_TEST
+
 Suite *coro_suite(void)
 {
     Suite *s = suite_create("coro");
@@ -597,6 +620,7 @@ Suite *coro_suite(void)
     tcase_add_test(tc, shared_stack_tasks_wait_on_everything);
     tcase_add_test(tc, shared_stack_bad_size_cancel_and_cleanup);
     tcase_add_test(tc, parked_shared_stack_task_costs_under_a_page);
+    tcase_add_test(tc, spawns_that_succeed_leave_errno_alone);
     suite_add_tcase(s, tc);
 
     /* Under valgrind (CK_FORK=no) an overflow is valgrind's to report. */
