@@ -52,7 +52,7 @@ LDLIBS  := -lm -lpthread
 SRCS    := coro.c sched.c join.c group.c scope.c timer.c poll.c env.c \
            executor.c io.c net.c sync.c debug.c trace.c overflow.c \
            inspect.c local.c loops.c watchdog.c loop.c future.c xchan.c \
-           run_loops.c
+           run_loops.c uring.c
 HDRS    := coro.h internal.h switch.h
 TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_join.c test/test_group.c test/test_scope.c \

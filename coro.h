@@ -972,6 +972,32 @@ CORO_API int coro_close(int fd);
  *          watches); EPERM (not in a loop's thread). */
 CORO_API int coro_fd_keep(int fd);
 
+/* The kernel interface a loop waits and does its I/O with, chosen by each
+ * loop as it starts from the environment variable CORO_IO:
+ *   epoll     (the default; also unset or empty) epoll, as described above;
+ *   io_uring  an io_uring ring (Linux 5.17 or later): the idle wait is one
+ *             io_uring_enter that also submits every operation the loop's
+ *             turn queued; fd waits are POLL_ADDs (multishot for an fd
+ *             coro_fd_keep kept); the socket helpers' reads, writes and
+ *             accepts that would wait are RECV, SEND and ACCEPT in the
+ *             ring. A kernel that refuses io_uring (the io_uring_disabled
+ *             sysctl, seccomp, ENOSYS, EPERM) makes coro_run fail with
+ *             that errno, said once on stderr;
+ *   auto      io_uring where the kernel allows it, epoll elsewhere, and
+ *             epoll under valgrind (which cannot see the kernel's writes
+ *             through the ring).
+ * Any other value is told once on stderr and coro_run returns EINVAL.
+ * An operation in the ring that a timeout, a cancellation or coro_close
+ * gives up is cancelled in the ring and its completion awaited before the
+ * call returns, so the kernel never writes a buffer after its call; one
+ * that completed first returns its result. A buffer on the shared stack
+ * (CORO_SHARED_STACK) is never handed to the kernel: that call waits for
+ * readiness and reads or writes itself, as on epoll.
+ * Returns: "epoll" or "io_uring" for the calling thread's loop, NULL
+ *          outside a loop. Python: asyncio's selector vs. proactor loops
+ *          (asyncio.SelectorEventLoop). */
+CORO_API const char *coro_io_backend(void);
+
 /* ======================================================================
  * Sockets: what asyncio's streams give (open_connection, start_server,
  * StreamReader.read / readuntil / readexactly, StreamWriter.write + drain)

@@ -38,6 +38,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static struct coro__loop *io_loop(struct coro__poller *p)
@@ -57,7 +58,7 @@ static int table_fit(struct coro__io *io, int fd)
     if (!fds)
         return ENOMEM;
     for (size_t i = io->nfds; i < n; i++)
-        fds[i] = (struct coro__fdwait){ NULL, NULL, 0, 0, 0 };
+        fds[i] = (struct coro__fdwait){ NULL, NULL, 0, 0, 0, 0 };
     io->fds = fds;
     io->nfds = n;
     return 0;
@@ -110,9 +111,20 @@ static void io_event(struct coro__poller *p, int fd, uint32_t events)
     }
 }
 
+/* The ring ended a kept fd's multishot poll: arm it again, if the fd is
+ * still kept as it was then (not closed and kept anew since). */
+static void io_rearm(struct coro__poller *p, int fd, unsigned gen)
+{
+    struct coro__loop *l = io_loop(p);
+    if ((size_t)fd < l->io.nfds && l->io.fds[fd].kept &&
+        l->io.fds[fd].gen == (unsigned char)gen)
+        coro__poller_keep(p, fd, gen);
+}
+
 void coro__io_init(struct coro__loop *l)
 {
     l->poller.fd_event = io_event;
+    l->poller.fd_rearm = io_rearm;
 }
 
 static void io_detach(struct coro_task *t)
@@ -142,6 +154,9 @@ int coro__wait_fd(struct coro_task *self, int fd, int writable,
             io->fds[fd].ready &= (unsigned char)~bit;
         else if (io->fds[fd].ready & bit)
             return 0;
+    } else if (self->loop->poller.ring) {
+        /* A POLL_ADD run to its completion, the record in self. */
+        return coro__ring_poll(self, fd, writable, deadline);
     } else {
         int err = coro__poller_watch(&self->loop->poller, fd,
                                      wanted(io, fd, writable));
@@ -218,16 +233,29 @@ int coro_fd_keep(int fd)
         return EBADF;
     if ((size_t)fd < l->io.nfds && l->io.fds[fd].kept)
         return 0;
-    int err = coro__poller_keep(&l->poller, fd);
+    unsigned gen = (size_t)fd < l->io.nfds ? l->io.fds[fd].gen + 1u : 1u;
+    if (l->poller.ring) {
+        /* The ring only queues the poll: ask the fd now what epoll_ctl
+         * would have said. A regular file or a directory is always ready
+         * (EPERM there); its multishot poll would end at once, for ever. */
+        struct stat st;
+        int saved = errno;
+        int err = fstat(fd, &st) ? errno : 0;
+        errno = saved;
+        if (err)
+            return err;
+        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+            return 0;
+    }
+    int err = coro__poller_keep(&l->poller, fd, gen);
     if (err) /* EPERM: a regular file, always ready; nothing to keep */
         return err == EPERM ? 0 : err;
     if (table_fit(&l->io, fd) != 0) {
-        int saved = errno;
-        epoll_ctl(l->poller.epfd, EPOLL_CTL_DEL, fd, NULL);
-        errno = saved;
+        coro__poller_unkeep(&l->poller, fd, gen);
         return ENOMEM;
     }
     struct coro__fdwait *w = &l->io.fds[fd];
+    w->gen = (unsigned char)gen;
     int type = 0;
     socklen_t len = sizeof type;
     int saved = errno;
@@ -256,7 +284,7 @@ int coro_close(int fd)
         /* A dup of fd would keep the registration, and its edges, alive
          * under this number after the close: drop it first. */
         if (w->kept)
-            epoll_ctl(l->poller.epfd, EPOLL_CTL_DEL, fd, NULL);
+            coro__poller_unkeep(&l->poller, fd, w->gen);
         w->kept = w->stream = w->ready = 0;
     }
     int err = close(fd) == 0 ? 0 : errno;
