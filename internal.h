@@ -655,6 +655,9 @@ int  coro__wait_fd(struct coro_task *self, int fd, int writable,
                    int64_t deadline, int tried);
 /* A read of fd came back short just now: a kept stream socket is empty. */
 void coro__fd_drained(int fd);
+/* fd is a kept stream socket on a ring loop with no data known to be
+ * there: a read goes to the ring at once rather than try and say EAGAIN. */
+int  coro__fd_ring_first(int fd);
 
 /* ----------------------------------------------------------------------
  * Worker threads for blocking calls (executor.c). Workers never touch loop

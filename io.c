@@ -214,6 +214,13 @@ void coro__fd_drained(int fd)
         l->io.fds[fd].ready &= (unsigned char)~CORO__READY_IN;
 }
 
+int coro__fd_ring_first(int fd)
+{
+    struct coro__loop *l = coro__tls_loop;
+    return l && l->poller.ring && (size_t)fd < l->io.nfds &&
+           l->io.fds[fd].stream && !(l->io.fds[fd].ready & CORO__READY_IN);
+}
+
 int await_readable(int fd, double timeout)
 {
     return await_fd(fd, 0, timeout);

@@ -450,8 +450,12 @@ int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
     struct stream s = { fd, FD_UNKNOWN, 0 };
     if (got)
         *got = 0;
+    if (!err && coro__fd_ring_first(fd))
+        s.kind = FD_SOCKET; /* a kept stream socket (io.c) */
     while (!err) {
-        ssize_t n = stream_read(&s, buf, cap, 0);
+        ssize_t n = s.kind == FD_SOCKET && coro__fd_ring_first(fd)
+                        ? (errno = EAGAIN, -1) /* the ring's at once */
+                        : stream_read(&s, buf, cap, 0);
         if (n >= 0) {
             *got = (size_t)n;
             if (n > 0 && (size_t)n < cap)

@@ -41,7 +41,6 @@
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -102,7 +101,7 @@ static void ring_unmap(struct coro__ring *r)
 static int ring_setup(struct io_uring_params *p)
 {
     static const unsigned tries[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
         IORING_SETUP_COOP_TASKRUN,
         0,
     };
