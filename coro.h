@@ -94,11 +94,12 @@ typedef void *(*coro_fn)(void *arg);
  * result: if not NULL, receives main's return value once main has ended
  *         (NULL if it never ended).
  * Returns: 0; main's coro_fail error; ECANCELED if main was cancelled;
- *          EDEADLK; EINVAL (main is NULL, or CORO_STACK_SIZE is malformed);
- *          ENOMEM; EBUSY (a loop already runs on this thread, e.g. coro_run
- *          called from inside a task).
- * Cost: one epoll instance for the loop's lifetime; stacks are pooled per
- *       loop and unmapped when coro_run returns. */
+ *          EDEADLK; EINVAL (main is NULL, or CORO_STACK_SIZE or CORO_IO is
+ *          malformed); ENOMEM; EBUSY (a loop already runs on this thread,
+ *          e.g. coro_run called from inside a task); with CORO_IO=io_uring,
+ *          the kernel's refusal of the ring (EPERM, ENOSYS: coro_io_backend).
+ * Cost: one epoll instance (or io_uring ring) for the loop's lifetime;
+ *       stacks are pooled per loop and unmapped when coro_run returns. */
 CORO_API int coro_run(coro_fn main, void *arg, void **result);
 
 /* ======================================================================
@@ -942,7 +943,9 @@ CORO_API size_t coro_loops(coro_loop **out, size_t cap);
  *          waits to read fd); EINVAL (NaN timeout); ENOMEM; EPERM.
  * Cost: one epoll_ctl to arm a one-shot watch (which also tells a closed
  *       fd, before anything is spent on it), none on an fd coro_fd_keep
- *       registered; no system call to wake. The loop keeps 24 bytes for every fd number up to the highest one
+ *       registered; no system call to wake. On io_uring (coro_io_backend)
+ *       a POLL_ADD that the loop's next wait submits: no system call of
+ *       its own. The loop keeps 24 bytes for every fd number up to the highest one
  *       waited on. */
 CORO_API int await_readable(int fd, double timeout);
 
