@@ -967,7 +967,9 @@ CORO_API int coro_close(int fd);
  * a stream socket comes back short: await_readable may therefore return 0
  * for data a plain read(2) took since, and the next read says EAGAIN (the
  * socket helpers then wait by themselves). A regular file (always ready)
- * is accepted and not registered.
+ * is accepted and not registered. On io_uring (coro_io_backend) nothing is
+ * registered: the waits are POLL_ADDs in the ring anyway, and await_read
+ * on a kept stream socket goes to the ring at once (see there).
  * The promise it asks: close fd with coro_close, in this loop's thread.
  * Closed with close(2), its number stays registered here, and an fd opened
  * later under that number could wait until its timeout.
@@ -980,10 +982,12 @@ CORO_API int coro_fd_keep(int fd);
  *   epoll     (the default; also unset or empty) epoll, as described above;
  *   io_uring  an io_uring ring (Linux 5.17 or later): the idle wait is one
  *             io_uring_enter that also submits every operation the loop's
- *             turn queued; fd waits are POLL_ADDs (multishot for an fd
- *             coro_fd_keep kept); the socket helpers' reads, writes and
- *             accepts that would wait are RECV, SEND and ACCEPT in the
- *             ring. A kernel that refuses io_uring (the io_uring_disabled
+ *             turn queued; fd waits are one-shot POLL_ADDs, which cost no
+ *             system call of their own; the socket helpers' reads, writes
+ *             and accepts that would wait are RECV, SEND and ACCEPT in
+ *             the ring, and await_read on a stream socket coro_fd_keep
+ *             kept is a RECV at once, without a recv(2) that would say
+ *             EAGAIN. A kernel that refuses io_uring (the io_uring_disabled
  *             sysctl, seccomp, ENOSYS, EPERM) makes coro_run fail with
  *             that errno, said once on stderr;
  *   auto      io_uring where the kernel allows it, epoll elsewhere, and

@@ -513,9 +513,6 @@ struct coro__poller {
                                        NULL: epoll */
     /* An event on a watched fd (set by io.c). */
     void (*fd_event)(struct coro__poller *p, int fd, uint32_t events);
-    /* The ring ended a kept fd's multishot poll on its own (uring.c): arm
-     * it again if fd is still kept under that generation (io.c). */
-    void (*fd_rearm)(struct coro__poller *p, int fd, unsigned gen);
     /* What to run for each kind of post (set by its module). */
     void (*on_post[CORO__POST_KINDS])(struct coro__poller *p);
 };
@@ -530,11 +527,10 @@ int  coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
  * ENOMEM or ENOSPC. */
 int  coro__poller_watch(struct coro__poller *p, int fd, uint32_t events);
 /* Registers fd for good, edge-triggered, for both directions: 0 or
- * epoll_ctl's errno. gen tells this registration from an earlier one of
- * the same number (the ring's completions may outlive it). */
-int  coro__poller_keep(struct coro__poller *p, int fd, unsigned gen);
+ * epoll_ctl's errno. epoll only: a ring keeps nothing (io.c). */
+int  coro__poller_keep(struct coro__poller *p, int fd);
 /* Drops a kept registration (coro_close). */
-void coro__poller_unkeep(struct coro__poller *p, int fd, unsigned gen);
+void coro__poller_unkeep(struct coro__poller *p, int fd);
 /* Drops a pollable added by coro__poller_add. */
 void coro__poller_remove(struct coro__poller *p, struct coro__pollable *h);
 /* Blocks until the deadline (CORO__NEVER: until an event; a deadline past
@@ -583,7 +579,6 @@ struct coro__fdwait {
     unsigned char     ready;        /* kept: ready as far as we know, from
                                        the edges since the last EAGAIN
                                        (CORO__READY_IN | CORO__READY_OUT) */
-    unsigned char     gen;          /* kept: which registration (ring) */
 };
 
 enum { CORO__READY_IN = 1, CORO__READY_OUT = 2 };
@@ -623,8 +618,6 @@ void coro__ring_term(struct coro__poller *p);
 int  coro__ring_add(struct coro__poller *p, int fd, uint32_t events,
                     struct coro__pollable *h);
 void coro__ring_remove(struct coro__poller *p, struct coro__pollable *h);
-int  coro__ring_keep(struct coro__poller *p, int fd, unsigned gen);
-void coro__ring_unkeep(struct coro__poller *p, int fd, unsigned gen);
 int  coro__ring_wakeup_open(struct coro__poller *p);
 void coro__ring_wait(struct coro__poller *p, int64_t deadline);
 /* Whether the calling task may hand buf to the kernel: not while it runs
@@ -655,8 +648,8 @@ int  coro__wait_fd(struct coro_task *self, int fd, int writable,
                    int64_t deadline, int tried);
 /* A read of fd came back short just now: a kept stream socket is empty. */
 void coro__fd_drained(int fd);
-/* fd is a kept stream socket on a ring loop with no data known to be
- * there: a read goes to the ring at once rather than try and say EAGAIN. */
+/* fd is a kept stream socket on a ring loop: a read goes to the ring at
+ * once rather than try and, as it mostly would, say EAGAIN. */
 int  coro__fd_ring_first(int fd);
 
 /* ----------------------------------------------------------------------

@@ -450,12 +450,13 @@ int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
     struct stream s = { fd, FD_UNKNOWN, 0 };
     if (got)
         *got = 0;
-    if (!err && coro__fd_ring_first(fd))
-        s.kind = FD_SOCKET; /* a kept stream socket (io.c) */
+    /* A kept stream socket (io.c) on the ring: the RECV at once. */
+    int first = !err && coro__fd_ring_first(fd);
+    if (first)
+        s.kind = FD_SOCKET;
     while (!err) {
-        ssize_t n = s.kind == FD_SOCKET && coro__fd_ring_first(fd)
-                        ? (errno = EAGAIN, -1) /* the ring's at once */
-                        : stream_read(&s, buf, cap, 0);
+        ssize_t n = first ? (errno = EAGAIN, -1) : stream_read(&s, buf, cap, 0);
+        first = 0;
         if (n >= 0) {
             *got = (size_t)n;
             if (n > 0 && (size_t)n < cap)

@@ -208,10 +208,8 @@ int coro__poller_watch(struct coro__poller *p, int fd, uint32_t events)
  * and edge-triggered, so that an fd that stays readable is not reported
  * on every epoll_wait while its task is busy. An fd that already has a
  * one-shot watch is switched over by MOD. */
-int coro__poller_keep(struct coro__poller *p, int fd, unsigned gen)
+int coro__poller_keep(struct coro__poller *p, int fd)
 {
-    if (p->ring)
-        return coro__ring_keep(p, fd, gen);
     struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLOUT |
                                         EPOLLET,
                               .data.u64 = (uint64_t)fd << 1 | 1 };
@@ -226,13 +224,10 @@ int coro__poller_keep(struct coro__poller *p, int fd, unsigned gen)
     return err;
 }
 
-void coro__poller_unkeep(struct coro__poller *p, int fd, unsigned gen)
+void coro__poller_unkeep(struct coro__poller *p, int fd)
 {
     int saved = errno;
-    if (p->ring)
-        coro__ring_unkeep(p, fd, gen);
-    else
-        epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
     errno = saved;
 }
 

@@ -19,7 +19,6 @@
  * What each completion is for is in its user_data's low bits:
  *   0  an operation record (struct coro__ring_op, 8-byte aligned) in a
  *      task's control block;
- *   1  a kept fd's multishot poll: gen << 40 | fd << 3 | 1;
  *   2  a pollable's multishot poll: its address | 2;
  *   3  the wakeup eventfd's multishot poll;
  *   4  a cancel or a removal, whose own completion says nothing.
@@ -49,11 +48,10 @@
 #include <unistd.h>
 
 #define SQ_ENTRIES 256
-#define CQ_ENTRIES 8192 /* many kept fds' polls may fire in one turn */
+#define CQ_ENTRIES 8192 /* a turn's completions for many connections */
 
 enum {
     UD_OP = 0,
-    UD_KEPT = 1,
     UD_POLLABLE = 2,
     UD_WAKEUP = 3,
     UD_IGNORE = 4,
@@ -254,7 +252,7 @@ static void cancel_ud(struct coro__ring *r, int opcode, uint64_t ud)
 }
 
 /* ----------------------------------------------------------------------
- * Readiness the loop keeps: pollables, kept fds, the wakeup eventfd
+ * Readiness the loop keeps: pollables, the wakeup eventfd
  * ---------------------------------------------------------------------- */
 
 int coro__ring_add(struct coro__poller *p, int fd, uint32_t events,
@@ -269,24 +267,6 @@ void coro__ring_remove(struct coro__poller *p, struct coro__pollable *h)
 {
     cancel_ud(p->ring, IORING_OP_POLL_REMOVE,
               (uint64_t)(uintptr_t)h | UD_POLLABLE);
-}
-
-static uint64_t kept_ud(int fd, unsigned gen)
-{
-    return (uint64_t)(gen & 0xff) << 40 | (uint64_t)fd << 3 | UD_KEPT;
-}
-
-/* The POLL_ADD is only queued: an fd that cannot be polled is found out by
- * its completion (fcntl has told it is open). */
-int coro__ring_keep(struct coro__poller *p, int fd, unsigned gen)
-{
-    return poll_multi(p->ring, fd, POLLIN | POLLRDHUP | POLLOUT,
-                      kept_ud(fd, gen));
-}
-
-void coro__ring_unkeep(struct coro__poller *p, int fd, unsigned gen)
-{
-    cancel_ud(p->ring, IORING_OP_POLL_REMOVE, kept_ud(fd, gen));
 }
 
 int coro__ring_wakeup_open(struct coro__poller *p)
@@ -324,16 +304,6 @@ static void dispatch(struct coro__poller *p, uint64_t ud, int32_t res,
     case UD_OP:
         op_done((struct coro__ring_op *)(uintptr_t)ud, res);
         break;
-    case UD_KEPT: {
-        int fd = (int)(ud >> 3 & 0xffffffff);
-        if (res > 0)
-            p->fd_event(p, fd, (uint32_t)res);
-        /* -ECANCELED: coro_close removed it. Anything else that ends it
-         * (an error, a full CQ) leaves a kept fd unwatched: again. */
-        if (ended && res != -ECANCELED)
-            p->fd_rearm(p, fd, (unsigned)(ud >> 40));
-        break;
-    }
     case UD_POLLABLE: {
         struct coro__pollable *h =
             (struct coro__pollable *)(uintptr_t)(ud & ~(uint64_t)UD_TAG);
