@@ -52,7 +52,7 @@ LDLIBS  := -lm -lpthread
 SRCS    := coro.c chores.c sched.c join.c group.c scope.c timer.c poll.c env.c \
            executor.c io.c net.c sync.c debug.c trace.c overflow.c \
            inspect.c local.c loops.c watchdog.c loop.c future.c xchan.c \
-           run_loops.c
+           run_loops.c uring.c
 HDRS    := coro.h internal.h switch.h
 TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_join.c test/test_group.c test/test_scope.c \
@@ -63,13 +63,17 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_inspect.c test/test_local.c \
            test/test_loops.c test/test_watchdog.c test/test_loop.c \
            test/test_future.c test/test_xchan.c test/test_run_loops.c \
-           test/test_chores.c
+           test/test_chores.c test/test_uring.c
 BENCHES := handoff spawn eager sleepers blocking chan timers http_server \
            bare_epoll \
            xloop xloop_pthread
 DEMOS   := a_three_tasks b_five_jobs c_user_lookups d_tasks_gather_blocking \
            e_http_requests f_queue_workers
 SLEEPERS ?= 100000 1000000
+
+# CORO_IO=io_uring (or epoll, auto) on make's command line reaches every
+# suite and demo the targets run: `make check CORO_IO=io_uring`.
+export CORO_IO
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=all
@@ -94,6 +98,7 @@ help:
 	@echo "make demo       build and run the five scenario demos, then a table"
 	@echo "make demos      build the demos without running them"
 	@echo "make check      build and run the Check suites (installs Check if root)"
+	@echo "                 (CORO_IO=io_uring: every loop on io_uring; see coro.h)"
 	@echo "make asan       run the suites under AddressSanitizer + UBSan"
 	@echo "make tsan       run the suites under ThreadSanitizer"
 	@echo "make valgrind   run the suites under valgrind memcheck"

@@ -94,11 +94,12 @@ typedef void *(*coro_fn)(void *arg);
  * result: if not NULL, receives main's return value once main has ended
  *         (NULL if it never ended).
  * Returns: 0; main's coro_fail error; ECANCELED if main was cancelled;
- *          EDEADLK; EINVAL (main is NULL, or CORO_STACK_SIZE is malformed);
- *          ENOMEM; EBUSY (a loop already runs on this thread, e.g. coro_run
- *          called from inside a task).
- * Cost: one epoll instance for the loop's lifetime; stacks are pooled per
- *       loop and unmapped when coro_run returns. */
+ *          EDEADLK; EINVAL (main is NULL, or CORO_STACK_SIZE or CORO_IO is
+ *          malformed); ENOMEM; EBUSY (a loop already runs on this thread,
+ *          e.g. coro_run called from inside a task); with CORO_IO=io_uring,
+ *          the kernel's refusal of the ring (EPERM, ENOSYS: coro_io_backend).
+ * Cost: one epoll instance (or io_uring ring) for the loop's lifetime;
+ *       stacks are pooled per loop and unmapped when coro_run returns. */
 CORO_API int coro_run(coro_fn main, void *arg, void **result);
 
 /* ======================================================================
@@ -958,7 +959,9 @@ CORO_API size_t coro_loops(coro_loop **out, size_t cap);
  *          waits to read fd); EINVAL (NaN timeout); ENOMEM; EPERM.
  * Cost: one epoll_ctl to arm a one-shot watch (which also tells a closed
  *       fd, before anything is spent on it), none on an fd coro_fd_keep
- *       registered; no system call to wake. The loop keeps 24 bytes for every fd number up to the highest one
+ *       registered; no system call to wake. On io_uring (coro_io_backend)
+ *       a POLL_ADD that the loop's next wait submits: no system call of
+ *       its own. The loop keeps 24 bytes for every fd number up to the highest one
  *       waited on. */
 CORO_API int await_readable(int fd, double timeout);
 
@@ -980,13 +983,43 @@ CORO_API int coro_close(int fd);
  * a stream socket comes back short: await_readable may therefore return 0
  * for data a plain read(2) took since, and the next read says EAGAIN (the
  * socket helpers then wait by themselves). A regular file (always ready)
- * is accepted and not registered.
+ * is accepted and not registered. On io_uring (coro_io_backend) nothing is
+ * registered: the waits are POLL_ADDs in the ring anyway, and await_read
+ * on a kept stream socket goes to the ring at once (see there).
  * The promise it asks: close fd with coro_close, in this loop's thread.
  * Closed with close(2), its number stays registered here, and an fd opened
  * later under that number could wait until its timeout.
  * Returns: 0; EBADF (fd is not open); ENOMEM; ENOSPC (epoll's limit of
  *          watches); EPERM (not in a loop's thread). */
 CORO_API int coro_fd_keep(int fd);
+
+/* The kernel interface a loop waits and does its I/O with, chosen by each
+ * loop as it starts from the environment variable CORO_IO:
+ *   epoll     (the default; also unset or empty) epoll, as described above;
+ *   io_uring  an io_uring ring (Linux 5.17 or later): the idle wait is one
+ *             io_uring_enter that also submits every operation the loop's
+ *             turn queued; fd waits are one-shot POLL_ADDs, which cost no
+ *             system call of their own; the socket helpers' reads, writes
+ *             and accepts that would wait are RECV, SEND and ACCEPT in
+ *             the ring, and await_read on a stream socket coro_fd_keep
+ *             kept is a RECV at once, without a recv(2) that would say
+ *             EAGAIN. A kernel that refuses io_uring (the io_uring_disabled
+ *             sysctl, seccomp, ENOSYS, EPERM) makes coro_run fail with
+ *             that errno, said once on stderr;
+ *   auto      io_uring where the kernel allows it, epoll elsewhere, and
+ *             epoll under valgrind (which cannot see the kernel's writes
+ *             through the ring).
+ * Any other value is told once on stderr and coro_run returns EINVAL.
+ * An operation in the ring that a timeout, a cancellation or coro_close
+ * gives up is cancelled in the ring and its completion awaited before the
+ * call returns, so the kernel never writes a buffer after its call; one
+ * that completed first returns its result. A buffer on the shared stack
+ * (CORO_SHARED_STACK) is never handed to the kernel: that call waits for
+ * readiness and reads or writes itself, as on epoll.
+ * Returns: "epoll" or "io_uring" for the calling thread's loop, NULL
+ *          outside a loop. Python: asyncio's selector vs. proactor loops
+ *          (asyncio.SelectorEventLoop). */
+CORO_API const char *coro_io_backend(void);
 
 /* ======================================================================
  * Sockets: what asyncio's streams give (open_connection, start_server,

@@ -288,7 +288,7 @@ static void sigquit_off(struct coro__loop *l)
         if (atomic_compare_exchange_strong(&sigquit_pipes[i], &mine, 0))
             break;
     }
-    epoll_ctl(l->poller.epfd, EPOLL_CTL_DEL, l->sigquit_fd, NULL);
+    coro__poller_remove(&l->poller, &l->sigquit);
     close(l->sigquit_wfd);
     close(l->sigquit_fd);
     l->sigquit_fd = l->sigquit_wfd = -1;

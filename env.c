@@ -7,8 +7,11 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 unsigned coro__cpus(void)
@@ -51,4 +54,23 @@ int coro__env_size(const char *name, size_t min, size_t max, size_t *out)
         return EINVAL;
     *out = v;
     return 0;
+}
+
+/* CORO_IO: epoll (or unset or empty), io_uring or auto. Anything else is
+ * told once on stderr and is EINVAL: coro_run refuses to start rather than
+ * run on a backend nobody asked for. */
+int coro__env_io(void)
+{
+    static const char *const names[] = { "epoll", "io_uring", "auto" };
+    const char *s = getenv("CORO_IO");
+    if (!s || !*s)
+        return CORO__IO_EPOLL;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    static atomic_int told;
+    if (!atomic_exchange(&told, 1))
+        fprintf(stderr, "coro: CORO_IO=%s: want epoll, io_uring or auto\n",
+                s);
+    return EINVAL;
 }

@@ -596,7 +596,11 @@ struct coro__poller;
  * when the fd has events. */
 struct coro__pollable {
     void (*ready)(struct coro__pollable *self, uint32_t events);
+    int      fd;                    /* set by coro__poller_add: the ring */
+    uint32_t events;                /* re-arms an ended multishot poll */
 };
+
+struct coro__ring;
 
 struct coro__poller {
     int epfd;                       /* the loop's epoll instance */
@@ -606,6 +610,8 @@ struct coro__poller {
     atomic_uint posted;             /* CORO__POST_* bits not yet run */
     atomic_int  sleeping;           /* the loop is in (or about to enter)
                                        the kernel wait */
+    struct coro__ring *ring;        /* the io_uring backend (uring.c), or
+                                       NULL: epoll */
     /* An event on a watched fd (set by io.c). */
     void (*fd_event)(struct coro__poller *p, int fd, uint32_t events);
     /* What to run for each kind of post (set by its module). */
@@ -622,8 +628,12 @@ int  coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
  * ENOMEM or ENOSPC. */
 int  coro__poller_watch(struct coro__poller *p, int fd, uint32_t events);
 /* Registers fd for good, edge-triggered, for both directions: 0 or
- * epoll_ctl's errno. */
+ * epoll_ctl's errno. epoll only: a ring keeps nothing (io.c). */
 int  coro__poller_keep(struct coro__poller *p, int fd);
+/* Drops a kept registration (coro_close). */
+void coro__poller_unkeep(struct coro__poller *p, int fd);
+/* Drops a pollable added by coro__poller_add. */
+void coro__poller_remove(struct coro__poller *p, struct coro__pollable *h);
 /* Blocks until the deadline (CORO__NEVER: until an event; a deadline past
  * already: only looks), an event or a post, and dispatches the events. */
 void coro__poller_wait(struct coro__poller *p, int64_t deadline);
@@ -685,6 +695,49 @@ struct coro__fd_record {
     int writable;
 };
 
+/* ----------------------------------------------------------------------
+ * The io_uring backend (uring.c)
+ * ---------------------------------------------------------------------- */
+
+/* One operation in the ring, in its task's control block (union
+ * coro__wait): the completion writes here, found by the SQE's user_data.
+ * io comes first, so that what reads wait.io (dumps, io.c) sees the fd. */
+struct coro__ring_op {
+    struct coro__fd_record io;
+    struct coro_task      *task;    /* woken by the completion, or NULL */
+    int32_t                res;     /* the CQE's result */
+    unsigned char          done;    /* the completion came */
+};
+
+/* The backend CORO_IO asks for (env.c): CORO__IO_EPOLL, CORO__IO_URING,
+ * CORO__IO_AUTO, or EINVAL for a value it does not know. */
+enum { CORO__IO_EPOLL, CORO__IO_URING, CORO__IO_AUTO };
+int  coro__env_io(void);
+
+int  coro__ring_init(struct coro__poller *p);  /* 0, or why not */
+void coro__ring_term(struct coro__poller *p);
+int  coro__ring_add(struct coro__poller *p, int fd, uint32_t events,
+                    struct coro__pollable *h);
+void coro__ring_remove(struct coro__poller *p, struct coro__pollable *h);
+int  coro__ring_wakeup_open(struct coro__poller *p);
+void coro__ring_wait(struct coro__poller *p, int64_t deadline);
+/* Whether the calling task may hand buf to the kernel: not while it runs
+ * on the shared stack with buf on it, and not with no ring. */
+int  coro__ring_usable(struct coro_task *self, const void *buf, size_t len);
+/* The ring's operations, each run to its completion: on a timeout, a
+ * cancellation or coro_close the operation is cancelled in the ring and
+ * its completion awaited before the call returns. A result that came
+ * before the cancellation took is returned as the result. Each returns 0
+ * with *res (>= 0) or an errno value. */
+int  coro__ring_poll(struct coro_task *self, int fd, int writable,
+                     int64_t deadline);
+int  coro__ring_recv(struct coro_task *self, int fd, void *buf, size_t cap,
+                     int64_t deadline, size_t *got);
+int  coro__ring_send(struct coro_task *self, int fd, const void *buf,
+                     size_t n, int64_t deadline, size_t *sent);
+int  coro__ring_accept(struct coro_task *self, int fd, int64_t deadline,
+                       int *out);
+
 void coro__io_init(struct coro__loop *l);
 void coro__io_term(struct coro__io *io);
 /* Parks self until fd is readable (or, with writable, writable) or the
@@ -696,6 +749,9 @@ int  coro__wait_fd(struct coro_task *self, int fd, int writable,
                    int64_t deadline, int tried);
 /* A read of fd came back short just now: a kept stream socket is empty. */
 void coro__fd_drained(int fd);
+/* fd is a kept stream socket on a ring loop: a read goes to the ring at
+ * once rather than try and, as it mostly would, say EAGAIN. */
+int  coro__fd_ring_first(int fd);
 
 /* ----------------------------------------------------------------------
  * Worker threads for blocking calls (executor.c). Workers never touch loop
@@ -832,6 +888,7 @@ union coro__wait {
     struct coro__await     await;   /* join, gather, wait (sched.c) */
     struct coro__job       job;     /* a blocking call (executor.c) */
     struct coro__fd_record io;      /* an fd (io.c) */
+    struct coro__ring_op   ring;    /* an operation in the ring (uring.c) */
     struct coro__xwaiter   xwait;   /* a cross-thread channel (xchan.c) */
     void                  *sync[8]; /* a waiter on an object (sync.c) */
 };

@@ -13,6 +13,13 @@
  * The helpers never block the thread, whatever fd they are given: see
  * struct stream below. Pipes are written with SIGPIPE held back, so a
  * reader that went away is EPIPE for them too.
+ *
+ * On a loop that runs on io_uring (uring.c), a socket's EAGAIN hands the
+ * read, write or accept to the ring (RECV, SEND, ACCEPT), which completes
+ * it when the socket is ready, submitted with the loop's next kernel wait.
+ * What the ring cannot be given waits for readiness as on epoll: a buffer
+ * on the shared stack, a pipe or another non-socket, await_read_until's
+ * peeks, a blocking listening socket.
  */
 #include "internal.h"
 
@@ -43,6 +50,13 @@ static int enter(double timeout, int64_t *deadline)
 static int wait_fd(int fd, int writable, int64_t deadline, int tried)
 {
     return coro__wait_fd(coro__current(), fd, writable, deadline, tried);
+}
+
+/* The loop runs on io_uring (uring.c). */
+static int ring(void)
+{
+    struct coro__loop *l = coro__tls_loop;
+    return l && l->poller.ring;
 }
 
 static void set_nodelay(int fd)
@@ -131,8 +145,9 @@ int await_accept(int listen_fd, double timeout, int *fd)
         err = errno;
     int ready = flags & O_NONBLOCK;
     int tried = ready;
+    int s;
     while (!err) {
-        int s = ready ? accept4(listen_fd, NULL, NULL,
+        s = ready ? accept4(listen_fd, NULL, NULL,
                                 SOCK_NONBLOCK | SOCK_CLOEXEC)
                       : (errno = EAGAIN, -1);
         if (s >= 0) {
@@ -144,6 +159,17 @@ int await_accept(int listen_fd, double timeout, int *fd)
         ready = flags & O_NONBLOCK;
         if (err == EINTR || err == ECONNABORTED) {
             err = 0;
+        } else if ((err == EAGAIN || err == EWOULDBLOCK) &&
+                   (flags & O_NONBLOCK) && ring()) {
+            /* The ring accepts when the connection comes. */
+            err = coro__ring_accept(coro__current(), listen_fd, deadline, &s);
+            if (!err) {
+                set_nodelay(s);
+                *fd = s;
+                break;
+            }
+            if (err == EINTR || err == ECONNABORTED)
+                err = 0;
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
             err = wait_fd(listen_fd, 0, deadline, tried);
             ready = tried = 1;
@@ -424,15 +450,31 @@ int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
     struct stream s = { fd, FD_UNKNOWN, 0 };
     if (got)
         *got = 0;
+    /* A kept stream socket (io.c) on the ring: the RECV at once. */
+    int first = !err && coro__fd_ring_first(fd);
+    if (first)
+        s.kind = FD_SOCKET;
     while (!err) {
-        ssize_t n = stream_read(&s, buf, cap, 0);
+        ssize_t n = first ? (errno = EAGAIN, -1) : stream_read(&s, buf, cap, 0);
+        first = 0;
         if (n >= 0) {
             *got = (size_t)n;
             if (n > 0 && (size_t)n < cap)
                 coro__fd_drained(fd);
             break;
         }
-        err = stream_retry(&s, errno, 0, deadline);
+        err = errno;
+        if (err == EAGAIN && s.kind == FD_SOCKET &&
+            coro__ring_usable(coro__current(), buf, cap)) {
+            /* The RECV lands when the data does. */
+            err = coro__ring_recv(coro__current(), fd, buf, cap, deadline,
+                                  got);
+            if (!err && *got > 0 && *got < cap)
+                coro__fd_drained(fd);
+            if (err != EINTR)
+                break;
+        }
+        err = stream_retry(&s, err, 0, deadline);
     }
     errno = saved;
     return err;
@@ -447,10 +489,25 @@ int await_read_full(int fd, void *buf, size_t n, double timeout, size_t *got)
     size_t have = 0;
     while (!err && have < n) {
         ssize_t k = stream_read(&s, (char *)buf + have, n - have, 0);
-        if (k > 0)
+        if (k > 0) {
             have += (size_t)k;
-        else
-            err = k == 0 ? EPIPE : stream_retry(&s, errno, 0, deadline);
+            continue;
+        }
+        err = k == 0 ? EPIPE : errno;
+        if (err == EAGAIN && s.kind == FD_SOCKET &&
+            coro__ring_usable(coro__current(), (char *)buf + have,
+                              n - have)) {
+            size_t got_now = 0;
+            err = coro__ring_recv(coro__current(), fd, (char *)buf + have,
+                                  n - have, deadline, &got_now);
+            if (!err && got_now == 0)
+                err = EPIPE;
+            have += got_now;
+            if (err == EINTR)
+                err = 0;
+        } else if (err != EPIPE) {
+            err = stream_retry(&s, err, 0, deadline);
+        }
     }
     if (got)
         *got = have;
@@ -552,10 +609,25 @@ int await_write_all(int fd, const void *buf, size_t n, double timeout)
     size_t done = 0;
     while (!err && done < n) {
         ssize_t k = stream_write(&s, (const char *)buf + done, n - done);
-        if (k >= 0)
+        if (k >= 0) {
             done += (size_t)k;
-        else
-            err = stream_retry(&s, errno, 1, deadline);
+            continue;
+        }
+        err = errno;
+        if (err == EAGAIN && s.kind == FD_SOCKET &&
+            coro__ring_usable(coro__current(), (const char *)buf + done,
+                              n - done)) {
+            /* The SEND goes when the socket has room. */
+            size_t sent = 0;
+            err = coro__ring_send(coro__current(), fd,
+                                  (const char *)buf + done, n - done,
+                                  deadline, &sent);
+            done += sent;
+            if (err == EINTR)
+                err = 0;
+        } else {
+            err = stream_retry(&s, err, 1, deadline);
+        }
     }
     errno = saved;
     return err;

@@ -17,11 +17,16 @@
  * consistent atomics and then read the other's flag, so at least one of
  * them sees the other: the loop never sleeps through a post, and a busy
  * loop costs posters no system call.
+ *
+ * CORO_IO=io_uring (or auto, where the kernel allows it) puts a ring in
+ * place of the epoll instance: each coro__poller_* call below then hands
+ * over to uring.c, and the loop has no epoll fd at all.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -36,19 +41,54 @@ atomic_int coro__have_pwait2 = 1;
  * timerfd (0) or the wakeup eventfd (2); or a pollable's address (even). */
 enum { DATA_TIMERFD = 0, DATA_WAKEUP = 2 };
 
+/* CORO_IO=io_uring that the kernel refuses is an error, told once: a
+ * program that asked for the ring should not run on epoll unawares. */
+static void refused(int err)
+{
+    static atomic_int told;
+    if (!atomic_exchange(&told, 1))
+        fprintf(stderr, "coro: CORO_IO=io_uring: the kernel refuses "
+                        "io_uring (%s); CORO_IO=auto falls back to epoll\n",
+                strerror(err));
+}
+
 int coro__poller_init(struct coro__poller *p)
 {
     if (coro__under_valgrind())
         atomic_store(&coro__have_pwait2, 0);
-    p->tfd = p->evfd = -1;
+    p->tfd = p->evfd = p->epfd = -1;
+    p->ring = NULL;
     atomic_init(&p->posted, 0);
     atomic_init(&p->sleeping, 0);
+    int mode = coro__env_io();
+    if (mode == EINVAL)
+        return EINVAL;
+    /* valgrind cannot see what the kernel writes through the ring. */
+    if (mode == CORO__IO_URING ||
+        (mode == CORO__IO_AUTO && !coro__under_valgrind())) {
+        int err = coro__ring_init(p);
+        if (!err)
+            return 0;
+        if (mode == CORO__IO_URING) {
+            refused(err);
+            return err;
+        }
+    }
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     return p->epfd < 0 ? errno : 0;
 }
 
+const char *coro_io_backend(void)
+{
+    struct coro__loop *l = coro__loop();
+    if (!l)
+        return NULL;
+    return l->poller.ring ? "io_uring" : "epoll";
+}
+
 void coro__poller_term(struct coro__poller *p)
 {
+    coro__ring_term(p);
     if (p->tfd >= 0)
         close(p->tfd);
     if (p->evfd >= 0)
@@ -60,6 +100,8 @@ void coro__poller_term(struct coro__poller *p)
 
 int coro__poller_wakeup_open(struct coro__poller *p)
 {
+    if (p->ring)
+        return coro__ring_wakeup_open(p);
     if (p->evfd >= 0)
         return 0;
     int saved = errno;
@@ -125,8 +167,22 @@ int coro__poller_spin(struct coro__poller *p, int64_t ns, int64_t deadline)
 int coro__poller_add(struct coro__poller *p, int fd, uint32_t events,
                      struct coro__pollable *h)
 {
+    h->fd = fd;
+    h->events = events;
+    if (p->ring)
+        return coro__ring_add(p, fd, events, h);
     struct epoll_event ev = { .events = events, .data.ptr = h };
     return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
+}
+
+void coro__poller_remove(struct coro__poller *p, struct coro__pollable *h)
+{
+    int saved = errno;
+    if (p->ring)
+        coro__ring_remove(p, h);
+    else
+        epoll_ctl(p->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+    errno = saved;
 }
 
 /* epoll keys a registration by the fd's open file, not its number: an fd
@@ -166,6 +222,13 @@ int coro__poller_keep(struct coro__poller *p, int fd)
     }
     errno = saved;
     return err;
+}
+
+void coro__poller_unkeep(struct coro__poller *p, int fd)
+{
+    int saved = errno;
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+    errno = saved;
 }
 
 int coro__ms_timeout(int64_t deadline)
@@ -209,6 +272,10 @@ static int timerfd_arm(struct coro__poller *p, int64_t deadline)
 
 void coro__poller_wait(struct coro__poller *p, int64_t deadline)
 {
+    if (p->ring) {
+        coro__ring_wait(p, deadline);
+        return;
+    }
     struct epoll_event events[256];
     int n = -1;
     int saved = errno;

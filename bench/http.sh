@@ -1,5 +1,6 @@
 #!/bin/bash
-# HTTP server benchmark: coro's server (bench/http_server), the floor an
+# HTTP server benchmark: coro's server (bench/http_server) on epoll and on
+# io_uring (CORO_IO), the floor an
 # epoll server reaches (bench/bare_epoll: no coroutines, one read and one
 # write per request), Go's netpoller (bench/http_server.go, a goroutine per
 # connection, GOMAXPROCS=1; where go is installed) and the asyncio twin
@@ -44,9 +45,9 @@ measure() { # name port command...
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     errs=$(echo "$out" | awk '/Socket errors|Non-2xx/ {print}' | tr '\n' ' ')
-    printf "%-8s %8s req/s   p99 %8s   %s\n" "$name" "$rps" "$p99" "$errs"
+    printf "%-10s %8s req/s   p99 %8s   %s\n" "$name" "$rps" "$p99" "$errs"
     if [ "$idle" -gt 0 ] && command -v python3 >/dev/null; then
-        printf "%-8s " "$name"
+        printf "%-10s " "$name"
         python3 "$here/idle_clients.py" "$idle" "$port" "$pid"
     fi
     kill $pid
@@ -62,9 +63,10 @@ fi
 
 echo "wrk -t1 -c$conns -d${secs}s, server on CPU 0, wrk on CPU 1:"
 for _ in $(seq "$rounds"); do
-    measure coro 18080 "$build/http_server" --port 18080
+    measure coro/epoll 18080 env CORO_IO=epoll "$build/http_server" --port 18080
+    measure coro/uring 18083 env CORO_IO=io_uring "$build/http_server" --port 18083
     measure bare 18082 "$build/bare_epoll" --port 18082
-    [ $have_go = 1 ] && measure go 18083 build/http_server_go --port 18083
+    [ $have_go = 1 ] && measure go 18084 build/http_server_go --port 18084
     command -v python3 >/dev/null &&
         measure python 18081 python3 "$here/http_server.py" 18081
 done

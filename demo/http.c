@@ -179,10 +179,14 @@ static void *serve_conn(void *arg)
 {
     struct conn *c = arg;
     int err = 0;
+    /* On io_uring the read itself waits, in the ring, at no system call:
+     * waiting for readiness first would only add a wake-up. */
+    const char *io = coro_io_backend();
+    int ring = io && strcmp(io, "io_uring") == 0;
     while (!err) {
         /* Nothing pending: wait here, in a shallow frame, rather than try
          * a read that would only say EAGAIN. */
-        if (!c->spill)
+        if (!c->spill && !ring)
             err = await_readable(c->fd, IDLE_TIMEOUT);
         if (!err)
             err = serve_ready(c);

@@ -35,6 +35,7 @@ Suite *future_suite(void);
 Suite *xchan_suite(void);
 Suite *run_loops_suite(void);
 Suite *chores_suite(void);
+Suite *uring_suite(void);
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */

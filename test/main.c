@@ -31,6 +31,7 @@ int main(void)
     srunner_add_suite(sr, xchan_suite());
     srunner_add_suite(sr, run_loops_suite());
     srunner_add_suite(sr, chores_suite());
+    srunner_add_suite(sr, uring_suite());
     srunner_add_suite(sr, demos_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
