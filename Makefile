@@ -106,7 +106,7 @@ help:
 	@echo "make bench      build and run the benchmarks (prints figures)"
 	@echo "make bench-peers  both switch builds beside Go and asyncio: one table"
 	@echo "make soak       churn for SOAK_SECONDS (300); RSS and fds must come back"
-	@echo "SWITCH=fast     with any target: the _setjmp/_longjmp switch build"
+	@echo "SWITCH=fast     with any target: the fast switch build (no signal mask)"
 	@echo "CC=clang        with any target: built with clang, in build/clang/"
 	@echo "make install PREFIX=/usr/local  (and gdb's script: GDB_AUTOLOAD)"
 

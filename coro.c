@@ -128,12 +128,13 @@ void coro__assert_fail(const char *cond, const char *file, int line)
  * here). It is kept as the default because it is the portable, documented
  * primitive, and it keeps a signal mask per task.
  *
- * The fast switch (CORO_SWITCH_FAST) is QEMU's, less a system call: a new
- * task's stack is entered the first time by a jump to its top (switch.h;
- * makecontext and setcontext on machines other than x86-64 and AArch64),
- * and from then on a switch is _setjmp into the leaving context and
- * _longjmp to the other, which neither save nor restore the signal mask. The sanitizer hooks are
- * the same for both: they describe stacks, not how we jump between them.
+ * The fast switch (CORO_SWITCH_FAST) neither saves nor restores the
+ * signal mask: a new task's stack is entered the first time by a jump to
+ * its top (switch.h; makecontext and setcontext on machines other than
+ * x86-64 and AArch64), and from then on a switch is coro__regs_swap (below)
+ * on x86-64, or _setjmp into the leaving context and _longjmp to the other
+ * (QEMU's way) elsewhere and under the sanitizers. The sanitizer hooks are
+ * the same for all: they describe stacks, not how we jump between them.
  * ---------------------------------------------------------------------- */
 
 #ifdef CORO__ASAN

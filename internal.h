@@ -316,8 +316,9 @@ unsigned coro__cpus(void);
  * also saves and restores the signal mask: a system call per switch. With
  * CORO_SWITCH_FAST (make SWITCH=fast), a task enters its stack the first
  * time by a jump to its top (setcontext where switch.h has no jump for the
- * machine), and every later switch is _setjmp/_longjmp: no system call,
- * and the signal mask is the thread's, shared by its tasks. */
+ * machine), and every later switch is coro's own register swap on x86-64
+ * (_setjmp/_longjmp elsewhere): no system call, and the signal mask is the
+ * thread's, shared by its tasks. */
 #if defined(CORO_SWITCH_FAST) && (defined(__x86_64__) || defined(__aarch64__))
 /* A fresh stack is entered without setcontext (switch.h). */
 #define CORO__STACK_ENTER 1

@@ -2,8 +2,9 @@
  * sched.c). Include it first, before any system header.
  *
  * The switch is inline so that a handoff compiles to a few instructions
- * around _setjmp/_longjmp (or swapcontext); the sanitizer hooks describe
- * stacks to ASan and TSan and compile to nothing without them.
+ * around the register swap (coro.c), _setjmp/_longjmp or swapcontext; the
+ * sanitizer hooks describe stacks to ASan and TSan and compile to nothing
+ * without them.
  */
 #ifndef CORO_SWITCH_H
 #define CORO_SWITCH_H
