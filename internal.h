@@ -666,6 +666,10 @@ extern atomic_int coro__have_pwait2;
 /* epoll_wait's timeout for a deadline: whole milliseconds rounded up,
  * 0 if it has passed, -1 for CORO__NEVER, at most INT_MAX. */
 int  coro__ms_timeout(int64_t deadline);
+/* The time left until deadline (0 if past) in *ts, for the kernel's
+ * nanosecond waits (epoll_pwait2, io_uring_enter): ts, or NULL (no
+ * timeout) for CORO__NEVER. */
+struct timespec *coro__timeout_ts(int64_t deadline, struct timespec *ts);
 
 /* ----------------------------------------------------------------------
  * Readiness of fds (io.c)

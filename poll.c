@@ -231,6 +231,18 @@ void coro__poller_unkeep(struct coro__poller *p, int fd)
     errno = saved;
 }
 
+struct timespec *coro__timeout_ts(int64_t deadline, struct timespec *ts)
+{
+    if (deadline == CORO__NEVER)
+        return NULL;
+    int64_t left = deadline - coro__clock_ns();
+    if (left < 0)
+        left = 0;
+    ts->tv_sec = left / 1000000000;
+    ts->tv_nsec = left % 1000000000;
+    return ts;
+}
+
 int coro__ms_timeout(int64_t deadline)
 {
     if (deadline == CORO__NEVER)
@@ -283,16 +295,9 @@ void coro__poller_wait(struct coro__poller *p, int64_t deadline)
     if (atomic_load(&p->posted))
         deadline = 0; /* news came: only look */
     if (atomic_load_explicit(&coro__have_pwait2, memory_order_relaxed)) {
-        struct timespec ts, *tsp = NULL;
-        if (deadline != CORO__NEVER) {
-            int64_t left = deadline - coro__clock_ns();
-            if (left < 0)
-                left = 0;
-            ts.tv_sec = left / 1000000000;
-            ts.tv_nsec = left % 1000000000;
-            tsp = &ts;
-        }
-        n = epoll_pwait2(p->epfd, events, 256, tsp, NULL);
+        struct timespec ts;
+        n = epoll_pwait2(p->epfd, events, 256, coro__timeout_ts(deadline, &ts),
+                         NULL);
         /* ENOSYS: an older kernel; EPERM: a seccomp profile that does not
          * know the call. Either way, never again. */
         if (n < 0 && errno != EINTR)

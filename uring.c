@@ -361,15 +361,7 @@ void coro__ring_wait(struct coro__poller *p, int64_t deadline)
     atomic_store(&p->sleeping, 1);
     if (atomic_load(&p->posted) || cq_ready(r))
         deadline = 0; /* news came: only look */
-    struct timespec ts, *tsp = NULL;
-    if (deadline != CORO__NEVER) {
-        int64_t left = deadline - coro__clock_ns();
-        if (left < 0)
-            left = 0;
-        ts.tv_sec = left / 1000000000;
-        ts.tv_nsec = left % 1000000000;
-        tsp = &ts;
-    }
+    struct timespec ts, *tsp = coro__timeout_ts(deadline, &ts);
     /* With min 0 the call submits and runs deferred completions only. */
     ring_enter(r, deadline == 0 ? 0 : 1, IORING_ENTER_GETEVENTS, tsp);
     atomic_store(&p->sleeping, 0);
@@ -449,7 +441,7 @@ static int op_run(struct coro_task *self, const struct io_uring_sqe *tpl,
     *s = *tpl;
     s->user_data = (uint64_t)(uintptr_t)op;
     *(writable ? &io->fds[fd].writer : &io->fds[fd].reader) = self;
-    int err = coro__park(self, &(struct coro__park){
+    struct coro__park wait = {
         .kind = writable ? CORO__W_FD_WRITE : CORO__W_FD_READ,
         .wakers = CORO__BY_KERNEL,
         .timeout_status = ETIMEDOUT,
@@ -457,22 +449,17 @@ static int op_run(struct coro_task *self, const struct io_uring_sqe *tpl,
         .detach = op_detach,
         .record = op,
         .record_size = sizeof *op,
-    });
+    };
+    int err = coro__park(self, &wait);
     if (!op->done) {
         /* Given up (err says why): the kernel may still write the buffer,
          * so the operation goes, and its completion is waited for. */
         cancel_ud(l->poller.ring, IORING_OP_ASYNC_CANCEL,
                   (uint64_t)(uintptr_t)op);
         op->task = self;
-        coro__park_shielded(self, &(struct coro__park){
-            .kind = writable ? CORO__W_FD_WRITE : CORO__W_FD_READ,
-            .wakers = CORO__BY_KERNEL,
-            .timeout_status = ETIMEDOUT,
-            .deadline = CORO__NEVER,
-            .detach = op_unwait,
-            .record = op,
-            .record_size = sizeof *op,
-        });
+        wait.deadline = CORO__NEVER;
+        wait.detach = op_unwait;
+        coro__park_shielded(self, &wait);
     }
     /* Done before the cancellation took: a result that moved data (or a
      * connection) stands; a poll's says nothing that cannot be asked
