@@ -64,6 +64,11 @@ TESTS   := test/main.c test/helpers.c test/test_coro.c test/test_sched.c \
            test/test_loops.c test/test_watchdog.c test/test_loop.c \
            test/test_future.c test/test_xchan.c test/test_run_loops.c \
            test/test_chores.c test/test_uring.c
+# The hooks library (hook.c, README "Hooks"): its own test runner, where
+# the hooks are linked in, beside run_tests, where they are not.
+HOOK_TESTS := test/hook_main.c test/helpers.c test/test_hook.c \
+              demo/local_server.c demo/http.c
+HOOK_DIR   := $(B)/hook
 BENCHES := handoff spawn eager sleepers blocking chan timers http_server \
            bare_epoll \
            xloop xloop_pthread
@@ -119,7 +124,7 @@ $(B)/asan/%.o: %.c $(HDRS) | $(B)/asan
 $(B)/tsan/%.o: %.c $(HDRS) | $(B)/tsan
 	$(CC) $(CFLAGS_LIB) $(TSAN_FLAGS) -c $< -o $@
 
-$(sort $(TOP) $(B) $(B)/asan $(B)/tsan $(B)/bench $(DEMO_DIR)):
+$(sort $(TOP) $(B) $(B)/asan $(B)/tsan $(B)/bench $(DEMO_DIR) $(HOOK_DIR)):
 	mkdir -p $@
 
 $(LIBA): $(SRCS:%.c=$(B)/%.o)
@@ -129,6 +134,16 @@ $(LIBSO): $(SRCS:%.c=$(B)/%.o)
 $(B)/asan/libcoro.a: $(SRCS:%.c=$(B)/asan/%.o)
 	rm -f $@ && ar rcs $@ $^
 $(B)/tsan/libcoro.a: $(SRCS:%.c=$(B)/tsan/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+# libcoro_hook.so needs libcoro.so.$(ABI): both in $(HOOK_DIR), where it
+# finds it ($$ORIGIN), as it will in the directory make install fills.
+$(HOOK_DIR)/libcoro.so.$(ABI): $(LIBSO) | $(HOOK_DIR)
+	cp $< $@ && ln -sf libcoro.so.$(ABI) $(HOOK_DIR)/libcoro.so
+$(HOOK_DIR)/libcoro_hook.so: $(B)/hook.o $(HOOK_DIR)/libcoro.so.$(ABI)
+	$(CC) -shared -Wl,-soname,libcoro_hook.so.$(ABI) -o $@ $(B)/hook.o \
+	    -L$(HOOK_DIR) -lcoro -Wl,-rpath,'$$ORIGIN' -ldl -lm
+$(B)/libcoro_hook.a: $(B)/hook.o
 	rm -f $@ && ar rcs $@ $^
 
 # The demos link the swapcontext build whatever SWITCH says.
@@ -185,25 +200,52 @@ $(B)/tsan/run_tests: $(TESTS) $(TEST_DEMO_SRCS) test/helpers.h $(B)/tsan/libcoro
 	$(CC) $(TEST_FLAGS) $(TSAN_FLAGS) $(TESTS) \
 	    $(TEST_DEMO_SRCS) $(B)/tsan/libcoro.a $(CHECK_LIBS) $(LDLIBS) -o $@
 
-check: $(B)/run_tests check-symbols
+# The hooks' runner: hook.o linked in (-rdynamic: libcurl and the other
+# shared objects find its read, poll... first), and a program built
+# without it that the tests run with LD_PRELOAD=libcoro_hook.so.
+HOOK_TEST_FLAGS = $(TEST_FLAGS) -DCORO_TEST_HOOK_DIR='"$(HOOK_DIR)"' -rdynamic
+HOOK_TEST_DEPS  = $(HOOK_TESTS) test/helpers.h demo/http.h \
+                  demo/local_server.h $(HOOK_DIR)/libcoro_hook.so \
+                  $(HOOK_DIR)/preload_target
+$(HOOK_DIR)/preload_target: test/hook_preload.c $(HOOK_DIR)/libcoro.so.$(ABI)
+	$(CC) $(CFLAGS_APP) -I. $< -L$(HOOK_DIR) -lcoro \
+	    -Wl,-rpath,$(abspath $(HOOK_DIR)) $(LDLIBS) -o $@
+$(B)/run_hook_tests: $(HOOK_TEST_DEPS) $(B)/hook.o $(LIBA) | $(B) deps
+	$(CC) $(HOOK_TEST_FLAGS) $(HOOK_TESTS) $(B)/hook.o $(LIBA) \
+	    $(CHECK_LIBS) $(LDLIBS) -ldl -o $@
+$(B)/asan/run_hook_tests: $(HOOK_TEST_DEPS) $(B)/asan/hook.o $(B)/asan/libcoro.a | deps
+	$(CC) $(HOOK_TEST_FLAGS) $(ASAN_FLAGS) $(HOOK_TESTS) $(B)/asan/hook.o \
+	    $(B)/asan/libcoro.a $(CHECK_LIBS) $(LDLIBS) -ldl -o $@
+$(B)/tsan/run_hook_tests: $(HOOK_TEST_DEPS) $(B)/tsan/hook.o $(B)/tsan/libcoro.a | deps
+	$(CC) $(HOOK_TEST_FLAGS) $(TSAN_FLAGS) $(HOOK_TESTS) $(B)/tsan/hook.o \
+	    $(B)/tsan/libcoro.a $(CHECK_LIBS) $(LDLIBS) -ldl -o $@
+
+check: $(B)/run_tests $(B)/run_hook_tests check-symbols
 	./$(B)/run_tests
+	./$(B)/run_hook_tests
 
-asan: $(B)/asan/run_tests
-	CORO_TEST_SLOW=3 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./$(B)/asan/run_tests
+ASAN_RUN := CORO_TEST_SLOW=3 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+asan: $(B)/asan/run_tests $(B)/asan/run_hook_tests
+	$(ASAN_RUN) ./$(B)/asan/run_tests
+	$(ASAN_RUN) ./$(B)/asan/run_hook_tests
 
-tsan: $(B)/tsan/run_tests
-	TSAN_OPTIONS=halt_on_error=1:die_after_fork=0 CORO_TEST_SLOW=4 ./$(B)/tsan/run_tests
+TSAN_RUN := TSAN_OPTIONS=halt_on_error=1:die_after_fork=0 CORO_TEST_SLOW=4
+tsan: $(B)/tsan/run_tests $(B)/tsan/run_hook_tests
+	$(TSAN_RUN) ./$(B)/tsan/run_tests
+	$(TSAN_RUN) ./$(B)/tsan/run_hook_tests
 
 # Memcheck runs the suites in one process (CK_FORK=no), so a leak anywhere
 # is seen; CORO_TEST_SLOW widens the timing margins for its slowdown.
 # valgrind runs one thread at a time; --fair-sched hands the CPU round,
 # or a task spinning on the loop thread can starve a worker for seconds.
-valgrind: $(B)/run_tests
+VALGRIND_RUN := CK_FORK=no CORO_TEST_SLOW=20 valgrind --error-exitcode=1 \
+                --leak-check=full --fair-sched=yes --quiet \
+                --errors-for-leak-kinds=definite,indirect,possible
+valgrind: $(B)/run_tests $(B)/run_hook_tests
 	@command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind"; exit 1; }
-	CK_FORK=no CORO_TEST_SLOW=20 valgrind --error-exitcode=1 --leak-check=full --fair-sched=yes \
-	    --errors-for-leak-kinds=definite,indirect,possible --quiet \
-	    ./$(B)/run_tests
+	$(VALGRIND_RUN) ./$(B)/run_tests
+	$(VALGRIND_RUN) ./$(B)/run_hook_tests
 
 # ---- gdb (gdb/coro-gdb.py): test/gdb_check.sh runs gdb in batch mode on
 # test/gdb_target, tasks parked in many kinds of wait, attached live and on

@@ -247,7 +247,7 @@ static void on_sigquit(int signo)
     for (int i = 0; i < SIGQUIT_LOOPS; i++) {
         int fd = atomic_load(&sigquit_pipes[i]) - 1;
         if (fd >= 0) {
-            ssize_t n = write(fd, "q", 1);
+            ssize_t n = coro__write_raw(fd, "q", 1);
             (void)n;
             any = 1;
         }

@@ -1209,6 +1209,11 @@ void coro__put_task(struct coro__line *l, const struct coro_task *t);
 /* Writes [buf, l->p) to fd. */
 void coro__line_write(int fd, const char *buf, const struct coro__line *l);
 
+/* write(2) as a system call of its own, for signal handlers: the hooks
+ * library (hook.c) defines `write`, and a hooked write may park the task
+ * a handler interrupted. */
+ssize_t coro__write_raw(int fd, const void *p, size_t n);
+
 /* The alternate signal stack of the loop's thread and the handler that
  * names a task overflowing its stack (overflow.c): 0 or an errno value. */
 int  coro__overflow_init(struct coro__loop *l);

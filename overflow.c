@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -76,10 +77,15 @@ void coro__put_task(struct coro__line *l, const struct coro_task *t)
     coro__put(l, ")");
 }
 
+ssize_t coro__write_raw(int fd, const void *p, size_t n)
+{
+    return syscall(SYS_write, fd, p, n);
+}
+
 void coro__line_write(int fd, const char *buf, const struct coro__line *l)
 {
     for (const char *p = buf; p < l->p;) {
-        ssize_t n = write(fd, p, (size_t)(l->p - p));
+        ssize_t n = coro__write_raw(fd, p, (size_t)(l->p - p));
         if (n <= 0)
             break;
         p += n;

@@ -36,6 +36,7 @@ Suite *xchan_suite(void);
 Suite *run_loops_suite(void);
 Suite *chores_suite(void);
 Suite *uring_suite(void);
+Suite *hook_suite(void); /* its own runner: test/hook_main.c */
 
 /* How much slower than native this run is (CORO_TEST_SLOW, default 1):
  * valgrind and the sanitizers widen every timing margin by it. */

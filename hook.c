@@ -1,0 +1,1014 @@
+/* libcoro_hook: opt-in hooks for the blocking system calls (README "Hooks").
+ *
+ * This file defines read, write, recv, poll, nanosleep, getaddrinfo and the
+ * rest of the list below under libc's own names. Linked into a program (or
+ * LD_PRELOADed), its definitions come before libc's in the dynamic linker's
+ * search order, so the program and every library it loads call them. Each
+ * one passes straight through to the next definition (libc's, found with
+ * dlsym(RTLD_NEXT)) unless it is called from a coroutine on an fd that can
+ * block: then it does the call without blocking (MSG_DONTWAIT on sockets;
+ * after poll(2) says ready on pipes and other pollable fds) and, where the
+ * call would block, parks the task on the loop's reactor with await_readable
+ * or await_writable and tries again. Sleeps become await_sleep, name
+ * resolution a job on the worker threads.
+ *
+ * Never here: an fd flag changed while the task is parked (connect sets
+ * O_NONBLOCK for the one connect(2) and puts the flags back), a buffer the
+ * kernel holds while the task is parked (shared stacks move), or a
+ * cancellation or deadline check of our own: every wait is an await_* and
+ * goes through park. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coro.h"
+
+/* The hooks are the library's interface: export them whatever
+ * -fvisibility says. */
+#define HOOK __attribute__((visibility("default")))
+
+/* ---- the next definition of each hooked call ---- */
+
+/* Each slot holds the next definition once it is looked up. The lookup is
+ * lazy, as a hook can run before this library's constructors (another
+ * preloaded library's constructor calling read); racing threads find the
+ * same address. */
+static _Atomic(void *) next_slot[32];
+static const char *const next_name[] = {
+#define NEXT_NAMES                                                         \
+    X(read) X(write) X(readv) X(writev) X(recv) X(send) X(recvfrom)        \
+    X(sendto) X(recvmsg) X(sendmsg) X(connect) X(accept) X(accept4)        \
+    X(poll) X(ppoll) X(select) X(nanosleep) X(clock_nanosleep) X(usleep)   \
+    X(sleep) X(getaddrinfo) X(__read_chk) X(__recv_chk)                    \
+    X(__recvfrom_chk) X(__poll_chk) X(__ppoll_chk)
+#define X(name) #name,
+    NEXT_NAMES
+#undef X
+};
+enum {
+#define X(name) NEXT_##name,
+    NEXT_NAMES
+#undef X
+    NEXT_COUNT
+};
+_Static_assert(NEXT_COUNT <= sizeof next_slot / sizeof *next_slot,
+               "next_slot too small");
+
+static void *next_find(int i)
+{
+    void *p = atomic_load_explicit(&next_slot[i], memory_order_acquire);
+    if (!p && (p = dlsym(RTLD_NEXT, next_name[i])))
+        atomic_store_explicit(&next_slot[i], p, memory_order_release);
+    return p;
+}
+
+static void *next_lookup(int i)
+{
+    void *p = next_find(i);
+    if (!p) { /* nothing to fall back on: the call cannot be made */
+        fprintf(stderr, "libcoro_hook: no %s after this library\n",
+                next_name[i]);
+        abort();
+    }
+    return p;
+}
+
+/* NEXT(read)(fd, buf, n): the call as libc makes it. */
+#define NEXT(name) ((__typeof__(name) *)next_lookup(NEXT_##name))
+
+/* The __*_chk names are glibc's fortified entries (_FORTIFY_SOURCE);
+ * declared here as glibc defines them. */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+                       int flags, __SOCKADDR_ARG addr, socklen_t *addrlen);
+int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen);
+int __ppoll_chk(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo,
+                const sigset_t *ss, size_t fdslen);
+
+__attribute__((constructor)) static void hook_init(void)
+{
+    for (int i = 0; i < NEXT_COUNT; i++)
+        next_find(i);
+}
+
+/* ---- what a call is made on ---- */
+
+enum fd_kind {
+    FD_PASS,     /* a regular file, a directory, a block device, or not an
+                    fd: the call itself says what it says */
+    FD_SOCKET,   /* MSG_DONTWAIT does the call without blocking */
+    FD_POLLABLE, /* a pipe, FIFO, tty or other character device, eventfd,
+                    timerfd...: poll(2) first, then the call */
+};
+
+static enum fd_kind fd_kind(int fd)
+{
+    struct stat st;
+    int saved = errno;
+    if (fstat(fd, &st) != 0) {
+        errno = saved;
+        return FD_PASS;
+    }
+    if (S_ISSOCK(st.st_mode))
+        return FD_SOCKET;
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode))
+        return FD_PASS;
+    return FD_POLLABLE;
+}
+
+/* Whether the caller made fd non-blocking: then it asked for EAGAIN. */
+static int caller_nonblocking(int fd)
+{
+    int saved = errno;
+    int fl = fcntl(fd, F_GETFL);
+    errno = saved;
+    return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* Whether fd is ready for events now (a look, never a wait). */
+static int ready_now(int fd, short events)
+{
+    struct pollfd p = { fd, events, 0 };
+    int saved = errno;
+    int n = NEXT(poll)(&p, 1, 0);
+    errno = saved;
+    return n != 0; /* an error (POLLNVAL, EFAULT...): let the call say */
+}
+
+/* ---- parking ---- */
+
+/* The state of one hooked call that may wait: its own deadline, from the
+ * socket's SO_RCVTIMEO or SO_SNDTIMEO, or the call's timeout, in
+ * coro_now() seconds (negative: none), looked up the first time the call
+ * would block. */
+struct blocking {
+    int    fd;
+    int    timeo;      /* SO_RCVTIMEO, SO_SNDTIMEO, or 0: no socket option */
+    int    started;    /* the deadline is known */
+    double until;
+};
+
+static void deadline_from_socket(struct blocking *b)
+{
+    b->started = 1;
+    b->until = -1;
+    if (!b->timeo)
+        return;
+    struct timeval tv;
+    socklen_t len = sizeof tv;
+    int saved = errno;
+    if (getsockopt(b->fd, SOL_SOCKET, b->timeo, &tv, &len) == 0 &&
+        (tv.tv_sec > 0 || tv.tv_usec > 0))
+        b->until = coro_now() + (double)tv.tv_sec + tv.tv_usec / 1e6;
+    errno = saved;
+}
+
+/* Several fds, or events await_readable and await_writable do not wait
+ * for (POLLPRI), or an fd another task already waits on: an epoll
+ * instance of the call's own, itself readable when one of them is ready,
+ * is what the task waits on. Returns 0 (look again), or an await_* error. */
+static int wait_set(const struct pollfd *fds, nfds_t n, double timeout)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return errno;
+    int err = 0;
+    for (nfds_t i = 0; i < n && !err; i++) {
+        if (fds[i].fd < 0)
+            continue;
+        short asked = 0;
+        /* poll may ask about one fd twice: one watch for all it asks */
+        for (nfds_t j = 0; j < n; j++)
+            if (fds[j].fd == fds[i].fd)
+                asked |= fds[j].events;
+        uint32_t events = 0;
+        if (asked & (POLLIN | POLLRDNORM | POLLRDBAND))
+            events |= EPOLLIN;
+        if (asked & (POLLOUT | POLLWRNORM | POLLWRBAND))
+            events |= EPOLLOUT;
+        if (asked & POLLPRI)
+            events |= EPOLLPRI;
+        if (asked & POLLRDHUP)
+            events |= EPOLLRDHUP;
+        struct epoll_event ev = { .events = events, .data.fd = fds[i].fd };
+        /* EEXIST: watched already; EPERM: a regular file, which poll
+         * said ready (or nothing was asked of it); EBADF: closed since,
+         * which the next look tells */
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i].fd, &ev) != 0 &&
+            errno != EEXIST && errno != EPERM && errno != EBADF)
+            err = errno;
+    }
+    if (!err)
+        err = await_readable(ep, timeout);
+    int saved = errno;
+    close(ep);
+    errno = saved;
+    return err;
+}
+
+/* Parks the task until fds may be ready, or until b's deadline. Returns 0
+ * to look again; EAGAIN when the call's own deadline passed; ETIMEDOUT (a
+ * timeout scope of the task's), ECANCELED, ENOMEM. */
+static int park_on(struct blocking *b, const struct pollfd *fds, nfds_t n)
+{
+    if (!b->started)
+        deadline_from_socket(b);
+    double timeout = -1;
+    if (b->until >= 0) {
+        timeout = b->until - coro_now();
+        if (timeout <= 0)
+            return EAGAIN;
+    }
+    int err;
+    if (n == 0) { /* poll(NULL, 0, t): a sleep */
+        err = await_sleep(timeout < 0 ? INFINITY : timeout);
+        if (err == 0)
+            return EAGAIN;
+    } else if (n == 1 && fds->fd >= 0 &&
+               (fds->events == POLLIN || fds->events == POLLOUT)) {
+        err = fds->events == POLLIN ? await_readable(fds->fd, timeout)
+                                    : await_writable(fds->fd, timeout);
+        if (err == EBUSY) /* another task waits on it: wait beside it */
+            err = wait_set(fds, 1, timeout);
+    } else {
+        err = wait_set(fds, n, timeout);
+    }
+    switch (err) {
+    case 0:
+    case EBADF: /* closed with coro_close: the call will say */
+        return 0;
+    case ETIMEDOUT:
+        /* Our own deadline, or a scope's that came first. */
+        return b->until >= 0 && coro_now() >= b->until ? EAGAIN : ETIMEDOUT;
+    default:
+        return err;
+    }
+}
+
+/* The same for one fd. */
+static int park_fd(struct blocking *b, short events)
+{
+    struct pollfd p = { b->fd, events, 0 };
+    return park_on(b, &p, 1);
+}
+
+/* ---- reading ---- */
+
+/* One try at reading without blocking: what the call returns, with -1 and
+ * EAGAIN when it would block. */
+typedef ssize_t (*try_fn)(int fd, void *op, int dontwait);
+
+/* The loop every reading call shares: try; where the call would block and
+ * the caller did not ask for EAGAIN, park and try again. On a pollable fd
+ * the try comes once poll says it is ready, and is the plain call. */
+static ssize_t do_input(int fd, enum fd_kind kind, try_fn try, void *op)
+{
+    int saved = errno;
+    struct blocking b = { fd, kind == FD_SOCKET ? SO_RCVTIMEO : 0, 0, -1 };
+    int checked = kind != FD_SOCKET; /* pollable: the hook looked */
+    for (;;) {
+        if (kind == FD_SOCKET || ready_now(fd, POLLIN)) {
+            ssize_t r = try(fd, op, kind == FD_SOCKET);
+            if (r >= 0) {
+                errno = saved;
+                return r;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -1;
+        }
+        if (!checked++ && caller_nonblocking(fd)) {
+            errno = EAGAIN;
+            return -1;
+        }
+        int err = park_fd(&b, POLLIN);
+        if (err) {
+            errno = err;
+            return -1;
+        }
+    }
+}
+
+struct rd {
+    void            *buf;
+    size_t           n;
+    int              flags;
+    __SOCKADDR_ARG   addr;
+    socklen_t       *addrlen;
+    const struct iovec *iov;
+    int              iovcnt;
+    struct msghdr   *msg;
+};
+
+static ssize_t try_read(int fd, void *op, int dontwait)
+{
+    struct rd *r = op;
+    if (dontwait)
+        return NEXT(recvfrom)(fd, r->buf, r->n, r->flags | MSG_DONTWAIT,
+                              r->addr, r->addrlen);
+    return NEXT(read)(fd, r->buf, r->n);
+}
+
+static ssize_t try_readv(int fd, void *op, int dontwait)
+{
+    struct rd *r = op;
+    if (dontwait) {
+        struct msghdr m = { .msg_iov = (struct iovec *)r->iov,
+                            .msg_iovlen = (size_t)r->iovcnt };
+        return NEXT(recvmsg)(fd, &m, MSG_DONTWAIT);
+    }
+    return NEXT(readv)(fd, r->iov, r->iovcnt);
+}
+
+static ssize_t try_recvmsg(int fd, void *op, int dontwait)
+{
+    struct rd *r = op;
+    return NEXT(recvmsg)(fd, r->msg, r->flags | (dontwait ? MSG_DONTWAIT : 0));
+}
+
+/* recv's MSG_WAITALL on a stream socket waits for all n bytes (or the end,
+ * an error, a deadline); MSG_DONTWAIT makes it take what is there. */
+static int stream_socket(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    int saved = errno;
+    int ok = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+    errno = saved;
+    return ok && type == SOCK_STREAM;
+}
+
+static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
+                         __SOCKADDR_ARG addr, socklen_t *addrlen)
+{
+    struct rd r = { .buf = buf, .n = n, .flags = flags, .addr = addr,
+                    .addrlen = addrlen };
+    if (!(flags & MSG_WAITALL) || (flags & MSG_DONTWAIT))
+        return do_input(fd, FD_SOCKET, try_read, &r);
+    size_t got = 0;
+    int stream = -1;
+    for (;;) {
+        r.buf = (char *)buf + got;
+        r.n = n - got;
+        ssize_t k = do_input(fd, FD_SOCKET, try_read, &r);
+        if (k < 0)
+            return got ? (ssize_t)got : -1;
+        got += (size_t)k;
+        if (k == 0 || got == n)
+            return (ssize_t)got;
+        if (stream < 0)
+            stream = stream_socket(fd);
+        if (!stream)
+            return (ssize_t)got;
+    }
+}
+
+HOOK ssize_t read(int fd, void *buf, size_t n)
+{
+    enum fd_kind kind;
+    if (!coro_self() || (kind = fd_kind(fd)) == FD_PASS ||
+        (kind == FD_POLLABLE && caller_nonblocking(fd)))
+        return NEXT(read)(fd, buf, n);
+    struct rd r = { .buf = buf, .n = n };
+    return do_input(fd, kind, try_read, &r);
+}
+
+HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    enum fd_kind kind;
+    if (!coro_self() || (kind = fd_kind(fd)) == FD_PASS ||
+        (kind == FD_POLLABLE && caller_nonblocking(fd)))
+        return NEXT(readv)(fd, iov, iovcnt);
+    struct rd r = { .iov = iov, .iovcnt = iovcnt };
+    return do_input(fd, kind, try_readv, &r);
+}
+
+HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    if (!coro_self())
+        return NEXT(recv)(fd, buf, n, flags);
+    return recv_from(fd, buf, n, flags, (struct sockaddr *)NULL, NULL);
+}
+
+HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+                      __SOCKADDR_ARG addr, socklen_t *addrlen)
+{
+    if (!coro_self())
+        return NEXT(recvfrom)(fd, buf, n, flags, addr, addrlen);
+    return recv_from(fd, buf, n, flags, addr, addrlen);
+}
+
+/* MSG_WAITALL is left to the kernel here: with MSG_DONTWAIT it takes what
+ * is there (README "Hooks"). */
+HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    if (!coro_self() || (flags & MSG_DONTWAIT))
+        return NEXT(recvmsg)(fd, msg, flags);
+    struct rd r = { .msg = msg, .flags = flags };
+    return do_input(fd, FD_SOCKET, try_recvmsg, &r);
+}
+
+/* ---- writing ---- */
+
+/* A blocking write to a stream socket returns once every byte is sent; a
+ * deadline, a cancellation or an error after some were sent returns how
+ * many. The message is walked with a copy of its iovec array. */
+struct wr {
+    struct msghdr msg;
+    int           flags;
+    int           socket;  /* else a pipe or another pollable fd */
+};
+
+/* Moves msg's iovecs past k bytes sent. */
+static void iov_advance(struct msghdr *m, size_t k)
+{
+    while (m->msg_iovlen && k >= m->msg_iov->iov_len) {
+        k -= m->msg_iov->iov_len;
+        m->msg_iov++;
+        m->msg_iovlen--;
+    }
+    if (m->msg_iovlen) {
+        m->msg_iov->iov_base = (char *)m->msg_iov->iov_base + k;
+        m->msg_iov->iov_len -= k;
+    }
+}
+
+static size_t iov_total(const struct iovec *iov, size_t n)
+{
+    size_t t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+/* One write that cannot block on a pollable fd once poll said writable:
+ * at most PIPE_BUF bytes, which a pipe with room takes whole. */
+static ssize_t pollable_write_some(int fd, struct msghdr *m)
+{
+    if (iov_total(m->msg_iov, m->msg_iovlen) <= PIPE_BUF)
+        return NEXT(writev)(fd, m->msg_iov, (int)m->msg_iovlen);
+    struct iovec part[IOV_MAX < 64 ? IOV_MAX : 64];
+    size_t left = PIPE_BUF;
+    int k = 0;
+    for (size_t i = 0; i < m->msg_iovlen && left && k < (int)(sizeof part /
+                                                     sizeof *part); i++) {
+        size_t take = m->msg_iov[i].iov_len < left ? m->msg_iov[i].iov_len
+                                                   : left;
+        part[k++] = (struct iovec){ m->msg_iov[i].iov_base, take };
+        left -= take;
+    }
+    return NEXT(writev)(fd, part, k);
+}
+
+static ssize_t do_output(int fd, struct wr *w)
+{
+    int saved = errno;
+    size_t total = iov_total(w->msg.msg_iov, w->msg.msg_iovlen), done = 0;
+    struct blocking b = { fd, w->socket ? SO_SNDTIMEO : 0, 0, -1 };
+    int checked = 0;
+    for (;;) {
+        ssize_t r = -1;
+        errno = EAGAIN;
+        if (w->socket)
+            r = NEXT(sendmsg)(fd, &w->msg, w->flags | MSG_DONTWAIT);
+        else if (ready_now(fd, POLLOUT))
+            r = pollable_write_some(fd, &w->msg);
+        if (r >= 0) {
+            done += (size_t)r;
+            if (done >= total) {
+                errno = saved;
+                return (ssize_t)done;
+            }
+            iov_advance(&w->msg, (size_t)r);
+            /* Ancillary data and a datagram's address go with the first
+             * byte only. */
+            w->msg.msg_control = NULL;
+            w->msg.msg_controllen = 0;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return done ? (ssize_t)done : -1;
+        if (!checked++ && w->socket && caller_nonblocking(fd)) {
+            if (done)
+                return (ssize_t)done;
+            errno = EAGAIN;
+            return -1;
+        }
+        int err = park_fd(&b, POLLOUT);
+        if (err) {
+            if (done)
+                return (ssize_t)done;
+            errno = err;
+            return -1;
+        }
+    }
+}
+
+/* The iovec arrays a write walks: up to 8 on the task's stack (read only
+ * by the task itself, so a shared stack may move them), more on the heap. */
+#define IOV_SMALL 8
+
+static ssize_t output_iov(int fd, const struct iovec *iov, int iovcnt,
+                          int flags, const struct msghdr *msg, int socket)
+{
+    if (iovcnt < 0 || iovcnt > IOV_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct iovec small[IOV_SMALL], *copy = small;
+    if (iovcnt > IOV_SMALL && !(copy = malloc(sizeof *copy * (size_t)iovcnt))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (iovcnt)
+        memcpy(copy, iov, sizeof *copy * (size_t)iovcnt);
+    struct wr w = { .flags = flags, .socket = socket };
+    if (msg)
+        w.msg = *msg;
+    w.msg.msg_iov = copy;
+    w.msg.msg_iovlen = (size_t)iovcnt;
+    ssize_t r = do_output(fd, &w);
+    if (copy != small) {
+        int saved = errno;
+        free(copy);
+        errno = saved;
+    }
+    return r;
+}
+
+static ssize_t output(int fd, const void *buf, size_t n, int flags,
+                      __CONST_SOCKADDR_ARG addr, socklen_t addrlen, int socket)
+{
+    struct iovec one = { (void *)buf, n };
+    struct msghdr m = { .msg_name = (void *)addr.__sockaddr__,
+                        .msg_namelen = addrlen };
+    return output_iov(fd, &one, 1, flags, &m, socket);
+}
+
+HOOK ssize_t write(int fd, const void *buf, size_t n)
+{
+    enum fd_kind kind;
+    if (!coro_self() || (kind = fd_kind(fd)) == FD_PASS ||
+        (kind == FD_POLLABLE && caller_nonblocking(fd)))
+        return NEXT(write)(fd, buf, n);
+    return output(fd, buf, n, 0, (const struct sockaddr *)NULL, 0,
+                  kind == FD_SOCKET);
+}
+
+HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    enum fd_kind kind;
+    if (!coro_self() || (kind = fd_kind(fd)) == FD_PASS ||
+        (kind == FD_POLLABLE && caller_nonblocking(fd)))
+        return NEXT(writev)(fd, iov, iovcnt);
+    return output_iov(fd, iov, iovcnt, 0, NULL, kind == FD_SOCKET);
+}
+
+HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    if (!coro_self() || (flags & MSG_DONTWAIT))
+        return NEXT(send)(fd, buf, n, flags);
+    return output(fd, buf, n, flags, (const struct sockaddr *)NULL, 0, 1);
+}
+
+HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                    __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
+{
+    if (!coro_self() || (flags & MSG_DONTWAIT))
+        return NEXT(sendto)(fd, buf, n, flags, addr, addrlen);
+    return output(fd, buf, n, flags, addr, addrlen, 1);
+}
+
+HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (!coro_self() || (flags & MSG_DONTWAIT) || !msg ||
+        msg->msg_iovlen > IOV_MAX)
+        return NEXT(sendmsg)(fd, msg, flags);
+    return output_iov(fd, msg->msg_iov, (int)msg->msg_iovlen, flags, msg, 1);
+}
+
+/* ---- connections ---- */
+
+/* A blocking connect has no flag that makes it not block: O_NONBLOCK is
+ * set for this one connect(2) and the caller's flags are back before the
+ * task parks. Then the task waits to be writable and asks SO_ERROR, as a
+ * non-blocking connect is finished. */
+HOOK int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+    if (!coro_self())
+        return NEXT(connect)(fd, addr, len);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_NONBLOCK))
+        return NEXT(connect)(fd, addr, len);
+    int saved = errno;
+    struct blocking b = { fd, SO_SNDTIMEO, 0, -1 };
+    for (;;) {
+        if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+            return NEXT(connect)(fd, addr, len);
+        int r = NEXT(connect)(fd, addr, len);
+        int err = r == 0 ? 0 : errno;
+        fcntl(fd, F_SETFL, fl);
+        if (r == 0) {
+            errno = saved;
+            return 0;
+        }
+        /* A Unix socket whose listener's backlog is full says EAGAIN
+         * where a blocking one waits, and then tries again. */
+        int again = err == EAGAIN;
+        if (err != EINPROGRESS && !again) {
+            errno = err;
+            return -1;
+        }
+        err = park_fd(&b, POLLOUT);
+        if (err) {
+            /* A deadline that ends a blocking connect says EINPROGRESS
+             * on Linux: the attempt goes on. */
+            errno = err == EAGAIN ? (again ? EAGAIN : EINPROGRESS) : err;
+            return -1;
+        }
+        if (again)
+            continue;
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+            return -1;
+        if (soerr) {
+            errno = soerr;
+            return -1;
+        }
+        errno = saved;
+        return 0;
+    }
+}
+
+/* accept takes no flag that makes it not block either; here it is called
+ * once poll says a connection waits. Another process or thread accepting
+ * on the same blocking socket can take it first, and then accept blocks,
+ * as with any blocking fd shared (README "Hooks"). */
+static int accept_hooked(int fd, __SOCKADDR_ARG addr, socklen_t *len,
+                         int flags)
+{
+    if (caller_nonblocking(fd))
+        return NEXT(accept4)(fd, addr, len, flags);
+    int saved = errno;
+    struct blocking b = { fd, SO_RCVTIMEO, 0, -1 };
+    for (;;) {
+        if (ready_now(fd, POLLIN)) {
+            int r = NEXT(accept4)(fd, addr, len, flags);
+            if (r >= 0)
+                errno = saved;
+            return r;
+        }
+        int err = park_fd(&b, POLLIN);
+        if (err) {
+            errno = err;
+            return -1;
+        }
+    }
+}
+
+HOOK int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+    if (!coro_self())
+        return NEXT(accept)(fd, addr, len);
+    return accept_hooked(fd, addr, len, 0);
+}
+
+HOOK int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
+{
+    if (!coro_self())
+        return NEXT(accept4)(fd, addr, len, flags);
+    return accept_hooked(fd, addr, len, flags);
+}
+
+/* ---- poll, ppoll, select ---- */
+
+/* poll(fds, n, timeout seconds; negative: none) in a coroutine: look; if
+ * nothing is ready, park until something may be, and look again. A
+ * deadline of the task's own (a timeout scope) or its cancellation is -1
+ * with ETIMEDOUT or ECANCELED: a 0 would read as the call's own timeout,
+ * and a caller that polls again would spin. */
+static int poll_hooked(struct pollfd *fds, nfds_t n, double timeout)
+{
+    int saved = errno;
+    int r = NEXT(poll)(fds, n, 0);
+    if (r != 0 || timeout == 0)
+        return r;
+    struct blocking b = { -1, 0, 1, timeout < 0 ? -1 : coro_now() + timeout };
+    for (;;) {
+        int err = park_on(&b, fds, n);
+        if (err == EAGAIN) {
+            errno = saved;
+            return 0;
+        }
+        if (err) {
+            errno = err;
+            return -1;
+        }
+        r = NEXT(poll)(fds, n, 0);
+        if (r != 0)
+            return r;
+    }
+}
+
+HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (!coro_self() || timeout == 0)
+        return NEXT(poll)(fds, n, timeout);
+    return poll_hooked(fds, n, timeout < 0 ? -1 : timeout / 1e3);
+}
+
+static int bad_timespec(const struct timespec *ts)
+{
+    return ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L;
+}
+
+/* The signal mask ppoll would hold during its wait is not applied to a
+ * parked task: the loop's thread keeps its own (README "Hooks"). */
+HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+               const sigset_t *sigmask)
+{
+    if (!coro_self() || (tmo && (bad_timespec(tmo) ||
+                                 (tmo->tv_sec == 0 && tmo->tv_nsec == 0))))
+        return NEXT(ppoll)(fds, n, tmo, sigmask);
+    return poll_hooked(fds, n,
+                       tmo ? (double)tmo->tv_sec + tmo->tv_nsec / 1e9 : -1);
+}
+
+HOOK int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+                struct timeval *tv)
+{
+    if (!coro_self() || nfds < 0 || nfds > FD_SETSIZE ||
+        (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 ||
+                tv->tv_usec >= 1000000 || (!tv->tv_sec && !tv->tv_usec))))
+        return NEXT(select)(nfds, rd, wr, ex, tv);
+    struct pollfd *p = malloc(sizeof *p * (size_t)(nfds ? nfds : 1));
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    nfds_t n = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short ev = (short)((rd && FD_ISSET(fd, rd) ? POLLIN : 0) |
+                           (wr && FD_ISSET(fd, wr) ? POLLOUT : 0) |
+                           (ex && FD_ISSET(fd, ex) ? POLLPRI : 0));
+        if (ev)
+            p[n++] = (struct pollfd){ fd, ev, 0 };
+    }
+    double timeout = tv ? (double)tv->tv_sec + tv->tv_usec / 1e6 : -1;
+    double start = coro_now();
+    int r = poll_hooked(p, n, timeout);
+    int ready = 0;
+    if (r > 0) {
+        for (nfds_t i = 0; i < n; i++)
+            if (p[i].revents & POLLNVAL) {
+                r = -1;
+                errno = EBADF;
+            }
+    }
+    if (r >= 0) {
+        if (rd)
+            FD_ZERO(rd);
+        if (wr)
+            FD_ZERO(wr);
+        if (ex)
+            FD_ZERO(ex);
+        for (nfds_t i = 0; i < n; i++) {
+            short re = p[i].revents;
+            /* select counts a hang-up or an error as readable and
+             * writable, as the kernel's does */
+            if (rd && (p[i].events & POLLIN) &&
+                (re & (POLLIN | POLLHUP | POLLERR)))
+                FD_SET(p[i].fd, rd), ready++;
+            if (wr && (p[i].events & POLLOUT) && (re & (POLLOUT | POLLERR)))
+                FD_SET(p[i].fd, wr), ready++;
+            if (ex && (p[i].events & POLLPRI) && (re & POLLPRI))
+                FD_SET(p[i].fd, ex), ready++;
+        }
+        r = ready;
+    }
+    if (tv) { /* Linux's select says how much of the timeout is left */
+        double left = timeout - (coro_now() - start);
+        if (left < 0)
+            left = 0;
+        tv->tv_sec = (time_t)left;
+        tv->tv_usec = (suseconds_t)((left - (double)tv->tv_sec) * 1e6);
+    }
+    int saved = errno;
+    free(p);
+    errno = saved;
+    return r;
+}
+
+/* ---- sleeping ---- */
+
+/* Sleeps `seconds` on the loop. Returns 0, or the error that ended it
+ * early (ECANCELED, ETIMEDOUT from a scope) with *left set. */
+static int sleep_hooked(double seconds, double *left)
+{
+    double until = coro_now() + seconds;
+    int err = await_sleep(seconds > 0 ? seconds : 0);
+    if (err && left) {
+        *left = until - coro_now();
+        if (*left < 0)
+            *left = 0;
+    }
+    return err;
+}
+
+static void to_timespec(double s, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)s;
+    ts->tv_nsec = (long)((s - (double)ts->tv_sec) * 1e9);
+    if (ts->tv_nsec >= 1000000000L)
+        ts->tv_nsec = 999999999L;
+}
+
+HOOK int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    if (!coro_self() || !req || bad_timespec(req))
+        return NEXT(nanosleep)(req, rem);
+    double left = 0;
+    int err = sleep_hooked((double)req->tv_sec + req->tv_nsec / 1e9, &left);
+    if (!err)
+        return 0;
+    if (rem)
+        to_timespec(left, rem);
+    errno = err;
+    return -1;
+}
+
+HOOK int clock_nanosleep(clockid_t clock, int flags,
+                         const struct timespec *req, struct timespec *rem)
+{
+    if (!coro_self() || !req || bad_timespec(req) ||
+        (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC &&
+         clock != CLOCK_BOOTTIME && clock != CLOCK_TAI))
+        return NEXT(clock_nanosleep)(clock, flags, req, rem);
+    double s = (double)req->tv_sec + req->tv_nsec / 1e9;
+    if (flags & TIMER_ABSTIME) {
+        /* The deadline read once against that clock: a later step of the
+         * wall clock does not move it (README "Hooks"). */
+        struct timespec now;
+        clock_gettime(clock, &now);
+        s -= (double)now.tv_sec + now.tv_nsec / 1e9;
+        rem = NULL;
+    }
+    int saved = errno;
+    double left = 0;
+    int err = sleep_hooked(s, &left);
+    if (err && rem)
+        to_timespec(left, rem);
+    errno = saved;
+    return err;
+}
+
+HOOK int usleep(useconds_t usec)
+{
+    if (!coro_self())
+        return NEXT(usleep)(usec);
+    int err = sleep_hooked(usec / 1e6, NULL);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+HOOK unsigned int sleep(unsigned int seconds)
+{
+    if (!coro_self())
+        return NEXT(sleep)(seconds);
+    double left = 0;
+    int err = sleep_hooked(seconds, &left);
+    if (!err)
+        return 0;
+    errno = err;
+    return (unsigned int)ceil(left);
+}
+
+/* ---- name resolution ---- */
+
+/* What a worker thread resolves: copies of the caller's strings and hints
+ * (a shared-stack task's own are moved while it is parked). */
+struct lookup {
+    char           *node, *service;
+    struct addrinfo hints;
+    int             has_hints;
+    int             rc;
+    struct addrinfo *res;
+};
+
+static void *lookup_run(void *arg)
+{
+    struct lookup *l = arg;
+    l->rc = NEXT(getaddrinfo)(l->node, l->service,
+                              l->has_hints ? &l->hints : NULL, &l->res);
+    return l;
+}
+
+static void lookup_free(struct lookup *l)
+{
+    free(l->node);
+    free(l->service);
+    free(l);
+}
+
+HOOK int getaddrinfo(const char *node, const char *service,
+                     const struct addrinfo *hints, struct addrinfo **res)
+{
+    if (!coro_self() || !res)
+        return NEXT(getaddrinfo)(node, service, hints, res);
+    struct lookup *l = calloc(1, sizeof *l);
+    if (!l || (node && !(l->node = strdup(node))) ||
+        (service && !(l->service = strdup(service)))) {
+        if (l)
+            lookup_free(l);
+        return EAI_MEMORY;
+    }
+    if (hints) {
+        l->has_hints = 1;
+        l->hints.ai_flags = hints->ai_flags;
+        l->hints.ai_family = hints->ai_family;
+        l->hints.ai_socktype = hints->ai_socktype;
+        l->hints.ai_protocol = hints->ai_protocol;
+    }
+    l->rc = EAI_SYSTEM;
+    int err = await_blocking(lookup_run, l, NULL);
+    int ran_errno = errno;
+    int rc;
+    if (err == EPERM) { /* no worker to ask: resolve here, as libc does */
+        rc = NEXT(getaddrinfo)(node, service, hints, res);
+    } else if (err) {
+        if (l->rc == 0) /* it ran, but the task was cancelled meanwhile */
+            freeaddrinfo(l->res);
+        rc = err == ENOMEM ? EAI_MEMORY
+           : err == EAGAIN ? EAI_AGAIN : EAI_SYSTEM;
+        ran_errno = err;
+    } else {
+        rc = l->rc;
+        if (rc == 0)
+            *res = l->res;
+    }
+    lookup_free(l);
+    errno = ran_errno;
+    return rc;
+}
+
+/* ---- glibc's fortified entries (_FORTIFY_SOURCE) ---- */
+
+HOOK ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+    if (n > buflen) /* glibc's reports the overflow and aborts */
+        return NEXT(__read_chk)(fd, buf, n, buflen);
+    return read(fd, buf, n);
+}
+
+HOOK ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+    if (n > buflen)
+        return NEXT(__recv_chk)(fd, buf, n, buflen, flags);
+    return recv(fd, buf, n, flags);
+}
+
+HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+                            int flags, __SOCKADDR_ARG addr,
+                            socklen_t *addrlen)
+{
+    if (n > buflen)
+        return NEXT(__recvfrom_chk)(fd, buf, n, buflen, flags, addr,
+                                    addrlen);
+    return recvfrom(fd, buf, n, flags, addr, addrlen);
+}
+
+HOOK int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout,
+                    size_t fdslen)
+{
+    if (fdslen / sizeof *fds < nfds)
+        return NEXT(__poll_chk)(fds, nfds, timeout, fdslen);
+    return poll(fds, nfds, timeout);
+}
+
+HOOK int __ppoll_chk(struct pollfd *fds, nfds_t nfds,
+                     const struct timespec *tmo, const sigset_t *ss,
+                     size_t fdslen)
+{
+    if (fdslen / sizeof *fds < nfds)
+        return NEXT(__ppoll_chk)(fds, nfds, tmo, ss, fdslen);
+    return ppoll(fds, nfds, tmo, ss);
+}
