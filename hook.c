@@ -391,7 +391,8 @@ HOOK ssize_t read(int fd, void *buf, size_t n)
 HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     enum fd_kind kind;
-    if (!coro_self() || (kind = fd_kind(fd)) == FD_PASS ||
+    if (!coro_self() || iovcnt < 0 || iovcnt > IOV_MAX || /* libc's error */
+        (kind = fd_kind(fd)) == FD_PASS ||
         (kind == FD_POLLABLE && caller_nonblocking(fd)))
         return NEXT(readv)(fd, iov, iovcnt);
     struct rd r = { .iov = iov, .iovcnt = iovcnt };
@@ -526,12 +527,9 @@ static ssize_t do_output(int fd, struct wr *w)
 static ssize_t output_iov(int fd, const struct iovec *iov, int iovcnt,
                           int flags, const struct msghdr *msg, int socket)
 {
-    if (iovcnt < 0 || iovcnt > IOV_MAX) {
-        errno = EINVAL;
-        return -1;
-    }
     struct iovec small[IOV_SMALL], *copy = small;
-    if (iovcnt > IOV_SMALL && !(copy = malloc(sizeof *copy * (size_t)iovcnt))) {
+    if (iovcnt > IOV_SMALL &&
+        !(copy = malloc(sizeof *copy * (size_t)iovcnt))) {
         errno = ENOMEM;
         return -1;
     }
@@ -573,7 +571,8 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     enum fd_kind kind;
-    if (!coro_self() || (kind = fd_kind(fd)) == FD_PASS ||
+    if (!coro_self() || iovcnt < 0 || iovcnt > IOV_MAX || /* libc's error */
+        (kind = fd_kind(fd)) == FD_PASS ||
         (kind == FD_POLLABLE && caller_nonblocking(fd)))
         return NEXT(writev)(fd, iov, iovcnt);
     return output_iov(fd, iov, iovcnt, 0, NULL, kind == FD_SOCKET);
@@ -597,7 +596,7 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     if (!coro_self() || (flags & MSG_DONTWAIT) || !msg ||
-        msg->msg_iovlen > IOV_MAX)
+        msg->msg_iovlen > IOV_MAX) /* libc's answer, EFAULT or EMSGSIZE */
         return NEXT(sendmsg)(fd, msg, flags);
     return output_iov(fd, msg->msg_iov, (int)msg->msg_iovlen, flags, msg, 1);
 }
