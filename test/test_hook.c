@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 #include "local_server.h"
 
 #ifndef CORO_TEST_HOOK_DIR
@@ -666,9 +667,11 @@ static void *ends_and_errors(void *arg)
     volatile int negative = -1; /* out of the compiler's sight */
     ck_assert_int_eq(writev(s[0], NULL, negative), -1);
     ck_assert_int_eq(errno, EINVAL);
-    struct pollfd *volatile none = NULL;
-    ck_assert_int_eq(poll(none, 1, 10), -1);
-    ck_assert_int_eq(errno, EFAULT);
+    if (!coro__under_valgrind()) { /* which would report the NULL */
+        struct pollfd *volatile none = NULL;
+        ck_assert_int_eq(poll(none, 1, 10), -1);
+        ck_assert_int_eq(errno, EFAULT);
+    }
     struct pollfd bad = { 1000000, POLLIN, 0 };
     ck_assert_int_eq(poll(&bad, 1, 1000), 1);
     ck_assert(bad.revents & POLLNVAL);
@@ -988,11 +991,13 @@ START_TEST(libcurl_easy_in_ten_coroutines_takes_about_one_latency)
     int port;
     struct local_server *srv = local_server_start(LATENCY, &port);
     ck_assert_ptr_nonnull(srv);
+    /* this one, the server's, and a sanitizer's own */
+    int before = threads_now();
     snprintf(req_url, sizeof req_url, "http://127.0.0.1:%d/", port);
     most_threads = 0;
     run_expect(curl_ten, NULL, 0);
-    /* this thread and the server's: no worker, no resolver thread */
-    ck_assert_int_eq(most_threads, 2);
+    /* no worker, no resolver thread: none more */
+    ck_assert_int_eq(most_threads, before);
     local_server_stop(srv);
     curl_global_cleanup();
 }
