@@ -300,13 +300,22 @@ $(B)/bench/http_server: bench/http_server.c demo/http.c demo/http.h \
         $(LIBA) | $(B)/bench
 	$(CC) $(CFLAGS_APP) -I. -Idemo $< demo/http.c $(LIBA) $(LDLIBS) -o $@
 
-bench: $(BENCHES:%=$(B)/bench/%)
+# bench/hook.c twice: with the hooks linked in, and without.
+$(B)/bench/hook: bench/hook.c bench/bench.h $(B)/hook.o $(LIBA) | $(B)/bench
+	$(CC) $(CFLAGS_APP) -DHOOKED=1 -I. -rdynamic $< $(B)/hook.o $(LIBA) \
+	    $(LDLIBS) -ldl -o $@
+$(B)/bench/hook_plain: bench/hook.c bench/bench.h $(LIBA) | $(B)/bench
+	$(CC) $(CFLAGS_APP) -I. $< $(LIBA) $(LDLIBS) -o $@
+
+bench: $(BENCHES:%=$(B)/bench/%) $(B)/bench/hook $(B)/bench/hook_plain
 	./$(B)/bench/handoff
 	./$(B)/bench/spawn
 	./$(B)/bench/eager
 	./$(B)/bench/timers
 	./$(B)/bench/timers --churn 10000
 	./$(B)/bench/blocking
+	./$(B)/bench/hook_plain
+	./$(B)/bench/hook
 	-python3 bench/blocking.py
 	BUILD=$(B)/bench ./bench/chan.sh
 	BUILD=$(B)/bench ./bench/xloop.sh

@@ -5,11 +5,13 @@
  * LD_PRELOADed), its definitions come before libc's in the dynamic linker's
  * search order, so the program and every library it loads call them. Each
  * one passes straight through to the next definition (libc's, found with
- * dlsym(RTLD_NEXT)) unless it is called from a coroutine on an fd that can
- * block: then it does the call without blocking (MSG_DONTWAIT on sockets;
- * after poll(2) says ready on pipes and other pollable fds) and, where the
- * call would block, parks the task on the loop's reactor with await_readable
- * or await_writable and tries again. Sleeps become await_sleep, name
+ * dlsym(RTLD_NEXT)) unless it is called from a coroutine: then it makes
+ * the call so that it cannot block (RWF_NOWAIT with preadv2 and pwritev2,
+ * MSG_DONTWAIT for the socket calls, or once poll(2) says ready where an
+ * fd takes neither) and, where the call would have blocked on an fd that
+ * can wait (not a regular file, not one the caller made non-blocking),
+ * parks the task on the loop's reactor with await_readable or
+ * await_writable and tries again. Sleeps become await_sleep, name
  * resolution a job on the worker threads.
  *
  * Never here: an fd flag changed while the task is parked (connect sets
@@ -109,12 +111,13 @@ __attribute__((constructor)) static void hook_init(void)
 
 /* ---- what a call is made on ---- */
 
+/* What a call that would block is made on, asked once it would. */
 enum fd_kind {
     FD_PASS,     /* a regular file, a directory, a block device, or not an
-                    fd: the call itself says what it says */
-    FD_SOCKET,   /* MSG_DONTWAIT does the call without blocking */
+                    fd: libc's call, which waits where it waits */
+    FD_SOCKET,   /* its SO_RCVTIMEO and SO_SNDTIMEO apply */
     FD_POLLABLE, /* a pipe, FIFO, tty or other character device, eventfd,
-                    timerfd...: poll(2) first, then the call */
+                    timerfd...: the reactor can wait for it */
 };
 
 static enum fd_kind fd_kind(int fd)
@@ -270,31 +273,78 @@ static int park_fd(struct blocking *b, short events)
 
 /* ---- reading ---- */
 
-/* One try at reading without blocking: what the call returns, with -1 and
- * EAGAIN when it would block. */
-typedef ssize_t (*try_fn)(int fd, void *op, int dontwait);
+/* What one reading call asks. read and readv try with preadv2's
+ * RWF_NOWAIT, which sockets, pipes, FIFOs and regular files take (a file
+ * says EAGAIN only where its data is not in memory); an fd that refuses it
+ * (EOPNOTSUPP: a tty, some devices) is read once poll says it is ready.
+ * The recv family tries with MSG_DONTWAIT. */
+struct in_op {
+    enum { IN_IOV, IN_RECVFROM, IN_RECVMSG } call;
+    const struct iovec *iov;
+    int                 iovcnt;
+    int                 nowait;   /* IN_IOV: RWF_NOWAIT is taken */
+    void               *buf;
+    size_t              n;
+    int                 flags;
+    __SOCKADDR_ARG      addr;
+    socklen_t          *addrlen;
+    struct msghdr      *msg;
+};
 
-/* The loop every reading call shares: try; where the call would block and
- * the caller did not ask for EAGAIN, park and try again. On a pollable fd
- * the try comes once poll says it is ready, and is the plain call. */
-static ssize_t do_input(int fd, enum fd_kind kind, try_fn try, void *op)
+/* One try that cannot block: what the call returns, or -1 with EAGAIN
+ * where it would block. */
+static ssize_t in_try(int fd, struct in_op *op)
+{
+    switch (op->call) {
+    case IN_RECVFROM:
+        return NEXT(recvfrom)(fd, op->buf, op->n, op->flags | MSG_DONTWAIT,
+                              op->addr, op->addrlen);
+    case IN_RECVMSG:
+        return NEXT(recvmsg)(fd, op->msg, op->flags | MSG_DONTWAIT);
+    case IN_IOV:
+        break;
+    }
+    if (op->nowait) {
+        ssize_t r = preadv2(fd, op->iov, op->iovcnt, -1, RWF_NOWAIT);
+        if (r >= 0 || errno != EOPNOTSUPP)
+            return r;
+        op->nowait = 0;
+    }
+    if (!ready_now(fd, POLLIN)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return NEXT(readv)(fd, op->iov, op->iovcnt);
+}
+
+/* The loop every reading call shares: try; where the call would block
+ * and the caller did not ask for EAGAIN, park and try again. What the fd
+ * is, is asked only then. */
+static ssize_t do_input(int fd, struct in_op *op)
 {
     int saved = errno;
-    struct blocking b = { fd, kind == FD_SOCKET ? SO_RCVTIMEO : 0, 0, -1 };
-    int checked = kind != FD_SOCKET; /* pollable: the hook looked */
+    struct blocking b = { fd, 0, 0, -1 };
+    int known = 0;
     for (;;) {
-        if (kind == FD_SOCKET || ready_now(fd, POLLIN)) {
-            ssize_t r = try(fd, op, kind == FD_SOCKET);
-            if (r >= 0) {
-                errno = saved;
-                return r;
-            }
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return -1;
+        ssize_t r = in_try(fd, op);
+        if (r >= 0) {
+            errno = saved;
+            return r;
         }
-        if (!checked++ && caller_nonblocking(fd)) {
-            errno = EAGAIN;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;
+        if (!known++) {
+            enum fd_kind kind = fd_kind(fd);
+            /* A regular file waiting for the disk: libc's call, which
+             * waits as it always did (files are not hooked). */
+            if (kind == FD_PASS && op->call == IN_IOV)
+                return NEXT(readv)(fd, op->iov, op->iovcnt);
+            if (caller_nonblocking(fd)) {
+                errno = EAGAIN;
+                return -1;
+            }
+            if (kind == FD_SOCKET)
+                b.timeo = SO_RCVTIMEO;
         }
         int err = park_fd(&b, POLLIN);
         if (err) {
@@ -302,43 +352,6 @@ static ssize_t do_input(int fd, enum fd_kind kind, try_fn try, void *op)
             return -1;
         }
     }
-}
-
-struct rd {
-    void            *buf;
-    size_t           n;
-    int              flags;
-    __SOCKADDR_ARG   addr;
-    socklen_t       *addrlen;
-    const struct iovec *iov;
-    int              iovcnt;
-    struct msghdr   *msg;
-};
-
-static ssize_t try_read(int fd, void *op, int dontwait)
-{
-    struct rd *r = op;
-    if (dontwait)
-        return NEXT(recvfrom)(fd, r->buf, r->n, r->flags | MSG_DONTWAIT,
-                              r->addr, r->addrlen);
-    return NEXT(read)(fd, r->buf, r->n);
-}
-
-static ssize_t try_readv(int fd, void *op, int dontwait)
-{
-    struct rd *r = op;
-    if (dontwait) {
-        struct msghdr m = { .msg_iov = (struct iovec *)r->iov,
-                            .msg_iovlen = (size_t)r->iovcnt };
-        return NEXT(recvmsg)(fd, &m, MSG_DONTWAIT);
-    }
-    return NEXT(readv)(fd, r->iov, r->iovcnt);
-}
-
-static ssize_t try_recvmsg(int fd, void *op, int dontwait)
-{
-    struct rd *r = op;
-    return NEXT(recvmsg)(fd, r->msg, r->flags | (dontwait ? MSG_DONTWAIT : 0));
 }
 
 /* recv's MSG_WAITALL on a stream socket waits for all n bytes (or the end,
@@ -356,16 +369,16 @@ static int stream_socket(int fd)
 static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
                          __SOCKADDR_ARG addr, socklen_t *addrlen)
 {
-    struct rd r = { .buf = buf, .n = n, .flags = flags, .addr = addr,
-                    .addrlen = addrlen };
-    if (!(flags & MSG_WAITALL) || (flags & MSG_DONTWAIT))
-        return do_input(fd, FD_SOCKET, try_read, &r);
+    struct in_op op = { .call = IN_RECVFROM, .buf = buf, .n = n,
+                        .flags = flags, .addr = addr, .addrlen = addrlen };
+    if (!(flags & MSG_WAITALL))
+        return do_input(fd, &op);
     size_t got = 0;
     int stream = -1;
     for (;;) {
-        r.buf = (char *)buf + got;
-        r.n = n - got;
-        ssize_t k = do_input(fd, FD_SOCKET, try_read, &r);
+        op.buf = (char *)buf + got;
+        op.n = n - got;
+        ssize_t k = do_input(fd, &op);
         if (k < 0)
             return got ? (ssize_t)got : -1;
         got += (size_t)k;
@@ -380,28 +393,26 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
 
 HOOK ssize_t read(int fd, void *buf, size_t n)
 {
-    enum fd_kind kind;
-    if (!coro_self() || (kind = fd_kind(fd)) == FD_PASS ||
-        (kind == FD_POLLABLE && caller_nonblocking(fd)))
+    if (!coro_self())
         return NEXT(read)(fd, buf, n);
-    struct rd r = { .buf = buf, .n = n };
-    return do_input(fd, kind, try_read, &r);
+    struct iovec one = { buf, n };
+    struct in_op op = { .call = IN_IOV, .iov = &one, .iovcnt = 1,
+                        .nowait = 1 };
+    return do_input(fd, &op);
 }
 
 HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-    enum fd_kind kind;
-    if (!coro_self() || iovcnt < 0 || iovcnt > IOV_MAX || /* libc's error */
-        (kind = fd_kind(fd)) == FD_PASS ||
-        (kind == FD_POLLABLE && caller_nonblocking(fd)))
+    if (!coro_self())
         return NEXT(readv)(fd, iov, iovcnt);
-    struct rd r = { .iov = iov, .iovcnt = iovcnt };
-    return do_input(fd, kind, try_readv, &r);
+    struct in_op op = { .call = IN_IOV, .iov = iov, .iovcnt = iovcnt,
+                        .nowait = 1 };
+    return do_input(fd, &op);
 }
 
 HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    if (!coro_self())
+    if (!coro_self() || (flags & MSG_DONTWAIT))
         return NEXT(recv)(fd, buf, n, flags);
     return recv_from(fd, buf, n, flags, (struct sockaddr *)NULL, NULL);
 }
@@ -409,7 +420,7 @@ HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                       __SOCKADDR_ARG addr, socklen_t *addrlen)
 {
-    if (!coro_self())
+    if (!coro_self() || (flags & MSG_DONTWAIT))
         return NEXT(recvfrom)(fd, buf, n, flags, addr, addrlen);
     return recv_from(fd, buf, n, flags, addr, addrlen);
 }
@@ -420,22 +431,27 @@ HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     if (!coro_self() || (flags & MSG_DONTWAIT))
         return NEXT(recvmsg)(fd, msg, flags);
-    struct rd r = { .msg = msg, .flags = flags };
-    return do_input(fd, FD_SOCKET, try_recvmsg, &r);
+    struct in_op op = { .call = IN_RECVMSG, .msg = msg, .flags = flags };
+    return do_input(fd, &op);
 }
 
 /* ---- writing ---- */
 
-/* A blocking write to a stream socket returns once every byte is sent; a
- * deadline, a cancellation or an error after some were sent returns how
- * many. The message is walked with a copy of its iovec array. */
+/* A blocking write to a stream socket or a pipe returns once every byte
+ * is written; a deadline, a cancellation or an error after some were
+ * returns how many. The message is walked with a copy of its iovec array.
+ * write and writev try with pwritev2's RWF_NOWAIT (or, where the fd
+ * refuses it, once poll says it is writable, at most PIPE_BUF bytes,
+ * which a pipe with room takes whole); the send family with
+ * MSG_DONTWAIT. */
 struct wr {
     struct msghdr msg;
     int           flags;
-    int           socket;  /* else a pipe or another pollable fd */
+    int           send;    /* the send family: sendmsg */
+    int           nowait;  /* else: RWF_NOWAIT is taken */
 };
 
-/* Moves msg's iovecs past k bytes sent. */
+/* Moves msg's iovecs past k bytes written. */
 static void iov_advance(struct msghdr *m, size_t k)
 {
     while (m->msg_iovlen && k >= m->msg_iov->iov_len) {
@@ -457,17 +473,15 @@ static size_t iov_total(const struct iovec *iov, size_t n)
     return t;
 }
 
-/* One write that cannot block on a pollable fd once poll said writable:
- * at most PIPE_BUF bytes, which a pipe with room takes whole. */
-static ssize_t pollable_write_some(int fd, struct msghdr *m)
+/* The first PIPE_BUF bytes of m, as one writev. */
+static ssize_t write_pipe_buf(int fd, struct msghdr *m)
 {
     if (iov_total(m->msg_iov, m->msg_iovlen) <= PIPE_BUF)
         return NEXT(writev)(fd, m->msg_iov, (int)m->msg_iovlen);
-    struct iovec part[IOV_MAX < 64 ? IOV_MAX : 64];
+    struct iovec part[64];
     size_t left = PIPE_BUF;
     int k = 0;
-    for (size_t i = 0; i < m->msg_iovlen && left && k < (int)(sizeof part /
-                                                     sizeof *part); i++) {
+    for (size_t i = 0; i < m->msg_iovlen && left && k < 64; i++) {
         size_t take = m->msg_iov[i].iov_len < left ? m->msg_iov[i].iov_len
                                                    : left;
         part[k++] = (struct iovec){ m->msg_iov[i].iov_base, take };
@@ -476,19 +490,32 @@ static ssize_t pollable_write_some(int fd, struct msghdr *m)
     return NEXT(writev)(fd, part, k);
 }
 
+static ssize_t out_try(int fd, struct wr *w)
+{
+    if (w->send)
+        return NEXT(sendmsg)(fd, &w->msg, w->flags | MSG_DONTWAIT);
+    if (w->nowait) {
+        ssize_t r = pwritev2(fd, w->msg.msg_iov, (int)w->msg.msg_iovlen, -1,
+                             RWF_NOWAIT);
+        if (r >= 0 || errno != EOPNOTSUPP)
+            return r;
+        w->nowait = 0;
+    }
+    if (!ready_now(fd, POLLOUT)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return write_pipe_buf(fd, &w->msg);
+}
+
 static ssize_t do_output(int fd, struct wr *w)
 {
     int saved = errno;
     size_t total = iov_total(w->msg.msg_iov, w->msg.msg_iovlen), done = 0;
-    struct blocking b = { fd, w->socket ? SO_SNDTIMEO : 0, 0, -1 };
-    int checked = 0;
+    struct blocking b = { fd, 0, 0, -1 };
+    int known = 0;
     for (;;) {
-        ssize_t r = -1;
-        errno = EAGAIN;
-        if (w->socket)
-            r = NEXT(sendmsg)(fd, &w->msg, w->flags | MSG_DONTWAIT);
-        else if (ready_now(fd, POLLOUT))
-            r = pollable_write_some(fd, &w->msg);
+        ssize_t r = out_try(fd, w);
         if (r >= 0) {
             done += (size_t)r;
             if (done >= total) {
@@ -496,19 +523,28 @@ static ssize_t do_output(int fd, struct wr *w)
                 return (ssize_t)done;
             }
             iov_advance(&w->msg, (size_t)r);
-            /* Ancillary data and a datagram's address go with the first
-             * byte only. */
+            /* Ancillary data goes with the first byte only. */
             w->msg.msg_control = NULL;
             w->msg.msg_controllen = 0;
             continue;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return done ? (ssize_t)done : -1;
-        if (!checked++ && w->socket && caller_nonblocking(fd)) {
-            if (done)
-                return (ssize_t)done;
-            errno = EAGAIN;
-            return -1;
+        if (!known++) {
+            enum fd_kind kind = fd_kind(fd);
+            if (kind == FD_PASS && !w->send) { /* a file: libc's call */
+                r = NEXT(writev)(fd, w->msg.msg_iov, (int)w->msg.msg_iovlen);
+                return r < 0 ? (done ? (ssize_t)done : -1)
+                             : (ssize_t)done + r;
+            }
+            if (caller_nonblocking(fd)) {
+                if (done)
+                    return (ssize_t)done;
+                errno = EAGAIN;
+                return -1;
+            }
+            if (kind == FD_SOCKET)
+                b.timeo = SO_SNDTIMEO;
         }
         int err = park_fd(&b, POLLOUT);
         if (err) {
@@ -525,7 +561,7 @@ static ssize_t do_output(int fd, struct wr *w)
 #define IOV_SMALL 8
 
 static ssize_t output_iov(int fd, const struct iovec *iov, int iovcnt,
-                          int flags, const struct msghdr *msg, int socket)
+                          int flags, const struct msghdr *msg, int send)
 {
     struct iovec small[IOV_SMALL], *copy = small;
     if (iovcnt > IOV_SMALL &&
@@ -535,7 +571,7 @@ static ssize_t output_iov(int fd, const struct iovec *iov, int iovcnt,
     }
     if (iovcnt)
         memcpy(copy, iov, sizeof *copy * (size_t)iovcnt);
-    struct wr w = { .flags = flags, .socket = socket };
+    struct wr w = { .flags = flags, .send = send, .nowait = 1 };
     if (msg)
         w.msg = *msg;
     w.msg.msg_iov = copy;
@@ -549,40 +585,35 @@ static ssize_t output_iov(int fd, const struct iovec *iov, int iovcnt,
     return r;
 }
 
-static ssize_t output(int fd, const void *buf, size_t n, int flags,
-                      __CONST_SOCKADDR_ARG addr, socklen_t addrlen, int socket)
+static ssize_t send_to(int fd, const void *buf, size_t n, int flags,
+                       __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
 {
     struct iovec one = { (void *)buf, n };
     struct msghdr m = { .msg_name = (void *)addr.__sockaddr__,
                         .msg_namelen = addrlen };
-    return output_iov(fd, &one, 1, flags, &m, socket);
+    return output_iov(fd, &one, 1, flags, &m, 1);
 }
 
 HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
-    enum fd_kind kind;
-    if (!coro_self() || (kind = fd_kind(fd)) == FD_PASS ||
-        (kind == FD_POLLABLE && caller_nonblocking(fd)))
+    if (!coro_self())
         return NEXT(write)(fd, buf, n);
-    return output(fd, buf, n, 0, (const struct sockaddr *)NULL, 0,
-                  kind == FD_SOCKET);
+    struct iovec one = { (void *)buf, n };
+    return output_iov(fd, &one, 1, 0, NULL, 0);
 }
 
 HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    enum fd_kind kind;
-    if (!coro_self() || iovcnt < 0 || iovcnt > IOV_MAX || /* libc's error */
-        (kind = fd_kind(fd)) == FD_PASS ||
-        (kind == FD_POLLABLE && caller_nonblocking(fd)))
+    if (!coro_self() || iovcnt < 0 || iovcnt > IOV_MAX) /* libc's error */
         return NEXT(writev)(fd, iov, iovcnt);
-    return output_iov(fd, iov, iovcnt, 0, NULL, kind == FD_SOCKET);
+    return output_iov(fd, iov, iovcnt, 0, NULL, 0);
 }
 
 HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
     if (!coro_self() || (flags & MSG_DONTWAIT))
         return NEXT(send)(fd, buf, n, flags);
-    return output(fd, buf, n, flags, (const struct sockaddr *)NULL, 0, 1);
+    return send_to(fd, buf, n, flags, (const struct sockaddr *)NULL, 0);
 }
 
 HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
@@ -590,7 +621,7 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 {
     if (!coro_self() || (flags & MSG_DONTWAIT))
         return NEXT(sendto)(fd, buf, n, flags, addr, addrlen);
-    return output(fd, buf, n, flags, addr, addrlen, 1);
+    return send_to(fd, buf, n, flags, addr, addrlen);
 }
 
 HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)

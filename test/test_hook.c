@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -247,6 +248,45 @@ START_TEST(socket_reads_park_until_data_comes)
     fds_open();
     run_expect(read_socket, NULL, 0);
     fds_close();
+}
+END_TEST
+
+/* A pseudo-terminal takes no RWF_NOWAIT: read once poll says ready. */
+static int pty_m, pty_s;
+
+static void *read_tty(void *arg)
+{
+    (void)arg;
+    static struct later l;
+    l = (struct later){ pty_m, 0.02, "tty\n" };
+    coro_task *t = ticker_start(), *w = coro_spawn(write_later, &l);
+    char buf[16];
+    ck_assert_int_eq(read(pty_s, buf, sizeof buf), 4);
+    ck_assert(memcmp(buf, "tty\n", 4) == 0);
+    ck_assert_int_gt(ticks, 0);
+    ck_assert_int_eq(await_task(w, NULL), 0);
+    ck_assert_int_eq(write(pty_s, "out", 3), 3);
+    ck_assert_int_eq(read(pty_m, buf, sizeof buf), 3);
+    ticker_stop(t);
+    ck_assert(!nonblocking(pty_s));
+    return NULL;
+}
+
+START_TEST(a_tty_is_read_once_poll_says_ready)
+{
+    pty_m = posix_openpt(O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(pty_m, 0);
+    ck_assert_int_eq(grantpt(pty_m), 0);
+    ck_assert_int_eq(unlockpt(pty_m), 0);
+    pty_s = open(ptsname(pty_m), O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(pty_s, 0);
+    struct termios tio; /* no echo: the master reads only what is sent */
+    ck_assert_int_eq(tcgetattr(pty_s, &tio), 0);
+    tio.c_lflag &= ~(tcflag_t)ECHO;
+    ck_assert_int_eq(tcsetattr(pty_s, TCSANOW, &tio), 0);
+    run_expect(read_tty, NULL, 0);
+    close(pty_s);
+    close(pty_m);
 }
 END_TEST
 
@@ -1044,6 +1084,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, outside_a_coroutine_every_call_passes_through);
     tcase_add_test(tc, read_and_readv_on_a_pipe_park_until_a_task_writes);
     tcase_add_test(tc, socket_reads_park_until_data_comes);
+    tcase_add_test(tc, a_tty_is_read_once_poll_says_ready);
     tcase_add_test(tc, two_tasks_reading_one_fd_both_park);
     tcase_add_test(tc, writes_park_until_all_is_sent);
     tcase_add_test(tc, connect_and_accept_park_and_leave_the_flags_alone);
