@@ -317,9 +317,34 @@ static ssize_t in_try(int fd, struct in_op *op)
     return NEXT(readv)(fd, op->iov, op->iovcnt);
 }
 
+static size_t iov_total(const struct iovec *iov, size_t n);
+static void iov_advance(struct msghdr *m, size_t k);
+
+/* RWF_NOWAIT reads of a regular file stop where its data in memory ends,
+ * where libc's read goes on to the disk: a short read of a file is
+ * finished with libc's call, so a file reads as it always did. */
+static ssize_t finish_file_read(int fd, const struct iovec *iov, int cnt,
+                                size_t got)
+{
+    if (fd_kind(fd) != FD_PASS || got >= iov_total(iov, (size_t)cnt))
+        return (ssize_t)got;
+    struct iovec small[8], *copy = small;
+    if (cnt > 8 && !(copy = malloc(sizeof *copy * (size_t)cnt)))
+        return (ssize_t)got; /* a short read, which read(2) may return */
+    memcpy(copy, iov, sizeof *copy * (size_t)cnt);
+    struct msghdr m = { .msg_iov = copy, .msg_iovlen = (size_t)cnt };
+    iov_advance(&m, got);
+    int saved = errno;
+    ssize_t r = NEXT(readv)(fd, m.msg_iov, (int)m.msg_iovlen);
+    errno = saved;
+    if (copy != small)
+        free(copy);
+    return (ssize_t)got + (r > 0 ? r : 0);
+}
+
 /* The loop every reading call shares: try; where the call would block
  * and the caller did not ask for EAGAIN, park and try again. What the fd
- * is, is asked only then. */
+ * is, is asked only then (or after a short read with RWF_NOWAIT). */
 static ssize_t do_input(int fd, struct in_op *op)
 {
     int saved = errno;
@@ -327,6 +352,9 @@ static ssize_t do_input(int fd, struct in_op *op)
     int known = 0;
     for (;;) {
         ssize_t r = in_try(fd, op);
+        if (r > 0 && op->call == IN_IOV && op->nowait &&
+            (size_t)r < iov_total(op->iov, (size_t)op->iovcnt))
+            r = finish_file_read(fd, op->iov, op->iovcnt, (size_t)r);
         if (r >= 0) {
             errno = saved;
             return r;
