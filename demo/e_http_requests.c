@@ -19,7 +19,11 @@
  * send and connect park the calling task on the reactor instead of
  * blocking the thread, so the twenty overlap on one thread too: about one
  * latency, and no worker threads. Every variant that runs on a loop says
- * how many threads the process had while its requests ran.
+ * how many threads the process had while its requests ran. (curl resolves
+ * 127.0.0.1 and localhost itself; a host name in --url makes its threaded
+ * resolver start a thread for each lookup, for a moment, in hooked and
+ * native https alike: the hooks see its getaddrinfo on that thread, not in
+ * a coroutine.)
  *
  * By default a local server on 127.0.0.1 answers every request after
  * --latency seconds, so the demo needs no network; --url points it at any
