@@ -15,15 +15,18 @@
  * client; for https, libcurl's multi interface driven by the reactor):
  * about one latency, on one thread. And hooked: the sync variant's
  * blocking client, unchanged, in twenty tasks, with the program linked to
- * coro's system-call hooks (hook.c, README "Hooks"): libcurl's poll, recv,
- * send and connect park the calling task on the reactor instead of
- * blocking the thread, so the twenty overlap on one thread too: about one
- * latency, and no worker threads. Every variant that runs on a loop says
- * how many threads the process had while its requests ran. (curl resolves
- * 127.0.0.1 and localhost itself; a host name in --url makes its threaded
- * resolver start a thread for each lookup, for a moment, in hooked and
- * native https alike: the hooks see its getaddrinfo on that thread, not in
- * a coroutine.)
+ * coro's system-call hooks (hook.c, README "Hooks"): libcurl's poll parks
+ * the calling task on the reactor instead of blocking the thread (its
+ * sockets are non-blocking, so its connect, send and recv never wait), and
+ * the twenty overlap on one thread too: about one latency, and no worker
+ * threads. Every variant that runs on a loop says how many threads the
+ * process had while its requests ran. (curl resolves 127.0.0.1 and
+ * localhost itself; a host name in --url makes its threaded resolver start
+ * a thread for each lookup, for a moment, in hooked and native https
+ * alike: the hooks see its getaddrinfo on that thread, not in a
+ * coroutine.) The hooks overlap waits, not work: over https each
+ * curl_easy_perform loads the CA bundle afresh, about 40 ms of CPU here,
+ * and hooked does twenty of those one after another on its one thread.
  *
  * By default a local server on 127.0.0.1 answers every request after
  * --latency seconds, so the demo needs no network; --url points it at any
@@ -360,9 +363,9 @@ static void *native_main(void *arg)
 /* No Python twin: this is coro's answer to "just make requests.get not
  * block". The sync variant's get_google_response, unchanged, in a task:
  * with the hooks linked in, curl_easy_perform's poll parks the task on
- * the reactor, and its recv, send and connect never block the thread.
- * curl's frames (and OpenSSL's, for https) want more than the default
- * 64 KiB of stack. */
+ * the reactor. curl's deepest frames here took 7.6 KiB of stack over
+ * http, 8.8 KiB over https (coro_stack_high_water): 256 KiB leaves room
+ * for other libcurl builds and TLS libraries. */
 static void *hooked_request(void *arg)
 {
     get_google_response_sync(arg);
