@@ -278,12 +278,20 @@ $(DEMO_DIR)/%: demo/%.c $(DEMO_DEPS) | $(DEMO_DIR)
 	$(CC) $(CFLAGS_APP) -I. -Idemo $< demo/common.c demo/timeline.c \
 	    $(UC_LIBA) $(LDLIBS) -o $@
 
+# E links the hooks (hook.c, README "Hooks") for its hooked variant, which
+# runs the sync variant's blocking libcurl client in coroutines: with
+# -rdynamic the program exports hook.o's poll, recv, send, connect...,
+# and libcurl.so's calls find them before libc's. The other variants are
+# unaffected: outside a coroutine (sync, and the worker threads of
+# executor and wrapper) every hooked call passes straight through to
+# libc's; native's calls are on non-blocking sockets already, which the
+# hooks leave to say EAGAIN, and its numeric getaddrinfo is the plain call.
 E_SRCS := demo/local_server.c demo/http.c demo/curl_reactor.c
 $(DEMO_DIR)/e_http_requests: demo/e_http_requests.c $(E_SRCS) \
-        $(E_SRCS:.c=.h) $(DEMO_DEPS) | $(DEMO_DIR) deps
+        $(E_SRCS:.c=.h) $(DEMO_DEPS) $(TOP)/hook.o | $(DEMO_DIR) deps
 	$(CC) $(CFLAGS_APP) -I. -Idemo $$(pkg-config --cflags libcurl) $< \
-	    $(E_SRCS) demo/common.c demo/timeline.c $(UC_LIBA) \
-	    $$(pkg-config --libs libcurl) $(LDLIBS) -o $@
+	    $(E_SRCS) demo/common.c demo/timeline.c $(TOP)/hook.o $(UC_LIBA) \
+	    $$(pkg-config --libs libcurl) $(LDLIBS) -ldl -rdynamic -o $@
 
 demos: $(DEMOS:%=$(DEMO_DIR)/%)
 

@@ -19,6 +19,7 @@
  * kernel holds while the task is parked (shared stacks move), or a
  * cancellation or deadline check of our own: every wait is an await_* and
  * goes through park. */
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -987,10 +988,28 @@ static void lookup_free(struct lookup *l)
     free(l);
 }
 
+/* Whether getaddrinfo has nothing to look up: no host, or a numeric one
+ * (AI_NUMERICHOST, or an IPv4 or IPv6 literal), and no service, or a
+ * numeric one. libc answers that at once, without NSS or DNS: a worker
+ * for it would cost a thread switch and start a thread that the caller
+ * (coro's own await_dial of "127.0.0.1" among them) never needed. */
+static int lookup_is_numeric(const char *node, const char *service,
+                             const struct addrinfo *hints)
+{
+    int flags = hints ? hints->ai_flags : 0;
+    unsigned char addr[sizeof(struct in6_addr)];
+    int host = !node || (flags & AI_NUMERICHOST) ||
+               inet_pton(AF_INET, node, addr) == 1 ||
+               inet_pton(AF_INET6, node, addr) == 1;
+    int port = !service || (flags & AI_NUMERICSERV) ||
+               (service[0] && !service[strspn(service, "0123456789")]);
+    return host && port;
+}
+
 HOOK int getaddrinfo(const char *node, const char *service,
                      const struct addrinfo *hints, struct addrinfo **res)
 {
-    if (!coro_self() || !res)
+    if (!coro_self() || !res || lookup_is_numeric(node, service, hints))
         return NEXT(getaddrinfo)(node, service, hints, res);
     struct lookup *l = calloc(1, sizeof *l);
     if (!l || (node && !(l->node = strdup(node))) ||

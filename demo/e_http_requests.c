@@ -13,13 +13,27 @@
  * wrapper variant does the same through a struct. Last, natively, as
  * twenty tasks on non-blocking sockets on the loop's reactor (demo/http.c's
  * client; for https, libcurl's multi interface driven by the reactor):
- * about one latency, on one thread.
+ * about one latency, on one thread. And hooked: the sync variant's
+ * blocking client, unchanged, in twenty tasks, with the program linked to
+ * coro's system-call hooks (hook.c, README "Hooks"): libcurl's poll parks
+ * the calling task on the reactor instead of blocking the thread (its
+ * sockets are non-blocking, so its connect, send and recv never wait), and
+ * the twenty overlap on one thread too: about one latency, and no worker
+ * threads. Every variant that runs on a loop says how many threads the
+ * process had while its requests ran. (curl resolves 127.0.0.1 and
+ * localhost itself; a host name in --url makes its threaded resolver start
+ * a thread for each lookup, for a moment, in hooked and native https
+ * alike: the hooks see its getaddrinfo on that thread, not in a
+ * coroutine.) The hooks overlap waits, not work: over https each
+ * curl_easy_perform loads the CA bundle afresh, about 40 ms of CPU here,
+ * and hooked does twenty of those one after another on its one thread.
  *
  * By default a local server on 127.0.0.1 answers every request after
  * --latency seconds, so the demo needs no network; --url points it at any
  * other server (https too, wherever there is a network).
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +48,7 @@
 #define REQUESTS 20
 
 static const char *const variants[] = { "sync", "executor", "wrapper",
-                                        "native", NULL };
+                                        "native", "hooked", NULL };
 
 static const struct demo_info info = {
     .name = "e_http_requests",
@@ -50,8 +64,14 @@ static const struct demo_info info = {
              "keyword arguments (0.5 s whatever --scale says: a slower\n"
              "answer fails). native runs twenty tasks on non-blocking\n"
              "sockets on the reactor (https: libcurl's multi interface on\n"
-             "the reactor): about one latency, on one thread. A local server\n"
-             "answers after --latency seconds unless --url names another.",
+             "the reactor): about one latency, on one thread. hooked runs\n"
+             "sync's blocking client unchanged in twenty tasks, with coro's\n"
+             "system-call hooks linked in (README \"Hooks\"): curl's waits\n"
+             "park its task on the reactor, so about one latency again, and\n"
+             "no worker threads. The variants on a loop print the most\n"
+             "threads the process had while their requests ran. A local\n"
+             "server answers after --latency seconds unless --url names\n"
+             "another.",
     .original = "E's tutorial prints no Korean: the lines stay as they are.",
     .variants = variants,
     .flags = DEMO_HTTP | DEMO_WORKERS,
@@ -340,6 +360,121 @@ static void *native_main(void *arg)
     return err ? coro_fail(err) : NULL;
 }
 
+/* No Python twin: this is coro's answer to "just make requests.get not
+ * block". The sync variant's get_google_response, unchanged, in a task:
+ * with the hooks linked in, curl_easy_perform's poll parks the task on
+ * the reactor. curl's deepest frames here took 7.6 KiB of stack over
+ * http, 8.8 KiB over https (coro_stack_high_water): 256 KiB leaves room
+ * for other libcurl builds and TLS libraries. */
+static void *hooked_request(void *arg)
+{
+    get_google_response_sync(arg);
+    return NULL;
+}
+
+static void *hooked_main(void *arg)
+{
+    (void)arg;
+    static const coro_attr roomy = { .stack_size = 256 * 1024 };
+    coro_task *t[REQUESTS];
+    for (int i = 0; i < REQUESTS; i++)
+        t[i] = coro_spawn_attr(&roomy, hooked_request, &calls[i]);
+    int err = await_gather(t, REQUESTS, NULL, NULL);
+    return err ? coro_fail(err) : NULL;
+}
+
+/* ---- how many threads did it take ---- */
+
+/* The process's threads, as /proc/self/status's Threads: counts them, and
+ * how many of them are coro's worker threads (named "coro-worker"). */
+struct threads {
+    int all;
+    int workers;
+};
+
+static struct threads threads_now(void)
+{
+    struct threads n = { 0, 0 };
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return n;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        n.all++;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = '\0';
+            fclose(f);
+        }
+        n.workers += strcmp(comm, "coro-worker\n") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The most threads seen while a variant's requests ran. */
+static struct threads threads_most;
+
+/* A task beside the requests that looks every 2 ms until it is
+ * cancelled: often enough to see a thread that lives as long as a
+ * request. */
+static void *count_threads(void *arg)
+{
+    (void)arg;
+    do {
+        struct threads n = threads_now();
+        if (n.all > threads_most.all)
+            threads_most = n;
+    } while (await_sleep(0.002) == 0);
+    return NULL;
+}
+
+/* A variant's main (arg points to it), with count_threads beside it. */
+static void *counting_threads(void *arg)
+{
+    const coro_fn *main_fn = arg;
+    threads_most = (struct threads){ 0, 0 };
+    coro_task *counter = coro_spawn(count_threads, NULL);
+    void *result = (*main_fn)(NULL);
+    if (counter) {
+        coro_cancel(counter);
+        await_task(counter, NULL);
+    }
+    return result;
+}
+
+/* threads: 8 (this one, the local server's and 6 coro-workers) */
+static void print_threads(int local_server)
+{
+    struct threads n = threads_most;
+    const char *part[4];
+    char workers[32], others[32];
+    int k = 0;
+    part[k++] = "this one";
+    if (local_server)
+        part[k++] = "the local server's";
+    if (n.workers) {
+        snprintf(workers, sizeof workers, "%d coro-worker%s", n.workers,
+                 n.workers == 1 ? "" : "s");
+        part[k++] = workers;
+    }
+    int rest = n.all - 1 - local_server - n.workers;
+    if (rest > 0) {
+        snprintf(others, sizeof others, "%d other%s", rest,
+                 rest == 1 ? "" : "s");
+        part[k++] = others;
+    }
+    printf("threads: %d (", n.all);
+    for (int i = 0; i < k; i++)
+        printf("%s%s", i == 0 ? "" : i == k - 1 ? " and " : ", ", part[i]);
+    printf(")\n");
+}
+
 /* Expected seconds for twenty requests run `workers` at a time (1: one
  * after another; REQUESTS: all at once): from the local server's latency,
  * one per round; or, against another server, from the times the client
@@ -358,7 +493,8 @@ static double expected(unsigned workers)
 
 /* Runs a variant that sends all twenty at once, then prints their
  * responses in the order they were sent (asyncio.wait's set of done tasks
- * has no order; the tutorial printed them as the set gave them). */
+ * has no order; the tutorial printed them as the set gave them), and the
+ * most threads the process had meanwhile. */
 static int run_concurrently(const char *name, const char *what, coro_fn fn,
                             int on_workers)
 {
@@ -370,7 +506,7 @@ static int run_concurrently(const char *name, const char *what, coro_fn fn,
         workers = demo_workers(&opts, REQUESTS, "requests");
     forget_calls();
     double start = demo_now();
-    int err = coro_run(fn, NULL, NULL);
+    int err = coro_run(counting_threads, &fn, NULL);
     double took = demo_now() - start;
     int failed = err != 0;
     for (int i = 0; i < REQUESTS; i++) {
@@ -379,6 +515,7 @@ static int run_concurrently(const char *name, const char *what, coro_fn fn,
     }
     char t[32];
     printf("total: %s\n", demo_repr(took, t)); /* 'total: {}'.format() */
+    print_threads(opts.url == NULL);
     demo_summary(name, took, expected(workers));
     return failed;
 }
@@ -420,6 +557,10 @@ static int run(void)
     failed |= run_concurrently("native",
                                "twenty requests on the reactor, one thread",
                                native_main, 0);
+    failed |= run_concurrently("hooked",
+                               "sync's blocking client in twenty tasks, "
+                               "hooked",
+                               hooked_main, 0);
     return failed;
 }
 

@@ -461,6 +461,27 @@ static double twenty_responses(const char *p, const char *variant,
     return longest;
 }
 
+/* A variant's line "threads: N (this one, the local server's and W
+ * coro-workers)", the most threads E saw while its requests ran: N, and W
+ * in *workers (0 if the line names none). */
+static int threads_line(const struct output *out, const char *variant,
+                        int *workers)
+{
+    const char *p = strstr(section(out, variant), "\nthreads: ");
+    ck_assert_msg(p != NULL, "%s: no threads line in:\n%s", variant,
+                  out->text);
+    int n = atoi(p + strlen("\nthreads: "));
+    const char *end = strchr(p + 1, '\n');
+    const char *w = strstr(p, " coro-worker");
+    *workers = 0;
+    if (w && (!end || w < end)) {
+        while (w > p && w[-1] >= '0' && w[-1] <= '9')
+            w--;
+        *workers = atoi(w);
+    }
+    return n;
+}
+
 START_TEST(demo_e_http_requests)
 {
     struct output out;
@@ -468,12 +489,12 @@ START_TEST(demo_e_http_requests)
      * default pool, whose size this machine sets: checked below. */
     static const struct timed want[] = {
         { "sync", 6 }, { "executor", 0 }, { "wrapper", 0 },
-        { "native", 0.3 }, { NULL, 0 } };
+        { "native", 0.3 }, { "hooked", 0.3 }, { NULL, 0 } };
     run_demo_timed("e_http_requests", "--scale " SCALE, want, &out);
     ck_assert_int_eq(out.status, 0);
     static const char *const variants[] = { "sync", "executor", "wrapper",
-                                            "native" };
-    for (int v = 0; v < 4; v++) {
+                                            "native", "hooked" };
+    for (int v = 0; v < 5; v++) {
         const char *p;
         twenty_responses(section(&out, variants[v]), variants[v], &p, 0,
                          NULL);
@@ -488,9 +509,29 @@ START_TEST(demo_e_http_requests)
     double e = check_variant(&out, "executor", rounds * latency);
     double w = check_variant(&out, "wrapper", rounds * latency);
     double n = check_variant(&out, "native", latency);
+    /* The sync variant's blocking client in twenty tasks, hooked: one
+     * latency as well. */
+    double h = check_variant(&out, "hooked", latency);
     ck_assert_double_lt(e, s);
     ck_assert_double_lt(w, s);
     ck_assert_double_lt(n, s);
+    ck_assert_double_lt(h, s);
+    /* And no thread but the loop's and the local server's: curl's waits
+     * parked its tasks, and the hooks sent native's numeric lookups to no
+     * worker. The executor's requests ran on workers, one thread each. */
+    static const char two[] = "\nthreads: 2 (this one and the local "
+                              "server's)\n";
+    ck_assert_msg(strstr(section(&out, "hooked"), two) != NULL,
+                  "hooked: no \"%s\" in:\n%s", two + 1, out.text);
+    ck_assert_msg(strstr(section(&out, "native"), two) != NULL,
+                  "native: no \"%s\" in:\n%s", two + 1, out.text);
+    int busy;
+    int threads = threads_line(&out, "executor", &busy);
+    ck_assert_msg(busy >= 1 && busy <= (int)workers && threads == 2 + busy,
+                  "executor: %d threads, %d of them workers (pool of %u)",
+                  threads, busy, workers);
+    ck_assert_int_eq(threads_line(&out, "hooked", &busy), 2);
+    ck_assert_int_eq(busy, 0);
 }
 END_TEST
 
@@ -820,6 +861,7 @@ START_TEST(demos_answer_help_and_reject_bad_flags)
     ck_assert_int_eq(out.status, 2);
     run_demo("e_http_requests", "--help", &out);
     ck_assert_ptr_nonnull(strstr(out.text, "--workers N"));
+    ck_assert_ptr_nonnull(strstr(out.text, "hooked"));
 }
 END_TEST
 
