@@ -96,10 +96,10 @@ NEEDS := "pkg-config --version:pkg-config" \
         clean help check-symbols deps demos demo soak soak-asan \
         fuzz fuzz-build fuzz-deps gdb-check
 
-all: $(LIBA) $(LIBSO)
+all: $(LIBA) $(LIBSO) $(HOOK_DIR)/libcoro_hook.so $(B)/libcoro_hook.a
 
 help:
-	@echo "make            build libcoro.a and libcoro.so"
+	@echo "make            build libcoro.a, libcoro.so and the hooks (libcoro_hook)"
 	@echo "make demo       build and run the five scenario demos, then a table"
 	@echo "make demos      build the demos without running them"
 	@echo "make check      build and run the Check suites (installs Check if root)"
@@ -431,6 +431,10 @@ install: all
 	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/libcoro.a
 	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libcoro.so.$(ABI)
 	ln -sf libcoro.so.$(ABI) $(DESTDIR)$(PREFIX)/lib/libcoro.so
+	install -m 644 $(B)/libcoro_hook.a $(DESTDIR)$(PREFIX)/lib/libcoro_hook.a
+	install -m 755 $(HOOK_DIR)/libcoro_hook.so \
+	    $(DESTDIR)$(PREFIX)/lib/libcoro_hook.so.$(ABI)
+	ln -sf libcoro_hook.so.$(ABI) $(DESTDIR)$(PREFIX)/lib/libcoro_hook.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' coro.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc
 	install -d $(dir $(DESTDIR)$(GDB_SCRIPT))
@@ -440,7 +444,10 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/coro.h $(DESTDIR)$(PREFIX)/lib/libcoro.a \
 	      $(DESTDIR)$(PREFIX)/lib/libcoro.so $(DESTDIR)$(PREFIX)/lib/libcoro.so.$(ABI) \
-	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc $(DESTDIR)$(GDB_SCRIPT)
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/coro.pc $(DESTDIR)$(GDB_SCRIPT) \
+	      $(DESTDIR)$(PREFIX)/lib/libcoro_hook.a \
+	      $(DESTDIR)$(PREFIX)/lib/libcoro_hook.so \
+	      $(DESTDIR)$(PREFIX)/lib/libcoro_hook.so.$(ABI)
 	@$(LDCONFIG)
 
 clean:

@@ -664,6 +664,36 @@ CORO_API int coro_set_workers(unsigned n);
 CORO_API unsigned coro_workers(void);
 
 /* ======================================================================
+ * Blocking calls in the coroutine itself: libcoro_hook (opt-in)
+ *
+ * A library of its own, with no calls to declare here: linked in
+ * (-lcoro_hook -lcoro) or LD_PRELOADed into a program that links coro as a
+ * shared library, it defines read, readv, write, writev, recv, recvfrom,
+ * recvmsg, send, sendto, sendmsg, connect, accept, accept4, poll, ppoll,
+ * select, nanosleep, clock_nanosleep, usleep, sleep and getaddrinfo (and
+ * glibc's fortified __read_chk, __recv_chk, __recvfrom_chk, __poll_chk,
+ * __ppoll_chk) in front of libc's. Outside a coroutine each is libc's
+ * call. In a coroutine, a call that would block on a socket, pipe, tty or
+ * other pollable fd parks the task on the reactor (await_readable,
+ * await_writable) and returns what the blocking call would have returned;
+ * sleeps are await_sleep; getaddrinfo of a name runs on the worker threads.
+ * Regular files, and fds the caller made non-blocking, behave as libc's
+ * calls do; no fd flag the caller did not set is left set.
+ *
+ * Where a blocking call would return early: SO_RCVTIMEO and SO_SNDTIMEO
+ * give EAGAIN (a connect EINPROGRESS), as the kernel's; the task's timeout
+ * scope gives -1 with ETIMEDOUT, and its cancellation -1 with ECANCELED
+ * (sleep returns the seconds left, clock_nanosleep the error number,
+ * getaddrinfo EAI_SYSTEM), poll included, never EINTR or poll's 0, which
+ * libraries retry: a cancelled task would spin. A write that sent some
+ * bytes first returns their count. A signal does not end a parked call.
+ * Not hooked: static binaries, raw syscall(2), glibc's own calls (stdio),
+ * calls from signal handlers, and every call not listed. README "Hooks"
+ * says what each call does and why the hooks are opt-in (a library that
+ * holds a pthread mutex across a blocking call can deadlock the loop).
+ * ====================================================================== */
+
+/* ======================================================================
  * Loops across threads: loop.call_soon_threadsafe,
  * asyncio.run_coroutine_threadsafe, a channel between threads, a loop on
  * every core
