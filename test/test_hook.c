@@ -101,6 +101,9 @@ static void *write_later(void *arg)
     return NULL;
 }
 
+static int listener(int flags, int *port);
+static int connect_to(int port, int flags, int *err);
+
 /* ---- outside a coroutine: libc's calls as they are ---- */
 
 static void *blocking_read_job(void *arg)
@@ -166,6 +169,22 @@ START_TEST(outside_a_coroutine_every_call_passes_through)
     ck_assert_int_eq(getaddrinfo("127.0.0.1", "80", &hints, &res), 0);
     ck_assert_ptr_nonnull(res);
     freeaddrinfo(res);
+    /* a connection the kernel completes before accept is asked */
+    int port, err;
+    int l = listener(0, &port);
+    int c = connect_to(port, 0, &err);
+    ck_assert_int_eq(err, 0);
+    int a = accept(l, NULL, NULL);
+    ck_assert_int_ge(a, 0);
+    close(a);
+    close(c);
+    c = connect_to(port, 0, &err);
+    ck_assert_int_eq(err, 0);
+    a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(a, 0);
+    close(a);
+    close(c);
+    close(l);
     /* And on a loop's worker thread: not a coroutine either. */
     run_expect(read_on_a_worker, NULL, 0);
     fds_close();
