@@ -294,6 +294,11 @@ static void *read_tty(void *arg)
 START_TEST(a_tty_is_read_once_poll_says_ready)
 {
     pty_m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (pty_m < 0 && (errno == ENOENT || errno == ENODEV)) {
+        fprintf(stderr, "no pseudo-terminals here (/dev/ptmx): tty case "
+                        "not run\n");
+        return;
+    }
     ck_assert_int_ge(pty_m, 0);
     ck_assert_int_eq(grantpt(pty_m), 0);
     ck_assert_int_eq(unlockpt(pty_m), 0);
