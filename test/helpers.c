@@ -1,6 +1,7 @@
 #include "helpers.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,30 @@ char *run_in_child(int (*body)(void *), void *arg, int *status)
 }
 
 static atomic_int scribbling;
+
+void *return_arg(void *arg)
+{
+    return arg;
+}
+
+void *record_sleep(void *arg)
+{
+    int err = await_sleep(60);
+    trace("child %d", err);
+    return arg;
+}
+
+void *test_nap(void *arg)
+{
+    struct test_nap *n = arg;
+    int err = await_sleep(n->seconds);
+    trace("%u", n->token);
+    if (err)
+        return coro_fail(err);
+    if (n->error)
+        return coro_fail(n->error);
+    return (void *)(uintptr_t)n->token;
+}
 
 void test_scribbling_start(void)
 {

@@ -102,6 +102,21 @@ void *test_scribbler(void *arg);
 void  test_scribbling_start(void);
 void  test_scribbling_stop(void);
 
+/* Small task bodies that test_sched.c and test_join.c both spawn (the
+ * scheduler's tests and join.c's need the same children).
+ * return_arg returns its argument; record_sleep sleeps a minute, traces
+ * "child <error>" and returns its argument; test_nap sleeps
+ * n->seconds, traces n->token, and returns the sleep's error, else
+ * n->error, else the token as a pointer. */
+struct test_nap {
+    double   seconds;
+    int      error;  /* coro_fail with this after the nap, if not 0 */
+    unsigned token;
+};
+void *return_arg(void *arg);
+void *record_sleep(void *arg);
+void *test_nap(void *arg); /* arg: a struct test_nap */
+
 /* CPU time (user + system) of this process, in seconds. */
 double cpu_seconds(void);
 
