@@ -183,6 +183,12 @@ static void deadline_from_socket(struct blocking *b)
     errno = saved;
 }
 
+_Static_assert(POLLIN == EPOLLIN && POLLPRI == EPOLLPRI &&
+               POLLOUT == EPOLLOUT && POLLRDNORM == EPOLLRDNORM &&
+               POLLRDBAND == EPOLLRDBAND && POLLWRNORM == EPOLLWRNORM &&
+               POLLWRBAND == EPOLLWRBAND && POLLMSG == EPOLLMSG &&
+               POLLRDHUP == EPOLLRDHUP, "poll's bits are epoll's");
+
 /* Several fds, or events await_readable and await_writable do not wait
  * for (POLLPRI), or an fd another task already waits on: an epoll
  * instance of the call's own, itself readable when one of them is ready,
@@ -201,15 +207,13 @@ static int wait_set(const struct pollfd *fds, nfds_t n, double timeout)
         for (nfds_t j = 0; j < n; j++)
             if (fds[j].fd == fds[i].fd)
                 asked |= fds[j].events;
-        uint32_t events = 0;
-        if (asked & (POLLIN | POLLRDNORM | POLLRDBAND))
-            events |= EPOLLIN;
-        if (asked & (POLLOUT | POLLWRNORM | POLLWRBAND))
-            events |= EPOLLOUT;
-        if (asked & POLLPRI)
-            events |= EPOLLPRI;
-        if (asked & POLLRDHUP)
-            events |= EPOLLRDHUP;
+        /* epoll's bits are poll's (the fd's one poll mask, filtered):
+         * asked as poll asked, a wait for POLLRDBAND is not woken by
+         * ordinary data, which poll would not count, for ever */
+        uint32_t events = (uint16_t)asked &
+                          (POLLIN | POLLPRI | POLLOUT | POLLRDNORM |
+                           POLLRDBAND | POLLWRNORM | POLLWRBAND | POLLMSG |
+                           POLLRDHUP);
         struct epoll_event ev = { .events = events, .data.fd = fds[i].fd };
         /* EEXIST: watched already; EPERM: a regular file, which poll
          * said ready (or nothing was asked of it); EBADF: closed since,
@@ -400,7 +404,9 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
 {
     struct in_op op = { .call = IN_RECVFROM, .buf = buf, .n = n,
                         .flags = flags, .addr = addr, .addrlen = addrlen };
-    if (!(flags & MSG_WAITALL))
+    /* MSG_PEEK takes nothing: a second look would see the same bytes
+     * again, so a peek returns what is there (as a Unix socket's does) */
+    if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK))
         return do_input(fd, &op);
     size_t got = 0;
     int stream = -1;
@@ -439,9 +445,13 @@ HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     return do_input(fd, &op);
 }
 
+/* MSG_ERRQUEUE never waits, on a blocking socket either: an empty queue
+ * is EAGAIN at once. */
+#define NEVER_WAITS (MSG_DONTWAIT | MSG_ERRQUEUE)
+
 HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    if (!coro_self() || (flags & MSG_DONTWAIT))
+    if (!coro_self() || (flags & NEVER_WAITS))
         return NEXT(recv)(fd, buf, n, flags);
     return recv_from(fd, buf, n, flags, (struct sockaddr *)NULL, NULL);
 }
@@ -449,7 +459,7 @@ HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                       __SOCKADDR_ARG addr, socklen_t *addrlen)
 {
-    if (!coro_self() || (flags & MSG_DONTWAIT))
+    if (!coro_self() || (flags & NEVER_WAITS))
         return NEXT(recvfrom)(fd, buf, n, flags, addr, addrlen);
     return recv_from(fd, buf, n, flags, addr, addrlen);
 }
@@ -458,7 +468,7 @@ HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
  * is there (README "Hooks"). */
 HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    if (!coro_self() || (flags & MSG_DONTWAIT))
+    if (!coro_self() || (flags & NEVER_WAITS))
         return NEXT(recvmsg)(fd, msg, flags);
     struct in_op op = { .call = IN_RECVMSG, .msg = msg, .flags = flags };
     return do_input(fd, &op);

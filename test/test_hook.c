@@ -1043,6 +1043,98 @@ START_TEST(libcurl_easy_in_ten_coroutines_takes_about_one_latency)
 }
 END_TEST
 
+/* ---- review: calls the blocking versions answer at once, and waits
+ * that must not spin ---- */
+
+/* CPU time of the loop's thread: a hooked call parked for a while uses
+ * next to none; one that parks and wakes without progress uses it all. */
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* MSG_PEEK looks without taking: with MSG_WAITALL a Unix stream socket
+ * returns what it holds, and never the same bytes twice. */
+static void *peek_waitall(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(write(s[1], "abc", 3), 3);
+    char buf[8];
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(recv(s[0], buf, 7, MSG_PEEK | MSG_WAITALL), 3);
+    ck_assert_str_eq(buf, "abc");
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(recv(s[0], buf, 7, 0), 3);
+    ck_assert_str_eq(buf, "abc");
+    return NULL;
+}
+
+START_TEST(recv_peek_waitall_does_not_repeat_bytes)
+{
+    fds_open();
+    run_expect(peek_waitall, NULL, 0);
+    fds_close();
+}
+END_TEST
+
+/* An empty error queue is EAGAIN at once, blocking socket or not: the
+ * kernel never waits for MSG_ERRQUEUE. */
+static void *errqueue(void *arg)
+{
+    (void)arg;
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_ge(u, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    ck_assert_int_eq(bind(u, (struct sockaddr *)&a, sizeof a), 0);
+    char buf[8], ctl[64];
+    struct iovec iov = { buf, sizeof buf };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = ctl, .msg_controllen = sizeof ctl };
+    coro_timeout *sc; /* a call that waits ends here, not in a hang */
+    ck_assert_int_eq(coro_timeout_open(2 * test_slow(), &sc), 0);
+    errno = 0;
+    ck_assert_int_eq(recvmsg(u, &m, MSG_ERRQUEUE), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    errno = 0;
+    ck_assert_int_eq(recv(u, buf, sizeof buf, MSG_ERRQUEUE), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_int_eq(coro_timeout_close(sc), 0);
+    close(u);
+    return NULL;
+}
+
+START_TEST(an_empty_error_queue_is_eagain_at_once)
+{
+    run_expect(errqueue, NULL, 0);
+}
+END_TEST
+
+/* poll for POLLRDBAND on a socket that holds ordinary data: nothing is
+ * ready, and the wait for its timeout is a wait, not a spin on EPOLLIN. */
+static void *poll_rdband(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(write(s[1], "x", 1), 1);
+    struct pollfd pf = { s[0], POLLRDBAND, 0 };
+    double wall = coro_now(), cpu = thread_cpu();
+    ck_assert_int_eq(poll(&pf, 1, (int)(100 * test_slow())), 0);
+    wall = coro_now() - wall;
+    cpu = thread_cpu() - cpu;
+    ck_assert_msg(cpu < wall / 2, "%.3f s of CPU in %.3f s", cpu, wall);
+    return NULL;
+}
+
+START_TEST(poll_for_a_band_does_not_spin_on_data)
+{
+    fds_open();
+    run_expect(poll_rdband, NULL, 0);
+    fds_close();
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1100,6 +1192,11 @@ Suite *hook_suite(void)
     tcase_add_test(tc, a_timeout_scope_ends_hooked_waits);
     tcase_add_test(tc, cancellation_ends_every_kind_of_hooked_wait);
     tcase_add_test(tc, a_shared_stack_task_reads_into_its_own_stack);
+    suite_add_tcase(su, tc);
+    tc = test_case("review", 10);
+    tcase_add_test(tc, recv_peek_waitall_does_not_repeat_bytes);
+    tcase_add_test(tc, an_empty_error_queue_is_eagain_at_once);
+    tcase_add_test(tc, poll_for_a_band_does_not_spin_on_data);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
