@@ -819,6 +819,17 @@ HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
                        tmo ? (double)tmo->tv_sec + tmo->tv_nsec / 1e9 : -1);
 }
 
+/* Whether what poll said of one fd makes it ready for select, as Linux's
+ * select counts: a hang-up or an error is readable, an error writable,
+ * and exceptional is POLLPRI alone. */
+static int select_counts(const struct pollfd *q)
+{
+    short in = POLLIN | POLLHUP | POLLERR, out = POLLOUT | POLLERR;
+    return ((q->events & POLLIN) && (q->revents & in)) ||
+           ((q->events & POLLOUT) && (q->revents & out)) ||
+           ((q->events & POLLPRI) && (q->revents & POLLPRI));
+}
+
 HOOK int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
                 struct timeval *tv)
 {
@@ -841,15 +852,30 @@ HOOK int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
     }
     double timeout = tv ? (double)tv->tv_sec + tv->tv_usec / 1e6 : -1;
     double start = coro_now();
-    int r = poll_hooked(p, n, timeout);
-    int ready = 0;
-    if (r > 0) {
+    int r;
+    for (;;) {
+        double left = timeout - (coro_now() - start);
+        r = poll_hooked(p, n, timeout < 0 ? -1 : left > 0 ? left : 0);
+        if (r <= 0)
+            break;
+        int counts = 0;
         for (nfds_t i = 0; i < n; i++)
             if (p[i].revents & POLLNVAL) {
                 r = -1;
                 errno = EBADF;
+            } else if (select_counts(&p[i])) {
+                counts = 1;
             }
+        if (r < 0 || counts)
+            break;
+        /* Only a hang-up or an error that select was not asked about (an
+         * fd in exceptfds alone, which is POLLPRI): not ready for select,
+         * and ready for poll from now on. Left out, the wait goes on. */
+        for (nfds_t i = 0; i < n; i++)
+            if (p[i].revents)
+                p[i].fd = -1;
     }
+    int ready = 0;
     if (r >= 0) {
         if (rd)
             FD_ZERO(rd);
@@ -859,8 +885,6 @@ HOOK int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
             FD_ZERO(ex);
         for (nfds_t i = 0; i < n; i++) {
             short re = p[i].revents;
-            /* select counts a hang-up or an error as readable and
-             * writable, as the kernel's does */
             if (rd && (p[i].events & POLLIN) &&
                 (re & (POLLIN | POLLHUP | POLLERR)))
                 FD_SET(p[i].fd, rd), ready++;

@@ -1135,6 +1135,33 @@ START_TEST(poll_for_a_band_does_not_spin_on_data)
 }
 END_TEST
 
+/* select's exceptfds are POLLPRI only: a pipe whose writer has gone is
+ * not exceptional, and select waits out its timeout (and says none is
+ * left, as Linux's does). */
+static void *select_except(void *arg)
+{
+    (void)arg;
+    close(p[1]);
+    p[1] = -1;
+    fd_set ex;
+    FD_ZERO(&ex);
+    FD_SET(p[0], &ex);
+    struct timeval tv = { 0, 30000 };
+    ck_assert_int_eq(select(p[0] + 1, NULL, NULL, &ex, &tv), 0);
+    ck_assert(!FD_ISSET(p[0], &ex));
+    ck_assert_msg(tv.tv_sec == 0 && tv.tv_usec == 0, "%ld.%06ld s left",
+                  (long)tv.tv_sec, (long)tv.tv_usec);
+    return NULL;
+}
+
+START_TEST(select_waits_out_a_hang_up_it_was_not_asked_about)
+{
+    fds_open();
+    run_expect(select_except, NULL, 0);
+    fds_close();
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1197,6 +1224,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, recv_peek_waitall_does_not_repeat_bytes);
     tcase_add_test(tc, an_empty_error_queue_is_eagain_at_once);
     tcase_add_test(tc, poll_for_a_band_does_not_spin_on_data);
+    tcase_add_test(tc, select_waits_out_a_hang_up_it_was_not_asked_about);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
