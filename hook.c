@@ -269,6 +269,27 @@ static int park_on(struct blocking *b, const struct pollfd *fds, nfds_t n)
     }
 }
 
+/* Parks for *pause seconds (or to b's deadline, if that comes first)
+ * and doubles *pause up to 10 ms: for a wait whose end no fd's readiness
+ * tells, a Unix listener's full backlog (a connecting Unix socket polls
+ * writable at once, and a wait on it would spin). Returns as park_on. */
+static int park_pause(struct blocking *b, double *pause)
+{
+    if (!b->started)
+        deadline_from_socket(b);
+    double s = *pause;
+    if (b->until >= 0) {
+        double left = b->until - coro_now();
+        if (left <= 0)
+            return EAGAIN;
+        if (s > left)
+            s = left;
+    }
+    if (*pause < 0.01)
+        *pause *= 2;
+    return await_sleep(s);
+}
+
 /* The same for one fd. */
 static int park_fd(struct blocking *b, short events)
 {
@@ -686,6 +707,7 @@ HOOK int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
         return NEXT(connect)(fd, addr, len);
     int saved = errno;
     struct blocking b = { fd, SO_SNDTIMEO, 0, -1 };
+    double pause = 0.001;
     for (;;) {
         if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
             return NEXT(connect)(fd, addr, len);
@@ -697,13 +719,14 @@ HOOK int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
             return 0;
         }
         /* A Unix socket whose listener's backlog is full says EAGAIN
-         * where a blocking one waits, and then tries again. */
+         * where a blocking one waits, and then tries again; nothing
+         * polls ready when there is room, so it tries after a pause. */
         int again = err == EAGAIN;
         if (err != EINPROGRESS && !again) {
             errno = err;
             return -1;
         }
-        err = park_fd(&b, POLLOUT);
+        err = again ? park_pause(&b, &pause) : park_fd(&b, POLLOUT);
         if (err) {
             /* A deadline that ends a blocking connect says EINPROGRESS
              * on Linux: the attempt goes on. */

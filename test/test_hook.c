@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -1162,6 +1163,87 @@ START_TEST(select_waits_out_a_hang_up_it_was_not_asked_about)
 }
 END_TEST
 
+/* connect to a Unix listener whose backlog is full waits (blocking) for
+ * room: parked, not spinning, and connected once there is room. */
+static int unix_listener(struct sockaddr_un *a)
+{
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(l, 0);
+    *a = (struct sockaddr_un){ .sun_family = AF_UNIX };
+    snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "coro-hook-%d",
+             (int)getpid()); /* abstract: nothing to unlink */
+    ck_assert_int_eq(bind(l, (struct sockaddr *)a, sizeof *a), 0);
+    ck_assert_int_eq(listen(l, 0), 0);
+    return l;
+}
+
+static void *accept_later(void *arg)
+{
+    int l = *(int *)arg;
+    await_sleep(0.05);
+    int c = accept(l, NULL, NULL);
+    ck_assert_int_ge(c, 0);
+    return (void *)(intptr_t)c;
+}
+
+static void *connect_full_backlog(void *arg)
+{
+    (void)arg;
+    struct sockaddr_un a;
+    static int l;
+    l = unix_listener(&a);
+    int fill[8], nfill = 0;
+    for (;;) { /* fill the backlog */
+        ck_assert_int_lt(nfill, 8);
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(c, (struct sockaddr *)&a, sizeof a) != 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            close(c);
+            break;
+        }
+        fill[nfill++] = c;
+    }
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    coro_timeout *sc;
+    ck_assert_int_eq(coro_timeout_open(0.1 * test_slow(), &sc), 0);
+    double wall = coro_now(), cpu = thread_cpu();
+    errno = 0;
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof a), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    wall = coro_now() - wall;
+    cpu = thread_cpu() - cpu;
+    ck_assert_int_eq(coro_timeout_close(sc), ETIMEDOUT);
+    ck_assert_msg(cpu < wall / 2, "%.3f s of CPU in %.3f s", cpu, wall);
+    /* SO_SNDTIMEO ends it as the kernel's: EAGAIN */
+    struct timeval tv = { 0, 20000 };
+    ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv),
+                     0);
+    errno = 0;
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof a), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    tv = (struct timeval){ 0, 0 };
+    ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv),
+                     0);
+    /* room made by an accept: the connect completes */
+    coro_task *t = coro_spawn(accept_later, &l);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert(!nonblocking(c));
+    void *got;
+    ck_assert_int_eq(await_task(t, &got), 0);
+    close((int)(intptr_t)got);
+    close(c);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(l);
+    return NULL;
+}
+
+START_TEST(connect_to_a_full_backlog_parks_without_spinning)
+{
+    run_expect(connect_full_backlog, NULL, 0);
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1225,6 +1307,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, an_empty_error_queue_is_eagain_at_once);
     tcase_add_test(tc, poll_for_a_band_does_not_spin_on_data);
     tcase_add_test(tc, select_waits_out_a_hang_up_it_was_not_asked_about);
+    tcase_add_test(tc, connect_to_a_full_backlog_parks_without_spinning);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
