@@ -509,6 +509,7 @@ struct wr {
     int           flags;
     int           send;    /* the send family: sendmsg */
     int           nowait;  /* else: RWF_NOWAIT is taken */
+    int           file;    /* else: a file that refused it: libc's call */
 };
 
 /* Moves msg's iovecs past k bytes written. */
@@ -560,7 +561,13 @@ static ssize_t out_try(int fd, struct wr *w)
         if (r >= 0 || errno != EOPNOTSUPP)
             return r;
         w->nowait = 0;
+        /* ext4 takes no RWF_NOWAIT for a buffered write: a file is
+         * written whole by libc's call, not PIPE_BUF at a time (which
+         * would split an O_APPEND write among other writers') */
+        w->file = fd_kind(fd) == FD_PASS;
     }
+    if (w->file)
+        return NEXT(writev)(fd, w->msg.msg_iov, (int)w->msg.msg_iovlen);
     if (!ready_now(fd, POLLOUT)) {
         errno = EAGAIN;
         return -1;

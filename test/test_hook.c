@@ -1244,6 +1244,48 @@ START_TEST(connect_to_a_full_backlog_parks_without_spinning)
 }
 END_TEST
 
+/* A regular file is written as libc writes it: one write(2) for a
+ * blocking write, whatever RWF_NOWAIT says (O_APPEND writes stay whole). */
+static long syscalls_written(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[128];
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "syscw: %ld", &n) == 1)
+            break;
+    fclose(f);
+    ck_assert_int_ge(n, 0);
+    return n;
+}
+
+static void *write_file(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/coro-hook-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    char *data = calloc(1, BIG);
+    ck_assert_ptr_nonnull(data);
+    long before = syscalls_written();
+    ck_assert_int_eq(write(fd, data, BIG), BIG);
+    long calls = syscalls_written() - before;
+    /* PIPE_BUF at a time is 256; Check writes a record per assertion */
+    ck_assert_msg(calls < 16, "1 MiB to a file in %ld writes", calls);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_END), BIG);
+    free(data);
+    close(fd);
+    return NULL;
+}
+
+START_TEST(a_regular_file_is_written_in_one_call)
+{
+    run_expect(write_file, NULL, 0);
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1308,6 +1350,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, poll_for_a_band_does_not_spin_on_data);
     tcase_add_test(tc, select_waits_out_a_hang_up_it_was_not_asked_about);
     tcase_add_test(tc, connect_to_a_full_backlog_parks_without_spinning);
+    tcase_add_test(tc, a_regular_file_is_written_in_one_call);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
