@@ -271,8 +271,9 @@ static int park_on(struct blocking *b, const struct pollfd *fds, nfds_t n)
 
 /* Parks for *pause seconds (or to b's deadline, if that comes first)
  * and doubles *pause up to 10 ms: for a wait whose end no fd's readiness
- * tells, a Unix listener's full backlog (a connecting Unix socket polls
- * writable at once, and a wait on it would spin). Returns as park_on. */
+ * tells, a Unix listener's full backlog or a Unix datagram receiver's full
+ * queue (the sender polls writable at once, and a wait on it would spin).
+ * Returns as park_on. */
 static int park_pause(struct blocking *b, double *pause)
 {
     if (!b->started)
@@ -580,7 +581,8 @@ static ssize_t do_output(int fd, struct wr *w)
     int saved = errno;
     size_t total = iov_total(w->msg.msg_iov, w->msg.msg_iovlen), done = 0;
     struct blocking b = { fd, 0, 0, -1 };
-    int known = 0;
+    int known = 0, woken = 0;
+    double pause = 0.001;
     for (;;) {
         ssize_t r = out_try(fd, w);
         if (r >= 0) {
@@ -613,7 +615,12 @@ static ssize_t do_output(int fd, struct wr *w)
             if (kind == FD_SOCKET)
                 b.timeo = SO_SNDTIMEO;
         }
-        int err = park_fd(&b, POLLOUT);
+        /* Woken, refused again, and still polling writable: readiness
+         * tells nothing here (an unconnected Unix datagram socket sending
+         * to a full receiver), and a wait on it would spin. */
+        int err = woken && ready_now(fd, POLLOUT) ? park_pause(&b, &pause)
+                                                  : park_fd(&b, POLLOUT);
+        woken = 1;
         if (err) {
             if (done)
                 return (ssize_t)done;

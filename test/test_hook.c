@@ -1244,6 +1244,57 @@ START_TEST(connect_to_a_full_backlog_parks_without_spinning)
 }
 END_TEST
 
+/* sendto from an unconnected Unix datagram socket to a receiver whose
+ * queue is full waits (blocking) for room: nothing polls ready when there
+ * is, so the hook pauses between tries, and does not spin. */
+static void *dgram_full(void *arg)
+{
+    (void)arg;
+    int r = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(r, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "coro-hook-dg-%d",
+             (int)getpid());
+    ck_assert_int_eq(bind(r, (struct sockaddr *)&a, sizeof a), 0);
+    int w = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(w, 0);
+    int sent = 0;
+    for (;;) { /* fill the receiver's queue */
+        ck_assert_int_lt(sent, 100000);
+        if (sendto(w, "d", 1, MSG_DONTWAIT, (struct sockaddr *)&a,
+                   sizeof a) != 1) {
+            ck_assert_int_eq(errno, EAGAIN);
+            break;
+        }
+        sent++;
+    }
+    coro_timeout *sc;
+    ck_assert_int_eq(coro_timeout_open(0.1 * test_slow(), &sc), 0);
+    double wall = coro_now(), cpu = thread_cpu();
+    errno = 0;
+    ck_assert_int_eq(sendto(w, "e", 1, 0, (struct sockaddr *)&a, sizeof a),
+                     -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    wall = coro_now() - wall;
+    cpu = thread_cpu() - cpu;
+    ck_assert_int_eq(coro_timeout_close(sc), ETIMEDOUT);
+    ck_assert_msg(cpu < wall / 2, "%.3f s of CPU in %.3f s", cpu, wall);
+    /* room made by a read: the send completes */
+    char c;
+    ck_assert_int_eq(read(r, &c, 1), 1);
+    ck_assert_int_eq(sendto(w, "e", 1, 0, (struct sockaddr *)&a, sizeof a),
+                     1);
+    close(w);
+    close(r);
+    return NULL;
+}
+
+START_TEST(sendto_a_full_datagram_receiver_parks_without_spinning)
+{
+    run_expect(dgram_full, NULL, 0);
+}
+END_TEST
+
 /* A regular file is written as libc writes it: one write(2) for a
  * blocking write, whatever RWF_NOWAIT says (O_APPEND writes stay whole). */
 static long syscalls_written(void)
@@ -1351,6 +1402,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, select_waits_out_a_hang_up_it_was_not_asked_about);
     tcase_add_test(tc, connect_to_a_full_backlog_parks_without_spinning);
     tcase_add_test(tc, a_regular_file_is_written_in_one_call);
+    tcase_add_test(tc, sendto_a_full_datagram_receiver_parks_without_spinning);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
