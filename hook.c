@@ -316,6 +316,8 @@ struct in_op {
     __SOCKADDR_ARG      addr;
     socklen_t          *addrlen;
     struct msghdr      *msg;
+    struct blocking     wait;     /* one deadline for the call, across
+                                     recv_from's MSG_WAITALL tries */
 };
 
 /* One try that cannot block: what the call returns, or -1 with EAGAIN
@@ -375,7 +377,8 @@ static ssize_t finish_file_read(int fd, const struct iovec *iov, int cnt,
 static ssize_t do_input(int fd, struct in_op *op)
 {
     int saved = errno;
-    struct blocking b = { fd, 0, 0, -1 };
+    struct blocking *b = &op->wait;
+    b->fd = fd;
     int known = 0;
     for (;;) {
         ssize_t r = in_try(fd, op);
@@ -399,9 +402,9 @@ static ssize_t do_input(int fd, struct in_op *op)
                 return -1;
             }
             if (kind == FD_SOCKET)
-                b.timeo = SO_RCVTIMEO;
+                b->timeo = SO_RCVTIMEO;
         }
-        int err = park_fd(&b, POLLIN);
+        int err = park_fd(b, POLLIN);
         if (err) {
             errno = err;
             return -1;

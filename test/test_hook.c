@@ -1337,6 +1337,46 @@ START_TEST(a_regular_file_is_written_in_one_call)
 }
 END_TEST
 
+/* recv(MSG_WAITALL)'s SO_RCVTIMEO is for the whole call, as the
+ * kernel's: bytes that come more often than the timeout do not stretch
+ * it for ever. */
+static void *drip(void *arg)
+{
+    double every = *(double *)arg;
+    for (int i = 0; i < 7; i++) {
+        await_sleep(every);
+        if (write(s[1], "d", 1) != 1)
+            break;
+    }
+    return NULL;
+}
+
+static void *waitall_deadline(void *arg)
+{
+    (void)arg;
+    static double every;
+    double timeout = 0.05 * test_slow();
+    every = 0.6 * timeout;
+    struct timeval tv = { 0, (suseconds_t)(timeout * 1e6) };
+    ck_assert_int_eq(setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
+                                sizeof tv), 0);
+    coro_task *t = coro_spawn(drip, &every);
+    char buf[8];
+    ssize_t n = recv(s[0], buf, 7, MSG_WAITALL);
+    /* what came within the timeout, not all 7 (4.2 timeouts' worth) */
+    ck_assert_msg(n >= 1 && n < 7, "%zd bytes", n);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+START_TEST(waitall_has_one_socket_timeout_for_the_whole_call)
+{
+    fds_open();
+    run_expect(waitall_deadline, NULL, 0);
+    fds_close();
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1403,6 +1443,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, connect_to_a_full_backlog_parks_without_spinning);
     tcase_add_test(tc, a_regular_file_is_written_in_one_call);
     tcase_add_test(tc, sendto_a_full_datagram_receiver_parks_without_spinning);
+    tcase_add_test(tc, waitall_has_one_socket_timeout_for_the_whole_call);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
