@@ -590,7 +590,10 @@ static ssize_t do_output(int fd, struct wr *w)
         ssize_t r = out_try(fd, w);
         if (r >= 0) {
             done += (size_t)r;
-            if (done >= total) {
+            /* a file's write is libc's: short (RLIMIT_FSIZE, a full
+             * disk) is its answer, and a second call would raise SIGXFSZ
+             * where the blocking one returned the count */
+            if (done >= total || w->file) {
                 errno = saved;
                 return (ssize_t)done;
             }

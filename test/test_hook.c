@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -1377,6 +1378,50 @@ START_TEST(waitall_has_one_socket_timeout_for_the_whole_call)
 }
 END_TEST
 
+/* A write to a file that stops short (RLIMIT_FSIZE) returns the count,
+ * as libc's does: it is not tried again, which would raise SIGXFSZ. */
+static volatile sig_atomic_t xfsz;
+
+static void on_xfsz(int sig)
+{
+    (void)sig;
+    xfsz++;
+}
+
+static void *write_past_limit(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/coro-hook-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    char *data = calloc(1, BIG);
+    ck_assert_ptr_nonnull(data);
+    struct rlimit old, lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = BIG / 2;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    ssize_t n = write(fd, data, BIG);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    ck_assert_int_eq(n, BIG / 2);
+    ck_assert_int_eq(xfsz, 0);
+    free(data);
+    close(fd);
+    return NULL;
+}
+
+START_TEST(a_file_write_cut_short_is_returned_not_retried)
+{
+    struct sigaction sa = { .sa_handler = on_xfsz }, old;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGXFSZ, &sa, &old), 0);
+    xfsz = 0;
+    run_expect(write_past_limit, NULL, 0);
+    sigaction(SIGXFSZ, &old, NULL);
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1444,6 +1489,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, a_regular_file_is_written_in_one_call);
     tcase_add_test(tc, sendto_a_full_datagram_receiver_parks_without_spinning);
     tcase_add_test(tc, waitall_has_one_socket_timeout_for_the_whole_call);
+    tcase_add_test(tc, a_file_write_cut_short_is_returned_not_retried);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
