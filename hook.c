@@ -195,6 +195,7 @@ _Static_assert(POLLIN == EPOLLIN && POLLPRI == EPOLLPRI &&
  * is what the task waits on. Returns 0 (look again), or an await_* error. */
 static int wait_set(const struct pollfd *fds, nfds_t n, double timeout)
 {
+    int saved = errno; /* the epoll_ctl errors passed over are no one's */
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
         return errno;
@@ -224,7 +225,6 @@ static int wait_set(const struct pollfd *fds, nfds_t n, double timeout)
     }
     if (!err)
         err = await_readable(ep, timeout);
-    int saved = errno;
     close(ep);
     errno = saved;
     return err;

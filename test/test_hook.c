@@ -1422,6 +1422,31 @@ START_TEST(a_file_write_cut_short_is_returned_not_retried)
 }
 END_TEST
 
+/* A poll that succeeds leaves errno alone, even one that asks about an
+ * fd twice (allowed) and so has to wait on a set of its own. */
+static void *poll_keeps_errno(void *arg)
+{
+    (void)arg;
+    static struct later l;
+    l = (struct later){ p[1], 0.01, "a" };
+    coro_task *w = coro_spawn(write_later, &l);
+    struct pollfd pf[3] = { { p[0], POLLIN, 0 }, { p[0], POLLIN, 0 },
+                            { s[0], POLLIN, 0 } };
+    errno = 0;
+    ck_assert_int_eq(poll(pf, 3, -1), 2);
+    ck_assert_int_eq(errno, 0);
+    ck_assert_int_eq(await_task(w, NULL), 0);
+    return NULL;
+}
+
+START_TEST(a_poll_that_succeeds_leaves_errno_alone)
+{
+    fds_open();
+    run_expect(poll_keeps_errno, NULL, 0);
+    fds_close();
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1490,6 +1515,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, sendto_a_full_datagram_receiver_parks_without_spinning);
     tcase_add_test(tc, waitall_has_one_socket_timeout_for_the_whole_call);
     tcase_add_test(tc, a_file_write_cut_short_is_returned_not_retried);
+    tcase_add_test(tc, a_poll_that_succeeds_leaves_errno_alone);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
