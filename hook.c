@@ -779,12 +779,23 @@ static int accept_hooked(int fd, __SOCKADDR_ARG addr, socklen_t *len,
         return NEXT(accept4)(fd, addr, len, flags);
     int saved = errno;
     struct blocking b = { fd, SO_RCVTIMEO, 0, -1 };
+    int checked = 0;
     for (;;) {
         if (ready_now(fd, POLLIN)) {
             int r = NEXT(accept4)(fd, addr, len, flags);
             if (r >= 0)
                 errno = saved;
             return r;
+        }
+        /* Not a listening socket (a pipe, a datagram socket), or flags
+         * it refuses: accept's error, at once, as it has nothing to
+         * wait for. */
+        if (!checked++) {
+            int on = 0;
+            socklen_t sl = sizeof on;
+            if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &sl) != 0 ||
+                !on || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
+                return NEXT(accept4)(fd, addr, len, flags);
         }
         int err = park_fd(&b, POLLIN);
         if (err) {

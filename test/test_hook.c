@@ -1447,6 +1447,41 @@ START_TEST(a_poll_that_succeeds_leaves_errno_alone)
 }
 END_TEST
 
+/* accept on what is not a listening socket, or with flags accept4
+ * refuses, fails at once, as the kernel's does: it has nothing to wait
+ * for. */
+static void *accept_errors(void *arg)
+{
+    (void)arg;
+    coro_timeout *sc; /* a call that waits ends here, not in a hang */
+    ck_assert_int_eq(coro_timeout_open(2 * test_slow(), &sc), 0);
+    errno = 0;
+    ck_assert_int_eq(accept(p[0], NULL, NULL), -1); /* a pipe */
+    ck_assert_int_eq(errno, ENOTSOCK);
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_ge(u, 0);
+    errno = 0;
+    ck_assert_int_eq(accept(u, NULL, NULL), -1);
+    ck_assert_int_eq(errno, EOPNOTSUPP);
+    close(u);
+    int port;
+    int l = listener(0, &port);
+    errno = 0;
+    ck_assert_int_eq(accept4(l, NULL, NULL, 0x40000000), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    close(l);
+    ck_assert_int_eq(coro_timeout_close(sc), 0);
+    return NULL;
+}
+
+START_TEST(accept_on_what_cannot_accept_fails_at_once)
+{
+    fds_open();
+    run_expect(accept_errors, NULL, 0);
+    fds_close();
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1516,6 +1551,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, waitall_has_one_socket_timeout_for_the_whole_call);
     tcase_add_test(tc, a_file_write_cut_short_is_returned_not_retried);
     tcase_add_test(tc, a_poll_that_succeeds_leaves_errno_alone);
+    tcase_add_test(tc, accept_on_what_cannot_accept_fails_at_once);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
