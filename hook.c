@@ -505,9 +505,9 @@ HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
  * is written; a deadline, a cancellation or an error after some were
  * returns how many. The message is walked with a copy of its iovec array.
  * write and writev try with pwritev2's RWF_NOWAIT (or, where the fd
- * refuses it, once poll says it is writable, at most PIPE_BUF bytes,
- * which a pipe with room takes whole); the send family with
- * MSG_DONTWAIT. */
+ * refuses it, libc's call on a regular file, and on anything else once
+ * poll says it is writable, at most PIPE_BUF bytes, which a pipe with
+ * room takes whole); the send family with MSG_DONTWAIT. */
 struct wr {
     struct msghdr msg;
     int           flags;

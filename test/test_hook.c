@@ -1358,7 +1358,8 @@ static void *waitall_deadline(void *arg)
     static double every;
     double timeout = 0.05 * test_slow();
     every = 0.6 * timeout;
-    struct timeval tv = { 0, (suseconds_t)(timeout * 1e6) };
+    struct timeval tv = { (time_t)timeout,
+                          (suseconds_t)(fmod(timeout, 1) * 1e6) };
     ck_assert_int_eq(setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
                                 sizeof tv), 0);
     coro_task *t = coro_spawn(drip, &every);
