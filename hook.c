@@ -183,12 +183,19 @@ static void deadline_from_socket(struct blocking *b)
     errno = saved;
 }
 
+_Static_assert(POLLIN == EPOLLIN && POLLPRI == EPOLLPRI &&
+               POLLOUT == EPOLLOUT && POLLRDNORM == EPOLLRDNORM &&
+               POLLRDBAND == EPOLLRDBAND && POLLWRNORM == EPOLLWRNORM &&
+               POLLWRBAND == EPOLLWRBAND && POLLMSG == EPOLLMSG &&
+               POLLRDHUP == EPOLLRDHUP, "poll's bits are epoll's");
+
 /* Several fds, or events await_readable and await_writable do not wait
  * for (POLLPRI), or an fd another task already waits on: an epoll
  * instance of the call's own, itself readable when one of them is ready,
  * is what the task waits on. Returns 0 (look again), or an await_* error. */
 static int wait_set(const struct pollfd *fds, nfds_t n, double timeout)
 {
+    int saved = errno; /* the epoll_ctl errors passed over are no one's */
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
         return errno;
@@ -201,15 +208,13 @@ static int wait_set(const struct pollfd *fds, nfds_t n, double timeout)
         for (nfds_t j = 0; j < n; j++)
             if (fds[j].fd == fds[i].fd)
                 asked |= fds[j].events;
-        uint32_t events = 0;
-        if (asked & (POLLIN | POLLRDNORM | POLLRDBAND))
-            events |= EPOLLIN;
-        if (asked & (POLLOUT | POLLWRNORM | POLLWRBAND))
-            events |= EPOLLOUT;
-        if (asked & POLLPRI)
-            events |= EPOLLPRI;
-        if (asked & POLLRDHUP)
-            events |= EPOLLRDHUP;
+        /* epoll's bits are poll's (the fd's one poll mask, filtered):
+         * asked as poll asked, a wait for POLLRDBAND is not woken by
+         * ordinary data, which poll would not count, for ever */
+        uint32_t events = (uint16_t)asked &
+                          (POLLIN | POLLPRI | POLLOUT | POLLRDNORM |
+                           POLLRDBAND | POLLWRNORM | POLLWRBAND | POLLMSG |
+                           POLLRDHUP);
         struct epoll_event ev = { .events = events, .data.fd = fds[i].fd };
         /* EEXIST: watched already; EPERM: a regular file, which poll
          * said ready (or nothing was asked of it); EBADF: closed since,
@@ -220,7 +225,6 @@ static int wait_set(const struct pollfd *fds, nfds_t n, double timeout)
     }
     if (!err)
         err = await_readable(ep, timeout);
-    int saved = errno;
     close(ep);
     errno = saved;
     return err;
@@ -265,6 +269,28 @@ static int park_on(struct blocking *b, const struct pollfd *fds, nfds_t n)
     }
 }
 
+/* Parks for *pause seconds (or to b's deadline, if that comes first)
+ * and doubles *pause up to 10 ms: for a wait whose end no fd's readiness
+ * tells, a Unix listener's full backlog or a Unix datagram receiver's full
+ * queue (the sender polls writable at once, and a wait on it would spin).
+ * Returns as park_on. */
+static int park_pause(struct blocking *b, double *pause)
+{
+    if (!b->started)
+        deadline_from_socket(b);
+    double s = *pause;
+    if (b->until >= 0) {
+        double left = b->until - coro_now();
+        if (left <= 0)
+            return EAGAIN;
+        if (s > left)
+            s = left;
+    }
+    if (*pause < 0.01)
+        *pause *= 2;
+    return await_sleep(s);
+}
+
 /* The same for one fd. */
 static int park_fd(struct blocking *b, short events)
 {
@@ -290,6 +316,8 @@ struct in_op {
     __SOCKADDR_ARG      addr;
     socklen_t          *addrlen;
     struct msghdr      *msg;
+    struct blocking     wait;     /* one deadline for the call, across
+                                     recv_from's MSG_WAITALL tries */
 };
 
 /* One try that cannot block: what the call returns, or -1 with EAGAIN
@@ -349,7 +377,8 @@ static ssize_t finish_file_read(int fd, const struct iovec *iov, int cnt,
 static ssize_t do_input(int fd, struct in_op *op)
 {
     int saved = errno;
-    struct blocking b = { fd, 0, 0, -1 };
+    struct blocking *b = &op->wait;
+    b->fd = fd;
     int known = 0;
     for (;;) {
         ssize_t r = in_try(fd, op);
@@ -373,9 +402,9 @@ static ssize_t do_input(int fd, struct in_op *op)
                 return -1;
             }
             if (kind == FD_SOCKET)
-                b.timeo = SO_RCVTIMEO;
+                b->timeo = SO_RCVTIMEO;
         }
-        int err = park_fd(&b, POLLIN);
+        int err = park_fd(b, POLLIN);
         if (err) {
             errno = err;
             return -1;
@@ -400,7 +429,9 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
 {
     struct in_op op = { .call = IN_RECVFROM, .buf = buf, .n = n,
                         .flags = flags, .addr = addr, .addrlen = addrlen };
-    if (!(flags & MSG_WAITALL))
+    /* MSG_PEEK takes nothing: a second look would see the same bytes
+     * again, so a peek returns what is there (as a Unix socket's does) */
+    if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK))
         return do_input(fd, &op);
     size_t got = 0;
     int stream = -1;
@@ -439,9 +470,13 @@ HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     return do_input(fd, &op);
 }
 
+/* MSG_ERRQUEUE never waits, on a blocking socket either: an empty queue
+ * is EAGAIN at once. */
+#define NEVER_WAITS (MSG_DONTWAIT | MSG_ERRQUEUE)
+
 HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    if (!coro_self() || (flags & MSG_DONTWAIT))
+    if (!coro_self() || (flags & NEVER_WAITS))
         return NEXT(recv)(fd, buf, n, flags);
     return recv_from(fd, buf, n, flags, (struct sockaddr *)NULL, NULL);
 }
@@ -449,7 +484,7 @@ HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                       __SOCKADDR_ARG addr, socklen_t *addrlen)
 {
-    if (!coro_self() || (flags & MSG_DONTWAIT))
+    if (!coro_self() || (flags & NEVER_WAITS))
         return NEXT(recvfrom)(fd, buf, n, flags, addr, addrlen);
     return recv_from(fd, buf, n, flags, addr, addrlen);
 }
@@ -458,7 +493,7 @@ HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
  * is there (README "Hooks"). */
 HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    if (!coro_self() || (flags & MSG_DONTWAIT))
+    if (!coro_self() || (flags & NEVER_WAITS))
         return NEXT(recvmsg)(fd, msg, flags);
     struct in_op op = { .call = IN_RECVMSG, .msg = msg, .flags = flags };
     return do_input(fd, &op);
@@ -470,14 +505,15 @@ HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
  * is written; a deadline, a cancellation or an error after some were
  * returns how many. The message is walked with a copy of its iovec array.
  * write and writev try with pwritev2's RWF_NOWAIT (or, where the fd
- * refuses it, once poll says it is writable, at most PIPE_BUF bytes,
- * which a pipe with room takes whole); the send family with
- * MSG_DONTWAIT. */
+ * refuses it, libc's call on a regular file, and on anything else once
+ * poll says it is writable, at most PIPE_BUF bytes, which a pipe with
+ * room takes whole); the send family with MSG_DONTWAIT. */
 struct wr {
     struct msghdr msg;
     int           flags;
     int           send;    /* the send family: sendmsg */
     int           nowait;  /* else: RWF_NOWAIT is taken */
+    int           file;    /* else: a file that refused it: libc's call */
 };
 
 /* Moves msg's iovecs past k bytes written. */
@@ -529,7 +565,13 @@ static ssize_t out_try(int fd, struct wr *w)
         if (r >= 0 || errno != EOPNOTSUPP)
             return r;
         w->nowait = 0;
+        /* ext4 takes no RWF_NOWAIT for a buffered write: a file is
+         * written whole by libc's call, not PIPE_BUF at a time (which
+         * would split an O_APPEND write among other writers') */
+        w->file = fd_kind(fd) == FD_PASS;
     }
+    if (w->file)
+        return NEXT(writev)(fd, w->msg.msg_iov, (int)w->msg.msg_iovlen);
     if (!ready_now(fd, POLLOUT)) {
         errno = EAGAIN;
         return -1;
@@ -542,12 +584,16 @@ static ssize_t do_output(int fd, struct wr *w)
     int saved = errno;
     size_t total = iov_total(w->msg.msg_iov, w->msg.msg_iovlen), done = 0;
     struct blocking b = { fd, 0, 0, -1 };
-    int known = 0;
+    int known = 0, woken = 0;
+    double pause = 0.001;
     for (;;) {
         ssize_t r = out_try(fd, w);
         if (r >= 0) {
             done += (size_t)r;
-            if (done >= total) {
+            /* a file's write is libc's: short (RLIMIT_FSIZE, a full
+             * disk) is its answer, and a second call would raise SIGXFSZ
+             * where the blocking one returned the count */
+            if (done >= total || w->file) {
                 errno = saved;
                 return (ssize_t)done;
             }
@@ -575,7 +621,12 @@ static ssize_t do_output(int fd, struct wr *w)
             if (kind == FD_SOCKET)
                 b.timeo = SO_SNDTIMEO;
         }
-        int err = park_fd(&b, POLLOUT);
+        /* Woken, refused again, and still polling writable: readiness
+         * tells nothing here (an unconnected Unix datagram socket sending
+         * to a full receiver), and a wait on it would spin. */
+        int err = woken && ready_now(fd, POLLOUT) ? park_pause(&b, &pause)
+                                                  : park_fd(&b, POLLOUT);
+        woken = 1;
         if (err) {
             if (done)
                 return (ssize_t)done;
@@ -676,6 +727,7 @@ HOOK int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
         return NEXT(connect)(fd, addr, len);
     int saved = errno;
     struct blocking b = { fd, SO_SNDTIMEO, 0, -1 };
+    double pause = 0.001;
     for (;;) {
         if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
             return NEXT(connect)(fd, addr, len);
@@ -687,13 +739,14 @@ HOOK int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
             return 0;
         }
         /* A Unix socket whose listener's backlog is full says EAGAIN
-         * where a blocking one waits, and then tries again. */
+         * where a blocking one waits, and then tries again; nothing
+         * polls ready when there is room, so it tries after a pause. */
         int again = err == EAGAIN;
         if (err != EINPROGRESS && !again) {
             errno = err;
             return -1;
         }
-        err = park_fd(&b, POLLOUT);
+        err = again ? park_pause(&b, &pause) : park_fd(&b, POLLOUT);
         if (err) {
             /* A deadline that ends a blocking connect says EINPROGRESS
              * on Linux: the attempt goes on. */
@@ -726,12 +779,23 @@ static int accept_hooked(int fd, __SOCKADDR_ARG addr, socklen_t *len,
         return NEXT(accept4)(fd, addr, len, flags);
     int saved = errno;
     struct blocking b = { fd, SO_RCVTIMEO, 0, -1 };
+    int checked = 0;
     for (;;) {
         if (ready_now(fd, POLLIN)) {
             int r = NEXT(accept4)(fd, addr, len, flags);
             if (r >= 0)
                 errno = saved;
             return r;
+        }
+        /* Not a listening socket (a pipe, a datagram socket), or flags
+         * it refuses: accept's error, at once, as it has nothing to
+         * wait for. */
+        if (!checked++) {
+            int on = 0;
+            socklen_t sl = sizeof on;
+            if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &sl) != 0 ||
+                !on || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
+                return NEXT(accept4)(fd, addr, len, flags);
         }
         int err = park_fd(&b, POLLIN);
         if (err) {
@@ -809,6 +873,17 @@ HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
                        tmo ? (double)tmo->tv_sec + tmo->tv_nsec / 1e9 : -1);
 }
 
+/* Whether what poll said of one fd makes it ready for select, as Linux's
+ * select counts: a hang-up or an error is readable, an error writable,
+ * and exceptional is POLLPRI alone. */
+static int select_counts(const struct pollfd *q)
+{
+    short in = POLLIN | POLLHUP | POLLERR, out = POLLOUT | POLLERR;
+    return ((q->events & POLLIN) && (q->revents & in)) ||
+           ((q->events & POLLOUT) && (q->revents & out)) ||
+           ((q->events & POLLPRI) && (q->revents & POLLPRI));
+}
+
 HOOK int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
                 struct timeval *tv)
 {
@@ -831,15 +906,30 @@ HOOK int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
     }
     double timeout = tv ? (double)tv->tv_sec + tv->tv_usec / 1e6 : -1;
     double start = coro_now();
-    int r = poll_hooked(p, n, timeout);
-    int ready = 0;
-    if (r > 0) {
+    int r;
+    for (;;) {
+        double left = timeout - (coro_now() - start);
+        r = poll_hooked(p, n, timeout < 0 ? -1 : left > 0 ? left : 0);
+        if (r <= 0)
+            break;
+        int counts = 0;
         for (nfds_t i = 0; i < n; i++)
             if (p[i].revents & POLLNVAL) {
                 r = -1;
                 errno = EBADF;
+            } else if (select_counts(&p[i])) {
+                counts = 1;
             }
+        if (r < 0 || counts)
+            break;
+        /* Only a hang-up or an error that select was not asked about (an
+         * fd in exceptfds alone, which is POLLPRI): not ready for select,
+         * and ready for poll from now on. Left out, the wait goes on. */
+        for (nfds_t i = 0; i < n; i++)
+            if (p[i].revents)
+                p[i].fd = -1;
     }
+    int ready = 0;
     if (r >= 0) {
         if (rd)
             FD_ZERO(rd);
@@ -849,8 +939,6 @@ HOOK int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
             FD_ZERO(ex);
         for (nfds_t i = 0; i < n; i++) {
             short re = p[i].revents;
-            /* select counts a hang-up or an error as readable and
-             * writable, as the kernel's does */
             if (rd && (p[i].events & POLLIN) &&
                 (re & (POLLIN | POLLHUP | POLLERR)))
                 FD_SET(p[i].fd, rd), ready++;

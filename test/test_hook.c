@@ -17,10 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -1067,6 +1069,444 @@ START_TEST(libcurl_easy_in_ten_coroutines_takes_about_one_latency)
 }
 END_TEST
 
+/* ---- review: calls the blocking versions answer at once, and waits
+ * that must not spin ---- */
+
+/* CPU time of the loop's thread: a hooked call parked for a while uses
+ * next to none; one that parks and wakes without progress uses it all. */
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* MSG_PEEK looks without taking: with MSG_WAITALL a Unix stream socket
+ * returns what it holds, and never the same bytes twice. */
+static void *peek_waitall(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(write(s[1], "abc", 3), 3);
+    char buf[8];
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(recv(s[0], buf, 7, MSG_PEEK | MSG_WAITALL), 3);
+    ck_assert_str_eq(buf, "abc");
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(recv(s[0], buf, 7, 0), 3);
+    ck_assert_str_eq(buf, "abc");
+    return NULL;
+}
+
+START_TEST(recv_peek_waitall_does_not_repeat_bytes)
+{
+    fds_open();
+    run_expect(peek_waitall, NULL, 0);
+    fds_close();
+}
+END_TEST
+
+/* An empty error queue is EAGAIN at once, blocking socket or not: the
+ * kernel never waits for MSG_ERRQUEUE. */
+static void *errqueue(void *arg)
+{
+    (void)arg;
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_ge(u, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    ck_assert_int_eq(bind(u, (struct sockaddr *)&a, sizeof a), 0);
+    char buf[8], ctl[64];
+    struct iovec iov = { buf, sizeof buf };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = ctl, .msg_controllen = sizeof ctl };
+    coro_timeout *sc; /* a call that waits ends here, not in a hang */
+    ck_assert_int_eq(coro_timeout_open(2 * test_slow(), &sc), 0);
+    errno = 0;
+    ck_assert_int_eq(recvmsg(u, &m, MSG_ERRQUEUE), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    errno = 0;
+    ck_assert_int_eq(recv(u, buf, sizeof buf, MSG_ERRQUEUE), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_int_eq(coro_timeout_close(sc), 0);
+    close(u);
+    return NULL;
+}
+
+START_TEST(an_empty_error_queue_is_eagain_at_once)
+{
+    run_expect(errqueue, NULL, 0);
+}
+END_TEST
+
+/* poll for POLLRDBAND on a socket that holds ordinary data: nothing is
+ * ready, and the wait for its timeout is a wait, not a spin on EPOLLIN. */
+static void *poll_rdband(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(write(s[1], "x", 1), 1);
+    struct pollfd pf = { s[0], POLLRDBAND, 0 };
+    double wall = coro_now(), cpu = thread_cpu();
+    ck_assert_int_eq(poll(&pf, 1, (int)(100 * test_slow())), 0);
+    wall = coro_now() - wall;
+    cpu = thread_cpu() - cpu;
+    ck_assert_msg(cpu < wall / 2, "%.3f s of CPU in %.3f s", cpu, wall);
+    return NULL;
+}
+
+START_TEST(poll_for_a_band_does_not_spin_on_data)
+{
+    fds_open();
+    run_expect(poll_rdband, NULL, 0);
+    fds_close();
+}
+END_TEST
+
+/* select's exceptfds are POLLPRI only: a pipe whose writer has gone is
+ * not exceptional, and select waits out its timeout (and says none is
+ * left, as Linux's does). */
+static void *select_except(void *arg)
+{
+    (void)arg;
+    close(p[1]);
+    p[1] = -1;
+    fd_set ex;
+    FD_ZERO(&ex);
+    FD_SET(p[0], &ex);
+    struct timeval tv = { 0, 30000 };
+    ck_assert_int_eq(select(p[0] + 1, NULL, NULL, &ex, &tv), 0);
+    ck_assert(!FD_ISSET(p[0], &ex));
+    ck_assert_msg(tv.tv_sec == 0 && tv.tv_usec == 0, "%ld.%06ld s left",
+                  (long)tv.tv_sec, (long)tv.tv_usec);
+    return NULL;
+}
+
+START_TEST(select_waits_out_a_hang_up_it_was_not_asked_about)
+{
+    fds_open();
+    run_expect(select_except, NULL, 0);
+    fds_close();
+}
+END_TEST
+
+/* connect to a Unix listener whose backlog is full waits (blocking) for
+ * room: parked, not spinning, and connected once there is room. */
+static int unix_listener(struct sockaddr_un *a)
+{
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(l, 0);
+    *a = (struct sockaddr_un){ .sun_family = AF_UNIX };
+    snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "coro-hook-%d",
+             (int)getpid()); /* abstract: nothing to unlink */
+    ck_assert_int_eq(bind(l, (struct sockaddr *)a, sizeof *a), 0);
+    ck_assert_int_eq(listen(l, 0), 0);
+    return l;
+}
+
+static void *accept_later(void *arg)
+{
+    int l = *(int *)arg;
+    await_sleep(0.05);
+    int c = accept(l, NULL, NULL);
+    ck_assert_int_ge(c, 0);
+    return (void *)(intptr_t)c;
+}
+
+static void *connect_full_backlog(void *arg)
+{
+    (void)arg;
+    struct sockaddr_un a;
+    static int l;
+    l = unix_listener(&a);
+    int fill[8], nfill = 0;
+    for (;;) { /* fill the backlog */
+        ck_assert_int_lt(nfill, 8);
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(c, (struct sockaddr *)&a, sizeof a) != 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            close(c);
+            break;
+        }
+        fill[nfill++] = c;
+    }
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    coro_timeout *sc;
+    ck_assert_int_eq(coro_timeout_open(0.1 * test_slow(), &sc), 0);
+    double wall = coro_now(), cpu = thread_cpu();
+    errno = 0;
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof a), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    wall = coro_now() - wall;
+    cpu = thread_cpu() - cpu;
+    ck_assert_int_eq(coro_timeout_close(sc), ETIMEDOUT);
+    ck_assert_msg(cpu < wall / 2, "%.3f s of CPU in %.3f s", cpu, wall);
+    /* SO_SNDTIMEO ends it as the kernel's: EAGAIN */
+    struct timeval tv = { 0, 20000 };
+    ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv),
+                     0);
+    errno = 0;
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof a), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    tv = (struct timeval){ 0, 0 };
+    ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv),
+                     0);
+    /* room made by an accept: the connect completes */
+    coro_task *t = coro_spawn(accept_later, &l);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert(!nonblocking(c));
+    void *got;
+    ck_assert_int_eq(await_task(t, &got), 0);
+    close((int)(intptr_t)got);
+    close(c);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(l);
+    return NULL;
+}
+
+START_TEST(connect_to_a_full_backlog_parks_without_spinning)
+{
+    run_expect(connect_full_backlog, NULL, 0);
+}
+END_TEST
+
+/* sendto from an unconnected Unix datagram socket to a receiver whose
+ * queue is full waits (blocking) for room: nothing polls ready when there
+ * is, so the hook pauses between tries, and does not spin. */
+static void *dgram_full(void *arg)
+{
+    (void)arg;
+    int r = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(r, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "coro-hook-dg-%d",
+             (int)getpid());
+    ck_assert_int_eq(bind(r, (struct sockaddr *)&a, sizeof a), 0);
+    int w = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(w, 0);
+    int sent = 0;
+    for (;;) { /* fill the receiver's queue */
+        ck_assert_int_lt(sent, 100000);
+        if (sendto(w, "d", 1, MSG_DONTWAIT, (struct sockaddr *)&a,
+                   sizeof a) != 1) {
+            ck_assert_int_eq(errno, EAGAIN);
+            break;
+        }
+        sent++;
+    }
+    coro_timeout *sc;
+    ck_assert_int_eq(coro_timeout_open(0.1 * test_slow(), &sc), 0);
+    double wall = coro_now(), cpu = thread_cpu();
+    errno = 0;
+    ck_assert_int_eq(sendto(w, "e", 1, 0, (struct sockaddr *)&a, sizeof a),
+                     -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    wall = coro_now() - wall;
+    cpu = thread_cpu() - cpu;
+    ck_assert_int_eq(coro_timeout_close(sc), ETIMEDOUT);
+    ck_assert_msg(cpu < wall / 2, "%.3f s of CPU in %.3f s", cpu, wall);
+    /* room made by a read: the send completes */
+    char c;
+    ck_assert_int_eq(read(r, &c, 1), 1);
+    ck_assert_int_eq(sendto(w, "e", 1, 0, (struct sockaddr *)&a, sizeof a),
+                     1);
+    close(w);
+    close(r);
+    return NULL;
+}
+
+START_TEST(sendto_a_full_datagram_receiver_parks_without_spinning)
+{
+    run_expect(dgram_full, NULL, 0);
+}
+END_TEST
+
+/* A regular file is written as libc writes it: one write(2) for a
+ * blocking write, whatever RWF_NOWAIT says (O_APPEND writes stay whole). */
+static long syscalls_written(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[128];
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "syscw: %ld", &n) == 1)
+            break;
+    fclose(f);
+    ck_assert_int_ge(n, 0);
+    return n;
+}
+
+static void *write_file(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/coro-hook-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    char *data = calloc(1, BIG);
+    ck_assert_ptr_nonnull(data);
+    long before = syscalls_written();
+    ck_assert_int_eq(write(fd, data, BIG), BIG);
+    long calls = syscalls_written() - before;
+    /* PIPE_BUF at a time is 256; Check writes a record per assertion */
+    ck_assert_msg(calls < 16, "1 MiB to a file in %ld writes", calls);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_END), BIG);
+    free(data);
+    close(fd);
+    return NULL;
+}
+
+START_TEST(a_regular_file_is_written_in_one_call)
+{
+    run_expect(write_file, NULL, 0);
+}
+END_TEST
+
+/* recv(MSG_WAITALL)'s SO_RCVTIMEO is for the whole call, as the
+ * kernel's: bytes that come more often than the timeout do not stretch
+ * it for ever. */
+static void *drip(void *arg)
+{
+    double every = *(double *)arg;
+    for (int i = 0; i < 7; i++) {
+        await_sleep(every);
+        if (write(s[1], "d", 1) != 1)
+            break;
+    }
+    return NULL;
+}
+
+static void *waitall_deadline(void *arg)
+{
+    (void)arg;
+    static double every;
+    double timeout = 0.05 * test_slow();
+    every = 0.6 * timeout;
+    struct timeval tv = { (time_t)timeout,
+                          (suseconds_t)(fmod(timeout, 1) * 1e6) };
+    ck_assert_int_eq(setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
+                                sizeof tv), 0);
+    coro_task *t = coro_spawn(drip, &every);
+    char buf[8];
+    ssize_t n = recv(s[0], buf, 7, MSG_WAITALL);
+    /* what came within the timeout, not all 7 (4.2 timeouts' worth) */
+    ck_assert_msg(n >= 1 && n < 7, "%zd bytes", n);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+START_TEST(waitall_has_one_socket_timeout_for_the_whole_call)
+{
+    fds_open();
+    run_expect(waitall_deadline, NULL, 0);
+    fds_close();
+}
+END_TEST
+
+/* A write to a file that stops short (RLIMIT_FSIZE) returns the count,
+ * as libc's does: it is not tried again, which would raise SIGXFSZ. */
+static volatile sig_atomic_t xfsz;
+
+static void on_xfsz(int sig)
+{
+    (void)sig;
+    xfsz++;
+}
+
+static void *write_past_limit(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/coro-hook-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    char *data = calloc(1, BIG);
+    ck_assert_ptr_nonnull(data);
+    struct rlimit old, lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = BIG / 2;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    ssize_t n = write(fd, data, BIG);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    ck_assert_int_eq(n, BIG / 2);
+    ck_assert_int_eq(xfsz, 0);
+    free(data);
+    close(fd);
+    return NULL;
+}
+
+START_TEST(a_file_write_cut_short_is_returned_not_retried)
+{
+    struct sigaction sa = { .sa_handler = on_xfsz }, old;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGXFSZ, &sa, &old), 0);
+    xfsz = 0;
+    run_expect(write_past_limit, NULL, 0);
+    sigaction(SIGXFSZ, &old, NULL);
+}
+END_TEST
+
+/* A poll that succeeds leaves errno alone, even one that asks about an
+ * fd twice (allowed) and so has to wait on a set of its own. */
+static void *poll_keeps_errno(void *arg)
+{
+    (void)arg;
+    static struct later l;
+    l = (struct later){ p[1], 0.01, "a" };
+    coro_task *w = coro_spawn(write_later, &l);
+    struct pollfd pf[3] = { { p[0], POLLIN, 0 }, { p[0], POLLIN, 0 },
+                            { s[0], POLLIN, 0 } };
+    errno = 0;
+    ck_assert_int_eq(poll(pf, 3, -1), 2);
+    ck_assert_int_eq(errno, 0);
+    ck_assert_int_eq(await_task(w, NULL), 0);
+    return NULL;
+}
+
+START_TEST(a_poll_that_succeeds_leaves_errno_alone)
+{
+    fds_open();
+    run_expect(poll_keeps_errno, NULL, 0);
+    fds_close();
+}
+END_TEST
+
+/* accept on what is not a listening socket, or with flags accept4
+ * refuses, fails at once, as the kernel's does: it has nothing to wait
+ * for. */
+static void *accept_errors(void *arg)
+{
+    (void)arg;
+    coro_timeout *sc; /* a call that waits ends here, not in a hang */
+    ck_assert_int_eq(coro_timeout_open(2 * test_slow(), &sc), 0);
+    errno = 0;
+    ck_assert_int_eq(accept(p[0], NULL, NULL), -1); /* a pipe */
+    ck_assert_int_eq(errno, ENOTSOCK);
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_ge(u, 0);
+    errno = 0;
+    ck_assert_int_eq(accept(u, NULL, NULL), -1);
+    ck_assert_int_eq(errno, EOPNOTSUPP);
+    close(u);
+    int port;
+    int l = listener(0, &port);
+    errno = 0;
+    ck_assert_int_eq(accept4(l, NULL, NULL, 0x40000000), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    close(l);
+    ck_assert_int_eq(coro_timeout_close(sc), 0);
+    return NULL;
+}
+
+START_TEST(accept_on_what_cannot_accept_fails_at_once)
+{
+    fds_open();
+    run_expect(accept_errors, NULL, 0);
+    fds_close();
+}
+END_TEST
+
 /* ---- LD_PRELOAD into a program built without the hooks ---- */
 
 static double preload_run(const char *mode, int preload, char *out,
@@ -1124,6 +1564,19 @@ Suite *hook_suite(void)
     tcase_add_test(tc, a_timeout_scope_ends_hooked_waits);
     tcase_add_test(tc, cancellation_ends_every_kind_of_hooked_wait);
     tcase_add_test(tc, a_shared_stack_task_reads_into_its_own_stack);
+    suite_add_tcase(su, tc);
+    tc = test_case("review", 10);
+    tcase_add_test(tc, recv_peek_waitall_does_not_repeat_bytes);
+    tcase_add_test(tc, an_empty_error_queue_is_eagain_at_once);
+    tcase_add_test(tc, poll_for_a_band_does_not_spin_on_data);
+    tcase_add_test(tc, select_waits_out_a_hang_up_it_was_not_asked_about);
+    tcase_add_test(tc, connect_to_a_full_backlog_parks_without_spinning);
+    tcase_add_test(tc, a_regular_file_is_written_in_one_call);
+    tcase_add_test(tc, sendto_a_full_datagram_receiver_parks_without_spinning);
+    tcase_add_test(tc, waitall_has_one_socket_timeout_for_the_whole_call);
+    tcase_add_test(tc, a_file_write_cut_short_is_returned_not_retried);
+    tcase_add_test(tc, a_poll_that_succeeds_leaves_errno_alone);
+    tcase_add_test(tc, accept_on_what_cannot_accept_fails_at_once);
     suite_add_tcase(su, tc);
     tc = test_case("programs", 20);
     tcase_add_test(tc, libcurl_easy_in_ten_coroutines_takes_about_one_latency);
