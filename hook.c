@@ -291,6 +291,22 @@ static int park_pause(struct blocking *b, double *pause)
     return await_sleep(s);
 }
 
+/* Asked the first time a call would block: what b's fd is. FD_PASS: a
+ * file, whose call is libc's; -1: the caller made it non-blocking, and
+ * the call's EAGAIN is its answer; else the task parks, a socket under
+ * its timeout option timeo (SO_RCVTIMEO or SO_SNDTIMEO). */
+static int first_block(struct blocking *b, int timeo)
+{
+    enum fd_kind kind = fd_kind(b->fd);
+    if (kind == FD_PASS)
+        return FD_PASS;
+    if (caller_nonblocking(b->fd))
+        return -1;
+    if (kind == FD_SOCKET)
+        b->timeo = timeo;
+    return (int)kind;
+}
+
 /* The same for one fd. */
 static int park_fd(struct blocking *b, short events)
 {
@@ -392,17 +408,15 @@ static ssize_t do_input(int fd, struct in_op *op)
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;
         if (!known++) {
-            enum fd_kind kind = fd_kind(fd);
+            int kind = first_block(b, SO_RCVTIMEO);
             /* A regular file waiting for the disk: libc's call, which
              * waits as it always did (files are not hooked). */
             if (kind == FD_PASS && op->call == IN_IOV)
                 return NEXT(readv)(fd, op->iov, op->iovcnt);
-            if (caller_nonblocking(fd)) {
+            if (kind < 0) {
                 errno = EAGAIN;
                 return -1;
             }
-            if (kind == FD_SOCKET)
-                b->timeo = SO_RCVTIMEO;
         }
         int err = park_fd(b, POLLIN);
         if (err) {
@@ -606,20 +620,18 @@ static ssize_t do_output(int fd, struct wr *w)
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return done ? (ssize_t)done : -1;
         if (!known++) {
-            enum fd_kind kind = fd_kind(fd);
+            int kind = first_block(&b, SO_SNDTIMEO);
             if (kind == FD_PASS && !w->send) { /* a file: libc's call */
                 r = NEXT(writev)(fd, w->msg.msg_iov, (int)w->msg.msg_iovlen);
                 return r < 0 ? (done ? (ssize_t)done : -1)
                              : (ssize_t)done + r;
             }
-            if (caller_nonblocking(fd)) {
+            if (kind < 0) {
                 if (done)
                     return (ssize_t)done;
                 errno = EAGAIN;
                 return -1;
             }
-            if (kind == FD_SOCKET)
-                b.timeo = SO_SNDTIMEO;
         }
         /* Woken, refused again, and still polling writable: readiness
          * tells nothing here (an unconnected Unix datagram socket sending
