@@ -54,6 +54,14 @@ static void fds_close(void)
     close(s[1]);
 }
 
+/* Runs fn as coro_run's main with the pipe and socket pair open. */
+static void run_with_fds(coro_fn fn)
+{
+    fds_open();
+    run_expect(fn, NULL, 0);
+    fds_close();
+}
+
 static int nonblocking(int fd)
 {
     return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
@@ -222,9 +230,7 @@ static void *read_pipe(void *arg)
 
 START_TEST(read_and_readv_on_a_pipe_park_until_a_task_writes)
 {
-    fds_open();
-    run_expect(read_pipe, NULL, 0);
-    fds_close();
+    run_with_fds(read_pipe);
 }
 END_TEST
 
@@ -266,9 +272,7 @@ static void *read_socket(void *arg)
 
 START_TEST(socket_reads_park_until_data_comes)
 {
-    fds_open();
-    run_expect(read_socket, NULL, 0);
-    fds_close();
+    run_with_fds(read_socket);
 }
 END_TEST
 
@@ -344,9 +348,7 @@ static void *two_readers(void *arg)
 
 START_TEST(two_tasks_reading_one_fd_both_park)
 {
-    fds_open();
-    run_expect(two_readers, NULL, 0);
-    fds_close();
+    run_with_fds(two_readers);
 }
 END_TEST
 
@@ -548,9 +550,7 @@ static void *polls(void *arg)
 
 START_TEST(poll_ppoll_and_select_park)
 {
-    fds_open();
-    run_expect(polls, NULL, 0);
-    fds_close();
+    run_with_fds(polls);
 }
 END_TEST
 
@@ -688,9 +688,7 @@ static void *nonblocking_calls(void *arg)
 
 START_TEST(fds_made_non_blocking_pass_through)
 {
-    fds_open();
-    run_expect(nonblocking_calls, NULL, 0);
-    fds_close();
+    run_with_fds(nonblocking_calls);
 }
 END_TEST
 
@@ -746,9 +744,7 @@ static void *ends_and_errors(void *arg)
 
 START_TEST(ends_of_stream_and_errors_are_libcs)
 {
-    fds_open();
-    run_expect(ends_and_errors, NULL, 0);
-    fds_close();
+    run_with_fds(ends_and_errors);
 }
 END_TEST
 
@@ -831,9 +827,7 @@ static void *socket_timeouts(void *arg)
 
 START_TEST(socket_timeouts_end_hooked_calls)
 {
-    fds_open();
-    run_expect(socket_timeouts, NULL, 0);
-    fds_close();
+    run_with_fds(socket_timeouts);
 }
 END_TEST
 
@@ -861,9 +855,7 @@ static void *in_a_scope(void *arg)
 
 START_TEST(a_timeout_scope_ends_hooked_waits)
 {
-    fds_open();
-    run_expect(in_a_scope, NULL, 0);
-    fds_close();
+    run_with_fds(in_a_scope);
 }
 END_TEST
 
@@ -948,9 +940,7 @@ static void *cancel_each(void *arg)
 
 START_TEST(cancellation_ends_every_kind_of_hooked_wait)
 {
-    fds_open();
-    run_expect(cancel_each, NULL, 0);
-    fds_close();
+    run_with_fds(cancel_each);
 }
 END_TEST
 
@@ -984,9 +974,7 @@ static void *shared(void *arg)
 
 START_TEST(a_shared_stack_task_reads_into_its_own_stack)
 {
-    fds_open();
-    run_expect(shared, NULL, 0);
-    fds_close();
+    run_with_fds(shared);
 }
 END_TEST
 
@@ -1099,9 +1087,7 @@ static void *peek_waitall(void *arg)
 
 START_TEST(recv_peek_waitall_does_not_repeat_bytes)
 {
-    fds_open();
-    run_expect(peek_waitall, NULL, 0);
-    fds_close();
+    run_with_fds(peek_waitall);
 }
 END_TEST
 
@@ -1155,9 +1141,7 @@ static void *poll_rdband(void *arg)
 
 START_TEST(poll_for_a_band_does_not_spin_on_data)
 {
-    fds_open();
-    run_expect(poll_rdband, NULL, 0);
-    fds_close();
+    run_with_fds(poll_rdband);
 }
 END_TEST
 
@@ -1182,9 +1166,7 @@ static void *select_except(void *arg)
 
 START_TEST(select_waits_out_a_hang_up_it_was_not_asked_about)
 {
-    fds_open();
-    run_expect(select_except, NULL, 0);
-    fds_close();
+    run_with_fds(select_except);
 }
 END_TEST
 
@@ -1397,9 +1379,7 @@ static void *waitall_deadline(void *arg)
 
 START_TEST(waitall_has_one_socket_timeout_for_the_whole_call)
 {
-    fds_open();
-    run_expect(waitall_deadline, NULL, 0);
-    fds_close();
+    run_with_fds(waitall_deadline);
 }
 END_TEST
 
@@ -1466,9 +1446,7 @@ static void *poll_keeps_errno(void *arg)
 
 START_TEST(a_poll_that_succeeds_leaves_errno_alone)
 {
-    fds_open();
-    run_expect(poll_keeps_errno, NULL, 0);
-    fds_close();
+    run_with_fds(poll_keeps_errno);
 }
 END_TEST
 
@@ -1501,9 +1479,7 @@ static void *accept_errors(void *arg)
 
 START_TEST(accept_on_what_cannot_accept_fails_at_once)
 {
-    fds_open();
-    run_expect(accept_errors, NULL, 0);
-    fds_close();
+    run_with_fds(accept_errors);
 }
 END_TEST
 
