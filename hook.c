@@ -696,7 +696,8 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 
 HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    if (!coro_self() || iovcnt < 0 || iovcnt > IOV_MAX) /* libc's error */
+    if (!coro_self() || iovcnt < 0 || iovcnt > IOV_MAX || /* libc's error */
+        (!iov && iovcnt))                                   /* EFAULT */
         return NEXT(writev)(fd, iov, iovcnt);
     return output_iov(fd, iov, iovcnt, 0, NULL, 0);
 }
@@ -719,7 +720,8 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     if (!coro_self() || (flags & MSG_DONTWAIT) || !msg ||
-        msg->msg_iovlen > IOV_MAX) /* libc's answer, EFAULT or EMSGSIZE */
+        msg->msg_iovlen > IOV_MAX || (!msg->msg_iov && msg->msg_iovlen))
+        /* libc's answer, EFAULT or EMSGSIZE */
         return NEXT(sendmsg)(fd, msg, flags);
     return output_iov(fd, msg->msg_iov, (int)msg->msg_iovlen, flags, msg, 1);
 }

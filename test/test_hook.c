@@ -728,9 +728,18 @@ static void *ends_and_errors(void *arg)
                      EINVAL);
     ck_assert_int_eq(select(-1, NULL, NULL, NULL, NULL), -1);
     ck_assert_int_eq(errno, EINVAL);
-    volatile int negative = -1; /* out of the compiler's sight */
+    volatile int negative = -1, one = 1; /* out of the compiler's sight */
     ck_assert_int_eq(writev(s[0], NULL, negative), -1);
     ck_assert_int_eq(errno, EINVAL);
+    if (!coro__under_valgrind()) { /* which would report the NULLs */
+        ck_assert_int_eq(writev(s[0], NULL, one), -1);
+        ck_assert_int_eq(errno, EFAULT);
+        struct msghdr m = { .msg_iov = NULL, .msg_iovlen = (size_t)one };
+        ck_assert_int_eq(sendmsg(s[0], &m, 0), -1);
+        ck_assert_int_eq(errno, EFAULT);
+        ck_assert_int_eq(readv(s[0], NULL, one), -1);
+        ck_assert_int_eq(errno, EFAULT);
+    }
     if (!coro__under_valgrind()) { /* which would report the NULL */
         struct pollfd *volatile none = NULL;
         ck_assert_int_eq(poll(none, 1, 10), -1);
