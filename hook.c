@@ -465,11 +465,20 @@ static ssize_t recv_from(int fd, void *buf, size_t n, int flags,
     }
 }
 
+/* read and write take at most MAX_RW_COUNT bytes at a time (a page short
+ * of 2 GiB); an iovec longer than SSIZE_MAX is EINVAL to preadv2: a
+ * count as read(2) would cut it. */
+static size_t rw_count(size_t n)
+{
+    const size_t max = (size_t)INT_MAX & ~(size_t)4095;
+    return n < max ? n : max;
+}
+
 HOOK ssize_t read(int fd, void *buf, size_t n)
 {
     if (!coro_self())
         return NEXT(read)(fd, buf, n);
-    struct iovec one = { buf, n };
+    struct iovec one = { buf, rw_count(n) };
     struct in_op op = { .call = IN_IOV, .iov = &one, .iovcnt = 1,
                         .nowait = 1 };
     return do_input(fd, &op);
@@ -690,7 +699,7 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
     if (!coro_self())
         return NEXT(write)(fd, buf, n);
-    struct iovec one = { (void *)buf, n };
+    struct iovec one = { (void *)buf, rw_count(n) };
     return output_iov(fd, &one, 1, 0, NULL, 0);
 }
 
