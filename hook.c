@@ -307,7 +307,7 @@ static int first_block(struct blocking *b, int timeo)
     return (int)kind;
 }
 
-/* The same for one fd. */
+/* park_on for one fd. */
 static int park_fd(struct blocking *b, short events)
 {
     struct pollfd p = { b->fd, events, 0 };
