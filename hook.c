@@ -230,10 +230,12 @@ static int wait_set(const struct pollfd *fds, nfds_t n, double timeout)
     return err;
 }
 
-/* Parks the task until fds may be ready, or until b's deadline. Returns 0
- * to look again; EAGAIN when the call's own deadline passed; ETIMEDOUT (a
- * timeout scope of the task's), ECANCELED, ENOMEM. */
-static int park_on(struct blocking *b, const struct pollfd *fds, nfds_t n)
+/* Parks the task until fds may be ready, or until b's deadline: on the
+ * loop's reactor, or, with own_set, on an epoll of the call's own. Returns
+ * 0 to look again; EAGAIN when the call's own deadline passed; ETIMEDOUT
+ * (a timeout scope of the task's), ECANCELED, ENOMEM. */
+static int park_on(struct blocking *b, const struct pollfd *fds, nfds_t n,
+                   int own_set)
 {
     if (!b->started)
         deadline_from_socket(b);
@@ -248,7 +250,7 @@ static int park_on(struct blocking *b, const struct pollfd *fds, nfds_t n)
         err = await_sleep(timeout < 0 ? INFINITY : timeout);
         if (err == 0)
             return EAGAIN;
-    } else if (n == 1 && fds->fd >= 0 &&
+    } else if (!own_set && n == 1 && fds->fd >= 0 &&
                (fds->events == POLLIN || fds->events == POLLOUT)) {
         err = fds->events == POLLIN ? await_readable(fds->fd, timeout)
                                     : await_writable(fds->fd, timeout);
@@ -307,11 +309,23 @@ static int first_block(struct blocking *b, int timeo)
     return (int)kind;
 }
 
-/* park_on for one fd. */
-static int park_fd(struct blocking *b, short events)
+/* park_on for b's fd, a read's or a write's. The first time, on the
+ * reactor. Woken before, and the call still refused: if poll says ready,
+ * readiness tells nothing here (an unconnected Unix datagram socket
+ * sending to a full receiver polls writable), and the task pauses; if not,
+ * the reactor's word may be stale (an fd coro_fd_keep keeps is taken as
+ * ready until coro's own calls see EAGAIN, which a hooked call's does not
+ * tell it), and the task waits on an epoll of its own. Either way, no
+ * spin. */
+static int park_fd(struct blocking *b, short events, int *woken,
+                   double *pause)
 {
     struct pollfd p = { b->fd, events, 0 };
-    return park_on(b, &p, 1);
+    int again = *woken;
+    *woken = 1;
+    if (again && ready_now(b->fd, events))
+        return park_pause(b, pause);
+    return park_on(b, &p, 1, again);
 }
 
 /* ---- reading ---- */
@@ -395,7 +409,8 @@ static ssize_t do_input(int fd, struct in_op *op)
     int saved = errno;
     struct blocking *b = &op->wait;
     b->fd = fd;
-    int known = 0;
+    int known = 0, woken = 0;
+    double pause = 0.001;
     for (;;) {
         ssize_t r = in_try(fd, op);
         if (r > 0 && op->call == IN_IOV && op->nowait &&
@@ -418,7 +433,7 @@ static ssize_t do_input(int fd, struct in_op *op)
                 return -1;
             }
         }
-        int err = park_fd(b, POLLIN);
+        int err = park_fd(b, POLLIN, &woken, &pause);
         if (err) {
             errno = err;
             return -1;
@@ -621,6 +636,7 @@ static ssize_t do_output(int fd, struct wr *w)
                 return (ssize_t)done;
             }
             iov_advance(&w->msg, (size_t)r);
+            woken = 0; /* progress: the next wait is the reactor's */
             /* Ancillary data goes with the first byte only. */
             w->msg.msg_control = NULL;
             w->msg.msg_controllen = 0;
@@ -642,12 +658,7 @@ static ssize_t do_output(int fd, struct wr *w)
                 return -1;
             }
         }
-        /* Woken, refused again, and still polling writable: readiness
-         * tells nothing here (an unconnected Unix datagram socket sending
-         * to a full receiver), and a wait on it would spin. */
-        int err = woken && ready_now(fd, POLLOUT) ? park_pause(&b, &pause)
-                                                  : park_fd(&b, POLLOUT);
-        woken = 1;
+        int err = park_fd(&b, POLLOUT, &woken, &pause);
         if (err) {
             if (done)
                 return (ssize_t)done;
@@ -769,7 +780,9 @@ HOOK int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
             errno = err;
             return -1;
         }
-        err = again ? park_pause(&b, &pause) : park_fd(&b, POLLOUT);
+        int woken = 0;
+        err = again ? park_pause(&b, &pause)
+                    : park_fd(&b, POLLOUT, &woken, &pause);
         if (err) {
             /* A deadline that ends a blocking connect says EINPROGRESS
              * on Linux: the attempt goes on. */
@@ -802,7 +815,8 @@ static int accept_hooked(int fd, __SOCKADDR_ARG addr, socklen_t *len,
         return NEXT(accept4)(fd, addr, len, flags);
     int saved = errno;
     struct blocking b = { fd, SO_RCVTIMEO, 0, -1 };
-    int checked = 0;
+    int checked = 0, woken = 0;
+    double pause = 0.001;
     for (;;) {
         if (ready_now(fd, POLLIN)) {
             int r = NEXT(accept4)(fd, addr, len, flags);
@@ -820,7 +834,7 @@ static int accept_hooked(int fd, __SOCKADDR_ARG addr, socklen_t *len,
                 !on || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
                 return NEXT(accept4)(fd, addr, len, flags);
         }
-        int err = park_fd(&b, POLLIN);
+        int err = park_fd(&b, POLLIN, &woken, &pause);
         if (err) {
             errno = err;
             return -1;
@@ -856,8 +870,9 @@ static int poll_hooked(struct pollfd *fds, nfds_t n, double timeout)
     if (r != 0 || timeout == 0)
         return r;
     struct blocking b = { -1, 0, 1, timeout < 0 ? -1 : coro_now() + timeout };
-    for (;;) {
-        int err = park_on(&b, fds, n);
+    /* woken and nothing ready: the reactor's word may be stale (park_fd) */
+    for (int woken = 0;; woken = 1) {
+        int err = park_on(&b, fds, n, woken);
         if (err == EAGAIN) {
             errno = saved;
             return 0;

@@ -413,6 +413,53 @@ START_TEST(writes_park_until_all_is_sent)
 }
 END_TEST
 
+/* An fd coro_fd_keep registered: coro remembers the kernel's last word
+ * until its own calls see EAGAIN, and a hooked read's EAGAIN must not
+ * leave the task spinning on a stale "readable". */
+static void *read_kept(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_fd_keep(s[0]), 0);
+    ck_assert_int_eq(coro_fd_keep(s[1]), 0);
+    static struct later l;
+    l = (struct later){ s[1], 0.02, "kept" };
+    coro_task *t = ticker_start();
+    char buf[8];
+    for (int round = 0; round < 3; round++) {
+        coro_task *w = coro_spawn(write_later, &l);
+        ck_assert_int_eq(read(s[0], buf, sizeof buf), 4);
+        ck_assert_int_eq(await_task(w, NULL), 0);
+        w = coro_spawn(write_later, &l);
+        struct pollfd pf = { s[0], POLLIN, 0 };
+        ck_assert_int_eq(poll(&pf, 1, -1), 1);
+        ck_assert_int_eq(read(s[0], buf, sizeof buf), 4);
+        ck_assert_int_eq(await_task(w, NULL), 0);
+    }
+    ck_assert_int_gt(ticks, 0);
+    /* and a write that fills the socket, drained by a task later */
+    static int fds[1];
+    fds[0] = s[1];
+    char *big = calloc(1, BIG);
+    coro_task *d = coro_spawn(drain, &fds[0]);
+    ck_assert_int_eq(write(s[0], big, BIG), BIG);
+    shutdown(s[0], SHUT_WR);
+    void *got;
+    ck_assert_int_eq(await_task(d, &got), 0);
+    ck_assert_int_eq((size_t)got, BIG);
+    free(big);
+    ticker_stop(t);
+    coro_close(s[0]);
+    coro_close(s[1]);
+    s[0] = s[1] = -1;
+    return NULL;
+}
+
+START_TEST(an_fd_coro_keeps_waits_without_spinning)
+{
+    run_with_fds(read_kept);
+}
+END_TEST
+
 /* ---- connections ---- */
 
 static int listener(int flags, int *port)
@@ -1535,6 +1582,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, socket_reads_park_until_data_comes);
     tcase_add_test(tc, a_tty_is_read_once_poll_says_ready);
     tcase_add_test(tc, two_tasks_reading_one_fd_both_park);
+    tcase_add_test(tc, an_fd_coro_keeps_waits_without_spinning);
     tcase_add_test(tc, writes_park_until_all_is_sent);
     tcase_add_test(tc, connect_and_accept_park_and_leave_the_flags_alone);
     tcase_add_test(tc, poll_ppoll_and_select_park);
