@@ -716,9 +716,11 @@ CORO_API unsigned coro_workers(void);
  * never touch freed memory, and are told apart from EPIPE, which a closed
  * channel says.
  *
- * Deadlock detection and other threads: a task waiting on a future or a
- * cross-thread channel waits on another thread, which may wake it at any
- * time, so its loop is never reported deadlocked meanwhile; nor is a loop
+ * Deadlock detection and other threads: a task waiting on a future of
+ * another loop's task or on a cross-thread channel waits on another
+ * thread, which may wake it at any time, so its loop is never reported
+ * deadlocked meanwhile (a future of its own loop's task is a wait on its
+ * own tasks, and can deadlock with them); nor is a loop
  * whose handle someone holds with coro_loop_retain, since a call the
  * holder posts may be what its tasks wait for, nor, for that reason, a
  * loop of a coro_run_loops with more than one loop.
@@ -807,7 +809,9 @@ CORO_API int coro_loop_submit(coro_loop *loop, coro_fn fn, void *arg,
 /* Waits, parked, until f's task has ended (await asyncio.wrap_future(f)),
  * stores what it returned in *result (if result is not NULL), and frees f.
  * The caller's loop runs its other tasks meanwhile; f's task may be of any
- * loop, the caller's own included.
+ * loop, the caller's own included. Of its own loop, the wait is one on
+ * that loop's tasks: if none of them can run again, coro_run reports the
+ * deadlock and returns EDEADLK (asyncio would hang).
  *
  * If the caller is cancelled while it waits (or already was), or the
  * timeout passes, f's task is cancelled (a call posted to its loop) and

@@ -182,6 +182,9 @@ static int park_on(struct coro_future *f, struct coro_task *self,
 {
     pthread_mutex_lock(&f->lock);
     int done = f->done;
+    /* A task of the waiter's own loop: only that loop's tasks can end it,
+     * so a wait on it is one of theirs, and deadlock detection sees it. */
+    int own = f->target == h;
     if (!done) {
         f->waiter = self;
         f->waiter_loop = h;
@@ -191,7 +194,7 @@ static int park_on(struct coro_future *f, struct coro_task *self,
         return 0;
     struct coro__park wait = {
         .kind = CORO__W_FUTURE,
-        .wakers = CORO__BY_THREAD,
+        .wakers = own ? 0 : CORO__BY_THREAD,
         .timeout_status = ETIMEDOUT,
         .deadline = deadline,
         .what = f,

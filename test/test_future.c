@@ -183,6 +183,38 @@ START_TEST(a_task_submitted_to_its_own_loop)
 }
 END_TEST
 
+/* Submitted to its own loop, a task that waits for what never comes,
+ * awaited by main: only this loop's tasks could end it, and none can, so
+ * the loop is deadlocked (as two tasks joining each other are), not
+ * asleep for ever on a future. */
+static void *waits_for_ever(void *arg)
+{
+    coro_event *ev = arg;
+    int err = await_event(ev, -1);
+    return err ? coro_fail(err) : NULL;
+}
+
+static void *own_deadlock_main(void *arg)
+{
+    coro_event *ev = arg;
+    coro_future *f;
+    ck_assert_int_eq(coro_loop_submit(coro_loop_current(), waits_for_ever,
+                                      ev, &f), 0);
+    int err = await_future(f, -1, NULL);
+    return err ? coro_fail(err) : NULL;
+}
+
+START_TEST(a_future_of_its_own_loop_can_deadlock)
+{
+    coro_event *ev = coro_event_new();
+    ck_assert_ptr_nonnull(ev);
+    char *report = run_reporting(own_deadlock_main, ev, EDEADLK);
+    expect_deadlock_report(report, 2);
+    free(report);
+    ck_assert_int_eq(coro_event_free(ev), 0);
+}
+END_TEST
+
 /* A shared-stack waiter: the wait's record is the future, on the heap,
  * while a scribbler writes over the shared stack. */
 static void *shared_waiter(void *arg)
@@ -643,6 +675,7 @@ Suite *future_suite(void)
     tcase_add_test(tc, a_task_of_a_third_loop_awaits_a_plain_threads_submission);
     tcase_add_test(tc, a_plain_thread_blocks_on_a_result);
     tcase_add_test(tc, a_task_submitted_to_its_own_loop);
+    tcase_add_test(tc, a_future_of_its_own_loop_can_deadlock);
     tcase_add_test(tc, a_shared_stack_task_awaits_a_future);
     suite_add_tcase(s, tc);
 
