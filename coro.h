@@ -678,7 +678,8 @@ CORO_API unsigned coro_workers(void);
  * await_writable) and returns what the blocking call would have returned;
  * sleeps are await_sleep; getaddrinfo of a name runs on the worker threads.
  * Regular files, and fds the caller made non-blocking, behave as libc's
- * calls do; no fd flag the caller did not set is left set.
+ * calls do; no fd flag the caller did not set is left set (a terminal is
+ * written through a non-blocking description of the hook's own).
  *
  * Where a blocking call would return early: SO_RCVTIMEO and SO_SNDTIMEO
  * give EAGAIN (a connect EINPROGRESS), as the kernel's; the task's timeout

@@ -35,6 +35,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -552,6 +553,8 @@ struct wr {
     int           send;    /* the send family: sendmsg */
     int           nowait;  /* else: RWF_NOWAIT is taken */
     int           file;    /* else: a file that refused it: libc's call */
+    int           tty;     /* else: a terminal's own description
+                              (tty_description), -1: none, -2: not asked */
 };
 
 /* Moves msg's iovecs past k bytes written. */
@@ -593,6 +596,30 @@ static ssize_t write_pipe_buf(int fd, struct msghdr *m)
     return NEXT(writev)(fd, part, k);
 }
 
+/* A terminal takes no RWF_NOWAIT and polls writable with a byte of room,
+ * where a blocking write of more waits, the loop with it. Its writes go
+ * through a file description of the call's own, opened anew on its device
+ * with O_NONBLOCK, so the caller's flags stay as they are. -1 where there
+ * is none: not a terminal, a pty master (opening /dev/ptmx makes a new
+ * pty), a device the caller cannot open again. */
+static int tty_description(int fd)
+{
+    char path[64];
+    struct stat was, now;
+    int saved = errno, t = -1;
+    if (isatty(fd) && fstat(fd, &was) == 0 &&
+        !(major(was.st_rdev) == 5 && minor(was.st_rdev) == 2) &&
+        ttyname_r(fd, path, sizeof path) == 0) {
+        t = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (t >= 0 && (fstat(t, &now) != 0 || now.st_rdev != was.st_rdev)) {
+            close(t);
+            t = -1;
+        }
+    }
+    errno = saved;
+    return t;
+}
+
 static ssize_t out_try(int fd, struct wr *w)
 {
     if (w->send)
@@ -610,6 +637,10 @@ static ssize_t out_try(int fd, struct wr *w)
     }
     if (w->file)
         return NEXT(writev)(fd, w->msg.msg_iov, (int)w->msg.msg_iovlen);
+    if (w->tty == -2)
+        w->tty = tty_description(fd);
+    if (w->tty >= 0)
+        return NEXT(writev)(w->tty, w->msg.msg_iov, (int)w->msg.msg_iovlen);
     if (!ready_now(fd, POLLOUT)) {
         errno = EAGAIN;
         return -1;
@@ -683,17 +714,18 @@ static ssize_t output_iov(int fd, const struct iovec *iov, int iovcnt,
     }
     if (iovcnt)
         memcpy(copy, iov, sizeof *copy * (size_t)iovcnt);
-    struct wr w = { .flags = flags, .send = send, .nowait = 1 };
+    struct wr w = { .flags = flags, .send = send, .nowait = 1, .tty = -2 };
     if (msg)
         w.msg = *msg;
     w.msg.msg_iov = copy;
     w.msg.msg_iovlen = (size_t)iovcnt;
     ssize_t r = do_output(fd, &w);
-    if (copy != small) {
-        int saved = errno;
+    int saved = errno;
+    if (w.tty >= 0)
+        close(w.tty);
+    if (copy != small)
         free(copy);
-        errno = saved;
-    }
+    errno = saved;
     return r;
 }
 

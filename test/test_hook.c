@@ -297,24 +297,80 @@ static void *read_tty(void *arg)
     return NULL;
 }
 
-START_TEST(a_tty_is_read_once_poll_says_ready)
+/* Opens a pseudo-terminal pair into pty_m and pty_s, its slave in raw
+ * mode or without echo only; 0 where the machine has none (said on
+ * stderr: the test then checks nothing). */
+static int pty_open(int raw)
 {
     pty_m = posix_openpt(O_RDWR | O_NOCTTY);
     if (pty_m < 0 && (errno == ENOENT || errno == ENODEV)) {
         fprintf(stderr, "no pseudo-terminals here (/dev/ptmx): tty case "
                         "not run\n");
-        return;
+        return 0;
     }
     ck_assert_int_ge(pty_m, 0);
     ck_assert_int_eq(grantpt(pty_m), 0);
     ck_assert_int_eq(unlockpt(pty_m), 0);
     pty_s = open(ptsname(pty_m), O_RDWR | O_NOCTTY);
     ck_assert_int_ge(pty_s, 0);
-    struct termios tio; /* no echo: the master reads only what is sent */
+    struct termios tio; /* the master reads only what is sent */
     ck_assert_int_eq(tcgetattr(pty_s, &tio), 0);
-    tio.c_lflag &= ~(tcflag_t)ECHO;
+    if (raw)
+        cfmakeraw(&tio);
+    else
+        tio.c_lflag &= ~(tcflag_t)ECHO;
     ck_assert_int_eq(tcsetattr(pty_s, TCSANOW, &tio), 0);
+    return 1;
+}
+
+START_TEST(a_tty_is_read_once_poll_says_ready)
+{
+    if (!pty_open(0))
+        return;
     run_expect(read_tty, NULL, 0);
+    close(pty_s);
+    close(pty_m);
+}
+END_TEST
+
+/* A write of a MiB to a terminal whose reader is a task of the same loop
+ * (the pty's master): the writer parks while the terminal is full, through
+ * a description of its own, and the caller's flags stay as they were. */
+static void *pty_reader(void *arg)
+{
+    size_t want = *(size_t *)arg, got = 0;
+    static char buf[4096];
+    await_sleep(0.02);
+    while (got < want) {
+        ssize_t n = read(pty_m, buf, sizeof buf);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+    }
+    return (void *)got;
+}
+
+static void *write_tty(void *arg)
+{
+    (void)arg;
+    static size_t want = 1 << 20;
+    char *data = malloc(want);
+    ck_assert_ptr_nonnull(data);
+    memset(data, 'x', want);
+    coro_task *r = coro_spawn(pty_reader, &want);
+    ck_assert_int_eq(write(pty_s, data, want), (ssize_t)want);
+    void *got;
+    ck_assert_int_eq(await_task(r, &got), 0);
+    ck_assert_int_eq((size_t)got, want);
+    ck_assert(!nonblocking(pty_s));
+    free(data);
+    return NULL;
+}
+
+START_TEST(a_tty_write_parks_while_the_terminal_is_full)
+{
+    if (!pty_open(1))
+        return;
+    run_expect(write_tty, NULL, 0);
     close(pty_s);
     close(pty_m);
 }
@@ -1581,6 +1637,7 @@ Suite *hook_suite(void)
     tcase_add_test(tc, read_and_readv_on_a_pipe_park_until_a_task_writes);
     tcase_add_test(tc, socket_reads_park_until_data_comes);
     tcase_add_test(tc, a_tty_is_read_once_poll_says_ready);
+    tcase_add_test(tc, a_tty_write_parks_while_the_terminal_is_full);
     tcase_add_test(tc, two_tasks_reading_one_fd_both_park);
     tcase_add_test(tc, an_fd_coro_keeps_waits_without_spinning);
     tcase_add_test(tc, writes_park_until_all_is_sent);
