@@ -3,7 +3,12 @@
  * of another loop waiting without blocking its thread, a plain thread
  * blocking, cancellation from the waiting side (cancel, timeout) and from
  * the task's own loop (a cancel there, the loop ending), bad input, and a
- * churn of many threads. */
+ * churn of many threads.
+ *
+ * What a side loop's thread touches is static, not on a test's stack: in
+ * Check's no-fork mode (valgrind) a failed assertion leaves the test at
+ * once while that thread runs on, and its writes into a dead frame would
+ * end the run with "stack smashing detected", the failure unsaid. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -88,7 +93,9 @@ static void *await_main(void *arg)
 
 START_TEST(a_submitted_task_runs_on_its_loop_and_its_result_comes_back)
 {
-    struct across a = { .job.sleep = 0.05 };
+    static struct across a; /* static: its thread never outlives it */
+    /* long enough for the waiting loop's ticker, whatever the slowdown */
+    a = (struct across){ .job.sleep = 0.05 * test_slow() };
     side_loop_start(&a.side);
     run_expect(await_main, &a, 0);
     ck_assert_int_eq(side_loop_stop(&a.side), 0);
@@ -104,7 +111,8 @@ END_TEST
 
 START_TEST(a_coro_fail_error_comes_back)
 {
-    struct across a = { .job.sleep = 0, .job.fail = EIO };
+    static struct across a;
+    a = (struct across){ .job.sleep = 0, .job.fail = EIO };
     a.result = &a;
     side_loop_start(&a.side);
     run_expect(await_main, &a, 0);
@@ -132,7 +140,8 @@ static void *third_main(void *arg)
 
 START_TEST(a_task_of_a_third_loop_awaits_a_plain_threads_submission)
 {
-    struct third t = { .job.sleep = 0.01 };
+    static struct third t;
+    t = (struct third){ .job.sleep = 0.01 };
     side_loop_start(&t.side);
     ck_assert_int_eq(coro_loop_submit(t.side.loop, job_fn, &t.job, &t.f), 0);
     run_expect(third_main, &t, 0);
@@ -144,8 +153,9 @@ END_TEST
 
 START_TEST(a_plain_thread_blocks_on_a_result)
 {
-    struct side_loop side;
-    struct job job = { .sleep = 0.02 };
+    static struct side_loop side;
+    static struct job job;
+    job = (struct job){ .sleep = 0.02 };
     side_loop_start(&side);
     coro_future *f;
     ck_assert_int_eq(coro_loop_submit(side.loop, job_fn, &job, &f), 0);
@@ -154,7 +164,8 @@ START_TEST(a_plain_thread_blocks_on_a_result)
     ck_assert_ptr_eq(result, &job);
     ck_assert_int_eq(atomic_load(&job.ended), 1);
 
-    struct job failing = { .fail = ENOENT };
+    static struct job failing;
+    failing = (struct job){ .fail = ENOENT };
     ck_assert_int_eq(coro_loop_submit(side.loop, job_fn, &failing, &f), 0);
     ck_assert_int_eq(coro_future_wait(f, 10 * test_slow(), &result), ENOENT);
     ck_assert_int_eq(side_loop_stop(&side), 0);
@@ -244,7 +255,8 @@ static void *shared_main(void *arg)
 
 START_TEST(a_shared_stack_task_awaits_a_future)
 {
-    struct across a = { .job.sleep = 0.02 };
+    static struct across a;
+    a = (struct across){ .job.sleep = 0.02 };
     side_loop_start(&a.side);
     run_expect(shared_main, &a, 0);
     ck_assert_int_eq(side_loop_stop(&a.side), 0);
@@ -288,7 +300,8 @@ static void *cancel_waiter_main(void *arg)
 
 START_TEST(cancelling_the_waiter_cancels_the_submitted_task)
 {
-    struct cancel_run c = { .job.sleep = -1, .job.cleanup = 0.02 };
+    static struct cancel_run c;
+    c = (struct cancel_run){ .job.sleep = -1, .job.cleanup = 0.02 };
     side_loop_start(&c.side);
     run_expect(cancel_waiter_main, &c, 0);
     ck_assert_int_eq(side_loop_stop(&c.side), 0);
@@ -315,7 +328,8 @@ static void *timeout_main(void *arg)
 
 START_TEST(a_timeout_cancels_the_submitted_task_and_waits_for_its_end)
 {
-    struct cancel_run c = { .job.sleep = -1, .job.cleanup = 0.02 };
+    static struct cancel_run c;
+    c = (struct cancel_run){ .job.sleep = -1, .job.cleanup = 0.02 };
     side_loop_start(&c.side);
     run_expect(timeout_main, &c, 0);
     ck_assert_int_eq(side_loop_stop(&c.side), 0);
@@ -328,8 +342,9 @@ END_TEST
 /* A thread's timeout does the same. */
 START_TEST(a_plain_threads_timeout_cancels_the_task)
 {
-    struct side_loop side;
-    struct job job = { .sleep = -1 };
+    static struct side_loop side;
+    static struct job job;
+    job = (struct job){ .sleep = -1 };
     side_loop_start(&side);
     coro_future *f;
     ck_assert_int_eq(coro_loop_submit(side.loop, job_fn, &job, &f), 0);
@@ -356,7 +371,8 @@ static void *already_cancelled_main(void *arg)
 
 START_TEST(a_waiter_cancelled_before_it_waits_cancels_the_task)
 {
-    struct cancel_run c = { .job.sleep = -1 };
+    static struct cancel_run c;
+    c = (struct cancel_run){ .job.sleep = -1 };
     side_loop_start(&c.side);
     run_expect(already_cancelled_main, &c, ECANCELED);
     ck_assert_int_eq(side_loop_stop(&c.side), 0);
@@ -381,7 +397,8 @@ static void *future_cancel_main(void *arg)
 
 START_TEST(coro_future_cancel_cancels_the_task)
 {
-    struct cancel_run c = { .job.sleep = -1 };
+    static struct cancel_run c;
+    c = (struct cancel_run){ .job.sleep = -1 };
     side_loop_start(&c.side);
     run_expect(future_cancel_main, &c, 0);
     ck_assert_int_eq(side_loop_stop(&c.side), 0);
@@ -423,7 +440,8 @@ static void *own_loop_cancel_main(void *arg)
 
 START_TEST(a_task_cancelled_on_its_own_loop_tells_its_waiter)
 {
-    struct cancel_run c = { .job.sleep = -1 };
+    static struct cancel_run c;
+    c = (struct cancel_run){ .job.sleep = -1 };
     side_loop_start(&c.side);
     run_expect(own_loop_cancel_main, &c, 0);
     ck_assert_int_eq(side_loop_stop(&c.side), 0);
@@ -456,7 +474,8 @@ static void *loop_ends_main(void *arg)
 
 START_TEST(a_waiting_task_is_told_when_the_tasks_loop_ends)
 {
-    struct cancel_run c = { .job.sleep = -1 };
+    static struct cancel_run c;
+    c = (struct cancel_run){ .job.sleep = -1 };
     side_loop_start(&c.side);
     run_expect(loop_ends_main, &c, 0);
     ck_assert_int_eq(c.err, ECANCELED);
@@ -466,8 +485,9 @@ END_TEST
 
 START_TEST(a_plain_thread_blocked_on_a_result_when_the_loop_ends)
 {
-    struct side_loop side;
-    struct job job = { .sleep = -1, .cleanup = 0.01 };
+    static struct side_loop side;
+    static struct job job;
+    job = (struct job){ .sleep = -1, .cleanup = 0.01 };
     side_loop_start(&side);
     coro_future *f;
     ck_assert_int_eq(coro_loop_submit(side.loop, job_fn, &job, &f), 0);
@@ -530,7 +550,7 @@ static void *bad_input_main(void *arg)
 
 START_TEST(future_bad_input)
 {
-    struct side_loop side;
+    static struct side_loop side;
     side_loop_start(&side);
     run_expect(bad_input_main, &side, 0);
     ck_assert_int_eq(side_loop_stop(&side), 0);
@@ -585,13 +605,14 @@ END_TEST
 /* Let go of: the task runs on to its end; nothing leaks. */
 START_TEST(a_future_let_go_of_leaves_the_task_running)
 {
-    struct side_loop side;
-    struct job job = { .sleep = 0.01 };
+    static struct side_loop side;
+    static struct job job;
+    job = (struct job){ .sleep = 0.01 };
     side_loop_start(&side);
     coro_future *f;
     ck_assert_int_eq(coro_loop_submit(side.loop, job_fn, &job, &f), 0);
     ck_assert_int_eq(coro_future_free(f), 0);
-    for (int i = 0; i < 2000 && !atomic_load(&job.ended); i++)
+    for (int i = 0; i < 2000 * test_slow() && !atomic_load(&job.ended); i++)
         sleep_ms(1);
     ck_assert_int_eq(atomic_load(&job.ended), 1);
     ck_assert_int_eq(side_loop_stop(&side), 0);
