@@ -724,7 +724,8 @@ void coro__ring_term(struct coro__poller *p);
 int  coro__ring_add(struct coro__poller *p, int fd, uint32_t events,
                     struct coro__pollable *h);
 void coro__ring_remove(struct coro__poller *p, struct coro__pollable *h);
-int  coro__ring_wakeup_open(struct coro__poller *p);
+/* The loop's wake-up eventfd, watched by a multishot POLL_ADD. */
+int  coro__ring_wakeup_watch(struct coro__poller *p, int fd);
 void coro__ring_wait(struct coro__poller *p, int64_t deadline);
 /* Whether the calling task may hand buf to the kernel: not while it runs
  * on the shared stack with buf on it, and not with no ring. */

@@ -100,14 +100,13 @@ void coro__poller_term(struct coro__poller *p)
 
 int coro__poller_wakeup_open(struct coro__poller *p)
 {
-    if (p->ring)
-        return coro__ring_wakeup_open(p);
     if (p->evfd >= 0)
         return 0;
     int saved = errno;
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = DATA_WAKEUP };
     int err = fd < 0 ? errno
+              : p->ring ? coro__ring_wakeup_watch(p, fd)
               : epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 ? errno
                                                                : 0;
     if (err && fd >= 0)

@@ -269,19 +269,9 @@ void coro__ring_remove(struct coro__poller *p, struct coro__pollable *h)
               (uint64_t)(uintptr_t)h | UD_POLLABLE);
 }
 
-int coro__ring_wakeup_open(struct coro__poller *p)
+int coro__ring_wakeup_watch(struct coro__poller *p, int fd)
 {
-    if (p->evfd >= 0)
-        return 0;
-    int saved = errno;
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int err = fd < 0 ? errno : poll_multi(p->ring, fd, POLLIN, UD_WAKEUP);
-    if (err && fd >= 0)
-        close(fd);
-    else if (!err)
-        p->evfd = fd;
-    errno = saved;
-    return err;
+    return poll_multi(p->ring, fd, POLLIN, UD_WAKEUP);
 }
 
 /* ----------------------------------------------------------------------
@@ -401,8 +391,8 @@ static void op_unwait(struct coro_task *t)
 }
 
 /* Queues the SQE prepared in *tpl for fd (one reader and one writer per
- * fd, as io.c's waits) and parks until it completes: *res is its result,
- * or the return is why it was given up. */
+ * fd, as io.c's waits) and parks until it completes: 0 with its result in
+ * *res, the errno of a failed operation, or why it was given up. */
 static int op_run(struct coro_task *self, const struct io_uring_sqe *tpl,
                   int writable, int64_t deadline, int32_t *res)
 {
@@ -465,42 +455,44 @@ static int op_run(struct coro_task *self, const struct io_uring_sqe *tpl,
      * connection) stands; a poll's says nothing that cannot be asked
      * again, and the wait's end is what was given up. */
     if (!err || (tpl->opcode != IORING_OP_POLL_ADD && op->res >= 0)) {
+        if (op->res < 0)
+            return -op->res;
         *res = op->res;
         return 0;
     }
     return err ? err : ECANCELED;
 }
 
+/* An SQE for opcode on fd; a data operation's buffer and length, at most
+ * what one read(2) moves. */
+static void sqe_prep(struct io_uring_sqe *s, uint8_t opcode, int fd,
+                     const void *buf, size_t len)
+{
+    memset(s, 0, sizeof *s);
+    s->opcode = opcode;
+    s->fd = fd;
+    s->addr = (uint64_t)(uintptr_t)buf;
+    s->len = len > 0x7ffff000 ? 0x7ffff000 : (uint32_t)len;
+}
+
 int coro__ring_poll(struct coro_task *self, int fd, int writable,
                     int64_t deadline)
 {
     struct io_uring_sqe s;
-    memset(&s, 0, sizeof s);
-    s.opcode = IORING_OP_POLL_ADD;
-    s.fd = fd;
+    sqe_prep(&s, IORING_OP_POLL_ADD, fd, NULL, 0);
     s.poll32_events = writable ? POLLOUT : POLLIN | POLLRDHUP;
     int32_t res = 0;
     int err = op_run(self, &s, writable, deadline, &res);
-    if (!err && res < 0)
-        err = -res;
-    if (!err && (res & POLLNVAL))
-        err = EBADF;
-    return err;
+    return !err && (res & POLLNVAL) ? EBADF : err;
 }
 
 int coro__ring_recv(struct coro_task *self, int fd, void *buf, size_t cap,
                     int64_t deadline, size_t *got)
 {
     struct io_uring_sqe s;
-    memset(&s, 0, sizeof s);
-    s.opcode = IORING_OP_RECV;
-    s.fd = fd;
-    s.addr = (uint64_t)(uintptr_t)buf;
-    s.len = cap > 0x7ffff000 ? 0x7ffff000 : (uint32_t)cap;
+    sqe_prep(&s, IORING_OP_RECV, fd, buf, cap);
     int32_t res = 0;
     int err = op_run(self, &s, 0, deadline, &res);
-    if (!err && res < 0)
-        err = -res;
     if (!err)
         *got = (size_t)res;
     return err;
@@ -510,16 +502,10 @@ int coro__ring_send(struct coro_task *self, int fd, const void *buf,
                     size_t n, int64_t deadline, size_t *sent)
 {
     struct io_uring_sqe s;
-    memset(&s, 0, sizeof s);
-    s.opcode = IORING_OP_SEND;
-    s.fd = fd;
-    s.addr = (uint64_t)(uintptr_t)buf;
-    s.len = n > 0x7ffff000 ? 0x7ffff000 : (uint32_t)n;
+    sqe_prep(&s, IORING_OP_SEND, fd, buf, n);
     s.msg_flags = MSG_NOSIGNAL;
     int32_t res = 0;
     int err = op_run(self, &s, 1, deadline, &res);
-    if (!err && res < 0)
-        err = -res;
     if (!err)
         *sent = (size_t)res;
     return err;
@@ -529,14 +515,10 @@ int coro__ring_accept(struct coro_task *self, int fd, int64_t deadline,
                       int *out)
 {
     struct io_uring_sqe s;
-    memset(&s, 0, sizeof s);
-    s.opcode = IORING_OP_ACCEPT;
-    s.fd = fd;
+    sqe_prep(&s, IORING_OP_ACCEPT, fd, NULL, 0);
     s.accept_flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
     int32_t res = 0;
     int err = op_run(self, &s, 0, deadline, &res);
-    if (!err && res < 0)
-        err = -res;
     if (!err)
         *out = res;
     return err;
