@@ -331,6 +331,28 @@ static int park_fd(struct blocking *b, short events, int *woken,
 
 /* ---- reading ---- */
 
+/* Moves msg's iovecs past k bytes read or written. */
+static void iov_advance(struct msghdr *m, size_t k)
+{
+    while (m->msg_iovlen && k >= m->msg_iov->iov_len) {
+        k -= m->msg_iov->iov_len;
+        m->msg_iov++;
+        m->msg_iovlen--;
+    }
+    if (m->msg_iovlen) {
+        m->msg_iov->iov_base = (char *)m->msg_iov->iov_base + k;
+        m->msg_iov->iov_len -= k;
+    }
+}
+
+static size_t iov_total(const struct iovec *iov, size_t n)
+{
+    size_t t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
 /* What one reading call asks. read and readv try with preadv2's
  * RWF_NOWAIT, which sockets, pipes, FIFOs and regular files take (a file
  * says EAGAIN only where its data is not in memory); an fd that refuses it
@@ -377,16 +399,14 @@ static ssize_t in_try(int fd, struct in_op *op)
     return NEXT(readv)(fd, op->iov, op->iovcnt);
 }
 
-static size_t iov_total(const struct iovec *iov, size_t n);
-static void iov_advance(struct msghdr *m, size_t k);
-
 /* RWF_NOWAIT reads of a regular file stop where its data in memory ends,
- * where libc's read goes on to the disk: a short read of a file is
- * finished with libc's call, so a file reads as it always did. */
+ * where libc's read goes on to the disk: a short read (got bytes, fewer
+ * than iov asks) of a file is finished with libc's call, so a file reads
+ * as it always did. */
 static ssize_t finish_file_read(int fd, const struct iovec *iov, int cnt,
                                 size_t got)
 {
-    if (fd_kind(fd) != FD_PASS || got >= iov_total(iov, (size_t)cnt))
+    if (fd_kind(fd) != FD_PASS) /* a socket's or a pipe's short read */
         return (ssize_t)got;
     struct iovec small[8], *copy = small;
     if (cnt > 8 && !(copy = malloc(sizeof *copy * (size_t)cnt)))
@@ -556,28 +576,6 @@ struct wr {
     int           tty;     /* else: a terminal's own description
                               (tty_description), -1: none, -2: not asked */
 };
-
-/* Moves msg's iovecs past k bytes written. */
-static void iov_advance(struct msghdr *m, size_t k)
-{
-    while (m->msg_iovlen && k >= m->msg_iov->iov_len) {
-        k -= m->msg_iov->iov_len;
-        m->msg_iov++;
-        m->msg_iovlen--;
-    }
-    if (m->msg_iovlen) {
-        m->msg_iov->iov_base = (char *)m->msg_iov->iov_base + k;
-        m->msg_iov->iov_len -= k;
-    }
-}
-
-static size_t iov_total(const struct iovec *iov, size_t n)
-{
-    size_t t = 0;
-    for (size_t i = 0; i < n; i++)
-        t += iov[i].iov_len;
-    return t;
-}
 
 /* The first PIPE_BUF bytes of m, as one writev. */
 static ssize_t write_pipe_buf(int fd, struct msghdr *m)
