@@ -378,9 +378,11 @@ static void stacks_init_once(void)
     errno = saved;
 }
 
+/* An own stack's control block and, after it, its wait record. */
 static size_t tcb_size(void)
 {
-    return (sizeof(struct coro_task) + 63) & ~(size_t)63;
+    return (sizeof(struct coro_task) + sizeof(union coro__wait) + 63) &
+           ~(size_t)63;
 }
 
 /* The ucontext of an own stack sits just below its control block. */
@@ -448,6 +450,7 @@ static struct coro_task *stack_carve(char *base, size_t size,
     t->stack.slab = slab;
     t->stack.guard = (unsigned char)guard;
     t->stack.shared = 0;
+    t->wait = (union coro__wait *)(void *)(t + 1);
     t->ctx.uc = (ucontext_t *)(void *)((char *)t - uc_size());
     t->ctx.made = 0;
 #ifdef CORO__VALGRIND

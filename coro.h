@@ -153,12 +153,11 @@ typedef struct coro_attr {
 /* Runs the task on its loop's shared stack instead of a stack of its own,
  * for huge numbers of mostly idle tasks: while the task is parked and
  * another shared-stack task runs, the part of the stack it used is copied
- * out to the heap, so a parked task costs its control block (480 bytes of
- * heap with the fast switch, 848 with swapcontext's context) plus the bytes
- * its frames use (112 for a task in await_sleep), not a page: ten million
- * sleepers take 5.9 GiB (README: "What a parked shared-stack task
- * costs"). A switch between two shared-stack tasks copies those bytes out
- * and in.
+ * out to the heap, so a parked task costs its control block (384 bytes of
+ * heap with the fast switch, 784 with swapcontext's context) plus the bytes
+ * its frames use (112 for a task in await_sleep), not a page (README:
+ * "What a parked shared-stack task costs"). A switch between two
+ * shared-stack tasks copies those bytes out and in.
  *
  * The catch: while the task is parked its stack is not where it was.
  * Pointers into a parked task's stack are invalid, so nothing another task,
@@ -166,8 +165,13 @@ typedef struct coro_attr {
  * buffer handed to await_chan_recv, await_queue_get or await_read (they
  * are written while it waits, by whoever completes them), nor an arg
  * handed to await_blocking or coro_spawn. Use the heap or static memory
- * for those. The runtime's own records of a wait live in the control
- * block, or on the heap (a select's), never on a task's stack.
+ * for those. The runtime's own records of a wait live on the heap, never
+ * on a task's stack: a shared-stack task's first wait that needs one (any
+ * wait but a sleep, a yield, a select, a future's, a group's and
+ * as_completed's) makes it, 80 bytes of heap kept until the task ends, so
+ * that a task that only sleeps does not pay for it. If that memory cannot
+ * be had, the wait returns ENOMEM at once and changes nothing (an
+ * own-stack task's record is beside its control block: never ENOMEM).
  *
  * The copy grows as a task's frames do. If the memory for it cannot be
  * had when a switch needs it, there is no error to return to anyone: coro
@@ -1185,7 +1189,8 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
  * seen at the next await_*.
  *
  * Every await_* below returns 0, ETIMEDOUT, ECANCELED, EINVAL (NULL object
- * or element, NaN timeout), EPERM (outside a coroutine) besides the codes
+ * or element, NaN timeout), EPERM (outside a coroutine), ENOMEM (only a
+ * shared-stack task's first wait: see CORO_SHARED_STACK) besides the codes
  * listed. A timeout of 0 only tries: if the operation cannot complete at
  * once, the other ready tasks run once and ETIMEDOUT is returned. Freeing
  * an object that tasks wait on, or a mutex that a live task holds, is

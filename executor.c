@@ -224,7 +224,7 @@ int await_blocking(void *(*fn)(void *), void *arg, void **result)
         return err;
     if (!fn)
         return EINVAL;
-    struct coro__job *job = &self->wait.job;
+    struct coro__job *job = &self->wait->job;
     *job = (struct coro__job){ .fn = fn, .arg = arg, .task = self };
     err = submit(&self->loop->executor, job);
     if (err)

@@ -243,7 +243,7 @@ int await_future(coro_future *f, double timeout, void **result)
 {
     struct coro_task *self;
     int64_t deadline;
-    int entry = coro__enter(timeout, &self, &deadline);
+    int entry = coro__enter_unrecorded(timeout, &self, &deadline);
     if (entry == EPERM || entry == EINVAL)
         return entry; /* ECANCELED, ETIMEDOUT (a scope): cancel, drain */
     if (!f)
@@ -266,7 +266,7 @@ int await_future(coro_future *f, double timeout, void **result)
         /* As await_task_timeout: the caller's own cancellation comes
          * first. */
         if (status == ETIMEDOUT &&
-            coro__enter(-1, &self, NULL) == ECANCELED)
+            coro__enter_unrecorded(-1, &self, NULL) == ECANCELED)
             status = ECANCELED;
     }
     return consume(f, status, result);

@@ -140,7 +140,7 @@ int await_group(coro_group *g)
 {
     struct coro_task *self;
     int64_t deadline;
-    int status = coro__enter(-1, &self, &deadline);
+    int status = coro__enter_unrecorded(-1, &self, &deadline);
     if (status == EPERM)
         return EPERM;
     if (!usable(g))

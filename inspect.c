@@ -113,13 +113,13 @@ static void wait_of(const struct coro_task *t, struct coro_task_info *in)
     case CORO__W_GATHER:
     case CORO__W_WAIT:
         if (t->awaiting) {
-            in->wait_tasks = t->wait.await.n;
-            in->wait_pending = t->wait.await.pending;
+            in->wait_tasks = t->wait->await.n;
+            in->wait_pending = t->wait->await.pending;
         }
         return;
     case CORO__W_FD_READ:
     case CORO__W_FD_WRITE:
-        in->wait_fd = t->wait.io.fd;
+        in->wait_fd = t->wait->io.fd;
         return;
     case CORO__W_MUTEX:
         in->wait_task = coro__mutex_holder(t->wait_what, t->loop);

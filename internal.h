@@ -184,7 +184,7 @@ enum coro__wait_kind {
     CORO__W_JOIN,       /* what: the task joined */
     CORO__W_GATHER,
     CORO__W_WAIT,
-    CORO__W_FD_READ,    /* the fd is in wait.io */
+    CORO__W_FD_READ,    /* the fd is in wait->io */
     CORO__W_FD_WRITE,
     CORO__W_BLOCKING,
     CORO__W_CHAN_SEND,  /* what: the channel */
@@ -237,10 +237,20 @@ struct coro__park {
 };
 
 /* The entry check of every await_*: 0 with *self and *deadline set (when
- * deadline is not NULL), or EPERM, EINVAL (NaN timeout), ECANCELED. Inline
- * (below, after the task): it runs on every await. */
+ * deadline is not NULL), or EPERM, EINVAL (NaN timeout), ECANCELED,
+ * ETIMEDOUT (an expired timeout scope), or ENOMEM: a shared-stack task's
+ * first wait that needs a record could not make it. Inline (below, after
+ * the task): it runs on every await. */
 static inline int coro__enter(double timeout, struct coro_task **self,
                               int64_t *deadline);
+/* As coro__enter, for a wait whose record is not self->wait (a sleep, a
+ * yield, a select, a future, a group, as_completed): never ENOMEM. */
+static inline int coro__enter_unrecorded(double timeout,
+                                         struct coro_task **self,
+                                         int64_t *deadline);
+/* Makes t's wait record (a shared-stack task's first wait needs one):
+ * 0 or ENOMEM. */
+int  coro__wait_alloc(struct coro_task *t);
 /* Parks self as p describes until a wake; returns the wake status (see
  * above). */
 int  coro__park(struct coro_task *self, const struct coro__park *p);
@@ -706,7 +716,7 @@ struct coro__fd_record {
 
 /* One operation in the ring, in its task's control block (union
  * coro__wait): the completion writes here, found by the SQE's user_data.
- * io comes first, so that what reads wait.io (dumps, io.c) sees the fd. */
+ * io comes first, so that what reads wait->io (dumps, io.c) sees the fd. */
 struct coro__ring_op {
     struct coro__fd_record io;
     struct coro_task      *task;    /* woken by the completion, or NULL */
@@ -854,6 +864,7 @@ struct coro__xwaiter {
     struct coro_xchan *chan;        /* the channel */
     struct coro_loop  *loop;        /* the task's loop, where its wake is
                                        posted; NULL: a thread waits */
+    struct coro_task  *task;        /* the task, or NULL: a thread */
     struct coro__call  call;        /* that wake */
     int                status;      /* the outcome, 0 or EPIPE (lock) */
     unsigned char      send;        /* a sender (else a receiver) */
@@ -886,10 +897,12 @@ struct coro__await {
 
 #define CORO__NAME_MAX 32
 
-/* The record of what a parked task waits for. It lives in the task's
- * control block, never on its stack (see park). A task waits for one thing
- * at a time; a select, which waits on several lists, keeps its records on
- * the heap. */
+/* The record of what a parked task waits for (its `wait`). Never on its
+ * stack (see park): an own-stack task's sits beside its control block, at
+ * the top of its mapping; a shared-stack task's is made on the heap by its
+ * first wait that needs one (coro__enter), so that a task that only sleeps
+ * does not pay for it. A task waits for one thing at a time; a select,
+ * which waits on several lists, keeps its records on the heap. */
 union coro__wait {
     struct coro__await     await;   /* join, gather, wait (sched.c) */
     struct coro__job       job;     /* a blocking call (executor.c) */
@@ -944,6 +957,10 @@ struct coro__extra {
 struct coro_task {
     struct coro__stack  stack;      /* its memory (coro.c) */
     struct coro__ctx    ctx;        /* saved registers (coro.c) */
+    union coro__wait   *wait;       /* this wait's record: an own stack's
+                                       beside the control block (coro.c);
+                                       a shared-stack task's on the heap,
+                                       NULL until a wait needs it */
     /* ---- reset at spawn from here on ---- */
     struct coro__loop  *loop;       /* owning loop */
     struct coro_task   *ready_next; /* ready queue / stack pool link */
@@ -968,7 +985,7 @@ struct coro_task {
     unsigned char       wakers;     /* CORO__BY_* of the present wait, as
                                        counted in the loop (sched.c) */
     unsigned char       note_state; /* what trace.c last saw it do */
-    unsigned char       awaiting;   /* it awaits other tasks: wait.await
+    unsigned char       awaiting;   /* it awaits other tasks: wait->await
                                        is its record (join.c) */
     unsigned            mutexes;    /* coro_mutex it holds (sync.c) */
     const void         *wait_what;  /* the object it waits on, for dumps */
@@ -977,8 +994,7 @@ struct coro_task {
     struct coro__timer  timer;      /* deadline while parked (timer.c) */
     coro__detach_fn     detach;     /* unhooks from the wake source */
     void               *waiting_on; /* the source's record of this wait,
-                                       usually in `wait` */
-    union coro__wait    wait;       /* this wait's record */
+                                       usually *wait */
     struct coro_task   *waiter;     /* the task awaiting this one, if any */
     struct coro__await *report;     /* the record it tells of its end: in
                                        the waiter's `wait`, or on the heap
@@ -1156,8 +1172,9 @@ void coro__scopes_free(struct coro_task *t);
 /* This thread's loop (sched.c); coro__loop() outside the hot paths. */
 extern __thread struct coro__loop *coro__tls_loop;
 
-static inline int coro__enter(double timeout, struct coro_task **self,
-                              int64_t *deadline)
+static inline int coro__enter_unrecorded(double timeout,
+                                         struct coro_task **self,
+                                         int64_t *deadline)
 {
     struct coro__loop *l = coro__tls_loop;
     struct coro_task *t = l ? l->current : NULL;
@@ -1174,6 +1191,18 @@ static inline int coro__enter(double timeout, struct coro_task **self,
         return ECANCELED;
     return CORO__UNLIKELY(t->scope != NULL) ? coro__scope_enter(t, deadline)
                                             : 0;
+}
+
+static inline int coro__enter(double timeout, struct coro_task **self,
+                              int64_t *deadline)
+{
+    /* Before the other checks: a wait that goes on to cancel and drain
+     * what it awaits (await_task on a cancelled task) needs it too. */
+    struct coro__loop *l = coro__tls_loop;
+    struct coro_task *t = l ? l->current : NULL;
+    if (CORO__UNLIKELY(t && !t->wait) && coro__wait_alloc(t) != 0)
+        return ENOMEM;
+    return coro__enter_unrecorded(timeout, self, deadline);
 }
 
 /* ----------------------------------------------------------------------

@@ -165,7 +165,7 @@ int coro__wait_fd(struct coro_task *self, int fd, int writable,
     }
     struct coro__fdwait *w = &io->fds[fd];
     *(writable ? &w->writer : &w->reader) = self;
-    struct coro__fd_record *r = &self->wait.io;
+    struct coro__fd_record *r = &self->wait->io;
     *r = (struct coro__fd_record){ fd, writable };
     return coro__park(self, &(struct coro__park){
         .kind = writable ? CORO__W_FD_WRITE : CORO__W_FD_READ,

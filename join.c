@@ -104,7 +104,7 @@ static int claim_into(struct coro__loop *l, struct coro_task *self,
 static int claim(struct coro__loop *l, struct coro_task *self,
                  coro_task **tasks, size_t n, enum coro_when when)
 {
-    int err = claim_into(l, self, tasks, n, when, &self->wait.await);
+    int err = claim_into(l, self, tasks, n, when, &self->wait->await);
     if (!err)
         self->awaiting = 1;
     return err;
@@ -128,15 +128,15 @@ static int await_claimed(struct coro_task *self, int entry, int kind,
 {
     if (entry)
         return entry;
-    if (await_satisfied(&self->wait.await))
+    if (await_satisfied(&self->wait->await))
         return 0;
     return coro__park(self, &(struct coro__park){
         .kind = (unsigned char)kind,
         .timeout_status = ETIMEDOUT,
         .deadline = deadline,
         .what = what,
-        .record = &self->wait.await,
-        .record_size = sizeof self->wait.await,
+        .record = &self->wait->await,
+        .record_size = sizeof self->wait->await,
     });
 }
 
@@ -146,7 +146,7 @@ static int await_claimed(struct coro_task *self, int entry, int kind,
 static void cancel_and_drain(struct coro_task *self, coro_task **tasks,
                              size_t n, int kind)
 {
-    struct coro__await *aw = &self->wait.await;
+    struct coro__await *aw = &self->wait->await;
     for (size_t i = 0; i < n; i++)
         coro__cancel(tasks[i]);
     aw->when = CORO_ALL_COMPLETED;
@@ -166,7 +166,7 @@ int await_task_timeout(coro_task *t, double timeout, void **result)
     struct coro_task *self;
     int64_t deadline;
     int entry = coro__enter(timeout, &self, &deadline);
-    if (entry == EPERM || entry == EINVAL)
+    if (entry == EPERM || entry == EINVAL || entry == ENOMEM)
         return entry; /* ECANCELED, ETIMEDOUT (a scope): cancel, await */
     struct coro__loop *l = self->loop;
     int err = claim(l, self, &t, 1, CORO_ALL_COMPLETED);
@@ -178,7 +178,7 @@ int await_task_timeout(coro_task *t, double timeout, void **result)
         /* asyncio.wait_for: the caller's own cancellation comes first,
          * also one that came while t was cleaning up after the timeout. */
         if (status == ETIMEDOUT &&
-            coro__enter(-1, &self, NULL) == ECANCELED)
+            coro__enter_unrecorded(-1, &self, NULL) == ECANCELED)
             status = ECANCELED;
     }
     self->awaiting = 0;
@@ -200,7 +200,7 @@ int await_gather(coro_task **tasks, size_t n, void **results, int *errors)
     struct coro_task *self;
     int64_t deadline;
     int entry = coro__enter(-1, &self, &deadline);
-    if (entry == EPERM || n == 0)
+    if (entry == EPERM || entry == ENOMEM || n == 0)
         return entry;
     if (!tasks)
         return EINVAL;
@@ -261,7 +261,7 @@ int await_wait(coro_task **tasks, size_t n, enum coro_when when,
     int64_t deadline;
     size_t done = 0;
     int err = coro__enter(timeout, &self, &deadline);
-    if (err == EPERM || err == EINVAL)
+    if (err == EPERM || err == EINVAL || err == ENOMEM)
         return err;
     if ((when != CORO_FIRST_COMPLETED && when != CORO_FIRST_EXCEPTION &&
          when != CORO_ALL_COMPLETED) ||
@@ -357,7 +357,7 @@ int await_as_completed(coro_completions *c, coro_task **done)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = coro__enter(-1, &self, &deadline);
+    int err = coro__enter_unrecorded(-1, &self, &deadline);
     if (err)
         return err;
     if (!c || !done || c->owner != self)

@@ -211,6 +211,7 @@ void coro__task_free(struct coro__loop *l, struct coro_task *t)
             l->shared_owner = NULL;
         coro__ctx_discard(&t->ctx);
         coro__free(t->saved, t->saved_cap);
+        coro__free(t->wait, sizeof *t->wait);
         coro__free(t, sizeof *t);
         return;
     }
@@ -473,6 +474,7 @@ static struct coro_task *own_stack_task(struct coro__loop *l, size_t size)
         return NULL;
     memset(&t->loop, 0,
            sizeof *t - offsetof(struct coro_task, loop));
+    memset(t->wait, 0, sizeof *t->wait);
     if (!t->ctx.made &&
         coro__task_ctx_make(t, &l->ctx_template, trampoline) != 0) {
         coro__stack_put(&l->stacks, t);
@@ -529,6 +531,12 @@ static struct coro_task *shared_stack_task(struct coro__loop *l)
         return NULL;
     }
     return t;
+}
+
+int coro__wait_alloc(struct coro_task *t)
+{
+    t->wait = coro__calloc(1, sizeof *t->wait);
+    return t->wait ? 0 : ENOMEM;
 }
 
 static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
@@ -723,7 +731,7 @@ void coro_detach(coro_task *t)
 int await_yield(void)
 {
     struct coro_task *self;
-    int err = coro__enter(-1, &self, NULL);
+    int err = coro__enter_unrecorded(-1, &self, NULL);
     if (err)
         return err;
     struct coro__loop *l = self->loop;
@@ -748,7 +756,7 @@ static __attribute__((noinline)) struct sleep_entry sleep_enter(double seconds)
 {
     struct coro_task *self;
     struct sleep_entry e;
-    e.err = coro__enter(seconds, &self, &e.deadline);
+    e.err = coro__enter_unrecorded(seconds, &self, &e.deadline);
     return e;
 }
 

@@ -188,9 +188,9 @@ static void complete_all(struct coro__list *l, int status)
 /* A task's waiter lives in its control block (see union coro__wait). */
 static struct waiter *task_waiter(struct coro_task *t)
 {
-    _Static_assert(sizeof(struct waiter) <= sizeof t->wait.sync,
+    _Static_assert(sizeof(struct waiter) <= sizeof t->wait->sync,
                    "union coro__wait must hold a waiter");
-    return (struct waiter *)(void *)t->wait.sync;
+    return (struct waiter *)(void *)t->wait->sync;
 }
 
 /* Parks self on list l until completed or woken otherwise; detach takes
@@ -439,7 +439,7 @@ int await_select(coro_chan_op *ops, size_t n, double timeout, size_t *chosen)
 {
     struct coro_task *self;
     int64_t deadline;
-    int err = coro__enter(timeout, &self, &deadline);
+    int err = coro__enter_unrecorded(timeout, &self, &deadline);
     if (err)
         return err;
     if (!ops || n == 0 || !chosen)

@@ -426,7 +426,7 @@ static int op_run(struct coro_task *self, const struct io_uring_sqe *tpl,
     struct io_uring_sqe *s = sqe_get(l->poller.ring);
     if (!s)
         return ENOMEM;
-    struct coro__ring_op *op = &self->wait.ring;
+    struct coro__ring_op *op = &self->wait->ring;
     *op = (struct coro__ring_op){ { fd, writable }, self, 0, 0 };
     *s = *tpl;
     s->user_data = (uint64_t)(uintptr_t)op;

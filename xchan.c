@@ -31,9 +31,6 @@
 #include <string.h>
 #include <time.h>
 
-_Static_assert(sizeof(struct coro__xwaiter) <= 64,
-               "a task's xchan waiter must not grow its control block");
-
 /* The limits of sync.c's channels. */
 #define XCHAN_ELEM_MAX ((size_t)1 << 20)
 #define XCHAN_BUF_MAX ((size_t)1 << 30)
@@ -84,7 +81,7 @@ static void wake_run(struct coro__call *call)
     struct coro__xwaiter *w = CORO__CONTAINER_OF(call, struct coro__xwaiter,
                                                  call);
     w->delivered = 1;
-    coro__wake(CORO__CONTAINER_OF(w, struct coro_task, wait.xwait), 0);
+    coro__wake(w->task, 0);
 }
 
 /* w's operation is done (status 0), or refused by a close (EPIPE): take
@@ -198,9 +195,9 @@ static int task_op(coro_xchan *c, void *elem, double timeout, int send)
         pthread_mutex_unlock(&c->lock);
         return err;
     }
-    struct coro__xwaiter *w = &self->wait.xwait;
+    struct coro__xwaiter *w = &self->wait->xwait;
     *w = (struct coro__xwaiter){ .elem = elem, .chan = c, .loop = h,
-                                 .call.run = wake_run,
+                                 .task = self, .call.run = wake_run,
                                  .send = (unsigned char)send };
     enlist(c, w);
     pthread_mutex_unlock(&c->lock);

@@ -416,13 +416,13 @@ def _waits_on(cx, loop, t):
         j = what.cast(task_p)
         text = "join #%d (%s)" % (int(j["id"]), _task_name(j))
     elif enum in ("CORO__W_GATHER", "CORO__W_WAIT") and int(t["awaiting"]):
-        a = t["wait"]["await"]
+        a = t["wait"].dereference()["await"]
         text = "%s %d tasks, %d not ended" % (words, int(a["n"]),
                                                int(a["pending"]))
     elif enum in ("CORO__W_FD_READ", "CORO__W_FD_WRITE"):
-        text = "%s %d" % (words, int(t["wait"]["io"]["fd"]))
+        text = "%s %d" % (words, int(t["wait"].dereference()["io"]["fd"]))
     elif enum == "CORO__W_BLOCKING":
-        fn = int(t["wait"]["job"]["fn"])
+        fn = int(t["wait"].dereference()["job"]["fn"])
         text = "blocking call %s() on a worker" % (_symbol(fn) or "%#x" % fn)
     elif enum == "CORO__W_MUTEX":
         holder = _mutex_holder(loop, what)

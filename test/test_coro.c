@@ -578,6 +578,77 @@ START_TEST(parked_shared_stack_task_costs_under_a_page)
 }
 END_TEST
 
+static void *returns_arg(void *arg)
+{
+    await_yield();
+    return arg;
+}
+
+static long blocks_live(void)
+{
+    return atomic_load(&coro__alloc_stats.blocks);
+}
+
+/* In a shared-stack task: a sleep makes no record; the first wait that
+ * needs one fails with ENOMEM, changing nothing, while memory is short;
+ * then it makes one, and later waits reuse it. */
+static void *record_task(void *arg)
+{
+    (void)arg;
+    long before = blocks_live();
+    ck_assert_int_eq(await_sleep(0.001), 0);
+    ck_assert_int_eq(await_yield(), 0);
+    ck_assert_int_eq(blocks_live(), before);
+
+    coro_task *other = coro_spawn(returns_arg, &before);
+    ck_assert_ptr_nonnull(other);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], "x", 1), 1);
+    char c = 0;
+    size_t got;
+    before = blocks_live();
+    atomic_store(&coro__alloc_stats.fail_every, 1);
+    ck_assert_int_eq(await_read(fds[0], &c, 1, -1, &got), ENOMEM);
+    ck_assert_int_eq(await_task(other, NULL), ENOMEM);
+    atomic_store(&coro__alloc_stats.fail_every, 0);
+    ck_assert_int_eq(blocks_live(), before);
+
+    void *result = NULL;
+    ck_assert_int_eq(await_task(other, &result), 0); /* not cancelled */
+    ck_assert_ptr_eq(result, &before);
+    long with_record = blocks_live();
+    ck_assert_int_eq(with_record, before + 1);
+    ck_assert_int_eq(await_read(fds[0], &c, 1, -1, &got), 0);
+    ck_assert_int_eq(c, 'x'); /* the failed read took nothing */
+    ck_assert_int_eq(blocks_live(), with_record);
+    coro_mutex *m = coro_mutex_new();
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(await_mutex_lock(m, -1), 0);
+    coro_mutex_unlock(m);
+    ck_assert_int_eq(blocks_live(), with_record + 1); /* the mutex only */
+    coro_mutex_free(m);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+static void *record_main(void *arg)
+{
+    (void)arg;
+    coro_attr shared = { .flags = CORO_SHARED_STACK };
+    coro_task *t = coro_spawn_attr(&shared, record_task, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+START_TEST(a_shared_stack_task_makes_its_wait_record_when_needed)
+{
+    run_expect(record_main, NULL, 0);
+}
+END_TEST
+
 static void *spawns_keep_errno_main(void *arg)
 {
     (void)arg;
@@ -618,6 +689,7 @@ Suite *coro_suite(void)
     tc = test_case("shared", 30);
     tcase_add_test(tc, shared_stack_frames_survive_switches);
     tcase_add_test(tc, shared_stack_tasks_wait_on_everything);
+    tcase_add_test(tc, a_shared_stack_task_makes_its_wait_record_when_needed);
     tcase_add_test(tc, shared_stack_bad_size_cancel_and_cleanup);
     tcase_add_test(tc, parked_shared_stack_task_costs_under_a_page);
     tcase_add_test(tc, spawns_that_succeed_leave_errno_alone);
