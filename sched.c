@@ -225,7 +225,7 @@ void coro__task_free(struct coro__loop *l, struct coro_task *t)
 
 /* Frees the detached task that ended just before this switch: it could not
  * free the stack it was running on. */
-static void reap(struct coro__loop *l)
+static __attribute__((noinline)) void reap(struct coro__loop *l)
 {
     struct coro_task *t = l->graveyard;
     if (CORO__UNLIKELY(t != NULL)) {
@@ -412,8 +412,12 @@ static void close_loop(struct coro__loop *l)
 
 /* t's function returned. Switches away, and returns only when a new task
  * is given this stack (see trampoline). */
-static void task_exit(struct coro__loop *l, struct coro_task *t,
-                      void *result)
+/* Not inlined, nor is anything else the trampoline calls: the trampoline
+ * then keeps no register across the task's function, so it saves none, and
+ * a parked shared-stack task's frames are 32 bytes fewer (x86-64). */
+static __attribute__((noinline)) void task_exit(struct coro__loop *l,
+                                                struct coro_task *t,
+                                                void *result)
 {
     coro__local_end(t); /* in t, before anyone sees it ended */
     t->result = result;
@@ -452,15 +456,14 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
  * its coroutines this way). */
 static void trampoline(void)
 {
-    struct coro__loop *l = coro__tls_loop;
-    struct coro_task *t = l->current;
-    coro__ctx_entered(&t->ctx);
+    coro__ctx_entered(&coro__tls_loop->current->ctx);
     for (;;) {
-        reap(l);
+        reap(coro__tls_loop);
+        struct coro_task *t = coro__tls_loop->current;
         void *result = t->fn(t->arg);
-        task_exit(l, t, result);
-        l = coro__tls_loop;
-        t = l->current;
+        /* Read again, not kept across the call: see task_exit. */
+        t = coro__tls_loop->current;
+        task_exit(t->loop, t, result);
     }
 }
 
