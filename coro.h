@@ -155,7 +155,7 @@ typedef struct coro_attr {
  * another shared-stack task runs, the part of the stack it used is copied
  * out to the heap, so a parked task costs its control block (384 bytes of
  * heap with the fast switch, 784 with swapcontext's context) plus the bytes
- * its frames use (112 for a task in await_sleep), not a page (README:
+ * its frames use (80 for a task in await_sleep), not a page (README:
  * "What a parked shared-stack task costs"). A switch between two
  * shared-stack tasks copies those bytes out and in.
  *
