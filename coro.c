@@ -150,6 +150,7 @@ int coro__ctx_template(ucontext_t *tpl)
  * once per loop saves getcontext's signal-mask system call on every spawn.
  * On x86-64 glibc the copy's pointer to its floating-point state still
  * points into the template; aim it at the copy's own area. */
+#ifndef CORO__STACK_ENTER
 static void ctx_copy_n(ucontext_t *dst, const ucontext_t *tpl, size_t n)
 {
     memcpy(dst, tpl, n);
@@ -157,6 +158,7 @@ static void ctx_copy_n(ucontext_t *dst, const ucontext_t *tpl, size_t n)
     dst->uc_mcontext.fpregs = &dst->__fpregs_mem;
 #endif
 }
+#endif
 
 /* A ucontext_t is 968 bytes on x86-64, and swapcontext touches the first
  * 452 of them: the general registers, the pointer to the floating-point
@@ -397,9 +399,16 @@ static char *usable_lo(const struct coro_task *t)
     return t->stack.lo + CANARY_SIZE;
 }
 
+/* Where its ucontext is, or would be (a fast build entered by a jump
+ * keeps none, and the space is stack slack). */
+static char *uc_at(const struct coro_task *t)
+{
+    return (char *)t - uc_size();
+}
+
 static size_t usable_len(const struct coro_task *t)
 {
-    return (size_t)((const char *)t->ctx.uc - usable_lo(t));
+    return (size_t)(uc_at(t) - usable_lo(t));
 }
 
 int coro__stack_size(size_t requested, size_t dflt, size_t *out)
@@ -451,10 +460,12 @@ static struct coro_task *stack_carve(char *base, size_t size,
     t->stack.guard = (unsigned char)guard;
     t->stack.shared = 0;
     t->wait = (union coro__wait *)(void *)(t + 1);
-    t->ctx.uc = (ucontext_t *)(void *)((char *)t - uc_size());
+#ifndef CORO__STACK_ENTER
+    t->ctx.uc = (ucontext_t *)(void *)uc_at(t);
+#endif
     t->ctx.made = 0;
 #ifdef CORO__VALGRIND
-    t->stack.vg_id = VALGRIND_STACK_REGISTER(usable_lo(t), (char *)t->ctx.uc);
+    t->stack.vg_id = VALGRIND_STACK_REGISTER(usable_lo(t), uc_at(t));
 #else
     t->stack.vg_id = 0;
 #endif
@@ -802,9 +813,13 @@ int coro__stack_canary_intact(const struct coro__stack *s)
 int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
                     ucontext_t *own)
 {
+#ifdef CORO__STACK_ENTER
+    (void)own; /* none with the fast switch */
+#else
     if (own) /* swapcontext will save into it */
         ctx_copy_n(own, entry->uc, coro__shared_uc_size());
     c->uc = own ? own : entry->uc;
+#endif
     c->stack_lo = entry->stack_lo;
     c->stack_len = entry->stack_len;
     c->made = 1;
@@ -926,8 +941,8 @@ static void frames_save(const struct coro_task *host, struct coro_task *owner)
     if (owner->saved_sp < usable_lo(host)) /* the slack */
         owner->saved_sp = usable_lo(host);
     size_t len = (size_t)(top - owner->saved_sp);
-    if (len > owner->saved_cap) {
-        char *buf = coro__realloc(owner->saved, owner->saved_cap, len);
+    if (len > owner->shared_hw) {
+        char *buf = coro__realloc(owner->saved, owner->shared_hw, len);
         if (!buf) {
             fprintf(stderr, "coro: out of memory saving the %zu-byte stack "
                             "of shared-stack task #%llu\n",
@@ -935,12 +950,10 @@ static void frames_save(const struct coro_task *host, struct coro_task *owner)
             abort();
         }
         owner->saved = buf;
-        owner->saved_cap = (uint32_t)len;
+        owner->shared_hw = (uint32_t)len;
     }
     frames_copy(owner->saved, owner->saved_sp, len);
     owner->saved_len = (uint32_t)len;
-    if (len > owner->shared_hw)
-        owner->shared_hw = (uint32_t)len;
 }
 
 void coro__shared_install(struct coro_task *host, struct coro_task *owner,

@@ -371,11 +371,13 @@ struct coro__jb {
 #endif
 
 struct coro__ctx {
+#ifndef CORO__STACK_ENTER
     ucontext_t *uc;           /* registers saved by swapcontext; with the
                                  fast switch, only the first entry. Own
                                  stacks keep it just below their control
                                  block; fast shared-stack tasks share the
                                  loop's entry context */
+#endif
 #ifdef CORO_SWITCH_FAST
 #ifdef CORO__REGS_SWITCH
     void       *regs[8];      /* rbx rbp r12 r13 r14 r15, and the stack
@@ -937,6 +939,7 @@ struct coro__extra {
     unsigned char       group_cancelled; /* its group cancelled it: not a
                                        failure of its own */
     /* A task with a scope open has its extra block (scope.c): */
+    coro_timeout       *scope;      /* its innermost open scope */
     coro_timeout       *scope_bound;/* the scope whose deadline the last
                                        coro__enter handed the wait */
     coro_timeout       *shield_scope; /* the innermost scope open when
@@ -972,7 +975,6 @@ struct coro_task {
     void               *result;     /* fn's return value */
     int                 error;      /* set by coro_fail */
     int                 wake_status;/* status passed by the last wake */
-    int                 timeout_status; /* status a timer wake delivers */
     int                 saved_errno;/* errno while it is switched out */
     unsigned char       state;      /* enum coro__state */
     unsigned char       cancelled;  /* coro_cancel was called (sticky) */
@@ -987,11 +989,15 @@ struct coro_task {
     unsigned char       note_state; /* what trace.c last saw it do */
     unsigned char       awaiting;   /* it awaits other tasks: wait->await
                                        is its record (join.c) */
+    unsigned char       timeout_status; /* what a timer wake delivers: 0
+                                       (a sleep) or ETIMEDOUT */
+    unsigned char       scoped;     /* a timeout scope is open: the
+                                       innermost is extra->scope */
     unsigned            mutexes;    /* coro_mutex it holds (sync.c) */
+    struct coro__timer  timer;      /* deadline while parked (timer.c) */
     const void         *wait_what;  /* the object it waits on, for dumps */
     int64_t             since;      /* when it last parked or woke: coarse
                                        clock, for coro_dump */
-    struct coro__timer  timer;      /* deadline while parked (timer.c) */
     coro__detach_fn     detach;     /* unhooks from the wake source */
     void               *waiting_on; /* the source's record of this wait,
                                        usually *wait */
@@ -999,7 +1005,6 @@ struct coro_task {
     struct coro__await *report;     /* the record it tells of its end: in
                                        the waiter's `wait`, or on the heap
                                        (join.c) */
-    coro_timeout       *scope;      /* its innermost open timeout scope */
     const char         *fn_name;    /* from the spawn macro, or NULL */
     const char         *site;       /* "file.c:42" from the macro, or NULL */
     void               *spawn_pc;   /* return address of the spawn call */
@@ -1015,8 +1020,8 @@ struct coro_task {
     /* Sizes within the shared stack, which is at most CORO__STACK_MAX: */
     uint32_t            saved_len;  /* bytes in saved (0: frames in place,
                                        or never run) */
-    uint32_t            saved_cap;  /* bytes allocated for saved */
-    uint32_t            shared_hw;  /* most bytes of frames it parked with */
+    uint32_t            shared_hw;  /* most bytes of frames it parked
+                                       with: what saved holds at most */
 };
 
 /* What the stall watchdog (watchdog.c) knows of a loop's present run.
@@ -1189,8 +1194,7 @@ static inline int coro__enter_unrecorded(double timeout,
     }
     if (CORO__UNLIKELY(t->cancelled) && !t->shield)
         return ECANCELED;
-    return CORO__UNLIKELY(t->scope != NULL) ? coro__scope_enter(t, deadline)
-                                            : 0;
+    return CORO__UNLIKELY(t->scoped) ? coro__scope_enter(t, deadline) : 0;
 }
 
 static inline int coro__enter(double timeout, struct coro_task **self,

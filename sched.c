@@ -192,7 +192,7 @@ next_ready(struct coro__loop *l)
 void coro__task_free(struct coro__loop *l, struct coro_task *t)
 {
     coro__local_end(t); /* a task abandoned before it ended */
-    if (CORO__UNLIKELY(t->scope)) /* ended with scopes open */
+    if (CORO__UNLIKELY(t->scoped)) /* ended with scopes open */
         coro__scopes_free(t);
     if (CORO__UNLIKELY(t->extra != NULL)) {
         if (t->extra->wait_block) /* abandoned in a select */
@@ -210,7 +210,7 @@ void coro__task_free(struct coro__loop *l, struct coro_task *t)
         if (l->shared_owner == t)
             l->shared_owner = NULL;
         coro__ctx_discard(&t->ctx);
-        coro__free(t->saved, t->saved_cap);
+        coro__free(t->saved, t->shared_hw);
         coro__free(t->wait, sizeof *t->wait);
         coro__free(t, sizeof *t);
         return;
@@ -353,11 +353,11 @@ int coro__park_until(struct coro_task *self, const struct coro__park *p,
     struct coro__loop *l = self->loop;
     unsigned wakers = p->wakers;
     int scoped = 0;
-    self->timeout_status = p->timeout_status;
+    self->timeout_status = (unsigned char)p->timeout_status;
     if (deadline != CORO__NEVER) {
         coro__timer_start(&l->timers, &self->timer, deadline);
         wakers |= CORO__BY_TIMER;
-        if (CORO__UNLIKELY(self->scope != NULL) &&
+        if (CORO__UNLIKELY(self->scoped) &&
             coro__scope_limits(self, deadline)) {
             scoped = 1; /* even a sleep ends in ETIMEDOUT */
             self->timeout_status = ETIMEDOUT;
@@ -705,7 +705,7 @@ int coro_shield(int on)
     int old = self->shield;
     if (on && !old && self->extra) /* the scopes open now are held back
                                         (none, and no block: NULL) */
-        self->extra->shield_scope = self->scope;
+        self->extra->shield_scope = self->extra->scope;
     self->shield = on != 0;
     return old;
 }
@@ -982,7 +982,9 @@ int coro_run(coro_fn main, void *arg, void **result)
         coro__note(l, t, CORO__NOTE_SPAWN);
     coro__tls_loop = l;
     l->errno_at = &errno; /* this thread's, for good: no call per switch */
+#ifndef CORO__STACK_ENTER
     l->ctx.uc = &l->ctx_uc;
+#endif
     coro__ctx_thread(&l->ctx);
     /* Timer slack (50 µs by default) delays every wake-up by up to that
      * much; with 1 ns, sleeps land within tens of microseconds. */

@@ -2,7 +2,8 @@
  * move_on_after and fail_after).
  *
  * A scope is a deadline that every await_* made inside it inherits. Each
- * task keeps its open scopes innermost first (t->scope), and coro__enter,
+ * task keeps its open scopes innermost first (t->extra->scope, and
+ * t->scoped says there is one), and coro__enter,
  * which every await_* calls, hands the nearest deadline to the wait: the
  * earliest of the call's own timeout and the scopes' deadlines, so an
  * inner scope never extends an outer one. A scope whose deadline has
@@ -51,8 +52,10 @@ static int open_at(struct coro_task *self, int64_t when,
     coro_timeout *s = coro__alloc(sizeof *s);
     if (!s)
         return ENOMEM;
-    *s = (coro_timeout){ .outer = self->scope, .task = self, .when = when };
-    self->scope = s;
+    *s = (coro_timeout){ .outer = self->extra->scope, .task = self,
+                         .when = when };
+    self->extra->scope = s;
+    self->scoped = 1;
     *scope = s;
     return 0;
 }
@@ -108,13 +111,14 @@ int coro_timeout_expired(const coro_timeout *s)
 
 int coro_timeout_close(coro_timeout *s)
 {
-    if (!mine(s) || s->task->scope != s)
+    if (!mine(s) || s->task->extra->scope != s)
         return EINVAL; /* not the calling task's innermost */
     struct coro_task *t = s->task;
     int expired = s->expired;
     if (t->extra->shield_scope == s) /* closed inside the shield */
         t->extra->shield_scope = s->outer;
-    t->scope = s->outer;
+    t->extra->scope = s->outer;
+    t->scoped = s->outer != NULL;
     t->extra->scope_bound = NULL;
     coro__free(s, sizeof *s);
     return expired ? ETIMEDOUT : 0;
@@ -124,7 +128,7 @@ int coro__scope_enter(struct coro_task *t, int64_t *deadline)
 {
     struct coro__extra *x = t->extra; /* a scope is open: it has one */
     coro_timeout *bound = NULL;
-    for (coro_timeout *s = t->scope; s; s = s->outer) {
+    for (coro_timeout *s = x->scope; s; s = s->outer) {
         if (t->shield && s == x->shield_scope)
             break; /* it and those outside it: open before the shield */
         if (!bound || s->when < bound->when)
@@ -146,7 +150,7 @@ int coro__scope_enter(struct coro_task *t, int64_t *deadline)
 
 int coro__scope_limits(const struct coro_task *t, int64_t deadline)
 {
-    return t->scope && t->extra->scope_bound &&
+    return t->scoped && t->extra->scope_bound &&
            deadline == t->extra->scope_bound->when;
 }
 
@@ -157,13 +161,13 @@ void coro__scope_expired(struct coro_task *t)
 
 void coro__scopes_free(struct coro_task *t)
 {
-    while (t->scope) {
-        coro_timeout *s = t->scope;
-        t->scope = s->outer;
+    struct coro__extra *x = t->extra; /* a scope is open: it has one */
+    while (x->scope) {
+        coro_timeout *s = x->scope;
+        x->scope = s->outer;
         coro__free(s, sizeof *s);
     }
-    if (t->extra) {
-        t->extra->scope_bound = NULL;
-        t->extra->shield_scope = NULL;
-    }
+    t->scoped = 0;
+    x->scope_bound = NULL;
+    x->shield_scope = NULL;
 }

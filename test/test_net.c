@@ -421,6 +421,14 @@ static void *cancel_helpers_main(void *arg)
         int port, c[2];
         int lfd = listener(&port);
         tcp_pair(c);
+        /* Small buffers, so that 4 MiB cannot fit them: loopback TCP
+         * autotunes its buffers to megabytes (the write completed within
+         * the sleep once, under make tsan). */
+        int small = 4096;
+        ck_assert_int_eq(setsockopt(c[0], SOL_SOCKET, SO_SNDBUF, &small,
+                                    sizeof small), 0);
+        ck_assert_int_eq(setsockopt(c[1], SOL_SOCKET, SO_RCVBUF, &small,
+                                    sizeof small), 0);
         struct blocked b = { which, which == IN_ACCEPT ? lfd : c[0], -1 };
         coro_task *t = coro_spawn(block_in_helper, &b);
         await_sleep(0.02);
