@@ -225,13 +225,17 @@ void coro__task_free(struct coro__loop *l, struct coro_task *t)
 
 /* Frees the detached task that ended just before this switch: it could not
  * free the stack it was running on. */
-static __attribute__((noinline)) void reap(struct coro__loop *l)
+static __attribute__((noinline)) void reap_now(struct coro__loop *l)
 {
     struct coro_task *t = l->graveyard;
-    if (CORO__UNLIKELY(t != NULL)) {
-        l->graveyard = NULL;
-        coro__task_free(l, t);
-    }
+    l->graveyard = NULL;
+    coro__task_free(l, t);
+}
+
+static inline void reap(struct coro__loop *l)
+{
+    if (CORO__UNLIKELY(l->graveyard != NULL))
+        reap_now(l);
 }
 
 /* Where a task that stops running jumps: the next task, or the loop's
