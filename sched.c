@@ -416,12 +416,12 @@ static void close_loop(struct coro__loop *l)
 
 /* t's function returned. Switches away, and returns only when a new task
  * is given this stack (see trampoline). */
-/* Not inlined, nor is anything else the trampoline calls: the trampoline
- * then keeps no register across the task's function, so it saves none, and
- * a parked shared-stack task's frames are 32 bytes fewer (x86-64). */
-static __attribute__((noinline)) void task_exit(struct coro__loop *l,
-                                                struct coro_task *t,
-                                                void *result)
+/* Not inlined into the trampoline, nor is anything else it calls: the
+ * trampoline then keeps no register across the task's function, so it
+ * saves none, and a parked shared-stack task's frames are 32 bytes fewer
+ * (x86-64). */
+static void task_exit(struct coro__loop *l, struct coro_task *t,
+                      void *result)
 {
     coro__local_end(t); /* in t, before anyone sees it ended */
     t->result = result;
@@ -453,6 +453,21 @@ static __attribute__((noinline)) void task_exit(struct coro__loop *l,
     coro__ctx_switch(&t->ctx, target(l, next));
 }
 
+/* The trampoline's steps before and after the task's function, out of
+ * line (see task_exit): each finds the task as the loop's current. */
+static __attribute__((noinline)) struct coro_task *task_begin(void)
+{
+    struct coro__loop *l = coro__tls_loop;
+    reap(l);
+    return l->current;
+}
+
+static __attribute__((noinline)) void task_end(void *result)
+{
+    struct coro_task *t = coro__tls_loop->current;
+    task_exit(t->loop, t, result);
+}
+
 /* Every task's first frame. It outlives its task: a task that ends parks
  * here, and when its pooled stack is given to a new task (t is the same
  * control block, at the top of the same stack), the loop goes round again.
@@ -462,12 +477,8 @@ static void trampoline(void)
 {
     coro__ctx_entered(&coro__tls_loop->current->ctx);
     for (;;) {
-        reap(coro__tls_loop);
-        struct coro_task *t = coro__tls_loop->current;
-        void *result = t->fn(t->arg);
-        /* Read again, not kept across the call: see task_exit. */
-        t = coro__tls_loop->current;
-        task_exit(t->loop, t, result);
+        struct coro_task *t = task_begin();
+        task_end(t->fn(t->arg));
     }
 }
 
