@@ -1334,7 +1334,16 @@ CORO_API int coro_queue_free(coro_queue *q);
  * its task id and its coro_run (not by addresses, which the pool and the
  * allocator reuse), so no other task, of this run or a later one, can
  * unlock or inherit it. A task that ends holding it leaves it held: nobody
- * can unlock it again, but it can be freed. */
+ * can unlock it again, but it can be freed. An asyncio.Lock has no owner:
+ * any task or callback may release it, and a Condition may be waited on
+ * by a task whose lock another task took; here only the holder unlocks,
+ * and only the holder waits on a condition with it (EPERM otherwise).
+ *
+ * An unlock with tasks waiting hands m to the first of them before it
+ * runs: m stays held (coro_mutex_locked reads 1) and a task that asks
+ * meanwhile waits behind. asyncio's release marks the lock free, wakes
+ * the first waiter and lets it take the lock when it runs: its locked()
+ * reads False until then, though nobody else can take it either. */
 typedef struct coro_mutex coro_mutex;
 CORO_API coro_mutex *coro_mutex_new(void);
 
