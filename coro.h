@@ -1364,7 +1364,16 @@ CORO_API int coro_mutex_free(coro_mutex *m);
 /* Semaphore: asyncio.Semaphore, a counter of permits. */
 typedef struct coro_sem coro_sem;
 CORO_API coro_sem *coro_sem_new(unsigned value);
-/* Takes a permit, waiting while there is none (or others wait first). */
+/* Takes a permit, waiting while there is none (or others wait first).
+ *
+ * A release with tasks waiting hands its permit to the first of them at
+ * once: that task waits no more, even before it runs. So a permit free
+ * after that goes to whoever asks, without waiting for the woken tasks
+ * to run, and they lose nothing: each has its own permit. asyncio's
+ * acquire waits while a woken waiter has not yet run (its locked() is
+ * True until then), so a task that releases and asks again at once
+ * queues behind it there, and takes the free permit at once here:
+ * CPython's test_acquire_fifo_order_2 sees 1 2 3 4, coro 1 2 4 3. */
 CORO_API int await_sem_acquire(coro_sem *s, double timeout);
 /* A bounded semaphore (asyncio.BoundedSemaphore): as coro_sem_new, but
  * it never holds more than value permits, its initial count. A release
@@ -1385,7 +1394,9 @@ CORO_API int coro_sem_release(coro_sem *s);
 CORO_API unsigned coro_sem_value(const coro_sem *s);
 
 /* Whether an acquire would wait now: 1 when s has no permit or tasks wait
- * for one already, else 0 (asyncio's Semaphore.locked()). Never suspends;
+ * for one already, else 0 (asyncio's Semaphore.locked(), which also
+ * counts a waiter that a release has woken and that has not yet run:
+ * here it waits no more, see await_sem_acquire). Never suspends;
  * callable anywhere.
  * Returns: 0 also for NULL or another thread's semaphore. Cost: O(1). */
 CORO_API int coro_sem_locked(const coro_sem *s);
@@ -1432,7 +1443,8 @@ CORO_API int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout);
 CORO_API int await_cond_wait_for(coro_cond *c, coro_mutex *m,
                                  int (*pred)(void *arg), void *arg,
                                  double timeout);
-/* Wakes the first n waiters (need not hold the mutex). */
+/* Wakes the first n waiters. The caller need not hold the mutex, where
+ * asyncio's notify raises RuntimeError without the lock. */
 CORO_API int coro_cond_notify(coro_cond *c, size_t n);
 CORO_API int coro_cond_notify_all(coro_cond *c);
 CORO_API int coro_cond_free(coro_cond *c);
