@@ -2554,6 +2554,487 @@ START_TEST(blocked_forever_at_a_barrier_is_a_deadlock)
 END_TEST
 
 /* ---------------------------------------------------------------------- */
+/* CPython's test_queues.py, test by test                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_queues.py (3.13), translated where coro's
+ * calls map: empty() and full() are read from coro_queue_size. The
+ * shutdown, LIFO, priority and join tests are above. */
+
+static coro_queue *py_queue;
+
+static void *queue_basics_main(void *arg)
+{
+    (void)arg;
+    /* test_empty */
+    py_queue = coro_queue_new(0);
+    ck_assert_uint_eq(coro_queue_size(py_queue), 0);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(1), -1), 0);
+    ck_assert_uint_eq(coro_queue_size(py_queue), 1);
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_uint_eq(coro_queue_size(py_queue), 0);
+    /* test_order */
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(1), -1), 0);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(3), -1), 0);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(2), -1), 0);
+    static const int order[3] = { 1, 3, 2 };
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+        ck_assert_ptr_eq(item, TOKEN(order[i]));
+    }
+    /* test_nonblocking_get, test_nonblocking_get_exception,
+     * test_nonblocking_put, test_blocking_put */
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), EAGAIN);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    coro_queue_free(py_queue);
+    /* test_full, test_nonblocking_put_exception */
+    py_queue = coro_queue_new(1);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(1), -1), 0);
+    ck_assert_uint_eq(coro_queue_size(py_queue), 1); /* full */
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(2)), EAGAIN);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(2), 0), ETIMEDOUT);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueBasicTests.test_empty, test_full, test_order; QueueGetTests
+ * .test_nonblocking_get(_exception); QueuePutTests.test_nonblocking_put,
+ * test_blocking_put, test_nonblocking_put_exception. */
+START_TEST(py_queue_test_basics)
+{
+    run_expect(queue_basics_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_put_three(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        int err = await_queue_put(py_queue, TOKEN(i), -1);
+        if (err)
+            return coro_fail(err);
+        trace("%d", i);
+    }
+    return TOKEN(1);
+}
+
+static void *queue_maxsize_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(2);
+    coro_task *t = coro_spawn(queue_put_three, NULL);
+    await_yield();
+    await_yield();
+    ck_assert_str_eq(trace_get(), "0 1"); /* blocked on the third */
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(0));
+    await_yield();
+    ck_assert_str_eq(trace_get(), "0 1 2");
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(await_task(t, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueBasicTests.test_maxsize: a putter blocks once maxsize items wait,
+ * and goes on as soon as one is taken. */
+START_TEST(py_queue_test_maxsize)
+{
+    run_expect(queue_maxsize_main, NULL, 0);
+}
+END_TEST
+
+/* A get of py_queue: returns the item, or TOKEN(0x100 + error). */
+static void *queue_get_one(void *arg)
+{
+    if (arg)
+        coro_event_set(arg);
+    void *item;
+    int err = await_queue_get(py_queue, &item, -1);
+    return err ? TOKEN(0x100 + err) : item;
+}
+
+static void *queue_put_one(void *arg)
+{
+    return TOKEN(await_queue_put(py_queue, arg, -1));
+}
+
+static void *queue_blocking_get_wait_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_event *started = coro_event_new();
+    coro_task *t = coro_spawn(queue_get_one, started);
+    ck_assert_int_eq(await_event(started, -1), 0);
+    ck_assert_int_eq(coro_task_done(t), 0);
+    await_sleep(0.01);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(1));
+    coro_event_free(started);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueGetTests.test_blocking_get_wait: a get waits until a put comes. */
+START_TEST(py_queue_test_blocking_get_wait)
+{
+    run_expect(queue_blocking_get_wait_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_get_cancelled_race_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_task *t1 = coro_spawn(queue_get_one, NULL);
+    coro_task *t2 = coro_spawn(queue_get_one, NULL);
+    await_yield();
+    coro_cancel(t1);
+    await_yield();
+    ck_assert_int_eq(coro_task_done(t1), 1);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN('a'), -1), 0);
+    await_yield();
+    void *res;
+    ck_assert_int_eq(await_task(t2, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN('a'));
+    ck_assert_int_eq(await_task(t1, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(0x100 + ECANCELED));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueGetTests.test_get_cancelled_race: a cancelled getter leaves, and
+ * the item goes to the next one. */
+START_TEST(py_queue_test_get_cancelled_race)
+{
+    run_expect(queue_get_cancelled_race_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_get_with_waiting_putters_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(1);
+    coro_task *t[2] = { coro_spawn(queue_put_one, TOKEN('a')),
+                        coro_spawn(queue_put_one, TOKEN('b')) };
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN('a'));
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN('b'));
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueGetTests.test_get_with_waiting_putters (and test_get_with_putters):
+ * a get makes room for the first waiting putter. */
+START_TEST(py_queue_test_get_with_waiting_putters)
+{
+    run_expect(queue_get_with_waiting_putters_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_produce(void *arg)
+{
+    for (int i = 0; i < (int)(uintptr_t)arg; i++) {
+        int err = await_queue_put(py_queue, TOKEN(i), -1);
+        if (err)
+            return coro_fail(err);
+    }
+    return NULL;
+}
+
+static void *queue_consume(void *arg)
+{
+    for (int i = 0; i < (int)(uintptr_t)arg; i++) {
+        void *item;
+        int err = await_queue_get(py_queue, &item, -1);
+        if (err)
+            return coro_fail(err);
+        ck_assert_ptr_eq(item, TOKEN(i));
+    }
+    return NULL;
+}
+
+/* getter of test_why_are_putters_waiting: after a yield, takes what is
+ * queued without waiting. */
+static void *queue_take_queued(void *arg)
+{
+    (void)arg;
+    await_yield();
+    size_t n = coro_queue_size(py_queue);
+    for (size_t i = 0; i < n; i++) {
+        void *item;
+        ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    }
+    return NULL;
+}
+
+static void *queue_waiting_main(void *arg)
+{
+    int putters = arg != NULL;
+    py_queue = coro_queue_new(putters ? 2 : 1);
+    coro_group *g = coro_group_new();
+    if (putters) {
+        coro_group_spawn(g, NULL, queue_take_queued, NULL);
+        for (int i = 0; i < 4; i++)
+            coro_group_spawn(g, NULL, queue_put_one, TOKEN(i));
+    } else {
+        coro_group_spawn(g, NULL, queue_produce, TOKEN(5));
+        coro_group_spawn(g, NULL, queue_consume, TOKEN(5));
+    }
+    ck_assert_int_eq(await_group(g), 0);
+    coro_group_free(g);
+    /* putters: 0 and 1 taken, 2 and 3 moved in as they were. */
+    ck_assert_uint_eq(coro_queue_size(py_queue), putters ? 2 : 0);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueGetTests.test_why_are_getters_waiting: a producer and a consumer
+ * through a queue of one both finish. */
+START_TEST(py_queue_test_why_are_getters_waiting)
+{
+    run_expect(queue_waiting_main, NULL, 0);
+}
+END_TEST
+
+/* QueuePutTests.test_why_are_putters_waiting: gets without waiting let
+ * every waiting putter in. */
+START_TEST(py_queue_test_why_are_putters_waiting)
+{
+    run_expect(queue_waiting_main, TOKEN(1), 0);
+}
+END_TEST
+
+static void *queue_cancelled_getters_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(5);
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, 0.01), ETIMEDOUT);
+    ck_assert_int_eq(coro_queue_free(py_queue), 0); /* no getter left */
+    py_queue = coro_queue_new(1);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    coro_task *t = coro_spawn(queue_put_one, TOKEN(1));
+    await_yield();
+    ck_assert_int_eq(coro_queue_free(py_queue), EBUSY);
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, &item), ECANCELED);
+    ck_assert_ptr_eq(item, TOKEN(ECANCELED));
+    ck_assert_int_eq(coro_queue_free(py_queue), 0); /* no putter left */
+    return NULL;
+}
+
+/* QueueGetTests.test_cancelled_getters_not_being_held_in_self_getters and
+ * QueuePutTests.test_cancelled_puts_not_being_held_in_self_putters: a
+ * get that times out and a put cancelled leave nothing behind. */
+START_TEST(py_queue_test_cancelled_waiters_not_held)
+{
+    run_expect(queue_cancelled_getters_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_blocking_put_wait_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(1);
+    coro_task *t = coro_spawn(queue_produce, TOKEN(2));
+    await_yield();
+    ck_assert_int_eq(coro_task_done(t), 0); /* waits to put the second */
+    await_sleep(0.01);
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_uint_eq(coro_queue_size(py_queue), 1);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_blocking_put_wait: a put into a full queue waits
+ * until a get makes room. */
+START_TEST(py_queue_test_blocking_put_wait)
+{
+    run_expect(queue_blocking_put_wait_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_get_cancel_drop_one_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_task *reader = coro_spawn(queue_get_one, NULL);
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(2)), 0);
+    coro_cancel(reader);
+    void *res;
+    /* The first put handed 1 to the waiting reader: its get returned it
+     * before the cancellation came, so the task, cancelled, still has it
+     * (asyncio's get raises CancelledError and leaves 1 in the queue for
+     * the next reader). Either way 1 is not lost. */
+    ck_assert_int_eq(await_task(reader, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(1));
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(2));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_get_cancel_drop_one_pending_reader: nothing is lost
+ * when a reader is cancelled as items come. */
+START_TEST(py_queue_test_get_cancel_drop_one_pending_reader)
+{
+    run_expect(queue_get_cancel_drop_one_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_get_cancel_drop_many_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_task *r[3];
+    for (int i = 0; i < 3; i++)
+        r[i] = coro_spawn(queue_get_one, NULL);
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(2)), 0);
+    coro_cancel(r[0]);
+    void *res[3];
+    int errs[3];
+    /* Handed over in put order: 1 to r[0] before its cancellation, 2 to
+     * r[1]; r[2] still waits. */
+    ck_assert_int_eq(await_task(r[0], &res[0]), ECANCELED);
+    ck_assert_ptr_eq(res[0], TOKEN(1));
+    ck_assert_int_eq(coro_task_done(r[2]), 0);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(3)), 0);
+    ck_assert_int_eq(await_gather(r + 1, 2, res + 1, errs), 0);
+    ck_assert_ptr_eq(res[1], TOKEN(2));
+    ck_assert_ptr_eq(res[2], TOKEN(3));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_get_cancel_drop_many_pending_readers: of several
+ * readers, one cancelled as items come, none loses an item. */
+START_TEST(py_queue_test_get_cancel_drop_many_pending_readers)
+{
+    run_expect(queue_get_cancel_drop_many_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_put_cancel_drop_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(1);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    coro_task *writer = coro_spawn(queue_put_one, TOKEN(2));
+    await_yield();
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    coro_cancel(writer);
+    /* The get moved 2 in for the waiting writer: its put returned 0
+     * before the cancellation (asyncio's put raises CancelledError, and
+     * the test puts 2 again). */
+    ck_assert_int_eq(await_task(writer, &item), ECANCELED);
+    ck_assert_ptr_eq(item, TOKEN(0));
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_uint_eq(coro_queue_size(py_queue), 0);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_put_cancel_drop and
+ * test_cancelled_put_silence_value_error_exception: a writer cancelled
+ * after a get made room for its item puts it exactly once. */
+START_TEST(py_queue_test_put_cancel_drop)
+{
+    run_expect(queue_put_cancel_drop_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_put_cancelled_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_task *t = coro_spawn(queue_put_one, TOKEN(1));
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(await_task(t, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(0));
+    /* test_put_with_waiting_getters */
+    t = coro_spawn(queue_get_one, NULL);
+    await_yield();
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN('a'), -1), 0);
+    ck_assert_int_eq(await_task(t, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN('a'));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_put_cancelled (which cancels nothing) and
+ * test_put_with_waiting_getters: a put into an unbounded queue, and a
+ * put to a waiting getter. */
+START_TEST(py_queue_test_put_cancelled)
+{
+    run_expect(queue_put_cancelled_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_put_cancelled_race_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(1);
+    coro_task *a = coro_spawn(queue_put_one, TOKEN('a'));
+    coro_task *b = coro_spawn(queue_put_one, TOKEN('b'));
+    coro_task *c = coro_spawn(queue_put_one, TOKEN('X'));
+    await_yield();
+    ck_assert_int_eq(coro_task_done(a), 1);
+    ck_assert_int_eq(coro_task_done(b), 0);
+    coro_cancel(c);
+    await_yield();
+    ck_assert_int_eq(coro_task_done(c), 1);
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN('a'));
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN('b'));
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), EAGAIN);
+    ck_assert_int_eq(await_task(b, NULL), 0);
+    ck_assert_int_eq(await_task(a, NULL), 0);
+    ck_assert_int_eq(await_task(c, &item), ECANCELED);
+    ck_assert_ptr_eq(item, TOKEN(ECANCELED));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_put_cancelled_race: a cancelled putter leaves; its
+ * item never enters the queue. */
+START_TEST(py_queue_test_put_cancelled_race)
+{
+    run_expect(queue_put_cancelled_race_main, NULL, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
 /* CPython's test_locks.py, test by test                                  */
 /* ---------------------------------------------------------------------- */
 
@@ -3871,6 +4352,23 @@ Suite *sync_suite(void)
     tcase_add_test(tc, barrier_trip_outlives_a_reset_before_the_parties_run);
     tcase_add_test(tc, barrier_bad_input);
     tcase_add_test(tc, blocked_forever_at_a_barrier_is_a_deadlock);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio queues", 20);
+    tcase_add_test(tc, py_queue_test_basics);
+    tcase_add_test(tc, py_queue_test_maxsize);
+    tcase_add_test(tc, py_queue_test_blocking_get_wait);
+    tcase_add_test(tc, py_queue_test_get_cancelled_race);
+    tcase_add_test(tc, py_queue_test_get_with_waiting_putters);
+    tcase_add_test(tc, py_queue_test_why_are_getters_waiting);
+    tcase_add_test(tc, py_queue_test_why_are_putters_waiting);
+    tcase_add_test(tc, py_queue_test_cancelled_waiters_not_held);
+    tcase_add_test(tc, py_queue_test_blocking_put_wait);
+    tcase_add_test(tc, py_queue_test_get_cancel_drop_one_pending_reader);
+    tcase_add_test(tc, py_queue_test_get_cancel_drop_many_pending_readers);
+    tcase_add_test(tc, py_queue_test_put_cancel_drop);
+    tcase_add_test(tc, py_queue_test_put_cancelled);
+    tcase_add_test(tc, py_queue_test_put_cancelled_race);
     suite_add_tcase(s, tc);
 
     tc = test_case("asyncio locks", 20);
