@@ -892,6 +892,321 @@ START_TEST(as_completed_works_on_the_shared_stack)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* CPython's test_waitfor.py, test by test                                */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_waitfor.py (3.13): asyncio.wait_for is
+ * await_task_timeout. The WaitForShieldTests do not map: coro has no
+ * asyncio.shield(task) to time out apart from the task it wraps. */
+
+static int slow_exited;
+
+/* SlowTask.run: runs for 0.1 s whatever cancellations come (asyncio's
+ * swallows each CancelledError; here a shield holds them back), then
+ * returns 0x51. */
+static void *slow_task(void *arg)
+{
+    (void)arg;
+    double end = coro_now() + 0.1 * test_slow();
+    int shield = coro_shield(1);
+    while (coro_now() < end)
+        await_sleep(end - coro_now());
+    coro_shield(shield);
+    slow_exited = 1;
+    return TOKEN(0x51);
+}
+
+static void *wait_for_slow(void *arg)
+{
+    double timeout = *(double *)arg;
+    coro_task *t = coro_spawn(slow_task, NULL);
+    return TOKEN(await_task_timeout(t, timeout, NULL));
+}
+
+static void *wait_for_cancelled_main(void *arg)
+{
+    (void)arg;
+    slow_exited = 0;
+    double timeout = 0.2 * test_slow();
+    coro_task *w = coro_spawn(wait_for_slow, &timeout);
+    await_yield();
+    coro_cancel(w);
+    size_t ndone;
+    ck_assert_int_eq(await_wait(&w, 1, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_int_eq(slow_exited, 1);
+    void *res;
+    ck_assert_int_eq(await_task(w, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+
+    /* test_asyncio_wait_for_timeout */
+    slow_exited = 0;
+    timeout = 0.05 * test_slow();
+    ck_assert_ptr_eq(wait_for_slow(&timeout), TOKEN(ETIMEDOUT));
+    ck_assert_int_eq(slow_exited, 1);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_asyncio_wait_for_cancelled and
+ * test_asyncio_wait_for_timeout: cancelled, or timed out, wait_for waits
+ * for its task to end, however long it takes. */
+START_TEST(py_waitfor_test_asyncio_wait_for_cancelled)
+{
+    run_expect(wait_for_cancelled_main, NULL, 0);
+}
+END_TEST
+
+static int foo_running, foo_started;
+
+/* foo of test_wait_for: runs, sleeps long, stops running. */
+static void *foo_sleeps(void *arg)
+{
+    foo_started = foo_running = 1;
+    if (arg)
+        coro_event_set(arg);
+    int err = await_sleep(100);
+    foo_running = 0;
+    return err ? coro_fail(err) : "done";
+}
+
+static void *wait_for_timeout_0_main(void *arg)
+{
+    (void)arg;
+    /* test_wait_for_timeout_less_then_0_or_0_future_done */
+    coro_task *t = coro_spawn(return_arg, "done");
+    await_yield();
+    void *res;
+    ck_assert_int_eq(await_task_timeout(t, 0, &res), 0);
+    ck_assert_str_eq(res, "done");
+
+    /* test_wait_for_timeout_less_then_0_or_0 (a negative timeout is
+     * none here, where asyncio takes it for 0: coro.h's conventions) */
+    coro_event *started = coro_event_new();
+    t = coro_spawn(foo_sleeps, started);
+    ck_assert_int_eq(await_event(started, -1), 0);
+    ck_assert_int_eq(await_task_timeout(t, 0, &res), ETIMEDOUT);
+    ck_assert_int_eq(foo_running, 0);
+    coro_event_free(started);
+
+    /* test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started:
+     * asyncio never starts the coroutine; a task cancelled before it
+     * runs still runs here, and its first wait says ECANCELED
+     * (coro_cancel). */
+    foo_started = 0;
+    t = coro_spawn(foo_sleeps, NULL);
+    ck_assert_int_eq(await_task_timeout(t, 0, &res), ETIMEDOUT);
+    ck_assert_int_eq(foo_started, 1);
+    ck_assert_int_eq(foo_running, 0);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_timeout_less_then_0_or_0 and its two
+ * siblings: a timeout of 0 takes a result that is there, else cancels. */
+START_TEST(py_waitfor_test_wait_for_timeout_less_then_0_or_0)
+{
+    run_expect(wait_for_timeout_0_main, NULL, 0);
+}
+END_TEST
+
+static void *wait_for_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(foo_sleeps, NULL);
+    ck_assert_int_eq(await_task_timeout(t, 0.01, NULL), ETIMEDOUT);
+    ck_assert_int_eq(foo_running, 0);
+    /* test_wait_for_blocking: no timeout */
+    void *res;
+    t = coro_spawn(return_arg, "done");
+    ck_assert_int_eq(await_task_timeout(t, -1, &res), 0);
+    ck_assert_str_eq(res, "done");
+    /* test_wait_for_race_condition: the result comes before the
+     * timeout */
+    t = coro_spawn(sleep_then_return, "ok");
+    ck_assert_int_eq(await_task_timeout(t, 0.2 * test_slow(), &res), 0);
+    ck_assert_str_eq(res, "ok");
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for, test_wait_for_blocking and
+ * test_wait_for_race_condition. */
+START_TEST(py_waitfor_test_wait_for)
+{
+    run_expect(wait_for_main, NULL, 0);
+}
+END_TEST
+
+/* return_42: cancelled, returns 42 after a shielded pause. */
+static void *return_42_when_cancelled(void *arg)
+{
+    (void)arg;
+    int err = await_sleep(10);
+    if (err != ECANCELED)
+        return coro_fail(err ? err : EIO);
+    int shield = coro_shield(1);
+    await_sleep(0.001);
+    coro_shield(shield);
+    return TOKEN(42);
+}
+
+static void *wait_for_cancel_suppressed_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(return_42_when_cancelled, NULL);
+    void *res;
+    ck_assert_int_eq(await_task_timeout(t, 0.01, &res), ETIMEDOUT);
+    ck_assert_ptr_eq(res, TOKEN(42));
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_cancel_suppressed and
+ * test_wait_for_cancellation_race_condition: a task that returns a value
+ * after its cancellation. asyncio's wait_for returns the value; here
+ * cancellation is sticky, the call says ETIMEDOUT, and *result holds the
+ * value (coro.h, await_task_timeout). */
+START_TEST(py_waitfor_test_wait_for_cancel_suppressed)
+{
+    run_expect(wait_for_cancel_suppressed_main, NULL, 0);
+}
+END_TEST
+
+static int inner_done;
+
+/* inner of test_wait_for_waits_for_task_cancellation: its clean-up after
+ * the cancellation waits too; with arg, it then fails with EIO (the
+ * FooException of test_wait_for_reraises_exception_during_cancellation). */
+static void *inner_slow_clean_up(void *arg)
+{
+    int err = await_sleep(10);
+    int shield = coro_shield(1);
+    await_sleep(0.001);
+    coro_shield(shield);
+    inner_done = 1;
+    return coro_fail(arg ? EIO : err);
+}
+
+static void *wait_for_waits_main(void *arg)
+{
+    double timeout = *(double *)arg;
+    inner_done = 0;
+    coro_task *t = coro_spawn(inner_slow_clean_up, NULL);
+    await_sleep(0.001);
+    ck_assert_int_eq(await_task_timeout(t, timeout, NULL), ETIMEDOUT);
+    ck_assert_int_eq(inner_done, 1);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_waits_for_task_cancellation: on
+ * timeout, wait_for returns only once the task's clean-up is over. */
+START_TEST(py_waitfor_test_wait_for_waits_for_task_cancellation)
+{
+    double timeout = 0.0001;
+    run_expect(wait_for_waits_main, &timeout, 0);
+}
+END_TEST
+
+/* AsyncioWaitForTest.test_wait_for_waits_for_task_cancellation_w_timeout_0 */
+START_TEST(py_waitfor_test_wait_for_waits_for_task_cancellation_w_timeout_0)
+{
+    double timeout = 0;
+    run_expect(wait_for_waits_main, &timeout, 0);
+}
+END_TEST
+
+static int blocked_err;
+
+/* blocking_coroutine of _test_cancel_wait_for: waits on an event nobody
+ * sets, and notes how the wait ended. */
+static void *block_on_event(void *arg)
+{
+    blocked_err = await_event(arg, -1);
+    return coro_fail(blocked_err);
+}
+
+struct timed_join {
+    coro_task *task;
+    double     timeout;
+};
+
+static void *timed_join(void *arg)
+{
+    struct timed_join *j = arg;
+    return TOKEN(await_task_timeout(j->task, j->timeout, NULL));
+}
+
+static void *cancel_wait_for_main(void *arg)
+{
+    double timeout = *(double *)arg;
+    coro_event *never = coro_event_new();
+    blocked_err = -1;
+    struct timed_join j = { coro_spawn(block_on_event, never), timeout };
+    coro_task *wait = coro_spawn(timed_join, &j);
+    await_yield();
+    coro_cancel(wait);
+    void *res;
+    ck_assert_int_eq(await_task(wait, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+    /* Python issue #23219: cancelling the wait cancels the task. */
+    ck_assert_int_eq(blocked_err, ECANCELED);
+    ck_assert_int_eq(coro_event_free(never), 0);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_cancel_blocking_wait_for: cancelling a wait_for
+ * without a timeout cancels its task. */
+START_TEST(py_waitfor_test_cancel_blocking_wait_for)
+{
+    double timeout = -1;
+    run_expect(cancel_wait_for_main, &timeout, 0);
+}
+END_TEST
+
+/* AsyncioWaitForTest.test_cancel_wait_for: likewise with a timeout. */
+START_TEST(py_waitfor_test_cancel_wait_for)
+{
+    double timeout = 60;
+    run_expect(cancel_wait_for_main, &timeout, 0);
+}
+END_TEST
+
+static int reached_end;
+
+/* wait_for_coro of test_wait_for_issue86296: a wait_for of a task that
+ * has ended, then a long sleep. */
+static void *wait_for_then_sleep(void *arg)
+{
+    void *res;
+    int err = await_task_timeout(arg, 100, &res);
+    ck_assert_int_eq(err, 0);
+    ck_assert_str_eq(res, "done");
+    err = await_sleep(1);
+    if (!err)
+        reached_end = 1;
+    return coro_fail(err);
+}
+
+static void *wait_for_issue86296_main(void *arg)
+{
+    (void)arg;
+    reached_end = 0;
+    coro_task *inner = coro_spawn(return_arg, "done");
+    coro_task *task = coro_spawn(wait_for_then_sleep, inner);
+    ck_assert_int_eq(coro_task_done(task), 0);
+    await_yield();
+    coro_cancel(task);
+    ck_assert_int_eq(await_task(task, NULL), ECANCELED);
+    ck_assert_int_eq(reached_end, 0);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_issue86296: the caller is cancelled
+ * after its wait_for returned the result of a task that had ended: the
+ * result stands, and the cancellation ends the next wait. */
+START_TEST(py_waitfor_test_wait_for_issue86296)
+{
+    run_expect(wait_for_issue86296_main, NULL, 0);
+}
+END_TEST
+
 Suite *join_suite(void)
 {
     Suite *s = suite_create("join");
@@ -907,6 +1222,18 @@ Suite *join_suite(void)
                    wait_for_cancelled_during_the_timeout_clean_up_is_ecanceled);
     tcase_add_test(tc, empty_gather_and_wait_see_the_callers_cancellation);
     tcase_add_test(tc, a_task_joining_main_gets_its_result);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio wait_for", 10);
+    tcase_add_test(tc, py_waitfor_test_asyncio_wait_for_cancelled);
+    tcase_add_test(tc, py_waitfor_test_wait_for_timeout_less_then_0_or_0);
+    tcase_add_test(tc, py_waitfor_test_wait_for);
+    tcase_add_test(tc, py_waitfor_test_wait_for_cancel_suppressed);
+    tcase_add_test(tc, py_waitfor_test_wait_for_waits_for_task_cancellation);
+    tcase_add_test(tc, py_waitfor_test_wait_for_waits_for_task_cancellation_w_timeout_0);
+    tcase_add_test(tc, py_waitfor_test_cancel_blocking_wait_for);
+    tcase_add_test(tc, py_waitfor_test_cancel_wait_for);
+    tcase_add_test(tc, py_waitfor_test_wait_for_issue86296);
     suite_add_tcase(s, tc);
 
     tc = test_case("gather", 10);
