@@ -238,8 +238,16 @@ CORO_API coro_task *coro_spawn_attr(const coro_attr *attr, coro_fn fn,
 CORO_API int await_task(coro_task *t, void **result);
 
 /* As await_task, but waits at most timeout seconds (asyncio.wait_for). On
- * timeout, cancels t, waits for it to end, frees it and returns ETIMEDOUT.
- * A timeout of 0 checks once; a negative one waits forever; NaN is EINVAL. */
+ * timeout, cancels t, waits for it to end, frees it and returns ETIMEDOUT,
+ * or t's own coro_fail error (other than ECANCELED) if it failed with one
+ * as it ended: await_task puts that before a cancellation, and asyncio's
+ * wait_for raises what the task raised while it was cancelled. A task
+ * that returns normally after the cancellation still counts as cancelled
+ * (cancellation is sticky): ETIMEDOUT, with *result what it returned,
+ * where asyncio's wait_for returns that value. The same holds when a
+ * timeout scope's deadline ends the wait.
+ * A timeout of 0 checks once; a negative one waits forever (asyncio's
+ * wait_for takes it for 0); NaN is EINVAL. */
 CORO_API int await_task_timeout(coro_task *t, double timeout, void **result);
 
 /* No one will join t: it is freed as soon as it ends (at once if it already

@@ -1112,6 +1112,26 @@ START_TEST(py_waitfor_test_wait_for_waits_for_task_cancellation_w_timeout_0)
 }
 END_TEST
 
+static void *wait_for_reraises_main(void *arg)
+{
+    (void)arg;
+    inner_done = 0;
+    coro_task *t = coro_spawn(inner_slow_clean_up, TOKEN(1));
+    ck_assert_int_eq(await_task_timeout(t, 0.0001, NULL), EIO);
+    ck_assert_int_eq(inner_done, 1);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_reraises_exception_during_cancellation:
+ * a task that fails with an error of its own while it is cancelled for
+ * the timeout: its error, not ETIMEDOUT, as await_task puts a task's own
+ * error before its cancellation. */
+START_TEST(py_waitfor_test_wait_for_reraises_exception_during_cancellation)
+{
+    run_expect(wait_for_reraises_main, NULL, 0);
+}
+END_TEST
+
 static int blocked_err;
 
 /* blocking_coroutine of _test_cancel_wait_for: waits on an event nobody
@@ -1231,6 +1251,7 @@ Suite *join_suite(void)
     tcase_add_test(tc, py_waitfor_test_wait_for_cancel_suppressed);
     tcase_add_test(tc, py_waitfor_test_wait_for_waits_for_task_cancellation);
     tcase_add_test(tc, py_waitfor_test_wait_for_waits_for_task_cancellation_w_timeout_0);
+    tcase_add_test(tc, py_waitfor_test_wait_for_reraises_exception_during_cancellation);
     tcase_add_test(tc, py_waitfor_test_cancel_blocking_wait_for);
     tcase_add_test(tc, py_waitfor_test_cancel_wait_for);
     tcase_add_test(tc, py_waitfor_test_wait_for_issue86296);
