@@ -468,8 +468,8 @@ CORO_API int coro_timeout_close(coro_timeout *scope);
  *          holds no shield; else a gathered task was cancelled (errors[]
  *          says which). EINVAL (tasks NULL with
  *          n > 0, or any task as await_task would reject it, including a task
- *          listed twice) and EDEADLK (the caller is listed) leave every task
- *          untouched. EPERM.
+ *          listed twice, whose result asyncio.gather repeats) and EDEADLK
+ *          (the caller is listed) leave every task untouched. EPERM.
  * Cost: O(n), one wake-up of the caller. */
 CORO_API int await_gather(coro_task **tasks, size_t n, void **results,
                           int *errors);
@@ -492,9 +492,11 @@ enum coro_when {
  * Returns: 0 when `when` holds or the timeout passed; ECANCELED (tasks[] is
  *          left as it was, *ndone = 0); n == 0 returns at once (ECANCELED to a
  *          caller already cancelled, else 0) with
- *          *ndone = 0. EINVAL: NaN timeout, a bad `when`, tasks NULL with
- *          n > 0, or any task as await_task would reject it. EDEADLK: the
- *          caller is listed. EPERM.
+ *          *ndone = 0, where asyncio.wait raises ValueError. EINVAL: NaN
+ *          timeout, a bad `when`, tasks NULL with n > 0, or any task as
+ *          await_task would reject it, including a task listed twice
+ *          (asyncio.wait takes it once): nothing is then claimed. EDEADLK:
+ *          the caller is listed. EPERM.
  * Cost: O(n) plus sorting the ended ones. */
 CORO_API int await_wait(coro_task **tasks, size_t n, enum coro_when when,
                         double timeout, size_t *ndone);
@@ -510,8 +512,8 @@ typedef struct coro_completions coro_completions;
  * iteration, counted from now. Does not suspend. Tasks detached while
  * claimed are freed when they end and never handed out.
  * Returns: 0 with *out; EINVAL (out NULL, tasks NULL with n > 0, NaN, or a
- *          task as await_task would reject it, including one listed twice:
- *          nothing is then claimed); EDEADLK (the caller is listed); EPERM
+ *          task as await_task would reject it, including one listed twice,
+ *          which asyncio.as_completed takes once: nothing is then claimed); EDEADLK (the caller is listed); EPERM
  *          (outside a coroutine); ENOMEM.
  * Ownership: the iterator belongs to the caller's loop: free it with
  *            coro_completions_free, or coro_run frees it when it ends (do
