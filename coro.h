@@ -513,7 +513,8 @@ typedef struct coro_completions coro_completions;
  * claimed are freed when they end and never handed out.
  * Returns: 0 with *out; EINVAL (out NULL, tasks NULL with n > 0, NaN, or a
  *          task as await_task would reject it, including one listed twice,
- *          which asyncio.as_completed takes once: nothing is then claimed); EDEADLK (the caller is listed); EPERM
+ *          which asyncio.as_completed takes once: nothing is then
+ *          claimed); EDEADLK (the caller is listed); EPERM
  *          (outside a coroutine); ENOMEM.
  * Ownership: the iterator belongs to the caller's loop: free it with
  *            coro_completions_free, or coro_run frees it when it ends (do
@@ -779,10 +780,13 @@ CORO_API int coro_loop_alive(const coro_loop *loop);
  * (loop.call_soon_threadsafe). fn runs once, on the loop's thread, soon:
  * at once if the loop sleeps, as soon as no task is ready, and in a loop
  * kept busy after at most 64 switches between its tasks (when it also
- * looks at I/O), so that posts and tasks cannot starve each other. It
- * runs in the loop's own context, outside any task, as an asyncio
- * callback does: it may spawn and cancel tasks, set events, send without
- * waiting and post again, but not wait (an await_* there is EPERM;
+ * looks at I/O), so that posts and tasks cannot starve each other. A
+ * task that posts to its own loop and then yields (asyncio's call_soon,
+ * then sleep(0)) may so run on before fn does, where asyncio runs the
+ * callback first: wait for what fn does (an event it sets), not for a
+ * yield. It runs in the loop's own context, outside any task, as an
+ * asyncio callback does: it may spawn and cancel tasks, set events, send
+ * without waiting and post again, but not wait (an await_* there is EPERM;
  * coro_self() is NULL), and it should not block the thread, as every task
  * of the loop waits while it runs. The calls one thread posts run in the
  * order it posted them.
