@@ -554,6 +554,12 @@ CORO_API int coro_completions_free(coro_completions *c);
  * Unlike asyncio.TaskGroup, a member's failure does not cancel the task
  * that made the group (cancellation is sticky here, and could not be taken
  * back): it goes on until it awaits the group.
+ *
+ * Nor is there an exception to end the group early, as one raised in the
+ * body of asyncio's `async with TaskGroup()` does (it cancels the
+ * members): the task that made the group awaits it inside a timeout scope
+ * of 0 seconds (coro_timeout_open(0, &s)), which cancels and awaits the
+ * members; await_group then returns ETIMEDOUT, as coro_timeout_close.
  * ====================================================================== */
 
 typedef struct coro_group coro_group;
@@ -585,8 +591,11 @@ CORO_API coro_task *coro_group_spawn(coro_group *g, const coro_attr *attr,
  * members.
  * Returns: 0 if no member failed; else the first failure in time (a
  *          member's coro_fail error, or ECANCELED for a member cancelled by
- *          anyone but the group); ECANCELED or ETIMEDOUT as above (tell the
- *          caller's own cancellation from a member's with
+ *          anyone but the group); ECANCELED or ETIMEDOUT as above, also
+ *          when members fail as they are cancelled, where asyncio's
+ *          TaskGroup raises their errors over the CancelledError or the
+ *          timeout: coro_group_result tells each (tell the caller's own
+ *          cancellation from a member's with
  *          coro_task_cancelling(coro_self())); EINVAL (g NULL, of another
  *          loop, or another task awaits it); EDEADLK (the caller is a
  *          member of g); EPERM.
