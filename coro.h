@@ -851,7 +851,9 @@ CORO_API int coro_loop_submit(coro_loop *loop, coro_fn fn, void *arg,
  *          error, or ECANCELED (coro_future_cancel, or its loop cancelled
  *          it, ending); ENOMEM if its loop could not spawn it. Else the
  *          caller's own ECANCELED (coro_task_cancelling tells it apart, as
- *          for await_task) or ETIMEDOUT. EINVAL (f NULL, NaN, or another
+ *          for await_task) or ETIMEDOUT; as for await_task_timeout, a task
+ *          that fails with an error of its own as it is cancelled for the
+ *          timeout gives that error instead. EINVAL (f NULL, NaN, or another
  *          waiter has claimed f: it is then untouched); EPERM.
  * Ownership: f is freed once this returns anything but EINVAL or EPERM.
  * Cost: one post to the caller's loop when the task ends. */
