@@ -2553,6 +2553,102 @@ START_TEST(blocked_forever_at_a_barrier_is_a_deadlock)
 }
 END_TEST
 
+static coro_barrier *py_barrier;
+static int barrier_count;
+static int barrier_results[3];
+
+/* coro of BarrierTests.test_reset_barrier_while_tasks_draining: notes
+ * what each wait returned. */
+static void *pass_then_reset_or_wait(void *arg)
+{
+    (void)arg;
+    if (await_barrier_wait(py_barrier, -1, NULL) != 0)
+        return NULL;
+    int err;
+    if (++barrier_count == 5) {
+        coro_barrier_reset(py_barrier);
+        err = await_barrier_wait(py_barrier, -1, NULL);
+        trace("reset-wait %d", err);
+    } else {
+        err = await_barrier_wait(py_barrier, -1, NULL);
+        barrier_results[err == 0 ? 0 : 1]++;
+        if (err != EPIPE && err != 0)
+            return NULL;
+    }
+    err = await_barrier_wait(py_barrier, -1, NULL);
+    if (err == 0)
+        barrier_results[2]++;
+    else
+        trace("last %d", err);
+    return NULL;
+}
+
+static void *barrier_reset_draining_main(void *arg)
+{
+    (void)arg;
+    py_barrier = coro_barrier_new(5);
+    barrier_count = 0;
+    coro_task *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = coro_spawn(pass_then_reset_or_wait, NULL);
+    ck_assert_int_eq(await_gather(t, 5, NULL, NULL), ECANCELED);
+    /* asyncio: the four others' second wait is held back until the
+     * draining ends, after the reset, so it succeeds with the resetter's
+     * (results1 4, results2 0), and all five pass the last wait. Here the
+     * round ended at the trip, the four wait in the next one already, and
+     * the reset fails them (coro.h, barrier): their last wait then passes
+     * with the resetter's wait, and the resetter's last wait finds nobody
+     * left: the program, as written, deadlocks. */
+    ck_assert_int_eq(barrier_results[0], 0);
+    ck_assert_int_eq(barrier_results[1], 4);
+    ck_assert_int_eq(barrier_results[2], 4);
+    ck_assert_str_eq(trace_get(), "reset-wait 0 last 125");
+    ck_assert_int_eq(coro_barrier_free(py_barrier), 0);
+    return NULL;
+}
+
+/* BarrierTests.test_reset_barrier_while_tasks_draining, as coro's barrier
+ * without a draining phase gives it: a deadlock (EDEADLK). */
+START_TEST(py_barrier_test_reset_barrier_while_tasks_draining)
+{
+    free(run_reporting(barrier_reset_draining_main, NULL, EDEADLK));
+}
+END_TEST
+
+/* coro of BarrierTests.test_draining_state: once through, the barrier is
+ * empty at once, the round over. */
+static void *pass_and_look(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(await_barrier_wait(py_barrier, -1, NULL), 0);
+    trace("%u", coro_barrier_waiting(py_barrier));
+    return NULL;
+}
+
+static void *barrier_draining_state_main(void *arg)
+{
+    (void)arg;
+    py_barrier = coro_barrier_new(5);
+    coro_task *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = coro_spawn(pass_and_look, NULL);
+    ck_assert_int_eq(await_gather(t, 5, NULL, NULL), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(py_barrier), 0);
+    ck_assert_int_eq(coro_barrier_broken(py_barrier), 0);
+    coro_barrier_free(py_barrier);
+    return NULL;
+}
+
+/* BarrierTests.test_draining_state: asyncio's barrier drains until every
+ * released task has left; coro's has no such state (coro.h, barrier): it
+ * is empty, and takes the next round, from the trip on. */
+START_TEST(py_barrier_test_draining_state)
+{
+    run_expect(barrier_draining_state_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "0 0 0 0 0");
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* CPython's test_queues.py, test by test                                 */
 /* ---------------------------------------------------------------------- */
@@ -4402,6 +4498,8 @@ Suite *sync_suite(void)
     tcase_add_test(tc, py_sem_test_acquire_fifo_order_2);
     tcase_add_test(tc, py_sem_test_acquire_fifo_order_3);
     tcase_add_test(tc, py_sem_test_acquire_fifo_order_4);
+    tcase_add_test(tc, py_barrier_test_reset_barrier_while_tasks_draining);
+    tcase_add_test(tc, py_barrier_test_draining_state);
     suite_add_tcase(s, tc);
 
     tc = test_case("shared stack", 20);
