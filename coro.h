@@ -1485,7 +1485,10 @@ CORO_API int coro_cond_free(coro_cond *c);
  *   the barrier takes the next round's tasks at once, and a reset or an
  *   abort after the trip reaches only those. asyncio holds new arrivals
  *   back until the released tasks have left, and a reset meanwhile fails
- *   those of them that had not yet run.
+ *   those of them that had not yet run. So a reset by the last task to
+ *   leave a round fails the others' next wait here, where asyncio's lets
+ *   it through (CPython's test_reset_barrier_while_tasks_draining, which
+ *   then waits for them, deadlocks here).
  * - Indices are given at the trip, so a waiter that left leaves no gap
  *   (asyncio counts at arrival, and may give one index twice then).
  * A waiter that times out or is cancelled leaves the round, which waits
