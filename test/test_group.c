@@ -768,6 +768,135 @@ START_TEST(py_taskgroup_task_name)
 }
 END_TEST
 
+/* runner of test_taskgroup_11 and _12: a group in a group's body; five
+ * inner members fail with EDOM in their clean-up; with arg, the outer
+ * group has a member of its own. */
+static void *nested_in_body(void *arg)
+{
+    static const struct nap outer_member = { 10, 0, 9 };
+    coro_group *g1 = coro_group_new();
+    if (arg)
+        coro_group_spawn(g1, NULL, nap, (void *)&outer_member);
+    coro_group *g2 = coro_group_new();
+    for (int i = 0; i < 5; i++)
+        coro_group_spawn(g2, NULL, count_cancel, TOKEN(1));
+    int err = await_sleep(10);
+    ck_assert_int_eq(err, ECANCELED);
+    ck_assert_int_eq(await_group(g2), ECANCELED);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_int_eq(coro_group_result(g2, i, NULL), EDOM);
+    coro_group_free(g2);
+    err = await_group(g1);
+    if (arg)
+        ck_assert_int_eq(coro_group_result(g1, 0, NULL), ECANCELED);
+    coro_group_free(g1);
+    return coro_fail(err);
+}
+
+static void *group_11_main(void *arg)
+{
+    group_num = 0;
+    coro_task *r = coro_spawn(nested_in_body, arg);
+    await_sleep(0.01);
+    ck_assert_int_eq(coro_task_done(r), 0);
+    coro_cancel(r);
+    /* asyncio: an ExceptionGroup of the inner group's ExceptionGroup of
+     * ZeroDivisionErrors; here ECANCELED all the way out, each member's
+     * EDOM in coro_group_result (coro.h, await_group). */
+    ck_assert_int_eq(await_task(r, NULL), ECANCELED);
+    ck_assert_int_eq(group_num, 5);
+    return NULL;
+}
+
+/* test_taskgroup_11: nested groups in a cancelled runner, the inner
+ * members failing in their clean-up. */
+START_TEST(py_taskgroup_11)
+{
+    run_expect(group_11_main, NULL, 0);
+}
+END_TEST
+
+/* test_taskgroup_12: likewise, the outer group with a member of its own,
+ * which the cancellation reaches too. */
+START_TEST(py_taskgroup_12)
+{
+    run_expect(group_11_main, TOKEN(1), 0);
+    ck_assert_str_eq(trace_get(), "9:125");
+}
+END_TEST
+
+static void *group_13_main(void *arg)
+{
+    int inner_first = arg != NULL;
+    double s = test_slow();
+    struct nap quick = { 0.01 * s, EIO, 1 }, slow = { 0.1 * s, EDOM, 2 };
+    coro_group *g1 = coro_group_new();
+    coro_group_spawn(g1, NULL, nap, inner_first ? &slow : &quick);
+    coro_group *g2 = coro_group_new();
+    coro_group_spawn(g2, NULL, nap, inner_first ? &quick : &slow);
+    double t0 = coro_now();
+    int err2 = await_group(g2);
+    int err1 = await_group(g1);
+    /* test_taskgroup_13: asyncio's g1, its member failing first, cancels
+     * the runner, which cancels g2's member at once. Here a member's
+     * failure does not cancel the task that made the group (coro.h, task
+     * groups): the runner waits in await_group(g2) until g2's member
+     * fails by itself. test_taskgroup_14: g2's member fails first, which
+     * fails g2, whose owner then awaits g1, whose member runs its course
+     * (asyncio's runner, failing out of g2, cancels g1's member). */
+    ck_assert_double_ge(coro_now() - t0, 0.1 * s);
+    ck_assert_int_eq(err2, inner_first ? EIO : EDOM);
+    ck_assert_int_eq(err1, inner_first ? EDOM : EIO);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    coro_group_free(g2);
+    coro_group_free(g1);
+    return NULL;
+}
+
+/* test_taskgroup_13: the outer group's member fails first. */
+START_TEST(py_taskgroup_13)
+{
+    run_expect(group_13_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "1:0 2:0");
+}
+END_TEST
+
+/* test_taskgroup_14: the inner group's member fails first. */
+START_TEST(py_taskgroup_14)
+{
+    run_expect(group_13_main, TOKEN(1), 0);
+    ck_assert_str_eq(trace_get(), "1:0 2:0");
+}
+END_TEST
+
+static void *group_both_failed_main(void *arg)
+{
+    (void)arg;
+    static const struct nap runtime = { 0, EIO, 1 }, value = { 0, EDOM, 2 };
+    coro_group *outer = coro_group_new();
+    coro_group *inner = coro_group_new();
+    coro_group_spawn(inner, NULL, nap, (void *)&runtime);
+    coro_group_spawn(outer, NULL, nap, (void *)&value);
+    ck_assert_int_eq(await_group(inner), EIO);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    ck_assert_int_eq(await_group(outer), EDOM);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    /* test_taskgroup_double_enter: asyncio refuses to enter a group
+     * twice; a second await_group returns the same at once (coro.h). */
+    ck_assert_int_eq(await_group(outer), EDOM);
+    coro_group_free(inner);
+    coro_group_free(outer);
+    return NULL;
+}
+
+/* test_nested_groups_both_cancelled: both groups fail, each with its own
+ * member's error, and the caller is never left cancelled. */
+START_TEST(py_taskgroup_nested_groups_both_cancelled)
+{
+    run_expect(group_both_failed_main, NULL, 0);
+}
+END_TEST
+
 Suite *group_suite(void)
 {
     Suite *s = suite_create("group");
@@ -799,6 +928,11 @@ Suite *group_suite(void)
     tcase_add_test(tc, py_taskgroup_22);
     tcase_add_test(tc, py_taskgroup_25);
     tcase_add_test(tc, py_taskgroup_task_name);
+    tcase_add_test(tc, py_taskgroup_11);
+    tcase_add_test(tc, py_taskgroup_12);
+    tcase_add_test(tc, py_taskgroup_13);
+    tcase_add_test(tc, py_taskgroup_14);
+    tcase_add_test(tc, py_taskgroup_nested_groups_both_cancelled);
     suite_add_tcase(s, tc);
     return s;
 }
