@@ -588,7 +588,8 @@ CORO_API coro_task *coro_group_spawn(coro_group *g, const coro_attr *attr,
  * for too. If the caller is cancelled, the members are cancelled and still
  * awaited, and ECANCELED returned; a timeout scope (see below) that expires
  * does the same with ETIMEDOUT. Once it has returned, g takes no new
- * members.
+ * members, and awaiting it again returns the same at once (asyncio
+ * refuses to enter a TaskGroup twice).
  * Returns: 0 if no member failed; else the first failure in time (a
  *          member's coro_fail error, or ECANCELED for a member cancelled by
  *          anyone but the group); ECANCELED or ETIMEDOUT as above, also
