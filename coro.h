@@ -415,7 +415,9 @@ CORO_API int await_yield(void);
 typedef struct coro_timeout coro_timeout;
 
 /* Opens a scope whose deadline is `seconds` from now (negative: none yet,
- * asyncio.timeout(None)), innermost of the caller's. Does not suspend.
+ * asyncio.timeout(None), as every negative timeout here means none; for
+ * asyncio.timeout(-11), a deadline already past, pass 0 or use
+ * coro_timeout_open_at), innermost of the caller's. Does not suspend.
  * Returns: 0 with *scope; EINVAL (scope NULL, NaN); EPERM (outside a
  *          coroutine); ENOMEM.
  * Cost: one small allocation; each await_* inside reads the clock once. */
