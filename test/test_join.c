@@ -1564,6 +1564,15 @@ static void *wait_for_reraises_main(void *arg)
     coro_task *t = coro_spawn(inner_slow_clean_up, TOKEN(1));
     ck_assert_int_eq(await_task_timeout(t, 0.0001, NULL), EIO);
     ck_assert_int_eq(inner_done, 1);
+    /* The same with asyncio.timeout around the await: a scope's deadline
+     * ending the join. */
+    inner_done = 0;
+    t = coro_spawn(inner_slow_clean_up, TOKEN(1));
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open(0.0001, &s), 0);
+    ck_assert_int_eq(await_task(t, NULL), EIO);
+    ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    ck_assert_int_eq(inner_done, 1);
     return NULL;
 }
 
