@@ -1717,8 +1717,10 @@ Suite *join_suite(void)
     tcase_add_test(tc, py_waitfor_test_wait_for);
     tcase_add_test(tc, py_waitfor_test_wait_for_cancel_suppressed);
     tcase_add_test(tc, py_waitfor_test_wait_for_waits_for_task_cancellation);
-    tcase_add_test(tc, py_waitfor_test_wait_for_waits_for_task_cancellation_w_timeout_0);
-    tcase_add_test(tc, py_waitfor_test_wait_for_reraises_exception_during_cancellation);
+    tcase_add_test(tc,
+                   py_waitfor_test_wait_for_waits_for_task_cancellation_w_timeout_0);
+    tcase_add_test(tc,
+                   py_waitfor_test_wait_for_reraises_exception_during_cancellation);
     tcase_add_test(tc, py_waitfor_test_cancel_blocking_wait_for);
     tcase_add_test(tc, py_waitfor_test_cancel_wait_for);
     tcase_add_test(tc, py_waitfor_test_wait_for_issue86296);

@@ -778,7 +778,8 @@ Suite *scope_suite(void)
 
     tc = test_case("asyncio timeouts", 10);
     tcase_add_test(tc, py_timeouts_test_timeout_zero);
-    tcase_add_test(tc, py_timeouts_test_foreign_cancel_doesnt_timeout_if_not_expired);
+    tcase_add_test(tc,
+                   py_timeouts_test_foreign_cancel_doesnt_timeout_if_not_expired);
     tcase_add_test(tc, py_timeouts_test_outer_task_is_not_cancelled);
     tcase_add_test(tc, py_timeouts_test_nested_timeouts_concurrent);
     tcase_add_test(tc, py_timeouts_test_nested_timeout_in_finally);
