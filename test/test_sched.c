@@ -1473,6 +1473,147 @@ START_TEST(py_tasks_test_shield_effect)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* CPython's test_eager_task_factory.py                                   */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_eager_task_factory.py (3.13): an eager task
+ * factory is CORO_EAGER on each spawn. */
+
+static const coro_attr py_eager = { .flags = CORO_EAGER };
+
+static void *set_event_return(void *arg)
+{
+    coro_event_set(arg);
+    return "my message";
+}
+
+static void *sleep_then_finish(void *arg)
+{
+    (void)arg;
+    int err = await_sleep(0.01);
+    return err ? coro_fail(err) : "finished after blocking";
+}
+
+static coro_task *eager_seen;
+
+static void *note_self_then_sleep(void *arg)
+{
+    (void)arg;
+    eager_seen = coro_self();
+    coro_task *all[8];
+    size_t n = coro_tasks(all, 8);
+    int listed = 0;
+    for (size_t i = 0; i < n && i < 8; i++)
+        listed |= all[i] == eager_seen;
+    ck_assert(listed); /* test_all_tasks_with_eager_completion */
+    int err = await_sleep(0.01);
+    ck_assert_ptr_eq(coro_self(), eager_seen);
+    return coro_fail(err);
+}
+
+static void *py_eager_main(void *arg)
+{
+    (void)arg;
+    /* test_await_future_during_eager_step */
+    coro_event *fut = coro_event_new();
+    coro_task *t = coro_spawn_attr(&py_eager, set_event_return, fut);
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(coro_event_is_set(fut), 1);
+    ck_assert_int_eq(await_event(fut, 0), 0);
+    coro_event_free(fut);
+    /* test_eager_completion */
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_str_eq(res, "my message");
+    /* test_block_after_eager_step */
+    t = coro_spawn_attr(&py_eager, sleep_then_finish, NULL);
+    ck_assert_int_eq(coro_task_done(t), 0);
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_str_eq(res, "finished after blocking");
+    /* test_cancellation_after_eager_completion: an ended task cannot be
+     * cancelled */
+    t = coro_spawn_attr(&py_eager, return_arg, "finished without blocking");
+    ck_assert_int_eq(coro_cancel(t), 0);
+    ck_assert_int_eq(coro_task_cancelled(t), 0);
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_str_eq(res, "finished without blocking");
+    /* test_cancellation_after_eager_step_blocks */
+    t = coro_spawn_attr(&py_eager, sleep_then_finish, NULL);
+    ck_assert_int_eq(coro_cancel(t), 0);
+    ck_assert_int_eq(coro_task_cancelling(t), 1);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    /* test_current_task and test_all_tasks_with_blocking */
+    eager_seen = NULL;
+    t = coro_spawn_attr(&py_eager, note_self_then_sleep, NULL);
+    ck_assert_ptr_eq(eager_seen, t);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+/* test_await_future_during_eager_step, test_eager_completion,
+ * test_block_after_eager_step, test_cancellation_after_eager_completion,
+ * test_cancellation_after_eager_step_blocks, test_current_task and
+ * test_all_tasks_with_eager_completion. */
+START_TEST(py_eager_task_factory)
+{
+    run_expect(py_eager_main, NULL, 0);
+}
+END_TEST
+
+static int gather_depth;
+
+/* recursive_gather of test_recursive_gather: each level gathers the
+ * next, eagerly. */
+static void *recursive_gather(void *arg)
+{
+    int depth = (int)(uintptr_t)arg;
+    trace("%d", depth);
+    if (depth >= 4)
+        return NULL;
+    coro_task *t = coro_spawn_attr(&py_eager, recursive_gather,
+                                   TOKEN(depth + 1));
+    gather_depth++;
+    return coro_fail(await_gather(&t, 1, NULL, NULL));
+}
+
+static void *recursive_group(void *arg)
+{
+    int depth = (int)(uintptr_t)arg;
+    trace("g%d", depth);
+    if (depth >= 4)
+        return NULL;
+    coro_group *g = coro_group_new();
+    coro_group_spawn(g, &py_eager, recursive_group, TOKEN(depth + 1));
+    int err = await_group(g);
+    coro_group_free(g);
+    return coro_fail(err);
+}
+
+static void *py_eager_recursive_main(void *arg)
+{
+    (void)arg;
+    gather_depth = 0;
+    coro_task *t = coro_spawn_attr(&py_eager, recursive_gather, TOKEN(0));
+    ck_assert_int_eq(coro_task_done(t), 1); /* all of it ran eagerly */
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(gather_depth, 4);
+    t = coro_spawn_attr(&py_eager, recursive_group, TOKEN(0));
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+/* test_recursive_gather and test_recursive_taskgroups: eager tasks that
+ * gather, or make groups of, eager tasks, level after level, all within
+ * the first spawn. */
+START_TEST(py_eager_task_factory_recursive)
+{
+    run_expect(py_eager_recursive_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "0 1 2 3 4 g0 g1 g2 g3 g4");
+}
+END_TEST
+
 Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -1493,6 +1634,8 @@ Suite *sched_suite(void)
     tcase_add_test(tc, py_tasks_test_sleep);
     tcase_add_test(tc, py_tasks_test_current_task);
     tcase_add_test(tc, py_tasks_test_shield_effect);
+    tcase_add_test(tc, py_eager_task_factory);
+    tcase_add_test(tc, py_eager_task_factory_recursive);
     suite_add_tcase(s, tc);
 
     tc = test_case("run", 10);
