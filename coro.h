@@ -238,8 +238,16 @@ CORO_API coro_task *coro_spawn_attr(const coro_attr *attr, coro_fn fn,
 CORO_API int await_task(coro_task *t, void **result);
 
 /* As await_task, but waits at most timeout seconds (asyncio.wait_for). On
- * timeout, cancels t, waits for it to end, frees it and returns ETIMEDOUT.
- * A timeout of 0 checks once; a negative one waits forever; NaN is EINVAL. */
+ * timeout, cancels t, waits for it to end, frees it and returns ETIMEDOUT,
+ * or t's own coro_fail error (other than ECANCELED) if it failed with one
+ * as it ended: await_task puts that before a cancellation, and asyncio's
+ * wait_for raises what the task raised while it was cancelled. A task
+ * that returns normally after the cancellation still counts as cancelled
+ * (cancellation is sticky): ETIMEDOUT, with *result what it returned,
+ * where asyncio's wait_for returns that value. The same holds when a
+ * timeout scope's deadline ends the wait.
+ * A timeout of 0 checks once; a negative one waits forever (asyncio's
+ * wait_for takes it for 0); NaN is EINVAL. */
 CORO_API int await_task_timeout(coro_task *t, double timeout, void **result);
 
 /* No one will join t: it is freed as soon as it ends (at once if it already
@@ -407,7 +415,9 @@ CORO_API int await_yield(void);
 typedef struct coro_timeout coro_timeout;
 
 /* Opens a scope whose deadline is `seconds` from now (negative: none yet,
- * asyncio.timeout(None)), innermost of the caller's. Does not suspend.
+ * asyncio.timeout(None), as every negative timeout here means none; for
+ * asyncio.timeout(-11), a deadline already past, pass 0 or use
+ * coro_timeout_open_at), innermost of the caller's. Does not suspend.
  * Returns: 0 with *scope; EINVAL (scope NULL, NaN); EPERM (outside a
  *          coroutine); ENOMEM.
  * Cost: one small allocation; each await_* inside reads the clock once. */
@@ -460,8 +470,8 @@ CORO_API int coro_timeout_close(coro_timeout *scope);
  *          holds no shield; else a gathered task was cancelled (errors[]
  *          says which). EINVAL (tasks NULL with
  *          n > 0, or any task as await_task would reject it, including a task
- *          listed twice) and EDEADLK (the caller is listed) leave every task
- *          untouched. EPERM.
+ *          listed twice, whose result asyncio.gather repeats) and EDEADLK
+ *          (the caller is listed) leave every task untouched. EPERM.
  * Cost: O(n), one wake-up of the caller. */
 CORO_API int await_gather(coro_task **tasks, size_t n, void **results,
                           int *errors);
@@ -484,9 +494,11 @@ enum coro_when {
  * Returns: 0 when `when` holds or the timeout passed; ECANCELED (tasks[] is
  *          left as it was, *ndone = 0); n == 0 returns at once (ECANCELED to a
  *          caller already cancelled, else 0) with
- *          *ndone = 0. EINVAL: NaN timeout, a bad `when`, tasks NULL with
- *          n > 0, or any task as await_task would reject it. EDEADLK: the
- *          caller is listed. EPERM.
+ *          *ndone = 0, where asyncio.wait raises ValueError. EINVAL: NaN
+ *          timeout, a bad `when`, tasks NULL with n > 0, or any task as
+ *          await_task would reject it, including a task listed twice
+ *          (asyncio.wait takes it once): nothing is then claimed. EDEADLK:
+ *          the caller is listed. EPERM.
  * Cost: O(n) plus sorting the ended ones. */
 CORO_API int await_wait(coro_task **tasks, size_t n, enum coro_when when,
                         double timeout, size_t *ndone);
@@ -502,8 +514,9 @@ typedef struct coro_completions coro_completions;
  * iteration, counted from now. Does not suspend. Tasks detached while
  * claimed are freed when they end and never handed out.
  * Returns: 0 with *out; EINVAL (out NULL, tasks NULL with n > 0, NaN, or a
- *          task as await_task would reject it, including one listed twice:
- *          nothing is then claimed); EDEADLK (the caller is listed); EPERM
+ *          task as await_task would reject it, including one listed twice,
+ *          which asyncio.as_completed takes once: nothing is then
+ *          claimed); EDEADLK (the caller is listed); EPERM
  *          (outside a coroutine); ENOMEM.
  * Ownership: the iterator belongs to the caller's loop: free it with
  *            coro_completions_free, or coro_run frees it when it ends (do
@@ -543,6 +556,12 @@ CORO_API int coro_completions_free(coro_completions *c);
  * Unlike asyncio.TaskGroup, a member's failure does not cancel the task
  * that made the group (cancellation is sticky here, and could not be taken
  * back): it goes on until it awaits the group.
+ *
+ * Nor is there an exception to end the group early, as one raised in the
+ * body of asyncio's `async with TaskGroup()` does (it cancels the
+ * members): the task that made the group awaits it inside a timeout scope
+ * of 0 seconds (coro_timeout_open(0, &s)), which cancels and awaits the
+ * members; await_group then returns ETIMEDOUT, as coro_timeout_close.
  * ====================================================================== */
 
 typedef struct coro_group coro_group;
@@ -571,11 +590,15 @@ CORO_API coro_task *coro_group_spawn(coro_group *g, const coro_attr *attr,
  * for too. If the caller is cancelled, the members are cancelled and still
  * awaited, and ECANCELED returned; a timeout scope (see below) that expires
  * does the same with ETIMEDOUT. Once it has returned, g takes no new
- * members.
+ * members, and awaiting it again returns the same at once (asyncio
+ * refuses to enter a TaskGroup twice).
  * Returns: 0 if no member failed; else the first failure in time (a
  *          member's coro_fail error, or ECANCELED for a member cancelled by
- *          anyone but the group); ECANCELED or ETIMEDOUT as above (tell the
- *          caller's own cancellation from a member's with
+ *          anyone but the group); ECANCELED or ETIMEDOUT as above, also
+ *          when members fail as they are cancelled, where asyncio's
+ *          TaskGroup raises their errors over the CancelledError or the
+ *          timeout: coro_group_result tells each (tell the caller's own
+ *          cancellation from a member's with
  *          coro_task_cancelling(coro_self())); EINVAL (g NULL, of another
  *          loop, or another task awaits it); EDEADLK (the caller is a
  *          member of g); EPERM.
@@ -769,10 +792,13 @@ CORO_API int coro_loop_alive(const coro_loop *loop);
  * (loop.call_soon_threadsafe). fn runs once, on the loop's thread, soon:
  * at once if the loop sleeps, as soon as no task is ready, and in a loop
  * kept busy after at most 64 switches between its tasks (when it also
- * looks at I/O), so that posts and tasks cannot starve each other. It
- * runs in the loop's own context, outside any task, as an asyncio
- * callback does: it may spawn and cancel tasks, set events, send without
- * waiting and post again, but not wait (an await_* there is EPERM;
+ * looks at I/O), so that posts and tasks cannot starve each other. A
+ * task that posts to its own loop and then yields (asyncio's call_soon,
+ * then sleep(0)) may so run on before fn does, where asyncio runs the
+ * callback first: wait for what fn does (an event it sets), not for a
+ * yield. It runs in the loop's own context, outside any task, as an
+ * asyncio callback does: it may spawn and cancel tasks, set events, send
+ * without waiting and post again, but not wait (an await_* there is EPERM;
  * coro_self() is NULL), and it should not block the thread, as every task
  * of the loop waits while it runs. The calls one thread posts run in the
  * order it posted them.
@@ -828,7 +854,9 @@ CORO_API int coro_loop_submit(coro_loop *loop, coro_fn fn, void *arg,
  *          error, or ECANCELED (coro_future_cancel, or its loop cancelled
  *          it, ending); ENOMEM if its loop could not spawn it. Else the
  *          caller's own ECANCELED (coro_task_cancelling tells it apart, as
- *          for await_task) or ETIMEDOUT. EINVAL (f NULL, NaN, or another
+ *          for await_task) or ETIMEDOUT; as for await_task_timeout, a task
+ *          that fails with an error of its own as it is cancelled for the
+ *          timeout gives that error instead. EINVAL (f NULL, NaN, or another
  *          waiter has claimed f: it is then untouched); EPERM.
  * Ownership: f is freed once this returns anything but EINVAL or EPERM.
  * Cost: one post to the caller's loop when the task ends. */
@@ -1334,7 +1362,16 @@ CORO_API int coro_queue_free(coro_queue *q);
  * its task id and its coro_run (not by addresses, which the pool and the
  * allocator reuse), so no other task, of this run or a later one, can
  * unlock or inherit it. A task that ends holding it leaves it held: nobody
- * can unlock it again, but it can be freed. */
+ * can unlock it again, but it can be freed. An asyncio.Lock has no owner:
+ * any task or callback may release it, and a Condition may be waited on
+ * by a task whose lock another task took; here only the holder unlocks,
+ * and only the holder waits on a condition with it (EPERM otherwise).
+ *
+ * An unlock with tasks waiting hands m to the first of them before it
+ * runs: m stays held (coro_mutex_locked reads 1) and a task that asks
+ * meanwhile waits behind. asyncio's release marks the lock free, wakes
+ * the first waiter and lets it take the lock when it runs: its locked()
+ * reads False until then, though nobody else can take it either. */
 typedef struct coro_mutex coro_mutex;
 CORO_API coro_mutex *coro_mutex_new(void);
 
@@ -1355,7 +1392,16 @@ CORO_API int coro_mutex_free(coro_mutex *m);
 /* Semaphore: asyncio.Semaphore, a counter of permits. */
 typedef struct coro_sem coro_sem;
 CORO_API coro_sem *coro_sem_new(unsigned value);
-/* Takes a permit, waiting while there is none (or others wait first). */
+/* Takes a permit, waiting while there is none (or others wait first).
+ *
+ * A release with tasks waiting hands its permit to the first of them at
+ * once: that task waits no more, even before it runs. So a permit free
+ * after that goes to whoever asks, without waiting for the woken tasks
+ * to run, and they lose nothing: each has its own permit. asyncio's
+ * acquire waits while a woken waiter has not yet run (its locked() is
+ * True until then), so a task that releases and asks again at once
+ * queues behind it there, and takes the free permit at once here:
+ * CPython's test_acquire_fifo_order_2 sees 1 2 3 4, coro 1 2 4 3. */
 CORO_API int await_sem_acquire(coro_sem *s, double timeout);
 /* A bounded semaphore (asyncio.BoundedSemaphore): as coro_sem_new, but
  * it never holds more than value permits, its initial count. A release
@@ -1376,7 +1422,9 @@ CORO_API int coro_sem_release(coro_sem *s);
 CORO_API unsigned coro_sem_value(const coro_sem *s);
 
 /* Whether an acquire would wait now: 1 when s has no permit or tasks wait
- * for one already, else 0 (asyncio's Semaphore.locked()). Never suspends;
+ * for one already, else 0 (asyncio's Semaphore.locked(), which also
+ * counts a waiter that a release has woken and that has not yet run:
+ * here it waits no more, see await_sem_acquire). Never suspends;
  * callable anywhere.
  * Returns: 0 also for NULL or another thread's semaphore. Cost: O(1). */
 CORO_API int coro_sem_locked(const coro_sem *s);
@@ -1423,7 +1471,8 @@ CORO_API int await_cond_wait(coro_cond *c, coro_mutex *m, double timeout);
 CORO_API int await_cond_wait_for(coro_cond *c, coro_mutex *m,
                                  int (*pred)(void *arg), void *arg,
                                  double timeout);
-/* Wakes the first n waiters (need not hold the mutex). */
+/* Wakes the first n waiters. The caller need not hold the mutex, where
+ * asyncio's notify raises RuntimeError without the lock. */
 CORO_API int coro_cond_notify(coro_cond *c, size_t n);
 CORO_API int coro_cond_notify_all(coro_cond *c);
 CORO_API int coro_cond_free(coro_cond *c);
@@ -1439,7 +1488,10 @@ CORO_API int coro_cond_free(coro_cond *c);
  *   the barrier takes the next round's tasks at once, and a reset or an
  *   abort after the trip reaches only those. asyncio holds new arrivals
  *   back until the released tasks have left, and a reset meanwhile fails
- *   those of them that had not yet run.
+ *   those of them that had not yet run. So a reset by the last task to
+ *   leave a round fails the others' next wait here, where asyncio's lets
+ *   it through (CPython's test_reset_barrier_while_tasks_draining, which
+ *   then waits for them, deadlocks here).
  * - Indices are given at the trip, so a waiter that left leaves no gap
  *   (asyncio counts at arrival, and may give one index twice then).
  * A waiter that times out or is cancelled leaves the round, which waits

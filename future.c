@@ -236,6 +236,10 @@ static int consume(struct coro_future *f, int status, void **result)
     if (result)
         *result = r;
     future_unref(f);
+    /* As await_task_timeout: a task that failed with an error of its own
+     * as it was cancelled for the timeout gives that error. */
+    if (status == ETIMEDOUT && error && error != ECANCELED)
+        return error;
     return status ? status : error;
 }
 

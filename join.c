@@ -184,7 +184,12 @@ int await_task_timeout(coro_task *t, double timeout, void **result)
     self->awaiting = 0;
     if (result)
         *result = t->result;
-    err = status ? status : coro__task_error(t);
+    err = coro__task_error(t);
+    /* A task that failed with an error of its own as it ended, cancelled
+     * for the timeout: its error, which await_task puts before a
+     * cancellation, as asyncio's wait_for raises what the task raised. */
+    if (status && !(status == ETIMEDOUT && err && err != ECANCELED))
+        err = status;
     t->joined = 1;
     coro__task_free(l, t);
     return err;

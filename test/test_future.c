@@ -339,6 +339,40 @@ START_TEST(a_timeout_cancels_the_submitted_task_and_waits_for_its_end)
 }
 END_TEST
 
+/* A task that fails with an error of its own as it is cancelled for the
+ * timeout: that error, not ETIMEDOUT, as await_task_timeout gives (CPython's
+ * test_wait_for_reraises_exception_during_cancellation); for a waiting
+ * task and for a plain thread. */
+static void *own_error_main(void *arg)
+{
+    struct cancel_run *c = arg;
+    coro_future *f;
+    ck_assert_int_eq(coro_loop_submit(c->side.loop, job_fn, &c->job, &f), 0);
+    c->err = await_future(f, 0.01, &c->result);
+    ck_assert_int_eq(atomic_load(&c->job.ended), 1);
+    return NULL;
+}
+
+START_TEST(a_task_failing_as_it_is_cancelled_for_the_timeout_gives_its_error)
+{
+    static struct cancel_run c;
+    c = (struct cancel_run){ .job.sleep = -1, .job.cleanup = 0.005,
+                             .job.fail = EIO };
+    side_loop_start(&c.side);
+    run_expect(own_error_main, &c, 0);
+    ck_assert_int_eq(c.err, EIO);
+    ck_assert_int_eq(c.job.sleep_err, ECANCELED);
+
+    static struct job job;
+    job = (struct job){ .sleep = -1, .fail = EIO };
+    coro_future *f;
+    ck_assert_int_eq(coro_loop_submit(c.side.loop, job_fn, &job, &f), 0);
+    ck_assert_int_eq(coro_future_wait(f, 0.01, NULL), EIO);
+    ck_assert_int_eq(job.sleep_err, ECANCELED);
+    ck_assert_int_eq(side_loop_stop(&c.side), 0);
+}
+END_TEST
+
 /* A thread's timeout does the same. */
 START_TEST(a_plain_threads_timeout_cancels_the_task)
 {
@@ -704,6 +738,8 @@ Suite *future_suite(void)
     tcase_add_test(tc, cancelling_the_waiter_cancels_the_submitted_task);
     tcase_add_test(tc, a_timeout_cancels_the_submitted_task_and_waits_for_its_end);
     tcase_add_test(tc, a_plain_threads_timeout_cancels_the_task);
+    tcase_add_test(tc,
+        a_task_failing_as_it_is_cancelled_for_the_timeout_gives_its_error);
     tcase_add_test(tc, a_waiter_cancelled_before_it_waits_cancels_the_task);
     tcase_add_test(tc, coro_future_cancel_cancels_the_task);
     suite_add_tcase(s, tc);

@@ -490,6 +490,413 @@ START_TEST(groups_work_on_the_shared_stack)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* More of CPython's test_taskgroups.py                                   */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_taskgroups.py (3.13), the tests that map
+ * beyond those above. Where an exception in the Python `async with` body
+ * ends the group early, the body here awaits the group inside a timeout
+ * scope of 0 seconds, which cancels and awaits the members (coro.h, task
+ * groups). */
+
+static int group_num;
+
+/* foo of test_taskgroup_07: counts its cancellation; with arg, fails
+ * with EDOM in its clean-up (test_taskgroup_08's 1 / 0). */
+static void *count_cancel(void *arg)
+{
+    int err = await_sleep(5);
+    if (err == ECANCELED)
+        group_num += 1;
+    return coro_fail(arg ? EDOM : err);
+}
+
+/* runner of test_taskgroup_07 and _08: five members, then a long sleep
+ * in the body. */
+static void *five_and_sleep(void *arg)
+{
+    coro_group *g = coro_group_new();
+    for (int i = 0; i < 5; i++)
+        coro_group_spawn(g, NULL, count_cancel, arg);
+    if (await_sleep(10) == ECANCELED)
+        group_num += 10;
+    int err = await_group(g);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_int_eq(coro_group_result(g, i, NULL), arg ? EDOM : ECANCELED);
+    coro_group_free(g);
+    return coro_fail(err);
+}
+
+static void *group_07_main(void *arg)
+{
+    group_num = 0;
+    coro_task *r = coro_spawn(five_and_sleep, arg);
+    await_sleep(0.01);
+    ck_assert_int_eq(coro_task_done(r), 0);
+    coro_cancel(r);
+    /* test_taskgroup_08: asyncio raises the members' ZeroDivisionErrors
+     * (an ExceptionGroup) over the runner's own cancellation; here the
+     * cancelled caller's await_group says ECANCELED, and the members'
+     * errors are in coro_group_result (coro.h, await_group). */
+    ck_assert_int_eq(await_task(r, NULL), ECANCELED);
+    ck_assert_int_eq(group_num, 15);
+    return NULL;
+}
+
+/* test_taskgroup_07: the runner cancelled in its body: its sleep and
+ * every member see the cancellation. */
+START_TEST(py_taskgroup_07)
+{
+    run_expect(group_07_main, NULL, 0);
+}
+END_TEST
+
+/* test_taskgroup_08: likewise, members failing in their clean-up. */
+START_TEST(py_taskgroup_08)
+{
+    run_expect(group_07_main, TOKEN(1), 0);
+}
+END_TEST
+
+static void *group_09_main(void *arg)
+{
+    int sleep_first = arg != NULL;
+    static const struct nap foo1 = { 1, 0, 42 }, foo2 = { 2, 0, 11 };
+    coro_group *g = coro_group_new();
+    coro_group_spawn(g, NULL, nap, (void *)&foo1);
+    coro_group_spawn(g, NULL, nap, (void *)&foo2);
+    if (sleep_first)
+        ck_assert_int_eq(await_sleep(0.01), 0);
+    /* The body fails: it ends the group early. */
+    coro_timeout *now;
+    ck_assert_int_eq(coro_timeout_open(0, &now), 0);
+    double t0 = coro_now();
+    ck_assert_int_eq(await_group(g), ETIMEDOUT);
+    ck_assert_int_eq(coro_timeout_close(now), ETIMEDOUT);
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    ck_assert_int_eq(coro_group_result(g, 0, NULL), ECANCELED);
+    ck_assert_int_eq(coro_group_result(g, 1, NULL), ECANCELED);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    coro_group_free(g);
+    return NULL;
+}
+
+/* test_taskgroup_09: the body fails after a sleep: both members are
+ * cancelled. */
+START_TEST(py_taskgroup_09)
+{
+    run_expect(group_09_main, TOKEN(1), 0);
+    ck_assert_str_eq(trace_get(), "42:125 11:125");
+}
+END_TEST
+
+/* test_taskgroup_10: the body fails before the members ran. */
+START_TEST(py_taskgroup_10)
+{
+    run_expect(group_09_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "42:125 11:125");
+}
+END_TEST
+
+/* crash_soon of test_taskgroup_15: fails with EDOM after a short nap. */
+static void *crash_soon(void *arg)
+{
+    (void)arg;
+    int err = await_sleep(0.02);
+    return coro_fail(err ? err : EDOM);
+}
+
+/* runner of test_taskgroup_15: cancelled in its body, it cleans up for a
+ * while (shielded), meanwhile the member crashes. */
+static void *clean_up_slowly(void *arg)
+{
+    (void)arg;
+    coro_group *g = coro_group_new();
+    coro_group_spawn(g, NULL, crash_soon, NULL);
+    int err = await_sleep(10);
+    ck_assert_int_eq(err, ECANCELED);
+    int shield = coro_shield(1);
+    await_sleep(0.05);
+    coro_shield(shield);
+    err = await_group(g);
+    ck_assert_int_eq(coro_group_result(g, 0, NULL), EDOM);
+    coro_group_free(g);
+    return coro_fail(err);
+}
+
+static void *group_15_main(void *arg)
+{
+    (void)arg;
+    coro_task *r = coro_spawn(clean_up_slowly, NULL);
+    await_sleep(0.005);
+    ck_assert_int_eq(coro_task_done(r), 0);
+    coro_cancel(r);
+    /* asyncio: the ExceptionGroup of the crash; here the caller's own
+     * ECANCELED, the crash in coro_group_result (coro.h, await_group). */
+    ck_assert_int_eq(await_task(r, NULL), ECANCELED);
+    return NULL;
+}
+
+/* test_taskgroup_15: a member crashes while the cancelled runner cleans
+ * up. */
+START_TEST(py_taskgroup_15)
+{
+    run_expect(group_15_main, NULL, 0);
+}
+END_TEST
+
+/* runner of test_taskgroup_17 (no member, arg NULL) and _22 (two). */
+static void *await_group_of(void *arg)
+{
+    static const struct nap foo1 = { 1, 0, 42 }, foo2 = { 2, 0, 11 };
+    coro_group *g = coro_group_new();
+    if (arg) {
+        coro_group_spawn(g, NULL, nap, (void *)&foo1);
+        coro_group_spawn(g, NULL, nap, (void *)&foo2);
+    } else if (await_sleep(10) == ECANCELED) {
+        group_num += 10;
+    }
+    int err = await_group(g);
+    coro_group_free(g);
+    return coro_fail(err);
+}
+
+static void *group_17_main(void *arg)
+{
+    group_num = 0;
+    coro_task *r = coro_spawn(await_group_of, arg);
+    await_sleep(0.01);
+    ck_assert_int_eq(coro_task_done(r), 0);
+    coro_cancel(r);
+    ck_assert_int_eq(await_task(r, NULL), ECANCELED);
+    ck_assert_int_eq(group_num, arg ? 0 : 10);
+    return NULL;
+}
+
+/* test_taskgroup_17: the runner of an empty group cancelled in its body
+ * ends cancelled. */
+START_TEST(py_taskgroup_17)
+{
+    run_expect(group_17_main, NULL, 0);
+}
+END_TEST
+
+/* test_taskgroup_22: the runner cancelled while it awaits the group. */
+START_TEST(py_taskgroup_22)
+{
+    run_expect(group_17_main, TOKEN(1), 0);
+    ck_assert_str_eq(trace_get(), "42:125 11:125");
+}
+END_TEST
+
+static int nhydras;
+
+static void *hydra(void *arg)
+{
+    coro_group *g = arg;
+    nhydras++;
+    int err = await_sleep(0.001);
+    if (err)
+        return coro_fail(err);
+    coro_group_spawn(g, NULL, hydra, g);
+    coro_group_spawn(g, NULL, hydra, g);
+    return NULL;
+}
+
+static void *hercules(void *arg)
+{
+    (void)arg;
+    while (nhydras < 10) {
+        int err = await_sleep(0.0015);
+        if (err)
+            return coro_fail(err);
+    }
+    return coro_fail(EDOM);
+}
+
+static void *group_25_main(void *arg)
+{
+    (void)arg;
+    nhydras = 0;
+    coro_group *g = coro_group_new();
+    coro_group_spawn(g, NULL, hydra, g);
+    coro_group_spawn(g, NULL, hercules, NULL);
+    ck_assert_int_eq(await_group(g), EDOM);
+    ck_assert_int_ge(nhydras, 10);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    coro_group_free(g);
+    return NULL;
+}
+
+/* test_taskgroup_25 (and _24): members spawn members until one fails;
+ * the failure cancels all the rest, those spawned meanwhile included.
+ * test_cancelling_level_preserved: the caller is not left cancelled. */
+START_TEST(py_taskgroup_25)
+{
+    run_expect(group_25_main, NULL, 0);
+}
+END_TEST
+
+static void *yield_once(void *arg)
+{
+    (void)arg;
+    return coro_fail(await_yield());
+}
+
+static void *group_task_name_main(void *arg)
+{
+    (void)arg;
+    coro_group *g = coro_group_new();
+    coro_attr attr = { .name = "yolo" };
+    coro_task *t = coro_group_spawn(g, &attr, yield_once, NULL);
+    ck_assert_str_eq(coro_name(t), "yolo");
+    ck_assert_int_eq(await_group(g), 0);
+    /* test_taskgroup_finished: no member after the group was awaited */
+    errno = 0;
+    ck_assert_ptr_null(coro_group_spawn(g, NULL, yield_once, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    coro_group_free(g);
+    return NULL;
+}
+
+/* test_taskgroup_task_name and test_taskgroup_finished (RuntimeError,
+ * here EINVAL). */
+START_TEST(py_taskgroup_task_name)
+{
+    run_expect(group_task_name_main, NULL, 0);
+}
+END_TEST
+
+/* runner of test_taskgroup_11 and _12: a group in a group's body; five
+ * inner members fail with EDOM in their clean-up; with arg, the outer
+ * group has a member of its own. */
+static void *nested_in_body(void *arg)
+{
+    static const struct nap outer_member = { 10, 0, 9 };
+    coro_group *g1 = coro_group_new();
+    if (arg)
+        coro_group_spawn(g1, NULL, nap, (void *)&outer_member);
+    coro_group *g2 = coro_group_new();
+    for (int i = 0; i < 5; i++)
+        coro_group_spawn(g2, NULL, count_cancel, TOKEN(1));
+    int err = await_sleep(10);
+    ck_assert_int_eq(err, ECANCELED);
+    ck_assert_int_eq(await_group(g2), ECANCELED);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_int_eq(coro_group_result(g2, i, NULL), EDOM);
+    coro_group_free(g2);
+    err = await_group(g1);
+    if (arg)
+        ck_assert_int_eq(coro_group_result(g1, 0, NULL), ECANCELED);
+    coro_group_free(g1);
+    return coro_fail(err);
+}
+
+static void *group_11_main(void *arg)
+{
+    group_num = 0;
+    coro_task *r = coro_spawn(nested_in_body, arg);
+    await_sleep(0.01);
+    ck_assert_int_eq(coro_task_done(r), 0);
+    coro_cancel(r);
+    /* asyncio: an ExceptionGroup of the inner group's ExceptionGroup of
+     * ZeroDivisionErrors; here ECANCELED all the way out, each member's
+     * EDOM in coro_group_result (coro.h, await_group). */
+    ck_assert_int_eq(await_task(r, NULL), ECANCELED);
+    ck_assert_int_eq(group_num, 5);
+    return NULL;
+}
+
+/* test_taskgroup_11: nested groups in a cancelled runner, the inner
+ * members failing in their clean-up. */
+START_TEST(py_taskgroup_11)
+{
+    run_expect(group_11_main, NULL, 0);
+}
+END_TEST
+
+/* test_taskgroup_12: likewise, the outer group with a member of its own,
+ * which the cancellation reaches too. */
+START_TEST(py_taskgroup_12)
+{
+    run_expect(group_11_main, TOKEN(1), 0);
+    ck_assert_str_eq(trace_get(), "9:125");
+}
+END_TEST
+
+static void *group_13_main(void *arg)
+{
+    int inner_first = arg != NULL;
+    double s = test_slow();
+    struct nap quick = { 0.01 * s, EIO, 1 }, slow = { 0.1 * s, EDOM, 2 };
+    coro_group *g1 = coro_group_new();
+    coro_group_spawn(g1, NULL, nap, inner_first ? &slow : &quick);
+    coro_group *g2 = coro_group_new();
+    coro_group_spawn(g2, NULL, nap, inner_first ? &quick : &slow);
+    double t0 = coro_now();
+    int err2 = await_group(g2);
+    int err1 = await_group(g1);
+    /* test_taskgroup_13: asyncio's g1, its member failing first, cancels
+     * the runner, which cancels g2's member at once. Here a member's
+     * failure does not cancel the task that made the group (coro.h, task
+     * groups): the runner waits in await_group(g2) until g2's member
+     * fails by itself. test_taskgroup_14: g2's member fails first, which
+     * fails g2, whose owner then awaits g1, whose member runs its course
+     * (asyncio's runner, failing out of g2, cancels g1's member). */
+    ck_assert_double_ge(coro_now() - t0, 0.1 * s);
+    ck_assert_int_eq(err2, inner_first ? EIO : EDOM);
+    ck_assert_int_eq(err1, inner_first ? EDOM : EIO);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    coro_group_free(g2);
+    coro_group_free(g1);
+    return NULL;
+}
+
+/* test_taskgroup_13: the outer group's member fails first. */
+START_TEST(py_taskgroup_13)
+{
+    run_expect(group_13_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "1:0 2:0");
+}
+END_TEST
+
+/* test_taskgroup_14: the inner group's member fails first. */
+START_TEST(py_taskgroup_14)
+{
+    run_expect(group_13_main, TOKEN(1), 0);
+    ck_assert_str_eq(trace_get(), "1:0 2:0");
+}
+END_TEST
+
+static void *group_both_failed_main(void *arg)
+{
+    (void)arg;
+    static const struct nap runtime = { 0, EIO, 1 }, value = { 0, EDOM, 2 };
+    coro_group *outer = coro_group_new();
+    coro_group *inner = coro_group_new();
+    coro_group_spawn(inner, NULL, nap, (void *)&runtime);
+    coro_group_spawn(outer, NULL, nap, (void *)&value);
+    ck_assert_int_eq(await_group(inner), EIO);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    ck_assert_int_eq(await_group(outer), EDOM);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    /* test_taskgroup_double_enter: asyncio refuses to enter a group
+     * twice; a second await_group returns the same at once (coro.h). */
+    ck_assert_int_eq(await_group(outer), EDOM);
+    coro_group_free(inner);
+    coro_group_free(outer);
+    return NULL;
+}
+
+/* test_nested_groups_both_cancelled: both groups fail, each with its own
+ * member's error, and the caller is never left cancelled. */
+START_TEST(py_taskgroup_nested_groups_both_cancelled)
+{
+    run_expect(group_both_failed_main, NULL, 0);
+}
+END_TEST
+
 Suite *group_suite(void)
 {
     Suite *s = suite_create("group");
@@ -509,6 +916,23 @@ Suite *group_suite(void)
     tcase_add_test(tc, dump_shows_group_membership);
     tcase_add_test(tc, a_deadlocked_group_is_reported);
     tcase_add_test(tc, groups_work_on_the_shared_stack);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio taskgroups", 10);
+    tcase_add_test(tc, py_taskgroup_07);
+    tcase_add_test(tc, py_taskgroup_08);
+    tcase_add_test(tc, py_taskgroup_09);
+    tcase_add_test(tc, py_taskgroup_10);
+    tcase_add_test(tc, py_taskgroup_15);
+    tcase_add_test(tc, py_taskgroup_17);
+    tcase_add_test(tc, py_taskgroup_22);
+    tcase_add_test(tc, py_taskgroup_25);
+    tcase_add_test(tc, py_taskgroup_task_name);
+    tcase_add_test(tc, py_taskgroup_11);
+    tcase_add_test(tc, py_taskgroup_12);
+    tcase_add_test(tc, py_taskgroup_13);
+    tcase_add_test(tc, py_taskgroup_14);
+    tcase_add_test(tc, py_taskgroup_nested_groups_both_cancelled);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -892,6 +893,794 @@ START_TEST(as_completed_works_on_the_shared_stack)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* CPython's test_tasks.py: wait, as_completed, gather                    */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_tasks.py (3.13), the tests of asyncio.wait,
+ * as_completed and gather, translated where coro's calls map. asyncio's
+ * test loop moves time by hand; here nv are short and real, scaled by
+ * test_slow(). Not translated: test_wait_really_done and
+ * test_as_completed_reverse_wait/_concurrent, which turn on when asyncio
+ * runs done-callbacks and on futures handed out before their tasks end. */
+
+/* Spawns nv[i] into t[i]. */
+static void spawn_naps(coro_task **t, struct test_nap *nv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        t[i] = coro_spawn(test_nap, &nv[i]);
+}
+
+static void *py_wait_main(void *arg)
+{
+    (void)arg;
+    double s = test_slow();
+    struct test_nap nv[2] = { { 0.02 * s, 0, 'b' }, { 0.01 * s, 0, 'a' } };
+    coro_task *t[2];
+    spawn_naps(t, nv, 2); /* [b, a] */
+    coro_task *b = t[0], *a = t[1];
+    size_t ndone;
+    ck_assert_int_eq(await_wait(t, 2, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 2);
+    ck_assert_ptr_eq(t[0], a); /* in the order they ended */
+    ck_assert_ptr_eq(t[1], b);
+    /* Doing it again takes no time. */
+    double t0 = coro_now();
+    ck_assert_int_eq(await_wait(t, 2, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 2);
+    ck_assert_double_lt(coro_now() - t0, 0.005 * s);
+    void *res[2];
+    ck_assert_int_eq(await_gather(t, 2, res, NULL), 0);
+    ck_assert_ptr_eq(res[0], TOKEN('a'));
+    ck_assert_ptr_eq(res[1], TOKEN('b'));
+
+    /* test_wait_generator: ten tasks that return at once */
+    coro_task *many[10];
+    for (int i = 0; i < 10; i++)
+        many[i] = coro_spawn(return_arg, TOKEN(i));
+    ck_assert_int_eq(await_wait(many, 10, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 10);
+    ck_assert_int_eq(await_gather(many, 10, NULL, NULL), 0);
+    return NULL;
+}
+
+/* test_wait, test_wait_with_iterator_of_tasks, test_wait_generator: wait
+ * for all, the done ones first in the order they ended. */
+START_TEST(py_tasks_test_wait)
+{
+    run_expect(py_wait_main, NULL, 0);
+}
+END_TEST
+
+static void *py_wait_errors_main(void *arg)
+{
+    (void)arg;
+    size_t ndone = 7;
+    /* asyncio.wait(set()) raises ValueError; coro.h: n == 0 returns at
+     * once. */
+    ck_assert_int_eq(await_wait(NULL, 0, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 0);
+    struct test_nap nap = { 10, 0, 1 };
+    coro_task *t = coro_spawn(test_nap, &nap);
+    ck_assert_int_eq(await_wait(&t, 1, (enum coro_when)-1, -1, &ndone),
+                     EINVAL);
+    /* test_wait_duplicate_coroutines: asyncio takes a task listed twice
+     * once; here it is EINVAL (coro.h), and nothing is claimed. */
+    coro_task *twice[2] = { t, t };
+    ck_assert_int_eq(await_wait(twice, 2, CORO_ALL_COMPLETED, -1, &ndone),
+                     EINVAL);
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    return NULL;
+}
+
+/* test_wait_errors and test_wait_duplicate_coroutines. */
+START_TEST(py_tasks_test_wait_errors)
+{
+    run_expect(py_wait_errors_main, NULL, 0);
+}
+END_TEST
+
+static void *py_wait_first_main(void *arg)
+{
+    (void)arg;
+    double s = test_slow();
+    /* test_wait_first_completed */
+    struct test_nap nv[2] = { { 0.01 * s, 0, 'b' }, { 10, 0, 'a' } };
+    coro_task *t[2];
+    spawn_naps(t, nv, 2); /* [b, a] */
+    coro_task *a = t[1], *b = t[0];
+    size_t ndone;
+    ck_assert_int_eq(await_wait(t, 2, CORO_FIRST_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 1);
+    ck_assert_ptr_eq(t[0], b);
+    ck_assert_int_eq(coro_task_done(a), 0);
+    void *res;
+    int err;
+    ck_assert_int_eq(coro_task_result(b, &res, &err), 0);
+    ck_assert_ptr_eq(res, TOKEN('b'));
+    ck_assert_int_eq(err, 0);
+    coro_cancel(a);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), ECANCELED);
+
+    /* test_wait_first_exception: b has failed already */
+    nv[0] = (struct test_nap){ 0, EIO, 'b' };
+    spawn_naps(t, nv, 2);
+    a = t[1];
+    b = t[0];
+    await_yield(); /* b fails */
+    double t0 = coro_now();
+    ck_assert_int_eq(await_wait(t, 2, CORO_FIRST_EXCEPTION, -1, &ndone), 0);
+    ck_assert_double_lt(coro_now() - t0, 0.5 * s);
+    ck_assert_uint_eq(ndone, 1);
+    ck_assert_ptr_eq(t[0], b);
+    ck_assert_int_eq(coro_task_done(a), 0);
+    coro_cancel(a);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), EIO);
+
+    /* test_wait_first_exception_in_wait: b fails while the wait waits */
+    nv[0] = (struct test_nap){ 0.01 * s, EIO, 'b' };
+    spawn_naps(t, nv, 2);
+    a = t[1];
+    b = t[0];
+    ck_assert_int_eq(await_wait(t, 2, CORO_FIRST_EXCEPTION, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 1);
+    ck_assert_ptr_eq(t[0], b);
+    ck_assert_int_eq(coro_task_done(a), 0);
+    coro_cancel(a);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), EIO);
+    return NULL;
+}
+
+/* test_wait_first_completed, test_wait_first_exception and
+ * test_wait_first_exception_in_wait. */
+START_TEST(py_tasks_test_wait_first_completed_or_exception)
+{
+    run_expect(py_wait_first_main, NULL, 0);
+}
+END_TEST
+
+static void *py_wait_exception_timeout_main(void *arg)
+{
+    (void)arg;
+    double s = test_slow();
+    /* test_wait_with_exception */
+    struct test_nap nv[2] = { { 0.02 * s, EIO, 'b' },
+                                { 0.01 * s, 0, 'a' } };
+    coro_task *t[2];
+    spawn_naps(t, nv, 2);
+    size_t ndone;
+    ck_assert_int_eq(await_wait(t, 2, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_uint_eq(ndone, 2);
+    int failed = 0;
+    for (int i = 0; i < 2; i++) {
+        int err;
+        ck_assert_int_eq(coro_task_result(t[i], NULL, &err), 0);
+        failed += err != 0;
+    }
+    ck_assert_int_eq(failed, 1);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), EIO);
+
+    /* test_wait_with_timeout: [b, a], a ends before the timeout */
+    nv[0] = (struct test_nap){ 10, 0, 'b' };
+    spawn_naps(t, nv, 2);
+    coro_task *a = t[1], *b = t[0];
+    ck_assert_int_eq(await_wait(t, 2, CORO_ALL_COMPLETED, 0.2 * s, &ndone),
+                     0); /* the timeout passing is no error */
+    ck_assert_uint_eq(ndone, 1);
+    ck_assert_ptr_eq(t[0], a);
+    ck_assert_ptr_eq(t[1], b);
+    ck_assert_int_eq(coro_task_done(b), 0);
+    coro_cancel(b);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), ECANCELED);
+    return NULL;
+}
+
+/* test_wait_with_exception and test_wait_with_timeout. */
+START_TEST(py_tasks_test_wait_with_exception_and_timeout)
+{
+    run_expect(py_wait_exception_timeout_main, NULL, 0);
+}
+END_TEST
+
+static void *py_as_completed_main(void *arg)
+{
+    (void)arg;
+    double s = test_slow();
+    struct test_nap nv[3] = { { 0.01 * s, 0, 'b' }, { 0.1 * s, 0, 'c' },
+                                { 0.01 * s, 0, 'a' } };
+    coro_task *t[3];
+    spawn_naps(t, nv, 3); /* [b, c, a] */
+    coro_completions *it;
+    ck_assert_int_eq(coro_as_completed(t, 3, -1, &it), 0);
+    char got[4] = "";
+    for (int i = 0; i < 3; i++) {
+        coro_task *done;
+        void *res;
+        ck_assert_int_eq(await_as_completed(it, &done), 0);
+        ck_assert_int_eq(await_task(done, &res), 0);
+        got[i] = (char)(uintptr_t)res;
+    }
+    coro_task *none;
+    ck_assert_int_eq(await_as_completed(it, &none), EPIPE);
+    coro_completions_free(it);
+    ck_assert(strchr("ab", got[0]) && strchr("ab", got[1]));
+    ck_assert_int_eq(got[2], 'c');
+
+    /* test_as_completed_with_unused_timeout */
+    struct test_nap one = { 0.01 * s, 0, 'a' };
+    coro_task *a = coro_spawn(test_nap, &one);
+    ck_assert_int_eq(coro_as_completed(&a, 1, 1 * s, &it), 0);
+    coro_task *done;
+    void *res;
+    ck_assert_int_eq(await_as_completed(it, &done), 0);
+    ck_assert_int_eq(await_task(done, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN('a'));
+    coro_completions_free(it);
+    return NULL;
+}
+
+/* test_as_completed and test_as_completed_with_unused_timeout: tasks
+ * come out in the order they end. */
+START_TEST(py_tasks_test_as_completed)
+{
+    run_expect(py_as_completed_main, NULL, 0);
+}
+END_TEST
+
+static void *py_as_completed_timeout_main(void *arg)
+{
+    (void)arg;
+    double s = test_slow();
+    struct test_nap nv[2] = { { 0.01 * s, 0, 'a' }, { 10, 0, 'b' } };
+    coro_task *t[2];
+    spawn_naps(t, nv, 2);
+    coro_task *b = t[1];
+    coro_completions *it;
+    ck_assert_int_eq(coro_as_completed(t, 2, 0.1 * s, &it), 0);
+    coro_task *done;
+    void *res;
+    ck_assert_int_eq(await_as_completed(it, &done), 0);
+    ck_assert_int_eq(await_task(done, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN('a'));
+    ck_assert_int_eq(await_as_completed(it, &done), ETIMEDOUT);
+    coro_completions_free(it);
+    coro_cancel(b);
+    ck_assert_int_eq(await_task(b, NULL), ECANCELED);
+    return NULL;
+}
+
+/* test_as_completed_with_timeout: the first task in time, then
+ * ETIMEDOUT (TimeoutError). */
+START_TEST(py_tasks_test_as_completed_with_timeout)
+{
+    run_expect(py_as_completed_timeout_main, NULL, 0);
+}
+END_TEST
+
+static void *py_as_completed_resume_main(void *arg)
+{
+    (void)arg;
+    coro_task *t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = coro_spawn(return_arg, TOKEN(i));
+    coro_completions *it;
+    ck_assert_int_eq(coro_as_completed(t, 4, -1, &it), 0);
+    unsigned seen = 0;
+    coro_task *done;
+    void *res;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(await_as_completed(it, &done), 0);
+        ck_assert_int_eq(await_task(done, &res), 0);
+        seen |= 1u << (uintptr_t)res;
+    }
+    /* Resumed later, the same iterator goes on where it stopped. */
+    await_yield();
+    while (await_as_completed(it, &done) == 0) {
+        ck_assert_int_eq(await_task(done, &res), 0);
+        seen |= 1u << (uintptr_t)res;
+    }
+    ck_assert_uint_eq(seen, 0xf);
+    coro_completions_free(it);
+
+    /* test_as_completed_duplicate_coroutines: asyncio takes a task listed
+     * twice once; here it is EINVAL, and nothing is claimed (coro.h). */
+    coro_task *a = coro_spawn(return_arg, "ham");
+    coro_task *twice[3] = { a, a, coro_spawn(return_arg, "spam") };
+    ck_assert_int_eq(coro_as_completed(twice, 3, -1, &it), EINVAL);
+    ck_assert_int_eq(await_gather(twice + 1, 2, NULL, NULL), 0);
+    return NULL;
+}
+
+/* test_as_completed_resume_iterator and
+ * test_as_completed_duplicate_coroutines. */
+START_TEST(py_tasks_test_as_completed_resume_iterator)
+{
+    run_expect(py_as_completed_resume_main, NULL, 0);
+}
+END_TEST
+
+static coro_event *gate;
+
+/* child_coro of test_cancel_gather_1: waits for the gate, returns 42. */
+static void *wait_gate_42(void *arg)
+{
+    (void)arg;
+    int err = await_event(gate, -1);
+    return err ? coro_fail(err) : TOKEN(42);
+}
+
+struct gather_outcome {
+    int   err;
+    void *result;
+};
+
+static void *gather_one_child(void *arg)
+{
+    struct gather_outcome *o = arg;
+    coro_task *child = coro_spawn(wait_gate_42, NULL);
+    o->err = await_gather(&child, 1, &o->result, NULL);
+    return NULL;
+}
+
+static void *py_cancel_gather_1_main(void *arg)
+{
+    (void)arg;
+    gate = coro_event_new();
+    struct gather_outcome o = { -1, NULL };
+    coro_task *g = coro_spawn(gather_one_child, &o);
+    await_yield();
+    await_yield();
+    /* The child ends, and the gatherer is cancelled before it runs. */
+    coro_event_set(gate);
+    await_yield();
+    coro_cancel(g);
+    ck_assert_int_eq(await_task(g, NULL), ECANCELED);
+    /* Python issue #26923: the gather's result stands. */
+    ck_assert_int_eq(o.err, 0);
+    ck_assert_ptr_eq(o.result, TOKEN(42));
+    coro_event_free(gate);
+    return NULL;
+}
+
+/* test_cancel_gather_1: a gather whose children have all ended is not
+ * undone by a cancellation that comes before its caller runs. */
+START_TEST(py_tasks_test_cancel_gather_1)
+{
+    run_expect(py_cancel_gather_1_main, NULL, 0);
+}
+END_TEST
+
+/* test of test_cancel_gather_2: gathers of nv, over and over. */
+static void *gather_naps_forever(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct test_nap *nap = arg;
+        coro_task *t = coro_spawn(test_nap, nap);
+        int errors[1];
+        int err = await_gather(&t, 1, NULL, errors);
+        if (err)
+            return coro_fail(err);
+    }
+}
+
+static void *py_cancel_gather_2_main(void *arg)
+{
+    (void)arg;
+    struct test_nap nap = { 0.005, 0, 0 };
+    coro_task *t = coro_spawn(gather_naps_forever, &nap);
+    await_sleep(0.02);
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    return NULL;
+}
+
+/* test_cancel_gather_2: the cancellation of a task inside a gather comes
+ * back out of the gather as ECANCELED. */
+START_TEST(py_tasks_test_cancel_gather_2)
+{
+    run_expect(py_cancel_gather_2_main, NULL, 0);
+}
+END_TEST
+
+static void *py_gather_results_main(void *arg)
+{
+    (void)arg;
+    double s = test_slow();
+    /* test_result_exception_one_cancellation: [1, zde, cancelled, 3,
+     * cancelled, rte] with return_exceptions=True is errors[] here. */
+    struct test_nap nv[6] = {
+        { 0, 0, 1 }, { 0, EDOM, 2 }, { 10, 0, 3 },
+        { 0.01 * s, 0, 4 }, { 10, 0, 5 }, { 0.02 * s, ERANGE, 6 },
+    };
+    coro_task *t[6];
+    spawn_naps(t, nv, 6);
+    await_yield();
+    coro_cancel(t[2]);
+    coro_cancel(t[4]);
+    void *res[6];
+    int errs[6];
+    /* asyncio's gather without return_exceptions raises at the first
+     * failure and leaves the rest running; coro's waits for every task
+     * and returns the first failure in time (coro.h): EDOM. */
+    ck_assert_int_eq(await_gather(t, 6, res, errs), EDOM);
+    static const int want[6] = { 0, EDOM, ECANCELED, 0, ECANCELED, ERANGE };
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(errs[i], want[i]);
+    ck_assert_ptr_eq(res[0], TOKEN(1));
+    ck_assert_ptr_eq(res[3], TOKEN(4));
+
+    /* test_one_cancellation: the first failure is a cancelled child; the
+     * gatherer itself was not cancelled. */
+    nv[1] = (struct test_nap){ 10, 0, 2 };
+    spawn_naps(t, nv, 6);
+    await_yield();
+    coro_cancel(t[1]);
+    await_yield();
+    coro_cancel(t[2]);
+    coro_cancel(t[4]);
+    ck_assert_int_eq(await_gather(t, 6, NULL, errs), ECANCELED);
+    ck_assert_int_eq(errs[1], ECANCELED);
+    ck_assert_int_eq(errs[5], ERANGE);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    return NULL;
+}
+
+/* GatherTests.test_result_exception_one_cancellation and
+ * test_one_cancellation (and test_return_exceptions, test_one_exception):
+ * every child's outcome in argument order, and the first failure. */
+START_TEST(py_tasks_test_gather_one_cancellation)
+{
+    run_expect(py_gather_results_main, NULL, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* CPython's test_waitfor.py, test by test                                */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_waitfor.py (3.13): asyncio.wait_for is
+ * await_task_timeout. The WaitForShieldTests do not map: coro has no
+ * asyncio.shield(task) to time out apart from the task it wraps. */
+
+static int slow_exited;
+
+/* SlowTask.run: runs for 0.1 s whatever cancellations come (asyncio's
+ * swallows each CancelledError; here a shield holds them back), then
+ * returns 0x51. */
+static void *slow_task(void *arg)
+{
+    (void)arg;
+    double end = coro_now() + 0.1 * test_slow();
+    int shield = coro_shield(1);
+    while (coro_now() < end)
+        await_sleep(end - coro_now());
+    coro_shield(shield);
+    slow_exited = 1;
+    return TOKEN(0x51);
+}
+
+static void *wait_for_slow(void *arg)
+{
+    double timeout = *(double *)arg;
+    coro_task *t = coro_spawn(slow_task, NULL);
+    return TOKEN(await_task_timeout(t, timeout, NULL));
+}
+
+static void *wait_for_cancelled_main(void *arg)
+{
+    (void)arg;
+    slow_exited = 0;
+    double timeout = 0.2 * test_slow();
+    coro_task *w = coro_spawn(wait_for_slow, &timeout);
+    await_yield();
+    coro_cancel(w);
+    size_t ndone;
+    ck_assert_int_eq(await_wait(&w, 1, CORO_ALL_COMPLETED, -1, &ndone), 0);
+    ck_assert_int_eq(slow_exited, 1);
+    void *res;
+    ck_assert_int_eq(await_task(w, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+
+    /* test_asyncio_wait_for_timeout */
+    slow_exited = 0;
+    timeout = 0.05 * test_slow();
+    ck_assert_ptr_eq(wait_for_slow(&timeout), TOKEN(ETIMEDOUT));
+    ck_assert_int_eq(slow_exited, 1);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_asyncio_wait_for_cancelled and
+ * test_asyncio_wait_for_timeout: cancelled, or timed out, wait_for waits
+ * for its task to end, however long it takes. */
+START_TEST(py_waitfor_test_asyncio_wait_for_cancelled)
+{
+    run_expect(wait_for_cancelled_main, NULL, 0);
+}
+END_TEST
+
+static int foo_running, foo_started;
+
+/* foo of test_wait_for: runs, sleeps long, stops running. */
+static void *foo_sleeps(void *arg)
+{
+    foo_started = foo_running = 1;
+    if (arg)
+        coro_event_set(arg);
+    int err = await_sleep(100);
+    foo_running = 0;
+    return err ? coro_fail(err) : "done";
+}
+
+static void *wait_for_timeout_0_main(void *arg)
+{
+    (void)arg;
+    /* test_wait_for_timeout_less_then_0_or_0_future_done */
+    coro_task *t = coro_spawn(return_arg, "done");
+    await_yield();
+    void *res;
+    ck_assert_int_eq(await_task_timeout(t, 0, &res), 0);
+    ck_assert_str_eq(res, "done");
+
+    /* test_wait_for_timeout_less_then_0_or_0 (a negative timeout is
+     * none here, where asyncio takes it for 0: coro.h's conventions) */
+    coro_event *started = coro_event_new();
+    t = coro_spawn(foo_sleeps, started);
+    ck_assert_int_eq(await_event(started, -1), 0);
+    ck_assert_int_eq(await_task_timeout(t, 0, &res), ETIMEDOUT);
+    ck_assert_int_eq(foo_running, 0);
+    coro_event_free(started);
+
+    /* test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started:
+     * asyncio never starts the coroutine; a task cancelled before it
+     * runs still runs here, and its first wait says ECANCELED
+     * (coro_cancel). */
+    foo_started = 0;
+    t = coro_spawn(foo_sleeps, NULL);
+    ck_assert_int_eq(await_task_timeout(t, 0, &res), ETIMEDOUT);
+    ck_assert_int_eq(foo_started, 1);
+    ck_assert_int_eq(foo_running, 0);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_timeout_less_then_0_or_0 and its two
+ * siblings: a timeout of 0 takes a result that is there, else cancels. */
+START_TEST(py_waitfor_test_wait_for_timeout_less_then_0_or_0)
+{
+    run_expect(wait_for_timeout_0_main, NULL, 0);
+}
+END_TEST
+
+static void *wait_for_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(foo_sleeps, NULL);
+    ck_assert_int_eq(await_task_timeout(t, 0.01, NULL), ETIMEDOUT);
+    ck_assert_int_eq(foo_running, 0);
+    /* test_wait_for_blocking: no timeout */
+    void *res;
+    t = coro_spawn(return_arg, "done");
+    ck_assert_int_eq(await_task_timeout(t, -1, &res), 0);
+    ck_assert_str_eq(res, "done");
+    /* test_wait_for_race_condition: the result comes before the
+     * timeout */
+    t = coro_spawn(sleep_then_return, "ok");
+    ck_assert_int_eq(await_task_timeout(t, 0.2 * test_slow(), &res), 0);
+    ck_assert_str_eq(res, "ok");
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for, test_wait_for_blocking and
+ * test_wait_for_race_condition. */
+START_TEST(py_waitfor_test_wait_for)
+{
+    run_expect(wait_for_main, NULL, 0);
+}
+END_TEST
+
+/* return_42: cancelled, returns 42 after a shielded pause. */
+static void *return_42_when_cancelled(void *arg)
+{
+    (void)arg;
+    int err = await_sleep(10);
+    if (err != ECANCELED)
+        return coro_fail(err ? err : EIO);
+    int shield = coro_shield(1);
+    await_sleep(0.001);
+    coro_shield(shield);
+    return TOKEN(42);
+}
+
+static void *wait_for_cancel_suppressed_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(return_42_when_cancelled, NULL);
+    void *res;
+    ck_assert_int_eq(await_task_timeout(t, 0.01, &res), ETIMEDOUT);
+    ck_assert_ptr_eq(res, TOKEN(42));
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_cancel_suppressed and
+ * test_wait_for_cancellation_race_condition: a task that returns a value
+ * after its cancellation. asyncio's wait_for returns the value; here
+ * cancellation is sticky, the call says ETIMEDOUT, and *result holds the
+ * value (coro.h, await_task_timeout). */
+START_TEST(py_waitfor_test_wait_for_cancel_suppressed)
+{
+    run_expect(wait_for_cancel_suppressed_main, NULL, 0);
+}
+END_TEST
+
+static int inner_done;
+
+/* inner of test_wait_for_waits_for_task_cancellation: its clean-up after
+ * the cancellation waits too; with arg, it then fails with EIO (the
+ * FooException of test_wait_for_reraises_exception_during_cancellation). */
+static void *inner_slow_clean_up(void *arg)
+{
+    int err = await_sleep(10);
+    int shield = coro_shield(1);
+    await_sleep(0.001);
+    coro_shield(shield);
+    inner_done = 1;
+    return coro_fail(arg ? EIO : err);
+}
+
+static void *wait_for_waits_main(void *arg)
+{
+    double timeout = *(double *)arg;
+    inner_done = 0;
+    coro_task *t = coro_spawn(inner_slow_clean_up, NULL);
+    await_sleep(0.001);
+    ck_assert_int_eq(await_task_timeout(t, timeout, NULL), ETIMEDOUT);
+    ck_assert_int_eq(inner_done, 1);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_waits_for_task_cancellation: on
+ * timeout, wait_for returns only once the task's clean-up is over. */
+START_TEST(py_waitfor_test_wait_for_waits_for_task_cancellation)
+{
+    double timeout = 0.0001;
+    run_expect(wait_for_waits_main, &timeout, 0);
+}
+END_TEST
+
+/* AsyncioWaitForTest.test_wait_for_waits_for_task_cancellation_w_timeout_0 */
+START_TEST(py_waitfor_test_wait_for_waits_for_task_cancellation_w_timeout_0)
+{
+    double timeout = 0;
+    run_expect(wait_for_waits_main, &timeout, 0);
+}
+END_TEST
+
+static void *wait_for_reraises_main(void *arg)
+{
+    (void)arg;
+    inner_done = 0;
+    coro_task *t = coro_spawn(inner_slow_clean_up, TOKEN(1));
+    ck_assert_int_eq(await_task_timeout(t, 0.0001, NULL), EIO);
+    ck_assert_int_eq(inner_done, 1);
+    /* The same with asyncio.timeout around the await: a scope's deadline
+     * ending the join. */
+    inner_done = 0;
+    t = coro_spawn(inner_slow_clean_up, TOKEN(1));
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open(0.0001, &s), 0);
+    ck_assert_int_eq(await_task(t, NULL), EIO);
+    ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    ck_assert_int_eq(inner_done, 1);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_reraises_exception_during_cancellation:
+ * a task that fails with an error of its own while it is cancelled for
+ * the timeout: its error, not ETIMEDOUT, as await_task puts a task's own
+ * error before its cancellation. */
+START_TEST(py_waitfor_test_wait_for_reraises_exception_during_cancellation)
+{
+    run_expect(wait_for_reraises_main, NULL, 0);
+}
+END_TEST
+
+static int blocked_err;
+
+/* blocking_coroutine of _test_cancel_wait_for: waits on an event nobody
+ * sets, and notes how the wait ended. */
+static void *block_on_event(void *arg)
+{
+    blocked_err = await_event(arg, -1);
+    return coro_fail(blocked_err);
+}
+
+struct timed_join {
+    coro_task *task;
+    double     timeout;
+};
+
+static void *timed_join(void *arg)
+{
+    struct timed_join *j = arg;
+    return TOKEN(await_task_timeout(j->task, j->timeout, NULL));
+}
+
+static void *cancel_wait_for_main(void *arg)
+{
+    double timeout = *(double *)arg;
+    coro_event *never = coro_event_new();
+    blocked_err = -1;
+    struct timed_join j = { coro_spawn(block_on_event, never), timeout };
+    coro_task *wait = coro_spawn(timed_join, &j);
+    await_yield();
+    coro_cancel(wait);
+    void *res;
+    ck_assert_int_eq(await_task(wait, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+    /* Python issue #23219: cancelling the wait cancels the task. */
+    ck_assert_int_eq(blocked_err, ECANCELED);
+    ck_assert_int_eq(coro_event_free(never), 0);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_cancel_blocking_wait_for: cancelling a wait_for
+ * without a timeout cancels its task. */
+START_TEST(py_waitfor_test_cancel_blocking_wait_for)
+{
+    double timeout = -1;
+    run_expect(cancel_wait_for_main, &timeout, 0);
+}
+END_TEST
+
+/* AsyncioWaitForTest.test_cancel_wait_for: likewise with a timeout. */
+START_TEST(py_waitfor_test_cancel_wait_for)
+{
+    double timeout = 60;
+    run_expect(cancel_wait_for_main, &timeout, 0);
+}
+END_TEST
+
+static int reached_end;
+
+/* wait_for_coro of test_wait_for_issue86296: a wait_for of a task that
+ * has ended, then a long sleep. */
+static void *wait_for_then_sleep(void *arg)
+{
+    void *res;
+    int err = await_task_timeout(arg, 100, &res);
+    ck_assert_int_eq(err, 0);
+    ck_assert_str_eq(res, "done");
+    err = await_sleep(1);
+    if (!err)
+        reached_end = 1;
+    return coro_fail(err);
+}
+
+static void *wait_for_issue86296_main(void *arg)
+{
+    (void)arg;
+    reached_end = 0;
+    coro_task *inner = coro_spawn(return_arg, "done");
+    coro_task *task = coro_spawn(wait_for_then_sleep, inner);
+    ck_assert_int_eq(coro_task_done(task), 0);
+    await_yield();
+    coro_cancel(task);
+    ck_assert_int_eq(await_task(task, NULL), ECANCELED);
+    ck_assert_int_eq(reached_end, 0);
+    return NULL;
+}
+
+/* AsyncioWaitForTest.test_wait_for_issue86296: the caller is cancelled
+ * after its wait_for returned the result of a task that had ended: the
+ * result stands, and the cancellation ends the next wait. */
+START_TEST(py_waitfor_test_wait_for_issue86296)
+{
+    run_expect(wait_for_issue86296_main, NULL, 0);
+}
+END_TEST
+
 Suite *join_suite(void)
 {
     Suite *s = suite_create("join");
@@ -907,6 +1696,34 @@ Suite *join_suite(void)
                    wait_for_cancelled_during_the_timeout_clean_up_is_ecanceled);
     tcase_add_test(tc, empty_gather_and_wait_see_the_callers_cancellation);
     tcase_add_test(tc, a_task_joining_main_gets_its_result);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio tasks", 10);
+    tcase_add_test(tc, py_tasks_test_wait);
+    tcase_add_test(tc, py_tasks_test_wait_errors);
+    tcase_add_test(tc, py_tasks_test_wait_first_completed_or_exception);
+    tcase_add_test(tc, py_tasks_test_wait_with_exception_and_timeout);
+    tcase_add_test(tc, py_tasks_test_as_completed);
+    tcase_add_test(tc, py_tasks_test_as_completed_with_timeout);
+    tcase_add_test(tc, py_tasks_test_as_completed_resume_iterator);
+    tcase_add_test(tc, py_tasks_test_cancel_gather_1);
+    tcase_add_test(tc, py_tasks_test_cancel_gather_2);
+    tcase_add_test(tc, py_tasks_test_gather_one_cancellation);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio wait_for", 10);
+    tcase_add_test(tc, py_waitfor_test_asyncio_wait_for_cancelled);
+    tcase_add_test(tc, py_waitfor_test_wait_for_timeout_less_then_0_or_0);
+    tcase_add_test(tc, py_waitfor_test_wait_for);
+    tcase_add_test(tc, py_waitfor_test_wait_for_cancel_suppressed);
+    tcase_add_test(tc, py_waitfor_test_wait_for_waits_for_task_cancellation);
+    tcase_add_test(tc,
+                   py_waitfor_test_wait_for_waits_for_task_cancellation_w_timeout_0);
+    tcase_add_test(tc,
+                   py_waitfor_test_wait_for_reraises_exception_during_cancellation);
+    tcase_add_test(tc, py_waitfor_test_cancel_blocking_wait_for);
+    tcase_add_test(tc, py_waitfor_test_cancel_wait_for);
+    tcase_add_test(tc, py_waitfor_test_wait_for_issue86296);
     suite_add_tcase(s, tc);
 
     tc = test_case("gather", 10);

@@ -1127,6 +1127,493 @@ START_TEST(eager_tasks_on_the_shared_stack_and_in_groups)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* CPython's test_tasks.py: cancel, sleep, current_task, shield           */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_tasks.py (3.13), the tests of Task.cancel,
+ * asyncio.sleep, current_task and shield that map onto coro_cancel,
+ * await_sleep, coro_self and coro_shield. Cancellation is sticky here
+ * (coro.h's conventions): where a Python task catches CancelledError and
+ * goes on, every later await_* here returns ECANCELED too. */
+
+static coro_event *py_never; /* set by nobody: asyncio's pending future */
+
+static void *sleep_10_return_12(void *arg)
+{
+    (void)arg;
+    int err = await_sleep(10);
+    trace("slept %d", err);
+    return err ? coro_fail(err) : TOKEN(12);
+}
+
+static void *py_cancel_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(sleep_10_return_12, NULL);
+    await_yield();
+    ck_assert_int_eq(coro_cancel(t), 0);
+    await_yield();
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(coro_task_cancelled(t), 1);
+    ck_assert_int_eq(coro_cancel(t), 0); /* asyncio's False: no effect */
+    ck_assert_int_eq(coro_task_cancelled(t), 1);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    return NULL;
+}
+
+/* test_cancel and test_sleep_cancel: a sleeping task cancelled ends at
+ * once, cancelled; cancelling it again changes nothing. */
+START_TEST(py_tasks_test_cancel)
+{
+    run_expect(py_cancel_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "slept 125");
+}
+END_TEST
+
+static void *yield_twice_return_12(void *arg)
+{
+    (void)arg;
+    trace("%d", await_yield());
+    trace("%d", await_yield());
+    return TOKEN(12);
+}
+
+static void *py_cancel_yield_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(yield_twice_return_12, NULL);
+    await_yield(); /* start it */
+    coro_cancel(t);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(12)); /* it returned; still cancelled */
+    return NULL;
+}
+
+/* test_cancel_yield: a task cancelled between two sleep(0)s: the one it
+ * is in says ECANCELED, and the task counts as cancelled. */
+START_TEST(py_tasks_test_cancel_yield)
+{
+    run_expect(py_cancel_yield_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "125 125");
+}
+END_TEST
+
+static void *wait_never(void *arg)
+{
+    (void)arg;
+    return coro_fail(await_event(py_never, -1));
+}
+
+/* task of test_cancel_inner_future: awaits an inner task and passes its
+ * outcome on. */
+static void *await_inner(void *arg)
+{
+    int err = await_task(arg, NULL);
+    trace("inner %d", err);
+    return err ? coro_fail(err) : TOKEN(12);
+}
+
+static void *py_cancel_inner_main(void *arg)
+{
+    int both = arg != NULL;
+    py_never = coro_event_new();
+    coro_task *inner = coro_spawn(wait_never, NULL);
+    coro_task *t = coro_spawn(await_inner, inner);
+    await_yield();
+    coro_cancel(inner);
+    if (both)
+        coro_cancel(t);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    /* Failed with ECANCELED, or cancelled: a cancelled task either way. */
+    coro_event_free(py_never);
+    return NULL;
+}
+
+/* test_cancel_inner_future: the cancellation of what a task awaits comes
+ * out of the task as its own ECANCELED. */
+START_TEST(py_tasks_test_cancel_inner_future)
+{
+    run_expect(py_cancel_inner_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "inner 125");
+}
+END_TEST
+
+/* test_cancel_both_task_and_inner_future. */
+START_TEST(py_tasks_test_cancel_both_task_and_inner_future)
+{
+    run_expect(py_cancel_inner_main, TOKEN(1), 0);
+    ck_assert_str_eq(trace_get(), "inner 125");
+}
+END_TEST
+
+/* task of test_cancel_task_ignoring: "catches" the cancellation of its
+ * first wait and waits again. */
+static void *ignore_cancel(void *arg)
+{
+    (void)arg;
+    trace("first %d", await_event(py_never, -1));
+    trace("second %d", await_sleep(0.001));
+    return TOKEN(42);
+}
+
+static void *py_cancel_ignoring_main(void *arg)
+{
+    (void)arg;
+    py_never = coro_event_new();
+    coro_task *t = coro_spawn(ignore_cancel, NULL);
+    await_yield();
+    coro_cancel(t);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(42));
+    coro_event_free(py_never);
+    return NULL;
+}
+
+/* test_cancel_task_ignoring: asyncio's task swallows the CancelledError
+ * and its next await goes on to return 42, not cancelled. Cancellation
+ * is sticky here: the next wait says ECANCELED too, and the task counts
+ * as cancelled whatever it returns (coro.h's conventions). */
+START_TEST(py_tasks_test_cancel_task_ignoring)
+{
+    run_expect(py_cancel_ignoring_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "first 125 second 125");
+}
+END_TEST
+
+static void *cancel_self_then_sleep(void *arg)
+{
+    ck_assert_int_eq(coro_cancel(coro_self()), 0);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 1);
+    if (!arg)
+        return TOKEN(12); /* test_cancel_at_end */
+    double t0 = coro_now();
+    int err = await_sleep(100);
+    ck_assert_double_lt(coro_now() - t0, 1);
+    return coro_fail(err);
+}
+
+static void *py_cancel_current_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(cancel_self_then_sleep, TOKEN(1));
+    ck_assert_int_eq(coro_task_cancelled(t), 0);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    t = coro_spawn(cancel_self_then_sleep, NULL);
+    ck_assert_int_eq(coro_task_cancelled(t), 0);
+    await_yield();
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(coro_task_cancelled(t), 1);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(12));
+    return NULL;
+}
+
+/* test_cancel_current_task and test_cancel_at_end: a task that cancels
+ * itself: its next wait ends at once; ending right after, it counts as
+ * cancelled. */
+START_TEST(py_tasks_test_cancel_current_task)
+{
+    run_expect(py_cancel_current_main, NULL, 0);
+}
+END_TEST
+
+static int nested_err;
+
+static void *nested_wait(void *arg)
+{
+    (void)arg;
+    nested_err = await_event(py_never, -1);
+    return coro_fail(nested_err);
+}
+
+/* coro of test_cancel_awaited_task: starts a nested task, cancels itself,
+ * then awaits the nested one. */
+static void *cancel_self_then_join(void *arg)
+{
+    (void)arg;
+    coro_task *nested = coro_spawn(nested_wait, NULL);
+    await_yield(); /* the nested task runs and waits */
+    coro_cancel(coro_self());
+    return coro_fail(await_task(nested, NULL));
+}
+
+static void *py_cancel_awaited_main(void *arg)
+{
+    (void)arg;
+    py_never = coro_event_new();
+    nested_err = -1;
+    coro_task *t = coro_spawn(cancel_self_then_join, NULL);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    ck_assert_int_eq(nested_err, ECANCELED); /* bpo-34872 */
+    ck_assert_int_eq(coro_event_free(py_never), 0);
+    return NULL;
+}
+
+/* test_cancel_awaited_task: a task that cancelled itself and then awaits
+ * a task cancels that task too. */
+START_TEST(py_tasks_test_cancel_awaited_task)
+{
+    run_expect(py_cancel_awaited_main, NULL, 0);
+}
+END_TEST
+
+static void *py_sleep_main(void *arg)
+{
+    (void)arg;
+    double t0 = coro_now();
+    ck_assert_int_eq(await_sleep(0.01), 0);
+    ck_assert_double_ge(coro_now() - t0, 0.01);
+    ck_assert_int_eq(await_sleep(NAN), EINVAL);
+    /* test_task_cancel_sleeping_task: cancelled while it sleeps long */
+    coro_task *sleeper = coro_spawn(sleep_10_return_12, NULL);
+    await_sleep(0.01);
+    coro_cancel(sleeper);
+    t0 = coro_now();
+    ck_assert_int_eq(await_task(sleeper, NULL), ECANCELED);
+    ck_assert_double_lt(coro_now() - t0, 1);
+    return NULL;
+}
+
+/* test_sleep, test_sleep_when_delay_is_nan (ValueError, here EINVAL) and
+ * test_task_cancel_sleeping_task. */
+START_TEST(py_tasks_test_sleep)
+{
+    run_expect(py_sleep_main, NULL, 0);
+}
+END_TEST
+
+static coro_task *current_seen[2];
+
+static void *note_current(void *arg)
+{
+    int i = (int)(uintptr_t)arg;
+    current_seen[i] = coro_self();
+    await_yield();
+    ck_assert_ptr_eq(coro_self(), current_seen[i]);
+    trace("%d", i);
+    return NULL;
+}
+
+static void *py_current_task_main(void *arg)
+{
+    (void)arg;
+    coro_task *t[2] = { coro_spawn(note_current, TOKEN(0)),
+                        coro_spawn(note_current, TOKEN(1)) };
+    ck_assert_ptr_nonnull(coro_self());
+    coro_task *self = coro_self();
+    await_yield();
+    ck_assert_ptr_eq(coro_self(), self);
+    ck_assert_ptr_eq(current_seen[0], t[0]);
+    ck_assert_ptr_eq(current_seen[1], t[1]);
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    return NULL;
+}
+
+/* test_current_task and test_current_task_with_interleaving_tasks:
+ * coro_self() is the running task, whatever ran between; NULL outside
+ * one (test_current_task_no_running_loop). */
+START_TEST(py_tasks_test_current_task)
+{
+    ck_assert_ptr_null(coro_self());
+    run_expect(py_current_task_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "0 1");
+}
+END_TEST
+
+static int proof;
+
+static void *inner_proof(void *arg)
+{
+    (void)arg;
+    if (await_event(py_never, -1) == 0)
+        proof += 1;
+    return NULL;
+}
+
+/* outer of test_shield_effect: asyncio.shield(inner()) is a wait that
+ * does not cancel what it waits for, as await_wait. */
+static void *outer_proof(void *arg)
+{
+    coro_task *inner = arg;
+    size_t ndone;
+    int err = await_wait(&inner, 1, CORO_ALL_COMPLETED, -1, &ndone);
+    if (!err)
+        proof += 100;
+    return coro_fail(err);
+}
+
+static void *py_shield_effect_main(void *arg)
+{
+    (void)arg;
+    py_never = coro_event_new();
+    proof = 0;
+    coro_task *inner = coro_spawn(inner_proof, NULL);
+    coro_task *outer = coro_spawn(outer_proof, inner);
+    await_yield();
+    coro_cancel(outer);
+    ck_assert_int_eq(await_task(outer, NULL), ECANCELED);
+    ck_assert_int_eq(coro_task_done(inner), 0);
+    coro_event_set(py_never);
+    ck_assert_int_eq(await_task(inner, NULL), 0);
+    ck_assert_int_eq(proof, 1);
+    coro_event_free(py_never);
+    return NULL;
+}
+
+/* test_shield_effect and test_yield_wait_does_not_shield_cancel:
+ * cancelling a task that waits (asyncio.wait, or a shield) ends its wait
+ * but not what it waited for. */
+START_TEST(py_tasks_test_shield_effect)
+{
+    run_expect(py_shield_effect_main, NULL, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* CPython's test_eager_task_factory.py                                   */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_eager_task_factory.py (3.13): an eager task
+ * factory is CORO_EAGER on each spawn. */
+
+static const coro_attr py_eager = { .flags = CORO_EAGER };
+
+static void *set_event_return(void *arg)
+{
+    coro_event_set(arg);
+    return "my message";
+}
+
+static void *sleep_then_finish(void *arg)
+{
+    (void)arg;
+    int err = await_sleep(0.01);
+    return err ? coro_fail(err) : "finished after blocking";
+}
+
+static coro_task *eager_seen;
+
+static void *note_self_then_sleep(void *arg)
+{
+    (void)arg;
+    eager_seen = coro_self();
+    coro_task *all[8];
+    size_t n = coro_tasks(all, 8);
+    int listed = 0;
+    for (size_t i = 0; i < n && i < 8; i++)
+        listed |= all[i] == eager_seen;
+    ck_assert(listed); /* test_all_tasks_with_eager_completion */
+    int err = await_sleep(0.01);
+    ck_assert_ptr_eq(coro_self(), eager_seen);
+    return coro_fail(err);
+}
+
+static void *py_eager_main(void *arg)
+{
+    (void)arg;
+    /* test_await_future_during_eager_step */
+    coro_event *fut = coro_event_new();
+    coro_task *t = coro_spawn_attr(&py_eager, set_event_return, fut);
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(coro_event_is_set(fut), 1);
+    ck_assert_int_eq(await_event(fut, 0), 0);
+    coro_event_free(fut);
+    /* test_eager_completion */
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_str_eq(res, "my message");
+    /* test_block_after_eager_step */
+    t = coro_spawn_attr(&py_eager, sleep_then_finish, NULL);
+    ck_assert_int_eq(coro_task_done(t), 0);
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_str_eq(res, "finished after blocking");
+    /* test_cancellation_after_eager_completion: an ended task cannot be
+     * cancelled */
+    t = coro_spawn_attr(&py_eager, return_arg, "finished without blocking");
+    ck_assert_int_eq(coro_cancel(t), 0);
+    ck_assert_int_eq(coro_task_cancelled(t), 0);
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_str_eq(res, "finished without blocking");
+    /* test_cancellation_after_eager_step_blocks */
+    t = coro_spawn_attr(&py_eager, sleep_then_finish, NULL);
+    ck_assert_int_eq(coro_cancel(t), 0);
+    ck_assert_int_eq(coro_task_cancelling(t), 1);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    /* test_current_task and test_all_tasks_with_blocking */
+    eager_seen = NULL;
+    t = coro_spawn_attr(&py_eager, note_self_then_sleep, NULL);
+    ck_assert_ptr_eq(eager_seen, t);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+/* test_await_future_during_eager_step, test_eager_completion,
+ * test_block_after_eager_step, test_cancellation_after_eager_completion,
+ * test_cancellation_after_eager_step_blocks, test_current_task and
+ * test_all_tasks_with_eager_completion. */
+START_TEST(py_eager_task_factory)
+{
+    run_expect(py_eager_main, NULL, 0);
+}
+END_TEST
+
+static int gather_depth;
+
+/* recursive_gather of test_recursive_gather: each level gathers the
+ * next, eagerly. */
+static void *recursive_gather(void *arg)
+{
+    int depth = (int)(uintptr_t)arg;
+    trace("%d", depth);
+    if (depth >= 4)
+        return NULL;
+    coro_task *t = coro_spawn_attr(&py_eager, recursive_gather,
+                                   TOKEN(depth + 1));
+    gather_depth++;
+    return coro_fail(await_gather(&t, 1, NULL, NULL));
+}
+
+static void *recursive_group(void *arg)
+{
+    int depth = (int)(uintptr_t)arg;
+    trace("g%d", depth);
+    if (depth >= 4)
+        return NULL;
+    coro_group *g = coro_group_new();
+    coro_group_spawn(g, &py_eager, recursive_group, TOKEN(depth + 1));
+    int err = await_group(g);
+    coro_group_free(g);
+    return coro_fail(err);
+}
+
+static void *py_eager_recursive_main(void *arg)
+{
+    (void)arg;
+    gather_depth = 0;
+    coro_task *t = coro_spawn_attr(&py_eager, recursive_gather, TOKEN(0));
+    ck_assert_int_eq(coro_task_done(t), 1); /* all of it ran eagerly */
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(gather_depth, 4);
+    t = coro_spawn_attr(&py_eager, recursive_group, TOKEN(0));
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    return NULL;
+}
+
+/* test_recursive_gather and test_recursive_taskgroups: eager tasks that
+ * gather, or make groups of, eager tasks, level after level, all within
+ * the first spawn. */
+START_TEST(py_eager_task_factory_recursive)
+{
+    run_expect(py_eager_recursive_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "0 1 2 3 4 g0 g1 g2 g3 g4");
+}
+END_TEST
+
 Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -1134,6 +1621,21 @@ Suite *sched_suite(void)
     tcase_add_test(tc, spawned_task_runs_when_spawner_suspends);
     tcase_add_test(tc, ready_tasks_take_turns_in_fifo_order);
     tcase_add_test(tc, yield_with_nothing_else_ready_returns_at_once);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio tasks", 10);
+    tcase_add_test(tc, py_tasks_test_cancel);
+    tcase_add_test(tc, py_tasks_test_cancel_yield);
+    tcase_add_test(tc, py_tasks_test_cancel_inner_future);
+    tcase_add_test(tc, py_tasks_test_cancel_both_task_and_inner_future);
+    tcase_add_test(tc, py_tasks_test_cancel_task_ignoring);
+    tcase_add_test(tc, py_tasks_test_cancel_current_task);
+    tcase_add_test(tc, py_tasks_test_cancel_awaited_task);
+    tcase_add_test(tc, py_tasks_test_sleep);
+    tcase_add_test(tc, py_tasks_test_current_task);
+    tcase_add_test(tc, py_tasks_test_shield_effect);
+    tcase_add_test(tc, py_eager_task_factory);
+    tcase_add_test(tc, py_eager_task_factory_recursive);
     suite_add_tcase(s, tc);
 
     tc = test_case("run", 10);

@@ -508,6 +508,252 @@ START_TEST(scopes_work_on_the_shared_stack)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* More of CPython's test_timeouts.py                                     */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_timeouts.py (3.13), the tests that map
+ * beyond those above. asyncio.timeout(-11) is a deadline in the past, and
+ * timeout(None) none; here a negative duration is none (coro.h's
+ * conventions), so a deadline in the past is given with
+ * coro_timeout_open_at. */
+
+static void *zero_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        double t0 = coro_now();
+        coro_timeout *s;
+        if (i < 2)
+            ck_assert_int_eq(coro_timeout_open(0, &s), 0);
+        else
+            ck_assert_int_eq(coro_timeout_open_at(t0 - 11, &s), 0);
+        /* test_timeout_zero sleeps 10, the other two sleep 0 */
+        ck_assert_int_eq(await_sleep(i == 0 ? 10 : 0), ETIMEDOUT);
+        double t1 = coro_now();
+        ck_assert(coro_timeout_expired(s));
+        double when = coro_timeout_when(s);
+        if (i < 2)
+            ck_assert(t0 <= when && when <= t1);
+        else
+            ck_assert_double_eq_tol(when, t0 - 11, 1e-6);
+        ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+        ck_assert_double_lt(t1 - t0, 0.5 * test_slow());
+    }
+    /* test_timeout_at_disabled */
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open_at(-1, &s), 0);
+    ck_assert_int_eq(await_sleep(0.01), 0);
+    ck_assert(!coro_timeout_expired(s));
+    ck_assert_double_eq(coro_timeout_when(s), -1);
+    ck_assert_int_eq(coro_timeout_close(s), 0);
+    return NULL;
+}
+
+/* test_timeout_zero, test_timeout_zero_sleep_zero,
+ * test_timeout_in_the_past_sleep_zero and test_timeout_at_disabled: a
+ * deadline now or past ends the first wait, even a sleep of 0. */
+START_TEST(py_timeouts_test_timeout_zero)
+{
+    run_expect(zero_main, NULL, 0);
+}
+END_TEST
+
+static void *foreign_cancel_main(void *arg)
+{
+    (void)arg;
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open(10, &s), 0);
+    coro_cancel(coro_self());
+    ck_assert_int_eq(await_sleep(10), ECANCELED);
+    ck_assert(!coro_timeout_expired(s));
+    ck_assert_int_eq(coro_timeout_close(s), 0);
+    return NULL;
+}
+
+/* test_foreign_cancel_doesnt_timeout_if_not_expired: a cancellation
+ * inside a scope is ECANCELED, and the scope has not expired. */
+START_TEST(py_timeouts_test_foreign_cancel_doesnt_timeout_if_not_expired)
+{
+    run_expect(foreign_cancel_main, NULL, ECANCELED);
+}
+END_TEST
+
+static void *time_out_inside(void *arg)
+{
+    (void)arg;
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open(0.001, &s), 0);
+    ck_assert_int_eq(await_sleep(10), ETIMEDOUT);
+    ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    ck_assert_int_eq(coro_task_cancelling(coro_self()), 0);
+    return TOKEN(1);
+}
+
+static void *outer_not_cancelled_main(void *arg)
+{
+    (void)arg;
+    coro_task *t = coro_spawn(time_out_inside, NULL);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(1));
+    return NULL;
+}
+
+/* test_outer_task_is_not_cancelled: a scope that expires leaves its task
+ * uncancelled. */
+START_TEST(py_timeouts_test_outer_task_is_not_cancelled)
+{
+    run_expect(outer_not_cancelled_main, NULL, 0);
+}
+END_TEST
+
+/* Keeps the thread busy for seconds, as time.sleep in the Python test. */
+static void busy_for(double seconds)
+{
+    double end = coro_now() + seconds;
+    while (coro_now() < end)
+        ;
+}
+
+static void *nested_concurrent_main(void *arg)
+{
+    (void)arg;
+    coro_timeout *outer, *inner;
+    /* test_nested_timeouts_concurrent */
+    ck_assert_int_eq(coro_timeout_open(0.002, &outer), 0);
+    ck_assert_int_eq(coro_timeout_open(0.1, &inner), 0);
+    busy_for(0.01);
+    ck_assert_int_eq(await_sleep(1), ETIMEDOUT);
+    ck_assert_int_eq(coro_timeout_close(inner), 0); /* not its deadline */
+    ck_assert_int_eq(coro_timeout_close(outer), ETIMEDOUT);
+
+    /* test_nested_timeouts_loop_busy */
+    double t0 = coro_now();
+    ck_assert_int_eq(coro_timeout_open(0.1, &outer), 0);
+    ck_assert_int_eq(coro_timeout_open(0.01, &inner), 0);
+    busy_for(0.1);
+    ck_assert_int_eq(await_sleep(1), ETIMEDOUT);
+    ck_assert_int_eq(coro_timeout_close(inner), ETIMEDOUT);
+    ck_assert_int_eq(await_sleep(10), ETIMEDOUT); /* ended by the outer */
+    ck_assert_int_eq(coro_timeout_close(outer), ETIMEDOUT);
+    ck_assert_double_lt(coro_now() - t0, 1 * test_slow());
+    return NULL;
+}
+
+/* test_nested_timeouts_concurrent and test_nested_timeouts_loop_busy: of
+ * two scopes past their deadlines, the nearer deadline ends the wait and
+ * expires its scope. */
+START_TEST(py_timeouts_test_nested_timeouts_concurrent)
+{
+    run_expect(nested_concurrent_main, NULL, 0);
+}
+END_TEST
+
+static void *in_finally_main(void *arg)
+{
+    (void)arg;
+    coro_timeout *outer, *inner;
+    ck_assert_int_eq(coro_timeout_open(0.01, &outer), 0);
+    ck_assert_int_eq(await_sleep(1), ETIMEDOUT);
+    /* The "finally": past the outer deadline every wait inside it ends at
+     * once, where asyncio's timeout cancels once and lets the clean-up
+     * wait; clean-up that must wait takes a shield, and a scope opened
+     * inside the shield still applies (coro.h, timeout scopes). */
+    ck_assert_int_eq(await_sleep(0.001), ETIMEDOUT);
+    int shield = coro_shield(1);
+    ck_assert_int_eq(coro_timeout_open(0.01, &inner), 0);
+    double t0 = coro_now();
+    ck_assert_int_eq(await_sleep(10), ETIMEDOUT);
+    ck_assert_double_ge(coro_now() - t0, 0.01);
+    ck_assert_int_eq(coro_timeout_close(inner), ETIMEDOUT);
+    coro_shield(shield);
+    ck_assert_int_eq(coro_timeout_close(outer), ETIMEDOUT);
+    return NULL;
+}
+
+/* test_nested_timeout_in_finally: an inner scope in the clean-up after
+ * the outer one expired expires in turn. */
+START_TEST(py_timeouts_test_nested_timeout_in_finally)
+{
+    run_expect(in_finally_main, NULL, 0);
+}
+END_TEST
+
+static void *after_cancellation_main(void *arg)
+{
+    int cancel_inside = arg != NULL;
+    coro_cancel(coro_self());
+    ck_assert_int_eq(await_sleep(1), ECANCELED);
+    /* The "finally": asyncio's task caught the CancelledError; here the
+     * cancellation is sticky, and the clean-up waits under a shield. */
+    int shield = coro_shield(1);
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open(cancel_inside ? 1 : 0, &s), 0);
+    if (cancel_inside) {
+        coro_shield(shield); /* the new cancellation is seen */
+        coro_cancel(coro_self());
+        ck_assert_int_eq(await_sleep(2), ECANCELED);
+        ck_assert(!coro_timeout_expired(s));
+        ck_assert_int_eq(coro_timeout_close(s), 0);
+    } else {
+        ck_assert_int_eq(await_sleep(1), ETIMEDOUT);
+        ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+        coro_shield(shield);
+    }
+    return NULL;
+}
+
+/* test_timeout_after_cancellation: a scope in the clean-up after a
+ * cancellation times out its wait. */
+START_TEST(py_timeouts_test_timeout_after_cancellation)
+{
+    run_expect(after_cancellation_main, NULL, ECANCELED);
+}
+END_TEST
+
+/* test_cancel_in_timeout_after_cancellation: a cancellation inside that
+ * scope is ECANCELED. */
+START_TEST(py_timeouts_test_cancel_in_timeout_after_cancellation)
+{
+    run_expect(after_cancellation_main, TOKEN(1), ECANCELED);
+}
+END_TEST
+
+/* task of test_timeout_taskgroup: fails with EDOM in its clean-up. */
+static void *fail_in_clean_up(void *arg)
+{
+    (void)arg;
+    await_sleep(2);
+    return coro_fail(EDOM);
+}
+
+static void *timeout_taskgroup_main(void *arg)
+{
+    (void)arg;
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open(0.01, &s), 0);
+    coro_group *g = coro_group_new();
+    coro_group_spawn(g, NULL, fail_in_clean_up, NULL);
+    ck_assert_int_eq(await_sleep(1), ETIMEDOUT); /* the body's "finally" */
+    /* asyncio raises the member's ZeroDivisionError (an ExceptionGroup)
+     * over the TimeoutError; here await_group says ETIMEDOUT and the
+     * member's error is in coro_group_result (coro.h, await_group). */
+    ck_assert_int_eq(await_group(g), ETIMEDOUT);
+    ck_assert_int_eq(coro_group_result(g, 0, NULL), EDOM);
+    coro_group_free(g);
+    ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    return NULL;
+}
+
+/* test_timeout_taskgroup: a scope expiring around a group cancels and
+ * awaits its members; one fails in its clean-up. */
+START_TEST(py_timeouts_test_timeout_taskgroup)
+{
+    run_expect(timeout_taskgroup_main, NULL, 0);
+}
+END_TEST
+
 Suite *scope_suite(void)
 {
     Suite *s = suite_create("scope");
@@ -528,6 +774,18 @@ Suite *scope_suite(void)
     tcase_add_test(tc, cancellation_comes_before_a_scope);
     tcase_add_test(tc, scope_bad_input);
     tcase_add_test(tc, scopes_work_on_the_shared_stack);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio timeouts", 10);
+    tcase_add_test(tc, py_timeouts_test_timeout_zero);
+    tcase_add_test(tc,
+                   py_timeouts_test_foreign_cancel_doesnt_timeout_if_not_expired);
+    tcase_add_test(tc, py_timeouts_test_outer_task_is_not_cancelled);
+    tcase_add_test(tc, py_timeouts_test_nested_timeouts_concurrent);
+    tcase_add_test(tc, py_timeouts_test_nested_timeout_in_finally);
+    tcase_add_test(tc, py_timeouts_test_timeout_after_cancellation);
+    tcase_add_test(tc, py_timeouts_test_cancel_in_timeout_after_cancellation);
+    tcase_add_test(tc, py_timeouts_test_timeout_taskgroup);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2553,6 +2553,1723 @@ START_TEST(blocked_forever_at_a_barrier_is_a_deadlock)
 }
 END_TEST
 
+static coro_barrier *py_barrier;
+static int barrier_count;
+static int barrier_results[3];
+
+/* coro of BarrierTests.test_reset_barrier_while_tasks_draining: notes
+ * what each wait returned. */
+static void *pass_then_reset_or_wait(void *arg)
+{
+    (void)arg;
+    if (await_barrier_wait(py_barrier, -1, NULL) != 0)
+        return NULL;
+    int err;
+    if (++barrier_count == 5) {
+        coro_barrier_reset(py_barrier);
+        err = await_barrier_wait(py_barrier, -1, NULL);
+        trace("reset-wait %d", err);
+    } else {
+        err = await_barrier_wait(py_barrier, -1, NULL);
+        barrier_results[err == 0 ? 0 : 1]++;
+        if (err != EPIPE && err != 0)
+            return NULL;
+    }
+    err = await_barrier_wait(py_barrier, -1, NULL);
+    if (err == 0)
+        barrier_results[2]++;
+    else
+        trace("last %d", err);
+    return NULL;
+}
+
+static void *barrier_reset_draining_main(void *arg)
+{
+    (void)arg;
+    py_barrier = coro_barrier_new(5);
+    barrier_count = 0;
+    coro_task *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = coro_spawn(pass_then_reset_or_wait, NULL);
+    ck_assert_int_eq(await_gather(t, 5, NULL, NULL), ECANCELED);
+    /* asyncio: the four others' second wait is held back until the
+     * draining ends, after the reset, so it succeeds with the resetter's
+     * (results1 4, results2 0), and all five pass the last wait. Here the
+     * round ended at the trip, the four wait in the next one already, and
+     * the reset fails them (coro.h, barrier): their last wait then passes
+     * with the resetter's wait, and the resetter's last wait finds nobody
+     * left: the program, as written, deadlocks. */
+    ck_assert_int_eq(barrier_results[0], 0);
+    ck_assert_int_eq(barrier_results[1], 4);
+    ck_assert_int_eq(barrier_results[2], 4);
+    ck_assert_str_eq(trace_get(), "reset-wait 0 last 125");
+    ck_assert_int_eq(coro_barrier_free(py_barrier), 0);
+    return NULL;
+}
+
+/* BarrierTests.test_reset_barrier_while_tasks_draining, as coro's barrier
+ * without a draining phase gives it: a deadlock (EDEADLK). */
+START_TEST(py_barrier_test_reset_barrier_while_tasks_draining)
+{
+    free(run_reporting(barrier_reset_draining_main, NULL, EDEADLK));
+}
+END_TEST
+
+/* coro of BarrierTests.test_draining_state: once through, the barrier is
+ * empty at once, the round over. */
+static void *pass_and_look(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(await_barrier_wait(py_barrier, -1, NULL), 0);
+    trace("%u", coro_barrier_waiting(py_barrier));
+    return NULL;
+}
+
+static void *barrier_draining_state_main(void *arg)
+{
+    (void)arg;
+    py_barrier = coro_barrier_new(5);
+    coro_task *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = coro_spawn(pass_and_look, NULL);
+    ck_assert_int_eq(await_gather(t, 5, NULL, NULL), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(py_barrier), 0);
+    ck_assert_int_eq(coro_barrier_broken(py_barrier), 0);
+    coro_barrier_free(py_barrier);
+    return NULL;
+}
+
+/* BarrierTests.test_draining_state: asyncio's barrier drains until every
+ * released task has left; coro's has no such state (coro.h, barrier): it
+ * is empty, and takes the next round, from the trip on. */
+START_TEST(py_barrier_test_draining_state)
+{
+    run_expect(barrier_draining_state_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "0 0 0 0 0");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* CPython's test_queues.py, test by test                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_queues.py (3.13), translated where coro's
+ * calls map: empty() and full() are read from coro_queue_size. The
+ * shutdown, LIFO, priority and join tests are above. */
+
+static coro_queue *py_queue;
+
+static void *queue_basics_main(void *arg)
+{
+    (void)arg;
+    /* test_empty */
+    py_queue = coro_queue_new(0);
+    ck_assert_uint_eq(coro_queue_size(py_queue), 0);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(1), -1), 0);
+    ck_assert_uint_eq(coro_queue_size(py_queue), 1);
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_uint_eq(coro_queue_size(py_queue), 0);
+    /* test_order */
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(1), -1), 0);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(3), -1), 0);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(2), -1), 0);
+    static const int order[3] = { 1, 3, 2 };
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+        ck_assert_ptr_eq(item, TOKEN(order[i]));
+    }
+    /* test_nonblocking_get, test_nonblocking_get_exception,
+     * test_nonblocking_put, test_blocking_put */
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), EAGAIN);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    coro_queue_free(py_queue);
+    /* test_full, test_nonblocking_put_exception */
+    py_queue = coro_queue_new(1);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(1), -1), 0);
+    ck_assert_uint_eq(coro_queue_size(py_queue), 1); /* full */
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(2)), EAGAIN);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN(2), 0), ETIMEDOUT);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueBasicTests.test_empty, test_full, test_order; QueueGetTests
+ * .test_nonblocking_get(_exception); QueuePutTests.test_nonblocking_put,
+ * test_blocking_put, test_nonblocking_put_exception. */
+START_TEST(py_queue_test_basics)
+{
+    run_expect(queue_basics_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_put_three(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        int err = await_queue_put(py_queue, TOKEN(i), -1);
+        if (err)
+            return coro_fail(err);
+        trace("%d", i);
+    }
+    return TOKEN(1);
+}
+
+static void *queue_maxsize_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(2);
+    coro_task *t = coro_spawn(queue_put_three, NULL);
+    await_yield();
+    await_yield();
+    ck_assert_str_eq(trace_get(), "0 1"); /* blocked on the third */
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(0));
+    await_yield();
+    ck_assert_str_eq(trace_get(), "0 1 2");
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(await_task(t, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueBasicTests.test_maxsize: a putter blocks once maxsize items wait,
+ * and goes on as soon as one is taken. */
+START_TEST(py_queue_test_maxsize)
+{
+    run_expect(queue_maxsize_main, NULL, 0);
+}
+END_TEST
+
+/* A get of py_queue: returns the item, or TOKEN(0x100 + error). */
+static void *queue_get_one(void *arg)
+{
+    if (arg)
+        coro_event_set(arg);
+    void *item;
+    int err = await_queue_get(py_queue, &item, -1);
+    return err ? TOKEN(0x100 + err) : item;
+}
+
+static void *queue_put_one(void *arg)
+{
+    return TOKEN(await_queue_put(py_queue, arg, -1));
+}
+
+static void *queue_blocking_get_wait_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_event *started = coro_event_new();
+    coro_task *t = coro_spawn(queue_get_one, started);
+    ck_assert_int_eq(await_event(started, -1), 0);
+    ck_assert_int_eq(coro_task_done(t), 0);
+    await_sleep(0.01);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(1));
+    coro_event_free(started);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueGetTests.test_blocking_get_wait: a get waits until a put comes. */
+START_TEST(py_queue_test_blocking_get_wait)
+{
+    run_expect(queue_blocking_get_wait_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_get_cancelled_race_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_task *t1 = coro_spawn(queue_get_one, NULL);
+    coro_task *t2 = coro_spawn(queue_get_one, NULL);
+    await_yield();
+    coro_cancel(t1);
+    await_yield();
+    ck_assert_int_eq(coro_task_done(t1), 1);
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN('a'), -1), 0);
+    await_yield();
+    void *res;
+    ck_assert_int_eq(await_task(t2, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN('a'));
+    ck_assert_int_eq(await_task(t1, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(0x100 + ECANCELED));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueGetTests.test_get_cancelled_race: a cancelled getter leaves, and
+ * the item goes to the next one. */
+START_TEST(py_queue_test_get_cancelled_race)
+{
+    run_expect(queue_get_cancelled_race_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_get_with_waiting_putters_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(1);
+    coro_task *t[2] = { coro_spawn(queue_put_one, TOKEN('a')),
+                        coro_spawn(queue_put_one, TOKEN('b')) };
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN('a'));
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN('b'));
+    ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueGetTests.test_get_with_waiting_putters (and test_get_with_putters):
+ * a get makes room for the first waiting putter. */
+START_TEST(py_queue_test_get_with_waiting_putters)
+{
+    run_expect(queue_get_with_waiting_putters_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_produce(void *arg)
+{
+    for (int i = 0; i < (int)(uintptr_t)arg; i++) {
+        int err = await_queue_put(py_queue, TOKEN(i), -1);
+        if (err)
+            return coro_fail(err);
+    }
+    return NULL;
+}
+
+static void *queue_consume(void *arg)
+{
+    for (int i = 0; i < (int)(uintptr_t)arg; i++) {
+        void *item;
+        int err = await_queue_get(py_queue, &item, -1);
+        if (err)
+            return coro_fail(err);
+        ck_assert_ptr_eq(item, TOKEN(i));
+    }
+    return NULL;
+}
+
+/* getter of test_why_are_putters_waiting: after a yield, takes what is
+ * queued without waiting. */
+static void *queue_take_queued(void *arg)
+{
+    (void)arg;
+    await_yield();
+    size_t n = coro_queue_size(py_queue);
+    for (size_t i = 0; i < n; i++) {
+        void *item;
+        ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    }
+    return NULL;
+}
+
+static void *queue_waiting_main(void *arg)
+{
+    int putters = arg != NULL;
+    py_queue = coro_queue_new(putters ? 2 : 1);
+    coro_group *g = coro_group_new();
+    if (putters) {
+        coro_group_spawn(g, NULL, queue_take_queued, NULL);
+        for (int i = 0; i < 4; i++)
+            coro_group_spawn(g, NULL, queue_put_one, TOKEN(i));
+    } else {
+        coro_group_spawn(g, NULL, queue_produce, TOKEN(5));
+        coro_group_spawn(g, NULL, queue_consume, TOKEN(5));
+    }
+    ck_assert_int_eq(await_group(g), 0);
+    coro_group_free(g);
+    /* putters: 0 and 1 taken, 2 and 3 moved in as they were. */
+    ck_assert_uint_eq(coro_queue_size(py_queue), putters ? 2 : 0);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueueGetTests.test_why_are_getters_waiting: a producer and a consumer
+ * through a queue of one both finish. */
+START_TEST(py_queue_test_why_are_getters_waiting)
+{
+    run_expect(queue_waiting_main, NULL, 0);
+}
+END_TEST
+
+/* QueuePutTests.test_why_are_putters_waiting: gets without waiting let
+ * every waiting putter in. */
+START_TEST(py_queue_test_why_are_putters_waiting)
+{
+    run_expect(queue_waiting_main, TOKEN(1), 0);
+}
+END_TEST
+
+static void *queue_cancelled_getters_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(5);
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, 0.01), ETIMEDOUT);
+    ck_assert_int_eq(coro_queue_free(py_queue), 0); /* no getter left */
+    py_queue = coro_queue_new(1);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    coro_task *t = coro_spawn(queue_put_one, TOKEN(1));
+    await_yield();
+    ck_assert_int_eq(coro_queue_free(py_queue), EBUSY);
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, &item), ECANCELED);
+    ck_assert_ptr_eq(item, TOKEN(ECANCELED));
+    ck_assert_int_eq(coro_queue_free(py_queue), 0); /* no putter left */
+    return NULL;
+}
+
+/* QueueGetTests.test_cancelled_getters_not_being_held_in_self_getters and
+ * QueuePutTests.test_cancelled_puts_not_being_held_in_self_putters: a
+ * get that times out and a put cancelled leave nothing behind. */
+START_TEST(py_queue_test_cancelled_waiters_not_held)
+{
+    run_expect(queue_cancelled_getters_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_blocking_put_wait_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(1);
+    coro_task *t = coro_spawn(queue_produce, TOKEN(2));
+    await_yield();
+    ck_assert_int_eq(coro_task_done(t), 0); /* waits to put the second */
+    await_sleep(0.01);
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_uint_eq(coro_queue_size(py_queue), 1);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_blocking_put_wait: a put into a full queue waits
+ * until a get makes room. */
+START_TEST(py_queue_test_blocking_put_wait)
+{
+    run_expect(queue_blocking_put_wait_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_get_cancel_drop_one_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_task *reader = coro_spawn(queue_get_one, NULL);
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(2)), 0);
+    coro_cancel(reader);
+    void *res;
+    /* The first put handed 1 to the waiting reader: its get returned it
+     * before the cancellation came, so the task, cancelled, still has it
+     * (asyncio's get raises CancelledError and leaves 1 in the queue for
+     * the next reader). Either way 1 is not lost. */
+    ck_assert_int_eq(await_task(reader, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(1));
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(2));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_get_cancel_drop_one_pending_reader: nothing is lost
+ * when a reader is cancelled as items come. */
+START_TEST(py_queue_test_get_cancel_drop_one_pending_reader)
+{
+    run_expect(queue_get_cancel_drop_one_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_get_cancel_drop_many_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_task *r[3];
+    for (int i = 0; i < 3; i++)
+        r[i] = coro_spawn(queue_get_one, NULL);
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(2)), 0);
+    coro_cancel(r[0]);
+    void *res[3];
+    int errs[3];
+    /* Handed over in put order: 1 to r[0] before its cancellation, 2 to
+     * r[1]; r[2] still waits. */
+    ck_assert_int_eq(await_task(r[0], &res[0]), ECANCELED);
+    ck_assert_ptr_eq(res[0], TOKEN(1));
+    ck_assert_int_eq(coro_task_done(r[2]), 0);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(3)), 0);
+    ck_assert_int_eq(await_gather(r + 1, 2, res + 1, errs), 0);
+    ck_assert_ptr_eq(res[1], TOKEN(2));
+    ck_assert_ptr_eq(res[2], TOKEN(3));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_get_cancel_drop_many_pending_readers: of several
+ * readers, one cancelled as items come, none loses an item. */
+START_TEST(py_queue_test_get_cancel_drop_many_pending_readers)
+{
+    run_expect(queue_get_cancel_drop_many_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_put_cancel_drop_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(1);
+    ck_assert_int_eq(coro_queue_try_put(py_queue, TOKEN(1)), 0);
+    coro_task *writer = coro_spawn(queue_put_one, TOKEN(2));
+    await_yield();
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    coro_cancel(writer);
+    /* The get moved 2 in for the waiting writer: its put returned 0
+     * before the cancellation (asyncio's put raises CancelledError, and
+     * the test puts 2 again). */
+    ck_assert_int_eq(await_task(writer, &item), ECANCELED);
+    ck_assert_ptr_eq(item, TOKEN(0));
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(2));
+    ck_assert_uint_eq(coro_queue_size(py_queue), 0);
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_put_cancel_drop and
+ * test_cancelled_put_silence_value_error_exception: a writer cancelled
+ * after a get made room for its item puts it exactly once. */
+START_TEST(py_queue_test_put_cancel_drop)
+{
+    run_expect(queue_put_cancel_drop_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_put_cancelled_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(0);
+    coro_task *t = coro_spawn(queue_put_one, TOKEN(1));
+    void *item;
+    ck_assert_int_eq(await_queue_get(py_queue, &item, -1), 0);
+    ck_assert_ptr_eq(item, TOKEN(1));
+    ck_assert_int_eq(coro_task_done(t), 1);
+    ck_assert_int_eq(await_task(t, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN(0));
+    /* test_put_with_waiting_getters */
+    t = coro_spawn(queue_get_one, NULL);
+    await_yield();
+    ck_assert_int_eq(await_queue_put(py_queue, TOKEN('a'), -1), 0);
+    ck_assert_int_eq(await_task(t, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN('a'));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_put_cancelled (which cancels nothing) and
+ * test_put_with_waiting_getters: a put into an unbounded queue, and a
+ * put to a waiting getter. */
+START_TEST(py_queue_test_put_cancelled)
+{
+    run_expect(queue_put_cancelled_main, NULL, 0);
+}
+END_TEST
+
+static void *queue_put_cancelled_race_main(void *arg)
+{
+    (void)arg;
+    py_queue = coro_queue_new(1);
+    coro_task *a = coro_spawn(queue_put_one, TOKEN('a'));
+    coro_task *b = coro_spawn(queue_put_one, TOKEN('b'));
+    coro_task *c = coro_spawn(queue_put_one, TOKEN('X'));
+    await_yield();
+    ck_assert_int_eq(coro_task_done(a), 1);
+    ck_assert_int_eq(coro_task_done(b), 0);
+    coro_cancel(c);
+    await_yield();
+    ck_assert_int_eq(coro_task_done(c), 1);
+    void *item;
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN('a'));
+    await_yield();
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), 0);
+    ck_assert_ptr_eq(item, TOKEN('b'));
+    ck_assert_int_eq(coro_queue_try_get(py_queue, &item), EAGAIN);
+    ck_assert_int_eq(await_task(b, NULL), 0);
+    ck_assert_int_eq(await_task(a, NULL), 0);
+    ck_assert_int_eq(await_task(c, &item), ECANCELED);
+    ck_assert_ptr_eq(item, TOKEN(ECANCELED));
+    coro_queue_free(py_queue);
+    return NULL;
+}
+
+/* QueuePutTests.test_put_cancelled_race: a cancelled putter leaves; its
+ * item never enters the queue. */
+START_TEST(py_queue_test_put_cancelled_race)
+{
+    run_expect(queue_put_cancelled_race_main, NULL, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------- */
+/* CPython's test_locks.py, test by test                                  */
+/* ---------------------------------------------------------------------- */
+
+/* Lib/test/test_asyncio/test_locks.py (3.13), translated where coro's
+ * calls map. Two differences run through them, both in coro.h: an
+ * asyncio.Lock has no owner (any task may release it, and a task may
+ * wait on a Condition whose lock another task took), where a coro_mutex
+ * belongs to the task that took it; and a released lock or permit is
+ * handed to its waiter at once, where asyncio marks it free and lets the
+ * waiter take it when it runs. Where the Python test releases a lock
+ * another task took, the holder here releases it when told (py_go). */
+
+static coro_mutex *py_lock;
+static coro_sem   *py_sem;
+static coro_sem   *py_go;    /* a holder waits here to be told to unlock */
+static coro_event *py_event;
+static coro_cond  *py_cond;
+
+/* Takes the lock, notes arg, and holds the lock until told to let go. */
+static void *lock_note_hold(void *arg)
+{
+    if (await_mutex_lock(py_lock, -1) != 0)
+        return NULL;
+    trace("%d", (int)(uintptr_t)arg);
+    if (await_sem_acquire(py_go, -1) == 0)
+        coro_mutex_unlock(py_lock);
+    return TOKEN(1);
+}
+
+/* Each step of the Python test's sleep(0) is one yield here, and two
+ * where a holder must first run to let go. */
+static void *lock_acquire_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    py_go = coro_sem_new(0);
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    coro_task *t[3];
+    t[0] = coro_spawn(lock_note_hold, TOKEN(1));
+    t[1] = coro_spawn(lock_note_hold, TOKEN(2));
+    await_yield();
+    ck_assert_str_eq(trace_get(), "");
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1");
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1");
+    t[2] = coro_spawn(lock_note_hold, TOKEN(3));
+    coro_sem_release(py_go);
+    await_yield();
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1 2"); /* 2 waited first, 3 behind it */
+    coro_sem_release(py_go);
+    await_yield();
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1 2 3");
+    ck_assert_int_eq(coro_task_done(t[0]), 1);
+    ck_assert_int_eq(coro_task_done(t[1]), 1);
+    coro_sem_release(py_go);
+    void *res[3];
+    ck_assert_int_eq(await_gather(t, 3, res, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_eq(res[i], TOKEN(1));
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 0);
+    coro_sem_free(py_go);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* LockTests.test_acquire: waiters take the lock in the order they came,
+ * one release each. */
+START_TEST(py_lock_test_acquire)
+{
+    run_expect(lock_acquire_main, NULL, 0);
+}
+END_TEST
+
+static void *lock_acquire_once(void *arg)
+{
+    (void)arg;
+    return TOKEN(await_mutex_lock(py_lock, -1));
+}
+
+static void *lock_acquire_cancel_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    coro_task *t = coro_spawn(lock_acquire_once, NULL);
+    await_yield();
+    coro_cancel(t);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+    /* It left no waiter behind: the lock goes free, to nobody. */
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 0);
+    ck_assert_int_eq(coro_mutex_free(py_lock), 0);
+    return NULL;
+}
+
+/* LockTests.test_acquire_cancel: a cancelled acquire leaves no waiter. */
+START_TEST(py_lock_test_acquire_cancel)
+{
+    run_expect(lock_acquire_cancel_main, NULL, 0);
+}
+END_TEST
+
+/* lockit of LockTests.test_cancel_race: takes the lock, waits for the
+ * event if it is A, lets go. */
+static void *lock_it(void *arg)
+{
+    const char *name = arg;
+    int err = await_mutex_lock(py_lock, -1);
+    if (err)
+        return coro_fail(err);
+    trace("%s", name);
+    if (name[0] == 'A')
+        err = await_event(py_event, -1);
+    coro_mutex_unlock(py_lock);
+    return coro_fail(err);
+}
+
+static void *lock_cancel_race_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    py_event = coro_event_new();
+    coro_task *ta = coro_spawn(lock_it, "A");
+    await_yield();
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+    coro_task *tb = coro_spawn(lock_it, "B");
+    await_yield();
+    coro_task *tc = coro_spawn(lock_it, "C");
+    await_yield();
+    /* The race: A lets go as B is cancelled. */
+    coro_event_set(py_event);
+    coro_cancel(tb);
+    await_yield();
+    /* asyncio reads the lock free here, C not having run yet to take it;
+     * handed over, it is C's already. */
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+    ck_assert_int_eq(coro_task_done(ta), 1);
+    ck_assert_int_eq(coro_task_cancelled(tb), 1);
+    ck_assert_int_eq(await_task(ta, NULL), 0);
+    ck_assert_int_eq(await_task(tb, NULL), ECANCELED);
+    ck_assert_int_eq(await_task(tc, NULL), 0);
+    ck_assert_str_eq(trace_get(), "A C");
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 0);
+    coro_event_free(py_event);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* LockTests.test_cancel_race: the holder lets go while the first waiter
+ * is cancelled; the lock passes over it to the next. */
+START_TEST(py_lock_test_cancel_race)
+{
+    run_expect(lock_cancel_race_main, NULL, 0);
+}
+END_TEST
+
+static int lock_calls, lock_takes;
+
+static void *lock_count(void *arg)
+{
+    (void)arg;
+    lock_calls++;
+    int err = await_mutex_lock(py_lock, -1);
+    if (!err)
+        lock_takes++;
+    return coro_fail(err);
+}
+
+static void *lock_cancel_release_race_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    coro_task *t1 = coro_spawn(lock_count, NULL);
+    coro_task *t2 = coro_spawn(lock_count, NULL);
+    coro_task *t3 = coro_spawn(lock_count, NULL);
+    await_yield();
+    coro_cancel(t1);
+    coro_mutex_unlock(py_lock);
+    ck_assert_int_eq(await_task(t1, NULL), ECANCELED);
+    ck_assert_int_eq(lock_takes, 1);
+    ck_assert_int_eq(lock_calls, 3);
+    ck_assert_int_eq(coro_task_done(t2), 1);
+    coro_cancel(t3);
+    await_yield();
+    ck_assert_int_eq(coro_task_cancelled(t3), 1);
+    ck_assert_int_eq(await_task(t2, NULL), 0);
+    ck_assert_int_eq(await_task(t3, NULL), ECANCELED);
+    coro_mutex_free(py_lock); /* held by t2, which ended */
+    return NULL;
+}
+
+/* LockTests.test_cancel_release_race (bpo-32734): cancel the first
+ * waiter, release: exactly one waiter takes the lock. */
+START_TEST(py_lock_test_cancel_release_race)
+{
+    run_expect(lock_cancel_release_race_main, NULL, 0);
+}
+END_TEST
+
+static void *lock_finished_waiter_cancelled_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    coro_task *tb = coro_spawn(lock_acquire_once, NULL);
+    await_yield();
+    coro_task *tc = coro_spawn(lock_acquire_once, NULL);
+    coro_cancel(tb);
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    await_yield();
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1); /* tc took it */
+    ck_assert_int_eq(coro_task_cancelled(tb), 1);
+    void *res;
+    ck_assert_int_eq(await_task(tc, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_int_eq(await_task(tb, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* LockTests.test_finished_waiter_cancelled: the only waiter cancelled as
+ * the lock is released; a task that asks next gets it. */
+START_TEST(py_lock_test_finished_waiter_cancelled)
+{
+    run_expect(lock_finished_waiter_cancelled_main, NULL, 0);
+}
+END_TEST
+
+static void *lock_release_not_acquired_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), EPERM);
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 0);
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), EPERM);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* LockTests.test_release_not_acquired (RuntimeError here EPERM),
+ * test_release_no_waiters and test_context_manager. */
+START_TEST(py_lock_test_release_not_acquired)
+{
+    run_expect(lock_release_not_acquired_main, NULL, 0);
+}
+END_TEST
+
+static void *event_note(void *arg)
+{
+    if (await_event(py_event, -1) == 0)
+        trace("%d", (int)(uintptr_t)arg);
+    return TOKEN(1);
+}
+
+static void *event_wait_main(void *arg)
+{
+    (void)arg;
+    py_event = coro_event_new();
+    ck_assert_int_eq(coro_event_is_set(py_event), 0);
+    coro_task *t[3];
+    t[0] = coro_spawn(event_note, TOKEN(1));
+    t[1] = coro_spawn(event_note, TOKEN(2));
+    await_yield();
+    ck_assert_str_eq(trace_get(), "");
+    t[2] = coro_spawn(event_note, TOKEN(3));
+    coro_event_set(py_event);
+    await_yield();
+    ck_assert_str_eq(trace_get(), "3 1 2");
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(coro_task_done(t[i]), 1);
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    /* test_wait_on_set */
+    ck_assert_int_eq(await_event(py_event, -1), 0);
+    coro_event_free(py_event);
+    return NULL;
+}
+
+/* EventTests.test_wait and test_wait_on_set: set wakes every waiter, in
+ * the order they came, behind a task already ready. */
+START_TEST(py_event_test_wait)
+{
+    run_expect(event_wait_main, NULL, 0);
+}
+END_TEST
+
+static void *event_wait_cancel_main(void *arg)
+{
+    (void)arg;
+    py_event = coro_event_new();
+    coro_task *t = coro_spawn(event_note, NULL);
+    await_yield();
+    coro_cancel(t);
+    ck_assert_int_eq(await_task(t, NULL), ECANCELED);
+    ck_assert_str_eq(trace_get(), "");
+    ck_assert_int_eq(coro_event_free(py_event), 0); /* no waiter left */
+    return NULL;
+}
+
+/* EventTests.test_wait_cancel: a cancelled wait leaves no waiter. */
+START_TEST(py_event_test_wait_cancel)
+{
+    run_expect(event_wait_cancel_main, NULL, 0);
+}
+END_TEST
+
+static void *event_clear_main(void *arg)
+{
+    (void)arg;
+    py_event = coro_event_new();
+    ck_assert_int_eq(coro_event_is_set(py_event), 0);
+    coro_event_set(py_event);
+    ck_assert_int_eq(coro_event_is_set(py_event), 1);
+    coro_event_clear(py_event);
+    ck_assert_int_eq(coro_event_is_set(py_event), 0);
+
+    coro_task *t = coro_spawn(event_note, TOKEN(1));
+    await_yield();
+    ck_assert_str_eq(trace_get(), "");
+    coro_event_set(py_event);
+    coro_event_clear(py_event);
+    ck_assert_int_eq(coro_event_is_set(py_event), 0);
+    coro_event_set(py_event);
+    coro_event_set(py_event);
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1"); /* woken once */
+    ck_assert_int_eq(coro_task_done(t), 1);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(1));
+    coro_event_free(py_event);
+    return NULL;
+}
+
+/* EventTests.test_clear and test_clear_with_waiters: a waiter woken by a
+ * set returns even if the event is cleared before it runs. */
+START_TEST(py_event_test_clear_with_waiters)
+{
+    run_expect(event_clear_main, NULL, 0);
+}
+END_TEST
+
+/* c1, c2, c3 of ConditionTests.test_wait: wait for a notify, note arg,
+ * hold the mutex until told to let go. */
+static void *cond_note_hold(void *arg)
+{
+    if (await_mutex_lock(py_lock, -1) != 0)
+        return NULL;
+    int err = await_cond_wait(py_cond, py_lock, -1);
+    if (!err)
+        trace("%d", (int)(uintptr_t)arg);
+    if (await_sem_acquire(py_go, -1) == 0)
+        coro_mutex_unlock(py_lock);
+    return TOKEN(!err);
+}
+
+static void *cond_wait_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    py_cond = coro_cond_new();
+    py_go = coro_sem_new(0);
+    coro_task *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = coro_spawn(cond_note_hold, TOKEN(i + 1));
+    await_yield();
+    ck_assert_str_eq(trace_get(), "");
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 0);
+
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    ck_assert_int_eq(coro_cond_notify(py_cond, 1), 0);
+    await_yield();
+    ck_assert_str_eq(trace_get(), ""); /* 1 waits for the mutex */
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1");
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+
+    /* Notified without the mutex: coro's notify does not ask for it. */
+    ck_assert_int_eq(coro_cond_notify(py_cond, 2), 0);
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1");
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+
+    coro_sem_release(py_go);
+    await_yield();
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1 2");
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+
+    coro_sem_release(py_go);
+    await_yield();
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1 2 3");
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+
+    coro_sem_release(py_go);
+    void *res[3];
+    ck_assert_int_eq(await_gather(t, 3, res, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_eq(res[i], TOKEN(1));
+    coro_sem_free(py_go);
+    coro_cond_free(py_cond);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* ConditionTests.test_wait: notified waiters take the mutex back one at
+ * a time, in the order they waited. */
+START_TEST(py_cond_test_wait)
+{
+    run_expect(cond_wait_main, NULL, 0);
+}
+END_TEST
+
+/* Waits once on py_cond, holding py_lock around it; returns the wait's
+ * error, and ends holding the mutex if arg is not NULL. */
+static void *cond_wait_once(void *arg)
+{
+    int err = await_mutex_lock(py_lock, -1);
+    if (err)
+        return TOKEN(err);
+    trace("waiting");
+    err = await_cond_wait(py_cond, py_lock, -1);
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+    if (!arg)
+        coro_mutex_unlock(py_lock);
+    return TOKEN(err);
+}
+
+static void *cond_wait_cancel_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    py_cond = coro_cond_new();
+    coro_task *t = coro_spawn(cond_wait_once, TOKEN(1));
+    await_yield();
+    coro_cancel(t);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+    ck_assert_int_eq(coro_cond_free(py_cond), 0); /* no waiter left */
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1); /* taken back */
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* ConditionTests.test_wait_cancel: a cancelled wait leaves no waiter and
+ * returns holding the mutex. */
+START_TEST(py_cond_test_wait_cancel)
+{
+    run_expect(cond_wait_cancel_main, NULL, 0);
+}
+END_TEST
+
+static void *cond_wait_cancel_contested_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    py_cond = coro_cond_new();
+    coro_task *t = coro_spawn(cond_wait_once, TOKEN(1));
+    await_yield();
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 0);
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    ck_assert_int_eq(coro_cond_notify(py_cond, 1), 0);
+    coro_cancel(t);
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    void *res;
+    /* The notify came first: the wait returns 0 holding the mutex; the
+     * task, cancelled before it ended, counts as cancelled. */
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+    coro_cond_free(py_cond);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* ConditionTests.test_wait_cancel_contested: notified, then cancelled
+ * while the mutex is contested: the wait still takes the mutex back. */
+START_TEST(py_cond_test_wait_cancel_contested)
+{
+    run_expect(cond_wait_cancel_contested_main, NULL, 0);
+}
+END_TEST
+
+static void *cond_wait_cancel_after_notify_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    py_cond = coro_cond_new();
+    coro_task *t = coro_spawn(cond_wait_once, NULL);
+    await_yield();
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    ck_assert_int_eq(coro_cond_notify(py_cond, 1), 0);
+    await_yield(); /* t goes to take the mutex back */
+    coro_cancel(t);
+    await_yield();
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    await_yield();
+    ck_assert_int_eq(coro_task_cancelled(t), 1);
+    ck_assert_str_eq(trace_get(), "waiting");
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 0);
+    coro_cond_free(py_cond);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* ConditionTests.test_wait_cancel_after_notify (bpo-32841): cancelled
+ * while taking the mutex back after a notify, the task ends cancelled
+ * and lets the mutex go. */
+START_TEST(py_cond_test_wait_cancel_after_notify)
+{
+    run_expect(cond_wait_cancel_after_notify_main, NULL, 0);
+}
+END_TEST
+
+static void *cond_wait_unacquired_main(void *arg)
+{
+    (void)arg;
+    py_lock = coro_mutex_new();
+    py_cond = coro_cond_new();
+    ck_assert_int_eq(await_cond_wait(py_cond, py_lock, -1), EPERM);
+    /* ConditionTests.test_notify_unacquired and
+     * test_notify_all_unacquired raise RuntimeError; coro's notify does
+     * not ask for the mutex (coro.h). */
+    ck_assert_int_eq(coro_cond_notify(py_cond, 1), 0);
+    ck_assert_int_eq(coro_cond_notify_all(py_cond), 0);
+    coro_cond_free(py_cond);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* ConditionTests.test_wait_unacquired: waiting without the mutex is
+ * EPERM (RuntimeError). */
+START_TEST(py_cond_test_wait_unacquired)
+{
+    run_expect(cond_wait_unacquired_main, NULL, 0);
+}
+END_TEST
+
+/* c1, c2, c3 of ConditionTests.test_notify: wait, note arg, let go. */
+static void *cond_note(void *arg)
+{
+    if (await_mutex_lock(py_lock, -1) != 0)
+        return NULL;
+    int err = await_cond_wait(py_cond, py_lock, -1);
+    if (!err)
+        trace("%d", (int)(uintptr_t)arg);
+    coro_mutex_unlock(py_lock);
+    return TOKEN(!err);
+}
+
+static void *cond_notify_main(void *arg)
+{
+    int all = arg != NULL;
+    py_lock = coro_mutex_new();
+    py_cond = coro_cond_new();
+    size_t n = all ? 2 : 3;
+    coro_task *t[3];
+    for (size_t i = 0; i < n; i++)
+        t[i] = coro_spawn(cond_note, TOKEN(i + 1));
+    await_yield();
+    ck_assert_str_eq(trace_get(), "");
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    if (all) {
+        ck_assert_int_eq(coro_cond_notify_all(py_cond), 0);
+    } else {
+        ck_assert_int_eq(coro_cond_notify(py_cond, 1), 0);
+        ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+        await_yield();
+        ck_assert_str_eq(trace_get(), "1");
+        ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+        ck_assert_int_eq(coro_cond_notify(py_cond, 1), 0);
+        ck_assert_int_eq(coro_cond_notify(py_cond, 2048), 0);
+    }
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    await_yield();
+    ck_assert_str_eq(trace_get(), all ? "1 2" : "1 2 3");
+    void *res[3];
+    ck_assert_int_eq(await_gather(t, n, res, NULL), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_ptr_eq(res[i], TOKEN(1));
+    coro_cond_free(py_cond);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* ConditionTests.test_notify: notify(n) wakes the first n waiters, and
+ * no more than wait. */
+START_TEST(py_cond_test_notify)
+{
+    run_expect(cond_notify_main, NULL, 0);
+}
+END_TEST
+
+/* ConditionTests.test_notify_all. */
+START_TEST(py_cond_test_notify_all)
+{
+    run_expect(cond_notify_main, TOKEN(1), 0);
+}
+END_TEST
+
+static int cond_wake;
+static int cond_state;
+
+static int cond_woken(void *arg)
+{
+    (void)arg;
+    return cond_wake;
+}
+
+/* func of test_cancelled_error_wakeup and _re_aquire: a wait_for on
+ * cond_wake that holds the mutex around it. */
+static void *cond_wait_for_wake(void *arg)
+{
+    (void)arg;
+    int err = await_mutex_lock(py_lock, -1);
+    if (err)
+        return TOKEN(err);
+    err = await_cond_wait_for(py_cond, py_lock, cond_woken, NULL, -1);
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 1);
+    coro_mutex_unlock(py_lock);
+    return TOKEN(err);
+}
+
+static void *cond_cancelled_error_main(void *arg)
+{
+    int relock = arg != NULL;
+    py_lock = coro_mutex_new();
+    py_cond = coro_cond_new();
+    cond_wake = 0;
+    coro_task *t = coro_spawn(cond_wait_for_wake, NULL);
+    await_yield();
+    if (relock) {
+        ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+        cond_wake = 1;
+        ck_assert_int_eq(coro_cond_notify(py_cond, 1), 0);
+        await_yield(); /* t waits to take the mutex back */
+    }
+    coro_cancel(t);
+    if (relock)
+        ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    /* Cancelled in the wait: ECANCELED. Cancelled after the notify came,
+     * while taking the mutex back: the wait had completed, and the
+     * predicate holds, so 0 (asyncio raises CancelledError there; coro.h:
+     * an operation that completed before the cancellation returns its
+     * result). */
+    ck_assert_ptr_eq(res, TOKEN(relock ? 0 : ECANCELED));
+    ck_assert_int_eq(coro_mutex_locked(py_lock), 0);
+    ck_assert_int_eq(coro_cond_free(py_cond), 0);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* ConditionTests.test_cancelled_error_wakeup: a wait_for cancelled while
+ * it waits returns ECANCELED, holding the mutex. */
+START_TEST(py_cond_test_cancelled_error_wakeup)
+{
+    run_expect(cond_cancelled_error_main, NULL, 0);
+}
+END_TEST
+
+/* ConditionTests.test_cancelled_error_re_aquire: cancelled while it takes
+ * the mutex back after the notify. */
+START_TEST(py_cond_test_cancelled_error_re_aquire)
+{
+    run_expect(cond_cancelled_error_main, TOKEN(1), 0);
+}
+END_TEST
+
+static int cond_state_nonzero(void *arg)
+{
+    (void)arg;
+    return cond_state != 0;
+}
+
+static int cond_state_zero(void *arg)
+{
+    (void)arg;
+    return cond_state == 0;
+}
+
+/* consumer of test_cancelled_wakeup: takes one unit of state per wake,
+ * until state goes negative. */
+static void *cond_consume(void *arg)
+{
+    (void)arg;
+    int err = await_mutex_lock(py_lock, -1);
+    if (err)
+        return TOKEN(err);
+    for (;;) {
+        err = await_cond_wait_for(py_cond, py_lock, cond_state_nonzero,
+                                  NULL, -1);
+        if (err || cond_state < 0)
+            break;
+        cond_state--;
+    }
+    coro_mutex_unlock(py_lock);
+    return TOKEN(err);
+}
+
+static void *cond_cancelled_wakeup_main(void *arg)
+{
+    int relock = arg != NULL;
+    py_lock = coro_mutex_new();
+    py_cond = coro_cond_new();
+    cond_state = 0;
+    coro_task *c[2] = { coro_spawn(cond_consume, NULL),
+                        coro_spawn(cond_consume, NULL) };
+    await_yield();
+    ck_assert_int_eq(await_mutex_lock(py_lock, -1), 0);
+    cond_state++;
+    ck_assert_int_eq(coro_cond_notify(py_cond, 1), 0);
+    if (relock)
+        await_yield(); /* c[0] goes to take the mutex back */
+    coro_cancel(c[0]);
+    /* The item must be consumed: the notify was not lost to the cancel. */
+    int err = await_cond_wait_for(py_cond, py_lock, cond_state_zero, NULL,
+                                  0.01 * test_slow());
+    ck_assert(err == 0 || err == ETIMEDOUT);
+    ck_assert_int_eq(cond_state, 0);
+    cond_state = -1;
+    ck_assert_int_eq(coro_cond_notify_all(py_cond), 0);
+    ck_assert_int_eq(coro_mutex_unlock(py_lock), 0);
+    void *res;
+    ck_assert_int_eq(await_task(c[1], &res), 0);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    /* c[0] took the item (its wake came before its cancellation), then
+     * saw the cancellation at its next wait. */
+    ck_assert_int_eq(await_task(c[0], &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(ECANCELED));
+    coro_cond_free(py_cond);
+    coro_mutex_free(py_lock);
+    return NULL;
+}
+
+/* ConditionTests.test_cancelled_wakeup: a waiter notified and cancelled
+ * before it runs does not lose the notify. */
+START_TEST(py_cond_test_cancelled_wakeup)
+{
+    run_expect(cond_cancelled_wakeup_main, NULL, 0);
+}
+END_TEST
+
+/* ConditionTests.test_cancelled_wakeup_relock: likewise, cancelled while
+ * it takes the mutex back. */
+START_TEST(py_cond_test_cancelled_wakeup_relock)
+{
+    run_expect(cond_cancelled_wakeup_main, TOKEN(1), 0);
+}
+END_TEST
+
+static void *sem_note(void *arg)
+{
+    int err = await_sem_acquire(py_sem, -1);
+    if (!err)
+        trace("%d", (int)(uintptr_t)arg);
+    return TOKEN(!err);
+}
+
+static void *sem_acquire_main(void *arg)
+{
+    (void)arg;
+    py_sem = coro_sem_new(3);
+    ck_assert_int_eq(await_sem_acquire(py_sem, -1), 0);
+    ck_assert_int_eq(await_sem_acquire(py_sem, -1), 0);
+    ck_assert_int_eq(coro_sem_locked(py_sem), 0);
+    coro_task *t[4];
+    for (int i = 0; i < 3; i++)
+        t[i] = coro_spawn(sem_note, TOKEN(i + 1));
+    await_yield();
+    ck_assert_str_eq(trace_get(), "1");
+    ck_assert_int_eq(coro_sem_locked(py_sem), 1);
+    ck_assert_uint_eq(coro_sem_value(py_sem), 0);
+    t[3] = coro_spawn(sem_note, TOKEN(4));
+    ck_assert_int_eq(coro_sem_release(py_sem), 0);
+    ck_assert_int_eq(coro_sem_release(py_sem), 0);
+    ck_assert_uint_eq(coro_sem_value(py_sem), 0);
+    await_yield();
+    ck_assert_uint_eq(coro_sem_value(py_sem), 0);
+    ck_assert_str_eq(trace_get(), "1 2 3");
+    ck_assert_int_eq(coro_sem_locked(py_sem), 1);
+    ck_assert_int_eq(coro_task_done(t[0]), 1);
+    ck_assert_int_eq(coro_task_done(t[1]) + coro_task_done(t[2]) +
+                     coro_task_done(t[3]), 2);
+    ck_assert_int_eq(coro_sem_release(py_sem), 0);
+    void *res[4];
+    ck_assert_int_eq(await_gather(t, 4, res, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_eq(res[i], TOKEN(1));
+    coro_sem_free(py_sem);
+    return NULL;
+}
+
+/* SemaphoreTests.test_acquire: permits go to the waiters in the order
+ * they came; value stays 0 while anyone waits. */
+START_TEST(py_sem_test_acquire)
+{
+    run_expect(sem_acquire_main, NULL, 0);
+}
+END_TEST
+
+static void *sem_acquire_cancel_main(void *arg)
+{
+    (void)arg;
+    py_sem = coro_sem_new(1);
+    ck_assert_int_eq(await_sem_acquire(py_sem, -1), 0);
+    coro_task *t = coro_spawn(sem_note, NULL);
+    await_yield();
+    coro_cancel(t);
+    void *res;
+    ck_assert_int_eq(await_task(t, &res), ECANCELED);
+    ck_assert_ptr_eq(res, TOKEN(0));
+    ck_assert_int_eq(coro_sem_free(py_sem), 0); /* no waiter left */
+    return NULL;
+}
+
+/* SemaphoreTests.test_acquire_cancel: a cancelled acquire leaves no
+ * waiter. */
+START_TEST(py_sem_test_acquire_cancel)
+{
+    run_expect(sem_acquire_cancel_main, NULL, 0);
+}
+END_TEST
+
+static void *sem_cancel_before_awoken_main(void *arg)
+{
+    int four = arg != NULL;
+    py_sem = coro_sem_new(0);
+    size_t n = four ? 4 : 2;
+    coro_task *t[4];
+    for (size_t i = 0; i < n; i++)
+        t[i] = coro_spawn(sem_note, TOKEN(i + 1));
+    await_yield();
+    coro_cancel(t[0]);
+    if (four)
+        coro_cancel(t[1]);
+    ck_assert_int_eq(coro_sem_release(py_sem), 0);
+    await_yield();
+    await_yield();
+    /* The permit skipped the cancelled waiters and went to the next. */
+    ck_assert_int_eq(coro_task_done(t[four ? 2 : 1]), 1);
+    ck_assert_int_eq(coro_sem_locked(py_sem), 1);
+    ck_assert_str_eq(trace_get(), four ? "3" : "2");
+    if (four)
+        ck_assert_int_eq(coro_task_done(t[3]), 0);
+    for (size_t i = 0; i < n; i++)
+        coro_cancel(t[i]);
+    int errs[4];
+    await_gather(t, n, NULL, errs);
+    ck_assert_uint_eq(coro_sem_value(py_sem), 0);
+    coro_sem_free(py_sem);
+    return NULL;
+}
+
+/* SemaphoreTests.test_acquire_cancel_before_awoken: two waiters cancelled
+ * as a permit comes; the permit goes to the third, not to the fourth. */
+START_TEST(py_sem_test_acquire_cancel_before_awoken)
+{
+    run_expect(sem_cancel_before_awoken_main, TOKEN(1), 0);
+}
+END_TEST
+
+/* SemaphoreTests.test_acquire_hang: the first of two waiters cancelled as
+ * a permit comes; the second gets it. */
+START_TEST(py_sem_test_acquire_hang)
+{
+    run_expect(sem_cancel_before_awoken_main, NULL, 0);
+}
+END_TEST
+
+static coro_task *sem_victim;
+
+/* c1 of test_acquire_no_hang: holds the permit over a yield, gives it
+ * back, then cancels c2, whose acquire has its permit by then. */
+static void *sem_hold_then_cancel(void *arg)
+{
+    (void)arg;
+    int err = await_sem_acquire(py_sem, -1);
+    if (!err) {
+        await_yield();
+        coro_sem_release(py_sem);
+    }
+    coro_cancel(sem_victim);
+    return TOKEN(err);
+}
+
+/* c2: in asyncio its acquire raises CancelledError and gives its permit
+ * on; here the permit came before the cancellation, so the acquire
+ * returns 0 and the task gives it back itself. */
+static void *sem_take_give(void *arg)
+{
+    (void)arg;
+    int err = await_sem_acquire(py_sem, -1);
+    if (!err)
+        coro_sem_release(py_sem);
+    return TOKEN(err);
+}
+
+static void *sem_acquire_no_hang_main(void *arg)
+{
+    (void)arg;
+    py_sem = coro_sem_new(1);
+    coro_task *t[2];
+    t[0] = coro_spawn(sem_hold_then_cancel, NULL);
+    t[1] = sem_victim = coro_spawn(sem_take_give, NULL);
+    void *res[2];
+    int errs[2];
+    ck_assert_int_eq(await_gather(t, 2, res, errs), ECANCELED);
+    ck_assert_int_eq(errs[0], 0);
+    ck_assert_int_eq(errs[1], ECANCELED);
+    ck_assert_ptr_eq(res[1], TOKEN(0));
+    /* Nothing hangs: the permit is free again. */
+    ck_assert_int_eq(await_sem_acquire(py_sem, 1), 0);
+    coro_sem_free(py_sem);
+    return NULL;
+}
+
+/* SemaphoreTests.test_acquire_no_hang: a task cancelled right after its
+ * permit was handed to it leaves the semaphore usable. */
+START_TEST(py_sem_test_acquire_no_hang)
+{
+    run_expect(sem_acquire_no_hang_main, NULL, 0);
+}
+END_TEST
+
+static void *sem_release_no_waiters_main(void *arg)
+{
+    (void)arg;
+    py_sem = coro_sem_new(1);
+    ck_assert_uint_eq(coro_sem_value(py_sem), 1);
+    ck_assert_int_eq(coro_sem_locked(py_sem), 0);
+    ck_assert_int_eq(await_sem_acquire(py_sem, -1), 0);
+    ck_assert_int_eq(coro_sem_locked(py_sem), 1);
+    ck_assert_int_eq(coro_sem_release(py_sem), 0);
+    ck_assert_int_eq(coro_sem_locked(py_sem), 0);
+    coro_sem_free(py_sem);
+    py_sem = coro_sem_new(0); /* test_initial_value_zero */
+    ck_assert_int_eq(coro_sem_locked(py_sem), 1);
+    coro_sem_free(py_sem);
+    return NULL;
+}
+
+/* SemaphoreTests.test_semaphore, test_initial_value_zero and
+ * test_release_no_waiters. */
+START_TEST(py_sem_test_release_no_waiters)
+{
+    run_expect(sem_release_no_waiters_main, NULL, 0);
+}
+END_TEST
+
+static void *sem_twice(void *arg)
+{
+    for (int round = 1; round <= 2; round++) {
+        if (await_sem_acquire(py_sem, -1) != 0)
+            return NULL;
+        trace("%s_%d", (const char *)arg, round);
+        await_sleep(0.01);
+        coro_sem_release(py_sem);
+    }
+    return NULL;
+}
+
+static void *sem_fifo_main(void *arg)
+{
+    (void)arg;
+    py_sem = coro_sem_new(1);
+    coro_group *g = coro_group_new();
+    coro_group_spawn(g, NULL, sem_twice, "c1");
+    coro_group_spawn(g, NULL, sem_twice, "c2");
+    coro_group_spawn(g, NULL, sem_twice, "c3");
+    ck_assert_int_eq(await_group(g), 0);
+    coro_group_free(g);
+    coro_sem_free(py_sem);
+    return NULL;
+}
+
+/* SemaphoreTests.test_acquire_fifo_order: a task that gives its permit
+ * back and asks again queues behind the others. */
+START_TEST(py_sem_test_acquire_fifo_order)
+{
+    run_expect(sem_fifo_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "c1_1 c2_1 c3_1 c1_2 c2_2 c3_2");
+}
+END_TEST
+
+/* c2 of test_acquire_fifo_order_2: takes, gives back, takes again. */
+static void *sem_note_twice(void *arg)
+{
+    (void)arg;
+    if (await_sem_acquire(py_sem, -1) != 0)
+        return NULL;
+    trace("2");
+    coro_sem_release(py_sem);
+    if (await_sem_acquire(py_sem, -1) != 0)
+        return NULL;
+    trace("4");
+    return TOKEN(1);
+}
+
+static void *sem_fifo_2_main(void *arg)
+{
+    (void)arg;
+    py_sem = coro_sem_new(1);
+    coro_task *t[3] = { coro_spawn(sem_note, TOKEN(1)),
+                        coro_spawn(sem_note_twice, NULL),
+                        coro_spawn(sem_note, TOKEN(3)) };
+    await_yield();
+    ck_assert_int_eq(coro_sem_release(py_sem), 0); /* to 2 */
+    ck_assert_int_eq(coro_sem_release(py_sem), 0); /* to 3 */
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    coro_sem_free(py_sem);
+    return NULL;
+}
+
+/* SemaphoreTests.test_acquire_fifo_order_2. Each release hands its permit
+ * to a waiter at once, 2 and 3 in turn; 2 then gives one back and takes
+ * it again before 3 has run, where asyncio makes it wait until 3 has
+ * run (coro.h, semaphore: a permit nobody waits for goes to whoever
+ * asks). asyncio's order is 1 2 3 4. */
+START_TEST(py_sem_test_acquire_fifo_order_2)
+{
+    run_expect(sem_fifo_2_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "1 2 4 3");
+}
+END_TEST
+
+static void *sem_fifo_3_main(void *arg)
+{
+    (void)arg;
+    py_sem = coro_sem_new(0);
+    coro_task *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = coro_spawn(sem_note, TOKEN(i + 1));
+    await_yield();
+    coro_cancel(t[0]);
+    await_yield();
+    coro_sem_release(py_sem);
+    coro_sem_release(py_sem);
+    int errs[3];
+    ck_assert_int_eq(await_gather(t, 3, NULL, errs), ECANCELED);
+    ck_assert_int_eq(errs[0], ECANCELED);
+    ck_assert_int_eq(errs[1], 0);
+    ck_assert_int_eq(errs[2], 0);
+    coro_sem_free(py_sem);
+    return NULL;
+}
+
+/* SemaphoreTests.test_acquire_fifo_order_3: a cancelled waiter gives up
+ * its place; the permits go to the next two. */
+START_TEST(py_sem_test_acquire_fifo_order_3)
+{
+    run_expect(sem_fifo_3_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "2 3");
+}
+END_TEST
+
+static void *sem_trace_4(void *arg)
+{
+    (void)arg;
+    trace("4");
+    return NULL;
+}
+
+static coro_task *sem_t4;
+
+/* c1 of test_acquire_fifo_order_4: waits, then spawns c4. */
+static void *sem_c1(void *arg)
+{
+    (void)arg;
+    ck_assert_uint_eq(coro_sem_value(py_sem), 0);
+    if (await_sem_acquire(py_sem, -1) != 0)
+        return NULL;
+    sem_t4 = coro_spawn(sem_trace_4, NULL);
+    trace("1");
+    return NULL;
+}
+
+/* c2: releases three permits, then asks for one. */
+static void *sem_c2(void *arg)
+{
+    (void)arg;
+    coro_sem_release(py_sem);
+    coro_sem_release(py_sem);
+    coro_sem_release(py_sem);
+    ck_assert_uint_eq(coro_sem_value(py_sem), 2);
+    /* asyncio says locked here, c1 not having run yet to take its
+     * permit; here c1 has it already, and two are free. */
+    ck_assert_int_eq(coro_sem_locked(py_sem), 0);
+    if (await_sem_acquire(py_sem, -1) != 0)
+        return NULL;
+    trace("2");
+    return NULL;
+}
+
+static void *sem_fifo_4_main(void *arg)
+{
+    (void)arg;
+    py_sem = coro_sem_new(0);
+    coro_task *t[3] = { coro_spawn(sem_c1, NULL),
+                        coro_spawn(sem_c2, NULL),
+                        coro_spawn(sem_note, TOKEN(3)) };
+    await_yield();
+    ck_assert_uint_eq(coro_sem_value(py_sem), 0);
+    ck_assert_int_eq(await_gather(t, 3, NULL, NULL), 0);
+    ck_assert_int_eq(await_task(sem_t4, NULL), 0);
+    coro_sem_free(py_sem);
+    return NULL;
+}
+
+/* SemaphoreTests.test_acquire_fifo_order_4. c2's first release hands a
+ * permit to c1, which waited; the two others stay free, so c2 and c3
+ * take them without waiting, before c1 has run. asyncio's order is
+ * 1 2 3 4: its c2 and c3 wait until c1 has run (coro.h, semaphore). */
+START_TEST(py_sem_test_acquire_fifo_order_4)
+{
+    run_expect(sem_fifo_4_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "2 3 1 4");
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* The new waits on the shared stack                                      */
 /* ---------------------------------------------------------------------- */
@@ -2731,6 +4448,58 @@ Suite *sync_suite(void)
     tcase_add_test(tc, barrier_trip_outlives_a_reset_before_the_parties_run);
     tcase_add_test(tc, barrier_bad_input);
     tcase_add_test(tc, blocked_forever_at_a_barrier_is_a_deadlock);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio queues", 20);
+    tcase_add_test(tc, py_queue_test_basics);
+    tcase_add_test(tc, py_queue_test_maxsize);
+    tcase_add_test(tc, py_queue_test_blocking_get_wait);
+    tcase_add_test(tc, py_queue_test_get_cancelled_race);
+    tcase_add_test(tc, py_queue_test_get_with_waiting_putters);
+    tcase_add_test(tc, py_queue_test_why_are_getters_waiting);
+    tcase_add_test(tc, py_queue_test_why_are_putters_waiting);
+    tcase_add_test(tc, py_queue_test_cancelled_waiters_not_held);
+    tcase_add_test(tc, py_queue_test_blocking_put_wait);
+    tcase_add_test(tc, py_queue_test_get_cancel_drop_one_pending_reader);
+    tcase_add_test(tc, py_queue_test_get_cancel_drop_many_pending_readers);
+    tcase_add_test(tc, py_queue_test_put_cancel_drop);
+    tcase_add_test(tc, py_queue_test_put_cancelled);
+    tcase_add_test(tc, py_queue_test_put_cancelled_race);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("asyncio locks", 20);
+    tcase_add_test(tc, py_lock_test_acquire);
+    tcase_add_test(tc, py_lock_test_acquire_cancel);
+    tcase_add_test(tc, py_lock_test_cancel_race);
+    tcase_add_test(tc, py_lock_test_cancel_release_race);
+    tcase_add_test(tc, py_lock_test_finished_waiter_cancelled);
+    tcase_add_test(tc, py_lock_test_release_not_acquired);
+    tcase_add_test(tc, py_event_test_wait);
+    tcase_add_test(tc, py_event_test_wait_cancel);
+    tcase_add_test(tc, py_event_test_clear_with_waiters);
+    tcase_add_test(tc, py_cond_test_wait);
+    tcase_add_test(tc, py_cond_test_wait_cancel);
+    tcase_add_test(tc, py_cond_test_wait_cancel_contested);
+    tcase_add_test(tc, py_cond_test_wait_cancel_after_notify);
+    tcase_add_test(tc, py_cond_test_wait_unacquired);
+    tcase_add_test(tc, py_cond_test_notify);
+    tcase_add_test(tc, py_cond_test_notify_all);
+    tcase_add_test(tc, py_cond_test_cancelled_error_wakeup);
+    tcase_add_test(tc, py_cond_test_cancelled_error_re_aquire);
+    tcase_add_test(tc, py_cond_test_cancelled_wakeup);
+    tcase_add_test(tc, py_cond_test_cancelled_wakeup_relock);
+    tcase_add_test(tc, py_sem_test_acquire);
+    tcase_add_test(tc, py_sem_test_acquire_cancel);
+    tcase_add_test(tc, py_sem_test_acquire_cancel_before_awoken);
+    tcase_add_test(tc, py_sem_test_acquire_hang);
+    tcase_add_test(tc, py_sem_test_acquire_no_hang);
+    tcase_add_test(tc, py_sem_test_release_no_waiters);
+    tcase_add_test(tc, py_sem_test_acquire_fifo_order);
+    tcase_add_test(tc, py_sem_test_acquire_fifo_order_2);
+    tcase_add_test(tc, py_sem_test_acquire_fifo_order_3);
+    tcase_add_test(tc, py_sem_test_acquire_fifo_order_4);
+    tcase_add_test(tc, py_barrier_test_reset_barrier_while_tasks_draining);
+    tcase_add_test(tc, py_barrier_test_draining_state);
     suite_add_tcase(s, tc);
 
     tc = test_case("shared stack", 20);
