@@ -966,7 +966,8 @@ CORO_API int coro_run_loops(unsigned n, coro_fn main, void *arg,
 
 /* The loops of the coro_run_loops the calling thread's loop belongs to,
  * in order, the first main's: stores up to cap handles in out and returns
- * how many loops there are (so a first call with cap 0 sizes the array).
+ * how many loops there are (so a first call with cap 0 sizes the array;
+ * out NULL stores nothing, whatever cap says).
  * In a loop started by coro_run, that one loop.
  * Returns: the count; 0 where no loop runs (or, for a lone loop, when its
  *          handle cannot be made: see coro_loop_current).
@@ -1623,7 +1624,8 @@ CORO_API int coro_local_set(coro_key key, void *value);
 
 /* Lists the tasks of this thread's loop (asyncio.all_tasks()): stores up
  * to cap of them in out, in spawn order, and returns how many there are,
- * so that a first call with cap 0 (out may then be NULL) sizes the array.
+ * so that a first call with cap 0 sizes the array (out NULL stores
+ * nothing, whatever cap says).
  *
  * Which tasks: every task the loop still holds, as coro_dump lists them:
  * ready, running (the caller), parked, and ended but not joined yet, main
