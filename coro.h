@@ -1195,7 +1195,10 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
  * listed. A timeout of 0 only tries: if the operation cannot complete at
  * once, the other ready tasks run once and ETIMEDOUT is returned. Freeing
  * an object that tasks wait on, or a mutex that a live task holds, is
- * EBUSY; _free(NULL) does nothing. A task blocked
+ * EBUSY; _free(NULL) does nothing. Once no task waits on it, an object
+ * may be freed at once, before the tasks it woke have run (a condition
+ * right after its notify_all, as pthread_cond_destroy allows after a
+ * broadcast): a woken task never touches it again. A task blocked
  * forever on one of them, with nothing else that could wake anyone, is a
  * deadlock: coro_run returns EDEADLK. _new returns NULL with errno ENOMEM
  * (or EINVAL where stated).

@@ -1020,7 +1020,9 @@ int coro_event_free(coro_event *e)
 
 struct coro_cond {
     struct object      obj;
-    coro_mutex        *mutex;   /* the waiters' mutex, while any wait */
+    coro_mutex        *mutex;   /* the waiters' mutex; stale once none
+                                   waits (cond_mismatch reads it only
+                                   while one does) */
     struct coro__list  waiters;
 };
 
@@ -1070,7 +1072,9 @@ static void relock(struct coro_task *self, coro_mutex *m)
 }
 
 /* Releases m, which self holds, waits on c for a notify until deadline,
- * and takes m back whatever ended the wait. */
+ * and takes m back whatever ended the wait. Once woken it never touches
+ * c again: a notified condition may be freed before its waiters run, as
+ * pthread_cond_destroy allows after a broadcast. */
 static int cond_wait(struct coro_task *self, coro_cond *c, coro_mutex *m,
                      int64_t deadline)
 {
@@ -1079,8 +1083,6 @@ static int cond_wait(struct coro_task *self, coro_cond *c, coro_mutex *m,
     c->mutex = m;
     coro_mutex_unlock(m);
     int status = wait_on(self, CORO__W_COND, c, &c->waiters, NULL, deadline);
-    if (!c->waiters.head)
-        c->mutex = NULL;
     relock(self, m);
     return status;
 }

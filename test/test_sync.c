@@ -1855,6 +1855,59 @@ START_TEST(condition_cancellation_retakes_the_mutex)
 }
 END_TEST
 
+/* Waits on shared_cond (arg NULL) or with await_cond_wait_for (arg: the
+ * predicate's flag), and says how it ended. */
+static int flag_is_set(void *arg)
+{
+    return *(int *)arg;
+}
+
+static void *cond_waiter(void *arg)
+{
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 5), 0);
+    int err = arg ? await_cond_wait_for(shared_cond, shared_mutex,
+                                        flag_is_set, arg, 5)
+                  : await_cond_wait(shared_cond, shared_mutex, 5);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    trace("woke%d", err);
+    return NULL;
+}
+
+static void *cond_free_after_notify_main(void *arg)
+{
+    (void)arg;
+    static int flag;
+    shared_mutex = coro_mutex_new();
+    for (int round = 0; round < 3; round++) {
+        shared_cond = coro_cond_new();
+        flag = 0;
+        coro_task *t[2] = { coro_spawn(cond_waiter, round ? &flag : NULL),
+                            coro_spawn(cond_waiter, round ? &flag : NULL) };
+        await_yield(); /* both wait */
+        flag = 1;
+        if (round == 1)
+            ck_assert_int_eq(coro_cond_notify(shared_cond, 2), 0);
+        else
+            ck_assert_int_eq(coro_cond_notify_all(shared_cond), 0);
+        /* Nobody waits on it any more: it may go before they run. */
+        ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+        shared_cond = NULL;
+        ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    }
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* As pthread_cond_destroy allows after a broadcast: a condition whose
+ * waiters were all notified may be freed before they run (a woken waiter
+ * read the condition after it woke, freed by then). */
+START_TEST(a_condition_may_be_freed_once_it_notified_its_waiters)
+{
+    run_expect(cond_free_after_notify_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "woke0 woke0 woke0 woke0 woke0 woke0");
+}
+END_TEST
+
 /* The state a wait_for waits on: how often its predicate was asked, and
  * what it answers. */
 static int pred_calls;
@@ -2718,6 +2771,7 @@ Suite *sync_suite(void)
     tcase_add_test(tc, condition_wait_for_timeout_covers_the_whole_wait);
     tcase_add_test(tc, condition_wait_for_cancelled_retakes_the_mutex);
     tcase_add_test(tc, condition_wait_for_bad_input);
+    tcase_add_test(tc, a_condition_may_be_freed_once_it_notified_its_waiters);
     suite_add_tcase(s, tc);
 
     tc = test_case("barrier", 20);
