@@ -1353,7 +1353,8 @@ CORO_API int coro_mutex_unlock(coro_mutex *m);
  * holder ended holding it stays held. Never suspends; callable anywhere.
  * Returns: 0 also for NULL or another thread's mutex. Cost: O(1). */
 CORO_API int coro_mutex_locked(const coro_mutex *m);
-/* EBUSY while tasks wait on m or a live task holds it. */
+/* EBUSY while tasks wait on m, a live task holds it, or a task waits on
+ * a condition with m (it takes m back as it wakes). Cost: O(tasks). */
 CORO_API int coro_mutex_free(coro_mutex *m);
 
 /* Semaphore: asyncio.Semaphore, a counter of permits. */

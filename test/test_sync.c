@@ -1898,6 +1898,33 @@ static void *cond_free_after_notify_main(void *arg)
     return NULL;
 }
 
+static void *cond_free_mutex_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    coro_task *t = coro_spawn(cond_waiter, NULL);
+    await_yield(); /* t waits, the mutex released meanwhile */
+    ck_assert_int_eq(coro_mutex_locked(shared_mutex), 0);
+    /* t takes the mutex back as it wakes: it is not free to go. */
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), EBUSY);
+    ck_assert_int_eq(coro_cond_notify(shared_cond, 1), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* A mutex that a condition's waiter will take back is busy, though nobody
+ * holds it while the waiter waits (it was freed, and the waiter then took
+ * a freed mutex). */
+START_TEST(a_mutex_a_condition_waiter_will_take_back_is_busy)
+{
+    run_expect(cond_free_mutex_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "woke0");
+}
+END_TEST
+
 /* As pthread_cond_destroy allows after a broadcast: a condition whose
  * waiters were all notified may be freed before they run (a woken waiter
  * read the condition after it woke, freed by then). */
@@ -2772,6 +2799,7 @@ Suite *sync_suite(void)
     tcase_add_test(tc, condition_wait_for_cancelled_retakes_the_mutex);
     tcase_add_test(tc, condition_wait_for_bad_input);
     tcase_add_test(tc, a_condition_may_be_freed_once_it_notified_its_waiters);
+    tcase_add_test(tc, a_mutex_a_condition_waiter_will_take_back_is_busy);
     suite_add_tcase(s, tc);
 
     tc = test_case("barrier", 20);
