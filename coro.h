@@ -526,7 +526,9 @@ CORO_API int await_as_completed(coro_completions *c, coro_task **done);
 
 /* Frees the iterator; the tasks not handed out are the caller's again, to
  * join. NULL does nothing.
- * Returns: 0, or EINVAL (an iterator of another thread's loop). */
+ * Returns: 0; EBUSY (its owner waits in await_as_completed on it: another
+ *          task frees it, as coro_group_free refuses an awaited group);
+ *          EINVAL (an iterator of another thread's loop). */
 CORO_API int coro_completions_free(coro_completions *c);
 
 /* ======================================================================
