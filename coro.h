@@ -759,7 +759,9 @@ CORO_API coro_loop *coro_loop_current(void);
 CORO_API coro_loop *coro_loop_retain(coro_loop *loop);
 
 /* Lets go of a reference taken with coro_loop_retain; the last one frees
- * the handle of a loop that has ended. NULL does nothing. Any thread. */
+ * the handle of a loop that has ended. NULL does nothing, and so does a
+ * release without its retain (of the borrowed handle, or once more than
+ * retained) while the handle is still valid. Any thread. */
 CORO_API void coro_loop_release(coro_loop *loop);
 
 /* Whether loop still takes new work: 1 from its start until its main
