@@ -351,8 +351,9 @@ CORO_API int coro_task_result(const coro_task *t, void **result, int *error);
  * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop), or
  *          ENOMEM: a name is kept beside the task, in a block made when
  *          it is first named (so an unnamed task costs 32 bytes less).
- * Ownership: name is copied. A string coro_name returned for t earlier
- *            may now read the new name. */
+ * Ownership: name is copied; it may be a string coro_name returned for
+ *            t (or a tail of one). A string coro_name returned for t
+ *            earlier may now read the new name. */
 CORO_API int coro_task_set_name(coro_task *t, const char *name);
 
 /* ======================================================================

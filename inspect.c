@@ -49,11 +49,12 @@ int coro_task_result(const coro_task *t, void **result, int *error)
     return 0;
 }
 
-/* Copies at most CORO__NAME_MAX - 1 bytes of name (NULL: none). */
+/* Copies at most CORO__NAME_MAX - 1 bytes of name (NULL: none), which
+ * may be (a tail of) dst itself: a task renamed after coro_name. */
 static void name_copy(char *dst, const char *name)
 {
     size_t n = name ? strnlen(name, CORO__NAME_MAX - 1) : 0;
-    memcpy(dst, name ? name : "", n);
+    memmove(dst, name ? name : "", n);
     dst[n] = '\0';
 }
 
