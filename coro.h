@@ -1087,7 +1087,10 @@ CORO_API const char *coro_io_backend(void);
  * it between the reactor's word and the call could still block; don't share
  * blocking fds. A peer or reader that went away is EPIPE, never a SIGPIPE:
  * sockets are written with MSG_NOSIGNAL, other fds with SIGPIPE held back
- * for the call (a few system calls more per write).
+ * for the call (a few system calls more per write). An fd that is not
+ * open, or not open the way a call uses it (a read of a pipe's write end,
+ * a write to its read end), is EBADF at once, as read(2) and write(2)
+ * say.
  * ====================================================================== */
 
 /* Opens a TCP listening socket on a numeric address ("127.0.0.1", "::",

@@ -312,12 +312,17 @@ struct stream {
     int ready;      /* FD_BLOCKING: the reactor said it is ready */
 };
 
-/* Learns what a non-socket fd is: 0, or fcntl's errno (EBADF). */
-static int stream_probe(struct stream *s)
+/* Learns what a non-socket fd is: 0, or fcntl's errno (EBADF). An fd not
+ * open for the way it is used is EBADF, as read(2) and write(2) say: a
+ * blocking one would wait for a readiness that never comes (the read end
+ * of a pipe is never writable). */
+static int stream_probe(struct stream *s, int writing)
 {
     int flags = fcntl(s->fd, F_GETFL);
     if (flags < 0)
         return errno;
+    if ((flags & O_ACCMODE) == (writing ? O_RDONLY : O_WRONLY))
+        return EBADF;
     s->kind = flags & O_NONBLOCK ? FD_NONBLOCKING : FD_BLOCKING;
     return 0;
 }
@@ -349,7 +354,7 @@ static ssize_t stream_read(struct stream *s, void *buf, size_t cap, int peek)
             s->kind = FD_SOCKET;
             return n;
         }
-        int err = stream_probe(s);
+        int err = stream_probe(s, 0);
         if (err) {
             errno = err;
             return -1;
@@ -398,7 +403,7 @@ static ssize_t stream_write(struct stream *s, const void *p, size_t n)
             s->kind = FD_SOCKET;
             return k;
         }
-        int err = stream_probe(s);
+        int err = stream_probe(s, 1);
         if (err) {
             errno = err;
             return -1;

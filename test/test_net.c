@@ -653,6 +653,38 @@ START_TEST(blocking_pipes_never_block_the_loop)
 }
 END_TEST
 
+static void *wrong_end_main(void *arg)
+{
+    (void)arg;
+    char buf[8];
+    size_t got = 99;
+    for (int nonblocking = 0; nonblocking < 2; nonblocking++) {
+        int p[2];
+        ck_assert_int_eq(pipe2(p, nonblocking ? O_NONBLOCK : 0), 0);
+        double t0 = coro_now();
+        ck_assert_int_eq(await_write_all(p[0], "x", 1, 1), EBADF);
+        ck_assert_int_eq(await_read(p[1], buf, sizeof buf, 1, &got), EBADF);
+        ck_assert_uint_eq(got, 0);
+        ck_assert_int_eq(await_read_full(p[1], buf, sizeof buf, 1, &got),
+                         EBADF);
+        ck_assert_int_eq(
+            await_read_until(p[1], buf, sizeof buf, "\n", 1, &got), EBADF);
+        ck_assert_double_lt(coro_now() - t0, 0.5);
+        close(p[0]);
+        close(p[1]);
+    }
+    return NULL;
+}
+
+/* The end of a pipe that cannot go the way asked is EBADF at once, as
+ * read(2) and write(2) say; a blocking one waited for a readiness that
+ * never comes (until the timeout, or forever without one). */
+START_TEST(the_wrong_end_of_a_pipe_is_ebadf_at_once)
+{
+    run_expect(wrong_end_main, NULL, 0);
+}
+END_TEST
+
 static void *dial_later(void *arg)
 {
     int port = (int)(intptr_t)arg;
@@ -762,6 +794,7 @@ Suite *net_suite(void)
     tcase_add_test(tc, write_all_waits_for_room);
     tcase_add_test(tc, helpers_outside_a_coroutine_are_eperm);
     tcase_add_test(tc, blocking_pipes_never_block_the_loop);
+    tcase_add_test(tc, the_wrong_end_of_a_pipe_is_ebadf_at_once);
     tcase_add_test(tc, a_blocking_listener_never_blocks_the_loop);
     tcase_add_test(tc, write_all_to_a_pipe_without_reader_is_epipe_not_sigpipe);
     tcase_add_test(tc, read_until_refuses_datagram_sockets);
