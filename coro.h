@@ -1118,7 +1118,10 @@ CORO_API int coro_sock_port(int fd, int *port);
 
 /* Accepts a connection on a listening socket.
  * Returns: 0 with *fd; ETIMEDOUT; ECANCELED; EMFILE and the like from
- *          accept; EINVAL (fd NULL, NaN); EPERM. */
+ *          accept; EINVAL (fd NULL, NaN); EPERM. listen_fd that is no
+ *          listening socket gets accept(2)'s answer at once, blocking or
+ *          not: EBADF, ENOTSOCK, EINVAL (not listening), EOPNOTSUPP (a
+ *          datagram socket). */
 CORO_API int await_accept(int listen_fd, double timeout, int *fd);
 
 /* Connects to host:port over TCP. A numeric host is used as it is; a name

@@ -139,11 +139,22 @@ int await_accept(int listen_fd, double timeout, int *fd)
     int err = fd ? enter(timeout, &deadline) : EINVAL;
     int saved = errno;
     /* A blocking listening socket is accepted from only once the reactor
-     * says a connection waits (there is no MSG_DONTWAIT for accept). */
+     * says a connection waits (there is no MSG_DONTWAIT for accept). A
+     * blocking fd that is no listening socket would never say so: accept
+     * gives its answer at once (EINVAL, EOPNOTSUPP), or getsockopt's
+     * (ENOTSOCK). */
     int flags = err ? 0 : fcntl(listen_fd, F_GETFL);
     if (flags < 0)
         err = errno;
     int ready = flags & O_NONBLOCK;
+    if (!err && !ready) {
+        int listening = 0;
+        socklen_t len = sizeof listening;
+        if (getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
+                       &len) != 0)
+            err = errno;
+        ready = !listening;
+    }
     int tried = ready;
     int s;
     while (!err) {

@@ -719,6 +719,47 @@ static void *blocking_listener_main(void *arg)
     return NULL;
 }
 
+static void *accept_non_listener_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0); /* blocking, and nothing to read */
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    int tcp = socket(AF_INET, SOCK_STREAM, 0);
+    int unix_dgram = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(udp, 0);
+    ck_assert_int_ge(tcp, 0);
+    ck_assert_int_ge(unix_dgram, 0);
+    const struct {
+        int fd;
+        int err;
+    } cases[] = { { p[0], ENOTSOCK },      { p[1], ENOTSOCK },
+                  { udp, EOPNOTSUPP },     { tcp, EINVAL },
+                  { unix_dgram, EOPNOTSUPP } };
+    double t0 = coro_now();
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int fd = -7;
+        ck_assert_int_eq(await_accept(cases[i].fd, 1, &fd), cases[i].err);
+        ck_assert_int_eq(fd, -7);
+    }
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    close(p[0]);
+    close(p[1]);
+    close(udp);
+    close(tcp);
+    close(unix_dgram);
+    return NULL;
+}
+
+/* A blocking fd that is no listening socket gets accept's own answer at
+ * once: it waited for a connection that could never come (a pipe, a
+ * datagram socket), until the timeout or forever. */
+START_TEST(accept_on_a_blocking_non_listener_fails_at_once)
+{
+    run_expect(accept_non_listener_main, NULL, 0);
+}
+END_TEST
+
 START_TEST(a_blocking_listener_never_blocks_the_loop)
 {
     ticks = 0;
@@ -796,6 +837,7 @@ Suite *net_suite(void)
     tcase_add_test(tc, blocking_pipes_never_block_the_loop);
     tcase_add_test(tc, the_wrong_end_of_a_pipe_is_ebadf_at_once);
     tcase_add_test(tc, a_blocking_listener_never_blocks_the_loop);
+    tcase_add_test(tc, accept_on_a_blocking_non_listener_fails_at_once);
     tcase_add_test(tc, write_all_to_a_pipe_without_reader_is_epipe_not_sigpipe);
     tcase_add_test(tc, read_until_refuses_datagram_sockets);
     suite_add_tcase(s, tc);
