@@ -1137,6 +1137,9 @@ CORO_API int await_accept(int listen_fd, double timeout, int *fd);
 CORO_API int await_dial(const char *host, int port, double timeout, int *fd);
 
 /* Reads what is there, up to cap bytes, waiting until something is.
+ * cap 0 returns 0 with *got == 0 at once, without touching fd, as
+ * asyncio's read(0) returns b"" (await_read_full and await_write_all of 0
+ * bytes likewise return 0 at once).
  * Returns: 0 with *got > 0; 0 with *got == 0 at end of stream; ETIMEDOUT;
  *          ECANCELED; ECONNRESET and the like; EINVAL (got NULL, buf NULL
  *          with cap > 0, NaN); EPERM. */

@@ -466,11 +466,12 @@ int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
     struct stream s = { fd, FD_UNKNOWN, 0 };
     if (got)
         *got = 0;
-    /* A kept stream socket (io.c) on the ring: the RECV at once. */
-    int first = !err && coro__fd_ring_first(fd);
+    /* A kept stream socket (io.c) on the ring: the RECV at once. Nothing
+     * to read is done at once, as asyncio's read(0). */
+    int first = !err && cap > 0 && coro__fd_ring_first(fd);
     if (first)
         s.kind = FD_SOCKET;
-    while (!err) {
+    while (!err && cap > 0) {
         ssize_t n = first ? (errno = EAGAIN, -1) : stream_read(&s, buf, cap, 0);
         first = 0;
         if (n >= 0) {

@@ -676,6 +676,51 @@ static void *wrong_end_main(void *arg)
     return NULL;
 }
 
+static void *zero_length_main(void *arg)
+{
+    (void)arg;
+    int p[2], sv[2];
+    ck_assert_int_eq(pipe(p), 0); /* blocking, and nothing to read */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(write(sv[1], "data", 4), 4);
+    const int fds[] = { p[0], sv[0], -1, 1 << 30 };
+    char buf[8];
+    double t0 = coro_now();
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+        size_t got = 99;
+        ck_assert_int_eq(await_read(fds[i], buf, 0, 1, &got), 0);
+        ck_assert_uint_eq(got, 0);
+        ck_assert_int_eq(await_read(fds[i], NULL, 0, -1, &got), 0);
+        got = 99;
+        ck_assert_int_eq(await_read_full(fds[i], NULL, 0, -1, &got), 0);
+        ck_assert_uint_eq(got, 0);
+        ck_assert_int_eq(await_write_all(fds[i], NULL, 0, -1), 0);
+    }
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    /* Nothing was taken. */
+    ck_assert_int_eq(read(sv[0], buf, sizeof buf), 4);
+    /* The entry checks still hold. */
+    size_t got;
+    ck_assert_int_eq(await_read(p[0], buf, 0, 0.0 / 0.0, &got), EINVAL);
+    coro_cancel(coro_self());
+    ck_assert_int_eq(await_read(p[0], buf, 0, 1, &got), ECANCELED);
+    close(p[0]);
+    close(p[1]);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+/* Zero bytes to read or write return 0 at once without touching the fd,
+ * as asyncio's read(0), readexactly(0) and write(b"") do; a read of 0
+ * bytes waited for the fd to become readable (forever on an empty pipe
+ * without a timeout), where the other two returned at once. */
+START_TEST(zero_bytes_to_read_or_write_return_at_once)
+{
+    run_expect(zero_length_main, NULL, ECANCELED);
+}
+END_TEST
+
 /* The end of a pipe that cannot go the way asked is EBADF at once, as
  * read(2) and write(2) say; a blocking one waited for a readiness that
  * never comes (until the timeout, or forever without one). */
@@ -836,6 +881,7 @@ Suite *net_suite(void)
     tcase_add_test(tc, helpers_outside_a_coroutine_are_eperm);
     tcase_add_test(tc, blocking_pipes_never_block_the_loop);
     tcase_add_test(tc, the_wrong_end_of_a_pipe_is_ebadf_at_once);
+    tcase_add_test(tc, zero_bytes_to_read_or_write_return_at_once);
     tcase_add_test(tc, a_blocking_listener_never_blocks_the_loop);
     tcase_add_test(tc, accept_on_a_blocking_non_listener_fails_at_once);
     tcase_add_test(tc, write_all_to_a_pipe_without_reader_is_epipe_not_sigpipe);
