@@ -1759,7 +1759,8 @@ CORO_API void coro_dump(FILE *out);
 /* The most bytes of stack t has used: for a task on a stack of its own,
  * the deepest any task using that stack went since it was mapped (stacks
  * are pooled: size them for the deepest of their kind); for a shared-stack
- * task, the most bytes of frames it parked with. 0 if t is NULL.
+ * task, the most bytes of frames it parked with. 0 if t is NULL or not a
+ * task of this thread's loop (another thread's stack is not read).
  * Cost: a scan of the stack's resident pages. */
 CORO_API size_t coro_stack_high_water(const coro_task *t);
 

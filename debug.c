@@ -58,7 +58,9 @@ const char *coro__wait_name(int kind)
 
 size_t coro_stack_high_water(const coro_task *t)
 {
-    if (!t)
+    /* Another thread's task runs on its thread's stack, which may be
+     * unmapped under the scan: not ours to read. */
+    if (!t || t->loop != coro__loop())
         return 0;
     if (t->stack.shared) {
         size_t hw = t->shared_hw;

@@ -278,6 +278,30 @@ START_TEST(high_water_covers_the_deepest_frames)
 }
 END_TEST
 
+/* A task of another thread's loop: its stack is that thread's, scanned
+ * while it runs there (and unmapped if the task ends meanwhile). */
+static void *foreign_high_water_main(void *arg)
+{
+    (void)arg;
+    struct side_loop s;
+    coro_future *f;
+    coro_task *t = foreign_task_start(&s, &f);
+    ck_assert_uint_eq(coro_stack_high_water(t), 0);
+    foreign_task_stop(&s, f);
+    return NULL;
+}
+
+START_TEST(high_water_of_another_loops_task_is_zero)
+{
+    run_expect(foreign_high_water_main, NULL, 0);
+    struct side_loop s;
+    coro_future *f;
+    coro_task *t = foreign_task_start(&s, &f);
+    ck_assert_uint_eq(coro_stack_high_water(t), 0); /* no loop here */
+    foreign_task_stop(&s, f);
+}
+END_TEST
+
 /* ---- the deadlock report ---- */
 
 static void *deadlock_main(void *arg)
@@ -435,6 +459,7 @@ Suite *debug_suite(void)
     tcase_add_test(tc, dump_names_each_state);
     tcase_add_test(tc, dump_outside_a_loop_writes_nothing);
     tcase_add_test(tc, high_water_covers_the_deepest_frames);
+    tcase_add_test(tc, high_water_of_another_loops_task_is_zero);
     tcase_add_test(tc, deadlock_report_names_who_waits_on_whom);
     tcase_add_test(tc, sigquit_prints_the_dump_when_asked);
     tcase_add_test(tc, debug_mode_warns_naming_task_and_site);
