@@ -275,7 +275,8 @@ CORO_API coro_task *coro_self(void);
 /* t's name: the last coro_task_set_name's or coro_attr.name if one was
  * given, else the name of the function passed to coro_spawn /
  * coro_spawn_attr (through their macros below), else "task" ("main" for
- * coro_run's task). NULL if t is NULL.
+ * coro_run's task). NULL if t is NULL or not a task of this thread's
+ * loop (another thread may rename or free it meanwhile).
  * Ownership: the string lives as long as t (a rename may change it). */
 CORO_API const char *coro_name(const coro_task *t);
 

@@ -155,7 +155,7 @@ int coro_task_info(const coro_task *t, struct coro_task_info *info)
     coro__accounts(t, &ran, &longest);
     info->run_time = (double)ran / 1e9;
     info->longest_run = (double)longest / 1e9;
-    name_copy(info->name, coro_name(t));
+    name_copy(info->name, coro__name(t));
     if (t->state == CORO__PARKED)
         wait_of(t, info);
     if (t->state == CORO__DONE) {

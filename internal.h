@@ -272,6 +272,10 @@ struct coro_task *coro__current(void);
 struct coro__loop *coro__loop(void);
 /* What await_task reports for an ended task. */
 int  coro__task_error(const struct coro_task *t);
+/* t's name, as coro_name says, for any task (coro_name refuses another
+ * thread's): for the library's own reports, which may run where the
+ * loop is not this thread's current one (a signal handler, the end). */
+const char *coro__name(const struct coro_task *t);
 /* Cancels t (sticky), waking it if it is parked and unshielded. */
 void coro__cancel(struct coro_task *t);
 /* Frees an ended (or abandoned) task and its stack. */

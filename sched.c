@@ -677,13 +677,19 @@ struct coro__extra *coro__extra_get(struct coro_task *t)
     return t->extra;
 }
 
-const char *coro_name(const coro_task *t)
+const char *coro__name(const struct coro_task *t)
 {
-    if (!t)
-        return NULL;
     if (t->extra && t->extra->name[0])
         return t->extra->name;
     return t->fn_name ? t->fn_name : "task";
+}
+
+const char *coro_name(const coro_task *t)
+{
+    /* Another thread's task may be renamed or freed there meanwhile. */
+    if (!t || t->loop != coro__tls_loop)
+        return NULL;
+    return coro__name(t);
 }
 
 void *coro_fail(int err)

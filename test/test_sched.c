@@ -587,6 +587,31 @@ START_TEST(names_come_from_attr_or_function)
 }
 END_TEST
 
+/* A task of another thread's loop has no name here: that thread may
+ * rename it or free it at any time. */
+static void *foreign_name_main(void *arg)
+{
+    (void)arg;
+    struct side_loop s;
+    coro_future *f;
+    coro_task *t = foreign_task_start(&s, &f);
+    ck_assert_ptr_null(coro_name(t));
+    ck_assert_ptr_nonnull(coro_name(coro_self()));
+    foreign_task_stop(&s, f);
+    return NULL;
+}
+
+START_TEST(another_loops_task_has_no_name_here)
+{
+    run_expect(foreign_name_main, NULL, 0);
+    struct side_loop s;
+    coro_future *f;
+    coro_task *t = foreign_task_start(&s, &f);
+    ck_assert_ptr_null(coro_name(t)); /* no loop on this thread */
+    foreign_task_stop(&s, f);
+}
+END_TEST
+
 static void *spawn_errors_main(void *arg)
 {
     (void)arg;
@@ -1171,6 +1196,7 @@ Suite *sched_suite(void)
     tcase_add_test(tc, detached_tasks_are_freed_when_they_end);
     tcase_add_test(tc, names_come_from_attr_or_function);
     tcase_add_test(tc, spawn_rejects_bad_input);
+    tcase_add_test(tc, another_loops_task_has_no_name_here);
     tcase_add_test(tc, errno_is_kept_per_task);
     suite_add_tcase(s, tc);
 
