@@ -282,8 +282,9 @@ CORO_API const char *coro_name(const coro_task *t);
 
 /* Marks the calling task failed with err (a positive errno value) and returns
  * NULL, so a coroutine can end with `return coro_fail(EIO);`. Whoever awaits
- * the task gets err. err 0 clears an earlier failure. Outside a coroutine it
- * does nothing. */
+ * the task gets err. err 0 clears an earlier failure; a negative err (say
+ * -EIO, the kernel's style) is no errno value and fails the task with
+ * EINVAL. Outside a coroutine it does nothing. */
 CORO_API void *coro_fail(int err);
 
 /* coro_spawn and coro_spawn_attr are also macros that record the function's

@@ -695,8 +695,9 @@ const char *coro_name(const coro_task *t)
 void *coro_fail(int err)
 {
     struct coro_task *self = coro__current();
-    if (self)
-        self->error = err > 0 ? err : 0;
+    if (self) /* a negative err (-EIO, kernel style) is no errno value:
+                 EINVAL, not a success */
+        self->error = err < 0 ? EINVAL : err;
     return NULL;
 }
 

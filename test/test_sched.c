@@ -3,6 +3,7 @@
  * scale. (Joins, gathers and waits are join.c's: test_join.c.) */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -584,6 +585,37 @@ START_TEST(names_come_from_attr_or_function)
     run_expect(names_main, NULL, 0);
     ck_assert_ptr_null(coro_self());
     ck_assert_ptr_null(coro_fail(EIO)); /* no effect outside a task */
+}
+END_TEST
+
+/* Fails with arg's error after failing with EIO first. */
+static void *fail_twice(void *arg)
+{
+    coro_fail(EIO);
+    return coro_fail((int)(intptr_t)arg);
+}
+
+static void *fail_values_main(void *arg)
+{
+    (void)arg;
+    const struct {
+        int given;
+        int joined;
+    } cases[] = { { 0, 0 },           { EPIPE, EPIPE },   { -EIO, EINVAL },
+                  { -1, EINVAL },     { INT_MIN, EINVAL }, { INT_MAX, INT_MAX } };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        coro_task *t = coro_spawn(fail_twice, (void *)(intptr_t)cases[i].given);
+        ck_assert_int_eq(await_task(t, NULL), cases[i].joined);
+    }
+    return coro_fail(-2);
+}
+
+/* err 0 clears a failure; a negative err is no errno value (a caller's
+ * -EIO, kernel style): the task fails with EINVAL, where it cleared the
+ * failure and the task passed for a success. */
+START_TEST(fail_takes_errno_values_and_zero)
+{
+    run_expect(fail_values_main, NULL, EINVAL);
 }
 END_TEST
 
@@ -1196,6 +1228,7 @@ Suite *sched_suite(void)
     tcase_add_test(tc, detached_tasks_are_freed_when_they_end);
     tcase_add_test(tc, names_come_from_attr_or_function);
     tcase_add_test(tc, spawn_rejects_bad_input);
+    tcase_add_test(tc, fail_takes_errno_values_and_zero);
     tcase_add_test(tc, another_loops_task_has_no_name_here);
     tcase_add_test(tc, errno_is_kept_per_task);
     suite_add_tcase(s, tc);
