@@ -411,6 +411,9 @@ typedef struct coro_timeout coro_timeout;
 
 /* Opens a scope whose deadline is `seconds` from now (negative: none yet,
  * asyncio.timeout(None)), innermost of the caller's. Does not suspend.
+ * +infinity, or any deadline past what int64 nanoseconds count (about 292
+ * years), never comes: it is none as well (coro_timeout_when says -1,
+ * where asyncio's says inf).
  * Returns: 0 with *scope; EINVAL (scope NULL, NaN); EPERM (outside a
  *          coroutine); ENOMEM.
  * Cost: one small allocation; each await_* inside reads the clock once. */
@@ -1115,7 +1118,9 @@ CORO_API int coro_listen_flags(const char *addr, int port, int backlog,
                                unsigned flags, int *fd);
 
 /* The local port a socket is bound to, e.g. after coro_listen(..., 0, ...).
- * Returns: 0 with *port; EBADF, ENOTSOCK; EINVAL (port NULL). */
+ * Returns: 0 with *port (0 for an IP socket not bound yet); EBADF,
+ *          ENOTSOCK; EAFNOSUPPORT (not an IPv4 or IPv6 socket: a Unix
+ *          socket has no port); EINVAL (port NULL). */
 CORO_API int coro_sock_port(int fd, int *port);
 
 /* Accepts a connection on a listening socket.
@@ -1254,7 +1259,7 @@ CORO_API int coro_chan_free(coro_chan *c);
 /* One operation of a select. */
 typedef struct coro_chan_op {
     coro_chan *chan;
-    int        send; /* 1: send *elem; 0: receive into *elem */
+    int        send; /* non-zero: send *elem; 0: receive into *elem */
     void      *elem;
 } coro_chan_op;
 

@@ -3,7 +3,9 @@
  * each helper, peer reset, partial reads, no SIGPIPE. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 /* A listener on 127.0.0.1 and an ephemeral port. */
 static int listener(int *port)
@@ -182,6 +185,111 @@ static void *listen_errors_main(void *arg)
 START_TEST(listen_rejects_bad_input)
 {
     run_expect(listen_errors_main, NULL, 0);
+}
+END_TEST
+
+/* Addresses, ports, flags and pointers coro_listen refuses; ports and fds
+ * coro_sock_port cannot tell. */
+START_TEST(listen_and_sock_port_sweep_bad_input)
+{
+    static char longest[5000];
+    memset(longest, '1', sizeof longest - 1);
+    const char *const addrs[] = { "", "localhost", "127.0.0.1 ", " ::1",
+                                  "127.0.0.1:80", "::1%nosuchif0", longest };
+    int fd = -7, port;
+    for (size_t i = 0; i < sizeof addrs / sizeof *addrs; i++)
+        ck_assert_int_eq(coro_listen(addrs[i], 0, 8, &fd), EINVAL);
+    const int ports[] = { -1, INT_MIN, 65536, 70000, INT_MAX };
+    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++)
+        ck_assert_int_eq(coro_listen("127.0.0.1", ports[i], 8, &fd), EINVAL);
+    ck_assert_int_eq(coro_listen("127.0.0.1", 0, 8, NULL), EINVAL);
+    const unsigned flags[] = { 2, 4, 0x80000000u, ~0u };
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        ck_assert_int_eq(coro_listen_flags("127.0.0.1", 0, 8, flags[i], &fd),
+                         EINVAL);
+    ck_assert_int_eq(fd, -7); /* never stored on a refusal */
+    /* Any backlog: <= 0 is SOMAXCONN, and the kernel caps a large one. */
+    const int backlogs[] = { INT_MIN, -1, 0, INT_MAX };
+    for (size_t i = 0; i < sizeof backlogs / sizeof *backlogs; i++) {
+        ck_assert_int_eq(coro_listen("127.0.0.1", 0, backlogs[i], &fd), 0);
+        close(fd);
+    }
+    /* coro_sock_port: no fd, no socket, no IP socket, no port yet. */
+    ck_assert_int_eq(coro_sock_port(1 << 30, &port), EBADF);
+    ck_assert_int_eq(coro_sock_port(INT_MIN, &port), EBADF);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(coro_sock_port(p[0], &port), ENOTSOCK);
+    close(p[0]);
+    close(p[1]);
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_eq(coro_sock_port(u, &port), EAFNOSUPPORT);
+    close(u);
+    int unbound = socket(AF_INET6, SOCK_DGRAM, 0);
+    port = -1;
+    ck_assert_int_eq(coro_sock_port(unbound, &port), 0);
+    ck_assert_int_eq(port, 0);
+    close(unbound);
+}
+END_TEST
+
+/* Every helper given an fd that is not open (never was, or closed): EBADF
+ * at once, and the loop's table of fds does not grow for it. */
+static void *helpers_bad_fds_main(void *arg)
+{
+    (void)arg;
+    int closed = dup(0);
+    ck_assert_int_ge(closed, 0);
+    close(closed);
+    const int fds[] = { -1, INT_MIN, 1 << 30, INT_MAX, closed };
+    char buf[8];
+    double t0 = coro_now();
+    long blocks = atomic_load(&coro__alloc_stats.blocks);
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+        int f = fds[i], fd = -7;
+        size_t got = 99;
+        ck_assert_int_eq(await_accept(f, 1, &fd), EBADF);
+        ck_assert_int_eq(fd, -7);
+        ck_assert_int_eq(await_read(f, buf, sizeof buf, 1, &got), EBADF);
+        ck_assert_uint_eq(got, 0);
+        ck_assert_int_eq(await_read_full(f, buf, sizeof buf, 1, &got),
+                         EBADF);
+        ck_assert_int_eq(await_read_until(f, buf, sizeof buf, "\n", 1, &got),
+                         EBADF);
+        ck_assert_int_eq(await_write_all(f, "x", 1, 1), EBADF);
+    }
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    ck_assert_int_eq(atomic_load(&coro__alloc_stats.blocks), blocks);
+    /* Pointers and timeouts, checked before the fd is looked at. */
+    size_t got;
+    int fd;
+    ck_assert_int_eq(await_accept(0, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_accept(0, NAN, &fd), EINVAL);
+    ck_assert_int_eq(await_read(0, buf, 1, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_read(0, NULL, 1, 1, &got), EINVAL);
+    ck_assert_int_eq(await_read(0, buf, 1, NAN, &got), EINVAL);
+    ck_assert_int_eq(await_read_full(0, buf, 1, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_read_full(0, NULL, 1, 1, &got), EINVAL);
+    ck_assert_int_eq(await_read_full(0, buf, 1, -NAN, &got), EINVAL);
+    ck_assert_int_eq(await_read_until(0, buf, 1, NULL, 1, &got), EINVAL);
+    ck_assert_int_eq(await_read_until(0, buf, 1, "", 1, &got), EINVAL);
+    ck_assert_int_eq(await_read_until(0, NULL, 1, "\n", 1, &got), EINVAL);
+    ck_assert_int_eq(await_read_until(0, buf, 1, "\n", 1, NULL), EINVAL);
+    ck_assert_int_eq(await_read_until(0, buf, 1, "\n", NAN, &got), EINVAL);
+    ck_assert_int_eq(await_write_all(1, NULL, 1, 1), EINVAL);
+    ck_assert_int_eq(await_write_all(1, "x", 1, NAN), EINVAL);
+    const int ports[] = { 0, -1, INT_MIN, 65536, INT_MAX };
+    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++)
+        ck_assert_int_eq(await_dial("127.0.0.1", ports[i], 1, &fd), EINVAL);
+    ck_assert_int_eq(await_dial(NULL, 80, 1, &fd), EINVAL);
+    ck_assert_int_eq(await_dial("127.0.0.1", 80, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_dial("127.0.0.1", 80, NAN, &fd), EINVAL);
+    return NULL;
+}
+
+START_TEST(helpers_sweep_bad_fds_and_arguments)
+{
+    run_expect(helpers_bad_fds_main, NULL, 0);
 }
 END_TEST
 
@@ -870,6 +978,8 @@ Suite *net_suite(void)
     tcase_add_test(tc, many_connections_at_once);
     tcase_add_test(tc, dial_resolves_names_and_reports_failures);
     tcase_add_test(tc, listen_rejects_bad_input);
+    tcase_add_test(tc, listen_and_sock_port_sweep_bad_input);
+    tcase_add_test(tc, helpers_sweep_bad_fds_and_arguments);
     tcase_add_test(tc, listen_flags_share_a_port);
     tcase_add_test(tc, helpers_time_out);
     tcase_add_test(tc, partial_reads_across_many_small_writes);
