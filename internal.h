@@ -767,6 +767,9 @@ void coro__io_term(struct coro__io *io);
  * now, so a kept fd is known not to be ready (see io.c). */
 int  coro__wait_fd(struct coro_task *self, int fd, int writable,
                    int64_t deadline, int tried);
+/* Whether fd is ready now, without waiting (poll(2) with no timeout), for
+ * a call whose timeout is 0: 0, ETIMEDOUT, or EBADF. */
+int  coro__fd_look(int fd, int writable);
 /* A read of fd came back short just now: a kept stream socket is empty. */
 void coro__fd_drained(int fd);
 /* fd is a kept stream socket on a ring loop: a read goes to the ring at

@@ -46,9 +46,16 @@ static int enter(double timeout, int64_t *deadline)
 }
 
 /* Parks the calling task until fd is ready in the direction wanted;
- * tried: a system call on fd said EAGAIN just now (see io.c). */
-static int wait_fd(int fd, int writable, int64_t deadline, int tried)
+ * tried: a system call on fd said EAGAIN just now (see io.c). With look
+ * (the call's timeout is 0, which only tries) it only looks: a parked
+ * wait's deadline would pass before the reactor was asked, and a blocking
+ * fd, which is tried only once the reactor says it is ready, would time
+ * out ready. An fd just tried is not ready. */
+static int wait_fd(int fd, int writable, int64_t deadline, int tried,
+                   int look)
 {
+    if (look)
+        return tried ? ETIMEDOUT : coro__fd_look(fd, writable);
     return coro__wait_fd(coro__current(), fd, writable, deadline, tried);
 }
 
@@ -182,7 +189,7 @@ int await_accept(int listen_fd, double timeout, int *fd)
             if (err == EINTR || err == ECONNABORTED)
                 err = 0;
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
-            err = wait_fd(listen_fd, 0, deadline, tried);
+            err = wait_fd(listen_fd, 0, deadline, tried, timeout == 0);
             ready = tried = 1;
         }
     }
@@ -249,7 +256,8 @@ static int resolve(struct resolve *r)
 
 /* Connects one address: non-blocking connect, wait until writable, then
  * the outcome from SO_ERROR. */
-static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd)
+static int connect_one(const struct addrinfo *ai, int64_t deadline,
+                       int look, int *fd)
 {
     int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
                                       SOCK_CLOEXEC,
@@ -258,7 +266,7 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd)
         return errno;
     int err = connect(s, ai->ai_addr, ai->ai_addrlen) ? errno : 0;
     if (err == EINPROGRESS) {
-        err = wait_fd(s, 1, deadline, 0);
+        err = wait_fd(s, 1, deadline, 0, look);
         socklen_t len = sizeof err;
         if (!err && getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
@@ -293,7 +301,7 @@ int await_dial(const char *host, int port, double timeout, int *fd)
      * last failure is the one reported. A timeout or a cancellation ends
      * the whole dial. */
     for (struct addrinfo *ai = err ? NULL : r->result; ai; ai = ai->ai_next) {
-        err = connect_one(ai, deadline, fd);
+        err = connect_one(ai, deadline, timeout == 0, fd);
         if (!err || err == ETIMEDOUT || err == ECANCELED)
             break;
     }
@@ -321,6 +329,7 @@ struct stream {
     int fd;
     int kind;
     int ready;      /* FD_BLOCKING: the reactor said it is ready */
+    int look;       /* the call's timeout is 0: look, never park */
 };
 
 /* Learns what a non-socket fd is: 0, or fcntl's errno (EBADF). An fd not
@@ -436,7 +445,8 @@ static ssize_t stream_write(struct stream *s, const void *p, size_t n)
 static int stream_wait(struct stream *s, int writable, int64_t deadline)
 {
     /* A blocking fd's EAGAIN may be ours, before any call (see above). */
-    int err = wait_fd(s->fd, writable, deadline, s->kind != FD_BLOCKING);
+    int err = wait_fd(s->fd, writable, deadline, s->kind != FD_BLOCKING,
+                      s->look);
     if (!err)
         s->ready = 1;
     return err;
@@ -463,7 +473,7 @@ int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
     int64_t deadline;
     int err = !got || (!buf && cap) ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
-    struct stream s = { fd, FD_UNKNOWN, 0 };
+    struct stream s = { fd, FD_UNKNOWN, 0, timeout == 0 };
     if (got)
         *got = 0;
     /* A kept stream socket (io.c) on the ring: the RECV at once. Nothing
@@ -502,7 +512,7 @@ int await_read_full(int fd, void *buf, size_t n, double timeout, size_t *got)
     int64_t deadline;
     int err = !got || (!buf && n) ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
-    struct stream s = { fd, FD_UNKNOWN, 0 };
+    struct stream s = { fd, FD_UNKNOWN, 0, timeout == 0 };
     size_t have = 0;
     while (!err && have < n) {
         ssize_t k = stream_read(&s, (char *)buf + have, n - have, 0);
@@ -585,7 +595,7 @@ int await_read_until(int fd, void *buf, size_t cap, const char *delim,
     char *b = buf;
     size_t have = 0;
     int peek = 0;
-    struct stream s = { fd, FD_UNKNOWN, 0 };
+    struct stream s = { fd, FD_UNKNOWN, 0, timeout == 0 };
     if (!err)
         err = until_kind(fd, &peek);
     while (!err) {
@@ -622,7 +632,7 @@ int await_write_all(int fd, const void *buf, size_t n, double timeout)
     int64_t deadline;
     int err = !buf && n ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
-    struct stream s = { fd, FD_UNKNOWN, 0 };
+    struct stream s = { fd, FD_UNKNOWN, 0, timeout == 0 };
     size_t done = 0;
     while (!err && done < n) {
         ssize_t k = stream_write(&s, (const char *)buf + done, n - done);

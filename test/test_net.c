@@ -754,6 +754,61 @@ static void *blocking_pipe_main(void *arg)
     return NULL;
 }
 
+static void *zero_timeout_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0); /* blocking both ends */
+    char buf[8];
+    size_t got = 0;
+    /* Ready: each completes at once. */
+    ck_assert_int_eq(await_write_all(p[1], "ab\ncd", 5, 0), 0);
+    ck_assert_int_eq(await_read(p[0], buf, 1, 0, &got), 0);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_int_eq(await_read_until(p[0], buf, sizeof buf, "\n", 0, &got),
+                     0);
+    ck_assert_uint_eq(got, 2);
+    ck_assert_int_eq(await_read_full(p[0], buf, 2, 0, &got), 0);
+    ck_assert_uint_eq(got, 2);
+    /* Not ready: ETIMEDOUT at once, with what came. */
+    double t0 = coro_now();
+    ck_assert_int_eq(await_read(p[0], buf, 1, 0, &got), ETIMEDOUT);
+    ck_assert_int_eq(await_write_all(p[1], "x", 1, 0), 0);
+    ck_assert_int_eq(await_read_full(p[0], buf, 2, 0, &got), ETIMEDOUT);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    /* The end of the stream is seen, not timed out. */
+    close(p[1]);
+    ck_assert_int_eq(await_read(p[0], buf, 1, 0, &got), 0);
+    ck_assert_uint_eq(got, 0);
+    close(p[0]);
+    /* A blocking listener with a connection waiting. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lfd, 8), 0);
+    int port, fd = -1;
+    ck_assert_int_eq(coro_sock_port(lfd, &port), 0);
+    ck_assert_int_eq(await_accept(lfd, 0, &fd), ETIMEDOUT);
+    int c = dial(port);
+    ck_assert_int_eq(await_accept(lfd, 0, &fd), 0);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    close(c);
+    close(lfd);
+    return NULL;
+}
+
+/* A timeout of 0 only tries, on a blocking fd too: an operation that can
+ * complete does (it waited for the reactor's word with a deadline that
+ * had passed, and timed out on a ready pipe). */
+START_TEST(a_zero_timeout_on_a_ready_blocking_fd_completes)
+{
+    run_expect(zero_timeout_main, NULL, 0);
+}
+END_TEST
+
 START_TEST(blocking_pipes_never_block_the_loop)
 {
     ticks = 0;
@@ -990,6 +1045,7 @@ Suite *net_suite(void)
     tcase_add_test(tc, write_all_waits_for_room);
     tcase_add_test(tc, helpers_outside_a_coroutine_are_eperm);
     tcase_add_test(tc, blocking_pipes_never_block_the_loop);
+    tcase_add_test(tc, a_zero_timeout_on_a_ready_blocking_fd_completes);
     tcase_add_test(tc, the_wrong_end_of_a_pipe_is_ebadf_at_once);
     tcase_add_test(tc, zero_bytes_to_read_or_write_return_at_once);
     tcase_add_test(tc, a_blocking_listener_never_blocks_the_loop);
