@@ -797,6 +797,9 @@ static void *null_main(void *arg)
     (void)arg;
     expect_refused(NULL);
     ck_assert_int_eq(coro_task_info(coro_self(), NULL), EINVAL);
+    /* No array to fill: only counted, whatever cap says. */
+    ck_assert_uint_eq(coro_tasks(NULL, 5), 1);
+    ck_assert_uint_eq(coro_tasks(NULL, SIZE_MAX), 1);
     return NULL;
 }
 
