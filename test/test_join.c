@@ -2,6 +2,7 @@
  * the as_completed iterator. Named after the CPython tests
  * (Lib/test/test_asyncio/test_tasks.py) they mirror. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -586,6 +587,27 @@ static void *wait_timeout_main(void *arg)
     coro_task *me = coro_self();
     ck_assert_int_eq(await_wait(&me, 1, CORO_ALL_COMPLETED, 1, &ndone),
                      EDEADLK);
+    /* Every `when` that is none of the three, also with no task. */
+    const int whens[] = { -1, 3, 7, INT_MAX, INT_MIN };
+    for (size_t i = 0; i < sizeof whens / sizeof *whens; i++) {
+        ck_assert_int_eq(await_wait(&t, 1, (enum coro_when)whens[i], -1,
+                                    &ndone),
+                         EINVAL);
+        ck_assert_int_eq(await_wait(NULL, 0, (enum coro_when)whens[i], -1,
+                                    &ndone),
+                         EINVAL);
+    }
+    ck_assert_int_eq(await_wait(NULL, 0, CORO_ALL_COMPLETED, NAN, &ndone),
+                     EINVAL);
+    /* Listed twice, or NULL among good ones: nothing claimed. */
+    coro_task *twice[2] = { t, t }, *with_null[2] = { t, NULL };
+    ck_assert_int_eq(await_wait(twice, 2, CORO_ALL_COMPLETED, 1, &ndone),
+                     EINVAL);
+    ck_assert_int_eq(await_wait(with_null, 2, CORO_ALL_COMPLETED, 1, &ndone),
+                     EINVAL);
+    ck_assert_int_eq(await_wait(NULL, SIZE_MAX, CORO_ALL_COMPLETED, 1,
+                                &ndone),
+                     EINVAL);
     ck_assert_int_eq(await_task(t, NULL), 0);
     return NULL;
 }
