@@ -1080,10 +1080,10 @@ CORO_API const char *coro_io_backend(void);
  * operation if it was cancelled before. A timeout of 0 only tries,
  * without waiting: what the fd allows now is done (on a blocking pipe or
  * listener too, which is asked with poll(2)), then ETIMEDOUT if that was
- * not all. Every fd they return is
- * non-blocking and close-on-exec, and TCP ones have TCP_NODELAY (as in
- * asyncio). Errors from the system calls come back as they are
- * (ECONNRESET, ECONNREFUSED, EHOSTUNREACH, EMFILE...).
+ * not all. Every fd they return is non-blocking and close-on-exec, and
+ * TCP ones have TCP_NODELAY (as in asyncio). Errors from the system
+ * calls come back as they are (ECONNRESET, ECONNREFUSED, EHOSTUNREACH,
+ * EMFILE...).
  *
  * The read and write helpers also take fds coro did not make: sockets,
  * pipes, FIFOs, ttys. They never block the thread, whatever the fd's
@@ -1760,7 +1760,7 @@ CORO_API int coro_task_info(const coro_task *t, struct coro_task_info *info);
  * state is good to a few milliseconds: so that parking reads no clock,
  * the loop reads one as it sleeps, fires timers, or every 64 switches, so
  * a task that ran long without suspending can add its run to the figure.
- * Does nothing outside a loop. coro_run prints it to stderr by itself when
+ * Does nothing outside a loop, or with out NULL. coro_run prints it to stderr by itself when
  * it finds a deadlock, before cancelling the tasks. Each line is
  * coro_task_info's snapshot of a task, in words.
  * Cost: O(tasks), plus a scan of each own stack for its high-water mark. */

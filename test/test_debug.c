@@ -232,6 +232,22 @@ START_TEST(dump_outside_a_loop_writes_nothing)
 }
 END_TEST
 
+static void *dump_null_main(void *arg)
+{
+    (void)arg;
+    coro_dump(NULL);
+    return NULL;
+}
+
+/* In a loop, a NULL stream writes nowhere, not to stderr. */
+START_TEST(dump_to_no_stream_in_a_loop_writes_nothing)
+{
+    char *text = run_reporting(dump_null_main, NULL, 0);
+    ck_assert_str_eq(text, "");
+    free(text);
+}
+END_TEST
+
 /* ---- stack high-water marks ---- */
 
 /* Parks with about 24 KiB of its stack in use. */
@@ -458,6 +474,7 @@ Suite *debug_suite(void)
     TCase *tc = test_case("debug", 10);
     tcase_add_test(tc, dump_names_each_state);
     tcase_add_test(tc, dump_outside_a_loop_writes_nothing);
+    tcase_add_test(tc, dump_to_no_stream_in_a_loop_writes_nothing);
     tcase_add_test(tc, high_water_covers_the_deepest_frames);
     tcase_add_test(tc, high_water_of_another_loops_task_is_zero);
     tcase_add_test(tc, deadlock_report_names_who_waits_on_whom);
