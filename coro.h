@@ -1077,13 +1077,13 @@ CORO_API const char *coro_io_backend(void);
  *
  * Each call that may wait takes a timeout covering the whole call and
  * returns ECANCELED when the task is cancelled, without doing its
- * operation if it was cancelled before. A timeout of 0 only tries,
- * without waiting: what the fd allows now is done (on a blocking pipe or
- * listener too, which is asked with poll(2)), then ETIMEDOUT if that was
- * not all. Every fd they return is non-blocking and close-on-exec, and
- * TCP ones have TCP_NODELAY (as in asyncio). Errors from the system
- * calls come back as they are (ECONNRESET, ECONNREFUSED, EHOSTUNREACH,
- * EMFILE...).
+ * operation if it was cancelled before. A timeout of 0 only tries: what
+ * the fd allows now is done (on a blocking pipe or listener too, which is
+ * asked with poll(2)); if that was not all, the other ready tasks run
+ * once and ETIMEDOUT is returned. Every fd they return is non-blocking
+ * and close-on-exec, and TCP ones have TCP_NODELAY (as in asyncio).
+ * Errors from the system calls come back as they are (ECONNRESET,
+ * ECONNREFUSED, EHOSTUNREACH, EMFILE...).
  *
  * The read and write helpers also take fds coro did not make: sockets,
  * pipes, FIFOs, ttys. They never block the thread, whatever the fd's

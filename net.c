@@ -47,15 +47,20 @@ static int enter(double timeout, int64_t *deadline)
 
 /* Parks the calling task until fd is ready in the direction wanted;
  * tried: a system call on fd said EAGAIN just now (see io.c). With look
- * (the call's timeout is 0, which only tries) it only looks: a parked
- * wait's deadline would pass before the reactor was asked, and a blocking
- * fd, which is tried only once the reactor says it is ready, would time
- * out ready. An fd just tried is not ready. */
+ * (the call's timeout is 0, which only tries), an fd not tried yet (a
+ * blocking one, tried only once the reactor says it is ready) is first
+ * looked at with poll(2): the parked wait's deadline has passed, and
+ * would end it before the reactor was asked, ready or not. Not ready, it
+ * parks all the same, so that the other ready tasks run once before the
+ * ETIMEDOUT, as for any other wait. */
 static int wait_fd(int fd, int writable, int64_t deadline, int tried,
                    int look)
 {
-    if (look)
-        return tried ? ETIMEDOUT : coro__fd_look(fd, writable);
+    if (look && !tried) {
+        int err = coro__fd_look(fd, writable);
+        if (err != ETIMEDOUT)
+            return err;
+    }
     return coro__wait_fd(coro__current(), fd, writable, deadline, tried);
 }
 

@@ -754,6 +754,13 @@ static void *blocking_pipe_main(void *arg)
     return NULL;
 }
 
+static void *count_a_tick(void *arg)
+{
+    (void)arg;
+    ticks++;
+    return NULL;
+}
+
 static void *zero_timeout_main(void *arg)
 {
     (void)arg;
@@ -770,9 +777,14 @@ static void *zero_timeout_main(void *arg)
     ck_assert_uint_eq(got, 2);
     ck_assert_int_eq(await_read_full(p[0], buf, 2, 0, &got), 0);
     ck_assert_uint_eq(got, 2);
-    /* Not ready: ETIMEDOUT at once, with what came. */
+    /* Not ready: ETIMEDOUT at once, with what came, once the other
+     * ready tasks ran, as any wait with timeout 0. */
     double t0 = coro_now();
+    ticks = 0;
+    coro_task *tick = coro_spawn(count_a_tick, NULL);
     ck_assert_int_eq(await_read(p[0], buf, 1, 0, &got), ETIMEDOUT);
+    ck_assert_int_eq(ticks, 1);
+    ck_assert_int_eq(await_task(tick, NULL), 0);
     ck_assert_int_eq(await_write_all(p[1], "x", 1, 0), 0);
     ck_assert_int_eq(await_read_full(p[0], buf, 2, 0, &got), ETIMEDOUT);
     ck_assert_uint_eq(got, 1);
