@@ -283,14 +283,16 @@ CORO_API coro_task *coro_self(void);
 /* t's name: the last coro_task_set_name's or coro_attr.name if one was
  * given, else the name of the function passed to coro_spawn /
  * coro_spawn_attr (through their macros below), else "task" ("main" for
- * coro_run's task). NULL if t is NULL.
+ * coro_run's task). NULL if t is NULL or not a task of this thread's
+ * loop (another thread may rename or free it meanwhile).
  * Ownership: the string lives as long as t (a rename may change it). */
 CORO_API const char *coro_name(const coro_task *t);
 
 /* Marks the calling task failed with err (a positive errno value) and returns
  * NULL, so a coroutine can end with `return coro_fail(EIO);`. Whoever awaits
- * the task gets err. err 0 clears an earlier failure. Outside a coroutine it
- * does nothing. */
+ * the task gets err. err 0 clears an earlier failure; a negative err (say
+ * -EIO, the kernel's style) is no errno value and fails the task with
+ * EINVAL. Outside a coroutine it does nothing. */
 CORO_API void *coro_fail(int err);
 
 /* coro_spawn and coro_spawn_attr are also macros that record the function's
@@ -359,8 +361,9 @@ CORO_API int coro_task_result(const coro_task *t, void **result, int *error);
  * Returns: 0, or EINVAL (t NULL or not a task of this thread's loop), or
  *          ENOMEM: a name is kept beside the task, in a block made when
  *          it is first named (so an unnamed task costs 32 bytes less).
- * Ownership: name is copied. A string coro_name returned for t earlier
- *            may now read the new name. */
+ * Ownership: name is copied; it may be a string coro_name returned for
+ *            t (or a tail of one). A string coro_name returned for t
+ *            earlier may now read the new name. */
 CORO_API int coro_task_set_name(coro_task *t, const char *name);
 
 /* ======================================================================
@@ -418,6 +421,9 @@ typedef struct coro_timeout coro_timeout;
  * asyncio.timeout(None), as every negative timeout here means none; for
  * asyncio.timeout(-11), a deadline already past, pass 0 or use
  * coro_timeout_open_at), innermost of the caller's. Does not suspend.
+ * +infinity, or any deadline past what int64 nanoseconds count (about 292
+ * years), never comes: it is none as well (coro_timeout_when says -1,
+ * where asyncio's says inf).
  * Returns: 0 with *scope; EINVAL (scope NULL, NaN); EPERM (outside a
  *          coroutine); ENOMEM.
  * Cost: one small allocation; each await_* inside reads the clock once. */
@@ -539,7 +545,9 @@ CORO_API int await_as_completed(coro_completions *c, coro_task **done);
 
 /* Frees the iterator; the tasks not handed out are the caller's again, to
  * join. NULL does nothing.
- * Returns: 0, or EINVAL (an iterator of another thread's loop). */
+ * Returns: 0; EBUSY (its owner waits in await_as_completed on it: another
+ *          task frees it, as coro_group_free refuses an awaited group);
+ *          EINVAL (an iterator of another thread's loop). */
 CORO_API int coro_completions_free(coro_completions *c);
 
 /* ======================================================================
@@ -780,7 +788,9 @@ CORO_API coro_loop *coro_loop_current(void);
 CORO_API coro_loop *coro_loop_retain(coro_loop *loop);
 
 /* Lets go of a reference taken with coro_loop_retain; the last one frees
- * the handle of a loop that has ended. NULL does nothing. Any thread. */
+ * the handle of a loop that has ended. NULL does nothing, and so does a
+ * release without its retain (of the borrowed handle, or once more than
+ * retained) while the handle is still valid. Any thread. */
 CORO_API void coro_loop_release(coro_loop *loop);
 
 /* Whether loop still takes new work: 1 from its start until its main
@@ -994,7 +1004,8 @@ CORO_API int coro_run_loops(unsigned n, coro_fn main, void *arg,
 
 /* The loops of the coro_run_loops the calling thread's loop belongs to,
  * in order, the first main's: stores up to cap handles in out and returns
- * how many loops there are (so a first call with cap 0 sizes the array).
+ * how many loops there are (so a first call with cap 0 sizes the array;
+ * out NULL stores nothing, whatever cap says).
  * In a loop started by coro_run, that one loop.
  * Returns: the count; 0 where no loop runs (or, for a lone loop, when its
  *          handle cannot be made: see coro_loop_current).
@@ -1094,10 +1105,13 @@ CORO_API const char *coro_io_backend(void);
  *
  * Each call that may wait takes a timeout covering the whole call and
  * returns ECANCELED when the task is cancelled, without doing its
- * operation if it was cancelled before. Every fd they return is
- * non-blocking and close-on-exec, and TCP ones have TCP_NODELAY (as in
- * asyncio). Errors from the system calls come back as they are
- * (ECONNRESET, ECONNREFUSED, EHOSTUNREACH, EMFILE...).
+ * operation if it was cancelled before. A timeout of 0 only tries: what
+ * the fd allows now is done (on a blocking pipe or listener too, which is
+ * asked with poll(2)); if that was not all, the other ready tasks run
+ * once and ETIMEDOUT is returned. Every fd they return is non-blocking
+ * and close-on-exec, and TCP ones have TCP_NODELAY (as in asyncio).
+ * Errors from the system calls come back as they are (ECONNRESET,
+ * ECONNREFUSED, EHOSTUNREACH, EMFILE...).
  *
  * The read and write helpers also take fds coro did not make: sockets,
  * pipes, FIFOs, ttys. They never block the thread, whatever the fd's
@@ -1109,7 +1123,10 @@ CORO_API const char *coro_io_backend(void);
  * it between the reactor's word and the call could still block; don't share
  * blocking fds. A peer or reader that went away is EPIPE, never a SIGPIPE:
  * sockets are written with MSG_NOSIGNAL, other fds with SIGPIPE held back
- * for the call (a few system calls more per write).
+ * for the call (a few system calls more per write). An fd that is not
+ * open, or not open the way a call uses it (a read of a pipe's write end,
+ * a write to its read end), is EBADF at once, as read(2) and write(2)
+ * say.
  * ====================================================================== */
 
 /* Opens a TCP listening socket on a numeric address ("127.0.0.1", "::",
@@ -1132,12 +1149,17 @@ CORO_API int coro_listen_flags(const char *addr, int port, int backlog,
                                unsigned flags, int *fd);
 
 /* The local port a socket is bound to, e.g. after coro_listen(..., 0, ...).
- * Returns: 0 with *port; EBADF, ENOTSOCK; EINVAL (port NULL). */
+ * Returns: 0 with *port (0 for an IP socket not bound yet); EBADF,
+ *          ENOTSOCK; EAFNOSUPPORT (not an IPv4 or IPv6 socket: a Unix
+ *          socket has no port); EINVAL (port NULL). */
 CORO_API int coro_sock_port(int fd, int *port);
 
 /* Accepts a connection on a listening socket.
  * Returns: 0 with *fd; ETIMEDOUT; ECANCELED; EMFILE and the like from
- *          accept; EINVAL (fd NULL, NaN); EPERM. */
+ *          accept; EINVAL (fd NULL, NaN); EPERM. listen_fd that is no
+ *          listening socket gets accept(2)'s answer at once, blocking or
+ *          not: EBADF, ENOTSOCK, EINVAL (not listening), EOPNOTSUPP (a
+ *          datagram socket). */
 CORO_API int await_accept(int listen_fd, double timeout, int *fd);
 
 /* Connects to host:port over TCP. A numeric host is used as it is; a name
@@ -1153,6 +1175,9 @@ CORO_API int await_accept(int listen_fd, double timeout, int *fd);
 CORO_API int await_dial(const char *host, int port, double timeout, int *fd);
 
 /* Reads what is there, up to cap bytes, waiting until something is.
+ * cap 0 returns 0 with *got == 0 at once, without touching fd, as
+ * asyncio's read(0) returns b"" (await_read_full and await_write_all of 0
+ * bytes likewise return 0 at once).
  * Returns: 0 with *got > 0; 0 with *got == 0 at end of stream; ETIMEDOUT;
  *          ECANCELED; ECONNRESET and the like; EINVAL (got NULL, buf NULL
  *          with cap > 0, NaN); EPERM. */
@@ -1222,7 +1247,10 @@ CORO_API int await_write_all(int fd, const void *buf, size_t n,
  * listed. A timeout of 0 only tries: if the operation cannot complete at
  * once, the other ready tasks run once and ETIMEDOUT is returned. Freeing
  * an object that tasks wait on, or a mutex that a live task holds, is
- * EBUSY; _free(NULL) does nothing. A task blocked
+ * EBUSY; _free(NULL) does nothing. Once no task waits on it, an object
+ * may be freed at once, before the tasks it woke have run (a condition
+ * right after its notify_all, as pthread_cond_destroy allows after a
+ * broadcast): a woken task never touches it again. A task blocked
  * forever on one of them, with nothing else that could wake anyone, is a
  * deadlock: coro_run returns EDEADLK. _new returns NULL with errno ENOMEM
  * (or EINVAL where stated).
@@ -1262,7 +1290,7 @@ CORO_API int coro_chan_free(coro_chan *c);
 /* One operation of a select. */
 typedef struct coro_chan_op {
     coro_chan *chan;
-    int        send; /* 1: send *elem; 0: receive into *elem */
+    int        send; /* non-zero: send *elem; 0: receive into *elem */
     void      *elem;
 } coro_chan_op;
 
@@ -1386,7 +1414,8 @@ CORO_API int coro_mutex_unlock(coro_mutex *m);
  * holder ended holding it stays held. Never suspends; callable anywhere.
  * Returns: 0 also for NULL or another thread's mutex. Cost: O(1). */
 CORO_API int coro_mutex_locked(const coro_mutex *m);
-/* EBUSY while tasks wait on m or a live task holds it. */
+/* EBUSY while tasks wait on m, a live task holds it, or a task waits on
+ * a condition with m (it takes m back as it wakes). Cost: O(tasks). */
 CORO_API int coro_mutex_free(coro_mutex *m);
 
 /* Semaphore: asyncio.Semaphore, a counter of permits. */
@@ -1675,7 +1704,8 @@ CORO_API int coro_local_set(coro_key key, void *value);
 
 /* Lists the tasks of this thread's loop (asyncio.all_tasks()): stores up
  * to cap of them in out, in spawn order, and returns how many there are,
- * so that a first call with cap 0 (out may then be NULL) sizes the array.
+ * so that a first call with cap 0 sizes the array (out NULL stores
+ * nothing, whatever cap says).
  *
  * Which tasks: every task the loop still holds, as coro_dump lists them:
  * ready, running (the caller), parked, and ended but not joined yet, main
@@ -1782,7 +1812,7 @@ CORO_API int coro_task_info(const coro_task *t, struct coro_task_info *info);
  * state is good to a few milliseconds: so that parking reads no clock,
  * the loop reads one as it sleeps, fires timers, or every 64 switches, so
  * a task that ran long without suspending can add its run to the figure.
- * Does nothing outside a loop. coro_run prints it to stderr by itself when
+ * Does nothing outside a loop, or with out NULL. coro_run prints it to stderr by itself when
  * it finds a deadlock, before cancelling the tasks. Each line is
  * coro_task_info's snapshot of a task, in words.
  * Cost: O(tasks), plus a scan of each own stack for its high-water mark. */
@@ -1791,7 +1821,8 @@ CORO_API void coro_dump(FILE *out);
 /* The most bytes of stack t has used: for a task on a stack of its own,
  * the deepest any task using that stack went since it was mapped (stacks
  * are pooled: size them for the deepest of their kind); for a shared-stack
- * task, the most bytes of frames it parked with. 0 if t is NULL.
+ * task, the most bytes of frames it parked with. 0 if t is NULL or not a
+ * task of this thread's loop (another thread's stack is not read).
  * Cost: a scan of the stack's resident pages. */
 CORO_API size_t coro_stack_high_water(const coro_task *t);
 

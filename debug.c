@@ -58,7 +58,9 @@ const char *coro__wait_name(int kind)
 
 size_t coro_stack_high_water(const coro_task *t)
 {
-    if (!t)
+    /* Another thread's task runs on its thread's stack, which may be
+     * unmapped under the scan: not ours to read. */
+    if (!t || t->loop != coro__loop())
         return 0;
     if (t->stack.shared) {
         size_t hw = t->shared_hw;
@@ -111,7 +113,7 @@ static void describe(const struct coro_task *t,
         return;
     case CORO__W_JOIN:
         snprintf(buf, cap, "joining task #%llu (%s)", in->wait_task,
-                 coro_name(in->wait_object));
+                 coro__name(in->wait_object));
         return;
     case CORO__W_GATHER:
     case CORO__W_WAIT:
@@ -346,7 +348,7 @@ void coro__debug_slow(struct coro_task *t, int64_t ran_ns)
     char site[32];
     fprintf(stderr, "coro: warning: task #%llu \"%s\" (%s) ran %.0f ms "
                     "without suspending; the others waited\n",
-            (unsigned long long)t->id, coro_name(t),
+            (unsigned long long)t->id, coro__name(t),
             site_of(t, site, sizeof site), (double)ran_ns / 1e6);
 }
 
@@ -356,7 +358,7 @@ void coro__debug_end(struct coro__loop *l, struct coro_task *t)
     if (t->mutexes)
         fprintf(stderr, "coro: warning: task #%llu \"%s\" (%s) ended "
                         "holding %u mutex%s; nobody can unlock them\n",
-                (unsigned long long)t->id, coro_name(t),
+                (unsigned long long)t->id, coro__name(t),
                 site_of(t, site, sizeof site), t->mutexes,
                 t->mutexes == 1 ? "" : "es");
     if (t != l->main || l->nlive == 0)
@@ -368,7 +370,7 @@ void coro__debug_end(struct coro__loop *l, struct coro_task *t)
         const struct coro_task *o = CORO__TASK_OF(n);
         if (o->state != CORO__DONE)
             fprintf(stderr, "coro: warning:   task #%llu \"%s\" (%s)\n",
-                    (unsigned long long)o->id, coro_name(o),
+                    (unsigned long long)o->id, coro__name(o),
                     site_of(o, site, sizeof site));
     }
 }
@@ -381,7 +383,7 @@ void coro__debug_unjoined(struct coro_task *t)
         return;
     fprintf(stderr, "coro: warning: task #%llu \"%s\" (%s) failed (%s) and "
                     "nobody joined it\n",
-            (unsigned long long)t->id, coro_name(t),
+            (unsigned long long)t->id, coro__name(t),
             site_of(t, site, sizeof site), strerror(err));
 }
 

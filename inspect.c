@@ -49,11 +49,12 @@ int coro_task_result(const coro_task *t, void **result, int *error)
     return 0;
 }
 
-/* Copies at most CORO__NAME_MAX - 1 bytes of name (NULL: none). */
+/* Copies at most CORO__NAME_MAX - 1 bytes of name (NULL: none), which
+ * may be (a tail of) dst itself: a task renamed after coro_name. */
 static void name_copy(char *dst, const char *name)
 {
     size_t n = name ? strnlen(name, CORO__NAME_MAX - 1) : 0;
-    memcpy(dst, name ? name : "", n);
+    memmove(dst, name ? name : "", n);
     dst[n] = '\0';
 }
 
@@ -154,7 +155,7 @@ int coro_task_info(const coro_task *t, struct coro_task_info *info)
     coro__accounts(t, &ran, &longest);
     info->run_time = (double)ran / 1e9;
     info->longest_run = (double)longest / 1e9;
-    name_copy(info->name, coro_name(t));
+    name_copy(info->name, coro__name(t));
     if (t->state == CORO__PARKED)
         wait_of(t, info);
     if (t->state == CORO__DONE) {

@@ -272,6 +272,10 @@ struct coro_task *coro__current(void);
 struct coro__loop *coro__loop(void);
 /* What await_task reports for an ended task. */
 int  coro__task_error(const struct coro_task *t);
+/* t's name, as coro_name says, for any task (coro_name refuses another
+ * thread's): for the library's own reports, which may run where the
+ * loop is not this thread's current one (a signal handler, the end). */
+const char *coro__name(const struct coro_task *t);
 /* Cancels t (sticky), waking it if it is parked and unshielded. */
 void coro__cancel(struct coro_task *t);
 /* Frees an ended (or abandoned) task and its stack. */
@@ -765,6 +769,9 @@ void coro__io_term(struct coro__io *io);
  * now, so a kept fd is known not to be ready (see io.c). */
 int  coro__wait_fd(struct coro_task *self, int fd, int writable,
                    int64_t deadline, int tried);
+/* Whether fd is ready now, without waiting (poll(2) with no timeout), for
+ * a call whose timeout is 0: 0, ETIMEDOUT, or EBADF. */
+int  coro__fd_look(int fd, int writable);
 /* A read of fd came back short just now: a kept stream socket is empty. */
 void coro__fd_drained(int fd);
 /* fd is a kept stream socket on a ring loop: a read goes to the ring at

@@ -180,7 +180,7 @@ int coro__wait_fd(struct coro_task *self, int fd, int writable,
 
 /* A timeout of 0 only looks: poll(2) answers at once, where a parked wait
  * would be given up by its deadline before epoll was asked. */
-static int look(int fd, int writable)
+int coro__fd_look(int fd, int writable)
 {
     struct pollfd pfd = { fd, writable ? POLLOUT : POLLIN, 0 };
     int saved = errno;
@@ -201,7 +201,7 @@ static int await_fd(int fd, int writable, double timeout)
     if (fd < 0)
         return EBADF;
     if (timeout == 0)
-        return look(fd, writable);
+        return coro__fd_look(fd, writable);
     return coro__wait_fd(self, fd, writable, deadline, 0);
 }
 

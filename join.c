@@ -302,6 +302,8 @@ struct coro_completions {
     struct coro__loop *loop;
     struct coro_task  *owner;       /* the awaiter of the tasks */
     int64_t            deadline;    /* for the whole iteration */
+    int                waited_in;   /* the owner is parked in
+                                       await_as_completed on it */
     coro_task         *tasks[];     /* the first aw.n are not handed out */
 };
 
@@ -330,6 +332,7 @@ int coro_as_completed(coro_task **tasks, size_t n, double timeout,
     c->loop = self->loop;
     c->owner = self;
     c->deadline = deadline;
+    c->waited_in = 0;
     coro__owned_add(self->loop, &c->owned, size);
     *out = c;
     return 0;
@@ -373,6 +376,7 @@ int await_as_completed(coro_completions *c, coro_task **done)
     while (!(t = take_first_ended(c))) {
         if (c->aw.n == 0)
             return EPIPE;
+        c->waited_in = 1;
         err = coro__park(self, &(struct coro__park){
             .kind = CORO__W_AS_COMPLETED,
             .timeout_status = ETIMEDOUT,
@@ -381,6 +385,7 @@ int await_as_completed(coro_completions *c, coro_task **done)
             .record = &c->aw,
             .record_size = sizeof c->aw,
         });
+        c->waited_in = 0;
         if (err)
             return err;
     }
@@ -395,6 +400,8 @@ int coro_completions_free(coro_completions *c)
     struct coro__loop *l = c->loop;
     if (l != coro__loop())
         return EINVAL;
+    if (c->waited_in)
+        return EBUSY;
     for (size_t i = 0; i < c->aw.n; i++)
         release(l, c->tasks[i]);
     coro__owned_free(l, &c->owned);

@@ -207,8 +207,17 @@ void coro_loop_release(coro_loop *loop)
 {
     if (!loop)
         return;
-    if (atomic_fetch_sub_explicit(&loop->holders, 1,
-                                  memory_order_release) == 1) {
+    /* A release without its retain (of the borrowed handle, or once too
+     * often) finds no holder to let go of, and does nothing: it would
+     * free the handle under its running loop. */
+    long held = atomic_load_explicit(&loop->holders, memory_order_relaxed);
+    do {
+        if (held <= 0)
+            return;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &loop->holders, &held, held - 1, memory_order_release,
+        memory_order_relaxed));
+    if (held == 1) {
         pthread_mutex_lock(&loop->lock);
         if (loop->loop)
             coro__poller_post(&loop->loop->poller, CORO__POST_CALLS);

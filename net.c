@@ -46,9 +46,21 @@ static int enter(double timeout, int64_t *deadline)
 }
 
 /* Parks the calling task until fd is ready in the direction wanted;
- * tried: a system call on fd said EAGAIN just now (see io.c). */
-static int wait_fd(int fd, int writable, int64_t deadline, int tried)
+ * tried: a system call on fd said EAGAIN just now (see io.c). With look
+ * (the call's timeout is 0, which only tries), an fd not tried yet (a
+ * blocking one, tried only once the reactor says it is ready) is first
+ * looked at with poll(2): the parked wait's deadline has passed, and
+ * would end it before the reactor was asked, ready or not. Not ready, it
+ * parks all the same, so that the other ready tasks run once before the
+ * ETIMEDOUT, as for any other wait. */
+static int wait_fd(int fd, int writable, int64_t deadline, int tried,
+                   int look)
 {
+    if (look && !tried) {
+        int err = coro__fd_look(fd, writable);
+        if (err != ETIMEDOUT)
+            return err;
+    }
     return coro__wait_fd(coro__current(), fd, writable, deadline, tried);
 }
 
@@ -139,11 +151,22 @@ int await_accept(int listen_fd, double timeout, int *fd)
     int err = fd ? enter(timeout, &deadline) : EINVAL;
     int saved = errno;
     /* A blocking listening socket is accepted from only once the reactor
-     * says a connection waits (there is no MSG_DONTWAIT for accept). */
+     * says a connection waits (there is no MSG_DONTWAIT for accept). A
+     * blocking fd that is no listening socket would never say so: accept
+     * gives its answer at once (EINVAL, EOPNOTSUPP), or getsockopt's
+     * (ENOTSOCK). */
     int flags = err ? 0 : fcntl(listen_fd, F_GETFL);
     if (flags < 0)
         err = errno;
     int ready = flags & O_NONBLOCK;
+    if (!err && !ready) {
+        int listening = 0;
+        socklen_t len = sizeof listening;
+        if (getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
+                       &len) != 0)
+            err = errno;
+        ready = !listening;
+    }
     int tried = ready;
     int s;
     while (!err) {
@@ -171,7 +194,7 @@ int await_accept(int listen_fd, double timeout, int *fd)
             if (err == EINTR || err == ECONNABORTED)
                 err = 0;
         } else if (err == EAGAIN || err == EWOULDBLOCK) {
-            err = wait_fd(listen_fd, 0, deadline, tried);
+            err = wait_fd(listen_fd, 0, deadline, tried, timeout == 0);
             ready = tried = 1;
         }
     }
@@ -238,7 +261,8 @@ static int resolve(struct resolve *r)
 
 /* Connects one address: non-blocking connect, wait until writable, then
  * the outcome from SO_ERROR. */
-static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd)
+static int connect_one(const struct addrinfo *ai, int64_t deadline,
+                       int look, int *fd)
 {
     int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
                                       SOCK_CLOEXEC,
@@ -247,7 +271,7 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline, int *fd)
         return errno;
     int err = connect(s, ai->ai_addr, ai->ai_addrlen) ? errno : 0;
     if (err == EINPROGRESS) {
-        err = wait_fd(s, 1, deadline, 0);
+        err = wait_fd(s, 1, deadline, 0, look);
         socklen_t len = sizeof err;
         if (!err && getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
@@ -282,7 +306,7 @@ int await_dial(const char *host, int port, double timeout, int *fd)
      * last failure is the one reported. A timeout or a cancellation ends
      * the whole dial. */
     for (struct addrinfo *ai = err ? NULL : r->result; ai; ai = ai->ai_next) {
-        err = connect_one(ai, deadline, fd);
+        err = connect_one(ai, deadline, timeout == 0, fd);
         if (!err || err == ETIMEDOUT || err == ECANCELED)
             break;
     }
@@ -310,14 +334,20 @@ struct stream {
     int fd;
     int kind;
     int ready;      /* FD_BLOCKING: the reactor said it is ready */
+    int look;       /* the call's timeout is 0: look, never park */
 };
 
-/* Learns what a non-socket fd is: 0, or fcntl's errno (EBADF). */
-static int stream_probe(struct stream *s)
+/* Learns what a non-socket fd is: 0, or fcntl's errno (EBADF). An fd not
+ * open for the way it is used is EBADF, as read(2) and write(2) say: a
+ * blocking one would wait for a readiness that never comes (the read end
+ * of a pipe is never writable). */
+static int stream_probe(struct stream *s, int writing)
 {
     int flags = fcntl(s->fd, F_GETFL);
     if (flags < 0)
         return errno;
+    if ((flags & O_ACCMODE) == (writing ? O_RDONLY : O_WRONLY))
+        return EBADF;
     s->kind = flags & O_NONBLOCK ? FD_NONBLOCKING : FD_BLOCKING;
     return 0;
 }
@@ -349,7 +379,7 @@ static ssize_t stream_read(struct stream *s, void *buf, size_t cap, int peek)
             s->kind = FD_SOCKET;
             return n;
         }
-        int err = stream_probe(s);
+        int err = stream_probe(s, 0);
         if (err) {
             errno = err;
             return -1;
@@ -398,7 +428,7 @@ static ssize_t stream_write(struct stream *s, const void *p, size_t n)
             s->kind = FD_SOCKET;
             return k;
         }
-        int err = stream_probe(s);
+        int err = stream_probe(s, 1);
         if (err) {
             errno = err;
             return -1;
@@ -420,7 +450,8 @@ static ssize_t stream_write(struct stream *s, const void *p, size_t n)
 static int stream_wait(struct stream *s, int writable, int64_t deadline)
 {
     /* A blocking fd's EAGAIN may be ours, before any call (see above). */
-    int err = wait_fd(s->fd, writable, deadline, s->kind != FD_BLOCKING);
+    int err = wait_fd(s->fd, writable, deadline, s->kind != FD_BLOCKING,
+                      s->look);
     if (!err)
         s->ready = 1;
     return err;
@@ -447,14 +478,15 @@ int await_read(int fd, void *buf, size_t cap, double timeout, size_t *got)
     int64_t deadline;
     int err = !got || (!buf && cap) ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
-    struct stream s = { fd, FD_UNKNOWN, 0 };
+    struct stream s = { fd, FD_UNKNOWN, 0, timeout == 0 };
     if (got)
         *got = 0;
-    /* A kept stream socket (io.c) on the ring: the RECV at once. */
-    int first = !err && coro__fd_ring_first(fd);
+    /* A kept stream socket (io.c) on the ring: the RECV at once. Nothing
+     * to read is done at once, as asyncio's read(0). */
+    int first = !err && cap > 0 && coro__fd_ring_first(fd);
     if (first)
         s.kind = FD_SOCKET;
-    while (!err) {
+    while (!err && cap > 0) {
         ssize_t n = first ? (errno = EAGAIN, -1) : stream_read(&s, buf, cap, 0);
         first = 0;
         if (n >= 0) {
@@ -485,7 +517,7 @@ int await_read_full(int fd, void *buf, size_t n, double timeout, size_t *got)
     int64_t deadline;
     int err = !got || (!buf && n) ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
-    struct stream s = { fd, FD_UNKNOWN, 0 };
+    struct stream s = { fd, FD_UNKNOWN, 0, timeout == 0 };
     size_t have = 0;
     while (!err && have < n) {
         ssize_t k = stream_read(&s, (char *)buf + have, n - have, 0);
@@ -568,7 +600,7 @@ int await_read_until(int fd, void *buf, size_t cap, const char *delim,
     char *b = buf;
     size_t have = 0;
     int peek = 0;
-    struct stream s = { fd, FD_UNKNOWN, 0 };
+    struct stream s = { fd, FD_UNKNOWN, 0, timeout == 0 };
     if (!err)
         err = until_kind(fd, &peek);
     while (!err) {
@@ -605,7 +637,7 @@ int await_write_all(int fd, const void *buf, size_t n, double timeout)
     int64_t deadline;
     int err = !buf && n ? EINVAL : enter(timeout, &deadline);
     int saved = errno;
-    struct stream s = { fd, FD_UNKNOWN, 0 };
+    struct stream s = { fd, FD_UNKNOWN, 0, timeout == 0 };
     size_t done = 0;
     while (!err && done < n) {
         ssize_t k = stream_write(&s, (const char *)buf + done, n - done);

@@ -68,7 +68,7 @@ void coro__put_task(struct coro__line *l, const struct coro_task *t)
     coro__put(l, "task #");
     coro__put_u(l, t->id);
     coro__put(l, " \"");
-    coro__put(l, coro_name(t));
+    coro__put(l, coro__name(t));
     coro__put(l, "\" (");
     if (t->site)
         coro__put(l, t->site);
@@ -116,7 +116,7 @@ void coro__overflow_canary(const struct coro_task *t)
             "coro: stack overflow in task \"%s\" (id %llu, %zu-byte stack): "
             "the bottom of its stack was overwritten. Give it a larger stack "
             "(coro_attr.stack_size or CORO_STACK_SIZE).\n",
-            coro_name(t), (unsigned long long)t->id, t->stack.size);
+            coro__name(t), (unsigned long long)t->id, t->stack.size);
     abort();
 }
 

@@ -210,6 +210,8 @@ size_t coro_loops(coro_loop **out, size_t cap)
     struct coro__loop *l = coro__loop();
     if (!l)
         return 0;
+    if (!out)
+        cap = 0;
     struct coro__loop_set *g = l->group;
     if (!g) {
         coro_loop *h = coro__loop_handle(l);

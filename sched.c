@@ -695,20 +695,27 @@ struct coro__extra *coro__extra_get(struct coro_task *t)
     return t->extra;
 }
 
-const char *coro_name(const coro_task *t)
+const char *coro__name(const struct coro_task *t)
 {
-    if (!t)
-        return NULL;
     if (t->extra && t->extra->name[0])
         return t->extra->name;
     return t->fn_name ? t->fn_name : "task";
 }
 
+const char *coro_name(const coro_task *t)
+{
+    /* Another thread's task may be renamed or freed there meanwhile. */
+    if (!t || t->loop != coro__tls_loop)
+        return NULL;
+    return coro__name(t);
+}
+
 void *coro_fail(int err)
 {
     struct coro_task *self = coro__current();
-    if (self)
-        self->error = err > 0 ? err : 0;
+    if (self) /* a negative err (-EIO, kernel style) is no errno value:
+                 EINVAL, not a success */
+        self->error = err < 0 ? EINVAL : err;
     return NULL;
 }
 

@@ -822,17 +822,24 @@ static void take(coro_mutex *m, struct coro_task *t)
     t->mutexes++;
 }
 
-/* Whether m's holder is still alive: a task of this thread's running loop
- * that has not ended. A mutex whose holder ended can be freed. */
-static int holder_alive(const coro_mutex *m)
+static const coro_mutex *cond_mutex(const coro_cond *c);
+
+/* Whether a task of this thread's running loop still needs m: its holder
+ * has not ended, or a condition's waiter will take it back (m is free
+ * while it waits). A mutex whose holder ended can be freed. */
+static int mutex_needed(const coro_mutex *m)
 {
     const struct coro__loop *l = coro__loop();
-    if (!m->holder || !l || m->holder_run != l->run_id)
+    if (!l)
         return 0;
     for (const struct coro__link *n = l->all.head; n; n = n->next) {
         const struct coro_task *t = CORO__TASK_OF(n);
-        if (t->id == m->holder)
-            return t->state != CORO__DONE;
+        if (m->holder && m->holder_run == l->run_id && t->id == m->holder &&
+            t->state != CORO__DONE)
+            return 1;
+        if (t->state == CORO__PARKED && t->wait_kind == CORO__W_COND &&
+            cond_mutex(t->wait_what) == m)
+            return 1;
     }
     return 0;
 }
@@ -883,7 +890,7 @@ int coro_mutex_locked(const coro_mutex *m)
 int coro_mutex_free(coro_mutex *m)
 {
     return object_free(m, sizeof *m,
-                       m && (m->waiters.head || holder_alive(m)), NULL, 0);
+                       m && (m->waiters.head || mutex_needed(m)), NULL, 0);
 }
 
 /* ----------------------------------------------------------------------
@@ -1020,9 +1027,17 @@ int coro_event_free(coro_event *e)
 
 struct coro_cond {
     struct object      obj;
-    coro_mutex        *mutex;   /* the waiters' mutex, while any wait */
+    coro_mutex        *mutex;   /* the waiters' mutex; stale once none
+                                   waits (cond_mismatch reads it only
+                                   while one does) */
     struct coro__list  waiters;
 };
+
+/* The mutex c's waiters wait with (c has waiters). */
+static const coro_mutex *cond_mutex(const coro_cond *c)
+{
+    return c->mutex;
+}
 
 coro_cond *coro_cond_new(void)
 {
@@ -1070,7 +1085,9 @@ static void relock(struct coro_task *self, coro_mutex *m)
 }
 
 /* Releases m, which self holds, waits on c for a notify until deadline,
- * and takes m back whatever ended the wait. */
+ * and takes m back whatever ended the wait. Once woken it never touches
+ * c again: a notified condition may be freed before its waiters run, as
+ * pthread_cond_destroy allows after a broadcast. */
 static int cond_wait(struct coro_task *self, coro_cond *c, coro_mutex *m,
                      int64_t deadline)
 {
@@ -1079,8 +1096,6 @@ static int cond_wait(struct coro_task *self, coro_cond *c, coro_mutex *m,
     c->mutex = m;
     coro_mutex_unlock(m);
     int status = wait_on(self, CORO__W_COND, c, &c->waiters, NULL, deadline);
-    if (!c->waiters.head)
-        c->mutex = NULL;
     relock(self, m);
     return status;
 }

@@ -203,7 +203,7 @@ static void trace_name(struct coro__loop *l, struct coro_task *t)
 {
     char name[64];
     snprintf(name, sizeof name, "#%llu %s%s%s", (unsigned long long)t->id,
-             coro_name(t), t->site ? " " : "", t->site ? t->site : "");
+             coro__name(t), t->site ? " " : "", t->site ? t->site : "");
     pthread_mutex_lock(&trace_lock);
     if (trace_file) {
         FILE *f = trace_event("M", l->trace_pid);
@@ -376,7 +376,7 @@ static __attribute__((noinline)) void record(struct coro__loop *l,
             .kind = kinds[note],
             .time = (double)now / 1e9,
             .task = t->id,
-            .name = coro_name(t),
+            .name = coro__name(t),
             .reason = note == CORO__NOTE_PARK ? coro__wait_name(t->wait_kind)
                                               : NULL,
         };

@@ -369,8 +369,10 @@ int coro__ring_usable(struct coro_task *self, const void *buf, size_t len)
         return 0;
     if (!self->stack.shared)
         return 1;
-    const char *b = buf, *lo = self->stack.lo;
-    return b + len <= lo || b >= lo + self->stack.size;
+    /* In integers: buf + len may pass the address space (a cap larger
+     * than what can be read), which as a pointer sum is undefined. */
+    uintptr_t b = (uintptr_t)buf, lo = (uintptr_t)self->stack.lo;
+    return (b < lo && len <= lo - b) || b >= lo + self->stack.size;
 }
 
 /* Takes the parked task back from the fd's slot (a timeout, a

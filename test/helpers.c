@@ -1,6 +1,10 @@
 #include "helpers.h"
 
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,4 +373,38 @@ int side_loop_stop(struct side_loop *s)
     pthread_cond_destroy(&s->up);
     pthread_mutex_destroy(&s->lock);
     return s->err;
+}
+
+static _Atomic(coro_task *) foreign;
+
+static void *foreign_sleeper(void *arg)
+{
+    (void)arg;
+    atomic_store(&foreign, coro_self());
+    int err = await_sleep(INFINITY);
+    return err == ECANCELED ? NULL : coro_fail(err);
+}
+
+coro_task *foreign_task_start(struct side_loop *s, coro_future **f)
+{
+    atomic_store(&foreign, NULL);
+    side_loop_start(s);
+    ck_assert_int_eq(coro_loop_submit(s->loop, foreign_sleeper, NULL, f), 0);
+    coro_task *t;
+    while (!(t = atomic_load(&foreign))) {
+        if (coro_self())
+            ck_assert_int_eq(await_sleep(0.001), 0);
+        else
+            sched_yield();
+    }
+    return t;
+}
+
+void foreign_task_stop(struct side_loop *s, coro_future *f)
+{
+    ck_assert_int_eq(coro_future_cancel(f), 0);
+    int err = coro_self() ? await_future(f, 5, NULL)
+                          : coro_future_wait(f, 5, NULL);
+    ck_assert_int_eq(err, ECANCELED);
+    ck_assert_int_eq(side_loop_stop(s), 0);
 }

@@ -136,4 +136,11 @@ struct side_loop {
 void side_loop_start(struct side_loop *s);
 int  side_loop_stop(struct side_loop *s);
 
+/* A task of another thread's loop, for the calls that must refuse it: a
+ * side loop started, and on it a task that sleeps until cancelled (its
+ * future in *f). foreign_task_stop cancels it, waits for its end (from a
+ * task of any loop, or a plain thread) and stops the side loop. */
+coro_task *foreign_task_start(struct side_loop *s, coro_future **f);
+void       foreign_task_stop(struct side_loop *s, coro_future *f);
+
 #endif

@@ -232,6 +232,22 @@ START_TEST(dump_outside_a_loop_writes_nothing)
 }
 END_TEST
 
+static void *dump_null_main(void *arg)
+{
+    (void)arg;
+    coro_dump(NULL);
+    return NULL;
+}
+
+/* In a loop, a NULL stream writes nowhere, not to stderr. */
+START_TEST(dump_to_no_stream_in_a_loop_writes_nothing)
+{
+    char *text = run_reporting(dump_null_main, NULL, 0);
+    ck_assert_str_eq(text, "");
+    free(text);
+}
+END_TEST
+
 /* ---- stack high-water marks ---- */
 
 /* Parks with about 24 KiB of its stack in use. */
@@ -275,6 +291,30 @@ static void *high_water_main(void *arg)
 START_TEST(high_water_covers_the_deepest_frames)
 {
     run_expect(high_water_main, NULL, 0);
+}
+END_TEST
+
+/* A task of another thread's loop: its stack is that thread's, scanned
+ * while it runs there (and unmapped if the task ends meanwhile). */
+static void *foreign_high_water_main(void *arg)
+{
+    (void)arg;
+    struct side_loop s;
+    coro_future *f;
+    coro_task *t = foreign_task_start(&s, &f);
+    ck_assert_uint_eq(coro_stack_high_water(t), 0);
+    foreign_task_stop(&s, f);
+    return NULL;
+}
+
+START_TEST(high_water_of_another_loops_task_is_zero)
+{
+    run_expect(foreign_high_water_main, NULL, 0);
+    struct side_loop s;
+    coro_future *f;
+    coro_task *t = foreign_task_start(&s, &f);
+    ck_assert_uint_eq(coro_stack_high_water(t), 0); /* no loop here */
+    foreign_task_stop(&s, f);
 }
 END_TEST
 
@@ -434,7 +474,9 @@ Suite *debug_suite(void)
     TCase *tc = test_case("debug", 10);
     tcase_add_test(tc, dump_names_each_state);
     tcase_add_test(tc, dump_outside_a_loop_writes_nothing);
+    tcase_add_test(tc, dump_to_no_stream_in_a_loop_writes_nothing);
     tcase_add_test(tc, high_water_covers_the_deepest_frames);
+    tcase_add_test(tc, high_water_of_another_loops_task_is_zero);
     tcase_add_test(tc, deadlock_report_names_who_waits_on_whom);
     tcase_add_test(tc, sigquit_prints_the_dump_when_asked);
     tcase_add_test(tc, debug_mode_warns_naming_task_and_site);

@@ -1,6 +1,7 @@
 /* Worker threads for blocking calls: results, overlap, queueing, FIFO,
  * cancellation (queued, running, before), errno, scale, shutdown. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -310,13 +311,27 @@ START_TEST(already_cancelled_caller_does_not_run_the_job)
 }
 END_TEST
 
+static void *count_job(void *arg);
+
 static void *bad_input_main(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(await_blocking(NULL, NULL, NULL), EINVAL);
     ck_assert_int_eq(coro_set_workers(0), EINVAL);
     ck_assert_int_eq(coro_set_workers(1025), EINVAL);
+    ck_assert_int_eq(coro_set_workers(UINT_MAX), EINVAL);
+    ck_assert_int_eq(coro_set_workers((unsigned)-1 / 2 + 1), EINVAL);
+    unsigned before = coro_workers();
+    ck_assert_uint_ge(before, 1);
+    ck_assert_uint_le(before, 1024);
     ck_assert_int_eq(coro_set_workers(1024), 0);
+    ck_assert_uint_eq(coro_workers(), 1024);
+    ck_assert_int_eq(coro_set_workers(1), 0);
+    ck_assert_uint_eq(coro_workers(), 1);
+    void *r = NULL;
+    ck_assert_int_eq(await_blocking(count_job, NULL, &r), 0); /* still runs */
+    ck_assert_ptr_eq(r, (void *)1);
+    atomic_store(&ran, 0);
     return NULL;
 }
 

@@ -10,6 +10,7 @@
  * once while that thread runs on, and its writes into a dead frame would
  * end the run with "stack smashing detected", the failure unsaid. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -592,6 +593,60 @@ START_TEST(future_bad_input)
 }
 END_TEST
 
+/* Waits for a future with timeouts at the ends of the doubles, from a
+ * task and from a plain thread: the task's end is waited for whatever
+ * the timeout, the smallest time out (and cancel the task), NaN is
+ * EINVAL and leaves the future to wait for. */
+static const double forever[] = { -INFINITY, -DBL_MAX, -1, 9.3e9, 9.3e18,
+                                  1e300, DBL_MAX, INFINITY };
+
+static void wait_any_timeout(coro_loop *l)
+{
+    int in_task = coro_self() != NULL;
+    for (size_t i = 0; i < sizeof forever / sizeof *forever; i++) {
+        static struct job j;
+        memset(&j, 0, sizeof j);
+        j.sleep = 0.01;
+        coro_future *f;
+        ck_assert_int_eq(coro_loop_submit(l, job_fn, &j, &f), 0);
+        int err = in_task ? await_future(f, forever[i], NULL)
+                          : coro_future_wait(f, forever[i], NULL);
+        ck_assert_int_eq(err, 0);
+        ck_assert_int_eq(atomic_load(&j.ended), 1);
+    }
+    const double tiny[] = { 0, -0.0, 5e-324, 1e-300 };
+    for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++) {
+        static struct job j;
+        memset(&j, 0, sizeof j);
+        j.sleep = -1;
+        coro_future *f;
+        ck_assert_int_eq(coro_loop_submit(l, job_fn, &j, &f), 0);
+        int err = in_task ? await_future(f, NAN, NULL)
+                          : coro_future_wait(f, -NAN, NULL);
+        ck_assert_int_eq(err, EINVAL);
+        err = in_task ? await_future(f, tiny[i], NULL)
+                      : coro_future_wait(f, tiny[i], NULL);
+        ck_assert_int_eq(err, ETIMEDOUT);
+        ck_assert_int_eq(j.sleep_err, ECANCELED); /* ended, cancelled */
+    }
+}
+
+static void *any_timeout_main(void *arg)
+{
+    wait_any_timeout(arg);
+    return NULL;
+}
+
+START_TEST(future_waits_take_any_timeout_but_nan)
+{
+    static struct side_loop side;
+    side_loop_start(&side);
+    run_expect(any_timeout_main, side.loop, 0);
+    wait_any_timeout(side.loop);
+    ck_assert_int_eq(side_loop_stop(&side), 0);
+}
+END_TEST
+
 /* One waiter per future: a second is EINVAL and leaves it to the first. */
 struct two_waiters {
     struct side_loop side;
@@ -753,6 +808,7 @@ Suite *future_suite(void)
     tc = test_case("errors", 20);
     tcase_add_test(tc, submitting_to_a_loop_that_ended_is_eshutdown);
     tcase_add_test(tc, future_bad_input);
+    tcase_add_test(tc, future_waits_take_any_timeout_but_nan);
     tcase_add_test(tc, a_second_waiter_is_einval);
     tcase_add_test(tc, a_future_let_go_of_leaves_the_task_running);
     suite_add_tcase(s, tc);

@@ -318,7 +318,25 @@ static void *misuse_main(void *arg)
     ck_assert_int_eq(await_gather(&t, 1, NULL, NULL), EINVAL);
     coro_detach(t);
     ck_assert_int_eq(coro_group_free(g), EBUSY);
+    /* Indices past the members, and past any size. */
+    void *r = TOKEN(5);
+    ck_assert_int_eq(coro_group_result(g, 1, &r), EINVAL);
+    ck_assert_int_eq(coro_group_result(g, SIZE_MAX, &r), EINVAL);
+    ck_assert_ptr_eq(r, TOKEN(5));
+    ck_assert_int_eq(coro_group_result(g, 0, &r), EAGAIN);
+    coro_attr bad = { .flags = 64 };
+    errno = 0;
+    ck_assert_ptr_null(coro_group_spawn(g, &bad, nap, (void *)&a));
+    ck_assert_int_eq(errno, EINVAL);
+    bad = (coro_attr){ .stack_size = 1 };
+    ck_assert_ptr_null(coro_group_spawn(g, &bad, nap, (void *)&a));
+    ck_assert_uint_eq(coro_group_size(g), 1); /* refused: not counted */
     ck_assert_int_eq(await_group(g), 0);
+    /* Awaited to its end: no more members, nor a second await. */
+    errno = 0;
+    ck_assert_ptr_null(coro_group_spawn(g, NULL, nap, (void *)&a));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(coro_group_result(g, 0, NULL), 0);
     ck_assert_int_eq(coro_group_free(g), 0);
     return NULL;
 }

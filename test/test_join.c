@@ -2,6 +2,7 @@
  * the as_completed iterator. Named after the CPython tests
  * (Lib/test/test_asyncio/test_tasks.py) they mirror. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -587,6 +588,27 @@ static void *wait_timeout_main(void *arg)
     coro_task *me = coro_self();
     ck_assert_int_eq(await_wait(&me, 1, CORO_ALL_COMPLETED, 1, &ndone),
                      EDEADLK);
+    /* Every `when` that is none of the three, also with no task. */
+    const int whens[] = { -1, 3, 7, INT_MAX, INT_MIN };
+    for (size_t i = 0; i < sizeof whens / sizeof *whens; i++) {
+        ck_assert_int_eq(await_wait(&t, 1, (enum coro_when)whens[i], -1,
+                                    &ndone),
+                         EINVAL);
+        ck_assert_int_eq(await_wait(NULL, 0, (enum coro_when)whens[i], -1,
+                                    &ndone),
+                         EINVAL);
+    }
+    ck_assert_int_eq(await_wait(NULL, 0, CORO_ALL_COMPLETED, NAN, &ndone),
+                     EINVAL);
+    /* Listed twice, or NULL among good ones: nothing claimed. */
+    coro_task *twice[2] = { t, t }, *with_null[2] = { t, NULL };
+    ck_assert_int_eq(await_wait(twice, 2, CORO_ALL_COMPLETED, 1, &ndone),
+                     EINVAL);
+    ck_assert_int_eq(await_wait(with_null, 2, CORO_ALL_COMPLETED, 1, &ndone),
+                     EINVAL);
+    ck_assert_int_eq(await_wait(NULL, SIZE_MAX, CORO_ALL_COMPLETED, 1,
+                                &ndone),
+                     EINVAL);
     ck_assert_int_eq(await_task(t, NULL), 0);
     return NULL;
 }
@@ -850,6 +872,40 @@ START_TEST(as_completed_bad_input)
     ck_assert_int_eq(coro_as_completed(NULL, 0, -1, &c), EPERM);
     ck_assert_int_eq(await_as_completed(c, NULL), EPERM);
     ck_assert_int_eq(coro_completions_free(NULL), 0);
+}
+END_TEST
+
+/* Frees the iterator its owner (main) waits in. */
+static void *free_shared_c(void *arg)
+{
+    (void)arg;
+    return TOKEN(coro_completions_free(shared_c));
+}
+
+static void *free_while_waited_main(void *arg)
+{
+    (void)arg;
+    static const double quick = 0.02;
+    coro_task *t = coro_spawn(nap, (void *)&quick);
+    ck_assert_int_eq(coro_as_completed(&t, 1, 5, &shared_c), 0);
+    coro_task *f = coro_spawn(free_shared_c, NULL);
+    coro_task *done = NULL;
+    ck_assert_int_eq(await_as_completed(shared_c, &done), 0);
+    ck_assert_ptr_eq(done, t);
+    ck_assert_int_eq(await_task(done, NULL), 0);
+    void *r;
+    ck_assert_int_eq(await_task(f, &r), 0);
+    ck_assert_ptr_eq(r, TOKEN(EBUSY));
+    ck_assert_int_eq(coro_completions_free(shared_c), 0);
+    return NULL;
+}
+
+/* An iterator its owner waits in is busy: another task that frees it gets
+ * EBUSY, as coro_group_free does (it was freed under the waiting owner,
+ * which then waited on freed memory until the loop found it deadlocked). */
+START_TEST(an_iterator_its_owner_waits_in_cannot_be_freed)
+{
+    run_expect(free_while_waited_main, NULL, 0);
 }
 END_TEST
 
@@ -1747,6 +1803,7 @@ Suite *join_suite(void)
     tcase_add_test(tc, as_completed_times_out_as_a_whole);
     tcase_add_test(tc, cancelling_the_iterator_leaves_the_tasks_running);
     tcase_add_test(tc, as_completed_bad_input);
+    tcase_add_test(tc, an_iterator_its_owner_waits_in_cannot_be_freed);
     tcase_add_test(tc, as_completed_works_on_the_shared_stack);
     suite_add_tcase(s, tc);
     return s;

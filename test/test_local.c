@@ -353,6 +353,40 @@ START_TEST(zero_and_made_up_keys_are_refused)
 }
 END_TEST
 
+/* Numbers no coro_key_new gave: every bit pattern reads NULL, sets and
+ * deletes nothing, and leaves the live key alone; a key's own slot under
+ * another generation too. */
+static void *bit_patterns_main(void *arg)
+{
+    const coro_key *bad = arg;
+    ck_assert_int_eq(coro_local_set(key, TOKEN(7)), 0);
+    for (size_t i = 0; bad[i] != 1; i++) {
+        ck_assert_ptr_null(coro_local_get(bad[i]));
+        ck_assert_int_eq(coro_local_set(bad[i], TOKEN(1)), EINVAL);
+    }
+    ck_assert_ptr_eq(coro_local_get(key), TOKEN(7));
+    return NULL;
+}
+
+START_TEST(keys_of_any_bit_pattern_are_refused)
+{
+    make_keys(NULL);
+    const coro_key bad[] = { 0, 2, CORO_KEYS_MAX - 1, ~0ull, ~0ull - 1,
+                             1ull << 63, (1ull << 32) | 1, 0xffffffffull,
+                             key + CORO_KEYS_MAX, key - CORO_KEYS_MAX,
+                             key + 1000 * CORO_KEYS_MAX, key ^ (1ull << 63),
+                             1 /* the end */ };
+    ck_assert_int_eq(coro_key_new(NULL, NULL), EINVAL);
+    for (size_t i = 0; bad[i] != 1; i++)
+        ck_assert_int_eq(coro_key_delete(bad[i]), EINVAL);
+    run_expect(bit_patterns_main, (void *)bad, 0);
+    delete_keys();
+    /* Deleted, a key is one of them. */
+    ck_assert_int_eq(coro_key_delete(key), EINVAL);
+    ck_assert_ptr_null(coro_local_get(key));
+}
+END_TEST
+
 /* ---------------------------------------------------------------------- */
 /* Destructors                                                            */
 /* ---------------------------------------------------------------------- */
@@ -830,6 +864,7 @@ Suite *local_suite(void)
     tcase_add_test(tc, key_new_runs_out_at_keys_max);
     tcase_add_test(tc, a_deleted_key_reads_null_and_destroys_nothing);
     tcase_add_test(tc, zero_and_made_up_keys_are_refused);
+    tcase_add_test(tc, keys_of_any_bit_pattern_are_refused);
     suite_add_tcase(s, tc);
 
     tc = test_case("destructors", 10);

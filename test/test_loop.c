@@ -547,6 +547,38 @@ static void *bad_input_main(void *arg)
     return NULL;
 }
 
+/* Lets go of references it never took: the borrowed handle, and one
+ * more than it retained. */
+static void *over_release_main(void *arg)
+{
+    (void)arg;
+    coro_loop *l = coro_loop_current();
+    coro_loop_release(l);
+    coro_loop_release(l);
+    ck_assert_ptr_eq(coro_loop_retain(l), l);
+    coro_loop_release(l);
+    coro_loop_release(l);
+    ck_assert_int_eq(coro_loop_alive(l), 1);
+    ck_assert_ptr_eq(coro_loop_current(), l);
+    ck_assert_int_eq(coro_loop_post(l, nothing, NULL), 0);
+    ck_assert_int_eq(await_sleep(0.001), 0);
+    /* Nobody holds it now: a wait that nothing can end is a deadlock. */
+    coro_event *ev = coro_event_new();
+    int err = await_event(ev, -1);
+    coro_event_free(ev);
+    return err ? coro_fail(err) : NULL;
+}
+
+/* A release without its retain does nothing (it freed the handle of the
+ * running loop, which then aborted on its own handle). */
+START_TEST(a_release_without_a_retain_does_nothing)
+{
+    char *report = run_reporting(over_release_main, NULL, EDEADLK);
+    expect_deadlock_report(report, 1);
+    free(report);
+}
+END_TEST
+
 START_TEST(post_bad_input_and_no_memory)
 {
     run_expect(bad_input_main, NULL, 0);
@@ -603,6 +635,7 @@ Suite *loop_suite(void)
 
     tc = test_case("errors", 10);
     tcase_add_test(tc, post_bad_input_and_no_memory);
+    tcase_add_test(tc, a_release_without_a_retain_does_nothing);
     tcase_add_test(tc, a_handle_without_memory_is_enomem);
     suite_add_tcase(s, tc);
     return s;

@@ -3,7 +3,9 @@
  * each helper, peer reset, partial reads, no SIGPIPE. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 /* A listener on 127.0.0.1 and an ephemeral port. */
 static int listener(int *port)
@@ -182,6 +185,111 @@ static void *listen_errors_main(void *arg)
 START_TEST(listen_rejects_bad_input)
 {
     run_expect(listen_errors_main, NULL, 0);
+}
+END_TEST
+
+/* Addresses, ports, flags and pointers coro_listen refuses; ports and fds
+ * coro_sock_port cannot tell. */
+START_TEST(listen_and_sock_port_sweep_bad_input)
+{
+    static char longest[5000];
+    memset(longest, '1', sizeof longest - 1);
+    const char *const addrs[] = { "", "localhost", "127.0.0.1 ", " ::1",
+                                  "127.0.0.1:80", "::1%nosuchif0", longest };
+    int fd = -7, port;
+    for (size_t i = 0; i < sizeof addrs / sizeof *addrs; i++)
+        ck_assert_int_eq(coro_listen(addrs[i], 0, 8, &fd), EINVAL);
+    const int ports[] = { -1, INT_MIN, 65536, 70000, INT_MAX };
+    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++)
+        ck_assert_int_eq(coro_listen("127.0.0.1", ports[i], 8, &fd), EINVAL);
+    ck_assert_int_eq(coro_listen("127.0.0.1", 0, 8, NULL), EINVAL);
+    const unsigned flags[] = { 2, 4, 0x80000000u, ~0u };
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        ck_assert_int_eq(coro_listen_flags("127.0.0.1", 0, 8, flags[i], &fd),
+                         EINVAL);
+    ck_assert_int_eq(fd, -7); /* never stored on a refusal */
+    /* Any backlog: <= 0 is SOMAXCONN, and the kernel caps a large one. */
+    const int backlogs[] = { INT_MIN, -1, 0, INT_MAX };
+    for (size_t i = 0; i < sizeof backlogs / sizeof *backlogs; i++) {
+        ck_assert_int_eq(coro_listen("127.0.0.1", 0, backlogs[i], &fd), 0);
+        close(fd);
+    }
+    /* coro_sock_port: no fd, no socket, no IP socket, no port yet. */
+    ck_assert_int_eq(coro_sock_port(1 << 30, &port), EBADF);
+    ck_assert_int_eq(coro_sock_port(INT_MIN, &port), EBADF);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(coro_sock_port(p[0], &port), ENOTSOCK);
+    close(p[0]);
+    close(p[1]);
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_eq(coro_sock_port(u, &port), EAFNOSUPPORT);
+    close(u);
+    int unbound = socket(AF_INET6, SOCK_DGRAM, 0);
+    port = -1;
+    ck_assert_int_eq(coro_sock_port(unbound, &port), 0);
+    ck_assert_int_eq(port, 0);
+    close(unbound);
+}
+END_TEST
+
+/* Every helper given an fd that is not open (never was, or closed): EBADF
+ * at once, and the loop's table of fds does not grow for it. */
+static void *helpers_bad_fds_main(void *arg)
+{
+    (void)arg;
+    int closed = dup(0);
+    ck_assert_int_ge(closed, 0);
+    close(closed);
+    const int fds[] = { -1, INT_MIN, 1 << 30, INT_MAX, closed };
+    char buf[8];
+    double t0 = coro_now();
+    long blocks = atomic_load(&coro__alloc_stats.blocks);
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+        int f = fds[i], fd = -7;
+        size_t got = 99;
+        ck_assert_int_eq(await_accept(f, 1, &fd), EBADF);
+        ck_assert_int_eq(fd, -7);
+        ck_assert_int_eq(await_read(f, buf, sizeof buf, 1, &got), EBADF);
+        ck_assert_uint_eq(got, 0);
+        ck_assert_int_eq(await_read_full(f, buf, sizeof buf, 1, &got),
+                         EBADF);
+        ck_assert_int_eq(await_read_until(f, buf, sizeof buf, "\n", 1, &got),
+                         EBADF);
+        ck_assert_int_eq(await_write_all(f, "x", 1, 1), EBADF);
+    }
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    ck_assert_int_eq(atomic_load(&coro__alloc_stats.blocks), blocks);
+    /* Pointers and timeouts, checked before the fd is looked at. */
+    size_t got;
+    int fd;
+    ck_assert_int_eq(await_accept(0, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_accept(0, NAN, &fd), EINVAL);
+    ck_assert_int_eq(await_read(0, buf, 1, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_read(0, NULL, 1, 1, &got), EINVAL);
+    ck_assert_int_eq(await_read(0, buf, 1, NAN, &got), EINVAL);
+    ck_assert_int_eq(await_read_full(0, buf, 1, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_read_full(0, NULL, 1, 1, &got), EINVAL);
+    ck_assert_int_eq(await_read_full(0, buf, 1, -NAN, &got), EINVAL);
+    ck_assert_int_eq(await_read_until(0, buf, 1, NULL, 1, &got), EINVAL);
+    ck_assert_int_eq(await_read_until(0, buf, 1, "", 1, &got), EINVAL);
+    ck_assert_int_eq(await_read_until(0, NULL, 1, "\n", 1, &got), EINVAL);
+    ck_assert_int_eq(await_read_until(0, buf, 1, "\n", 1, NULL), EINVAL);
+    ck_assert_int_eq(await_read_until(0, buf, 1, "\n", NAN, &got), EINVAL);
+    ck_assert_int_eq(await_write_all(1, NULL, 1, 1), EINVAL);
+    ck_assert_int_eq(await_write_all(1, "x", 1, NAN), EINVAL);
+    const int ports[] = { 0, -1, INT_MIN, 65536, INT_MAX };
+    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++)
+        ck_assert_int_eq(await_dial("127.0.0.1", ports[i], 1, &fd), EINVAL);
+    ck_assert_int_eq(await_dial(NULL, 80, 1, &fd), EINVAL);
+    ck_assert_int_eq(await_dial("127.0.0.1", 80, 1, NULL), EINVAL);
+    ck_assert_int_eq(await_dial("127.0.0.1", 80, NAN, &fd), EINVAL);
+    return NULL;
+}
+
+START_TEST(helpers_sweep_bad_fds_and_arguments)
+{
+    run_expect(helpers_bad_fds_main, NULL, 0);
 }
 END_TEST
 
@@ -654,10 +762,154 @@ static void *blocking_pipe_main(void *arg)
     return NULL;
 }
 
+static void *count_a_tick(void *arg)
+{
+    (void)arg;
+    ticks++;
+    return NULL;
+}
+
+static void *zero_timeout_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0); /* blocking both ends */
+    char buf[8];
+    size_t got = 0;
+    /* Ready: each completes at once. */
+    ck_assert_int_eq(await_write_all(p[1], "ab\ncd", 5, 0), 0);
+    ck_assert_int_eq(await_read(p[0], buf, 1, 0, &got), 0);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_int_eq(await_read_until(p[0], buf, sizeof buf, "\n", 0, &got),
+                     0);
+    ck_assert_uint_eq(got, 2);
+    ck_assert_int_eq(await_read_full(p[0], buf, 2, 0, &got), 0);
+    ck_assert_uint_eq(got, 2);
+    /* Not ready: ETIMEDOUT at once, with what came, once the other
+     * ready tasks ran, as any wait with timeout 0. */
+    double t0 = coro_now();
+    ticks = 0;
+    coro_task *tick = coro_spawn(count_a_tick, NULL);
+    ck_assert_int_eq(await_read(p[0], buf, 1, 0, &got), ETIMEDOUT);
+    ck_assert_int_eq(ticks, 1);
+    ck_assert_int_eq(await_task(tick, NULL), 0);
+    ck_assert_int_eq(await_write_all(p[1], "x", 1, 0), 0);
+    ck_assert_int_eq(await_read_full(p[0], buf, 2, 0, &got), ETIMEDOUT);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    /* The end of the stream is seen, not timed out. */
+    close(p[1]);
+    ck_assert_int_eq(await_read(p[0], buf, 1, 0, &got), 0);
+    ck_assert_uint_eq(got, 0);
+    close(p[0]);
+    /* A blocking listener with a connection waiting. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lfd, 8), 0);
+    int port, fd = -1;
+    ck_assert_int_eq(coro_sock_port(lfd, &port), 0);
+    ck_assert_int_eq(await_accept(lfd, 0, &fd), ETIMEDOUT);
+    int c = dial(port);
+    ck_assert_int_eq(await_accept(lfd, 0, &fd), 0);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    close(c);
+    close(lfd);
+    return NULL;
+}
+
+/* A timeout of 0 only tries, on a blocking fd too: an operation that can
+ * complete does (it waited for the reactor's word with a deadline that
+ * had passed, and timed out on a ready pipe). */
+START_TEST(a_zero_timeout_on_a_ready_blocking_fd_completes)
+{
+    run_expect(zero_timeout_main, NULL, 0);
+}
+END_TEST
+
 START_TEST(blocking_pipes_never_block_the_loop)
 {
     ticks = 0;
     run_expect(blocking_pipe_main, NULL, 0);
+}
+END_TEST
+
+static void *wrong_end_main(void *arg)
+{
+    (void)arg;
+    char buf[8];
+    size_t got = 99;
+    for (int nonblocking = 0; nonblocking < 2; nonblocking++) {
+        int p[2];
+        ck_assert_int_eq(pipe2(p, nonblocking ? O_NONBLOCK : 0), 0);
+        double t0 = coro_now();
+        ck_assert_int_eq(await_write_all(p[0], "x", 1, 1), EBADF);
+        ck_assert_int_eq(await_read(p[1], buf, sizeof buf, 1, &got), EBADF);
+        ck_assert_uint_eq(got, 0);
+        ck_assert_int_eq(await_read_full(p[1], buf, sizeof buf, 1, &got),
+                         EBADF);
+        ck_assert_int_eq(
+            await_read_until(p[1], buf, sizeof buf, "\n", 1, &got), EBADF);
+        ck_assert_double_lt(coro_now() - t0, 0.5);
+        close(p[0]);
+        close(p[1]);
+    }
+    return NULL;
+}
+
+static void *zero_length_main(void *arg)
+{
+    (void)arg;
+    int p[2], sv[2];
+    ck_assert_int_eq(pipe(p), 0); /* blocking, and nothing to read */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(write(sv[1], "data", 4), 4);
+    const int fds[] = { p[0], sv[0], -1, 1 << 30 };
+    char buf[8];
+    double t0 = coro_now();
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+        size_t got = 99;
+        ck_assert_int_eq(await_read(fds[i], buf, 0, 1, &got), 0);
+        ck_assert_uint_eq(got, 0);
+        ck_assert_int_eq(await_read(fds[i], NULL, 0, -1, &got), 0);
+        got = 99;
+        ck_assert_int_eq(await_read_full(fds[i], NULL, 0, -1, &got), 0);
+        ck_assert_uint_eq(got, 0);
+        ck_assert_int_eq(await_write_all(fds[i], NULL, 0, -1), 0);
+    }
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    /* Nothing was taken. */
+    ck_assert_int_eq(read(sv[0], buf, sizeof buf), 4);
+    /* The entry checks still hold. */
+    size_t got;
+    ck_assert_int_eq(await_read(p[0], buf, 0, 0.0 / 0.0, &got), EINVAL);
+    coro_cancel(coro_self());
+    ck_assert_int_eq(await_read(p[0], buf, 0, 1, &got), ECANCELED);
+    close(p[0]);
+    close(p[1]);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+/* Zero bytes to read or write return 0 at once without touching the fd,
+ * as asyncio's read(0), readexactly(0) and write(b"") do; a read of 0
+ * bytes waited for the fd to become readable (forever on an empty pipe
+ * without a timeout), where the other two returned at once. */
+START_TEST(zero_bytes_to_read_or_write_return_at_once)
+{
+    run_expect(zero_length_main, NULL, ECANCELED);
+}
+END_TEST
+
+/* The end of a pipe that cannot go the way asked is EBADF at once, as
+ * read(2) and write(2) say; a blocking one waited for a readiness that
+ * never comes (until the timeout, or forever without one). */
+START_TEST(the_wrong_end_of_a_pipe_is_ebadf_at_once)
+{
+    run_expect(wrong_end_main, NULL, 0);
 }
 END_TEST
 
@@ -694,6 +946,47 @@ static void *blocking_listener_main(void *arg)
     close(lfd);
     return NULL;
 }
+
+static void *accept_non_listener_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0); /* blocking, and nothing to read */
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    int tcp = socket(AF_INET, SOCK_STREAM, 0);
+    int unix_dgram = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(udp, 0);
+    ck_assert_int_ge(tcp, 0);
+    ck_assert_int_ge(unix_dgram, 0);
+    const struct {
+        int fd;
+        int err;
+    } cases[] = { { p[0], ENOTSOCK },      { p[1], ENOTSOCK },
+                  { udp, EOPNOTSUPP },     { tcp, EINVAL },
+                  { unix_dgram, EOPNOTSUPP } };
+    double t0 = coro_now();
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int fd = -7;
+        ck_assert_int_eq(await_accept(cases[i].fd, 1, &fd), cases[i].err);
+        ck_assert_int_eq(fd, -7);
+    }
+    ck_assert_double_lt(coro_now() - t0, 0.5);
+    close(p[0]);
+    close(p[1]);
+    close(udp);
+    close(tcp);
+    close(unix_dgram);
+    return NULL;
+}
+
+/* A blocking fd that is no listening socket gets accept's own answer at
+ * once: it waited for a connection that could never come (a pipe, a
+ * datagram socket), until the timeout or forever. */
+START_TEST(accept_on_a_blocking_non_listener_fails_at_once)
+{
+    run_expect(accept_non_listener_main, NULL, 0);
+}
+END_TEST
 
 START_TEST(a_blocking_listener_never_blocks_the_loop)
 {
@@ -760,6 +1053,8 @@ Suite *net_suite(void)
     tcase_add_test(tc, many_connections_at_once);
     tcase_add_test(tc, dial_resolves_names_and_reports_failures);
     tcase_add_test(tc, listen_rejects_bad_input);
+    tcase_add_test(tc, listen_and_sock_port_sweep_bad_input);
+    tcase_add_test(tc, helpers_sweep_bad_fds_and_arguments);
     tcase_add_test(tc, listen_flags_share_a_port);
     tcase_add_test(tc, helpers_time_out);
     tcase_add_test(tc, partial_reads_across_many_small_writes);
@@ -770,7 +1065,11 @@ Suite *net_suite(void)
     tcase_add_test(tc, write_all_waits_for_room);
     tcase_add_test(tc, helpers_outside_a_coroutine_are_eperm);
     tcase_add_test(tc, blocking_pipes_never_block_the_loop);
+    tcase_add_test(tc, a_zero_timeout_on_a_ready_blocking_fd_completes);
+    tcase_add_test(tc, the_wrong_end_of_a_pipe_is_ebadf_at_once);
+    tcase_add_test(tc, zero_bytes_to_read_or_write_return_at_once);
     tcase_add_test(tc, a_blocking_listener_never_blocks_the_loop);
+    tcase_add_test(tc, accept_on_a_blocking_non_listener_fails_at_once);
     tcase_add_test(tc, write_all_to_a_pipe_without_reader_is_epipe_not_sigpipe);
     tcase_add_test(tc, read_until_refuses_datagram_sockets);
     suite_add_tcase(s, tc);

@@ -236,6 +236,26 @@ START_TEST(a_lone_loop_lists_itself)
 }
 END_TEST
 
+/* No array to fill: coro_loops only counts, whatever cap says (it stored
+ * through the NULL before). */
+static void *count_without_array(void *arg)
+{
+    (void)arg;
+    ck_assert_uint_eq(coro_loops(NULL, 5), *(unsigned *)arg);
+    ck_assert_uint_eq(coro_loops(NULL, SIZE_MAX), *(unsigned *)arg);
+    return NULL;
+}
+
+START_TEST(loops_without_an_array_only_count)
+{
+    ck_assert_uint_eq(coro_loops(NULL, 5), 0);
+    unsigned n = 1;
+    run_expect(count_without_array, &n, 0);
+    n = 2;
+    ck_assert_int_eq(coro_run_loops(2, count_without_array, &n, NULL), 0);
+}
+END_TEST
+
 START_TEST(run_loops_bad_input)
 {
     void *result = &result;
@@ -350,6 +370,7 @@ Suite *run_loops_suite(void)
     tc = test_case("errors", 10);
     tcase_add_test(tc, a_lone_loop_lists_itself);
     tcase_add_test(tc, run_loops_bad_input);
+    tcase_add_test(tc, loops_without_an_array_only_count);
     suite_add_tcase(s, tc);
 
     tc = test_case("reuseport", 30);

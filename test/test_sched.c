@@ -3,6 +3,7 @@
  * scale. (Joins, gathers and waits are join.c's: test_join.c.) */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -584,6 +585,133 @@ START_TEST(names_come_from_attr_or_function)
     run_expect(names_main, NULL, 0);
     ck_assert_ptr_null(coro_self());
     ck_assert_ptr_null(coro_fail(EIO)); /* no effect outside a task */
+}
+END_TEST
+
+/* Every stack size that rounds or overflows past the limits, every
+ * unknown flag bit, with and without the shared stack; names of every
+ * length. */
+static void *spawn_sweep_main(void *arg)
+{
+    (void)arg;
+    const size_t sizes[] = { 1, 4095, 16383, (1u << 30) + 1, (size_t)1 << 40,
+                             SIZE_MAX / 2 + 1, SIZE_MAX - 4096, SIZE_MAX - 4095,
+                             SIZE_MAX - 1, SIZE_MAX };
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        for (unsigned shared = 0; shared < 2; shared++) {
+            coro_attr a = { .stack_size = sizes[i],
+                            .flags = shared ? CORO_SHARED_STACK : 0 };
+            errno = 0;
+            ck_assert_ptr_null(coro_spawn_attr(&a, return_arg, NULL));
+            ck_assert_int_eq(errno, EINVAL);
+        }
+    }
+    const unsigned flags[] = { 4, 8, 0x80000000u, ~0u, ~3u };
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        coro_attr a = { .flags = flags[i] };
+        errno = 0;
+        ck_assert_ptr_null(coro_spawn_attr(&a, return_arg, NULL));
+        ck_assert_int_eq(errno, EINVAL);
+    }
+    /* The edges that are good: 16 KiB, 1 GiB (reserved, never touched). */
+    coro_attr edge = { .stack_size = 16384 };
+    ck_assert_int_eq(await_task(coro_spawn_attr(&edge, return_arg, NULL),
+                                NULL),
+                     0);
+    edge.stack_size = (size_t)1 << 30;
+    ck_assert_int_eq(await_task(coro_spawn_attr(&edge, return_arg, NULL),
+                                NULL),
+                     0);
+    static char longest[10000];
+    memset(longest, 'n', sizeof longest - 1);
+    coro_attr named = { .name = longest };
+    coro_task *t = coro_spawn_attr(&named, return_arg, NULL);
+    ck_assert_uint_eq(strlen(coro_name(t)), 31);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    named.name = ""; /* as NULL: the function's name */
+    t = coro_spawn_attr(&named, return_arg, NULL);
+    ck_assert_str_eq(coro_name(t), "return_arg");
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    errno = 0;
+    ck_assert_ptr_null((coro_spawn_attr)(NULL, NULL, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    /* The shield takes any int as on or off. */
+    ck_assert_int_eq(coro_shield(-1), 0);
+    ck_assert_int_eq(coro_shield(INT_MIN), 1);
+    ck_assert_int_eq(coro_shield(0), 1);
+    ck_assert_int_eq(coro_shield(0), 0);
+    coro_detach(NULL);
+    ck_assert_int_eq(coro_cancel(NULL), EINVAL);
+    ck_assert_ptr_null(coro_name(NULL));
+    return NULL;
+}
+
+START_TEST(spawn_sweep_sizes_flags_and_names)
+{
+    run_expect(spawn_sweep_main, NULL, 0);
+    /* No loop here: nothing to spawn into, nothing to shield. */
+    coro_attr a = { 0 };
+    errno = 0;
+    ck_assert_ptr_null(coro_spawn_attr(&a, return_arg, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(coro_shield(1), 0);
+    ck_assert_int_eq(coro_shield(0), 0);
+}
+END_TEST
+
+/* Fails with arg's error after failing with EIO first. */
+static void *fail_twice(void *arg)
+{
+    coro_fail(EIO);
+    return coro_fail((int)(intptr_t)arg);
+}
+
+static void *fail_values_main(void *arg)
+{
+    (void)arg;
+    const struct {
+        int given;
+        int joined;
+    } cases[] = { { 0, 0 },           { EPIPE, EPIPE },   { -EIO, EINVAL },
+                  { -1, EINVAL },     { INT_MIN, EINVAL }, { INT_MAX, INT_MAX } };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        coro_task *t = coro_spawn(fail_twice, (void *)(intptr_t)cases[i].given);
+        ck_assert_int_eq(await_task(t, NULL), cases[i].joined);
+    }
+    return coro_fail(-2);
+}
+
+/* err 0 clears a failure; a negative err is no errno value (a caller's
+ * -EIO, kernel style): the task fails with EINVAL, where it cleared the
+ * failure and the task passed for a success. */
+START_TEST(fail_takes_errno_values_and_zero)
+{
+    run_expect(fail_values_main, NULL, EINVAL);
+}
+END_TEST
+
+/* A task of another thread's loop has no name here: that thread may
+ * rename it or free it at any time. */
+static void *foreign_name_main(void *arg)
+{
+    (void)arg;
+    struct side_loop s;
+    coro_future *f;
+    coro_task *t = foreign_task_start(&s, &f);
+    ck_assert_ptr_null(coro_name(t));
+    ck_assert_ptr_nonnull(coro_name(coro_self()));
+    foreign_task_stop(&s, f);
+    return NULL;
+}
+
+START_TEST(another_loops_task_has_no_name_here)
+{
+    run_expect(foreign_name_main, NULL, 0);
+    struct side_loop s;
+    coro_future *f;
+    coro_task *t = foreign_task_start(&s, &f);
+    ck_assert_ptr_null(coro_name(t)); /* no loop on this thread */
+    foreign_task_stop(&s, f);
 }
 END_TEST
 
@@ -1673,6 +1801,9 @@ Suite *sched_suite(void)
     tcase_add_test(tc, detached_tasks_are_freed_when_they_end);
     tcase_add_test(tc, names_come_from_attr_or_function);
     tcase_add_test(tc, spawn_rejects_bad_input);
+    tcase_add_test(tc, fail_takes_errno_values_and_zero);
+    tcase_add_test(tc, spawn_sweep_sizes_flags_and_names);
+    tcase_add_test(tc, another_loops_task_has_no_name_here);
     tcase_add_test(tc, errno_is_kept_per_task);
     suite_add_tcase(s, tc);
 

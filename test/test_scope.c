@@ -1,6 +1,7 @@
 /* Timeout scopes (scope.c): asyncio.timeout's behaviour, named after the
  * CPython tests (Lib/test/test_asyncio/test_timeouts.py) they mirror. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -473,6 +474,60 @@ START_TEST(scope_bad_input)
 }
 END_TEST
 
+/* Deadlines at the ends of the doubles: past what int64 nanoseconds count
+ * they never come (when() says -1); at or before now they have come. */
+static void *extreme_deadlines_main(void *arg)
+{
+    (void)arg;
+    const double never[] = { -INFINITY, -DBL_MAX, -1, 9.3e9 * 2, 9.3e18,
+                             1e300, DBL_MAX, INFINITY };
+    coro_timeout *s;
+    for (size_t i = 0; i < sizeof never / sizeof *never; i++) {
+        ck_assert_int_eq(coro_timeout_open(never[i], &s), 0);
+        ck_assert_double_eq(coro_timeout_when(s), -1);
+        ck_assert_int_eq(await_sleep(0.001), 0);
+        ck_assert_int_eq(coro_timeout_reschedule(s, never[i]), 0);
+        ck_assert_double_eq(coro_timeout_when(s), -1);
+        ck_assert_int_eq(coro_timeout_expired(s), 0);
+        ck_assert_int_eq(coro_timeout_close(s), 0);
+        ck_assert_int_eq(coro_timeout_open_at(never[i], &s), 0);
+        ck_assert_double_eq(coro_timeout_when(s), -1);
+        ck_assert_int_eq(await_yield(), 0);
+        ck_assert_int_eq(coro_timeout_close(s), 0);
+    }
+    const double now[] = { 0, -0.0, 5e-324, 1e-300 };
+    for (size_t i = 0; i < sizeof now / sizeof *now; i++) {
+        ck_assert_int_eq(coro_timeout_open(now[i], &s), 0);
+        ck_assert_double_ge(coro_timeout_when(s), 0);
+        ck_assert_int_eq(await_yield(), ETIMEDOUT);
+        ck_assert_int_eq(coro_timeout_expired(s), 1);
+        /* Expired: no reschedule, as asyncio refuses one. */
+        ck_assert_int_eq(coro_timeout_reschedule(s, INFINITY), EINVAL);
+        ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+        ck_assert_int_eq(coro_timeout_open_at(now[i], &s), 0);
+        ck_assert_int_eq(await_sleep(-1), ETIMEDOUT);
+        ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    }
+    /* A reschedule to NaN, or of a scope not the innermost, changes
+     * nothing wrong: NaN is refused, an outer one may move. */
+    coro_timeout *outer, *inner;
+    ck_assert_int_eq(coro_timeout_open(10, &outer), 0);
+    ck_assert_int_eq(coro_timeout_open(10, &inner), 0);
+    ck_assert_int_eq(coro_timeout_reschedule(outer, NAN), EINVAL);
+    ck_assert_int_eq(coro_timeout_reschedule(outer, INFINITY), 0);
+    ck_assert_double_eq(coro_timeout_when(outer), -1);
+    ck_assert_int_eq(coro_timeout_close(outer), EINVAL); /* not innermost */
+    ck_assert_int_eq(coro_timeout_close(inner), 0);
+    ck_assert_int_eq(coro_timeout_close(outer), 0);
+    return NULL;
+}
+
+START_TEST(scope_deadlines_at_the_ends_of_the_doubles)
+{
+    run_expect(extreme_deadlines_main, NULL, 0);
+}
+END_TEST
+
 /* From a shared-stack task while another shared-stack task writes over
  * the stack: the scope is on the heap, its deadline in the task. */
 static void *scoped_waiter(void *arg)
@@ -773,6 +828,7 @@ Suite *scope_suite(void)
     tcase_add_test(tc, blocking_calls_and_waits_inside_a_scope);
     tcase_add_test(tc, cancellation_comes_before_a_scope);
     tcase_add_test(tc, scope_bad_input);
+    tcase_add_test(tc, scope_deadlines_at_the_ends_of_the_doubles);
     tcase_add_test(tc, scopes_work_on_the_shared_stack);
     suite_add_tcase(s, tc);
 

@@ -1,7 +1,8 @@
 /* Coordination: channels and select, queues (FIFO, LIFO, priority), mutex,
  * semaphore, event, condition, barrier. Ordering and fairness, capacity,
  * close and shutdown, timeouts, cancellation of a waiter at each call,
- * waits on the shared stack, producer/consumer at scale, deadlocks. */
+ * waits on the shared stack, producer/consumer at scale, deadlocks, and
+ * bad input across the objects (NULLs, limits, freeing once woken). */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -1852,6 +1853,86 @@ static void *cond_cancel_main(void *arg)
 START_TEST(condition_cancellation_retakes_the_mutex)
 {
     run_expect(cond_cancel_main, NULL, 0);
+}
+END_TEST
+
+/* Waits on shared_cond (arg NULL) or with await_cond_wait_for (arg: the
+ * predicate's flag), and says how it ended. */
+static int flag_is_set(void *arg)
+{
+    return *(int *)arg;
+}
+
+static void *cond_waiter(void *arg)
+{
+    ck_assert_int_eq(await_mutex_lock(shared_mutex, 5), 0);
+    int err = arg ? await_cond_wait_for(shared_cond, shared_mutex,
+                                        flag_is_set, arg, 5)
+                  : await_cond_wait(shared_cond, shared_mutex, 5);
+    ck_assert_int_eq(coro_mutex_unlock(shared_mutex), 0);
+    trace("woke%d", err);
+    return NULL;
+}
+
+static void *cond_free_after_notify_main(void *arg)
+{
+    (void)arg;
+    static int flag;
+    shared_mutex = coro_mutex_new();
+    for (int round = 0; round < 3; round++) {
+        shared_cond = coro_cond_new();
+        flag = 0;
+        coro_task *t[2] = { coro_spawn(cond_waiter, round ? &flag : NULL),
+                            coro_spawn(cond_waiter, round ? &flag : NULL) };
+        await_yield(); /* both wait */
+        flag = 1;
+        if (round == 1)
+            ck_assert_int_eq(coro_cond_notify(shared_cond, 2), 0);
+        else
+            ck_assert_int_eq(coro_cond_notify_all(shared_cond), 0);
+        /* Nobody waits on it any more: it may go before they run. */
+        ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+        shared_cond = NULL;
+        ck_assert_int_eq(await_gather(t, 2, NULL, NULL), 0);
+    }
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+static void *cond_free_mutex_main(void *arg)
+{
+    (void)arg;
+    shared_mutex = coro_mutex_new();
+    shared_cond = coro_cond_new();
+    coro_task *t = coro_spawn(cond_waiter, NULL);
+    await_yield(); /* t waits, the mutex released meanwhile */
+    ck_assert_int_eq(coro_mutex_locked(shared_mutex), 0);
+    /* t takes the mutex back as it wakes: it is not free to go. */
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), EBUSY);
+    ck_assert_int_eq(coro_cond_notify(shared_cond, 1), 0);
+    ck_assert_int_eq(await_task(t, NULL), 0);
+    ck_assert_int_eq(coro_cond_free(shared_cond), 0);
+    ck_assert_int_eq(coro_mutex_free(shared_mutex), 0);
+    return NULL;
+}
+
+/* A mutex that a condition's waiter will take back is busy, though nobody
+ * holds it while the waiter waits (it was freed, and the waiter then took
+ * a freed mutex). */
+START_TEST(a_mutex_a_condition_waiter_will_take_back_is_busy)
+{
+    run_expect(cond_free_mutex_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "woke0");
+}
+END_TEST
+
+/* As pthread_cond_destroy allows after a broadcast: a condition whose
+ * waiters were all notified may be freed before they run (a woken waiter
+ * read the condition after it woke, freed by then). */
+START_TEST(a_condition_may_be_freed_once_it_notified_its_waiters)
+{
+    run_expect(cond_free_after_notify_main, NULL, 0);
+    ck_assert_str_eq(trace_get(), "woke0 woke0 woke0 woke0 woke0 woke0");
 }
 END_TEST
 
@@ -4385,6 +4466,321 @@ START_TEST(new_waits_parked_on_the_shared_stack_survive_others)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* Bad input across the objects                                           */
+/* ---------------------------------------------------------------------- */
+
+static int no_pred(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+static void drop_nothing(void *item, void *arg)
+{
+    (void)item;
+    (void)arg;
+}
+
+/* Every call of every object given NULL for it: EINVAL, a query's 0, or
+ * nothing done (the setters, the _free calls). */
+static void *null_objects_main(void *arg)
+{
+    (void)arg;
+    int v = 1;
+    void *item;
+    unsigned index;
+    size_t chosen = 99;
+    coro_mutex *m = coro_mutex_new();
+    coro_cond *c = coro_cond_new();
+    ck_assert_int_eq(await_chan_send(NULL, &v, 1), EINVAL);
+    ck_assert_int_eq(await_chan_recv(NULL, &v, 1), EINVAL);
+    ck_assert_int_eq(coro_chan_try_send(NULL, &v), EINVAL);
+    ck_assert_int_eq(coro_chan_try_recv(NULL, &v), EINVAL);
+    ck_assert_int_eq(coro_chan_close(NULL), EINVAL);
+    ck_assert_int_eq(coro_chan_free(NULL), 0);
+    coro_chan_op op = { NULL, 0, &v };
+    ck_assert_int_eq(await_select(&op, 1, 1, &chosen), EINVAL);
+    ck_assert_int_eq(await_select(NULL, 1, 1, &chosen), EINVAL);
+    ck_assert_int_eq(await_select(NULL, SIZE_MAX, 1, &chosen), EINVAL);
+    ck_assert_uint_eq(chosen, 99);
+    ck_assert_int_eq(await_queue_put(NULL, &v, 1), EINVAL);
+    ck_assert_int_eq(await_queue_get(NULL, &item, 1), EINVAL);
+    ck_assert_int_eq(coro_queue_try_put(NULL, &v), EINVAL);
+    ck_assert_int_eq(coro_queue_try_get(NULL, &item), EINVAL);
+    ck_assert_uint_eq(coro_queue_size(NULL), 0);
+    ck_assert_int_eq(coro_queue_task_done(NULL), EINVAL);
+    ck_assert_int_eq(await_queue_join(NULL, 1), EINVAL);
+    ck_assert_int_eq(coro_queue_shutdown(NULL), EINVAL);
+    ck_assert_int_eq(coro_queue_shutdown_now(NULL, drop_nothing, NULL),
+                     EINVAL);
+    ck_assert_int_eq(coro_queue_free(NULL), 0);
+    ck_assert_int_eq(await_mutex_lock(NULL, 1), EINVAL);
+    ck_assert_int_eq(coro_mutex_unlock(NULL), EINVAL);
+    ck_assert_int_eq(coro_mutex_locked(NULL), 0);
+    ck_assert_int_eq(coro_mutex_free(NULL), 0);
+    ck_assert_int_eq(await_sem_acquire(NULL, 1), EINVAL);
+    ck_assert_int_eq(coro_sem_release(NULL), EINVAL);
+    ck_assert_uint_eq(coro_sem_value(NULL), 0);
+    ck_assert_int_eq(coro_sem_locked(NULL), 0);
+    ck_assert_int_eq(coro_sem_free(NULL), 0);
+    ck_assert_int_eq(await_event(NULL, 1), EINVAL);
+    coro_event_set(NULL);
+    coro_event_clear(NULL);
+    ck_assert_int_eq(coro_event_is_set(NULL), 0);
+    ck_assert_int_eq(coro_event_free(NULL), 0);
+    ck_assert_int_eq(await_mutex_lock(m, 1), 0);
+    ck_assert_int_eq(await_cond_wait(NULL, m, 1), EINVAL);
+    ck_assert_int_eq(await_cond_wait(c, NULL, 1), EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(NULL, m, no_pred, NULL, 1), EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(c, NULL, no_pred, NULL, 1), EINVAL);
+    ck_assert_int_eq(await_cond_wait_for(c, m, NULL, NULL, 1), EINVAL);
+    ck_assert_int_eq(coro_mutex_locked(m), 1); /* still held */
+    ck_assert_int_eq(coro_cond_notify(NULL, 1), EINVAL);
+    ck_assert_int_eq(coro_cond_notify_all(NULL), EINVAL);
+    ck_assert_int_eq(coro_cond_free(NULL), 0);
+    ck_assert_int_eq(await_barrier_wait(NULL, 1, &index), EINVAL);
+    ck_assert_int_eq(coro_barrier_reset(NULL), EINVAL);
+    ck_assert_int_eq(coro_barrier_abort(NULL), EINVAL);
+    ck_assert_uint_eq(coro_barrier_parties(NULL), 0);
+    ck_assert_uint_eq(coro_barrier_waiting(NULL), 0);
+    ck_assert_int_eq(coro_barrier_broken(NULL), 0);
+    ck_assert_int_eq(coro_barrier_free(NULL), 0);
+    ck_assert_int_eq(coro_mutex_unlock(m), 0);
+    ck_assert_int_eq(coro_mutex_free(m), 0);
+    ck_assert_int_eq(coro_cond_free(c), 0);
+    return NULL;
+}
+
+START_TEST(every_call_given_a_null_object_refuses_it)
+{
+    run_expect(null_objects_main, NULL, 0);
+}
+END_TEST
+
+/* Numbers at their limits: counts and sizes up to the largest, wait
+ * indices and select flags as C reads them. */
+static void *limits_main(void *arg)
+{
+    (void)arg;
+    coro_sem *s = coro_sem_new(UINT_MAX);
+    ck_assert_uint_eq(coro_sem_value(s), UINT_MAX);
+    ck_assert_int_eq(coro_sem_release(s), EOVERFLOW);
+    ck_assert_int_eq(await_sem_acquire(s, 0), 0);
+    ck_assert_int_eq(coro_sem_release(s), 0);
+    ck_assert_int_eq(coro_sem_free(s), 0);
+    const unsigned bounds[] = { 0, 1, UINT_MAX };
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        s = coro_sem_new_bounded(bounds[i]);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_int_eq(coro_sem_release(s), EINVAL); /* full already */
+        ck_assert_int_eq(coro_sem_locked(s), bounds[i] == 0);
+        ck_assert_int_eq(coro_sem_free(s), 0);
+    }
+    coro_barrier *b = coro_barrier_new(UINT_MAX);
+    ck_assert_uint_eq(coro_barrier_parties(b), UINT_MAX);
+    unsigned index = 7;
+    ck_assert_int_eq(await_barrier_wait(b, 0, &index), ETIMEDOUT);
+    ck_assert_uint_eq(index, 7);
+    ck_assert_uint_eq(coro_barrier_waiting(b), 0); /* it left the round */
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    b = coro_barrier_new(1); /* index may be NULL */
+    ck_assert_int_eq(await_barrier_wait(b, -1, NULL), 0);
+    ck_assert_int_eq(coro_barrier_free(b), 0);
+    coro_cond *c = coro_cond_new();
+    ck_assert_int_eq(coro_cond_notify(c, 0), 0);
+    ck_assert_int_eq(coro_cond_notify(c, SIZE_MAX), 0);
+    ck_assert_int_eq(coro_cond_free(c), 0);
+    /* Unbounded in effect: SIZE_MAX items may be put, and are not
+     * reserved. */
+    coro_queue *q = coro_queue_new(SIZE_MAX);
+    ck_assert_ptr_nonnull(q);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(coro_queue_try_put(q, TOKEN(i)), 0);
+    ck_assert_uint_eq(coro_queue_size(q), 1000);
+    ck_assert_int_eq(coro_queue_shutdown_now(q, NULL, NULL), 0);
+    ck_assert_int_eq(coro_queue_free(q), 0);
+    /* A select op sends for any non-zero send. */
+    coro_chan *ch = coro_chan_new(sizeof(int), 2);
+    int v = 4, got = 0;
+    size_t chosen;
+    coro_chan_op ops[2] = { { ch, 2, &v }, { ch, -1, &v } };
+    ck_assert_int_eq(await_select(&ops[0], 1, 0, &chosen), 0);
+    ck_assert_int_eq(await_select(&ops[1], 1, 0, &chosen), 0);
+    ck_assert_int_eq(await_select(&ops[1], 1, 0, &chosen), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_try_recv(ch, &got), 0);
+    ck_assert_int_eq(got, 4);
+    coro_chan_op none = { ch, 0, NULL }; /* nowhere to receive into */
+    ck_assert_int_eq(await_select(&none, 1, 0, &chosen), EINVAL);
+    ck_assert_int_eq(await_select(ops, 0, 0, &chosen), EINVAL);
+    ck_assert_int_eq(await_select(ops, 1, 0, NULL), EINVAL);
+    ck_assert_int_eq(await_select(ops, 1, NAN, &chosen), EINVAL);
+    ck_assert_int_eq(coro_chan_try_recv(ch, &got), 0); /* the one left */
+    ck_assert_int_eq(coro_chan_free(ch), 0);
+    return NULL;
+}
+
+START_TEST(numbers_at_their_limits)
+{
+    run_expect(limits_main, NULL, 0);
+}
+END_TEST
+
+/* Every kind of object, freed as soon as no task waits on it, before the
+ * task it woke has run: the woken task never touches it again. */
+static coro_chan *gone_chan;
+static coro_queue *gone_queue;
+static coro_sem *gone_sem;
+static coro_event *gone_event;
+static coro_barrier *gone_barrier;
+
+static void *gone_recv(void *arg)
+{
+    static int v;
+    return TOKEN(arg ? await_chan_send(gone_chan, &v, 5)
+                     : await_chan_recv(gone_chan, &v, 5));
+}
+
+static void *gone_select(void *arg)
+{
+    (void)arg;
+    static int v;
+    static coro_chan_op ops[2];
+    ops[0] = (coro_chan_op){ gone_chan, 0, &v };
+    ops[1] = (coro_chan_op){ gone_chan, 0, &v };
+    size_t chosen;
+    return TOKEN(await_select(ops, 2, 5, &chosen));
+}
+
+static void *gone_get(void *arg)
+{
+    void *item;
+    return TOKEN(arg ? await_queue_join(gone_queue, 5)
+                     : await_queue_get(gone_queue, &item, 5));
+}
+
+static void *gone_acquire(void *arg)
+{
+    (void)arg;
+    return TOKEN(await_sem_acquire(gone_sem, 5));
+}
+
+static void *gone_wait_event(void *arg)
+{
+    (void)arg;
+    return TOKEN(await_event(gone_event, 5));
+}
+
+static void *gone_party(void *arg)
+{
+    (void)arg;
+    unsigned index;
+    return TOKEN(await_barrier_wait(gone_barrier, 5, &index));
+}
+
+/* Spawns fn(arg), lets it park, runs act, which frees what it waited on,
+ * and checks what the task then returns. */
+static void free_under(coro_fn fn, void *arg, void (*act)(void), int want)
+{
+    coro_task *t = coro_spawn(fn, arg);
+    ck_assert_int_eq(await_yield(), 0);
+    act();
+    void *r;
+    ck_assert_int_eq(await_task(t, &r), 0);
+    ck_assert_ptr_eq(r, TOKEN(want));
+}
+
+static void send_and_free(void)
+{
+    int v = 1;
+    ck_assert_int_eq(coro_chan_try_send(gone_chan, &v), 0);
+    ck_assert_int_eq(coro_chan_free(gone_chan), 0);
+}
+
+static void recv_and_free(void)
+{
+    int v;
+    ck_assert_int_eq(coro_chan_try_recv(gone_chan, &v), 0);
+    ck_assert_int_eq(coro_chan_free(gone_chan), 0);
+}
+
+static void close_and_free(void)
+{
+    ck_assert_int_eq(coro_chan_close(gone_chan), 0);
+    ck_assert_int_eq(coro_chan_free(gone_chan), 0);
+}
+
+static void put_and_free(void)
+{
+    ck_assert_int_eq(coro_queue_try_put(gone_queue, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_free(gone_queue), 0);
+}
+
+static void done_and_free(void)
+{
+    ck_assert_int_eq(coro_queue_task_done(gone_queue), 0);
+    ck_assert_int_eq(coro_queue_free(gone_queue), 0);
+}
+
+static void shut_and_free(void)
+{
+    ck_assert_int_eq(coro_queue_shutdown_now(gone_queue, NULL, NULL), 0);
+    ck_assert_int_eq(coro_queue_free(gone_queue), 0);
+}
+
+static void release_and_free(void)
+{
+    ck_assert_int_eq(coro_sem_release(gone_sem), 0);
+    ck_assert_int_eq(coro_sem_free(gone_sem), 0);
+}
+
+static void set_and_free(void)
+{
+    coro_event_set(gone_event);
+    ck_assert_int_eq(coro_event_free(gone_event), 0);
+}
+
+static void reset_and_free(void)
+{
+    ck_assert_int_eq(coro_barrier_reset(gone_barrier), 0);
+    ck_assert_int_eq(coro_barrier_free(gone_barrier), 0);
+}
+
+static void *freed_once_woken_main(void *arg)
+{
+    (void)arg;
+    gone_chan = coro_chan_new(sizeof(int), 0);
+    free_under(gone_recv, NULL, send_and_free, 0);
+    gone_chan = coro_chan_new(sizeof(int), 0);
+    free_under(gone_recv, TOKEN(1), recv_and_free, 0);
+    gone_chan = coro_chan_new(sizeof(int), 0);
+    free_under(gone_recv, NULL, close_and_free, EPIPE);
+    gone_chan = coro_chan_new(sizeof(int), 0);
+    free_under(gone_select, NULL, send_and_free, 0);
+    gone_queue = coro_queue_new(0);
+    free_under(gone_get, NULL, put_and_free, 0);
+    gone_queue = coro_queue_new(0);
+    void *item;
+    ck_assert_int_eq(coro_queue_try_put(gone_queue, TOKEN(1)), 0);
+    ck_assert_int_eq(coro_queue_try_get(gone_queue, &item), 0);
+    free_under(gone_get, TOKEN(1), done_and_free, 0);
+    gone_queue = coro_queue_new(0);
+    free_under(gone_get, NULL, shut_and_free, EPIPE);
+    gone_sem = coro_sem_new(0);
+    free_under(gone_acquire, NULL, release_and_free, 0);
+    gone_event = coro_event_new();
+    free_under(gone_wait_event, NULL, set_and_free, 0);
+    gone_barrier = coro_barrier_new(2);
+    free_under(gone_party, NULL, reset_and_free, EPIPE);
+    return NULL;
+}
+
+START_TEST(an_object_may_be_freed_once_nobody_waits_on_it)
+{
+    run_expect(freed_once_woken_main, NULL, 0);
+}
+END_TEST
+
 Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -4435,6 +4831,8 @@ Suite *sync_suite(void)
     tcase_add_test(tc, condition_wait_for_timeout_covers_the_whole_wait);
     tcase_add_test(tc, condition_wait_for_cancelled_retakes_the_mutex);
     tcase_add_test(tc, condition_wait_for_bad_input);
+    tcase_add_test(tc, a_condition_may_be_freed_once_it_notified_its_waiters);
+    tcase_add_test(tc, a_mutex_a_condition_waiter_will_take_back_is_busy);
     suite_add_tcase(s, tc);
 
     tc = test_case("barrier", 20);
@@ -4500,6 +4898,12 @@ Suite *sync_suite(void)
     tcase_add_test(tc, py_sem_test_acquire_fifo_order_4);
     tcase_add_test(tc, py_barrier_test_reset_barrier_while_tasks_draining);
     tcase_add_test(tc, py_barrier_test_draining_state);
+    suite_add_tcase(s, tc);
+
+    tc = test_case("bad input", 20);
+    tcase_add_test(tc, every_call_given_a_null_object_refuses_it);
+    tcase_add_test(tc, numbers_at_their_limits);
+    tcase_add_test(tc, an_object_may_be_freed_once_nobody_waits_on_it);
     suite_add_tcase(s, tc);
 
     tc = test_case("shared stack", 20);

@@ -23,10 +23,14 @@
  *
  * Last, a task cancelled before it runs calls each await_* with the
  * operation ready to complete: each must return ECANCELED and do
- * nothing. */
+ * nothing. And the bad input every wait shares: called where no task
+ * runs (EPERM), a NaN timeout (EINVAL), timeouts at the ends of the
+ * doubles (taken, never overflowing). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -1862,6 +1866,298 @@ START_TEST(one_combination)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------
+ * Bad input common to every wait: called where nothing may wait, a NaN
+ * timeout, and timeouts at the ends of the doubles.
+ * --------------------------------------------------------------------- */
+
+/* Objects for the calls below, made where no loop runs yet. */
+static struct {
+    coro_chan    *chan;
+    coro_queue   *queue;
+    coro_mutex   *mutex;
+    coro_sem     *sem;
+    coro_event   *event;
+    coro_cond    *cond;
+    coro_barrier *barrier;
+    coro_xchan   *xchan;
+    int           pipe[2];
+} bx;
+
+static void bx_make(void)
+{
+    bx.chan = coro_chan_new(sizeof(int), 1);
+    bx.queue = coro_queue_new(1);
+    bx.mutex = coro_mutex_new();
+    bx.sem = coro_sem_new(1);
+    bx.event = coro_event_new();
+    bx.cond = coro_cond_new();
+    bx.barrier = coro_barrier_new(1);
+    bx.xchan = coro_xchan_new(sizeof(int), 1);
+    ck_assert(bx.chan && bx.queue && bx.mutex && bx.sem && bx.event &&
+              bx.cond && bx.barrier && bx.xchan);
+    ck_assert_int_eq(pipe2(bx.pipe, O_NONBLOCK), 0);
+}
+
+static void bx_free(void)
+{
+    ck_assert_int_eq(coro_chan_free(bx.chan), 0);
+    ck_assert_int_eq(coro_queue_free(bx.queue), 0);
+    ck_assert_int_eq(coro_mutex_free(bx.mutex), 0);
+    ck_assert_int_eq(coro_sem_free(bx.sem), 0);
+    ck_assert_int_eq(coro_event_free(bx.event), 0);
+    ck_assert_int_eq(coro_cond_free(bx.cond), 0);
+    ck_assert_int_eq(coro_barrier_free(bx.barrier), 0);
+    ck_assert_int_eq(coro_xchan_free(bx.xchan), 0);
+    close(bx.pipe[0]);
+    close(bx.pipe[1]);
+}
+
+static void *never_runs(void *arg)
+{
+    (void)arg;
+    ck_abort_msg("a refused call ran its function");
+    return NULL;
+}
+
+static int always(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+/* Every await_* of coro.h, and the coro_* calls that need a task, with
+ * otherwise good arguments: how many returned something else than EPERM
+ * (each one is named on stderr). */
+static int eperm_misses;
+#define EXPECT_EPERM(call)                                                  \
+    do {                                                                    \
+        int e_ = (call);                                                    \
+        if (e_ != EPERM) {                                                  \
+            fprintf(stderr, "%s: %s returned %d\n", where, #call, e_);      \
+            eperm_misses++;                                                 \
+        }                                                                   \
+    } while (0)
+
+static void every_wait_is_eperm(void)
+{
+    int v = 1;
+    void *r;
+    size_t n;
+    unsigned index;
+    char buf[4];
+    coro_task *t = NULL;
+    coro_completions *c = NULL;
+    coro_timeout *scope;
+    coro_chan_op op = { bx.chan, 0, &v };
+    eperm_misses = 0;
+    EXPECT_EPERM(await_task(t, &r));
+    EXPECT_EPERM(await_task_timeout(t, 1, &r));
+    EXPECT_EPERM(await_sleep(0.001));
+    EXPECT_EPERM(await_sleep(NAN));
+    EXPECT_EPERM(await_yield());
+    EXPECT_EPERM(await_gather(&t, 0, NULL, NULL));
+    EXPECT_EPERM(await_wait(&t, 0, CORO_ALL_COMPLETED, 1, &n));
+    EXPECT_EPERM(coro_as_completed(&t, 0, 1, &c));
+    EXPECT_EPERM(await_as_completed(c, &t));
+    EXPECT_EPERM(await_group(NULL));
+    EXPECT_EPERM(await_blocking(never_runs, NULL, &r));
+    EXPECT_EPERM(await_future(NULL, 1, &r));
+    EXPECT_EPERM(coro_timeout_open(1, &scope));
+    EXPECT_EPERM(coro_timeout_open_at(1, &scope));
+    EXPECT_EPERM(await_readable(bx.pipe[0], 1));
+    EXPECT_EPERM(await_writable(bx.pipe[1], 1));
+    EXPECT_EPERM(await_accept(bx.pipe[0], 1, &v));
+    EXPECT_EPERM(await_dial("127.0.0.1", 1, 1, &v));
+    EXPECT_EPERM(await_read(bx.pipe[0], buf, sizeof buf, 1, &n));
+    EXPECT_EPERM(await_read_full(bx.pipe[0], buf, sizeof buf, 1, &n));
+    EXPECT_EPERM(await_read_until(bx.pipe[0], buf, sizeof buf, "\n", 1, &n));
+    EXPECT_EPERM(await_write_all(bx.pipe[1], "x", 1, 1));
+    EXPECT_EPERM(await_chan_send(bx.chan, &v, 1));
+    EXPECT_EPERM(await_chan_recv(bx.chan, &v, 1));
+    EXPECT_EPERM(await_select(&op, 1, 1, &n));
+    EXPECT_EPERM(await_queue_put(bx.queue, &v, 1));
+    EXPECT_EPERM(await_queue_get(bx.queue, &r, 1));
+    EXPECT_EPERM(await_queue_join(bx.queue, 1));
+    EXPECT_EPERM(await_mutex_lock(bx.mutex, 1));
+    EXPECT_EPERM(await_sem_acquire(bx.sem, 1));
+    EXPECT_EPERM(await_event(bx.event, 1));
+    EXPECT_EPERM(await_cond_wait(bx.cond, bx.mutex, 1));
+    EXPECT_EPERM(await_cond_wait_for(bx.cond, bx.mutex, always, NULL, 1));
+    EXPECT_EPERM(await_barrier_wait(bx.barrier, 1, &index));
+    EXPECT_EPERM(await_xchan_send(bx.xchan, &v, 1));
+    EXPECT_EPERM(await_xchan_recv(bx.xchan, &v, 1));
+    EXPECT_EPERM(coro_dump_on_sigquit(1));
+    /* Nothing was done: the permit, the empty channel and queue stay. */
+    if (coro_sem_value(bx.sem) != 1 || coro_queue_size(bx.queue) != 0 ||
+        coro_xchan_size(bx.xchan) != 0 || coro_mutex_locked(bx.mutex)) {
+        fprintf(stderr, "%s: a refused call changed an object\n", where);
+        eperm_misses++;
+    }
+}
+
+static void eperm_in_a_post(void *arg)
+{
+    (void)arg;
+    snprintf(where, sizeof where, "in a call posted to a loop");
+    every_wait_is_eperm();
+}
+
+static void *eperm_on_a_worker(void *arg)
+{
+    (void)arg;
+    every_wait_is_eperm();
+    return NULL;
+}
+
+static void *eperm_main(void *arg)
+{
+    int *misses = arg;
+    ck_assert_int_eq(coro_loop_post(coro_loop_current(), eperm_in_a_post,
+                                    NULL),
+                     0);
+    ck_assert_int_eq(await_sleep(0.001), 0); /* the call runs */
+    misses[1] = eperm_misses;
+    snprintf(where, sizeof where, "on a worker thread");
+    eperm_misses = -1;
+    ck_assert_int_eq(await_blocking(eperm_on_a_worker, NULL, NULL), 0);
+    misses[2] = eperm_misses;
+    return NULL;
+}
+
+/* Outside a coroutine every await_* is EPERM, and does nothing: on a
+ * thread without a loop, in a call posted to a loop (its thread runs the
+ * loop, but no task), and on a worker thread in a blocking call. */
+START_TEST(every_wait_outside_a_coroutine_is_eperm)
+{
+    bx_make();
+    int misses[3] = { -1, -1, -1 };
+    snprintf(where, sizeof where, "on a thread without a loop");
+    every_wait_is_eperm();
+    misses[0] = eperm_misses;
+    run_expect(eperm_main, misses, 0);
+    bx_free();
+    ck_assert_int_eq(misses[0], 0);
+    ck_assert_int_eq(misses[1], 0);
+    ck_assert_int_eq(misses[2], 0);
+}
+END_TEST
+
+/* Each timed await_* with the given timeout, its operation ready to
+ * complete (an element, an item, a permit, a set event, a free mutex, a
+ * readable pipe...): the results, in the order called, into errs. */
+enum { TIMED_CALLS = 20 };
+static int readiness_at; /* where await_readable is in the list */
+
+static void ready_calls(double timeout, int *errs)
+{
+    int v = 5, k = 0;
+    void *item;
+    unsigned index;
+    size_t n, chosen;
+    char buf[4];
+    coro_chan_op op = { bx.chan, 0, &v };
+    coro_task *t;
+    ck_assert_int_eq(coro_chan_try_send(bx.chan, &v), 0);
+    errs[k++] = await_chan_recv(bx.chan, &v, timeout);
+    errs[k++] = await_chan_send(bx.chan, &v, timeout);
+    errs[k++] = await_select(&op, 1, timeout, &chosen);
+    errs[k++] = await_queue_put(bx.queue, &v, timeout);
+    errs[k++] = await_queue_get(bx.queue, &item, timeout);
+    coro_queue_task_done(bx.queue);
+    errs[k++] = await_queue_join(bx.queue, timeout);
+    errs[k++] = await_mutex_lock(bx.mutex, timeout);
+    errs[k++] = await_cond_wait_for(bx.cond, bx.mutex, always, NULL, timeout);
+    coro_mutex_unlock(bx.mutex);
+    errs[k++] = await_sem_acquire(bx.sem, timeout);
+    coro_sem_release(bx.sem);
+    coro_event_set(bx.event);
+    errs[k++] = await_event(bx.event, timeout);
+    coro_event_clear(bx.event);
+    errs[k++] = await_barrier_wait(bx.barrier, timeout, &index);
+    ck_assert_int_eq(coro_xchan_try_send(bx.xchan, &v), 0);
+    errs[k++] = await_xchan_recv(bx.xchan, &v, timeout);
+    errs[k++] = await_xchan_send(bx.xchan, &v, timeout);
+    ck_assert_int_eq(coro_xchan_try_recv(bx.xchan, &v), 0);
+    ck_assert_int_eq(write(bx.pipe[1], "ab\n", 3), 3);
+    readiness_at = k;
+    errs[k++] = await_readable(bx.pipe[0], timeout);
+    errs[k++] = await_writable(bx.pipe[1], timeout);
+    errs[k++] = await_read(bx.pipe[0], buf, 1, timeout, &n);
+    errs[k++] = await_read_until(bx.pipe[0], buf, sizeof buf, "\n", timeout,
+                                 &n);
+    errs[k++] = await_write_all(bx.pipe[1], "x", 1, timeout);
+    errs[k++] = await_read_full(bx.pipe[0], buf, 1, timeout, &n);
+    t = coro_spawn(return_arg, NULL);
+    await_yield(); /* t has ended */
+    errs[k++] = await_task_timeout(t, timeout, NULL);
+    ck_assert_int_eq(k, TIMED_CALLS);
+}
+
+static void *timeouts_main(void *arg)
+{
+    (void)arg;
+    int errs[TIMED_CALLS];
+    /* NaN: EINVAL before anything is done; the task passed to
+     * await_task_timeout is left to join. */
+    const double nans[] = { NAN, -NAN };
+    for (size_t i = 0; i < 2; i++) {
+        int v = 5;
+        ck_assert_int_eq(coro_chan_try_send(bx.chan, &v), 0);
+        ck_assert_int_eq(await_chan_recv(bx.chan, &v, nans[i]), EINVAL);
+        ck_assert_int_eq(coro_chan_try_recv(bx.chan, &v), 0); /* still there */
+        ck_assert_int_eq(await_mutex_lock(bx.mutex, nans[i]), EINVAL);
+        ck_assert_int_eq(coro_mutex_locked(bx.mutex), 0);
+        ck_assert_int_eq(await_sem_acquire(bx.sem, nans[i]), EINVAL);
+        ck_assert_uint_eq(coro_sem_value(bx.sem), 1);
+        ck_assert_int_eq(await_queue_put(bx.queue, &v, nans[i]), EINVAL);
+        ck_assert_uint_eq(coro_queue_size(bx.queue), 0);
+        ck_assert_int_eq(await_xchan_send(bx.xchan, &v, nans[i]), EINVAL);
+        ck_assert_uint_eq(coro_xchan_size(bx.xchan), 0);
+        ck_assert_int_eq(await_sleep(nans[i]), EINVAL);
+        coro_task *t = coro_spawn(return_arg, NULL);
+        ck_assert_int_eq(await_task_timeout(t, nans[i], NULL), EINVAL);
+        ck_assert_int_eq(await_task(t, NULL), 0);
+    }
+    /* Any other timeout, however large or small, lets a ready operation
+     * complete: no conversion overflows, nothing waits forever. */
+    const double timeouts[] = { -INFINITY, -DBL_MAX, -1, -0.0, 0, 5e-324,
+                                1e-300, 1e-9, 9.3e9, 1.9e10, 9.3e18,
+                                1e300, DBL_MAX, INFINITY };
+    for (size_t i = 0; i < sizeof timeouts / sizeof *timeouts; i++) {
+        ready_calls(timeouts[i], errs);
+        for (int k = 0; k < TIMED_CALLS; k++) {
+            /* await_readable and await_writable ask the reactor,
+             * parked: a deadline a few nanoseconds away may pass first
+             * (0 itself only looks). */
+            int racy = (k == readiness_at || k == readiness_at + 1) &&
+                       timeouts[i] > 0 &&
+                       timeouts[i] < 1e-3 && errs[k] == ETIMEDOUT;
+            ck_assert_msg(errs[k] == 0 || racy,
+                          "timeout %g: call %d returned %d", timeouts[i], k,
+                          errs[k]);
+        }
+    }
+    /* The smallest positive timeout on an operation that cannot complete
+     * times out at once; so does await_sleep's largest finish when
+     * cancelled. */
+    int v;
+    double t0 = coro_now();
+    ck_assert_int_eq(await_chan_recv(bx.chan, &v, 5e-324), ETIMEDOUT);
+    ck_assert_int_eq(await_readable(bx.pipe[0], 5e-324), ETIMEDOUT);
+    ck_assert_int_eq(await_event(bx.event, 1e-300), ETIMEDOUT);
+    ck_assert_double_lt(coro_now() - t0, 0.5 * test_slow());
+    return NULL;
+}
+
+START_TEST(timeouts_nan_is_einval_and_any_other_is_taken)
+{
+    bx_make();
+    run_expect(timeouts_main, NULL, 0);
+    bx_free();
+}
+END_TEST
+
 Suite *waits_suite(void)
 {
     Suite *s = suite_create("waits");
@@ -1877,6 +2173,10 @@ Suite *waits_suite(void)
     }
     TCase *tc = test_case("already_cancelled", 30);
     tcase_add_loop_test(tc, already_cancelled, 0, 2);
+    suite_add_tcase(s, tc);
+    tc = test_case("bad input", 30);
+    tcase_add_test(tc, every_wait_outside_a_coroutine_is_eperm);
+    tcase_add_test(tc, timeouts_nan_is_einval_and_any_other_is_taken);
     suite_add_tcase(s, tc);
     return s;
 }

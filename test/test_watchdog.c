@@ -2,6 +2,7 @@
  * while it runs, with where it is, and again when it suspends; it says
  * nothing of parked tasks and idle loops. */
 #include <errno.h>
+#include <float.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -193,6 +194,37 @@ START_TEST(watchdog_refuses_a_limit_that_is_no_limit)
 }
 END_TEST
 
+/* Limits at the ends of the doubles, in a running loop: an infinite or
+ * huge one is a watchdog that never fires (its wake-up sum does not
+ * overflow), a negative one of any size is off, subnormals are EINVAL. */
+static void *extreme_limits_main(void *arg)
+{
+    (void)arg;
+    const double never[] = { 1e9, 9.3e9, 1e300, DBL_MAX, INFINITY };
+    for (size_t i = 0; i < sizeof never / sizeof *never; i++) {
+        ck_assert_int_eq(coro_set_watchdog(never[i]), 0);
+        double end = coro_now() + 0.02;
+        while (coro_now() < end)
+            ; /* a short stall, which so long a limit lets pass */
+        ck_assert_int_eq(await_sleep(0.001), 0);
+    }
+    const double bad[] = { NAN, -NAN, 5e-324, 1e-300, 0.000999 };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_int_eq(coro_set_watchdog(bad[i]), EINVAL);
+    const double off[] = { -INFINITY, -DBL_MAX, -5e-324, -0.0, 0 };
+    for (size_t i = 0; i < sizeof off / sizeof *off; i++)
+        ck_assert_int_eq(coro_set_watchdog(off[i]), 0);
+    return NULL;
+}
+
+START_TEST(watchdog_limits_at_the_ends_of_the_doubles)
+{
+    char *text = run_reporting(extreme_limits_main, NULL, 0);
+    ck_assert_msg(*text == '\0', "reported:\n%s", text);
+    free(text);
+}
+END_TEST
+
 /* In a thread of its own, which no call has set: CORO_WATCHDOG applies. */
 struct env_run {
     int   seen;
@@ -279,6 +311,7 @@ Suite *watchdog_suite(void)
     tcase_add_test(tc, watchdog_is_quiet_while_tasks_park_and_the_loop_idles);
     tcase_add_test(tc, watchdog_set_in_a_task_watches_that_run);
     tcase_add_test(tc, watchdog_refuses_a_limit_that_is_no_limit);
+    tcase_add_test(tc, watchdog_limits_at_the_ends_of_the_doubles);
     tcase_add_test(tc, watchdog_from_the_environment);
     tcase_add_test(tc, watchdog_passes_on_a_sigurg_not_its_own);
     suite_add_tcase(s, tc);

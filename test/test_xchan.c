@@ -4,6 +4,7 @@
  * a churn of many threads and tasks where nothing may be lost or
  * duplicated. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -564,6 +565,46 @@ START_TEST(xchan_bad_input)
 }
 END_TEST
 
+/* A plain thread's blocking calls with timeouts at the ends of the
+ * doubles: an element that comes later is taken, whatever the timeout
+ * (the conversion to a clock time neither overflows nor gives up), and
+ * the smallest ones only try. */
+static void *send_in_20_ms(void *arg)
+{
+    struct timespec ts = { 0, 20 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    int v = 9;
+    ck_assert_int_eq(coro_xchan_send(arg, &v, -1), 0);
+    return NULL;
+}
+
+START_TEST(blocking_calls_take_any_timeout_but_nan)
+{
+    coro_xchan *c = coro_xchan_new(sizeof(int), 1);
+    const double forever[] = { -INFINITY, -DBL_MAX, -1, 9.3e9, 9.3e18,
+                               1e300, DBL_MAX, INFINITY };
+    for (size_t i = 0; i < sizeof forever / sizeof *forever; i++) {
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, send_in_20_ms, c), 0);
+        int v = 0;
+        ck_assert_int_eq(coro_xchan_recv(c, &v, forever[i]), 0);
+        ck_assert_int_eq(v, 9);
+        pthread_join(th, NULL);
+    }
+    int v = 1;
+    const double tries[] = { 0, -0.0, 5e-324, 1e-300, 1e-9 };
+    for (size_t i = 0; i < sizeof tries / sizeof *tries; i++) {
+        ck_assert_int_eq(coro_xchan_recv(c, &v, tries[i]), ETIMEDOUT);
+        ck_assert_int_eq(coro_xchan_send(c, &v, tries[i]), 0);
+        ck_assert_int_eq(coro_xchan_send(c, &v, tries[i]), ETIMEDOUT);
+        ck_assert_int_eq(coro_xchan_recv(c, &v, tries[i]), 0);
+    }
+    ck_assert_int_eq(coro_xchan_send(c, &v, -NAN), EINVAL);
+    ck_assert_int_eq(coro_xchan_size(c), 0);
+    ck_assert_int_eq(coro_xchan_free(c), 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  * Churn: ten producer threads and two producer tasks against two
  * consumer threads and six consumer tasks on two loops, all with short
@@ -735,6 +776,7 @@ Suite *xchan_suite(void)
 
     tc = test_case("errors", 10);
     tcase_add_test(tc, xchan_bad_input);
+    tcase_add_test(tc, blocking_calls_take_any_timeout_but_nan);
     suite_add_tcase(s, tc);
 
     tc = test_case("churn", 90);
