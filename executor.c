@@ -3,8 +3,8 @@
  *
  * The rule that keeps this simple: worker threads never touch loop state.
  * They share with the loop only struct coro__executor's queues and flags,
- * under its mutex, and the jobs they run. A job lives in the control block
- * of the task that submitted it. A cancellation takes a job that has not
+ * under its mutex, and the jobs they run. A job is the wait record of the
+ * task that submitted it. A cancellation takes a job that has not
  * started off the queue; one that runs cannot be stopped, so the task,
  * woken with ECANCELED, parks again, shielded, until the job is collected:
  * the job's memory and whatever fn uses on the task's stack stay valid

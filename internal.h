@@ -154,9 +154,10 @@ static inline void coro__list_remove(struct coro__list *l,
  * - A record that a source or another task writes while the task is parked
  *   never lives on the task's stack: a shared-stack task's frames are
  *   copied away while it is parked, and an own stack may be freed with a
- *   deadlocked task. Records live in the control block (union coro__wait)
- *   or on the heap; in checked builds park aborts on a record within the
- *   parking task's stack.
+ *   deadlocked task. Records are the task's wait record (union
+ *   coro__wait: beside an own stack's control block, on the heap for a
+ *   shared-stack task) or on the heap; in checked builds park aborts on a
+ *   record within the parking task's stack.
  * - A deadline is park's: it arms a timer, and one that has already passed
  *   fires at the first switch, before any other task runs or any I/O is
  *   looked at: the wait is given up (detached) and timeout_status returned,
@@ -710,7 +711,7 @@ struct coro__io {
     size_t               nfds;      /* entries allocated */
 };
 
-/* A parked task's record of its fd wait (in its control block). */
+/* A parked task's record of its fd wait (its wait record). */
 struct coro__fd_record {
     int fd;
     int writable;
@@ -720,7 +721,7 @@ struct coro__fd_record {
  * The io_uring backend (uring.c)
  * ---------------------------------------------------------------------- */
 
-/* One operation in the ring, in its task's control block (union
+/* One operation in the ring, its task's wait record (union
  * coro__wait): the completion writes here, found by the SQE's user_data.
  * io comes first, so that what reads wait->io (dumps, io.c) sees the fd. */
 struct coro__ring_op {
@@ -864,8 +865,8 @@ void coro__loop_close(struct coro__loop *l);
 void coro__loop_term(struct coro__loop *l);
 
 /* A task's or a thread's place in a cross-thread channel's wait list
- * (xchan.c): a task's in its control block (union coro__wait, whose size
- * it keeps: the task is found from its address), a thread's on its stack.
+ * (xchan.c): a task's is its wait record (union coro__wait), a thread's
+ * on its stack.
  * Fields marked (lock) are under the channel's mutex. */
 struct coro__xwaiter {
     struct coro__link  link;        /* in senders or receivers (lock) */
@@ -961,7 +962,7 @@ struct coro__extra {
 
 /* A task's control block: sits at the top of the task's stack mapping, so a
  * parked task with a shallow stack costs a single page. The fields up to
- * ctx survive the stack's trip through the pool; the rest is reset by each
+ * wait survive the stack's trip through the pool; the rest is reset by each
  * spawn. gdb/coro-gdb.py reads many of them, and the loop's, by name:
  * make gdb-check fails on a rename it was not told of. */
 struct coro_task {

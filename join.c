@@ -2,8 +2,8 @@
  * await_wait, and the as_completed iterator.
  *
  * A task has at most one awaiter: t->waiter, and t->report, the record it
- * tells of its end. For a join, gather or wait the record is in the
- * awaiter's control block (its `wait`); an as_completed iterator or a
+ * tells of its end. For a join, gather or wait the record is the
+ * awaiter's wait record (its `wait`); an as_completed iterator or a
  * group keeps it on the heap, since tasks end between its waits. An ending
  * task updates the record, and wakes its awaiter only if the awaiter is
  * parked on that very record and the record's condition now holds. Join,

@@ -3,7 +3,7 @@
  * event, condition, barrier.
  *
  * Every object is a wake source like any other: a task that must wait puts
- * a waiter (a record in its control block) on the object's FIFO list and
+ * a waiter (its wait record, t->wait) on the object's FIFO list and
  * parks; whoever makes progress possible completes the first waiter
  * directly, handing it the element, the lock or the permit, and wakes it.
  * Nobody barges in: a released lock belongs to the first waiter before it
@@ -116,7 +116,7 @@ static int object_free(void *obj, size_t size, int busy, void *extra,
 
 struct select_group;
 
-/* One task waiting on one list: in the task's control block, or in its
+/* One task waiting on one list: the task's wait record, or in its
  * select's heap block. */
 struct waiter {
     struct coro__link    link;
@@ -185,7 +185,7 @@ static void complete_all(struct coro__list *l, int status)
         complete(first(l), status);
 }
 
-/* A task's waiter lives in its control block (see union coro__wait). */
+/* A task's waiter is its wait record (see union coro__wait). */
 static struct waiter *task_waiter(struct coro_task *t)
 {
     _Static_assert(sizeof(struct waiter) <= sizeof t->wait->sync,

@@ -17,13 +17,13 @@
  * thread is the only one that submits or reaps.
  *
  * What each completion is for is in its user_data's low bits:
- *   0  an operation record (struct coro__ring_op, 8-byte aligned) in a
- *      task's control block;
+ *   0  an operation record (struct coro__ring_op, 8-byte aligned): a
+ *      task's wait record;
  *   2  a pollable's multishot poll: its address | 2;
  *   3  the wakeup eventfd's multishot poll;
  *   4  a cancel or a removal, whose own completion says nothing.
  *
- * An operation's record lives in its task's control block, and the task
+ * An operation's record is its task's wait record, and the task
  * does not return from the call before the operation's completion came
  * (a timeout or a cancellation cancels it in the ring and then waits,
  * shielded, for it): so no completion is ever written into memory that

@@ -3,7 +3,7 @@
  *
  * It is sync.c's channel (fixed-size elements, a ring buffer, FIFO wait
  * lists, direct hand-off) under a mutex, with two kinds of waiter. A task
- * parks as every wait does, its waiter in its control block; a plain
+ * parks as every wait does, its waiter its wait record; a plain
  * thread waits on a condition variable of its own, its waiter on its
  * stack. Whoever completes a waiter (hands it an element, takes its
  * element, or closes the channel) does it under the lock and then wakes
