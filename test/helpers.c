@@ -63,6 +63,14 @@ void test_setup(void)
 {
     trace_reset();
     atomic_store(&coro__alloc_stats.fail_every, 0);
+    /* In Check's no-fork mode (valgrind) a check that failed inside a task
+     * jumps out of its coro_run and leaves the loop behind as this
+     * thread's: every later coro_run says EBUSY, and an await_* called
+     * from outside a loop parks in the dead one for ever, which hangs
+     * the whole run. Each later test fails here at once instead. */
+    ck_assert_msg(coro__loop() == NULL,
+                  "a loop an earlier test left (a check that failed in a "
+                  "task) is still this thread's: this run is spoilt");
 }
 
 void test_no_leaks(void)
