@@ -624,12 +624,15 @@ static const int pairs = PAIRS;
 static unsigned char seen[PAIRS * PER];
 static int next_message;
 
+/* A task may wait through most of the run for its partner: the bound
+ * (there only so that a lost message fails rather than hangs) scales with
+ * the slowdown, as the run's length does. */
 static void *produce(void *arg)
 {
     coro_chan *c = arg;
     for (int i = 0; i < PER; i++) {
         int v = next_message++;
-        if (await_chan_send(c, &v, 10) != 0)
+        if (await_chan_send(c, &v, 10 * test_slow()) != 0)
             return coro_fail(EIO);
     }
     return NULL;
@@ -640,7 +643,8 @@ static void *consume(void *arg)
     coro_chan *c = arg;
     for (int i = 0; i < PER; i++) {
         int v;
-        if (await_chan_recv(c, &v, 10) != 0 || v < 0 || v >= pairs * PER)
+        if (await_chan_recv(c, &v, 10 * test_slow()) != 0 || v < 0 ||
+            v >= pairs * PER)
             return coro_fail(EIO);
         seen[v]++;
     }
