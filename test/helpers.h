@@ -117,13 +117,24 @@ void *return_arg(void *arg);
 void *record_sleep(void *arg);
 void *test_nap(void *arg); /* arg: a struct test_nap */
 
+/* Joins th as pthread_join does, but waits at most seconds times
+ * test_slow(): 0, or ETIMEDOUT with the thread left running (so what it
+ * touches must outlive the test: make it static). Calls no ck_assert.
+ * For every join a failing test could hang on: in Check's no-fork mode
+ * (valgrind) no timeout ends a test. */
+int test_join(pthread_t th, void **ret, double seconds);
+
 /* CPU time (user + system) of this process, in seconds. */
 double cpu_seconds(void);
 
 /* A loop running on a thread of its own until side_loop_stop, for tests
  * that cross threads. Its main holds a reference to the loop (loop,
  * valid until side_loop_stop) and waits for the stop; thread is the
- * loop's thread. side_loop_stop returns what its coro_run did. */
+ * loop's thread. side_loop_stop returns what its coro_run did, or why it
+ * could not stop it: the post's error, or ETIMEDOUT when the loop has not
+ * ended within 30 s (times test_slow()), the thread left running. It
+ * calls no ck_assert, so any thread may call it. The struct must be
+ * static: a test that fails leaves the loop's thread running on it. */
 struct side_loop {
     pthread_t       th;
     pthread_t       thread;
@@ -131,6 +142,7 @@ struct side_loop {
     coro_event     *stop;
     pthread_mutex_t lock;
     pthread_cond_t  up;
+    int             ended;  /* coro_run returned (lock) */
     int             err;
 };
 void side_loop_start(struct side_loop *s);

@@ -133,12 +133,17 @@ static void *other_loop_thread(void *arg)
  * fork rule), and must end cleanly with every stack unmapped. */
 START_TEST(fork_while_another_loop_spawns_in_bulk)
 {
-    struct other_loop o = { .err = -1 };
-    atomic_init(&o.spawned, 0);
+    /* static: a failed check here leaves the other loop running on it */
+    static struct other_loop o;
+    o.err = -1;
+    atomic_store(&o.spawned, 0);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, other_loop_thread, &o), 0);
-    while (!atomic_load(&o.spawned))
+    /* Bounded: that loop may have failed before it spawned. */
+    double give_up = coro_now() + 10 * test_slow();
+    while (!atomic_load(&o.spawned) && coro_now() < give_up)
         usleep(100);
+    ck_assert(atomic_load(&o.spawned));
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -151,7 +156,7 @@ START_TEST(fork_while_another_loop_spawns_in_bulk)
     }
     int status = 0;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(test_join(th, NULL, 30), 0);
     ck_assert_int_eq(o.err, 0);
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 0);

@@ -244,18 +244,28 @@ START_TEST(outside_a_coroutine_get_is_null_and_set_is_eperm)
 }
 END_TEST
 
+/* On the other threads: no ck_assert (in Check's no-fork mode, valgrind's,
+ * a failure there would jump into the test's thread). The thread returns
+ * coro_run's error, else the line of main's first failed check, else 0,
+ * for the test to assert after the join. */
 static void *thread_loop_main(void *arg)
 {
-    ck_assert_ptr_null(coro_local_get(key));
-    ck_assert_int_eq(coro_local_set(key, arg), 0);
-    ck_assert_int_eq(await_sleep(0.01), 0);
-    ck_assert_ptr_eq(coro_local_get(key), arg);
-    return NULL;
+    if (coro_local_get(key) != NULL)
+        return TOKEN(__LINE__);
+    if (coro_local_set(key, arg) != 0)
+        return TOKEN(__LINE__);
+    if (await_sleep(0.01) != 0)
+        return TOKEN(__LINE__);
+    if (coro_local_get(key) != arg)
+        return TOKEN(__LINE__);
+    return TOKEN(0);
 }
 
 static void *thread_loop(void *arg)
 {
-    return TOKEN(coro_run(thread_loop_main, arg, NULL));
+    void *failed_at = TOKEN(0);
+    int err = coro_run(thread_loop_main, arg, &failed_at);
+    return err ? TOKEN(err) : failed_at;
 }
 
 /* Keys are process-wide: one key, made before any loop, serves loops on
@@ -269,7 +279,7 @@ START_TEST(one_key_serves_loops_on_several_threads)
                                         TOKEN(i + 1)), 0);
     for (int i = 0; i < 2; i++) {
         void *ret;
-        ck_assert_int_eq(pthread_join(th[i], &ret), 0);
+        ck_assert_int_eq(test_join(th[i], &ret, 10), 0);
         ck_assert_ptr_eq(ret, TOKEN(0));
     }
     delete_keys();

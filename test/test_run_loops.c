@@ -1,7 +1,13 @@
 /* Several loops at once (run_loops.c): n loops on n threads with one main,
  * the default count, results, the order of the end (the other loops
  * outlive main's), a deadlock in main's loop, a port shared with
- * SO_REUSEPORT, bad input. */
+ * SO_REUSEPORT, bad input.
+ *
+ * What runs on the other loops calls no ck_assert (in Check's no-fork
+ * mode, valgrind's, a check on another thread jumps into the test's, or
+ * writes to a stream the test's end closes) and touches only what is
+ * static: a failed assertion in main leaves coro_run_loops at once, while
+ * the other loops run on. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -130,7 +136,8 @@ static void *leave_a_waiter_main(void *arg)
 
 START_TEST(the_other_loops_outlive_mains_loop)
 {
-    struct ending e = { 0 };
+    static struct ending e;
+    memset(&e, 0, sizeof e);
     ck_assert_int_eq(coro_run_loops(2, leave_a_waiter_main, &e, NULL), 0);
     ck_assert_int_eq(atomic_load(&e.waiter_err), ECANCELED);
     ck_assert_int_eq(atomic_load(&e.remote_cancelled), 1);
@@ -151,7 +158,8 @@ static void *let_go_main(void *arg)
 
 START_TEST(tasks_left_on_the_other_loops_are_cancelled_at_the_end)
 {
-    struct ending e = { 0 };
+    static struct ending e;
+    memset(&e, 0, sizeof e);
     ck_assert_int_eq(coro_run_loops(2, let_go_main, &e, NULL), 0);
     ck_assert_int_eq(atomic_load(&e.remote_cancelled), 1);
     ck_assert_int_eq(atomic_load(&e.remote_cleaned), 1);
@@ -184,6 +192,7 @@ END_TEST
 struct answer {
     coro_loop  *home;
     coro_event *ev;
+    atomic_int  post_err;   /* what the other loop's post home returned */
 };
 
 static void set_event(void *arg)
@@ -194,24 +203,33 @@ static void set_event(void *arg)
 static void answer_home(void *arg)
 {
     struct answer *a = arg;
-    ck_assert_int_eq(coro_loop_post(a->home, set_event, a), 0);
+    atomic_store(&a->post_err, coro_loop_post(a->home, set_event, a));
 }
 
 static void *answered_main(void *arg)
 {
-    (void)arg;
+    struct answer *a = arg;
     coro_loop *loops[2];
     coro_loops(loops, 2);
-    struct answer a = { loops[0], coro_event_new() };
-    ck_assert_int_eq(coro_loop_post(loops[1], answer_home, &a), 0);
-    int err = await_event(a.ev, -1);
-    coro_event_free(a.ev);
+    a->home = loops[0];
+    a->ev = coro_event_new();
+    ck_assert_int_eq(coro_loop_post(loops[1], answer_home, a), 0);
+    /* Bounded: should the answer never come, nothing else ends this. */
+    int err = await_event(a->ev, 10 * test_slow());
+    if (!err)
+        coro_event_free(a->ev); /* else a late set_event may still use it */
     return err ? coro_fail(err) : NULL;
 }
 
 START_TEST(loops_of_a_run_wait_for_each_others_posts)
 {
-    ck_assert_int_eq(coro_run_loops(2, answered_main, NULL, NULL), 0);
+    static struct answer a;
+    memset(&a, 0, sizeof a);
+    atomic_init(&a.post_err, -1);
+    int err = coro_run_loops(2, answered_main, &a, NULL);
+    int post_err = atomic_load(&a.post_err);
+    ck_assert_int_eq(post_err, 0);
+    ck_assert_int_eq(err, 0);
 }
 END_TEST
 
@@ -307,7 +325,7 @@ static void *shared_port_main(void *arg)
     struct shared_port *sp = arg;
     coro_loop *loops[2];
     ck_assert_uint_eq(coro_loops(loops, 2), 2);
-    struct server servers[2];
+    static struct server servers[2]; /* the other loop serves from one */
     for (int i = 0; i < 2; i++) {
         servers[i] = (struct server){ sp, i, -1 };
         ck_assert_int_eq(coro_listen_flags("127.0.0.1", sp->port, 64,
@@ -324,10 +342,13 @@ static void *shared_port_main(void *arg)
                          0);
     for (int i = 0; i < CONNECTIONS; i++) {
         int fd;
-        ck_assert_int_eq(await_dial("127.0.0.1", sp->port, 5, &fd), 0);
+        ck_assert_int_eq(await_dial("127.0.0.1", sp->port, 5 * test_slow(),
+                                    &fd),
+                         0);
         char c;
         size_t got;
-        ck_assert_int_eq(await_read_full(fd, &c, 1, 5, &got), 0);
+        ck_assert_int_eq(await_read_full(fd, &c, 1, 5 * test_slow(), &got),
+                         0);
         coro_close(fd);
     }
     for (int i = 0; i < 2; i++) {
@@ -340,7 +361,8 @@ static void *shared_port_main(void *arg)
 
 START_TEST(a_port_shared_with_reuseport_spreads_connections_over_loops)
 {
-    struct shared_port sp = { 0 };
+    static struct shared_port sp;
+    memset(&sp, 0, sizeof sp);
     ck_assert_int_eq(coro_run_loops(2, shared_port_main, &sp, NULL), 0);
     int a = atomic_load(&sp.accepted[0]), b = atomic_load(&sp.accepted[1]);
     ck_assert_int_eq(a + b, CONNECTIONS);

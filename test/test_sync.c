@@ -506,13 +506,23 @@ END_TEST
  * the other thread knocks). */
 static coro_chan *shared_chan;
 static atomic_int owner_claimed, knocks_done;
+/* Both threads of the test call no ck_assert (in Check's no-fork mode,
+ * valgrind's, a failure there would jump into the test's thread): the
+ * line of the first check that failed, asserted after the joins. */
+static atomic_int other_failed;
+
+#define OTHER_CHECK(c)                                                     \
+    do {                                                                   \
+        if (!(c) && !atomic_load(&other_failed))                           \
+            atomic_store(&other_failed, __LINE__);                         \
+    } while (0)
 
 static void *keep_waiting(void *arg)
 {
     (void)arg;
     int v;
     while (!atomic_load(&knocks_done))
-        ck_assert_int_eq(await_chan_recv(shared_chan, &v, 0.001), ETIMEDOUT);
+        OTHER_CHECK(await_chan_recv(shared_chan, &v, 0.001) == ETIMEDOUT);
     return NULL;
 }
 
@@ -520,7 +530,7 @@ static void *owner_main(void *arg)
 {
     (void)arg;
     int v;
-    ck_assert_int_eq(coro_chan_try_recv(shared_chan, &v), EAGAIN);
+    OTHER_CHECK(coro_chan_try_recv(shared_chan, &v) == EAGAIN);
     atomic_store(&owner_claimed, 1);
     return await_task(coro_spawn(keep_waiting, NULL), NULL) ? TOKEN(1)
                                                             : NULL;
@@ -537,9 +547,9 @@ static void *foreign_main(void *arg)
     (void)arg;
     int v = 1;
     for (int i = 0; i < 200; i++) {
-        ck_assert_int_eq(coro_chan_try_send(shared_chan, &v), EINVAL);
-        ck_assert_int_eq(await_chan_send(shared_chan, &v, 1), EINVAL);
-        ck_assert_int_eq(coro_chan_close(shared_chan), EINVAL);
+        OTHER_CHECK(coro_chan_try_send(shared_chan, &v) == EINVAL);
+        OTHER_CHECK(await_chan_send(shared_chan, &v, 1) == EINVAL);
+        OTHER_CHECK(coro_chan_close(shared_chan) == EINVAL);
         await_yield();
     }
     return NULL;
@@ -548,12 +558,15 @@ static void *foreign_main(void *arg)
 static void *foreign_thread(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&owner_claimed))
+    /* Bounded: the owner's loop may have failed before its claim. */
+    double give_up = coro_now() + 10 * test_slow();
+    while (!atomic_load(&owner_claimed) && coro_now() < give_up)
         sched_yield();
+    OTHER_CHECK(atomic_load(&owner_claimed));
     int err = coro_run(foreign_main, NULL, NULL);
     /* A thread without a loop is refused as well. */
     int v = 2;
-    ck_assert_int_eq(coro_chan_try_send(shared_chan, &v), EINVAL);
+    OTHER_CHECK(coro_chan_try_send(shared_chan, &v) == EINVAL);
     atomic_store(&knocks_done, 1);
     return TOKEN(err);
 }
@@ -570,12 +583,15 @@ START_TEST(objects_belong_to_the_first_loops_thread)
     shared_chan = coro_chan_new(sizeof(int), 1);
     atomic_store(&owner_claimed, 0);
     atomic_store(&knocks_done, 0);
+    atomic_store(&other_failed, 0);
     pthread_t a, b;
     void *ra, *rb;
-    pthread_create(&a, NULL, owner_thread, NULL);
-    pthread_create(&b, NULL, foreign_thread, NULL);
-    pthread_join(b, &rb);
-    pthread_join(a, &ra);
+    ck_assert_int_eq(pthread_create(&a, NULL, owner_thread, NULL), 0);
+    ck_assert_int_eq(pthread_create(&b, NULL, foreign_thread, NULL), 0);
+    ck_assert_int_eq(test_join(b, &rb, 20), 0);
+    ck_assert_int_eq(test_join(a, &ra, 10), 0);
+    int failed_at = atomic_load(&other_failed);
+    ck_assert_int_eq(failed_at, 0);
     ck_assert_ptr_eq(ra, TOKEN(0));
     ck_assert_ptr_eq(rb, TOKEN(0));
     /* This thread is not the owner either; it may still free it. */
@@ -609,12 +625,15 @@ static const int pairs = PAIRS;
 static unsigned char seen[PAIRS * PER];
 static int next_message;
 
+/* A task may wait through most of the run for its partner: the bound
+ * (there only so that a lost message fails rather than hangs) scales with
+ * the slowdown, as the run's length does. */
 static void *produce(void *arg)
 {
     coro_chan *c = arg;
     for (int i = 0; i < PER; i++) {
         int v = next_message++;
-        if (await_chan_send(c, &v, 10) != 0)
+        if (await_chan_send(c, &v, 10 * test_slow()) != 0)
             return coro_fail(EIO);
     }
     return NULL;
@@ -625,7 +644,8 @@ static void *consume(void *arg)
     coro_chan *c = arg;
     for (int i = 0; i < PER; i++) {
         int v;
-        if (await_chan_recv(c, &v, 10) != 0 || v < 0 || v >= pairs * PER)
+        if (await_chan_recv(c, &v, 10 * test_slow()) != 0 || v < 0 ||
+            v >= pairs * PER)
             return coro_fail(EIO);
         seen[v]++;
     }
@@ -1683,10 +1703,11 @@ START_TEST(mutex_and_semaphore_say_whether_they_are_locked)
     ck_assert_int_eq(here.locked, 1);
     ck_assert_uint_eq(here.value, 2);
     ck_assert_int_eq(here.sem_locked, 0);
-    struct lock_state there = { here.m, here.s, -1, 99, -1 };
+    static struct lock_state there; /* static: the join is bounded */
+    there = (struct lock_state){ here.m, here.s, -1, 99, -1 };
     pthread_t th;
-    pthread_create(&th, NULL, read_lock_state, &there);
-    pthread_join(th, NULL);
+    ck_assert_int_eq(pthread_create(&th, NULL, read_lock_state, &there), 0);
+    ck_assert_int_eq(test_join(th, NULL, 10), 0);
     ck_assert_int_eq(there.locked, 0);
     ck_assert_uint_eq(there.value, 0);
     ck_assert_int_eq(there.sem_locked, 0);
@@ -2596,8 +2617,9 @@ START_TEST(barrier_bad_input)
     ck_assert_int_eq(coro_barrier_broken(b), 1);
     pthread_t th;
     void *ok;
-    pthread_create(&th, NULL, other_thread_reads_barrier, b);
-    pthread_join(th, &ok);
+    ck_assert_int_eq(pthread_create(&th, NULL, other_thread_reads_barrier, b),
+                     0);
+    ck_assert_int_eq(test_join(th, &ok, 10), 0);
     ck_assert_ptr_eq(ok, TOKEN(1));
     ck_assert_int_eq(coro_barrier_broken(b), 1);
     ck_assert_int_eq(coro_barrier_free(b), 0);

@@ -225,33 +225,38 @@ START_TEST(watchdog_limits_at_the_ends_of_the_doubles)
 }
 END_TEST
 
-/* In a thread of its own, which no call has set: CORO_WATCHDOG applies. */
+/* In a thread of its own, which no call has set: CORO_WATCHDOG applies.
+ * The capture of stderr (process-wide, fd 2) is this thread's doing: its
+ * helpers call ck_assert, which the other thread must not (in Check's
+ * no-fork mode, valgrind's, a failure there would jump into this one). */
 struct env_run {
     int   seen;
     int   err;
-    char *text;
 };
 
 static void *run_with_env(void *arg)
 {
     struct env_run *r = arg;
-    stderr_capture();
     r->err = coro_run(spinner_main, &r->seen, NULL);
-    r->text = stderr_captured();
     return NULL;
 }
 
 static char *env_run(const char *value, int *seen)
 {
-    struct env_run r = { .seen = 0 };
+    static struct env_run r; /* static: the join is bounded */
+    r = (struct env_run){ .seen = 0, .err = -1 };
     setenv("CORO_WATCHDOG", value, 1);
     pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, run_with_env, &r), 0);
-    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    stderr_capture();
+    int made = pthread_create(&th, NULL, run_with_env, &r);
+    int joined = made ? 0 : test_join(th, NULL, 10);
+    char *text = stderr_captured();
     unsetenv("CORO_WATCHDOG");
-    ck_assert_int_eq(r.err, 0);
+    ck_assert_int_eq(made, 0);
+    ck_assert_int_eq(joined, 0);
+    ck_assert_msg(r.err == 0, "coro_run: %d; it wrote:\n%s", r.err, text);
     *seen = r.seen;
-    return r.text;
+    return text;
 }
 
 START_TEST(watchdog_from_the_environment)

@@ -2,7 +2,15 @@
  * side, rendezvous and buffered, timeouts and cancellation on both sides,
  * a hand-off that races a give-up, close from either side, bad input, and
  * a churn of many threads and tasks where nothing may be lost or
- * duplicated. */
+ * duplicated.
+ *
+ * Threads and other loops call no ck_assert: in Check's no-fork mode
+ * (valgrind) a failure there would jump into the test's thread, and even
+ * a passing check writes to a stream the test's end closes. They record
+ * what they saw, for the test to assert once they are joined; every join
+ * and every wait such a thread could leave unanswered is bounded (no-fork
+ * mode has no timeout); and what they touch is static, since a failed
+ * assertion leaves the test while they run. */
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -69,13 +77,14 @@ static void *pingpong_main(void *arg)
 
 START_TEST(a_task_and_a_thread_ping_pong_through_rendezvous_channels)
 {
-    struct pingpong p = {
+    static struct pingpong p;
+    p = (struct pingpong){
         .to_thread = coro_xchan_new(sizeof(long), 0),
         .to_task = coro_xchan_new(sizeof(long), 0),
     };
     void *th = NULL;
     ck_assert_int_eq(coro_run(pingpong_main, &p, &th), 0);
-    pthread_join((pthread_t)(uintptr_t)th, NULL);
+    ck_assert_int_eq(test_join((pthread_t)(uintptr_t)th, NULL, 10), 0);
     ck_assert_int_eq(p.bad, 0);
     ck_assert_int_eq(coro_xchan_free(p.to_thread), 0);
     ck_assert_int_eq(coro_xchan_free(p.to_task), 0);
@@ -123,7 +132,8 @@ static void *producer_main(void *arg)
 
 START_TEST(two_loops_exchange_through_a_buffered_channel_in_order)
 {
-    struct two_loops t = { .c = coro_xchan_new(sizeof(long), 4) };
+    static struct two_loops t;
+    t = (struct two_loops){ .c = coro_xchan_new(sizeof(long), 4) };
     side_loop_start(&t.side);
     run_expect(producer_main, &t, 0);
     ck_assert_int_eq(side_loop_stop(&t.side), 0);
@@ -138,17 +148,20 @@ static void *shared_receiver(void *arg)
 {
     coro_xchan *c = arg;
     long *v = malloc(sizeof *v);
-    int err = await_xchan_recv(c, v, -1);
+    int err = await_xchan_recv(c, v, 10 * test_slow());
     long got = *v;
     free(v);
     return err ? coro_fail(err) : (void *)(intptr_t)got;
 }
 
+static atomic_int later_err; /* what send_later's or close_later's call
+                                 returned */
+
 static void *send_later(void *arg)
 {
     sleep_ms(10);
     long v = 42;
-    ck_assert_int_eq(coro_xchan_send(arg, &v, -1), 0);
+    atomic_store(&later_err, coro_xchan_send(arg, &v, 10 * test_slow()));
     return NULL;
 }
 
@@ -159,12 +172,17 @@ static void *shared_main(void *arg)
     coro_task *s = coro_spawn_attr(&attr, test_scribbler, NULL);
     coro_task *r = coro_spawn_attr(&attr, shared_receiver, arg);
     pthread_t th;
+    atomic_store(&later_err, -1);
     ck_assert_int_eq(pthread_create(&th, NULL, send_later, arg), 0);
     void *got = NULL;
-    ck_assert_int_eq(await_task(r, &got), 0);
+    int err = await_task(r, &got);
     test_scribbling_stop();
-    ck_assert_int_eq(await_task(s, NULL), 0);
-    pthread_join(th, NULL);
+    int scribbled = await_task(s, NULL);
+    ck_assert_int_eq(test_join(th, NULL, 10), 0);
+    int sent = atomic_load(&later_err);
+    ck_assert_int_eq(sent, 0);
+    ck_assert_int_eq(err, 0);
+    ck_assert_int_eq(scribbled, 0);
     ck_assert_int_eq((long)(intptr_t)got, 42);
     return NULL;
 }
@@ -276,6 +294,7 @@ struct race {
     long        sent_sum;
     long        got_ok;
     long        got_sum;
+    int         end_err;      /* what the send of the end returned */
 };
 
 static void *racing_sender(void *arg)
@@ -288,7 +307,7 @@ static void *racing_sender(void *arg)
         }
     }
     long end = -1;
-    ck_assert_int_eq(coro_xchan_send(r->c, &end, -1), 0);
+    r->end_err = coro_xchan_send(r->c, &end, 10 * test_slow());
     return NULL;
 }
 
@@ -297,25 +316,30 @@ static void *race_main(void *arg)
     struct race *r = arg;
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, racing_sender, r), 0);
+    /* Not for ever, should the sender be gone without its end. */
+    double give_up = coro_now() + 30 * test_slow();
+    int err;
     for (long i = 0;; i++) {
         long v;
-        int err = await_xchan_recv(r->c, &v, 0.0001 * (double)(i % 7));
-        if (err == ETIMEDOUT)
+        err = await_xchan_recv(r->c, &v, 0.0001 * (double)(i % 7));
+        if (err == ETIMEDOUT && coro_now() < give_up)
             continue;
-        ck_assert_int_eq(err, 0);
-        if (v < 0)
+        if (err || v < 0)
             break;
         r->got_ok++;
         r->got_sum += v;
     }
-    pthread_join(th, NULL);
-    return NULL;
+    int joined = test_join(th, NULL, 20);
+    err = err ? err : joined;
+    return err ? coro_fail(err) : NULL;
 }
 
 START_TEST(an_element_handed_over_as_the_task_gives_up_is_not_lost)
 {
-    struct race r = { .c = coro_xchan_new(sizeof(long), 0) };
+    static struct race r;
+    r = (struct race){ .c = coro_xchan_new(sizeof(long), 0), .end_err = -1 };
     run_expect(race_main, &r, 0);
+    ck_assert_int_eq(r.end_err, 0);
     ck_assert_int_gt(r.sent_ok, 0);
     ck_assert_int_eq(r.sent_ok, r.got_ok);
     ck_assert_int_eq(r.sent_sum, r.got_sum);
@@ -336,6 +360,7 @@ struct stream {
     double      written;
     double      woke;
     int         stop;
+    ssize_t     wrote;      /* what the writer's write returned */
 };
 
 static void *write_later(void *arg)
@@ -343,7 +368,7 @@ static void *write_later(void *arg)
     struct stream *st = arg;
     sleep_ms(50);
     st->written = coro_now();
-    ck_assert_int_eq(write(st->pipe[1], "x", 1), 1);
+    st->wrote = write(st->pipe[1], "x", 1);
     return NULL;
 }
 
@@ -391,17 +416,25 @@ static void *stream_main(void *arg)
     coro_task *s = coro_spawn(streamer, st);
     pthread_t writer;
     ck_assert_int_eq(pthread_create(&writer, NULL, write_later, st), 0);
-    ck_assert_int_eq(await_task(r, NULL), 0);
-    ck_assert_int_eq(await_task(s, NULL), 0);
-    ck_assert_int_eq(await_future(echo, -1, NULL), 0);
-    pthread_join(writer, NULL);
+    /* The reader gives up in bounded time, and then the streamer stops
+     * and closes, which ends the echo: no wait here is for ever. */
+    int reader_err = await_task(r, NULL);
+    int streamed = await_task(s, NULL);
+    int echoed = await_future(echo, -1, NULL);
+    ck_assert_int_eq(test_join(writer, NULL, 10), 0);
+    ck_assert_int_eq(st->wrote, 1);
+    ck_assert_int_eq(reader_err, 0);
+    ck_assert_int_eq(streamed, 0);
+    ck_assert_int_eq(echoed, 0);
     return NULL;
 }
 
 START_TEST(a_stream_of_messages_does_not_starve_the_fds)
 {
-    struct stream st = { .to_thread = coro_xchan_new(sizeof(long), 0),
-                         .to_task = coro_xchan_new(sizeof(long), 0) };
+    static struct stream st;
+    st = (struct stream){ .to_thread = coro_xchan_new(sizeof(long), 0),
+                          .to_task = coro_xchan_new(sizeof(long), 0),
+                          .wrote = -1 };
     ck_assert_int_eq(pipe(st.pipe), 0);
     ck_assert_int_eq(coro_run_loops(2, stream_main, &st, NULL), 0);
     ck_assert_msg(st.woke - st.written < 1.0 * test_slow(),
@@ -421,7 +454,7 @@ END_TEST
 static void *close_later(void *arg)
 {
     sleep_ms(10);
-    ck_assert_int_eq(coro_xchan_close(arg), 0);
+    atomic_store(&later_err, coro_xchan_close(arg));
     return NULL;
 }
 
@@ -431,10 +464,14 @@ static void *closed_under_task_main(void *arg)
     pthread_t th;
     int v = 5;
     ck_assert_int_eq(await_xchan_send(c, &v, -1), 0); /* buffered */
+    atomic_store(&later_err, -1);
     ck_assert_int_eq(pthread_create(&th, NULL, close_later, c), 0);
     /* A sender waiting on the full buffer is refused by the close. */
-    ck_assert_int_eq(await_xchan_send(c, &v, -1), EPIPE);
-    pthread_join(th, NULL);
+    int sent = await_xchan_send(c, &v, 10 * test_slow());
+    ck_assert_int_eq(test_join(th, NULL, 10), 0);
+    int closed = atomic_load(&later_err);
+    ck_assert_int_eq(closed, 0);
+    ck_assert_int_eq(sent, EPIPE);
     /* A receiver drains what is buffered, then EPIPE. */
     v = 0;
     ck_assert_int_eq(await_xchan_recv(c, &v, -1), 0);
@@ -455,9 +492,13 @@ static void *parked_recv_main(void *arg)
 {
     pthread_t th;
     int v;
+    atomic_store(&later_err, -1);
     ck_assert_int_eq(pthread_create(&th, NULL, close_later, arg), 0);
-    ck_assert_int_eq(await_xchan_recv(arg, &v, -1), EPIPE);
-    pthread_join(th, NULL);
+    int got = await_xchan_recv(arg, &v, 10 * test_slow());
+    ck_assert_int_eq(test_join(th, NULL, 10), 0);
+    int closed = atomic_load(&later_err);
+    ck_assert_int_eq(closed, 0);
+    ck_assert_int_eq(got, EPIPE);
     return NULL;
 }
 
@@ -501,15 +542,16 @@ static void *task_closes_main(void *arg)
 
 START_TEST(a_close_from_a_task_reaches_blocked_threads)
 {
-    struct blocked s = { .c = coro_xchan_new(sizeof(int), 0) };
-    struct blocked r = { .c = coro_xchan_new(sizeof(int), 0) };
+    static struct blocked s, r;
+    s = (struct blocked){ .c = coro_xchan_new(sizeof(int), 0) };
+    r = (struct blocked){ .c = coro_xchan_new(sizeof(int), 0) };
     pthread_t ts, tr;
     ck_assert_int_eq(pthread_create(&ts, NULL, blocked_sender, &s), 0);
     ck_assert_int_eq(pthread_create(&tr, NULL, blocked_receiver, &r), 0);
     run_expect(task_closes_main, &s, 0);
     run_expect(task_closes_main, &r, 0);
-    pthread_join(ts, NULL);
-    pthread_join(tr, NULL);
+    ck_assert_int_eq(test_join(ts, NULL, 10), 0);
+    ck_assert_int_eq(test_join(tr, NULL, 10), 0);
     ck_assert_int_eq(s.send_err, EPIPE);
     ck_assert_int_eq(r.recv_err, EPIPE);
     ck_assert_int_eq(coro_xchan_free(s.c), 0);
@@ -629,6 +671,7 @@ struct churn {
     atomic_long      dup;
     atomic_long      got;
     atomic_long      bad;
+    double           give_up;   /* no one retries past it */
 };
 
 static struct churn churn;
@@ -654,10 +697,14 @@ static void *churn_producer_thread(void *arg)
     for (long i = 0; i < CHURN_EACH; i++) {
         long v = base + i;
         int err;
-        while ((err = coro_xchan_send(churn.c, &v, 0.0005)) == ETIMEDOUT)
+        while ((err = coro_xchan_send(churn.c, &v, 0.0005)) == ETIMEDOUT &&
+               coro_now() < churn.give_up)
             ;
-        if (err)
+        if (err) {
             atomic_fetch_add(&churn.bad, 1);
+            if (err == ETIMEDOUT)
+                break;
+        }
     }
     return NULL;
 }
@@ -668,7 +715,8 @@ static void *churn_producer_task(void *arg)
     for (long i = 0; i < CHURN_EACH; i++) {
         long v = base + i;
         int err;
-        while ((err = await_xchan_send(churn.c, &v, 0.0005)) == ETIMEDOUT)
+        while ((err = await_xchan_send(churn.c, &v, 0.0005)) == ETIMEDOUT &&
+               coro_now() < churn.give_up)
             ;
         if (err)
             return coro_fail(err);
@@ -682,11 +730,13 @@ static void *churn_consumer_thread(void *arg)
     for (;;) {
         long v;
         int err = coro_xchan_recv(churn.c, &v, 0.0003);
-        if (err == ETIMEDOUT)
+        if (err == ETIMEDOUT && coro_now() < churn.give_up)
             continue;
         if (err == EPIPE)
             return NULL;
         churn_got(v, err);
+        if (err == ETIMEDOUT)
+            return NULL;
     }
 }
 
@@ -696,17 +746,20 @@ static void *churn_consumer_task(void *arg)
     for (;;) {
         long v;
         int err = await_xchan_recv(churn.c, &v, 0.0003);
-        if (err == ETIMEDOUT)
+        if (err == ETIMEDOUT && coro_now() < churn.give_up)
             continue;
         if (err == EPIPE)
             return NULL;
         churn_got(v, err);
+        if (err == ETIMEDOUT)
+            return coro_fail(err);
     }
 }
 
 START_TEST(nothing_is_lost_or_duplicated_under_a_ten_thread_churn)
 {
     memset(&churn, 0, sizeof churn);
+    churn.give_up = coro_now() + 60 * test_slow();
     churn.c = coro_xchan_new(sizeof(long), 3);
     side_loop_start(&churn.sides[0]);
     side_loop_start(&churn.sides[1]);
@@ -732,15 +785,20 @@ START_TEST(nothing_is_lost_or_duplicated_under_a_ten_thread_churn)
         ck_assert_int_eq(pthread_create(&ct[i], NULL, churn_consumer_thread,
                                         NULL),
                          0);
+    /* Everyone gives up at churn.give_up: these waits are bounded. */
     for (int i = 0; i < CHURN_PRODUCER_THREADS; i++)
-        pthread_join(pt[i], NULL);
+        ck_assert_int_eq(test_join(pt[i], NULL, 70), 0);
     for (int i = 0; i < CHURN_PRODUCER_TASKS; i++)
-        ck_assert_int_eq(coro_future_wait(producers[i], -1, NULL), 0);
+        ck_assert_int_eq(coro_future_wait(producers[i], 70 * test_slow(),
+                                          NULL),
+                         0);
     ck_assert_int_eq(coro_xchan_close(churn.c), 0);
     for (int i = 0; i < CHURN_CONSUMER_THREADS; i++)
-        pthread_join(ct[i], NULL);
+        ck_assert_int_eq(test_join(ct[i], NULL, 70), 0);
     for (int i = 0; i < CHURN_CONSUMER_TASKS; i++)
-        ck_assert_int_eq(coro_future_wait(consumers[i], -1, NULL), 0);
+        ck_assert_int_eq(coro_future_wait(consumers[i], 70 * test_slow(),
+                                          NULL),
+                         0);
     ck_assert_int_eq(side_loop_stop(&churn.sides[0]), 0);
     ck_assert_int_eq(side_loop_stop(&churn.sides[1]), 0);
     ck_assert_int_eq(atomic_load(&churn.bad), 0);
