@@ -245,7 +245,9 @@ CORO_API int await_task(coro_task *t, void **result);
  * that returns normally after the cancellation still counts as cancelled
  * (cancellation is sticky): ETIMEDOUT, with *result what it returned,
  * where asyncio's wait_for returns that value. The same holds when a
- * timeout scope's deadline ends the wait.
+ * timeout scope's deadline ends the wait; a scope already past when the
+ * call is made is ETIMEDOUT at once, as for every await_* (t is still
+ * cancelled, awaited and freed).
  * A timeout of 0 checks once; a negative one waits forever (asyncio's
  * wait_for takes it for 0); NaN is EINVAL. */
 CORO_API int await_task_timeout(coro_task *t, double timeout, void **result);

@@ -226,8 +226,10 @@ static int claim(struct coro_future *f, int thread)
     return taken ? EINVAL : 0;
 }
 
-/* The task has ended: its outcome, and f freed (the holder's share). */
-static int consume(struct coro_future *f, int status, void **result)
+/* The task has ended: its outcome, and f freed (the holder's share).
+ * waited: status came while the caller waited, not at its entry. */
+static int consume(struct coro_future *f, int status, int waited,
+                   void **result)
 {
     pthread_mutex_lock(&f->lock);
     void *r = f->result;
@@ -237,8 +239,9 @@ static int consume(struct coro_future *f, int status, void **result)
         *result = r;
     future_unref(f);
     /* As await_task_timeout: a task that failed with an error of its own
-     * as it was cancelled for the timeout gives that error. */
-    if (status == ETIMEDOUT && error && error != ECANCELED)
+     * as it was cancelled for a timeout that came while the caller waited
+     * gives that error. */
+    if (waited && status == ETIMEDOUT && error && error != ECANCELED)
         return error;
     return status ? status : error;
 }
@@ -273,7 +276,7 @@ int await_future(coro_future *f, double timeout, void **result)
             coro__enter_unrecorded(-1, &self, NULL) == ECANCELED)
             status = ECANCELED;
     }
-    return consume(f, status, result);
+    return consume(f, status, entry == 0, result);
 }
 
 int coro_future_wait(coro_future *f, double timeout, void **result)
@@ -303,7 +306,7 @@ int coro_future_wait(coro_future *f, double timeout, void **result)
             pthread_cond_wait(&f->done_cond, &f->lock);
     }
     pthread_mutex_unlock(&f->lock);
-    return consume(f, status, result);
+    return consume(f, status, 1, result);
 }
 
 int coro_future_cancel(coro_future *f)

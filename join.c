@@ -186,9 +186,12 @@ int await_task_timeout(coro_task *t, double timeout, void **result)
         *result = t->result;
     err = coro__task_error(t);
     /* A task that failed with an error of its own as it ended, cancelled
-     * for the timeout: its error, which await_task puts before a
-     * cancellation, as asyncio's wait_for raises what the task raised. */
-    if (status && !(status == ETIMEDOUT && err && err != ECANCELED))
+     * for a timeout that came while the caller waited (its own, or a
+     * scope's): its error, which await_task puts before a cancellation,
+     * as asyncio's wait_for raises what the task raised. A scope already
+     * past at the entry is ETIMEDOUT at once, as for every await_*. */
+    if (status && !(entry == 0 && status == ETIMEDOUT && err &&
+                    err != ECANCELED))
         err = status;
     t->joined = 1;
     coro__task_free(l, t);

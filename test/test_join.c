@@ -1737,6 +1737,51 @@ START_TEST(py_waitfor_test_wait_for_issue86296)
 }
 END_TEST
 
+static void *fails_when_cancelled(void *arg)
+{
+    (void)arg;
+    await_sleep(INFINITY);
+    return coro_fail(EIO);
+}
+
+static void *fails_at_once(void *arg)
+{
+    (void)arg;
+    return coro_fail(EIO);
+}
+
+/* A scope already past when a join is made: ETIMEDOUT at once, as for
+ * every await_*, even when the task fails with an error of its own as it
+ * is cancelled, or had failed before; a deadline that comes while the
+ * join waits gives the task's error, as asyncio's wait_for raises it. */
+static void *past_scope_join_main(void *arg)
+{
+    (void)arg;
+    coro_task *parked = coro_spawn(fails_when_cancelled, NULL);
+    coro_task *failed = coro_spawn(fails_at_once, NULL);
+    coro_task *later = coro_spawn(fails_when_cancelled, NULL);
+    ck_assert_ptr_nonnull(parked);
+    ck_assert_ptr_nonnull(failed);
+    ck_assert_ptr_nonnull(later);
+    ck_assert_int_eq(await_yield(), 0); /* parked and later park, failed
+                                           ends */
+    coro_timeout *s;
+    ck_assert_int_eq(coro_timeout_open(0, &s), 0);
+    ck_assert_int_eq(await_task(parked, NULL), ETIMEDOUT);
+    ck_assert_int_eq(await_task_timeout(failed, 5, NULL), ETIMEDOUT);
+    ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    ck_assert_int_eq(coro_timeout_open(0.01 * test_slow(), &s), 0);
+    ck_assert_int_eq(await_task(later, NULL), EIO);
+    ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
+    return NULL;
+}
+
+START_TEST(a_scope_past_at_the_join_is_etimedout_at_once)
+{
+    run_expect(past_scope_join_main, NULL, 0);
+}
+END_TEST
+
 Suite *join_suite(void)
 {
     Suite *s = suite_create("join");
@@ -1768,6 +1813,7 @@ Suite *join_suite(void)
     suite_add_tcase(s, tc);
 
     tc = test_case("asyncio wait_for", 10);
+    tcase_add_test(tc, a_scope_past_at_the_join_is_etimedout_at_once);
     tcase_add_test(tc, py_waitfor_test_asyncio_wait_for_cancelled);
     tcase_add_test(tc, py_waitfor_test_wait_for_timeout_less_then_0_or_0);
     tcase_add_test(tc, py_waitfor_test_wait_for);
