@@ -1601,8 +1601,12 @@ static void join_task(struct rec *r, int i, int timed, double to)
     if (err == ECANCELED && !ended_with(t, err))
         r->cx = YES;
     /* A join whose timeout the caller's cancellation overrode may have
-     * looked at the scope once more, after waiting for t. */
-    scope_after(r, &b, err, t1, err == ECANCELED, !own);
+     * looked at the scope once more, after waiting for t; and a scope's
+     * deadline that came while it waited gives t's own error if t failed
+     * with one as it was cancelled (coro.h, await_task_timeout), the scope
+     * expired all the same. */
+    int own_error = err && err != ECANCELED && err != ETIMEDOUT;
+    scope_after(r, &b, err, t1, err == ECANCELED || own_error, !own);
     end_wait(r, 1);
 }
 
