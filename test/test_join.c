@@ -1625,7 +1625,9 @@ static void *wait_for_reraises_main(void *arg)
     inner_done = 0;
     t = coro_spawn(inner_slow_clean_up, TOKEN(1));
     coro_timeout *s;
-    ck_assert_int_eq(coro_timeout_open(0.0001, &s), 0);
+    /* Long enough to be still ahead when the join enters (a scope past
+     * at the entry is ETIMEDOUT at once), short beside the task's sleep. */
+    ck_assert_int_eq(coro_timeout_open(0.02 * test_slow(), &s), 0);
     ck_assert_int_eq(await_task(t, NULL), EIO);
     ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
     ck_assert_int_eq(inner_done, 1);
@@ -1770,7 +1772,7 @@ static void *past_scope_join_main(void *arg)
     ck_assert_int_eq(await_task(parked, NULL), ETIMEDOUT);
     ck_assert_int_eq(await_task_timeout(failed, 5, NULL), ETIMEDOUT);
     ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
-    ck_assert_int_eq(coro_timeout_open(0.01 * test_slow(), &s), 0);
+    ck_assert_int_eq(coro_timeout_open(0.02 * test_slow(), &s), 0);
     ck_assert_int_eq(await_task(later, NULL), EIO);
     ck_assert_int_eq(coro_timeout_close(s), ETIMEDOUT);
     return NULL;
