@@ -415,11 +415,10 @@ static void close_loop(struct coro__loop *l)
 }
 
 /* t's function returned. Switches away, and returns only when a new task
- * is given this stack (see trampoline). */
-/* Not inlined into the trampoline, nor is anything else it calls: the
- * trampoline then keeps no register across the task's function, so it
- * saves none, and a parked shared-stack task's frames are 32 bytes fewer
- * (x86-64). */
+ * is given this stack (see trampoline). Reached through task_end, out of
+ * line, as is everything else the trampoline calls: the trampoline then
+ * keeps no register across the task's function, so it saves none, and a
+ * parked shared-stack task's frames are 32 bytes fewer (x86-64). */
 static void task_exit(struct coro__loop *l, struct coro_task *t,
                       void *result)
 {
