@@ -214,11 +214,22 @@ static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
     c->uc->uc_link = NULL;
     makecontext(c->uc, entry, 0);
 #endif
+#ifdef CORO__REGS_SWITCH
+    /* The first switch to c resumes it at entry, at the top of its stack,
+     * as though entry had been called there: a zero return address and
+     * frame pointer, so that unwinders (gdb, backtrace) stop at entry. */
+    void **top = (void **)(((uintptr_t)lo + len) & ~(uintptr_t)15);
+    top[-1] = NULL;
+    memset(c->regs, 0, sizeof c->regs);
+    c->regs[REGS_SP] = &top[-1];
+    c->regs[REGS_PC] = (void *)entry;
+#else
     c->stack_lo = lo;
     c->stack_len = len;
-    c->made = 1;
 #ifdef CORO_SWITCH_FAST
     c->started = 0;
+#endif
+    c->made = 1;
 #endif
 #ifdef CORO__STACK_ENTER
     CORO__ASSERT(entry == coro__task_entry); /* where the jump goes */
@@ -244,11 +255,14 @@ _Static_assert(offsetof(struct __jmp_buf_tag, __mask_was_saved) ==
 
 void coro__ctx_thread(struct coro__ctx *c)
 {
+#ifndef CORO__REGS_SWITCH
     c->stack_lo = NULL;
     c->stack_len = 0;
 #ifdef CORO_SWITCH_FAST
     c->started = 1; /* it is running: its first switch away saves it */
 #endif
+#endif
+    (void)c;
 #ifdef CORO__ASAN
     c->asan_fake = NULL;
 #endif
@@ -260,11 +274,15 @@ void coro__ctx_thread(struct coro__ctx *c)
 void coro__ctx_discard(struct coro__ctx *c)
 {
 #ifdef CORO__TSAN
-    if (c->made && c->tsan_fiber)
+    if (coro__ctx_made(c) && c->tsan_fiber)
         __tsan_destroy_fiber(c->tsan_fiber);
     c->tsan_fiber = NULL;
 #endif
+#ifdef CORO__REGS_SWITCH
+    c->regs[REGS_PC] = NULL;
+#else
     c->made = 0;
+#endif
 }
 
 /* ----------------------------------------------------------------------
@@ -380,11 +398,12 @@ static void stacks_init_once(void)
     errno = saved;
 }
 
-/* An own stack's control block and, after it, its wait record. */
+/* An own stack's control block and, after it, its wait record and its
+ * stack record (coro__own_stack). */
 static size_t tcb_size(void)
 {
-    return (sizeof(struct coro_task) + sizeof(union coro__wait) + 63) &
-           ~(size_t)63;
+    return (sizeof(struct coro_task) + sizeof(union coro__wait) +
+            sizeof(struct coro__stack) + 63) & ~(size_t)63;
 }
 
 /* The ucontext of an own stack sits just below its control block. */
@@ -396,7 +415,7 @@ static size_t uc_size(void)
 /* Usable stack of t: above the canary, below its ucontext. */
 static char *usable_lo(const struct coro_task *t)
 {
-    return t->stack.lo + CANARY_SIZE;
+    return coro__own_stack(t)->lo + CANARY_SIZE;
 }
 
 /* Where its ucontext is, or would be (a fast build entered by a jump
@@ -409,6 +428,24 @@ static char *uc_at(const struct coro_task *t)
 static size_t usable_len(const struct coro_task *t)
 {
     return (size_t)(uc_at(t) - usable_lo(t));
+}
+
+size_t coro__stack_size_of(const struct coro_task *t)
+{
+    size_t len;
+    if (t->shared)
+        coro__stack_usable(t, &len);
+    else
+        len = coro__own_stack(t)->size;
+    return len;
+}
+
+const char *coro__stack_usable(const struct coro_task *t, size_t *len)
+{
+    if (t->shared)
+        t = t->loop->shared_host;
+    *len = usable_len(t);
+    return usable_lo(t);
 }
 
 int coro__stack_size(size_t requested, size_t dflt, size_t *out)
@@ -454,20 +491,21 @@ static struct coro_task *stack_carve(char *base, size_t size,
         guard = GUARD_MADVISE;
     char *lo = base + page_size;
     struct coro_task *t = (struct coro_task *)(void *)(lo + size - tcb_size());
-    t->stack.lo = lo;
-    t->stack.size = size;
-    t->stack.slab = slab;
-    t->stack.guard = (unsigned char)guard;
-    t->stack.shared = 0;
+    struct coro__stack *s = coro__own_stack(t);
+    s->lo = lo;
+    s->size = size;
+    s->slab = slab;
+    s->guard = (unsigned char)guard;
+    t->shared = 0;
     t->wait = (union coro__wait *)(void *)(t + 1);
 #ifndef CORO__STACK_ENTER
     t->ctx.uc = (ucontext_t *)(void *)uc_at(t);
 #endif
-    t->ctx.made = 0;
+    coro__ctx_discard(&t->ctx); /* fresh memory: no context yet */
 #ifdef CORO__VALGRIND
-    t->stack.vg_id = VALGRIND_STACK_REGISTER(usable_lo(t), uc_at(t));
+    s->vg_id = VALGRIND_STACK_REGISTER(usable_lo(t), uc_at(t));
 #else
-    t->stack.vg_id = 0;
+    s->vg_id = 0;
 #endif
     return t;
 }
@@ -477,7 +515,7 @@ static void stack_forget(struct coro_task *t)
 {
     coro__ctx_discard(&t->ctx);
 #ifdef CORO__VALGRIND
-    VALGRIND_STACK_DEREGISTER(t->stack.vg_id);
+    VALGRIND_STACK_DEREGISTER(coro__own_stack(t)->vg_id);
 #endif
 }
 
@@ -687,7 +725,7 @@ static struct coro_task *slab_get(struct coro__stack_class *c, int guard)
 
 static void slab_put(struct coro_task *t)
 {
-    struct coro__slab *s = t->stack.slab;
+    struct coro__slab *s = coro__own_stack(t)->slab;
     t->ready_next = s->free;
     s->free = t;
     s->used--;
@@ -741,14 +779,17 @@ struct coro_task *coro__stack_get(struct coro__stacks *st, size_t size)
 
 static void stack_release(struct coro_task *t)
 {
-    if (t->stack.slab) {
+    const struct coro__stack *s = coro__own_stack(t);
+    if (s->slab) {
         slab_put(t);
         return;
     }
-    /* t lives in the mapping: read what is needed before unmapping it. */
-    int guard = t->stack.guard;
+    /* s lives in the mapping: read what is needed before unmapping it. */
+    int guard = s->guard;
+    char *map = s->lo - page_size;
+    size_t len = page_size + s->size;
     stack_forget(t);
-    unmap_pages(t->stack.lo - page_size, page_size + t->stack.size);
+    unmap_pages(map, len);
     if (guard == GUARD_MPROTECT)
         atomic_fetch_add(&coro__guard_budget, 1);
 }
@@ -760,7 +801,7 @@ void coro__stack_put(struct coro__stacks *st, struct coro_task *t)
      * poisoned redzones behind; the next task must start clean. */
     ASAN_UNPOISON_MEMORY_REGION(usable_lo(t), usable_len(t));
 #endif
-    struct coro__stack_class *c = class_for(st, t->stack.size, 0);
+    struct coro__stack_class *c = class_for(st, coro__own_stack(t)->size, 0);
     if (c && c->npool < CORO__POOL_MAX) {
         t->ready_next = c->pool;
         c->pool = t;
@@ -820,11 +861,15 @@ int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
         ctx_copy_n(own, entry->uc, coro__shared_uc_size());
     c->uc = own ? own : entry->uc;
 #endif
+#ifdef CORO__REGS_SWITCH
+    memcpy(c->regs, entry->regs, sizeof c->regs); /* never resumed itself */
+#else
     c->stack_lo = entry->stack_lo;
     c->stack_len = entry->stack_len;
-    c->made = 1;
 #ifdef CORO_SWITCH_FAST
     c->started = 0;
+#endif
+    c->made = 1;
 #endif
 #ifdef CORO__ASAN
     c->asan_fake = NULL;
@@ -841,25 +886,23 @@ int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
 /* save[] and resume[]: rbx rbp r12 r13 r14 r15 rsp rip. The stack pointer
  * saved is the caller's, after the return; the return address is the
  * place to resume at, reached by a jump (no return to mispredict). */
-#define REGS_SAVE_RDI                                                      \
-    "    movq (%rsp), %rax\n"                                              \
-    "    leaq 8(%rsp), %rcx\n"                                             \
-    "    movq %rbx, 0(%rdi)\n"                                             \
-    "    movq %rbp, 8(%rdi)\n"                                             \
-    "    movq %r12, 16(%rdi)\n"                                            \
-    "    movq %r13, 24(%rdi)\n"                                            \
-    "    movq %r14, 32(%rdi)\n"                                            \
-    "    movq %r15, 40(%rdi)\n"                                            \
-    "    movq %rcx, 48(%rdi)\n"                                            \
-    "    movq %rax, 56(%rdi)\n"
-#define REGS_FUNCTION(name)                                                \
-    ".p2align 4\n"                                                         \
-    ".globl " name "\n"                                                    \
-    ".hidden " name "\n"                                                   \
-    ".type " name ", @function\n" name ":\n"
+_Static_assert(REGS_SP == 6 && REGS_PC == 7, "the slots the code uses");
 __asm__(".text\n"
-        REGS_FUNCTION("coro__regs_swap")
-        REGS_SAVE_RDI
+        ".p2align 4\n"
+        ".globl coro__regs_swap\n"
+        ".hidden coro__regs_swap\n"
+        ".type coro__regs_swap, @function\n"
+        "coro__regs_swap:\n"
+        "    movq (%rsp), %rax\n"
+        "    leaq 8(%rsp), %rcx\n"
+        "    movq %rbx, 0(%rdi)\n"
+        "    movq %rbp, 8(%rdi)\n"
+        "    movq %r12, 16(%rdi)\n"
+        "    movq %r13, 24(%rdi)\n"
+        "    movq %r14, 32(%rdi)\n"
+        "    movq %r15, 40(%rdi)\n"
+        "    movq %rcx, 48(%rdi)\n"
+        "    movq %rax, 56(%rdi)\n"
         "    movq 0(%rsi), %rbx\n"
         "    movq 8(%rsi), %rbp\n"
         "    movq 16(%rsi), %r12\n"
@@ -868,14 +911,7 @@ __asm__(".text\n"
         "    movq 40(%rsi), %r15\n"
         "    movq 48(%rsi), %rsp\n"
         "    jmpq *56(%rsi)\n"
-        ".size coro__regs_swap, .-coro__regs_swap\n"
-        REGS_FUNCTION("coro__regs_first")
-        REGS_SAVE_RDI
-        "    movq %rsi, %rsp\n"
-        "    xorl %ebp, %ebp\n"
-        "    pushq $0\n"
-        "    jmpq *%rdx\n"
-        ".size coro__regs_first, .-coro__regs_first\n");
+        ".size coro__regs_swap, .-coro__regs_swap\n");
 #endif
 
 char *coro__stack_pointer(void)

@@ -1765,7 +1765,10 @@ struct coro_task_info {
                                            seconds, good to a few ms (a
                                            yield does not count): how long
                                            it has been in its state, as
-                                           coro_dump tells */
+                                           coro_dump tells. Kept as ms
+                                           modulo 2^32: a state older than
+                                           49.7 days reads as that much
+                                           younger */
     int                  error;         /* ended: what await_task will
                                            return (coro_task_result); 0
                                            while it has not ended */
@@ -1778,9 +1781,10 @@ struct coro_task_info {
     const char          *site;          /* "file.c:42" of the coro_spawn
                                            macro that made it; NULL when
                                            the plain function did */
-    const void          *spawn_pc;      /* where coro_spawn was called
-                                           from (a return address, for
-                                           addr2line) */
+    const void          *spawn_pc;      /* where the plain function was
+                                           called from (a return address,
+                                           for addr2line); NULL when site
+                                           says where */
     size_t               stack_size;    /* bytes of its stack; for a
                                            shared-stack task, the shared
                                            stack's */

@@ -62,16 +62,16 @@ size_t coro_stack_high_water(const coro_task *t)
      * unmapped under the scan: not ours to read. */
     if (!t || t->loop != coro__loop())
         return 0;
-    if (t->stack.shared) {
+    size_t len;
+    const char *lo = coro__stack_usable(t, &len);
+    const char *hi = lo + len;
+    if (t->shared) {
         size_t hw = t->shared_hw;
-        const char *top = (const char *)t->ctx.stack_lo + t->ctx.stack_len;
         if (t->state == CORO__PARKED && t->saved_sp &&
-            (size_t)(top - t->saved_sp) > hw)
-            hw = (size_t)(top - t->saved_sp);
+            (size_t)(hi - t->saved_sp) > hw)
+            hw = (size_t)(hi - t->saved_sp);
         return hw;
     }
-    const char *lo = t->ctx.stack_lo;
-    const char *hi = lo + t->ctx.stack_len;
     int saved = errno;
     size_t hw = (size_t)(hi - coro__stack_deepest(lo, hi));
     errno = saved;
@@ -163,7 +163,8 @@ static const char *site_text(const char *site, const void *pc, char *buf,
 
 static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
 {
-    return site_text(t->site, t->spawn_pc, buf, cap);
+    return t->site_known ? t->site
+                         : site_text(NULL, t->spawn_pc, buf, cap);
 }
 
 /* A duration as a person reads it: 1.23 s, 45.6 ms, 7.8 us. */

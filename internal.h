@@ -343,6 +343,8 @@ unsigned coro__cpus(void);
 /* On x86-64 the fast switch is coro's own (coro.c): the sanitizers
  * intercept _setjmp/_longjmp to follow stacks, so their builds keep those. */
 #define CORO__REGS_SWITCH 1
+#define REGS_SP 6 /* slots of struct coro__ctx's regs */
+#define REGS_PC 7
 #endif
 
 #ifdef CORO_SWITCH_FAST
@@ -387,20 +389,23 @@ struct coro__ctx {
 #ifdef CORO__REGS_SWITCH
     void       *regs[8];      /* rbx rbp r12 r13 r14 r15, and the stack
                                  pointer and address to resume at: saved by
-                                 coro__regs_swap (coro.c) */
+                                 coro__regs_swap (coro.c); a fresh
+                                 context's are its entry (coro.c) */
 #else
     struct coro__jb jb;       /* registers saved by _setjmp */
 #endif
 #endif
+#ifndef CORO__REGS_SWITCH
+    /* For ASan, TSan and a first entry by a jump; coro's own switch needs
+     * neither: a fresh context's regs hold its entry (coro.c). */
     const void *stack_lo;     /* lowest address of this context's stack */
     size_t      stack_len;    /* its size; 0 while unknown (the thread's) */
 #ifdef CORO_SWITCH_FAST
-    unsigned char started;    /* regs or jb valid: entered at least once (a
-                                 first entry starts at coro__task_entry) */
+    unsigned char started;    /* jb valid: entered at least once (a first
+                                 entry starts at coro__task_entry) */
 #endif
-    unsigned char made;       /* a trampoline context lives on this stack:
-                                 made by makecontext, or parked at the end
-                                 of the task before, ready for the next */
+    unsigned char made;       /* see coro__ctx_made */
+#endif
 #ifdef CORO__ASAN
     void       *asan_fake;    /* ASan's fake stack, saved while switched out */
 #endif
@@ -408,6 +413,19 @@ struct coro__ctx {
     void       *tsan_fiber;   /* TSan's fiber for this context */
 #endif
 };
+
+/* Whether a trampoline context lives on c's stack: made (by makecontext,
+ * or with coro's own switch by putting its entry in regs), or parked at the
+ * end of the task before, ready for the next. Coro's own switch keeps no
+ * flag: a context it may resume has somewhere to resume at. */
+static inline int coro__ctx_made(const struct coro__ctx *c)
+{
+#ifdef CORO__REGS_SWITCH
+    return c->regs[REGS_PC] != NULL;
+#else
+    return c->made;
+#endif
+}
 
 /* Fills tpl with the calling thread's context: what every task context of
  * a loop is made from. 0 or ENOMEM. */
@@ -420,7 +438,10 @@ void coro__ctx_thread(struct coro__ctx *c);
 
 struct coro__slab;
 
-/* Where a task's stack lives. Survives the task: pooled with its memory. */
+/* Where a stack lives: the record of an own stack, at its top beside the
+ * control block (coro__stack_of). Survives the task: pooled with its
+ * memory. A shared-stack task has none of its own: its loop's host
+ * stack's is its. */
 struct coro__stack {
     char              *lo;          /* lowest usable byte (holds the canary) */
     size_t             size;        /* mapping size without the guard page:
@@ -430,9 +451,6 @@ struct coro__stack {
     unsigned char      guard;       /* how the page below lo is guarded:
                                        none (0: the canary is checked),
                                        mprotect, or MADV_GUARD_INSTALL */
-    unsigned char      shared;      /* runs on the loop's shared stack: the
-                                       control block is on the heap, and lo
-                                       and guard are the shared stack's */
 };
 
 /* A size class of stacks: a hot pool of free stacks and the slabs they are
@@ -496,6 +514,12 @@ void coro__stacks_term(struct coro__stacks *s);
 int  coro__stack_size(size_t requested, size_t dflt, size_t *out);
 /* For an unguarded stack, whether its bottom (the canary) is untouched. */
 int  coro__stack_canary_intact(const struct coro__stack *s);
+/* The stack t's frames may use: its lowest byte, and *len bytes from
+ * there (a shared-stack task's: the host's). */
+const char *coro__stack_usable(const struct coro_task *t, size_t *len);
+/* t's stack size as reports give it: an own stack's (the size asked for,
+ * in pages), or the shared stack's usable bytes. */
+size_t coro__stack_size_of(const struct coro_task *t);
 /* Every task context's first frame (sched.c's trampoline): where a fresh
  * stack is entered, the same for all, so that no context keeps it. */
 extern void (*const coro__task_entry)(void);
@@ -966,7 +990,6 @@ struct coro__extra {
  * spawn. gdb/coro-gdb.py reads many of them, and the loop's, by name:
  * make gdb-check fails on a rename it was not told of. */
 struct coro_task {
-    struct coro__stack  stack;      /* its memory (coro.c) */
     struct coro__ctx    ctx;        /* saved registers (coro.c) */
     union coro__wait   *wait;       /* this wait's record: an own stack's
                                        beside the control block (coro.c);
@@ -977,10 +1000,17 @@ struct coro_task {
     struct coro_task   *ready_next; /* ready queue / stack pool link */
     struct coro__link   all_link;   /* loop's list of all tasks */
     uint64_t            id;         /* 1, 2, ... in spawn order per loop */
-    uint64_t            end_seq;    /* order in which tasks ended */
+    union {
+        const void     *wait_what;  /* while parked: the object it waits
+                                       on, for dumps */
+        uint64_t        end_seq;    /* once ended: the order in which tasks
+                                       ended */
+    };
     coro_fn             fn;
-    void               *arg;
-    void               *result;     /* fn's return value */
+    union {
+        void           *arg;        /* fn's argument, until it runs */
+        void           *result;     /* fn's return value, once it ended */
+    };
     int                 error;      /* set by coro_fail */
     int                 wake_status;/* status passed by the last wake */
     int                 saved_errno;/* errno while it is switched out */
@@ -1001,11 +1031,15 @@ struct coro_task {
                                        (a sleep) or ETIMEDOUT */
     unsigned char       scoped;     /* a timeout scope is open: the
                                        innermost is extra->scope */
+    unsigned char       shared;     /* runs on the loop's shared stack: the
+                                       control block is on the heap */
+    unsigned char       site_known; /* spawned by a macro: site, not
+                                       spawn_pc */
+    uint32_t            since_ms;   /* when it last parked or woke: the
+                                       coarse clock in ms, modulo 2^32
+                                       (coro__since) */
     unsigned            mutexes;    /* coro_mutex it holds (sync.c) */
     struct coro__timer  timer;      /* deadline while parked (timer.c) */
-    const void         *wait_what;  /* the object it waits on, for dumps */
-    int64_t             since;      /* when it last parked or woke: coarse
-                                       clock, for coro_dump */
     coro__detach_fn     detach;     /* unhooks from the wake source */
     void               *waiting_on; /* the source's record of this wait,
                                        usually *wait */
@@ -1014,8 +1048,10 @@ struct coro_task {
                                        the waiter's `wait`, or on the heap
                                        (join.c) */
     const char         *fn_name;    /* from the spawn macro, or NULL */
-    const char         *site;       /* "file.c:42" from the macro, or NULL */
-    void               *spawn_pc;   /* return address of the spawn call */
+    union {
+        const char     *site;       /* "file.c:42" from the spawn macro */
+        void           *spawn_pc;   /* or the spawn call's return address */
+    };
     struct coro__extra *extra;      /* what few tasks use, or NULL */
     struct coro__locals *locals;    /* its task-local values, shared with
                                        its spawner and the tasks it
@@ -1031,6 +1067,14 @@ struct coro_task {
     uint32_t            shared_hw;  /* most bytes of frames it parked
                                        with: what saved holds at most */
 };
+
+/* An own stack's record, at the top of its mapping after its control block
+ * and wait record (coro.c). */
+static inline struct coro__stack *coro__own_stack(const struct coro_task *t)
+{
+    return (struct coro__stack *)(void *)((char *)(uintptr_t)t + sizeof *t +
+                                          sizeof(union coro__wait));
+}
 
 /* What the stall watchdog (watchdog.c) knows of a loop's present run.
  * The loop's thread writes it as each run starts and ends, while the
@@ -1114,7 +1158,8 @@ struct coro__loop {
     int                 sigquit_wfd;/* its write end, which the handler
                                        writes */
     struct coro__pollable sigquit;  /* its entry in the epoll set */
-    int64_t             seen_ns;    /* a recent time, for t->since: read
+    int64_t             seen_ms;    /* a recent time (ms of the coarse
+                                       clock), for t->since_ms: read
                                        when the loop sleeps, fires timers
                                        or ticks, so parking reads no clock */
     struct coro__link   loops_link; /* in coro__loops (loops.c) */
@@ -1137,6 +1182,22 @@ struct coro__loop {
     struct coro__executor executor;
     struct coro__io     io;
 };
+
+/* The record of the stack t runs on: its own, or for a shared-stack task
+ * its loop's host stack's. */
+static inline struct coro__stack *coro__stack_of(const struct coro_task *t)
+{
+    return coro__own_stack(t->shared ? t->loop->shared_host : t);
+}
+
+/* When t last parked or woke, in ns: the latest time not after the loop's
+ * clock whose ms are since_ms modulo 2^32 (exact to the ms unless that was
+ * more than 49 days ago). */
+static inline int64_t coro__since(const struct coro_task *t)
+{
+    int64_t now_ms = t->loop->seen_ms;
+    return (now_ms - (uint32_t)((uint32_t)now_ms - t->since_ms)) * 1000000;
+}
 
 #define CORO__TASK_OF(link) CORO__ENTRY(link, struct coro_task, all_link)
 
@@ -1264,10 +1325,12 @@ void coro__overflow_term(struct coro__loop *l);
  * aborts. */
 _Noreturn void coro__overflow_canary(const struct coro_task *t);
 /* Checks t's canary if its stack has no guard page. */
-#define coro__stack_check(t)                                               \
-    ((t)->stack.guard || coro__stack_canary_intact(&(t)->stack)            \
-         ? (void)0                                                         \
-         : coro__overflow_canary(t))
+static inline void coro__stack_check(const struct coro_task *t)
+{
+    const struct coro__stack *s = coro__stack_of(t);
+    if (!s->guard && !coro__stack_canary_intact(s))
+        coro__overflow_canary(t);
+}
 
 /* The id of the task of loop l holding m, or 0 (free, or held in another
  * run): for coro_dump (sync.c). */

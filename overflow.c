@@ -70,7 +70,7 @@ void coro__put_task(struct coro__line *l, const struct coro_task *t)
     coro__put(l, " \"");
     coro__put(l, coro__name(t));
     coro__put(l, "\" (");
-    if (t->site)
+    if (t->site_known)
         coro__put(l, t->site);
     else
         coro__put_hex(l, (uintptr_t)t->spawn_pc);
@@ -96,12 +96,12 @@ static void report(const struct coro_task *t)
 {
     char buf[512];
     struct coro__line l = { buf, buf + sizeof buf };
-    size_t size = t->stack.shared ? t->ctx.stack_len : t->stack.size;
+    size_t size = coro__stack_size_of(t);
     coro__put(&l, "coro: ");
     coro__put_task(&l, t);
     coro__put(&l, " overflowed its ");
     coro__put_u(&l, size >> 10);
-    coro__put(&l, t->stack.shared ? " KiB shared stack" : " KiB stack");
+    coro__put(&l, t->shared ? " KiB shared stack" : " KiB stack");
     coro__put(&l, "; give it more with coro_attr.stack_size or "
                   "CORO_STACK_SIZE (coro_stack_high_water tells what it "
                   "uses)\n");
@@ -116,7 +116,8 @@ void coro__overflow_canary(const struct coro_task *t)
             "coro: stack overflow in task \"%s\" (id %llu, %zu-byte stack): "
             "the bottom of its stack was overwritten. Give it a larger stack "
             "(coro_attr.stack_size or CORO_STACK_SIZE).\n",
-            coro__name(t), (unsigned long long)t->id, t->stack.size);
+            coro__name(t), (unsigned long long)t->id,
+            coro__stack_of(t)->size);
     abort();
 }
 
@@ -141,9 +142,10 @@ static const struct coro_task *overflowed(const siginfo_t *si,
 {
     struct coro__loop *l = coro__loop();
     const struct coro_task *t = l ? l->current : NULL;
-    if (!t || !t->stack.guard)
+    const struct coro__stack *s = t ? coro__stack_of(t) : NULL;
+    if (!s || !s->guard)
         return NULL;
-    uintptr_t lo = (uintptr_t)t->stack.lo;
+    uintptr_t lo = (uintptr_t)s->lo;
     uintptr_t addr = (uintptr_t)si->si_addr;
     if (addr < lo && addr >= lo - page)
         return t; /* in the guard page */

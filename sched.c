@@ -131,7 +131,7 @@ void coro__wake(struct coro_task *t, int status)
     unpark(l, t);
     t->wake_status = status;
     t->wait_kind = CORO__W_NONE;
-    t->since = l->seen_ns;
+    t->since_ms = (uint32_t)l->seen_ms;
     ready_push(l, t);
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, t, CORO__NOTE_READY);
@@ -140,7 +140,7 @@ void coro__wake(struct coro_task *t, int status)
 static void fire_timers(struct coro__loop *l)
 {
     int64_t now = coro__clock_ns();
-    l->seen_ns = now;
+    l->seen_ms = now / 1000000;
     struct coro__timer *node;
     while ((node = coro__timer_expired(&l->timers, now)) != NULL) {
         struct coro_task *t = CORO__CONTAINER_OF(node, struct coro_task,
@@ -149,7 +149,7 @@ static void fire_timers(struct coro__loop *l)
     }
 }
 
-/* Every CORO__TICK_EVERY switches: a clock for t->since, and, while tasks
+/* Every CORO__TICK_EVERY switches: a clock for t->since_ms, and, while tasks
  * keep the ready queue busy, a look at I/O (when tasks wait on fds) and
  * the calls other threads posted (loop.c), which the loop's context runs
  * on its own stack. 1 if the loop's context has either to do. Posts and
@@ -158,7 +158,7 @@ static void fire_timers(struct coro__loop *l)
 static int tick(struct coro__loop *l)
 {
     l->ticks = 0;
-    l->seen_ns = coro__coarse_ns();
+    l->seen_ms = coro__coarse_ns() / 1000000;
     if (l->waits_kernel && l->ready_head) {
         l->poll_due = 1;
         return 1;
@@ -206,7 +206,7 @@ void coro__task_free(struct coro__loop *l, struct coro_task *t)
         l->main = NULL;
     if (CORO__UNLIKELY(l->debug) && !t->joined && t->exited)
         coro__debug_unjoined(t);
-    if (t->stack.shared) {
+    if (t->shared) {
         if (l->shared_owner == t)
             l->shared_owner = NULL;
         coro__ctx_discard(&t->ctx);
@@ -247,7 +247,7 @@ static struct coro__ctx *target(struct coro__loop *l, struct coro_task *next)
 {
     if (!next)
         return &l->ctx;
-    if (CORO__UNLIKELY(next->stack.shared) && l->shared_owner != next) {
+    if (CORO__UNLIKELY(next->shared) && l->shared_owner != next) {
         l->handoff = next;
         return &l->ctx;
     }
@@ -258,7 +258,7 @@ static struct coro__ctx *target(struct coro__loop *l, struct coro_task *next)
 static void run(struct coro__loop *l, struct coro_task *next)
 {
     while (next) {
-        if (next->stack.shared && l->shared_owner != next) {
+        if (next->shared && l->shared_owner != next) {
             coro__shared_install(l->shared_host, l->shared_owner, next);
             l->shared_owner = next;
         }
@@ -331,7 +331,8 @@ static int suspend_yield(struct coro__loop *l, struct coro_task *self)
 static void check_record(const struct coro_task *self, const void *record,
                          size_t size)
 {
-    const char *lo = self->ctx.stack_lo, *hi = lo + self->ctx.stack_len;
+    size_t len;
+    const char *lo = coro__stack_usable(self, &len), *hi = lo + len;
     const char *r = record;
     CORO__ASSERT(!record || r + size <= lo || r >= hi);
 }
@@ -371,7 +372,7 @@ int coro__park_until(struct coro_task *self, const struct coro__park *p,
     self->state = CORO__PARKED;
     self->wait_kind = p->kind;
     self->wait_what = p->what;
-    self->since = l->seen_ns;
+    self->since_ms = (uint32_t)l->seen_ms;
     if (CORO__UNLIKELY(l->noting))
         coro__note(l, self, CORO__NOTE_PARK);
     if (CORO__LIKELY(!scoped))
@@ -427,7 +428,7 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
     t->exited = 1;
     t->state = CORO__DONE;
     t->end_seq = ++l->end_seq;
-    t->since = l->seen_ns;
+    t->since_ms = (uint32_t)l->seen_ms;
     l->nlive--;
     if (CORO__UNLIKELY(l->noting)) {
         coro__note(l, t, CORO__NOTE_END);
@@ -446,7 +447,7 @@ static void task_exit(struct coro__loop *l, struct coro_task *t,
         close_loop(l);
     }
     coro__stack_check(t);
-    if (t->stack.shared)
+    if (t->shared)
         l->shared_owner = NULL; /* its frames are dead: nothing to save */
     struct coro_task *next = next_ready(l);
     coro__ctx_switch(&t->ctx, target(l, next));
@@ -492,7 +493,7 @@ static struct coro_task *own_stack_task(struct coro__loop *l, size_t size)
     memset(&t->loop, 0,
            sizeof *t - offsetof(struct coro_task, loop));
     memset(t->wait, 0, sizeof *t->wait);
-    if (!t->ctx.made &&
+    if (!coro__ctx_made(&t->ctx) &&
         coro__task_ctx_make(t, &l->ctx_template, trampoline) != 0) {
         coro__stack_put(&l->stacks, t);
         return NULL;
@@ -541,8 +542,7 @@ static struct coro_task *shared_stack_task(struct coro__loop *l)
 #else
     ucontext_t *own = (ucontext_t *)(void *)((char *)t + tcb);
 #endif
-    t->stack = host->stack;
-    t->stack.shared = 1;
+    t->shared = 1;
     if (coro__ctx_share(&t->ctx, &host->ctx, own) != 0) {
         coro__free(t, size);
         return NULL;
@@ -573,7 +573,7 @@ static int spawn(struct coro__loop *l, size_t size, int shared, coro_fn fn,
     t->arg = arg;
     t->timer.id = CORO__TIMER_IDLE;
     t->cancelled = l->closing;
-    t->since = l->seen_ns;
+    t->since_ms = (uint32_t)l->seen_ms;
     coro__local_inherit(t, l->current);
     coro__list_append(&l->all, &t->all_link);
     l->ntasks++;
@@ -636,8 +636,11 @@ struct coro_task *coro__spawn(const coro_attr *attr, coro_fn fn, void *arg,
         return NULL;
     }
     t->fn_name = fn_name;
-    t->site = site;
-    t->spawn_pc = pc;
+    t->site_known = site != NULL;
+    if (site)
+        t->site = site;
+    else
+        t->spawn_pc = pc;
     if (x) {
         x->task = t;
         t->extra = x;
@@ -828,7 +831,7 @@ static void idle_wait(struct coro__loop *l)
         t0 = coro__clock_ns();
     }
     coro__poller_wait(&l->poller, next);
-    l->seen_ns = coro__coarse_ns();
+    l->seen_ms = coro__coarse_ns() / 1000000;
     l->now_fresh = 0; /* the next run does not start when the last ended */
     if (t0 && coro__poller_posted(&l->poller) &&
         coro__clock_ns() - t0 < CORO__SPIN_GRANT_NS)
@@ -856,7 +859,7 @@ static void loop_run(struct coro__loop *l)
         if (l->poll_due) {
             l->poll_due = 0;
             coro__poller_wait(&l->poller, 0); /* only look */
-            l->seen_ns = coro__coarse_ns();
+            l->seen_ms = coro__coarse_ns() / 1000000;
             l->now_fresh = 0;
         }
         if (l->calls_due)
@@ -952,7 +955,7 @@ static int loop_new(struct coro__loop **out)
     l->run_id = atomic_fetch_add(&runs, 1) + 1;
     l->poller.epfd = l->poller.tfd = l->poller.evfd = -1;
     l->sigquit_fd = l->sigquit_wfd = -1;
-    l->seen_ns = coro__coarse_ns();
+    l->seen_ms = coro__coarse_ns() / 1000000;
     coro__io_init(l);
     err = coro__ctx_template(&l->ctx_template);
     if (!err)

@@ -59,7 +59,7 @@ static inline void coro__ctx_entered(struct coro__ctx *c)
     (void)c;
 }
 
-#ifdef CORO_SWITCH_FAST
+#if defined(CORO_SWITCH_FAST) && !defined(CORO__REGS_SWITCH)
 /* A context's first entry, with the fast switch: onto the top of its fresh
  * stack, into its entry function, which never returns. On x86-64 and
  * AArch64 that is a stack-pointer load and a jump; setcontext, elsewhere,
@@ -101,14 +101,11 @@ coro__ctx_first_entry(const struct coro__ctx *c)
  * thread's cancellation clean-up handlers and mangles three registers with
  * the pointer guard: half of a handoff's instructions. Saves the callee-
  * saved registers, the stack pointer and the return address in save[],
- * and resumes the context saved in resume[]; returns when something
- * resumes save. Like _setjmp, it leaves the signal mask, MXCSR and the x87
- * control word alone (they are the thread's, shared by its tasks). */
+ * and resumes the context saved in resume[] (or a fresh one's entry, which
+ * coro.c put there); returns when something resumes save. Like _setjmp, it
+ * leaves the signal mask, MXCSR and the x87 control word alone (they are
+ * the thread's, shared by its tasks). */
 void coro__regs_swap(void **save, void *const *resume);
-/* Saves as coro__regs_swap does, then enters a fresh stack: the stack
- * pointer at top (16-byte aligned), a zero return address and frame
- * pointer, so unwinders stop at entry, which never returns. */
-void coro__regs_first(void **save, uintptr_t top, void (*entry)(void));
 #endif
 
 /* The jump of a switch: saves the current context in from and resumes to;
@@ -118,18 +115,7 @@ void coro__regs_first(void **save, uintptr_t top, void (*entry)(void));
  * mispredicted return when the task resumes (the CPU's return predictor
  * then holds the other task's calls). */
 #ifdef CORO__REGS_SWITCH
-#define CORO__JUMP(from, to)                                               \
-    do {                                                                   \
-        if (CORO__LIKELY((to)->started)) {                                 \
-            coro__regs_swap((from)->regs, (to)->regs);                     \
-        } else {                                                           \
-            (to)->started = 1;                                             \
-            coro__regs_first((from)->regs,                                 \
-                             ((uintptr_t)(to)->stack_lo +                  \
-                              (to)->stack_len) & ~(uintptr_t)15,           \
-                             coro__task_entry);                            \
-        }                                                                  \
-    } while (0)
+#define CORO__JUMP(from, to) coro__regs_swap((from)->regs, (to)->regs)
 #elif defined(CORO_SWITCH_FAST)
 #define CORO__JUMP(from, to)                                               \
     do {                                                                   \
@@ -167,7 +153,7 @@ static inline void coro__ctx_switch(struct coro__ctx *from,
 /* Notes where a shared-stack task's frames start, as it stops running. */
 static inline void coro__frames_mark(struct coro_task *t)
 {
-    if (t->stack.shared)
+    if (t->shared)
         t->saved_sp = coro__stack_pointer() - CORO__FRAME_SLACK;
 }
 

@@ -203,7 +203,8 @@ static void trace_name(struct coro__loop *l, struct coro_task *t)
 {
     char name[64];
     snprintf(name, sizeof name, "#%llu %s%s%s", (unsigned long long)t->id,
-             coro__name(t), t->site ? " " : "", t->site ? t->site : "");
+             coro__name(t), t->site_known ? " " : "",
+             t->site_known ? t->site : "");
     pthread_mutex_lock(&trace_lock);
     if (trace_file) {
         FILE *f = trace_event("M", l->trace_pid);

@@ -367,12 +367,13 @@ int coro__ring_usable(struct coro_task *self, const void *buf, size_t len)
 {
     if (!self->loop->poller.ring)
         return 0;
-    if (!self->stack.shared)
+    if (!self->shared)
         return 1;
     /* In integers: buf + len may pass the address space (a cap larger
      * than what can be read), which as a pointer sum is undefined. */
-    uintptr_t b = (uintptr_t)buf, lo = (uintptr_t)self->stack.lo;
-    return (b < lo && len <= lo - b) || b >= lo + self->stack.size;
+    const struct coro__stack *s = coro__stack_of(self);
+    uintptr_t b = (uintptr_t)buf, lo = (uintptr_t)s->lo;
+    return (b < lo && len <= lo - b) || b >= lo + s->size;
 }
 
 /* Takes the parked task back from the fd's slot (a timeout, a

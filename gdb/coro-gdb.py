@@ -141,7 +141,7 @@ def _now_ns(loops):
     it stands in."""
     if _is_live():
         return time.clock_gettime_ns(time.CLOCK_MONOTONIC), False
-    return max([int(l["seen_ns"]) for l in loops] + [0]), True
+    return max([int(l["seen_ms"]) * 1000000 for l in loops] + [0]), True
 
 
 def _task_name(t):
@@ -239,12 +239,15 @@ def _saved_regs(t):
     (fast switch; the ucontext build tells that by the frames)."""
     ctx = t["ctx"]
     if _fast_switch():
+        if _has_field("struct coro__ctx", "regs"):
+            # coro__regs_swap's slots are _setjmp's, unmangled. A context
+            # never entered holds its entry (coro.c's ctx_make).
+            regs = {name: int(ctx["regs"][i]) & _MASK
+                    for name, i in _JMPBUF.items()}
+            entry = int(gdb.parse_and_eval("coro__task_entry")) & _MASK
+            return None if regs["rip"] == entry else regs
         if not int(ctx["started"]):
             return None
-        if _has_field("struct coro__ctx", "regs"):
-            # coro__regs_swap's slots are _setjmp's, unmangled.
-            return {name: int(ctx["regs"][i]) & _MASK
-                    for name, i in _JMPBUF.items()}
         jb = ctx["jb"]
         # x86-64 glibc: struct coro__jb, the head of a jmp_buf; elsewhere
         # it wraps a whole jmp_buf.
@@ -354,7 +357,7 @@ class _Selected:
 
 
 def _frames_on_heap(loop, t):
-    return (int(t["stack"]["shared"]) and int(loop["shared_owner"]) !=
+    return (int(t["shared"]) and int(loop["shared_owner"]) !=
             int(t) and int(t["saved_len"]) > 0)
 
 
@@ -437,25 +440,41 @@ def _waits_on(cx, loop, t):
 
 
 def _site(t):
-    site = _string(t["site"])
-    if site:
-        return site
+    if int(t["site_known"]):
+        return _string(t["site"]) or "?"
     pc = int(t["spawn_pc"])
     return _place(pc) if pc else "?"
 
 
+def _own_stack(t):
+    """An own stack's record: after its control block and wait record
+    (internal.h's coro__own_stack)."""
+    at = (int(t) + _type("struct coro_task").sizeof +
+          _type("union coro__wait").sizeof)
+    return gdb.Value(at).cast(
+        _type("struct coro__stack").pointer()).dereference()
+
+
+def _usable(loop, t):
+    """(lowest byte, top) of the stack t's frames may use: above the
+    16-byte canary, below the ucontext below the control block (coro.c's
+    usable_lo and uc_at); a shared-stack task's are the host's."""
+    host = loop["shared_host"] if int(t["shared"]) else t
+    uc = (_type("ucontext_t").sizeof + 63) & ~63
+    return int(_own_stack(host)["lo"]) + 16, int(host) - uc
+
+
 def _stack(cx, loop, t, regs):
     """(size, bytes in use now or None)."""
-    ctx = t["ctx"]
-    top = int(ctx["stack_lo"]) + int(ctx["stack_len"])
-    if int(t["stack"]["shared"]):
-        size = int(ctx["stack_len"])
+    lo, top = _usable(loop, t)
+    if int(t["shared"]):
+        size = top - lo
         if _frames_on_heap(loop, t):
             return size, int(t["saved_len"])
         sp = int(t["saved_sp"])
         return size, (top - sp if sp and int(loop["shared_owner"]) == int(t)
                       else None)
-    size = int(t["stack"]["size"])
+    size = int(_own_stack(t)["size"])
     sp = regs.get("rsp") if regs else None
     if _state(cx, t) == "running":
         th = _thread_of(loop)
@@ -464,7 +483,7 @@ def _stack(cx, loop, t, regs):
             th.switch()
             sp = int(gdb.newest_frame().read_register("rsp"))
             old.switch()
-    if sp is None or not (int(ctx["stack_lo"]) <= sp <= top):
+    if sp is None or not (lo <= sp <= top):
         return size, None
     return size, top - sp
 
@@ -499,7 +518,7 @@ def _list_loop(cx, number, loop, limit):
         regs = _regs_or_none(cx, t)
         size, used = _stack(cx, loop, t, regs)
         stack = "%s%s, %s used" % (
-            _size(size), " shared" if int(t["stack"]["shared"]) else "",
+            _size(size), " shared" if int(t["shared"]) else "",
             _size(used) if used is not None else "-")
         flags = ""
         if int(t["cancelled"]):
@@ -519,7 +538,9 @@ def _list_loop(cx, number, loop, limit):
             flags += " ran %s in %d run%s, longest %s" % (
                 _seconds(ran), runs, "" if runs == 1 else "s",
                 _seconds(longest))
-        since = (cx.now - int(t["since"])) / 1e9
+        # since_ms is the ms of the time, modulo 2^32 (internal.h).
+        now_ms = cx.now // 1000000
+        since = ((now_ms - int(t["since_ms"])) % (1 << 32)) / 1e3
         print("  #%-4d %-18s %-8s %-44s %7.2fs  %-28s %s%s" % (
             int(t["id"]), _task_name(t)[:18], state, waits, since,
             _site(t), stack, flags))
@@ -680,7 +701,7 @@ def _backtrace(cx, number, loop, t):
             _thread_bt(th) if th else [])
     if state == "ended":
         return ["(ended: no frames left)"]
-    if int(t["stack"]["shared"]) and not _frames_on_heap(loop, t) and \
+    if int(t["shared"]) and not _frames_on_heap(loop, t) and \
             int(loop["shared_owner"]) != int(t):
         return ["(not started yet: no frames)"]
     regs = _saved_regs(t)

@@ -219,7 +219,8 @@ static void *smash_canary(void *arg)
 {
     (void)arg;
     struct coro_task *self = coro_self();
-    self->stack.lo[0] ^= 0x5a; /* as an overflow past the stack would */
+    coro__stack_of(self)->lo[0] ^= 0x5a; /* as an overflow past the stack
+                                           would */
     await_yield();
     return NULL;
 }

@@ -525,6 +525,13 @@ static void *info_main(void *arg)
     ck_assert_int_eq(in.state, CORO_STATE_READY);
     expect_not_waiting(&in);
     ck_assert_ptr_nonnull(strstr(in.site, "test/test_inspect.c:"));
+    ck_assert_ptr_null(in.spawn_pc); /* the site says where */
+
+    coro_task *plain = (coro_spawn)(worker, NULL);
+    ck_assert_ptr_nonnull(plain);
+    in = info_of(plain);
+    ck_assert_ptr_null(in.site);
+    ck_assert_ptr_nonnull(in.spawn_pc);
 
     in = info_of(sleeper);
     ck_assert_str_eq(in.name, "sleeps_long");
@@ -591,6 +598,7 @@ static void *info_main(void *arg)
     ck_assert_int_eq(errors[4], 0);
     ck_assert_int_eq(errors[5], EIO);
     ck_assert_int_eq(await_task(fresh, NULL), 0);
+    ck_assert_int_eq(await_task(plain, NULL), 0);
     return NULL;
 }
 
