@@ -129,12 +129,14 @@ void coro__assert_fail(const char *cond, const char *file, int line)
  * primitive, and it keeps a signal mask per task.
  *
  * The fast switch (CORO_SWITCH_FAST) neither saves nor restores the
- * signal mask: a new task's stack is entered the first time by a jump to
- * its top (switch.h; makecontext and setcontext on machines other than
- * x86-64 and AArch64), and from then on a switch is coro__regs_swap (below)
- * on x86-64, or _setjmp into the leaving context and _longjmp to the other
- * (QEMU's way) elsewhere and under the sanitizers. The sanitizer hooks are
- * the same for all: they describe stacks, not how we jump between them.
+ * signal mask. On x86-64 every switch is coro__regs_swap (below), the
+ * first into a fresh context too: ctx_make puts its entry in its saved
+ * registers. Elsewhere and under the sanitizers, a new task's stack is
+ * entered the first time by a jump to its top (switch.h; makecontext and
+ * setcontext on machines other than x86-64 and AArch64), and from then on
+ * a switch is _setjmp into the leaving context and _longjmp to the other
+ * (QEMU's way). The sanitizer hooks are the same for all: they describe
+ * stacks, not how we jump between them.
  * ---------------------------------------------------------------------- */
 
 #ifdef CORO__ASAN
@@ -221,8 +223,8 @@ static int ctx_make(struct coro__ctx *c, const ucontext_t *tpl, void *lo,
     void **top = (void **)(((uintptr_t)lo + len) & ~(uintptr_t)15);
     top[-1] = NULL;
     memset(c->regs, 0, sizeof c->regs);
-    c->regs[REGS_SP] = &top[-1];
-    c->regs[REGS_PC] = (void *)entry;
+    c->regs[CORO__REGS_SP] = &top[-1];
+    c->regs[CORO__REGS_PC] = (void *)entry;
 #else
     c->stack_lo = lo;
     c->stack_len = len;
@@ -279,7 +281,7 @@ void coro__ctx_discard(struct coro__ctx *c)
     c->tsan_fiber = NULL;
 #endif
 #ifdef CORO__REGS_SWITCH
-    c->regs[REGS_PC] = NULL;
+    c->regs[CORO__REGS_PC] = NULL;
 #else
     c->made = 0;
 #endif
@@ -886,7 +888,8 @@ int coro__ctx_share(struct coro__ctx *c, const struct coro__ctx *entry,
 /* save[] and resume[]: rbx rbp r12 r13 r14 r15 rsp rip. The stack pointer
  * saved is the caller's, after the return; the return address is the
  * place to resume at, reached by a jump (no return to mispredict). */
-_Static_assert(REGS_SP == 6 && REGS_PC == 7, "the slots the code uses");
+_Static_assert(CORO__REGS_SP == 6 && CORO__REGS_PC == 7,
+               "the slots below are internal.h's");
 __asm__(".text\n"
         ".p2align 4\n"
         ".globl coro__regs_swap\n"

@@ -343,8 +343,8 @@ unsigned coro__cpus(void);
 /* On x86-64 the fast switch is coro's own (coro.c): the sanitizers
  * intercept _setjmp/_longjmp to follow stacks, so their builds keep those. */
 #define CORO__REGS_SWITCH 1
-#define REGS_SP 6 /* slots of struct coro__ctx's regs */
-#define REGS_PC 7
+#define CORO__REGS_SP 6 /* slots of struct coro__ctx's regs */
+#define CORO__REGS_PC 7
 #endif
 
 #ifdef CORO_SWITCH_FAST
@@ -421,7 +421,7 @@ struct coro__ctx {
 static inline int coro__ctx_made(const struct coro__ctx *c)
 {
 #ifdef CORO__REGS_SWITCH
-    return c->regs[REGS_PC] != NULL;
+    return c->regs[CORO__REGS_PC] != NULL;
 #else
     return c->made;
 #endif
