@@ -1767,8 +1767,7 @@ struct coro_task_info {
                                            it has been in its state, as
                                            coro_dump tells. Kept as ms
                                            modulo 2^32: a state older than
-                                           49.7 days reads as that much
-                                           younger */
+                                           24.8 days may read younger */
     int                  error;         /* ended: what await_task will
                                            return (coro_task_result); 0
                                            while it has not ended */

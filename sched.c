@@ -848,6 +848,8 @@ static void abandon(struct coro__loop *l)
             unpark(l, t);
         if (t->state != CORO__DONE) {
             t->state = CORO__DONE;
+            t->result = NULL; /* no longer its arg (they share a word) */
+            t->end_seq = ++l->end_seq; /* nor the object it waited on */
             l->nlive--;
         }
     }

@@ -685,6 +685,43 @@ START_TEST(info_since_tells_when_the_state_began)
 }
 END_TEST
 
+static void *keeps_yielding(void *arg)
+{
+    (void)arg;
+    for (;;)
+        if (await_yield() != 0)
+            return NULL;
+}
+
+/* A timer's wake reads a finer clock than the loop's ticks do, so the
+ * loop's notion of now may be a little behind a task's since: that must
+ * read as now, not as a time weeks ago. */
+static void *since_after_timers_main(void *arg)
+{
+    (void)arg;
+    coro_task *other = coro_spawn(keeps_yielding, NULL);
+    double worst = 0;
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(await_sleep(0.0003), 0);
+        for (int k = 0; k < 70; k++) {
+            ck_assert_int_eq(await_yield(), 0);
+            double age = coro_now() - info_of(coro_self()).since;
+            if (fabs(age) > fabs(worst))
+                worst = age;
+        }
+    }
+    ck_assert_double_lt(fabs(worst), 1.0 * test_slow());
+    coro_cancel(other);
+    ck_assert_int_eq(await_task(other, NULL), ECANCELED);
+    return NULL;
+}
+
+START_TEST(info_since_is_never_ahead_of_the_loop_by_a_wrap)
+{
+    run_expect(since_after_timers_main, NULL, 0);
+}
+END_TEST
+
 static coro_event *gate;
 
 /* Waits for the gate with its cancellation held back. */
@@ -922,6 +959,7 @@ Suite *inspect_suite(void)
     tcase_add_test(tc, info_tells_what_each_task_waits_for);
     tcase_add_test(tc, info_of_a_shared_stack_task);
     tcase_add_test(tc, info_since_tells_when_the_state_began);
+    tcase_add_test(tc, info_since_is_never_ahead_of_the_loop_by_a_wrap);
     tcase_add_test(tc, info_flags_a_cancelled_task_that_holds_a_shield);
     tcase_add_test(tc, dump_tells_what_info_tells);
     suite_add_tcase(s, tc);
