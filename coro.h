@@ -153,8 +153,8 @@ typedef struct coro_attr {
 /* Runs the task on its loop's shared stack instead of a stack of its own,
  * for huge numbers of mostly idle tasks: while the task is parked and
  * another shared-stack task runs, the part of the stack it used is copied
- * out to the heap, so a parked task costs its control block (352 bytes of
- * heap with the fast switch, 752 with swapcontext's context) plus the bytes
+ * out to the heap, so a parked task costs its control block (272 bytes of
+ * heap with the fast switch, 704 with swapcontext's context) plus the bytes
  * its frames use (80 for a task in await_sleep), not a page (README:
  * "What a parked shared-stack task costs"). A switch between two
  * shared-stack tasks copies those bytes out and in.
