@@ -1033,7 +1033,11 @@ CORO_API size_t coro_loops(coro_loop **out, size_t cap);
  * ====================================================================== */
 
 /* Parks the calling task until fd is readable (or at end of file, or in
- * error), or the timeout passes. A timeout of 0 only looks.
+ * error), or the timeout passes. A timeout of 0 only looks. An fd that is
+ * ready when the timeout ends the wait is ready: 0, however short the
+ * timeout (asyncio.wait_for gives a result that is there when its timeout
+ * fires); a timeout scope's deadline (asyncio.timeout) still gives
+ * ETIMEDOUT.
  * Returns: 0; ETIMEDOUT; ECANCELED; EBADF (fd is not open, or was closed
  *          with coro_close while waiting); EBUSY (another task already
  *          waits to read fd); EINVAL (NaN timeout); ENOMEM; EPERM.

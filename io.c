@@ -134,8 +134,8 @@ static void io_detach(struct coro_task *t)
         w->reader = NULL;
 }
 
-int coro__wait_fd(struct coro_task *self, int fd, int writable,
-                  int64_t deadline, int tried)
+static int wait_fd_parked(struct coro_task *self, int fd, int writable,
+                          int64_t deadline, int tried)
 {
     struct coro__io *io = &self->loop->io;
     if (fd < 0)
@@ -189,6 +189,25 @@ int coro__fd_look(int fd, int writable)
     if (n > 0 && (pfd.revents & POLLNVAL))
         return EBADF;
     return n > 0 ? 0 : ETIMEDOUT;
+}
+
+/* asyncio.wait_for gives the awaited result if it is there when the
+ * timeout fires: so an fd ready when the call's own deadline ended its
+ * wait is ready, not late. A timer due in the same pass of the loop is
+ * fired before the kernel is asked, so without this look a tiny timeout
+ * would time out on a ready fd. A scope's deadline (asyncio.timeout)
+ * cancels instead: its ETIMEDOUT stands. Not after an EAGAIN of the
+ * caller's (tried): a poll that disagrees with it must not send the
+ * caller round again. */
+int coro__wait_fd(struct coro_task *self, int fd, int writable,
+                  int64_t deadline, int tried)
+{
+    int status = wait_fd_parked(self, fd, writable, deadline, tried);
+    if (status == ETIMEDOUT && !tried &&
+        !coro__scope_limits(self, deadline) &&
+        coro__fd_look(fd, writable) == 0)
+        return 0;
+    return status;
 }
 
 static int await_fd(int fd, int writable, double timeout)

@@ -102,6 +102,37 @@ START_TEST(readable_times_out)
 }
 END_TEST
 
+/* asyncio.wait_for gives the result that is there when its timeout fires:
+ * a ready fd is ready however short the timeout, unless a timeout scope
+ * (asyncio.timeout) is what ended the wait. */
+static void *tiny_timeout_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_NONBLOCK), 0);
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(await_readable(p[0], 1e-9), ETIMEDOUT);
+    ck_assert_int_eq(write(p[1], "x", 1), 1);
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(await_readable(p[0], 1e-9), 0);
+        ck_assert_int_eq(await_readable(p[0], 1e-6), 0);
+        ck_assert_int_eq(await_writable(p[1], 1e-9), 0);
+    }
+    coro_timeout *scope;
+    ck_assert_int_eq(coro_timeout_open(1e-9, &scope), 0);
+    ck_assert_int_eq(await_readable(p[0], -1), ETIMEDOUT);
+    ck_assert_int_eq(coro_timeout_close(scope), ETIMEDOUT);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+START_TEST(a_ready_fd_is_ready_however_short_the_timeout)
+{
+    run_expect(tiny_timeout_main, NULL, 0);
+}
+END_TEST
+
 /* Fills a non-blocking socket's send buffer. */
 static void fill(int fd)
 {
@@ -545,6 +576,7 @@ Suite *io_suite(void)
     TCase *tc = test_case("readiness", 20);
     tcase_add_test(tc, readable_wakes_when_data_arrives);
     tcase_add_test(tc, readable_times_out);
+    tcase_add_test(tc, a_ready_fd_is_ready_however_short_the_timeout);
     tcase_add_test(tc, reader_and_writer_share_an_fd);
     tcase_add_test(tc, bad_fds_are_ebadf);
     tcase_add_test(tc, coro_close_wakes_the_waiters);
