@@ -1771,7 +1771,8 @@ struct coro_task_info {
                                            it has been in its state, as
                                            coro_dump tells. Kept as ms
                                            modulo 2^32: a state older than
-                                           24.8 days may read younger */
+                                           49.7 days reads that much
+                                           younger */
     int                  error;         /* ended: what await_task will
                                            return (coro_task_result); 0
                                            while it has not ended */

@@ -1161,7 +1161,8 @@ struct coro__loop {
     int64_t             seen_ms;    /* a recent time (ms of the coarse
                                        clock), for t->since_ms: read
                                        when the loop sleeps, fires timers
-                                       or ticks, so parking reads no clock */
+                                       or ticks, so parking reads no clock;
+                                       never steps back (sched.c) */
     struct coro__link   loops_link; /* in coro__loops (loops.c) */
     unsigned char       listed;     /* it is in coro__loops */
     pid_t               tid;        /* its thread, as the kernel and gdb
@@ -1191,15 +1192,12 @@ static inline struct coro__stack *coro__stack_of(const struct coro_task *t)
 }
 
 /* When t last parked or woke, in ns: the latest time not after the loop's
- * clock whose ms are since_ms modulo 2^32 (exact to the ms unless that was
- * more than 24.8 days ago). seen_ms may step back a little (the coarse
- * clock lags the one timers read by up to a kernel tick): a since_ms ahead
- * of it is now. */
+ * clock (which never steps back) whose ms are since_ms modulo 2^32: exact
+ * to the ms unless that was more than 49.7 days ago. */
 static inline int64_t coro__since(const struct coro_task *t)
 {
     int64_t now_ms = t->loop->seen_ms;
-    int32_t ago = (int32_t)((uint32_t)now_ms - t->since_ms);
-    return (now_ms - (ago > 0 ? ago : 0)) * 1000000;
+    return (now_ms - (uint32_t)((uint32_t)now_ms - t->since_ms)) * 1000000;
 }
 
 #define CORO__TASK_OF(link) CORO__ENTRY(link, struct coro_task, all_link)

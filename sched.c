@@ -137,10 +137,20 @@ void coro__wake(struct coro_task *t, int status)
         coro__note(l, t, CORO__NOTE_READY);
 }
 
+/* The loop's clock for t->since_ms: it never steps back, though the coarse
+ * clock that ticks and sleeps read lags the one timers read by up to a
+ * kernel tick, so that no task's since_ms is ahead of it. */
+static void seen_at(struct coro__loop *l, int64_t ns)
+{
+    int64_t ms = ns / 1000000;
+    if (ms > l->seen_ms)
+        l->seen_ms = ms;
+}
+
 static void fire_timers(struct coro__loop *l)
 {
     int64_t now = coro__clock_ns();
-    l->seen_ms = now / 1000000;
+    seen_at(l, now);
     struct coro__timer *node;
     while ((node = coro__timer_expired(&l->timers, now)) != NULL) {
         struct coro_task *t = CORO__CONTAINER_OF(node, struct coro_task,
@@ -158,7 +168,7 @@ static void fire_timers(struct coro__loop *l)
 static int tick(struct coro__loop *l)
 {
     l->ticks = 0;
-    l->seen_ms = coro__coarse_ns() / 1000000;
+    seen_at(l, coro__coarse_ns());
     if (l->waits_kernel && l->ready_head) {
         l->poll_due = 1;
         return 1;
@@ -831,7 +841,7 @@ static void idle_wait(struct coro__loop *l)
         t0 = coro__clock_ns();
     }
     coro__poller_wait(&l->poller, next);
-    l->seen_ms = coro__coarse_ns() / 1000000;
+    seen_at(l, coro__coarse_ns());
     l->now_fresh = 0; /* the next run does not start when the last ended */
     if (t0 && coro__poller_posted(&l->poller) &&
         coro__clock_ns() - t0 < CORO__SPIN_GRANT_NS)
@@ -861,7 +871,7 @@ static void loop_run(struct coro__loop *l)
         if (l->poll_due) {
             l->poll_due = 0;
             coro__poller_wait(&l->poller, 0); /* only look */
-            l->seen_ms = coro__coarse_ns() / 1000000;
+            seen_at(l, coro__coarse_ns());
             l->now_fresh = 0;
         }
         if (l->calls_due)
@@ -957,7 +967,7 @@ static int loop_new(struct coro__loop **out)
     l->run_id = atomic_fetch_add(&runs, 1) + 1;
     l->poller.epfd = l->poller.tfd = l->poller.evfd = -1;
     l->sigquit_fd = l->sigquit_wfd = -1;
-    l->seen_ms = coro__coarse_ns() / 1000000;
+    seen_at(l, coro__coarse_ns());
     coro__io_init(l);
     err = coro__ctx_template(&l->ctx_template);
     if (!err)

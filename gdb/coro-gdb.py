@@ -538,10 +538,8 @@ def _list_loop(cx, number, loop, limit):
             flags += " ran %s in %d run%s, longest %s" % (
                 _seconds(ran), runs, "" if runs == 1 else "s",
                 _seconds(longest))
-        # since_ms is the ms of the time, modulo 2^32; one a little ahead
-        # of the clock (a coarse clock's lag) is now (internal.h).
-        ago = (cx.now // 1000000 - int(t["since_ms"])) % (1 << 32)
-        since = (ago if ago < (1 << 31) else 0) / 1e3
+        # since_ms is the ms of the time, modulo 2^32 (internal.h).
+        since = ((cx.now // 1000000 - int(t["since_ms"])) % (1 << 32)) / 1e3
         print("  #%-4d %-18s %-8s %-44s %7.2fs  %-28s %s%s" % (
             int(t["id"]), _task_name(t)[:18], state, waits, since,
             _site(t), stack, flags))
