@@ -434,12 +434,8 @@ static size_t usable_len(const struct coro_task *t)
 
 size_t coro__stack_size_of(const struct coro_task *t)
 {
-    size_t len;
-    if (t->shared)
-        coro__stack_usable(t, &len);
-    else
-        len = coro__own_stack(t)->size;
-    return len;
+    return t->shared ? usable_len(t->loop->shared_host)
+                     : coro__own_stack(t)->size;
 }
 
 const char *coro__stack_usable(const struct coro_task *t, size_t *len)

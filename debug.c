@@ -163,8 +163,7 @@ static const char *site_text(const char *site, const void *pc, char *buf,
 
 static const char *site_of(const struct coro_task *t, char *buf, size_t cap)
 {
-    return t->site_known ? t->site
-                         : site_text(NULL, t->spawn_pc, buf, cap);
+    return site_text(coro__spawn_site(t), coro__spawn_pc(t), buf, cap);
 }
 
 /* A duration as a person reads it: 1.23 s, 45.6 ms, 7.8 us. */

@@ -238,12 +238,7 @@ static int consume(struct coro_future *f, int status, int waited,
     if (result)
         *result = r;
     future_unref(f);
-    /* As await_task_timeout: a task that failed with an error of its own
-     * as it was cancelled for a timeout that came while the caller waited
-     * gives that error. */
-    if (waited && status == ETIMEDOUT && error && error != ECANCELED)
-        return error;
-    return status ? status : error;
+    return coro__await_outcome(status, error, waited);
 }
 
 int await_future(coro_future *f, double timeout, void **result)

@@ -273,6 +273,17 @@ struct coro_task *coro__current(void);
 struct coro__loop *coro__loop(void);
 /* What await_task reports for an ended task. */
 int  coro__task_error(const struct coro_task *t);
+/* What awaiting a task returns, once it ended with error: the wait's own
+ * status first (a timeout, a cancellation), but a task that failed with an
+ * error of its own as it was cancelled for a timeout that came while the
+ * caller waited (waited: not one already past at the entry) gives that
+ * error, as asyncio's wait_for raises what the task raised. */
+static inline int coro__await_outcome(int status, int error, int waited)
+{
+    if (waited && status == ETIMEDOUT && error && error != ECANCELED)
+        return error;
+    return status ? status : error;
+}
 /* t's name, as coro_name says, for any task (coro_name refuses another
  * thread's): for the library's own reports, which may run where the
  * loop is not this thread's current one (a signal handler, the end). */
@@ -1189,6 +1200,18 @@ struct coro__loop {
 static inline struct coro__stack *coro__stack_of(const struct coro_task *t)
 {
     return coro__own_stack(t->shared ? t->loop->shared_host : t);
+}
+
+/* Where t was spawned: the spawn macro's "file.c:42", or NULL. */
+static inline const char *coro__spawn_site(const struct coro_task *t)
+{
+    return t->site_known ? t->site : NULL;
+}
+
+/* The spawn call's return address, where no site says where; else NULL. */
+static inline void *coro__spawn_pc(const struct coro_task *t)
+{
+    return t->site_known ? NULL : t->spawn_pc;
 }
 
 /* When t last parked or woke, in ns: the latest time not after the loop's

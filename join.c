@@ -184,15 +184,9 @@ int await_task_timeout(coro_task *t, double timeout, void **result)
     self->awaiting = 0;
     if (result)
         *result = t->result;
-    err = coro__task_error(t);
-    /* A task that failed with an error of its own as it ended, cancelled
-     * for a timeout that came while the caller waited (its own, or a
-     * scope's): its error, which await_task puts before a cancellation,
-     * as asyncio's wait_for raises what the task raised. A scope already
-     * past at the entry is ETIMEDOUT at once, as for every await_*. */
-    if (status && !(entry == 0 && status == ETIMEDOUT && err &&
-                    err != ECANCELED))
-        err = status;
+    /* The timeout may be a scope's: one already past at the entry is
+     * ETIMEDOUT at once, as for every await_*. */
+    err = coro__await_outcome(status, coro__task_error(t), entry == 0);
     t->joined = 1;
     coro__task_free(l, t);
     return err;

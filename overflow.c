@@ -70,10 +70,11 @@ void coro__put_task(struct coro__line *l, const struct coro_task *t)
     coro__put(l, " \"");
     coro__put(l, coro__name(t));
     coro__put(l, "\" (");
-    if (t->site_known)
-        coro__put(l, t->site);
+    const char *site = coro__spawn_site(t);
+    if (site)
+        coro__put(l, site);
     else
-        coro__put_hex(l, (uintptr_t)t->spawn_pc);
+        coro__put_hex(l, (uintptr_t)coro__spawn_pc(t));
     coro__put(l, ")");
 }
 

@@ -202,9 +202,9 @@ static void trace_interval(struct coro__loop *l, struct coro_task *t,
 static void trace_name(struct coro__loop *l, struct coro_task *t)
 {
     char name[64];
+    const char *site = coro__spawn_site(t);
     snprintf(name, sizeof name, "#%llu %s%s%s", (unsigned long long)t->id,
-             coro__name(t), t->site_known ? " " : "",
-             t->site_known ? t->site : "");
+             coro__name(t), site ? " " : "", site ? site : "");
     pthread_mutex_lock(&trace_lock);
     if (trace_file) {
         FILE *f = trace_event("M", l->trace_pid);
