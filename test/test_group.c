@@ -557,19 +557,26 @@ static void *five_and_sleep(void *arg)
     return coro_fail(err);
 }
 
-static void *group_07_main(void *arg)
+/* Runs runner(arg), cancels it while its group's members sleep, and
+ * expects it cancelled with group_num at `counted`. */
+static void cancel_runner(coro_fn runner, void *arg, int counted)
 {
     group_num = 0;
-    coro_task *r = coro_spawn(five_and_sleep, arg);
+    coro_task *r = coro_spawn(runner, arg);
     await_sleep(0.01);
     ck_assert_int_eq(coro_task_done(r), 0);
     coro_cancel(r);
+    ck_assert_int_eq(await_task(r, NULL), ECANCELED);
+    ck_assert_int_eq(group_num, counted);
+}
+
+static void *group_07_main(void *arg)
+{
     /* test_taskgroup_08: asyncio raises the members' ZeroDivisionErrors
      * (an ExceptionGroup) over the runner's own cancellation; here the
      * cancelled caller's await_group says ECANCELED, and the members'
      * errors are in coro_group_result (coro.h, await_group). */
-    ck_assert_int_eq(await_task(r, NULL), ECANCELED);
-    ck_assert_int_eq(group_num, 15);
+    cancel_runner(five_and_sleep, arg, 15);
     return NULL;
 }
 
@@ -824,16 +831,10 @@ static void *nested_in_body(void *arg)
 
 static void *group_11_main(void *arg)
 {
-    group_num = 0;
-    coro_task *r = coro_spawn(nested_in_body, arg);
-    await_sleep(0.01);
-    ck_assert_int_eq(coro_task_done(r), 0);
-    coro_cancel(r);
     /* asyncio: an ExceptionGroup of the inner group's ExceptionGroup of
      * ZeroDivisionErrors; here ECANCELED all the way out, each member's
      * EDOM in coro_group_result (coro.h, await_group). */
-    ck_assert_int_eq(await_task(r, NULL), ECANCELED);
-    ck_assert_int_eq(group_num, 5);
+    cancel_runner(nested_in_body, arg, 5);
     return NULL;
 }
 
